@@ -1,0 +1,303 @@
+"""Workspace settings: ``insight.toml`` plus environment overrides.
+
+A workspace is a folder with an ``insight.toml``. The file says where the marketer's exports are,
+how their columns map onto Insight's data contract (docs/data.md), and which LLM / vector store
+to use. Everything has a default, so a minimal file is just the paths of the data files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from insight_agent.errors import ConfigError
+
+CONFIG_NAME = "insight.toml"
+TABLES = ("customers", "orders", "reviews", "campaigns")
+LLM_PROVIDERS = ("auto", "local", "openai", "none")
+
+
+@dataclass
+class TableSource:
+    """Where one table comes from and how its columns map onto the data contract."""
+
+    path: Path
+    columns: dict[str, str] = field(default_factory=dict)  # canonical name -> column in file
+    sheet: str | int | None = None  # Excel sheet name or index
+    delimiter: str | None = None  # CSV delimiter; sniffed when None
+    encoding: str | None = None  # CSV encoding; UTF-8 (BOM ok) with Latin-1 fallback when None
+
+
+@dataclass
+class DataSettings:
+    """Data files and the rules applied when loading them."""
+
+    tables: dict[str, TableSource] = field(default_factory=dict)
+    max_drop_share: float = 0.05  # refuse to load a table when more rows than this would be dropped
+    dayfirst: bool = False  # how to read ambiguous dates such as 03/04/2025
+    today: dt.date | None = None  # reference date for "future date" checks; None = today
+    max_amount: float = 1e9  # a single order line above this is treated as a data error
+    max_review_chars: int = 4000  # longer review texts are truncated (and reported)
+
+
+@dataclass
+class LLMSettings:
+    """Which language model answers questions (see `insight doctor`)."""
+
+    provider: str = "auto"
+    model: str | None = None
+    model_path: Path | None = None
+    base_url: str | None = None
+    mask_pii: bool | None = None  # None: on for hosted providers, off for the local model
+
+
+@dataclass
+class VectorStoreSettings:
+    """Where review embeddings live: embedded Chroma in the workspace, or a Chroma server."""
+
+    chroma_url: str | None = None
+
+
+@dataclass
+class Settings:
+    """Everything read from one workspace's insight.toml (plus environment overrides)."""
+
+    root: Path
+    name: str = "workspace"
+    demo: bool = False
+    data: DataSettings = field(default_factory=DataSettings)
+    llm: LLMSettings = field(default_factory=LLMSettings)
+    vectorstore: VectorStoreSettings = field(default_factory=VectorStoreSettings)
+    analytics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config_path(self) -> Path:
+        """Path of the insight.toml these settings were read from."""
+        return self.root / CONFIG_NAME
+
+
+_KNOWN: dict[str, set[str]] = {
+    "": {"workspace", "data", "llm", "vectorstore", "analytics"},
+    "workspace": {"name", "demo"},
+    "data": {"max_drop_share", "dayfirst", "today", "max_amount", "max_review_chars", *TABLES},
+    "data.table": {"path", "columns", "sheet", "delimiter", "encoding"},
+    "llm": {"provider", "model", "model_path", "base_url", "mask_pii"},
+    "vectorstore": {"chroma_url"},
+}
+
+
+def _check_keys(section: dict[str, Any], known_key: str, where: str, cfg: Path) -> None:
+    known = _KNOWN[known_key]
+    for key in section:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = (
+                f"did you mean '{close[0]}'?"
+                if close
+                else f"known keys: {', '.join(sorted(known))}"
+            )
+            raise ConfigError(f"{cfg}: unknown setting '{where}{key}'", hint=hint)
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], key: str, cfg: Path) -> Any:
+    # bool is an int subclass; reject it where a number is expected.
+    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        raise ConfigError(f"{cfg}: '{key}' must be {_kind_name(kind)}, got {value!r}")
+    if not isinstance(value, kind):
+        raise ConfigError(f"{cfg}: '{key}' must be {_kind_name(kind)}, got {value!r}")
+    return value
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {
+        str: "a string",
+        bool: "true or false",
+        int: "a number",
+        float: "a number",
+        dict: "a table",
+        dt.date: "a date (YYYY-MM-DD)",
+    }
+    return " or ".join(dict.fromkeys(names.get(k, k.__name__) for k in kinds))
+
+
+def _resolve_path(root: Path, value: str) -> Path:
+    path = Path(os.path.expandvars(value)).expanduser()
+    return path if path.is_absolute() else root / path
+
+
+def load_settings(root: Path) -> Settings:
+    """Read ``root/insight.toml`` into :class:`Settings`, with environment overrides applied.
+
+    Raises :class:`ConfigError` naming the file and key for anything it cannot use.
+    """
+    root = root.resolve()
+    cfg = root / CONFIG_NAME
+    try:
+        raw = tomllib.loads(cfg.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"{root} is not an Insight workspace (no {CONFIG_NAME})",
+            hint=f"run `insight init {root}` to create one",
+        ) from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{cfg}: not valid TOML: {exc}") from exc
+    return settings_from_dict(raw, root)
+
+
+def settings_from_dict(raw: dict[str, Any], root: Path) -> Settings:
+    """Build :class:`Settings` from parsed TOML (``root`` anchors relative paths)."""
+    cfg = root / CONFIG_NAME
+    _check_keys(raw, "", "", cfg)
+    settings = Settings(root=root)
+
+    ws = _expect(raw.get("workspace", {}), dict, "workspace", cfg)
+    _check_keys(ws, "workspace", "workspace.", cfg)
+    settings.name = _expect(ws.get("name", root.name), str, "workspace.name", cfg)
+    settings.demo = _expect(ws.get("demo", False), bool, "workspace.demo", cfg)
+
+    data = _expect(raw.get("data", {}), dict, "data", cfg)
+    _check_keys(data, "data", "data.", cfg)
+    ds = settings.data
+    if "max_drop_share" in data:
+        share = float(_expect(data["max_drop_share"], (int, float), "data.max_drop_share", cfg))
+        if not 0 <= share <= 1:
+            raise ConfigError(f"{cfg}: 'data.max_drop_share' must be between 0 and 1, got {share}")
+        ds.max_drop_share = share
+    ds.dayfirst = _expect(data.get("dayfirst", False), bool, "data.dayfirst", cfg)
+    if "today" in data:
+        today = data["today"]
+        if isinstance(today, dt.datetime):
+            today = today.date()
+        ds.today = _expect(today, dt.date, "data.today", cfg)
+    if "max_amount" in data:
+        ds.max_amount = float(_expect(data["max_amount"], (int, float), "data.max_amount", cfg))
+    if "max_review_chars" in data:
+        ds.max_review_chars = _expect(data["max_review_chars"], int, "data.max_review_chars", cfg)
+    for table in TABLES:
+        if table not in data:
+            continue
+        entry = data[table]
+        if isinstance(entry, str):  # shorthand: orders = "exports/orders.csv"
+            entry = {"path": entry}
+        entry = _expect(entry, dict, f"data.{table}", cfg)
+        _check_keys(entry, "data.table", f"data.{table}.", cfg)
+        if "path" not in entry:
+            raise ConfigError(f"{cfg}: 'data.{table}' needs a 'path'")
+        columns = _expect(entry.get("columns", {}), dict, f"data.{table}.columns", cfg)
+        for canon, src in columns.items():
+            _expect(src, str, f"data.{table}.columns.{canon}", cfg)
+        sheet = entry.get("sheet")
+        if sheet is not None:
+            _expect(sheet, (str, int), f"data.{table}.sheet", cfg)
+        ds.tables[table] = TableSource(
+            path=_resolve_path(root, _expect(entry["path"], str, f"data.{table}.path", cfg)),
+            columns=dict(columns),
+            sheet=sheet,
+            delimiter=_expect(entry.get("delimiter", ""), str, f"data.{table}.delimiter", cfg)
+            or None,
+            encoding=_expect(entry.get("encoding", ""), str, f"data.{table}.encoding", cfg) or None,
+        )
+
+    llm = _expect(raw.get("llm", {}), dict, "llm", cfg)
+    _check_keys(llm, "llm", "llm.", cfg)
+    settings.llm.provider = _expect(llm.get("provider", "auto"), str, "llm.provider", cfg)
+    settings.llm.model = _expect(llm.get("model", ""), str, "llm.model", cfg) or None
+    model_path = _expect(llm.get("model_path", ""), str, "llm.model_path", cfg)
+    settings.llm.model_path = _resolve_path(root, model_path) if model_path else None
+    settings.llm.base_url = _expect(llm.get("base_url", ""), str, "llm.base_url", cfg) or None
+    if "mask_pii" in llm:
+        settings.llm.mask_pii = _expect(llm["mask_pii"], bool, "llm.mask_pii", cfg)
+
+    vs = _expect(raw.get("vectorstore", {}), dict, "vectorstore", cfg)
+    _check_keys(vs, "vectorstore", "vectorstore.", cfg)
+    settings.vectorstore.chroma_url = (
+        _expect(vs.get("chroma_url", ""), str, "vectorstore.chroma_url", cfg) or None
+    )
+    settings.analytics = dict(_expect(raw.get("analytics", {}), dict, "analytics", cfg))
+
+    _apply_env(settings)
+    return settings
+
+
+def _apply_env(settings: Settings) -> None:
+    """Environment variables win over insight.toml (handy in CI and one-off runs)."""
+    env = os.environ
+    if env.get("INSIGHT_LLM"):
+        settings.llm.provider = env["INSIGHT_LLM"]
+    if env.get("INSIGHT_MODEL"):
+        settings.llm.model = env["INSIGHT_MODEL"]
+    if env.get("INSIGHT_CHROMA_URL"):
+        settings.vectorstore.chroma_url = env["INSIGHT_CHROMA_URL"]
+    if settings.llm.provider not in LLM_PROVIDERS:
+        raise ConfigError(
+            f"unknown LLM provider '{settings.llm.provider}'",
+            hint=f"use one of: {', '.join(LLM_PROVIDERS)} (llm.provider or INSIGHT_LLM)",
+        )
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    # JSON string escapes are valid TOML basic-string escapes.
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def render_config(
+    *,
+    name: str,
+    demo: bool,
+    tables: dict[str, str],
+    columns: dict[str, dict[str, str]] | None = None,
+) -> str:
+    """Text of a new insight.toml: the given table paths plus commented defaults."""
+    lines = [
+        "# Insight workspace settings. See docs/data.md (data) and the README (everything else).",
+        "[workspace]",
+        f"name = {_toml_value(name)}",
+        f"demo = {_toml_value(demo)}",
+        "",
+        "[data]",
+        "# Refuse to load a table when more than this share of its rows would be dropped.",
+        "max_drop_share = 0.05",
+        "# Read ambiguous dates like 03/04/2025 as day/month (true) or month/day (false).",
+        "dayfirst = false",
+        '# today = "2026-01-31"   # reference date for future-date checks (default: today)',
+        "",
+    ]
+    columns = columns or {}
+    for table in TABLES:
+        if table in tables:
+            lines.append(f"[data.{table}]")
+            lines.append(f"path = {_toml_value(tables[table])}")
+            mapping = columns.get(table)
+            if mapping:
+                lines.append(f"[data.{table}.columns]")
+                lines.extend(f"{k} = {_toml_value(v)}" for k, v in mapping.items())
+            else:
+                lines.append(
+                    f"# [data.{table}.columns]   # only needed when names are not recognised"
+                )
+                lines.append('# customer_id = "Client Number"')
+            lines.append("")
+        else:
+            lines.append(f'# [data.{table}]\n# path = "exports/{table}.csv"\n')
+    lines += [
+        "[llm]",
+        "# auto: openai when OPENAI_API_KEY / OPENAI_BASE_URL is set, else the embedded local",
+        "# model when installed, else none (no LLM: templated answers). See `insight doctor`.",
+        'provider = "auto"',
+        "",
+        "[vectorstore]",
+        '# chroma_url = "http://127.0.0.1:8000"   # default: embedded Chroma in .insight/',
+        "",
+    ]
+    return "\n".join(lines)

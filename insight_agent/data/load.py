@@ -1,0 +1,718 @@
+"""Load and validate a workspace's tables into clean, canonical DataFrames.
+
+``load_dataset`` is the one entry point the rest of Insight uses; ``validate`` runs the same
+checks and returns the report without raising. The rules are documented in docs/data.md:
+
+* a required value that is missing or unreadable drops the row; an optional one is cleared;
+* every problem is recorded with file, row numbers (header = row 1) and the file's column name;
+* a table fails when more than ``max_drop_share`` of its rows would be dropped;
+* negative order amounts are returns: kept apart from orders, not dropped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from insight_agent.config import TABLES, Settings, TableSource
+from insight_agent.data import parse
+from insight_agent.data.readers import RawTable, read_header, read_table
+from insight_agent.data.report import MAX_ROWS_KEPT, Problem, TableReport, ValidationFailed
+from insight_agent.data.report import ValidationReport as ValidationReport
+from insight_agent.data.schema import SCHEMA, Table, match_columns
+from insight_agent.errors import DataError
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+@dataclass
+class Dataset:
+    """The validated tables. ``customers`` and ``orders`` always exist (maybe empty)."""
+
+    customers: pd.DataFrame
+    orders: pd.DataFrame
+    returns: pd.DataFrame
+    reviews: pd.DataFrame | None
+    campaigns: pd.DataFrame | None
+    report: ValidationReport
+    fingerprint: str
+    sources: dict[str, str] = field(default_factory=dict)  # table -> file shown to the user
+
+
+class _Checker:
+    """Row bookkeeping for one table: drops, cleared values and the problems behind them."""
+
+    def __init__(
+        self,
+        table: Table,
+        raw: RawTable,
+        mapping: dict[str, str],
+        report: ValidationReport,
+        table_report: TableReport,
+    ) -> None:
+        self.table = table
+        self.file = raw.file
+        self.report = report
+        self.tr = table_report
+        self.source = mapping  # canonical -> column name in the file
+        frame = raw.frame
+        n = len(frame)
+        if raw.row_numbers is not None:
+            self.rows = np.asarray(raw.row_numbers, dtype=np.int64)
+        else:
+            self.rows = np.arange(2, n + 2, dtype=np.int64)
+        self.raw = frame
+        self.drop = np.zeros(n, dtype=bool)
+        blank = frame.isna().all(axis=1).to_numpy()
+        if blank.any():
+            self.drop |= blank
+            self.tr.blank_rows = int(blank.sum())
+        self.blank = blank
+
+    def flag(
+        self,
+        mask: np.ndarray,
+        code: str,
+        canon: str | None,
+        message: str,
+        *,
+        action: str,
+        drop: bool,
+        severity: str = "warning",
+        values: pd.Series | None = None,
+    ) -> None:
+        """Record ``mask`` rows under one problem; drop them when ``drop``."""
+        mask = mask & ~self.blank
+        count = int(mask.sum())
+        if count == 0:
+            return
+        if drop:
+            # Every problem is reported, but a dropped row counts once, under its first reason.
+            new = mask & ~self.drop
+            if new.any():
+                self.tr.dropped[code] = self.tr.dropped.get(code, 0) + int(new.sum())
+            self.drop |= mask
+        src = self.source.get(canon, canon) if canon else None
+        self.report.add(
+            Problem(
+                table=self.table.name,
+                file=self.file,
+                code=code,
+                message=message,
+                severity=severity,  # type: ignore[arg-type]
+                column=src,
+                rows=self.rows[mask][:MAX_ROWS_KEPT].tolist(),
+                count=count,
+                action=action,
+                example=parse.example(values, mask) if values is not None else None,
+            )
+        )
+
+
+def _raw(checker: _Checker, canon: str) -> pd.Series:
+    return checker.raw[checker.source[canon]]
+
+
+def _required_or_optional(
+    checker: _Checker, canon: str, bad: np.ndarray, what: str, raw: pd.Series, required: bool
+) -> None:
+    if required:
+        checker.flag(
+            bad,
+            f"unparseable_{what}",
+            canon,
+            f"not a valid {what}",
+            action="row dropped",
+            drop=True,
+            values=raw,
+        )
+    else:
+        checker.flag(
+            bad,
+            f"unparseable_{what}",
+            canon,
+            f"not a valid {what}",
+            action="value cleared",
+            drop=False,
+            values=raw,
+        )
+
+
+def _convert_columns(
+    checker: _Checker, settings: Settings, also_required: frozenset[str] = frozenset()
+) -> dict[str, pd.Series]:
+    """Parse every mapped column by kind; flag missing required values and unreadable ones.
+
+    ``also_required`` makes optional columns required for this file (e.g. quantity and
+    unit_price when orders have no amount column).
+    """
+    out: dict[str, pd.Series] = {}
+    for col in checker.table.columns:
+        if col.name not in checker.source:
+            continue
+        required = col.required or col.name in also_required
+        raw = _raw(checker, col.name)
+        if col.kind == "id":
+            values = parse.parse_ids(raw)
+        elif col.kind == "text":
+            values = parse.parse_text(raw)
+        elif col.kind == "date":
+            values, bad = parse.parse_dates(raw, dayfirst=settings.data.dayfirst)
+            _required_or_optional(checker, col.name, bad, "date", raw, required)
+        elif col.kind in ("number", "integer"):
+            values, bad = parse.parse_numbers(raw)
+            _required_or_optional(checker, col.name, bad, "number", raw, required)
+        else:
+            values, bad = parse.parse_flags(raw)
+            checker.flag(
+                bad,
+                "unparseable_flag",
+                col.name,
+                "not a yes/no value (use 1/0, yes/no)",
+                action="row dropped",
+                drop=True,
+                values=raw,
+            )
+        if required:
+            missing = values.isna().to_numpy() & ~parse.present(raw)
+            checker.flag(
+                missing,
+                "missing_value",
+                col.name,
+                f"missing {col.name}",
+                action="row dropped",
+                drop=True,
+            )
+        out[col.name] = values
+    return out
+
+
+def _future(values: pd.Series, today: dt.date) -> np.ndarray:
+    limit = pd.Timestamp(today) + pd.Timedelta(days=1)
+    return (values >= limit).fillna(False).to_numpy(dtype=bool)
+
+
+def _finish(checker: _Checker, cols: dict[str, pd.Series], extras: list[str]) -> pd.DataFrame:
+    """Assemble kept rows: canonical columns in contract order, then the file's extra columns."""
+    keep = ~checker.drop
+    data = {
+        name: cols[name][keep].reset_index(drop=True)
+        for name in checker.table.names
+        if name in cols
+    }
+    for extra in extras:
+        if extra not in data:
+            data[extra] = checker.raw[extra][keep].reset_index(drop=True)
+    frame = pd.DataFrame(data)
+    checker.tr.rows_kept = len(frame)
+    return frame
+
+
+def _check_drop_share(checker: _Checker, share: float) -> None:
+    tr = checker.tr
+    read = tr.rows_read - tr.blank_rows
+    if read and tr.rows_dropped / read > share:
+        checker.report.add(
+            Problem(
+                table=tr.table,
+                file=tr.file,
+                code="too_many_dropped",
+                severity="error",
+                message=(
+                    f"{tr.rows_dropped:,} of {read:,} rows ({tr.rows_dropped / read:.1%}) would "
+                    f"be dropped, more than the {share:.0%} allowed"
+                ),
+                action="fix the rows listed, or raise data.max_drop_share in insight.toml",
+            )
+        )
+
+
+def _clean_customers(
+    checker: _Checker, settings: Settings, today: dt.date, extras: list[str]
+) -> pd.DataFrame:
+    cols = _convert_columns(checker, settings)
+    ids = cols["customer_id"]
+    dup = ids.duplicated(keep="first").to_numpy() & ids.notna().to_numpy()
+    checker.flag(
+        dup,
+        "duplicate_id",
+        "customer_id",
+        "duplicate customer_id",
+        action="later rows dropped, first kept",
+        drop=True,
+        values=ids,
+    )
+    if "signup_date" in cols:
+        future = _future(cols["signup_date"], today)
+        checker.flag(
+            future,
+            "future_date",
+            "signup_date",
+            f"date after today ({today})",
+            action="value cleared",
+            drop=False,
+            values=_raw(checker, "signup_date"),
+        )
+        cols["signup_date"] = cols["signup_date"].mask(future)
+    for name, low, high in (("age", 0, 120), ("income", 0, settings.data.max_amount)):
+        if name in cols:
+            v = cols[name]
+            out_of_range = ((v < low) | (v > high)).fillna(False).to_numpy(dtype=bool)
+            checker.flag(
+                out_of_range,
+                "out_of_range",
+                name,
+                f"{name} outside {low}–{high:,.0f}",
+                action="value cleared",
+                drop=False,
+                values=_raw(checker, name),
+            )
+            cols[name] = v.mask(out_of_range)
+    return _finish(checker, cols, extras)
+
+
+def _clean_orders(
+    checker: _Checker,
+    settings: Settings,
+    today: dt.date,
+    extras: list[str],
+    known_customers: set[str] | None,
+) -> pd.DataFrame:
+    has_amount = "amount" in checker.source
+    needed = frozenset({"amount"} if has_amount else {"quantity", "unit_price"})
+    cols = _convert_columns(checker, settings, needed)
+    amount = cols["amount"] if has_amount else cols["quantity"] * cols["unit_price"]
+    huge = (amount.abs() > settings.data.max_amount).fillna(False).to_numpy(dtype=bool)
+    checker.flag(
+        huge,
+        "out_of_range",
+        "amount" if "amount" in cols else "unit_price",
+        f"amount above {settings.data.max_amount:,.0f} (data.max_amount)",
+        action="row dropped",
+        drop=True,
+        values=amount.map(lambda v: f"{v:,.2f}"),
+    )
+    cols["amount"] = amount
+    future = _future(cols["order_date"], today)
+    checker.flag(
+        future,
+        "future_date",
+        "order_date",
+        f"order date after today ({today})",
+        action="row dropped",
+        drop=True,
+        values=_raw(checker, "order_date"),
+    )
+    if known_customers is not None:
+        ids = cols["customer_id"]
+        unknown = ids.notna().to_numpy() & ~ids.isin(known_customers).to_numpy()
+        checker.flag(
+            unknown,
+            "unknown_customer",
+            "customer_id",
+            "customer_id not in the customers table",
+            action="row dropped",
+            drop=True,
+            values=ids,
+        )
+    frame = _finish(checker, cols, extras)
+    return frame
+
+
+def _clean_reviews(
+    checker: _Checker,
+    settings: Settings,
+    today: dt.date,
+    extras: list[str],
+    known_customers: set[str] | None,
+) -> pd.DataFrame:
+    cols = _convert_columns(checker, settings)
+    text = cols["text"]
+    cleaned = text.str.replace(_CONTROL, " ", regex=True)
+    changed = (cleaned != text).fillna(False).to_numpy(dtype=bool)
+    checker.flag(
+        changed,
+        "control_characters",
+        "text",
+        "control characters in the text",
+        action="replaced by spaces",
+        drop=False,
+        severity="info",
+    )
+    cap = settings.data.max_review_chars
+    too_long = (cleaned.str.len() > cap).fillna(False).to_numpy(dtype=bool)
+    checker.flag(
+        too_long,
+        "text_truncated",
+        "text",
+        f"text longer than {cap:,} characters",
+        action=f"truncated to {cap:,} characters (data.max_review_chars)",
+        drop=False,
+        severity="info",
+    )
+    cols["text"] = cleaned.where(~too_long, cleaned.str.slice(0, cap))
+    if "rating" in cols:
+        r = cols["rating"]
+        bad = ((r < 0) | (r > 5)).fillna(False).to_numpy(dtype=bool)
+        checker.flag(
+            bad,
+            "out_of_range",
+            "rating",
+            "rating outside 0–5",
+            action="value cleared",
+            drop=False,
+            values=_raw(checker, "rating"),
+        )
+        cols["rating"] = r.mask(bad)
+    if "date" in cols:
+        future = _future(cols["date"], today)
+        checker.flag(
+            future,
+            "future_date",
+            "date",
+            f"date after today ({today})",
+            action="value cleared",
+            drop=False,
+            values=_raw(checker, "date"),
+        )
+        cols["date"] = cols["date"].mask(future)
+    if "customer_id" in cols and known_customers is not None:
+        ids = cols["customer_id"]
+        unknown = ids.notna().to_numpy() & ~ids.isin(known_customers).to_numpy()
+        checker.flag(
+            unknown,
+            "unknown_customer",
+            "customer_id",
+            "customer_id not in the customers table",
+            action="kept, not linked to a customer",
+            drop=False,
+            values=ids,
+        )
+        cols["customer_id"] = ids.where(~unknown, None)
+    if "review_id" in cols:
+        ids = cols["review_id"]
+        dup = ids.duplicated(keep="first").to_numpy() & ids.notna().to_numpy()
+        checker.flag(
+            dup,
+            "duplicate_id",
+            "review_id",
+            "duplicate review_id",
+            action="later rows dropped, first kept",
+            drop=True,
+            values=ids,
+        )
+    frame = _finish(checker, cols, extras)
+    frame["review_id"] = _review_ids(frame)
+    return frame[["review_id", *[c for c in frame.columns if c != "review_id"]]]
+
+
+def _review_ids(frame: pd.DataFrame) -> pd.Series:
+    """Keep given ids; give the others a stable id from a hash of their content."""
+    given = frame["review_id"] if "review_id" in frame else pd.Series(None, index=frame.index)
+    need = given.isna().to_numpy()
+    if not need.any():
+        return given
+    parts = [
+        frame[c].astype("string").fillna("") for c in ("text", "customer_id", "date") if c in frame
+    ]
+    key = parts[0].str.cat(parts[1:], sep="\x1f") if len(parts) > 1 else parts[0]
+    hashes = pd.Series(
+        [hashlib.sha1(k.encode("utf-8")).hexdigest()[:12] for k in key[need]],
+        index=frame.index[need],
+    )
+    # Identical anonymous reviews still need distinct ids: number repeats in file order.
+    seq = hashes.groupby(hashes).cumcount()
+    made = "r" + hashes + seq.map(lambda i: f"-{i + 1}" if i else "")
+    out = given.astype(object).copy()
+    out[need] = made
+    return out
+
+
+def _clean_campaigns(
+    checker: _Checker,
+    settings: Settings,
+    today: dt.date,
+    extras: list[str],
+    known_customers: set[str] | None,
+) -> pd.DataFrame:
+    cols = _convert_columns(checker, settings)
+    future = _future(cols["sent_date"], today)
+    checker.flag(
+        future,
+        "future_date",
+        "sent_date",
+        f"send date after today ({today})",
+        action="row dropped",
+        drop=True,
+        values=_raw(checker, "sent_date"),
+    )
+    if known_customers is not None:
+        ids = cols["customer_id"]
+        unknown = ids.notna().to_numpy() & ~ids.isin(known_customers).to_numpy()
+        checker.flag(
+            unknown,
+            "unknown_customer",
+            "customer_id",
+            "customer_id not in the customers table",
+            action="row dropped",
+            drop=True,
+            values=ids,
+        )
+    frame = _finish(checker, cols, extras)
+    frame["responded"] = frame["responded"].astype(bool)
+    return frame
+
+
+def _read(
+    name: str, source: TableSource, settings: Settings, report: ValidationReport, display: str
+) -> tuple[_Checker, list[str]] | None:
+    """Read one file and map its columns; record fatal problems and return None on failure."""
+    table = SCHEMA[name]
+    tr = TableReport(table=name, file=display)
+    report.tables[name] = tr
+    try:
+        header = read_header(
+            source.path,
+            display,
+            sheet=source.sheet,
+            delimiter=source.delimiter,
+            encoding=source.encoding,
+        )
+        match = match_columns(table, header, source.columns)
+        for canon, src in source.columns.items():
+            if canon not in table.names:
+                raise DataError(
+                    f"insight.toml maps unknown column '{canon}' for {name}",
+                    file=display,
+                    hint=f"{name} columns are: {', '.join(table.names)}",
+                )
+            if src not in header:
+                raise DataError(
+                    f"column '{src}' (mapped to {canon} in insight.toml) is not in the file",
+                    file=display,
+                    hint=f"the file's columns are: {', '.join(header)}",
+                )
+        missing = list(match.missing)
+        if name == "orders" and "amount" not in match.mapping:
+            missing += [c for c in ("quantity", "unit_price") if c not in match.mapping]
+            if missing and set(missing) <= {"quantity", "unit_price"}:
+                missing = ["amount (or quantity and unit_price)"]
+        if missing:
+            raise DataError(
+                f"missing required column{'s' if len(missing) > 1 else ''}: {', '.join(missing)}",
+                file=display,
+                hint=(
+                    f"the file's columns are: {', '.join(header)}; map yours in insight.toml "
+                    f'under [data.{name}.columns], e.g. {missing[0].split()[0]} = "Your Name"'
+                ),
+            )
+        id_sources = [
+            match.mapping[c.name]
+            for c in table.columns
+            if c.kind in ("id", "text") and c.name in match.mapping
+        ]
+        raw = read_table(
+            source.path,
+            display,
+            text_columns=id_sources,
+            sheet=source.sheet,
+            delimiter=source.delimiter,
+            encoding=source.encoding,
+        )
+    except DataError as exc:
+        report.add_error(name, exc)
+        return None
+    for canon, candidates in match.ambiguous.items():
+        report.add(
+            Problem(
+                table=name,
+                file=display,
+                code="ambiguous_column",
+                severity="info",
+                column=canon,
+                message=f"several columns could be {canon}: {', '.join(candidates)}",
+                action=f"used '{candidates[0]}'; set data.{name}.columns.{canon} to choose",
+            )
+        )
+    tr.rows_read = len(raw.frame)
+    tr.columns = dict(match.mapping)
+    tr.extra_columns = [c for c in match.extras if c in raw.frame.columns]
+    tr.encoding, tr.delimiter = raw.encoding, raw.delimiter
+    checker = _Checker(table, raw, match.mapping, report, tr)
+    if raw.bad_lines:
+        tr.rows_read += len(raw.bad_lines)
+        tr.dropped["wrong_field_count"] = len(raw.bad_lines)
+        report.add(
+            Problem(
+                table=name,
+                file=display,
+                code="wrong_field_count",
+                rows=raw.bad_lines[:MAX_ROWS_KEPT],
+                count=len(raw.bad_lines),
+                message="wrong number of fields (unquoted delimiter?)",
+                action="row dropped",
+            )
+        )
+    if raw.encoding and raw.encoding not in ("utf-8-sig", "utf-8") and not source.encoding:
+        report.add(
+            Problem(
+                table=name,
+                file=display,
+                code="encoding",
+                severity="info",
+                message=f"not UTF-8; read as {raw.encoding}",
+                action="set data.<table>.encoding if characters look wrong",
+            )
+        )
+    return checker, tr.extra_columns
+
+
+def _empty_orders() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": pd.Series(dtype=object),
+            "order_date": pd.Series(dtype="datetime64[ns]"),
+            "amount": pd.Series(dtype=float),
+        }
+    )
+
+
+def run_checks(
+    settings: Settings, *, max_drop_share: float | None = None, display: Any = None
+) -> tuple[dict[str, pd.DataFrame], ValidationReport]:
+    """Validate every configured table; return the clean frames and the report (never raises
+    for data problems: they are in the report)."""
+    share = settings.data.max_drop_share if max_drop_share is None else max_drop_share
+    report = ValidationReport(max_drop_share=share)
+    today = settings.data.today or dt.date.today()
+    show = display or (lambda p: str(p))
+    frames: dict[str, pd.DataFrame] = {}
+    sources = settings.data.tables
+    if not sources:
+        report.add(
+            Problem(
+                table="-",
+                file=str(settings.config_path),
+                code="no_data",
+                severity="error",
+                message="no data files configured",
+                action='add [data.orders] path = "..." (and customers, reviews, campaigns)',
+            )
+        )
+        return frames, report
+
+    known: set[str] | None = None
+    cleaners = {
+        "customers": _clean_customers,
+        "orders": _clean_orders,
+        "reviews": _clean_reviews,
+        "campaigns": _clean_campaigns,
+    }
+    for name in TABLES:  # customers first: the others are checked against its ids
+        if name not in sources:
+            continue
+        read = _read(name, sources[name], settings, report, show(sources[name].path))
+        if read is None:
+            continue
+        checker, extras = read
+        if name == "customers":
+            frame = cleaners[name](checker, settings, today, extras)
+        else:
+            frame = cleaners[name](checker, settings, today, extras, known)
+        _check_drop_share(checker, share)
+        frames[name] = frame
+        if name == "customers":
+            known = set(frame["customer_id"].dropna())
+    if "orders" in frames:
+        orders = frames["orders"]
+        is_return = (orders["amount"] < 0).to_numpy()
+        if is_return.any():
+            tr = report.tables["orders"]
+            tr.returns = int(is_return.sum())
+            report.add(
+                Problem(
+                    table="orders",
+                    file=tr.file,
+                    code="returns",
+                    severity="info",
+                    column=tr.columns.get("amount") or tr.columns.get("quantity"),
+                    count=tr.returns,
+                    message="negative amounts (returns or cancellations)",
+                    action="kept apart as returns, not counted as purchases",
+                )
+            )
+        frames["returns"] = orders[is_return].reset_index(drop=True)
+        frames["orders"] = orders[~is_return].reset_index(drop=True)
+    return frames, report
+
+
+def validate(
+    settings: Settings, *, max_drop_share: float | None = None, display: Any = None
+) -> ValidationReport:
+    """Run every check and return the report (fatal problems included, nothing raised)."""
+    return run_checks(settings, max_drop_share=max_drop_share, display=display)[1]
+
+
+def load_dataset(
+    settings: Settings, *, max_drop_share: float | None = None, display: Any = None
+) -> Dataset:
+    """Load the workspace's tables, validated; raise :class:`ValidationFailed` on fatal problems.
+
+    Customers are derived from orders when there is no customers file.
+    """
+    frames, report = run_checks(settings, max_drop_share=max_drop_share, display=display)
+    if report.fatal:
+        raise ValidationFailed(report)
+    if "orders" not in frames:
+        frames["orders"] = _empty_orders()
+        frames["returns"] = _empty_orders()
+    if "customers" not in frames:
+        ids = pd.concat([frames["orders"]["customer_id"], frames["returns"]["customer_id"]])
+        ids = ids.dropna().unique()
+        frames["customers"] = pd.DataFrame({"customer_id": pd.Series(sorted(ids), dtype=object)})
+        report.tables["customers"] = TableReport(
+            table="customers",
+            file="(derived from orders)",
+            rows_read=len(ids),
+            rows_kept=len(ids),
+            derived=True,
+        )
+    show = display or (lambda p: str(p))
+    return Dataset(
+        customers=frames["customers"],
+        orders=frames["orders"],
+        returns=frames["returns"],
+        reviews=frames.get("reviews"),
+        campaigns=frames.get("campaigns"),
+        report=report,
+        fingerprint=fingerprint(settings),
+        sources={k: show(v.path) for k, v in settings.data.tables.items()},
+    )
+
+
+def fingerprint(settings: Settings) -> str:
+    """sha256 over the data files' bytes and the settings that change how they load."""
+    digest = hashlib.sha256()
+    ds = settings.data
+    digest.update(
+        repr((ds.max_drop_share, ds.dayfirst, ds.max_amount, ds.max_review_chars)).encode()
+    )
+    for name in sorted(ds.tables):
+        src = ds.tables[name]
+        digest.update(
+            f"{name}|{sorted(src.columns.items())}|{src.sheet}|{src.delimiter}|"
+            f"{src.encoding}".encode()
+        )
+        path = Path(src.path)
+        if path.is_file():
+            with open(path, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,83 @@
+"""`insight doctor`: what is installed, which workspace and LLM would be used, and why."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import platform
+import sys
+import urllib.error
+import urllib.request
+from typing import Any
+
+from insight_agent import __version__
+from insight_agent.agent.llm import choose_provider, local_runtime_installed
+from insight_agent.workspace import Workspace
+
+PACKAGES = (
+    "pandas",
+    "numpy",
+    "scikit-learn",
+    "chromadb",
+    "langchain",
+    "langchain-core",
+    "openai",
+    "tiktoken",
+    "typer",
+    "onnxruntime",
+    "xllamacpp",
+)
+
+
+def _version(dist: str) -> str:
+    try:
+        return md.version(dist)
+    except md.PackageNotFoundError:
+        return "not installed"
+
+
+def chroma_status(url: str | None, local_path: str, timeout: float = 2.0) -> str:
+    """Whether the configured Chroma server answers, or where the embedded store lives."""
+    if not url:
+        return f"embedded, {local_path}"
+    heartbeat = url.rstrip("/") + "/api/v2/heartbeat"
+    try:
+        with urllib.request.urlopen(heartbeat, timeout=timeout) as resp:
+            return f"server {url}: reachable (HTTP {resp.status})"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return f"server {url}: NOT reachable ({exc})"
+
+
+def diagnose(ws: Workspace) -> dict[str, dict[str, Any]]:
+    """Sections of facts for `insight doctor` (plain values, JSON-ready)."""
+    settings = ws.settings
+    data: dict[str, Any] = {}
+    for name, src in settings.data.tables.items():
+        status = "ok" if src.path.is_file() else "MISSING"
+        data[name] = f"{ws.display(src.path)} ({status})"
+    if not data:
+        data["files"] = "none configured (see docs/data.md)"
+    choice = choose_provider(settings)
+    chroma_path = ws.display(ws.artifacts / "chroma")
+    return {
+        "Insight": {
+            "version": __version__,
+            "python": f"{platform.python_version()} ({sys.executable})",
+            **{pkg: _version(pkg) for pkg in PACKAGES},
+        },
+        "Workspace": {
+            "folder": str(ws.root),
+            "chosen by": ws.source,
+            "demo data": settings.demo,
+            "artifacts": str(ws.artifacts),
+            **data,
+        },
+        "LLM": {
+            "provider": choice.name,
+            "why": choice.reason,
+            "embedded runtime (xllamacpp)": "installed"
+            if local_runtime_installed()
+            else "not installed",
+            "model": settings.llm.model or "(provider default)",
+        },
+        "Vector store": {"chroma": chroma_status(settings.vectorstore.chroma_url, chroma_path)},
+    }

@@ -1,0 +1,49 @@
+"""Shared test fixtures: every test runs isolated from the user's home, env and network."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No real home folder, no inherited workspace or API keys, a neutral working folder."""
+    home = tmp_path_factory.mktemp("insight-home")
+    monkeypatch.setenv("INSIGHT_HOME", str(home))
+    for var in (
+        "INSIGHT_WORKSPACE",
+        "INSIGHT_LLM",
+        "INSIGHT_MODEL",
+        "INSIGHT_CHROMA_URL",
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "INSIGHT_DEBUG",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+def write_workspace(root: Path, tables: dict[str, Path | str], extra: str = "") -> Path:
+    """Write an insight.toml in ``root`` pointing at ``tables`` (paths as given)."""
+    root.mkdir(parents=True, exist_ok=True)
+    lines = ['[workspace]\nname = "test"\n', "[data]\ntoday = 2026-11-01\n", extra]
+    for name, path in tables.items():
+        lines.append(f"[data.{name}]\npath = {json.dumps(str(path))}\n")
+    (root / "insight.toml").write_text("\n".join(lines), encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def workspace_factory(tmp_path: Path):
+    """Build a workspace from fixture names or paths: ``factory(orders="bad/x.csv")``."""
+
+    def make(extra: str = "", **tables: str | Path) -> Path:
+        resolved = {k: (FIXTURES / v if isinstance(v, str) else v) for k, v in tables.items()}
+        return write_workspace(tmp_path / "ws", resolved, extra)
+
+    return make

@@ -75,7 +75,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 def _console(stderr: bool = False) -> Console:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=not stderr)
+    # soft_wrap: long paths and messages stay on one line (copyable, greppable).
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
 def _print_error(message: str, hint: str | None = None) -> None:

@@ -214,3 +214,21 @@ def test_relative_paths_resolve_against_the_workspace(tmp_path):
     (root / "exports" / "orders.csv").write_text("customer_id,order_date,amount\nA,2024-01-02,1\n")
     write_workspace(root, {"orders": Path("exports/orders.csv")})
     assert len(load_dataset(load_settings(root)).orders) == 1
+
+
+def test_compressed_csv_and_utf16(workspace_factory, tmp_path):
+    import gzip
+    import zipfile
+
+    text = "customer_id;order_date;amount\nA;2024-01-02;1\nB;2024-01-03;2\n"
+    gz = tmp_path / "orders.csv.gz"
+    gz.write_bytes(gzip.compress(text.encode()))
+    assert len(load_dataset(load_settings(workspace_factory(orders=gz))).orders) == 2
+    zipped = tmp_path / "orders.csv.zip"
+    with zipfile.ZipFile(zipped, "w") as archive:
+        archive.writestr("orders.csv", text)
+    assert len(load_dataset(load_settings(workspace_factory(orders=zipped))).orders) == 2
+    utf16 = tmp_path / "orders.txt"
+    utf16.write_bytes(text.replace(";", "\t").encode("utf-16"))  # Excel "Unicode text"
+    data = load_dataset(load_settings(workspace_factory(orders=utf16)))
+    assert data.orders["amount"].tolist() == [1.0, 2.0]

@@ -10,7 +10,7 @@ import csv
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from insight_agent.errors import DataError
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
-COMPRESSED = {".gz", ".bz2", ".zip", ".xz", ".zst"}
+COMPRESSED = {".gz", ".bz2", ".zip", ".xz"}
 EXCEL_SUFFIXES = {".xlsx", ".xlsm"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 SUPPORTED = "CSV (.csv, .tsv, optionally compressed), Excel (.xlsx) or Parquet (.parquet)"
@@ -200,9 +200,7 @@ def _read_csv_any_encoding(
     last_exc: Exception | None = None
     for enc in encodings:
         try:
-            with open(path, "rb") as fh:
-                head = fh.read(_SNIFF_BYTES)
-            sample = _decode_sample(head, enc)
+            sample = _decode_sample(_head(path, display, _SNIFF_BYTES), enc)
             delim = delimiter or sniff_delimiter(sample)
             frame = pd.read_csv(
                 path, sep=delim, encoding=enc, skip_blank_lines=False, low_memory=False, **kwargs
@@ -230,11 +228,48 @@ def _read_csv_any_encoding(
     ) from last_exc
 
 
+def _open_binary(path: Path) -> IO[bytes]:
+    """Open a (possibly compressed) file for reading its decompressed bytes."""
+    suffix = path.suffix.lower()
+    if suffix == ".gz":
+        import gzip
+
+        return gzip.open(path, "rb")
+    if suffix == ".bz2":
+        import bz2
+
+        return bz2.open(path, "rb")
+    if suffix == ".xz":
+        import lzma
+
+        return lzma.open(path, "rb")
+    if suffix == ".zip":
+        import zipfile
+
+        archive = zipfile.ZipFile(path)
+        names = [n for n in archive.namelist() if not n.endswith("/")]
+        if len(names) != 1:
+            raise DataError(
+                f"the zip archive holds {len(names)} files; expected exactly one", file=str(path)
+            )
+        return archive.open(names[0])
+    return open(path, "rb")
+
+
+def _head(path: Path, display: str, size: int) -> bytes:
+    try:
+        with _open_binary(path) as fh:
+            return fh.read(size)
+    except DataError:
+        raise
+    except Exception as exc:  # corrupt archive
+        raise DataError(f"cannot read the file ({_reason(exc)})", file=display) from exc
+
+
 def _guess_encodings(path: Path) -> tuple[str, ...]:
     """Encodings to try, in order: UTF-16 when the file starts with its byte-order mark
     (Excel's "Unicode text" export), else UTF-8 (BOM or not), cp1252, Latin-1."""
-    with open(path, "rb") as fh:
-        head = fh.read(2)
+    head = _head(path, str(path), 2)
     if head in (b"\xff\xfe", b"\xfe\xff"):
         return ("utf-16", *_FALLBACK_ENCODINGS)
     return _FALLBACK_ENCODINGS
@@ -283,8 +318,7 @@ def _read_ragged_csv(
     encodings = (encoding,) if encoding else _guess_encodings(path)
     for enc in encodings:
         try:
-            with open(path, encoding=enc, newline="") as fh:
-                text = fh.read()
+            text = _head(path, display, -1).decode(enc)
             break
         except UnicodeDecodeError:
             continue

@@ -50,3 +50,12 @@ class WorkspaceBusy(InsightError):
     """Another process holds the workspace lock (e.g. a build is running)."""
 
     exit_code = 3
+
+
+class InsufficientData(InsightError):
+    """The data cannot support a model or statistic (too few rows, positives, history...).
+
+    The message says what is missing and how much would be enough.
+    """
+
+    exit_code = 2

@@ -140,3 +140,31 @@ def test_provider_choice(tmp_path, monkeypatch, env, toml, override, expected):
     write_workspace(tmp_path, {}, toml)
     choice = choose_provider(load_settings(tmp_path), override)
     assert choice.name == expected and choice.reason
+
+
+def test_builtin_demo_workspace_is_created_on_first_use(tmp_path):
+    import os
+
+    first = runner.invoke(app, ["validate"])
+    assert first.exit_code == 0, first.output
+    assert "Using the built-in demo workspace" in first.stderr
+    root = Path(os.environ["INSIGHT_HOME"]) / "demo-workspace"
+    settings = load_settings(root)
+    assert settings.demo and settings.name == "demo"
+    assert (root / "data" / "truth" / "customers_truth.csv").is_file()
+    stamp = (root / "insight.toml").stat().st_mtime_ns
+    second = runner.invoke(app, ["validate"])  # reused, not regenerated
+    assert second.exit_code == 0
+    assert (root / "insight.toml").stat().st_mtime_ns == stamp
+
+
+def test_init_demo_with_size_and_seed(tmp_path):
+    result = runner.invoke(app, ["init", str(tmp_path / "d"), "--demo", "--customers-count",
+                                 "300", "--seed", "7"])
+    assert result.exit_code == 0, result.output
+    assert "customers: " in result.output and "(300 rows)" in result.output
+    validated = runner.invoke(app, ["validate", "-w", str(tmp_path / "d"), "--json"])
+    assert validated.exit_code == 0
+    report = json.loads(validated.stdout)
+    assert report["tables"]["customers"]["rows_kept"] == 300
+    assert report["tables"]["orders"]["rows_dropped"] == 0

@@ -47,3 +47,28 @@ def workspace_factory(tmp_path: Path):
         return write_workspace(tmp_path / "ws", resolved, extra)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def demo_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo workspace with the default 5,000-customer dataset (generated once per run)."""
+    from insight_agent.data.bootstrap import init_workspace
+
+    root = tmp_path_factory.mktemp("demo") / "ws"
+    init_workspace(root, demo=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def demo_data(demo_workspace: Path):
+    """The demo workspace loaded and validated (a Dataset), plus its ground truth."""
+    import pandas as pd
+
+    from insight_agent.config import load_settings
+    from insight_agent.data.load import load_dataset
+
+    data = load_dataset(load_settings(demo_workspace))
+    truth = pd.read_csv(
+        demo_workspace / "data" / "truth" / "customers_truth.csv", dtype={"customer_id": str}
+    ).set_index("customer_id")
+    return data, truth

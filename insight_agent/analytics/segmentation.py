@@ -1,0 +1,369 @@
+"""Customer segmentation: k-means on log-scaled behaviour, RFM scores, names and rules.
+
+* Features: the behavioural columns of :data:`features.SEGMENT_FEATURES`, log1p-transformed
+  (spend and counts are heavily skewed) and standardised.
+* k: chosen by silhouette on a sample (default range 3–8) unless forced; KMeans with fixed
+  seeds (MiniBatchKMeans above ``minibatch_above`` customers) so segments are stable.
+* "One segment" check: the best silhouette is compared with that of k-means on a Gaussian with
+  the same mean and covariance; data that clusters no better than a single blob is refused with
+  a clear message instead of being cut into arbitrary pieces.
+* Segments get stable ids ordered by revenue (S1 = most revenue), a plain-English name derived
+  from how the segment differs from everyone else, and human-readable rules from a shallow
+  decision tree trained to reproduce the segments (with its fidelity).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from insight_agent.analytics.features import SEGMENT_FEATURES
+from insight_agent.errors import InsufficientData
+
+MIN_CUSTOMERS = 20
+SILHOUETTE_SAMPLE = 5000
+ONE_SEGMENT_MARGIN = 0.05  # best silhouette must beat the single-Gaussian reference by this
+
+LABELS = {
+    "recency_days": ("last order", "days ago"),
+    "frequency": ("orders", ""),
+    "monetary_total": ("total spend", ""),
+    "avg_order_value": ("average order", ""),
+    "tenure_days": ("customer for", "days"),
+    "spend_90d": ("spend in last 90 days", ""),
+    "mean_gap_days": ("typical gap between orders", "days"),
+}
+MONEY = {"monetary_total", "avg_order_value", "spend_90d"}
+
+
+@dataclass
+class SegmentationResult:
+    """Fitted segmentation. ``labels`` maps customer_id to segment id ("S1", "S2", ...)."""
+
+    labels: pd.Series
+    names: dict[str, str]
+    profiles: pd.DataFrame  # one row per segment id, sorted by revenue share
+    rules: dict[str, list[dict[str, Any]]]
+    tree_fidelity: float
+    k: int
+    silhouette: dict[int, float]
+    reference_silhouette: float | None
+    rfm: pd.DataFrame  # per customer: R, F, M (1-5) and rfm code
+    features: list[str]
+    params: dict[str, Any] = field(default_factory=dict)
+    model: Any = None  # (scaler, kmeans) for assigning new customers
+    center_order: list[int] = field(default_factory=list)
+
+    def name_of(self, segment_id: str) -> str:
+        """Human name of a segment id."""
+        return self.names[segment_id]
+
+
+def _prepare(X: pd.DataFrame, features: list[str]) -> np.ndarray:
+    return np.log1p(X[features].clip(lower=0).to_numpy(dtype=float))
+
+
+def segment_customers(
+    X: pd.DataFrame,
+    *,
+    k: int | None = None,
+    k_range: tuple[int, int] = (3, 8),
+    seed: int = 0,
+    minibatch_above: int = 200_000,
+    category_spend: pd.DataFrame | None = None,
+    revenue: pd.Series | None = None,
+) -> SegmentationResult:
+    """Segment the customers in feature frame ``X`` (index customer_id).
+
+    ``category_spend`` (customer x category spend) gives each segment's top categories;
+    ``revenue`` (per customer) its revenue share (default: ``monetary_total``).
+    Raises :class:`InsufficientData` for too few customers, features without variation, or
+    data with no segment structure.
+    """
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+    from sklearn.preprocessing import StandardScaler
+
+    features = [f for f in SEGMENT_FEATURES if f in X]
+    buyers = X[X["frequency"] > 0] if "frequency" in X else X
+    n = len(buyers)
+    if n < MIN_CUSTOMERS:
+        raise InsufficientData(
+            f"segmentation needs at least {MIN_CUSTOMERS} customers with orders; found {n}"
+        )
+    raw = _prepare(buyers, features)
+    spread = raw.std(axis=0)
+    varying = spread > 1e-9
+    if not varying.any():
+        raise InsufficientData(
+            "every customer has the same recency, frequency and spend: there is nothing to "
+            "segment on"
+        )
+    features = [f for f, v in zip(features, varying, strict=True) if v]
+    raw = raw[:, varying]
+    scaler = StandardScaler().fit(raw)
+    Z = scaler.transform(raw)
+    rng = np.random.default_rng(seed)
+    sample = rng.choice(n, size=min(n, SILHOUETTE_SAMPLE), replace=False)
+
+    def fit(data: np.ndarray, kk: int) -> Any:
+        if len(data) > minibatch_above:
+            return MiniBatchKMeans(n_clusters=kk, random_state=seed, n_init=5, batch_size=4096).fit(
+                data
+            )
+        return KMeans(n_clusters=kk, random_state=seed, n_init=10).fit(data)
+
+    lo, hi = k_range
+    candidates = [k] if k else list(range(lo, min(hi, n - 1) + 1))
+    if not candidates or (k is not None and not 2 <= k < n):
+        raise InsufficientData(f"cannot make {k} segments from {n} customers")
+    scores: dict[int, float] = {}
+    models: dict[int, Any] = {}
+    for kk in candidates:
+        model = fit(Z, kk)
+        models[kk] = model
+        scores[kk] = _silhouette(Z[sample], model.labels_[sample])
+    best_k = k or max(scores, key=lambda kk: (round(scores[kk], 3), -kk))
+    reference = None
+    if k is None:
+        reference = _reference_silhouette(Z[sample], best_k, seed)
+        if scores[best_k] < reference + ONE_SEGMENT_MARGIN:
+            raise InsufficientData(
+                f"no distinct segments: the customers cluster no better than a single group "
+                f"(silhouette {scores[best_k]:.2f} vs {reference:.2f} for one Gaussian blob); "
+                "pass --k to force a split"
+            )
+    model = models[best_k]
+
+    # Stable ids: S1 = most revenue. Centres are sorted so the same data gives the same ids.
+    labels_raw = model.labels_
+    rev = (
+        revenue.reindex(buyers.index).fillna(0.0)
+        if revenue is not None
+        else buyers["monetary_total"]
+    )
+    totals = pd.Series(rev.to_numpy()).groupby(labels_raw).sum()
+    order = sorted(range(best_k), key=lambda c: (-totals.get(c, 0.0), c))
+    remap = {old: f"S{i + 1}" for i, old in enumerate(order)}
+    labels = pd.Series([remap[c] for c in labels_raw], index=buyers.index, name="segment")
+    labels = _add_non_buyers(X, labels)
+
+    profiles = _profiles(X, labels, features, category_spend, revenue)
+    names = _names(profiles)
+    profiles.insert(0, "name", [names[s] for s in profiles.index])
+    rules, fidelity = _rules(X.loc[labels.index], labels, features)
+    return SegmentationResult(
+        labels=labels,
+        names=names,
+        profiles=profiles,
+        rules=rules,
+        tree_fidelity=fidelity,
+        k=best_k + (1 if (labels == "S0").any() else 0),
+        silhouette=scores,
+        reference_silhouette=reference,
+        rfm=rfm_scores(X),
+        features=features,
+        params={
+            "k": k,
+            "k_range": list(k_range),
+            "seed": seed,
+            "minibatch": n > minibatch_above,
+            "log1p": True,
+            "scaled": True,
+        },
+        model=(scaler, model),
+        center_order=order,
+    )
+
+
+def _silhouette(Z: np.ndarray, labels: np.ndarray) -> float:
+    from sklearn.metrics import silhouette_score
+
+    if len(set(labels.tolist())) < 2:
+        return -1.0
+    return float(silhouette_score(Z, labels))
+
+
+def _reference_silhouette(Z: np.ndarray, k: int, seed: int) -> float:
+    """Silhouette of k-means on a Gaussian with Z's mean and covariance (no clusters)."""
+    from sklearn.cluster import KMeans
+
+    rng = np.random.default_rng(seed + 1)
+    cov = np.cov(Z, rowvar=False) + 1e-9 * np.eye(Z.shape[1])
+    ref = rng.multivariate_normal(Z.mean(axis=0), cov, size=len(Z))
+    labels = KMeans(n_clusters=k, random_state=seed, n_init=4).fit_predict(ref)
+    return _silhouette(ref, labels)
+
+
+def _add_non_buyers(X: pd.DataFrame, labels: pd.Series) -> pd.Series:
+    """Customers with no orders yet (signed up, never bought) form their own segment S0."""
+    if "frequency" not in X:
+        return labels
+    never = X.index[X["frequency"] <= 0]
+    if len(never) == 0:
+        return labels
+    return pd.concat([labels, pd.Series("S0", index=never, name="segment")]).reindex(X.index)
+
+
+def rfm_scores(X: pd.DataFrame) -> pd.DataFrame:
+    """Classic RFM quintile scores (5 = best): R from recency, F frequency, M monetary."""
+
+    def quintile(values: pd.Series, ascending: bool) -> pd.Series:
+        ranks = values.rank(method="first", ascending=ascending)
+        return np.ceil(ranks / len(values) * 5).clip(1, 5).astype(int)
+
+    out = pd.DataFrame(index=X.index)
+    out["R"] = quintile(-X["recency_days"], True)
+    out["F"] = quintile(X["frequency"], True)
+    out["M"] = quintile(X["monetary_total"], True)
+    out["rfm"] = out["R"].astype(str) + out["F"].astype(str) + out["M"].astype(str)
+    return out
+
+
+def _profiles(
+    X: pd.DataFrame,
+    labels: pd.Series,
+    features: list[str],
+    category_spend: pd.DataFrame | None,
+    revenue: pd.Series | None,
+) -> pd.DataFrame:
+    rev = revenue.reindex(X.index).fillna(0.0) if revenue is not None else X["monetary_total"]
+    groups = labels.reindex(X.index)
+    overall = X[features].mean()
+    rows = {}
+    total_rev = float(rev.sum()) or 1.0
+    for seg, idx in groups.groupby(groups).groups.items():
+        part = X.loc[idx, features]
+        row: dict[str, Any] = {
+            "customers": len(idx),
+            "share_customers": len(idx) / len(X),
+            "share_revenue": float(rev.loc[idx].sum()) / total_rev,
+        }
+        means = part.mean()
+        medians = part.median()
+        for f in features:
+            row[f"mean_{f}"] = float(means[f])
+            row[f"median_{f}"] = float(medians[f])
+            row[f"ratio_{f}"] = float(means[f] / overall[f]) if overall[f] else float("nan")
+        if category_spend is not None and len(category_spend.columns):
+            spend = category_spend.reindex(idx).fillna(0.0).sum()
+            share = (spend / spend.sum()).sort_values(ascending=False) if spend.sum() else spend
+            row["top_categories"] = [
+                (str(c), round(float(s), 3)) for c, s in share.head(3).items() if s > 0
+            ]
+        rows[seg] = row
+    profiles = pd.DataFrame.from_dict(rows, orient="index")
+    profiles.index.name = "segment"
+    return profiles.sort_values(["share_revenue", "customers"], ascending=False)
+
+
+def _names(profiles: pd.DataFrame) -> dict[str, str]:
+    """Plain-English names from how each segment differs from the customer base (medians)."""
+    overall = {
+        f: profiles[f"median_{f}"].mul(profiles["customers"]).sum() / profiles["customers"].sum()
+        for f in LABELS
+        if f"median_{f}" in profiles
+    }
+    names: dict[str, str] = {}
+    for seg, row in profiles.iterrows():
+        if seg == "S0":
+            names[seg] = "Signed up, no purchase yet"
+            continue
+
+        def ratio(f: str, row: pd.Series = row) -> float:
+            base = overall.get(f)
+            return float(row[f"median_{f}"] / base) if base else 1.0
+
+        r, f, m = ratio("recency_days"), ratio("frequency"), ratio("monetary_total")
+        a, t = ratio("avg_order_value"), ratio("tenure_days")
+        if t <= 0.4:
+            name = "New big-basket customers" if a >= 1.5 else "New customers"
+        elif r >= 2.0:
+            name = "Lapsing big spenders" if m >= 1.3 else "Lapsing customers"
+        elif m >= 1.8 and f >= 1.3:
+            name = "High-value loyal"
+        elif f >= 1.0 and a <= 0.75:
+            name = "Bargain hunters"
+        elif f <= 0.6:
+            name = "Occasional big-basket shoppers" if a >= 1.3 else "Occasional shoppers"
+        elif m >= 1.3:
+            name = "Steady high spenders"
+        else:
+            name = "Regular customers"
+        names[str(seg)] = name
+    # Same name twice: tell them apart by spend.
+    seen: dict[str, list[str]] = {}
+    for seg, name in names.items():
+        seen.setdefault(name, []).append(seg)
+    for name, segs in seen.items():
+        if len(segs) > 1:
+            ordered = sorted(segs, key=lambda s: -profiles.loc[s, "median_monetary_total"])
+            for i, seg in enumerate(ordered):
+                names[seg] = (
+                    f"{name} ({'higher' if i == 0 else 'lower'} spend)"
+                    if len(segs) == 2
+                    else f"{name} {i + 1}"
+                )
+    return names
+
+
+def _fmt(feature: str, value: float) -> str:
+    if feature in MONEY:
+        return f"{value:,.0f}"
+    return f"{value:,.0f}" if abs(value) >= 10 else f"{value:.1f}"
+
+
+def _rules(
+    X: pd.DataFrame, labels: pd.Series, features: list[str], max_depth: int = 4
+) -> tuple[dict[str, list[dict[str, Any]]], float]:
+    """Readable rules from a shallow tree that reproduces the segments; returns its fidelity.
+
+    At most two leaves per segment and four conditions per rule keep the rules readable.
+    """
+    from sklearn.tree import DecisionTreeClassifier
+
+    data = X[features].to_numpy(dtype=float)
+    y = labels.to_numpy()
+    n_segments = len(set(y.tolist()))
+    tree = DecisionTreeClassifier(
+        max_depth=max_depth,
+        max_leaf_nodes=2 * n_segments,
+        random_state=0,
+        min_samples_leaf=max(5, len(y) // 200),
+    ).fit(data, y)
+    fidelity = float((tree.predict(data) == y).mean())
+    t = tree.tree_
+    classes = tree.classes_
+    rules: dict[str, list[dict[str, Any]]] = {str(c): [] for c in classes}
+    seg_sizes = pd.Series(y).value_counts()
+
+    def walk(node: int, conditions: list[str]) -> None:
+        if t.children_left[node] == -1:
+            counts = t.value[node][0]
+            # sklearn stores class fractions (>=1.3) or counts; normalise to shares either way
+            share = counts / counts.sum()
+            best = int(np.argmax(share))
+            seg = str(classes[best])
+            n_node = int(t.n_node_samples[node])
+            rules[seg].append(
+                {
+                    "rule": " and ".join(conditions) or "all customers",
+                    "precision": round(float(share[best]), 3),
+                    "coverage": round(float(share[best]) * n_node / int(seg_sizes[seg]), 3),
+                    "customers": n_node,
+                }
+            )
+            return
+        feat = features[t.feature[node]]
+        thr = float(t.threshold[node])
+        label, unit = LABELS.get(feat, (feat, ""))
+        unit = f" {unit}" if unit else ""
+        walk(t.children_left[node], [*conditions, f"{label} ≤ {_fmt(feat, thr)}{unit}"])
+        walk(t.children_right[node], [*conditions, f"{label} > {_fmt(feat, thr)}{unit}"])
+
+    walk(0, [])
+    for seg in rules:
+        rules[seg].sort(key=lambda r: -r["coverage"])
+    return rules, fidelity

@@ -1,0 +1,141 @@
+"""Segmentation on the demo data recovers the planted segments, names them and explains them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from insight_agent.analytics.features import customer_features
+from insight_agent.analytics.segmentation import rfm_scores, segment_customers
+from insight_agent.errors import InsufficientData
+
+
+@pytest.fixture(scope="module")
+def features(demo_data):
+    data, _ = demo_data
+    end = data.orders["order_date"].max().normalize() + pd.Timedelta(days=1)
+    return customer_features(
+        data.customers,
+        data.orders,
+        end,
+        reviews=data.reviews,
+        campaigns=data.campaigns,
+        returns=data.returns,
+    ).X
+
+
+@pytest.fixture(scope="module")
+def category_spend(demo_data):
+    orders = demo_data[0].orders
+    return orders.pivot_table(
+        index="customer_id", columns="category", values="amount", aggfunc="sum", fill_value=0.0
+    )
+
+
+@pytest.fixture(scope="module")
+def result(features, category_spend):
+    return segment_customers(features, category_spend=category_spend)
+
+
+def test_planted_segments_are_recovered(result, demo_data):
+    from sklearn.metrics import adjusted_rand_score
+
+    _, truth = demo_data
+    labels = result.labels
+    ari = adjusted_rand_score(truth["segment"].reindex(labels.index), labels)
+    assert ari >= 0.6, ari
+    assert 3 <= result.k <= 8
+
+
+def test_segments_are_stable_across_runs(result, features, category_spend):
+    again = segment_customers(features, category_spend=category_spend)
+    pd.testing.assert_series_equal(result.labels, again.labels)
+    assert result.names == again.names
+
+
+def test_names_follow_the_data(result, demo_data):
+    _, truth = demo_data
+    names = result.labels.map(result.names)
+    table = pd.crosstab(truth["segment"].reindex(names.index), names)
+    # where most planted new / lapsing / loyal customers land, and what that segment is called
+    assert table.loc["new_customer"].idxmax().startswith("New")
+    assert table.loc["lapsing"].idxmax().startswith("Lapsing")
+    assert table.loc["loyal_high_spender"].idxmax() == "High-value loyal"
+    assert table.loc["bargain_hunter"].idxmax() == "Bargain hunters"
+    assert len(set(result.names.values())) == len(result.names)  # distinct names
+
+
+def test_ids_ordered_by_revenue_and_profiles_complete(result):
+    profiles = result.profiles
+    assert list(profiles.index) == sorted(profiles.index, key=lambda s: int(s[1:]))
+    assert profiles["share_revenue"].is_monotonic_decreasing
+    assert profiles["share_customers"].sum() == pytest.approx(1.0)
+    assert profiles["share_revenue"].sum() == pytest.approx(1.0)
+    assert all(profiles["top_categories"].map(len) > 0)
+
+
+def test_rules_explain_each_segment(result):
+    assert result.tree_fidelity >= 0.8
+    for seg in result.names:
+        assert result.rules[seg], f"no rule for {seg}"
+        best = result.rules[seg][0]
+        assert best["precision"] > 0.5 and 0 < best["coverage"] <= 1
+        assert any(word in best["rule"] for word in ("orders", "spend", "order", "customer"))
+
+
+def test_forced_k(features):
+    assert segment_customers(features, k=4).k == 4
+
+
+def test_rfm_scores():
+    X = pd.DataFrame(
+        {
+            "recency_days": [1, 10, 100, 1000, 5],
+            "frequency": [9, 5, 1, 1, 3],
+            "monetary_total": [900, 500, 10, 20, 300],
+        },
+        index=list("abcde"),
+    )
+    rfm = rfm_scores(X)
+    assert rfm.loc["a", "R"] == 5 and rfm.loc["d", "R"] == 1
+    assert rfm.loc["a", "rfm"] == "555"
+    assert rfm[["R", "F", "M"]].isin(range(1, 6)).all().all()
+
+
+def _synthetic(n: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "recency_days": rng.lognormal(3.5, 0.6, n),
+            "frequency": rng.lognormal(1.5, 0.4, n),
+            "monetary_total": rng.lognormal(6, 0.5, n),
+            "avg_order_value": rng.lognormal(4, 0.3, n),
+            "tenure_days": rng.lognormal(6, 0.3, n),
+            "spend_90d": rng.lognormal(4, 0.5, n),
+            "mean_gap_days": rng.lognormal(3.5, 0.4, n),
+        },
+        index=[f"c{i}" for i in range(n)],
+    )
+
+
+def test_one_segment_dataset_is_refused_clearly():
+    with pytest.raises(InsufficientData) as info:
+        segment_customers(_synthetic(2000))
+    assert "no distinct segments" in info.value.message
+    assert "--k" in info.value.message
+
+
+def test_single_customer_and_too_few_customers():
+    for n in (1, 5):
+        with pytest.raises(InsufficientData) as info:
+            segment_customers(_synthetic(n))
+        assert f"found {n}" in info.value.message
+
+
+def test_constant_features():
+    X = _synthetic(100)
+    X.loc[:, :] = 1.0
+    with pytest.raises(InsufficientData) as info:
+        segment_customers(X)
+    assert "same recency, frequency and spend" in info.value.message

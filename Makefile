@@ -27,9 +27,14 @@ demo: $(VENV)/.installed
 	@test -f $(DEMO)/insight.toml || $(BIN)/insight init $(DEMO) --demo
 	$(BIN)/insight validate -w $(DEMO)
 	$(BIN)/insight doctor -w $(DEMO)
+	$(BIN)/insight build -w $(DEMO)
+	$(BIN)/insight segments -w $(DEMO)
+	$(BIN)/insight model-card churn -w $(DEMO)
+	$(BIN)/insight audience -t churn --top 100 -o $(DEMO)/exports/churn-top100.csv -w $(DEMO)
 	@echo
-	@echo "Demo workspace: $(CURDIR)/$(DEMO)  (data in $(DEMO)/data, artifacts in $(DEMO)/.insight)"
-	@echo "Try: $(BIN)/insight validate -w $(DEMO)   or   . $(BIN)/activate && insight --help"
+	@echo "Demo workspace: $(CURDIR)/$(DEMO)  (data in $(DEMO)/data, models in $(DEMO)/.insight)"
+	@echo "Audience:       $(CURDIR)/$(DEMO)/exports/churn-top100.csv"
+	@echo "Try: . $(BIN)/activate && insight score -c C000042 -w $(DEMO)   (or insight --help)"
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

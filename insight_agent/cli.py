@@ -263,6 +263,253 @@ def doctor(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
             out.print(f"  {key}: {escape(str(value))}")
 
 
+@app.command()
+def build(
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+    k: Annotated[
+        int | None, typer.Option("--k", min=2, max=20, help="Force the number of segments.")
+    ] = None,
+    horizon: Annotated[
+        int,
+        typer.Option(
+            min=7, max=730, help="Propensity horizon in days (labels: what happens next H days)."
+        ),
+    ] = 90,
+    seed: Annotated[int, typer.Option(help="Random seed (segments are stable for a seed).")] = 0,
+) -> None:
+    """Build segments, propensity models, CLV and basket rules from the workspace's data.
+
+    Writes a versioned build under .insight/builds/ (the previous build stays until the new one
+    is complete). Stages that the data cannot support are skipped with the reason.
+    """
+    from insight_agent.analytics.build import BuildOptions, run_build
+
+    ws = _open(workspace, quiet=as_json)
+    options = BuildOptions(k=k, horizon_days=horizon, seed=seed)
+    if as_json:
+        manifest = run_build(ws, options)
+        typer.echo(json.dumps(manifest, indent=2, default=str))
+        return
+    from rich.markup import escape
+
+    out = _console()
+    err = _console(stderr=True)
+    with err.status("building…") as status:
+
+        def progress(stage: str, message: str) -> None:
+            if message == "running":
+                status.update(f"[bold]{escape(stage)}[/]…")
+            else:
+                mark = "[green]✓[/]" if message == "ok" else "[yellow]–[/]"
+                err.print(f"{mark} {escape(stage)}: {escape(message)}")
+
+        manifest = run_build(ws, options, progress)
+    out.print(
+        f"Build [bold]{manifest['build_id']}[/] in {manifest['seconds']:.1f} s "
+        f"(data up to {manifest['data']['cutoff']})"
+    )
+    for name, card in manifest.get("models", {}).items():
+        out.print(f"  {name}: ROC-AUC {card['roc_auc']:.2f} ({card['family']})")
+    if "segments" in manifest:
+        names = ", ".join(sorted(manifest["segments"]["names"].values()))
+        out.print(f"  {manifest['segments']['k']} segments: {escape(names)}")
+    skipped = [s for s in manifest["stages"] if s["status"] == "skipped"]
+    for stage in skipped:
+        out.print(f"  [yellow]skipped[/] {stage['name']}: {escape(stage['message'])}")
+    out.print("Next: insight segments · insight model-card churn · insight score --customer ID")
+
+
+@app.command()
+def segments(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Customer segments of the current build: size, revenue, behaviour, rules."""
+    from insight_agent.analytics.queries import segments_summary
+
+    ws = _open(workspace, quiet=as_json)
+    summary = segments_summary(ws)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, default=str))
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(
+        title=f"{summary['k']} segments (data up to {summary['cutoff']})", title_justify="left"
+    )
+    for col in (
+        "id",
+        "name",
+        "customers",
+        "% cust",
+        "% revenue",
+        "last order (d)",
+        "orders",
+        "spend",
+        "order value",
+        "top categories",
+    ):
+        table.add_column(
+            col, justify="left" if col in ("id", "name", "top categories") else "right"
+        )
+    for seg in summary["segments"]:
+        cats = ", ".join(c for c, _ in seg["top_categories"][:2])
+        table.add_row(
+            seg["id"],
+            escape(seg["name"]),
+            f"{seg['customers']:,}",
+            f"{seg['share_customers']:.0%}",
+            f"{seg['share_revenue']:.0%}",
+            f"{seg['median_recency_days']:,.0f}",
+            f"{seg['median_orders']:,.0f}",
+            f"{seg['median_total_spend']:,.0f}",
+            f"{seg['median_order_value']:,.0f}",
+            escape(cats),
+        )
+    out = _console()
+    out.print(table)
+    out.print(
+        f"[dim]Medians per segment. Rules (decision tree, fidelity "
+        f"{summary['tree_fidelity']:.0%}):[/]"
+    )
+    for seg in summary["segments"]:
+        for rule in seg["rules"][:1]:
+            out.print(
+                f"  {seg['id']} {escape(seg['name'])}: {escape(rule['rule'])} "
+                f"[dim]({rule['coverage']:.0%} of the segment)[/]"
+            )
+
+
+@app.command("model-card")
+def model_card_cmd(
+    target: Annotated[
+        str, typer.Argument(help="churn, purchase, response, or a category name (e.g. Footwear).")
+    ],
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """How good a propensity model is (held-out window), and what drives it."""
+    from insight_agent.analytics.queries import model_card
+
+    ws = _open(workspace, quiet=as_json)
+    card = model_card(ws, target)
+    if as_json:
+        typer.echo(json.dumps(card, indent=2, default=str))
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    m = card["metrics"]
+    out = _console()
+    out.print(f"[bold]{escape(card['target'])}[/]: {escape(card['meaning'])}")
+    out.print(f"model: {card['family']} (calibrated); reliability: {card['reliability']}")
+    out.print(
+        f"held-out window {m['eval_window'][0]} – {m['eval_window'][1]}: "
+        f"{m['n']:,} customers, {m['positives']:,} positive ({m['base_rate']:.1%})"
+    )
+    out.print(
+        f"ROC-AUC {m['roc_auc']:.3f} · PR-AUC {m['pr_auc']:.3f} · Brier {m['brier']:.3f} · "
+        f"CV ROC-AUC {m['cv_roc_auc_mean']:.3f} ± {m['cv_roc_auc_std']:.3f} "
+        f"({m['cv_folds']} folds)"
+    )
+    out.print(
+        f"at threshold {m['threshold']:.2f}: precision {m['precision']:.2f}, recall "
+        f"{m['recall']:.2f}, F1 {m['f1']:.2f}"
+    )
+    compared = ", ".join(f"{k} {v['roc_auc']:.3f}" for k, v in card["comparison"].items())
+    out.print(f"compared (ROC-AUC on the held-out window): {compared}")
+    table = Table(title="Lift by decile (1 = highest scores)", title_justify="left")
+    table.add_column("decile")
+    table.add_column("lift", justify="right")
+    table.add_column("cumulative capture", justify="right")
+    for i, (lift, cap) in enumerate(
+        zip(m["lift_by_decile"], m["capture_by_decile"], strict=True), start=1
+    ):
+        table.add_row(str(i), f"{lift:.2f}x", f"{cap:.0%}")
+    out.print(table)
+    out.print("[bold]drivers[/] (permutation importance on the held-out window):")
+    for d in card["drivers"][:8]:
+        out.print(f"  {escape(d['label'])}: {d['importance']:.3f} ({d['direction']})")
+
+
+@app.command()
+def score(
+    customer: Annotated[str, typer.Option("--customer", "-c", help="Customer id.")],
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One customer's segment, propensity scores with reasons, and 12-month CLV."""
+    from insight_agent.analytics.queries import customer_score
+
+    ws = _open(workspace, quiet=True)
+    row = customer_score(ws, customer)
+    if as_json:
+        typer.echo(json.dumps(row, indent=2, default=str))
+        return
+    from rich.markup import escape
+
+    out = _console()
+    out.print(
+        f"[bold]{escape(str(row['customer_id']))}[/] — "
+        f"{escape(str(row.get('segment_name') or 'no segment'))}"
+        + (f" (RFM {row['rfm']})" if row.get("rfm") else "")
+    )
+    out.print(
+        f"  last order {row['recency_days']:,.0f} days ago · {row['frequency']:,.0f} "
+        f"orders · {row['monetary_total']:,.2f} spent · average order "
+        f"{row['avg_order_value']:,.2f}"
+    )
+    for key, value in row.items():
+        if key.startswith("p_") and value is not None:
+            base = key[2:]
+            decile = row.get(f"{base}_decile")
+            line = f"  {base.replace('cat_', 'buys ')}: {value:.0%}"
+            if decile:
+                line += f" (decile {decile})"
+            reasons = row.get(f"{base}_reasons") or []
+            if reasons:
+                line += " — " + "; ".join(reasons)
+            out.print(escape(line))
+    if row.get("clv_12m") is not None:
+        out.print(f"  12-month CLV {row['clv_12m']:,.2f} · P(alive) {row['p_alive']:.0%}")
+    if row.get("next_best_category"):
+        out.print(f"  next best category: {escape(str(row['next_best_category']))}")
+
+
+@app.command()
+def audience(
+    target: Annotated[
+        str, typer.Option("--target", "-t", help="churn, purchase, response or a category.")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV file to write.")],
+    top: Annotated[int, typer.Option(min=1, help="How many customers.")] = 500,
+    segment: Annotated[str | None, typer.Option(help="Only this segment (id or name).")] = None,
+    min_probability: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.0,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export the customers most likely to churn / buy / respond, with reasons, as CSV."""
+    from insight_agent.analytics.queries import audience as build_audience
+    from insight_agent.analytics.queries import write_audience
+
+    ws = _open(workspace, quiet=as_json)
+    frame = build_audience(ws, target, top=top, segment=segment, min_probability=min_probability)
+    path = write_audience(frame, output)
+    summary = {
+        "path": str(path),
+        "rows": len(frame),
+        "target": target,
+        "mean_probability": round(float(frame["probability"].mean()), 3) if len(frame) else None,
+        "build_id": frame.attrs.get("build_id"),
+    }
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        _console().print(
+            f"Wrote {summary['rows']:,} customers to {path} "
+            f"(mean probability {summary['mean_probability'] or 0:.0%})"
+        )
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

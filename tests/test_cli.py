@@ -159,8 +159,9 @@ def test_builtin_demo_workspace_is_created_on_first_use(tmp_path):
 
 
 def test_init_demo_with_size_and_seed(tmp_path):
-    result = runner.invoke(app, ["init", str(tmp_path / "d"), "--demo", "--customers-count",
-                                 "300", "--seed", "7"])
+    result = runner.invoke(
+        app, ["init", str(tmp_path / "d"), "--demo", "--customers-count", "300", "--seed", "7"]
+    )
     assert result.exit_code == 0, result.output
     assert "customers: " in result.output and "(300 rows)" in result.output
     validated = runner.invoke(app, ["validate", "-w", str(tmp_path / "d"), "--json"])

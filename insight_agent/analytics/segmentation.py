@@ -113,7 +113,9 @@ def segment_customers(
             return MiniBatchKMeans(n_clusters=kk, random_state=seed, n_init=5, batch_size=4096).fit(
                 data
             )
-        return KMeans(n_clusters=kk, random_state=seed, n_init=10).fit(data)
+        return KMeans(
+            n_clusters=kk, random_state=seed, n_init=10 if len(data) <= 50_000 else 4
+        ).fit(data)
 
     lo, hi = k_range
     candidates = [k] if k else list(range(lo, min(hi, n - 1) + 1))

@@ -1,0 +1,181 @@
+"""Versioned build artifacts under ``.insight/builds/<build_id>/``.
+
+A build is written into a temporary folder and renamed into place when complete, then
+``.insight/current`` (one line: the build id) is replaced atomically — readers never see a
+half-written build. Each build has a ``manifest.json`` with library versions, the data
+fingerprint, parameters, metrics and timings. The per-customer table is stored twice: Parquet
+for analytics and SQLite (indexed by customer_id) so `insight score` answers in milliseconds
+without loading pandas.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import importlib.metadata as md
+import json
+import os
+import shutil
+import sqlite3
+import warnings
+from pathlib import Path
+from typing import Any
+
+from insight_agent.errors import InsightError
+from insight_agent.workspace import Workspace, atomic_write_text
+
+KEEP_BUILDS = 3
+VERSIONED = ("insight", "scikit-learn", "numpy", "pandas", "scipy")
+
+
+class NoBuild(InsightError):
+    """The workspace has no (usable) build yet."""
+
+    exit_code = 2
+
+
+def library_versions() -> dict[str, str]:
+    """Versions that decide whether saved models can be trusted."""
+    from insight_agent import __version__
+
+    out = {"insight": __version__}
+    for dist in VERSIONED[1:]:
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            out[dist] = "missing"
+    return out
+
+
+def new_build_id(now: dt.datetime | None = None) -> str:
+    """Sortable id: UTC timestamp plus the process id (two builds never collide)."""
+    now = now or dt.datetime.now(dt.UTC)
+    return now.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
+
+
+class BuildWriter:
+    """Collects a build's files in a temporary folder; :meth:`commit` publishes it."""
+
+    def __init__(self, ws: Workspace, build_id: str | None = None) -> None:
+        self.ws = ws
+        self.build_id = build_id or new_build_id()
+        self.builds = ws.artifacts / "builds"
+        self.tmp = self.builds / f".{self.build_id}.tmp"
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir(parents=True)
+
+    def path(self, *parts: str) -> Path:
+        """A path inside the build being written."""
+        path = self.tmp.joinpath(*parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def write_json(self, name: str, payload: Any) -> None:
+        """Write a JSON file (stable key order, so identical builds give identical files)."""
+        self.path(name).write_text(
+            json.dumps(payload, indent=2, sort_keys=True, default=str), encoding="utf-8"
+        )
+
+    def write_customers(self, table: Any) -> None:
+        """The per-customer table: Parquet plus an indexed SQLite copy for point lookups."""
+        table.to_parquet(self.path("customers.parquet"))
+        flat = table.copy()
+        for col in flat.columns:
+            if (
+                flat[col].dtype == object
+                and flat[col].map(lambda v: isinstance(v, list | dict)).any()
+            ):
+                flat[col] = flat[col].map(json.dumps)
+        db = self.path("customers.sqlite")
+        with sqlite3.connect(db) as con:
+            flat.reset_index().to_sql("customers", con, index=False)
+            con.execute("CREATE UNIQUE INDEX idx_customer ON customers(customer_id)")
+        con.close()
+
+    def commit(self) -> Path:
+        """Move the finished build into place, point ``current`` at it, prune old builds."""
+        final = self.builds / self.build_id
+        for leftover in self.tmp.rglob("*"):
+            if leftover.is_file():
+                with open(leftover, "rb") as fh:
+                    os.fsync(fh.fileno())
+        os.replace(self.tmp, final)
+        atomic_write_text(self.ws.artifacts / "current", self.build_id + "\n")
+        self._prune()
+        return final
+
+    def abort(self) -> None:
+        """Discard the unfinished build."""
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _prune(self) -> None:
+        builds = sorted(
+            p for p in self.builds.iterdir() if p.is_dir() and not p.name.startswith(".")
+        )
+        for old in builds[:-KEEP_BUILDS]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def current_build(ws: Workspace) -> Path:
+    """Folder of the current build; :class:`NoBuild` with a fix when there is none."""
+    pointer = ws.artifacts / "current"
+    if not pointer.is_file():
+        raise NoBuild(
+            "this workspace has no models yet", hint=f"run `insight build -w {ws.root}` first"
+        )
+    folder = ws.artifacts / "builds" / pointer.read_text(encoding="utf-8").strip()
+    if not (folder / "manifest.json").is_file():
+        raise NoBuild(
+            f"the current build ({folder.name}) is missing or incomplete",
+            hint="run `insight build` again",
+        )
+    return folder
+
+
+def read_json(folder: Path, name: str) -> Any:
+    """Read one JSON artifact of a build."""
+    path = folder / name
+    if not path.is_file():
+        raise NoBuild(
+            f"the current build has no {name}",
+            hint="that stage was skipped in the last build; see `insight build`",
+        )
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def check_versions(manifest: dict[str, Any]) -> list[str]:
+    """Warnings for models saved by other library versions (results may differ)."""
+    saved = manifest.get("versions", {})
+    now = library_versions()
+    notes = [
+        f"{lib} {saved[lib]} at build time, {now[lib]} now"
+        for lib in VERSIONED
+        if lib in saved and saved[lib] != now.get(lib)
+    ]
+    for note in notes:
+        warnings.warn(
+            f"models were built with different library versions: {note}; "
+            "run `insight build` to refresh them",
+            stacklevel=2,
+        )
+    return notes
+
+
+def lookup_customer(folder: Path, customer_id: str) -> dict[str, Any] | None:
+    """One row of the per-customer table, by id, from SQLite (no pandas import)."""
+    con = sqlite3.connect(f"file:{folder / 'customers.sqlite'}?mode=ro", uri=True)
+    try:
+        con.row_factory = sqlite3.Row
+        row = con.execute(
+            "SELECT * FROM customers WHERE customer_id = ?", (customer_id,)
+        ).fetchone()
+    finally:
+        con.close()
+    if row is None:
+        return None
+    out = dict(row)
+    for key, value in out.items():
+        if isinstance(value, str) and value[:1] in "[{":
+            with contextlib.suppress(ValueError):
+                out[key] = json.loads(value)
+    return out

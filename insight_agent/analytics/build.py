@@ -1,0 +1,398 @@
+"""`insight build`: load → features → segments → propensity → CLV → basket → artifacts.
+
+Each stage is timed; a stage that cannot run on this data (too few positives, no campaigns...)
+is recorded as skipped with the reason and the build goes on. The result is one versioned build
+folder (see :mod:`insight_agent.analytics.artifacts`).
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from insight_agent.analytics.artifacts import BuildWriter, library_versions
+from insight_agent.errors import InsufficientData
+from insight_agent.workspace import Workspace
+
+Progress = Callable[[str, str], None]  # (stage, message)
+
+
+@dataclass
+class BuildOptions:
+    """Parameters of a build (recorded in its manifest)."""
+
+    k: int | None = None
+    k_range: tuple[int, int] = (3, 8)
+    horizon_days: int = 90
+    clv_horizon_days: int = 365
+    category_models: int = 3  # purchase-in-category models for the top categories by revenue
+    seed: int = 0
+    stages: tuple[str, ...] = ("segments", "propensity", "clv", "basket")
+
+
+@dataclass
+class StageReport:
+    """What one stage did."""
+
+    name: str
+    status: str = "ok"  # ok | skipped
+    seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+    message: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def target_column(name: str) -> str:
+    """Column of the customer table holding a target's probability."""
+    if name.startswith("category:"):
+        slug = "".join(ch if ch.isalnum() else "_" for ch in name[9:].lower()).strip("_")
+        return f"p_cat_{slug}"
+    return f"p_{name}"
+
+
+def run_build(
+    ws: Workspace, options: BuildOptions | None = None, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Build every model for the workspace and publish the artifacts; return the manifest."""
+    options = options or BuildOptions()
+    say = progress or (lambda stage, msg: None)
+    stages: list[StageReport] = []
+    started = time.perf_counter()
+    with ws.lock():
+        writer = BuildWriter(ws)
+        try:
+            manifest = _build(ws, options, writer, stages, say)
+            manifest["seconds"] = round(time.perf_counter() - started, 2)
+            writer.write_json("manifest.json", manifest)
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+    return manifest
+
+
+def _stage(stages: list[StageReport], name: str, say: Progress):
+    """Context manager timing a stage; InsufficientData marks it skipped (with the reason)."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def run():
+        report = StageReport(name)
+        stages.append(report)
+        say(name, "running")
+        t = time.perf_counter()
+        try:
+            yield report
+        except InsufficientData as exc:
+            report.status = "skipped"
+            report.message = exc.message
+        report.seconds = round(time.perf_counter() - t, 2)
+        report.peak_rss_mb = round(_rss_mb(), 1)
+        say(name, report.status + (f": {report.message}" if report.message else ""))
+
+    return run()
+
+
+def _build(
+    ws: Workspace,
+    options: BuildOptions,
+    writer: BuildWriter,
+    stages: list[StageReport],
+    say: Progress,
+) -> dict[str, Any]:
+    from insight_agent.analytics.features import customer_features, order_table
+    from insight_agent.data.load import load_dataset
+
+    with _stage(stages, "load", say) as st:
+        data = load_dataset(ws.settings, display=ws.display)
+        st.details = {
+            "customers": len(data.customers),
+            "order_rows": len(data.orders),
+            "returns": len(data.returns),
+            "reviews": 0 if data.reviews is None else len(data.reviews),
+            "campaign_sends": 0 if data.campaigns is None else len(data.campaigns),
+        }
+    if len(data.orders) == 0:
+        raise InsufficientData(
+            "there are no orders to build models from",
+            hint="add an orders file under [data.orders] in insight.toml",
+        )
+
+    with _stage(stages, "features", say) as st:
+        table = order_table(data.orders)
+        end = data.orders["order_date"].max().normalize() + pd.Timedelta(days=1)
+        categories = _top_categories(data.orders)
+        now = customer_features(
+            data.customers,
+            data.orders,
+            end,
+            reviews=data.reviews,
+            campaigns=data.campaigns,
+            returns=data.returns,
+            categories=categories,
+            orders_table=table,
+        )
+        X = now.X
+        st.details = {
+            "cutoff": str(end.date()),
+            "customers": len(X),
+            "features": X.shape[1],
+            "orders": len(table),
+        }
+    customers = (
+        X[["recency_days", "frequency", "monetary_total", "avg_order_value", "tenure_days"]]
+        .round(2)
+        .copy()
+    )
+    results: dict[str, Any] = {}
+
+    if "segments" in options.stages:
+        with _stage(stages, "segments", say) as st:
+            results["segments"] = _segments(X, data.orders, options, writer, customers, st)
+    if "propensity" in options.stages:
+        results["models"] = _propensity(
+            data, table, X, end, categories, options, writer, customers, stages, say
+        )
+    if "clv" in options.stages:
+        with _stage(stages, "clv", say) as st:
+            results["clv"] = _clv(data.orders, end, options, writer, customers, st)
+    if "basket" in options.stages:
+        with _stage(stages, "basket", say) as st:
+            results["basket"] = _basket(data.orders, writer, customers, st)
+
+    with _stage(stages, "write", say):
+        customers.index.name = "customer_id"
+        writer.write_customers(customers)
+    return {
+        "build_id": writer.build_id,
+        "created_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
+        "versions": library_versions(),
+        "data": {
+            "fingerprint": data.fingerprint,
+            "sources": data.sources,
+            "cutoff": str(end.date()),
+            "rows": {k: v.rows_kept for k, v in data.report.tables.items()},
+        },
+        "options": asdict(options),
+        "stages": [asdict(s) for s in stages],
+        **results,
+    }
+
+
+def _top_categories(orders: pd.DataFrame, limit: int = 12) -> list[str]:
+    if "category" not in orders or orders["category"].isna().all():
+        return []
+    spend = orders.groupby("category")["amount"].sum().sort_values(ascending=False)
+    return [str(c) for c in spend.index[:limit]]
+
+
+def _segments(
+    X: pd.DataFrame,
+    orders: pd.DataFrame,
+    options: BuildOptions,
+    writer: BuildWriter,
+    customers: pd.DataFrame,
+    st: StageReport,
+) -> dict[str, Any]:
+    from insight_agent.analytics.segmentation import segment_customers
+
+    category_spend = None
+    if "category" in orders and orders["category"].notna().any():
+        category_spend = orders.pivot_table(
+            index="customer_id", columns="category", values="amount", aggfunc="sum", fill_value=0.0
+        )
+    seg = segment_customers(
+        X, k=options.k, k_range=options.k_range, seed=options.seed, category_spend=category_spend
+    )
+    customers["segment"] = seg.labels.reindex(customers.index)
+    customers["segment_name"] = customers["segment"].map(seg.names)
+    customers[["R", "F", "M", "rfm"]] = seg.rfm.reindex(customers.index)[["R", "F", "M", "rfm"]]
+    profiles = seg.profiles.reset_index().to_dict(orient="records")
+    payload = {
+        "k": seg.k,
+        "names": seg.names,
+        "profiles": profiles,
+        "rules": seg.rules,
+        "tree_fidelity": round(seg.tree_fidelity, 3),
+        "silhouette": {str(k): round(v, 3) for k, v in seg.silhouette.items()},
+        "reference_silhouette": None
+        if seg.reference_silhouette is None
+        else round(seg.reference_silhouette, 3),
+        "features": seg.features,
+        "params": seg.params,
+    }
+    writer.write_json("segments.json", payload)
+    import joblib
+
+    joblib.dump(seg.model, writer.path("models", "segments.joblib"))
+    st.details = {
+        "k": seg.k,
+        "tree_fidelity": payload["tree_fidelity"],
+        "names": sorted(set(seg.names.values())),
+    }
+    return {"k": seg.k, "names": seg.names, "tree_fidelity": payload["tree_fidelity"]}
+
+
+def _propensity(
+    data: Any,
+    table: pd.DataFrame,
+    X: pd.DataFrame,
+    end: pd.Timestamp,
+    categories: list[str],
+    options: BuildOptions,
+    writer: BuildWriter,
+    customers: pd.DataFrame,
+    stages: list[StageReport],
+    say: Progress,
+) -> dict[str, Any]:
+    import joblib
+
+    from insight_agent.analytics.propensity import (
+        SliceCache,
+        Target,
+        default_features,
+        score_customers,
+        train_propensity,
+    )
+
+    features = SliceCache(
+        default_features(
+            data.customers,
+            data.orders,
+            reviews=data.reviews,
+            campaigns=data.campaigns,
+            returns=data.returns,
+            orders_table=table,
+            categories=categories,
+        )
+    )
+    targets = [Target("churn", "churn"), Target("purchase", "purchase")]
+    if data.campaigns is not None and len(data.campaigns):
+        targets.append(Target("response", "response"))
+    targets += [
+        Target(f"category:{c}", "category", c) for c in categories[: options.category_models]
+    ]
+    history_start = data.orders["order_date"].min()
+    chosen_family: list[str] | None = None
+    cards: dict[str, Any] = {}
+    for target in targets:
+        with _stage(stages, f"propensity:{target.name}", say) as st:
+            families = chosen_family if target.kind == "category" else None
+            model = train_propensity(
+                target,
+                data.orders,
+                features,
+                end,
+                horizon_days=options.horizon_days,
+                campaigns=data.campaigns,
+                history_start=history_start,
+                families=families,
+                seed=options.seed,
+            )
+            if target.kind == "purchase":
+                chosen_family = [model.family]  # category models reuse it (build time)
+            col = target_column(target.name)
+            scored = score_customers(model, X, n_reasons=3 if target.kind != "category" else 0)
+            customers[col] = scored["probability"].round(4)
+            if target.kind != "category":
+                customers[col.replace("p_", "", 1) + "_decile"] = scored["decile"]
+                customers[col.replace("p_", "", 1) + "_reasons"] = scored["reasons"]
+            card = model_card(model)
+            card["column"] = col
+            writer.write_json(f"models/{_file_name(target.name)}.json", card)
+            joblib.dump(model, writer.path("models", f"{_file_name(target.name)}.joblib"))
+            cards[target.name] = {
+                "roc_auc": model.metrics["roc_auc"],
+                "pr_auc": model.metrics["pr_auc"],
+                "family": model.family,
+                "column": col,
+            }
+            st.details = cards[target.name]
+    return cards
+
+
+def _file_name(target: str) -> str:
+    return target.replace(":", "__").replace("/", "_").replace(" ", "_")
+
+
+def model_card(model: Any) -> dict[str, Any]:
+    """JSON model card: what it predicts, how well (out of time), and what drives it."""
+    return {
+        "target": model.target.name,
+        "meaning": model.target.description.format(h=model.horizon_days),
+        "horizon_days": model.horizon_days,
+        "family": model.family,
+        "comparison": model.comparison,
+        "metrics": model.metrics,
+        "drivers": model.drivers,
+        "n_features": len(model.features),
+        "params": model.params,
+        "scored_at": str(model.cutoff.date()),
+    }
+
+
+def _clv(
+    orders: pd.DataFrame,
+    end: pd.Timestamp,
+    options: BuildOptions,
+    writer: BuildWriter,
+    customers: pd.DataFrame,
+    st: StageReport,
+) -> dict[str, Any]:
+    from insight_agent.analytics.clv import fit_clv, summarise_clv
+
+    result = fit_clv(orders, end - pd.Timedelta(days=1), horizon_days=options.clv_horizon_days)
+    per = result.customers.reindex(customers.index)
+    customers["clv_12m"] = per["clv"].round(2)
+    customers["p_alive"] = per["p_alive"].round(3)
+    customers["expected_purchases_12m"] = per["expected_purchases"].round(2)
+    segments = customers.get("segment_name")
+    summary = summarise_clv(per.dropna(subset=["clv"]), segments)
+    payload = {
+        "params": result.params,
+        "horizon_days": options.clv_horizon_days,
+        "summary": summary.reset_index().to_dict(orient="records"),
+    }
+    writer.write_json("clv.json", payload)
+    st.details = {"params": result.params}
+    return {"params": result.params}
+
+
+def _basket(
+    orders: pd.DataFrame, writer: BuildWriter, customers: pd.DataFrame, st: StageReport
+) -> dict[str, Any]:
+    from insight_agent.analytics.basket import (
+        association_rules,
+        next_best,
+        next_best_by_segment,
+        to_facts,
+    )
+
+    rules = association_rules(orders, level="category")
+    best = next_best(orders, rules, customers=customers.index)
+    customers["next_best_category"] = best["item"].reindex(customers.index)
+    customers["next_best_reason"] = best["reason"].reindex(customers.index)
+    payload: dict[str, Any] = {"facts": to_facts(rules), "n_baskets": rules.n_baskets}
+    payload["rules"] = (
+        rules.rules.head(200)
+        .assign(antecedent=lambda d: d["antecedent"].map(list))
+        .to_dict(orient="records")
+    )
+    if "segment_name" in customers:
+        by_seg = next_best_by_segment(orders, rules, customers["segment_name"].dropna())
+        payload["by_segment"] = by_seg.to_dict(orient="records")
+    writer.write_json("basket.json", payload)
+    st.details = {"rules": len(rules.rules), "baskets": rules.n_baskets}
+    return {"rules": len(rules.rules)}
+
+
+__all__ = ["BuildOptions", "model_card", "run_build", "target_column"]

@@ -1,0 +1,157 @@
+"""`insight build` end to end on the demo workspace, and the commands that read its output."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from insight_agent.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def built(demo_workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the demo workspace with one build (the copy keeps other tests' data clean)."""
+    root = tmp_path_factory.mktemp("built") / "ws"
+    shutil.copytree(demo_workspace, root)
+    result = runner.invoke(app, ["build", "-w", str(root)])
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def invoke(*args: str):
+    result = runner.invoke(app, list(args))
+    assert "Traceback" not in result.output
+    return result
+
+
+def test_build_writes_a_versioned_build_with_manifest(built):
+    current = (built / ".insight" / "current").read_text().strip()
+    folder = built / ".insight" / "builds" / current
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["build_id"] == current
+    assert manifest["versions"]["scikit-learn"]
+    assert len(manifest["data"]["fingerprint"]) == 64
+    stages = {s["name"]: s for s in manifest["stages"]}
+    for name in (
+        "load",
+        "features",
+        "segments",
+        "propensity:churn",
+        "propensity:purchase",
+        "propensity:response",
+        "clv",
+        "basket",
+        "write",
+    ):
+        assert stages[name]["status"] == "ok", stages[name]
+        assert stages[name]["seconds"] >= 0 and stages[name]["peak_rss_mb"] > 0
+    for name in (
+        "customers.parquet",
+        "customers.sqlite",
+        "segments.json",
+        "clv.json",
+        "basket.json",
+        "models/churn.json",
+        "models/churn.joblib",
+    ):
+        assert (folder / name).is_file(), name
+    assert not list((built / ".insight" / "builds").glob(".*.tmp"))
+
+
+def test_segments_command(built):
+    result = invoke("segments", "-w", str(built), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert 3 <= summary["k"] <= 8
+    shares = [s["share_revenue"] for s in summary["segments"]]
+    assert shares == sorted(shares, reverse=True)
+    assert summary["top_revenue_segment"] == summary["segments"][0]["name"]
+    assert all(s["rules"] for s in summary["segments"])
+    text = invoke("segments", "-w", str(built))
+    assert text.exit_code == 0 and "High-value loyal" in text.output
+
+
+def test_model_card_command(built):
+    result = invoke("model-card", "churn", "-w", str(built), "--json")
+    assert result.exit_code == 0, result.output
+    card = json.loads(result.stdout)
+    assert card["metrics"]["roc_auc"] >= 0.75
+    assert card["reliability"] in {"strong", "useful"}
+    assert "ROC-AUC" in card["headline"]
+    text = invoke("model-card", "churn", "-w", str(built))
+    assert "Lift by decile" in text.output and "drivers" in text.output
+    footwear = invoke("model-card", "footwear", "-w", str(built), "--json")
+    assert footwear.exit_code == 0, footwear.output
+    missing = invoke("model-card", "nonsense", "-w", str(built))
+    assert missing.exit_code == 2 and "available:" in missing.output
+
+
+def test_score_command(built):
+    result = invoke("score", "--customer", "C000001", "-w", str(built), "--json")
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)
+    assert row["customer_id"] == "C000001"
+    assert 0 <= row["p_churn"] <= 1 and 1 <= row["churn_decile"] <= 10
+    assert isinstance(row["churn_reasons"], list)
+    assert row["segment_name"] and row["clv_12m"] >= 0
+    text = invoke("score", "-c", "C000001", "-w", str(built))
+    assert "12-month CLV" in text.output
+    unknown = invoke("score", "-c", "nobody", "-w", str(built))
+    assert unknown.exit_code == 1 and "not in the current build" in unknown.output
+
+
+def test_audience_command(built, tmp_path):
+    out = tmp_path / "churn.csv"
+    result = invoke(
+        "audience", "--target", "churn", "--top", "50", "-o", str(out), "-w", str(built), "--json"
+    )
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out)
+    assert len(frame) == 50
+    assert frame["probability"].is_monotonic_decreasing
+    assert {"customer_id", "segment_name", "reasons", "clv_12m"} <= set(frame.columns)
+    seg = invoke(
+        "audience",
+        "-t",
+        "churn",
+        "-o",
+        str(tmp_path / "s.csv"),
+        "--segment",
+        "High-value loyal",
+        "-w",
+        str(built),
+    )
+    assert seg.exit_code == 0, seg.output
+    assert set(pd.read_csv(tmp_path / "s.csv")["segment_name"]) == {"High-value loyal"}
+
+
+def test_commands_before_any_build_say_what_to_do(demo_workspace, tmp_path):
+    root = tmp_path / "fresh"
+    shutil.copytree(demo_workspace, root, ignore=shutil.ignore_patterns(".insight"))
+    result = invoke("segments", "-w", str(root))
+    assert result.exit_code == 2
+    assert "no models yet" in result.output and "insight build" in result.output
+
+
+def test_stages_the_data_cannot_support_are_skipped_with_the_reason(tmp_path):
+    from tests.conftest import FIXTURES, write_workspace
+
+    ws = write_workspace(
+        tmp_path / "small",
+        {"customers": FIXTURES / "good/customers.csv", "orders": FIXTURES / "good/orders.csv"},
+    )
+    result = invoke("build", "-w", str(ws), "--json")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads(result.stdout)
+    skipped = {s["name"]: s["message"] for s in manifest["stages"] if s["status"] == "skipped"}
+    assert "segmentation needs at least" in skipped["segments"]
+    assert "days of order history" in skipped["propensity:churn"]
+    assert "repeat buyers" in skipped["clv"]
+    assert "basket" in skipped

@@ -277,6 +277,10 @@ def build(
         ),
     ] = 90,
     seed: Annotated[int, typer.Option(help="Random seed (segments are stable for a seed).")] = 0,
+    threads: Annotated[
+        int | None,
+        typer.Option(min=1, help="Threads for model fitting (default: analytics.threads, else 1)."),
+    ] = None,
 ) -> None:
     """Build segments, propensity models, CLV and basket rules from the workspace's data.
 
@@ -286,7 +290,8 @@ def build(
     from insight_agent.analytics.build import BuildOptions, run_build
 
     ws = _open(workspace, quiet=as_json)
-    options = BuildOptions(k=k, horizon_days=horizon, seed=seed)
+    threads = threads or int(ws.settings.analytics.get("threads", 1))
+    options = BuildOptions(k=k, horizon_days=horizon, seed=seed, threads=threads)
     if as_json:
         manifest = run_build(ws, options)
         typer.echo(json.dumps(manifest, indent=2, default=str))
@@ -459,7 +464,7 @@ def score(
         f"{row['avg_order_value']:,.2f}"
     )
     for key, value in row.items():
-        if key.startswith("p_") and value is not None:
+        if key.startswith("p_") and key != "p_alive" and value is not None:
             base = key[2:]
             decile = row.get(f"{base}_decile")
             line = f"  {base.replace('cat_', 'buys ')}: {value:.0%}"

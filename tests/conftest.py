@@ -10,6 +10,16 @@ import pytest
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _single_threaded_numerics():
+    """One OpenMP/BLAS thread, as builds use: spinning threads on a shared 2-core machine make
+    fits erratic (see BuildOptions.threads)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """No real home folder, no inherited workspace or API keys, a neutral working folder."""

@@ -65,6 +65,20 @@ def test_build_writes_a_versioned_build_with_manifest(built):
     assert not list((built / ".insight" / "builds").glob(".*.tmp"))
 
 
+def test_customer_table_joins_every_model(built):
+    folder = built / ".insight" / "builds" / (built / ".insight" / "current").read_text().strip()
+    table = pd.read_parquet(folder / "customers.parquet")
+    assert len(table) == 5000 and table.index.is_unique
+    assert (table["clv_12m"] > 0).mean() > 0.9  # CLV joined, not silently empty
+    by_segment = table.groupby("segment_name")["clv_12m"].mean()
+    assert by_segment["High-value loyal"] > 3 * by_segment.filter(like="Lapsing").max()
+    churn = table.groupby("segment_name")["p_churn"].mean()
+    assert churn.filter(like="Lapsing").min() > churn["High-value loyal"] + 0.3
+    # everyone gets a next-best category except customers who already buy every category
+    assert table["next_best_category"].notna().mean() > 0.9
+    assert table["p_purchase"].between(0, 1).all()
+
+
 def test_segments_command(built):
     result = invoke("segments", "-w", str(built), "--json")
     assert result.exit_code == 0, result.output

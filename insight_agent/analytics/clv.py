@@ -469,16 +469,15 @@ class BetaGeo:
         p = self.params_
         return p["r"], p["alpha"], p["a"], p["b"]
 
-    def _log_odds_dead(
-        self, x: np.ndarray, tx: np.ndarray, T: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """ln[a/(b+x−1) · ((α+T)/(α+tₓ))^(r+x)] (−inf for x = 0) and the x > 0 mask."""
+    def _log_odds_dead(self, x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """ln[a/(b+x−1) · ((α+T)/(α+tₓ))^(r+x)], the log-odds of having dropped out
+        (−inf for x = 0)."""
         r, alpha, a, b = self._params()
         pos = x > 0
         bx1 = np.where(pos, b + x - 1.0, 1.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             d = np.log(a) - np.log(bx1) + (r + x) * (np.log(alpha + T) - np.log(alpha + tx))
-        return np.where(pos, d, -np.inf), pos
+        return np.where(pos, d, -np.inf)
 
     def probability_alive(
         self, frequency: npt.ArrayLike, recency: npt.ArrayLike, T: npt.ArrayLike
@@ -491,7 +490,7 @@ class BetaGeo:
         x, tx, t_obs = np.broadcast_arrays(
             *(np.asarray(v, np.float64) for v in (frequency, recency, T))
         )
-        d, _ = self._log_odds_dead(x, tx, t_obs)
+        d = self._log_odds_dead(x, tx, t_obs)
         return _result_shape(np.exp(-np.logaddexp(0.0, d)), frequency, recency, T)
 
     def expected_purchases(
@@ -506,10 +505,10 @@ class BetaGeo:
         E[Y(t)] = (a+b+x−1)/(a−1) · [1 − ((α+T)/(α+T+t))^(r+x) ₂F₁(r+x, b+x; a+b+x−1; z)]
                   · P(alive),   z = t/(α+T+t).
 
-        Evaluated through Euler's transformation, ((1−z))^(r+x) ₂F₁(r+x, b+x; c; z) =
+        Evaluated through Euler's transformation, (1−z)^(r+x) ₂F₁(r+x, b+x; c; z) =
         (1−z)^(a−1) ₂F₁(a+b−1−r, a−1; c; z), whose parameters stay moderate for any x, so
-        heavy buyers neither overflow nor lose precision (the form of the paper's appendix
-        overflows ₂F₁ for large x).
+        heavy buyers neither overflow nor lose precision (the paper's form overflows ₂F₁ for
+        large x). Where scipy's ₂F₁ still fails, a series or quadrature takes over.
         """
         r, alpha, a, b = self._params()
         tt, x, tx, t_obs = np.broadcast_arrays(
@@ -537,7 +536,7 @@ class BetaGeo:
             values = _bgnbd_if_alive_fallback(*combos.T, r, alpha, a, b)
             flat[where] = values[inverse.reshape(-1)]
             if_alive = flat.reshape(failed.shape)
-        d, _ = self._log_odds_dead(x, tx, t_obs)
+        d = self._log_odds_dead(x, tx, t_obs)
         expected = if_alive * np.exp(-np.logaddexp(0.0, d))
         return _result_shape(expected, t, frequency, recency, T)
 
@@ -607,7 +606,7 @@ def _gg_log_likelihood(
         d_p = float(wx @ (ux * (psi_puq - special.digamma(pu)))) + s_x_log - s_wx_l
         d_q = float(wx @ psi_puq) + n * (math.log(v) - special.digamma(q)) - s_w_l
         d_v = n * q / v - float(w @ ((p * x + q) / (v + x * m)))
-        return ll, np.array([d_p * p, d_q * q, d_v * v])
+        return float(ll), np.array([d_p * p, d_q * q, d_v * v])
 
     return value
 
@@ -829,7 +828,7 @@ def fit_clv(
     if len(orders) == 0:
         raise InsufficientData("There are no orders to estimate customer lifetime value from.")
     amounts = pd.to_numeric(orders["amount"], errors="coerce") if "amount" in orders else None
-    positive = orders if amounts is None else orders[amounts > 0]
+    positive = orders if amounts is None or (amounts > 0).all() else orders[amounts > 0]
     if cutoff is None:
         _require_columns(orders)
         cut = _naive(pd.Timestamp(pd.to_datetime(orders["order_date"]).max())).normalize()
@@ -922,7 +921,7 @@ def holdout_check(
 
     Returns one row per calibration frequency (0..6 and "7+") and a "total" row with columns
     customers, actual (mean purchase periods per customer in the holdout) and predicted
-    (mean expected purchases): the conditional-expectations check of FHL 2005, Figure 5.
+    (mean expected purchases): the conditional-expectations check of FHL 2005.
     """
     cal_end = pd.Timestamp(calibration_end).normalize()
     dates = pd.to_datetime(orders["order_date"]).dt.normalize()

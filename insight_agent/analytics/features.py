@@ -157,7 +157,8 @@ def customer_features(
     if demographics:
         _demographic_features(customers, feats)
     feats.index.name = "customer_id"
-    return FeatureFrame(feats.astype(float), cutoff, cats)
+    # float32: a build keeps features at five cutoffs; at 1M customers float64 doubled that.
+    return FeatureFrame(feats.astype(np.float32), cutoff, cats)
 
 
 def _gap_features(past: pd.DataFrame, feats: pd.DataFrame) -> None:

@@ -395,7 +395,7 @@ def _clean_reviews(
             drop=False,
             values=ids,
         )
-        cols["customer_id"] = ids.where(~unknown, None)
+        cols["customer_id"] = ids.mask(unknown)
     if "review_id" in cols:
         ids = cols["review_id"]
         dup = ids.duplicated(keep="first").to_numpy() & ids.notna().to_numpy()
@@ -430,7 +430,7 @@ def _review_ids(frame: pd.DataFrame) -> pd.Series:
     # Identical anonymous reviews still need distinct ids: number repeats in file order.
     seq = hashes.groupby(hashes).cumcount()
     made = "r" + hashes + seq.map(lambda i: f"-{i + 1}" if i else "")
-    out = given.astype(object).copy()
+    out = given.astype("string")
     out[need] = made
     return out
 
@@ -577,7 +577,7 @@ def _read(
 def _empty_orders() -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "customer_id": pd.Series(dtype=object),
+            "customer_id": pd.Series(dtype="string"),
             "order_date": pd.Series(dtype="datetime64[ns]"),
             "amount": pd.Series(dtype=float),
         }
@@ -676,7 +676,7 @@ def load_dataset(
     if "customers" not in frames:
         ids = pd.concat([frames["orders"]["customer_id"], frames["returns"]["customer_id"]])
         ids = ids.dropna().unique()
-        frames["customers"] = pd.DataFrame({"customer_id": pd.Series(sorted(ids), dtype=object)})
+        frames["customers"] = pd.DataFrame({"customer_id": pd.Series(sorted(ids), dtype="string")})
         report.tables["customers"] = TableReport(
             table="customers",
             file="(derived from orders)",

@@ -33,7 +33,10 @@ def present(series: pd.Series) -> np.ndarray:
 
 
 def parse_ids(series: pd.Series) -> pd.Series:
-    """Ids as stripped text; whole floats from Excel/Parquet (12346.0) become "12346"."""
+    """Ids as stripped text (pandas "string" dtype, missing = NA); whole floats from
+    Excel/Parquet (12346.0) become "12346".
+
+    Arrow-backed strings, not Python objects: at 13M order rows, object ids alone took 3 GB."""
     if pd.api.types.is_float_dtype(series.dtype):
         values = series.to_numpy(dtype=float, na_value=np.nan)
         finite = np.isfinite(values)
@@ -44,13 +47,13 @@ def parse_ids(series: pd.Series) -> pd.Series:
     nonblank = out[out.notna() & out.ne("")]
     if len(nonblank) and nonblank.str.fullmatch(r"\d+\.0+").all():
         out = out.str.replace(r"\.0+$", "", regex=True)
-    return out.mask(out.eq("").fillna(False)).astype(object).where(out.notna(), None)
+    return out.mask(out.eq("").fillna(False))
 
 
 def parse_text(series: pd.Series) -> pd.Series:
-    """Free text as stripped strings (missing or blank become None)."""
+    """Free text as stripped strings ("string" dtype; missing or blank become NA)."""
     out = series.astype("string").str.strip()
-    return out.mask(out.eq("").fillna(False)).astype(object).where(out.notna(), None)
+    return out.mask(out.eq("").fillna(False))
 
 
 def parse_numbers(series: pd.Series) -> tuple[pd.Series, np.ndarray]:

@@ -6,11 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from insight_agent.analytics.features import order_table
 from insight_agent.analytics.propensity import (
-    SliceCache,
     Target,
-    default_features,
+    feature_cache,
     reason_text,
     score_customers,
     train_propensity,
@@ -19,17 +17,12 @@ from insight_agent.errors import InsufficientData
 
 
 def _setup(data):
-    table = order_table(data.orders)
-    fn = SliceCache(
-        default_features(
-            data.customers,
-            data.orders,
-            reviews=data.reviews,
-            campaigns=data.campaigns,
-            returns=data.returns,
-            orders_table=table,
-            categories=None,
-        )
+    fn = feature_cache(
+        data.customers,
+        data.orders,
+        reviews=data.reviews,
+        campaigns=data.campaigns,
+        returns=data.returns,
     )
     end = data.orders["order_date"].max().normalize() + pd.Timedelta(days=1)
     return fn, end
@@ -101,20 +94,14 @@ def _tiny_orders(n_customers: int, days: int, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["customer_id", "order_date", "amount"])
 
 
+def _tiny_features(orders: pd.DataFrame):
+    customers = pd.DataFrame({"customer_id": sorted(orders["customer_id"].unique())})
+    return feature_cache(customers, orders)
+
+
 def test_refuses_short_history():
     orders = _tiny_orders(200, days=150)
-    customers = pd.DataFrame({"customer_id": sorted(orders["customer_id"].unique())})
-    fn = SliceCache(
-        default_features(
-            customers,
-            orders,
-            reviews=None,
-            campaigns=None,
-            returns=None,
-            orders_table=order_table(orders),
-            categories=None,
-        )
-    )
+    fn = _tiny_features(orders)
     end = orders["order_date"].max() + pd.Timedelta(days=1)
     with pytest.raises(InsufficientData) as info:
         train_propensity(Target("churn", "churn"), orders, fn, end)
@@ -123,18 +110,7 @@ def test_refuses_short_history():
 
 def test_refuses_too_few_positives():
     orders = _tiny_orders(40, days=700)
-    customers = pd.DataFrame({"customer_id": sorted(orders["customer_id"].unique())})
-    fn = SliceCache(
-        default_features(
-            customers,
-            orders,
-            reviews=None,
-            campaigns=None,
-            returns=None,
-            orders_table=order_table(orders),
-            categories=None,
-        )
-    )
+    fn = _tiny_features(orders)
     end = orders["order_date"].max() + pd.Timedelta(days=1)
     with pytest.raises(InsufficientData) as info:
         train_propensity(Target("purchase", "purchase"), orders, fn, end)

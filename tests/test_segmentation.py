@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from insight_agent.analytics import features as features_module
 from insight_agent.analytics.features import customer_features
 from insight_agent.analytics.segmentation import rfm_scores, segment_customers
 from insight_agent.errors import InsufficientData
@@ -27,10 +28,7 @@ def features(demo_data):
 
 @pytest.fixture(scope="module")
 def category_spend(demo_data):
-    orders = demo_data[0].orders
-    return orders.pivot_table(
-        index="customer_id", columns="category", values="amount", aggfunc="sum", fill_value=0.0
-    )
+    return features_module.category_spend(demo_data[0].orders)
 
 
 @pytest.fixture(scope="module")

@@ -206,15 +206,15 @@ def _segments(
     customers: pd.DataFrame,
     st: StageReport,
 ) -> dict[str, Any]:
+    from insight_agent.analytics.features import category_spend
     from insight_agent.analytics.segmentation import segment_customers
 
-    category_spend = None
-    if "category" in orders and orders["category"].notna().any():
-        category_spend = orders.pivot_table(
-            index="customer_id", columns="category", values="amount", aggfunc="sum", fill_value=0.0
-        )
     seg = segment_customers(
-        X, k=options.k, k_range=options.k_range, seed=options.seed, category_spend=category_spend
+        X,
+        k=options.k,
+        k_range=options.k_range,
+        seed=options.seed,
+        category_spend=category_spend(orders),
     )
     customers["segment"] = seg.labels.reindex(customers.index)
     customers["segment_name"] = customers["segment"].map(seg.names)
@@ -260,23 +260,20 @@ def _propensity(
     import joblib
 
     from insight_agent.analytics.propensity import (
-        SliceCache,
         Target,
-        default_features,
+        feature_cache,
         score_customers,
         train_propensity,
     )
 
-    features = SliceCache(
-        default_features(
-            data.customers,
-            data.orders,
-            reviews=data.reviews,
-            campaigns=data.campaigns,
-            returns=data.returns,
-            orders_table=table,
-            categories=categories,
-        )
+    features = feature_cache(
+        data.customers,
+        data.orders,
+        reviews=data.reviews,
+        campaigns=data.campaigns,
+        returns=data.returns,
+        orders_table=table,
+        categories=categories,
     )
     targets = [Target("churn", "churn"), Target("purchase", "purchase")]
     if data.campaigns is not None and len(data.campaigns):

@@ -23,7 +23,7 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -398,19 +398,11 @@ def _check_rfm(
     return x, np.where(x > 0, tx, 0.0), t_obs
 
 
-class BetaGeo:
-    """BG/NBD model of repeat purchasing (Fader, Hardie & Lee 2005).
+class _SavedModel:
+    """Shared state of the two CLV models: parameters, fit statistics, save/load as JSON."""
 
-    While alive a customer buys at Poisson rate λ ~ Gamma(r, α) (α is in the time unit of
-    recency and T); after each purchase they drop out with probability p ~ Beta(a, b).
-
-    ``penalizer`` adds ``penalizer · Σ params²`` to the mean negative log-likelihood (the
-    ``lifetimes`` convention); 0 gives the plain maximum-likelihood fit. After fitting,
-    ``diagnostics_["at_limit"]`` names parameters whose optimum is a limiting case (e.g. ``a``
-    when the data show no one dropping out).
-    """
-
-    param_names = ("r", "alpha", "a", "b")
+    model_name = ""
+    param_names: tuple[str, ...] = ()
 
     def __init__(self, *, penalizer: float = 0.0) -> None:
         if not (math.isfinite(penalizer) and penalizer >= 0):
@@ -422,10 +414,60 @@ class BetaGeo:
         self.diagnostics_: dict[str, Any] = {}
 
     def __repr__(self) -> str:
+        name = type(self).__name__
         if self.params_ is None:
-            return f"BetaGeo(penalizer={self.penalizer}) [not fitted]"
+            return f"{name}(penalizer={self.penalizer}) [not fitted]"
         inner = ", ".join(f"{k}={v:.4g}" for k, v in self.params_.items())
-        return f"BetaGeo({inner})"
+        return f"{name}({inner})"
+
+    def _params(self) -> tuple[float, ...]:
+        if self.params_ is None:
+            raise RuntimeError(
+                f"{type(self).__name__} is not fitted; call fit() or from_dict() first"
+            )
+        return tuple(self.params_[k] for k in self.param_names)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fitted state (parameters, fit statistics, diagnostics, Insight version)."""
+        self._params()
+        return {
+            "model": self.model_name,
+            "params": dict(self.params_ or {}),
+            "penalizer": self.penalizer,
+            "log_likelihood": self.log_likelihood_,
+            "n_customers": self.n_customers_,
+            "diagnostics": dict(self.diagnostics_),
+            "insight_version": __version__,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Rebuild a fitted model from :meth:`to_dict` output (warns on another version)."""
+        if data.get("model") != cls.model_name:
+            raise ValueError(f"not a saved {cls.model_name} model: model={data.get('model')!r}")
+        _check_version(data, cls.model_name)
+        model = cls(penalizer=float(data.get("penalizer", 0.0)))
+        model.params_ = {k: float(data["params"][k]) for k in cls.param_names}
+        model.log_likelihood_ = data.get("log_likelihood")
+        model.n_customers_ = data.get("n_customers")
+        model.diagnostics_ = dict(data.get("diagnostics", {}))
+        return model
+
+
+class BetaGeo(_SavedModel):
+    """BG/NBD model of repeat purchasing (Fader, Hardie & Lee 2005).
+
+    While alive a customer buys at Poisson rate λ ~ Gamma(r, α) (α is in the time unit of
+    recency and T); after each purchase they drop out with probability p ~ Beta(a, b).
+
+    ``penalizer`` adds ``penalizer · Σ params²`` to the mean negative log-likelihood (the
+    ``lifetimes`` convention); 0 gives the plain maximum-likelihood fit. After fitting,
+    ``diagnostics_["at_limit"]`` names parameters whose optimum is a limiting case (e.g. ``a``
+    when the data show no one dropping out).
+    """
+
+    model_name = "BG/NBD"
+    param_names = ("r", "alpha", "a", "b")
 
     def fit(
         self,
@@ -462,12 +504,6 @@ class BetaGeo:
         self.n_customers_ = total
         self.diagnostics_ = {"at_limit": _at_limit(logp, self.param_names)}
         return self
-
-    def _params(self) -> tuple[float, float, float, float]:
-        if self.params_ is None:
-            raise RuntimeError("BetaGeo is not fitted; call fit() or from_dict() first")
-        p = self.params_
-        return p["r"], p["alpha"], p["a"], p["b"]
 
     def _log_odds_dead(self, x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> np.ndarray:
         """ln[a/(b+x−1) · ((α+T)/(α+tₓ))^(r+x)], the log-odds of having dropped out
@@ -540,32 +576,6 @@ class BetaGeo:
         expected = if_alive * np.exp(-np.logaddexp(0.0, d))
         return _result_shape(expected, t, frequency, recency, T)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fitted state (parameters, fit statistics, diagnostics, Insight version)."""
-        self._params()
-        return {
-            "model": "BG/NBD",
-            "params": dict(self.params_ or {}),
-            "penalizer": self.penalizer,
-            "log_likelihood": self.log_likelihood_,
-            "n_customers": self.n_customers_,
-            "diagnostics": dict(self.diagnostics_),
-            "insight_version": __version__,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BetaGeo:
-        """Rebuild a fitted model from :meth:`to_dict` output (warns on another version)."""
-        if data.get("model") != "BG/NBD":
-            raise ValueError(f"not a saved BG/NBD model: model={data.get('model')!r}")
-        _check_version(data, "BG/NBD")
-        model = cls(penalizer=float(data.get("penalizer", 0.0)))
-        model.params_ = {k: float(data["params"][k]) for k in cls.param_names}
-        model.log_likelihood_ = data.get("log_likelihood")
-        model.n_customers_ = data.get("n_customers")
-        model.diagnostics_ = dict(data.get("diagnostics", {}))
-        return model
-
 
 # --------------------------------------------------------------------------------------------
 # Gamma-Gamma
@@ -611,7 +621,7 @@ def _gg_log_likelihood(
     return value
 
 
-class GammaGamma:
+class GammaGamma(_SavedModel):
     """Gamma-Gamma model of spend per transaction (Fader, Hardie & Lee 2005; Fader & Hardie
     2013 note).
 
@@ -622,22 +632,8 @@ class GammaGamma:
     acceptable; |ρ| well above ~0.3 is a warning sign).
     """
 
+    model_name = "Gamma-Gamma"
     param_names = ("p", "q", "v")
-
-    def __init__(self, *, penalizer: float = 0.0) -> None:
-        if not (math.isfinite(penalizer) and penalizer >= 0):
-            raise ValueError(f"penalizer must be >= 0, got {penalizer!r}")
-        self.penalizer = float(penalizer)
-        self.params_: dict[str, float] | None = None
-        self.log_likelihood_: float | None = None
-        self.n_customers_: float | None = None
-        self.diagnostics_: dict[str, Any] = {}
-
-    def __repr__(self) -> str:
-        if self.params_ is None:
-            return f"GammaGamma(penalizer={self.penalizer}) [not fitted]"
-        inner = ", ".join(f"{k}={v:.4g}" for k, v in self.params_.items())
-        return f"GammaGamma({inner})"
 
     def fit(
         self,
@@ -698,11 +694,6 @@ class GammaGamma:
         }
         return self
 
-    def _params(self) -> tuple[float, float, float]:
-        if self.params_ is None:
-            raise RuntimeError("GammaGamma is not fitted; call fit() or from_dict() first")
-        return self.params_["p"], self.params_["q"], self.params_["v"]
-
     @property
     def population_mean_spend(self) -> float:
         """p·v/(q−1), the mean spend per transaction across customers (inf when q ≤ 1)."""
@@ -726,32 +717,6 @@ class GammaGamma:
             own = p * (v + x * m) / (p * x + q - 1.0)
         spend = np.where(x > 0, own, self.population_mean_spend)
         return _result_shape(spend, frequency, monetary_value)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fitted state (parameters, diagnostics, Insight version)."""
-        self._params()
-        return {
-            "model": "Gamma-Gamma",
-            "params": dict(self.params_ or {}),
-            "penalizer": self.penalizer,
-            "log_likelihood": self.log_likelihood_,
-            "n_customers": self.n_customers_,
-            "diagnostics": dict(self.diagnostics_),
-            "insight_version": __version__,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> GammaGamma:
-        """Rebuild a fitted model from :meth:`to_dict` output (warns on another version)."""
-        if data.get("model") != "Gamma-Gamma":
-            raise ValueError(f"not a saved Gamma-Gamma model: model={data.get('model')!r}")
-        _check_version(data, "Gamma-Gamma")
-        model = cls(penalizer=float(data.get("penalizer", 0.0)))
-        model.params_ = {k: float(data["params"][k]) for k in cls.param_names}
-        model.log_likelihood_ = data.get("log_likelihood")
-        model.n_customers_ = data.get("n_customers")
-        model.diagnostics_ = dict(data.get("diagnostics", {}))
-        return model
 
 
 # --------------------------------------------------------------------------------------------

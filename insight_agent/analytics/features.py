@@ -62,6 +62,15 @@ def order_table(orders: pd.DataFrame) -> pd.DataFrame:
     return grouped.sort_values(["customer_id", "order_date"], kind="stable").reset_index(drop=True)
 
 
+def category_spend(orders: pd.DataFrame) -> pd.DataFrame | None:
+    """Spend per customer (rows) and category (columns); None without categories."""
+    if "category" not in orders or orders["category"].isna().all():
+        return None
+    return orders.pivot_table(
+        index="customer_id", columns="category", values="amount", aggfunc="sum", fill_value=0.0
+    )
+
+
 def _days(delta: pd.Series) -> pd.Series:
     return delta.dt.total_seconds() / 86400.0
 

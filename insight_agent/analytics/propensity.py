@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from insight_agent.analytics.features import FeatureFrame, customer_features
+from insight_agent.analytics.features import FeatureFrame, customer_features, order_table
 from insight_agent.errors import InsufficientData
 
 MIN_CLASS = 50
@@ -516,17 +516,18 @@ def reason_text(feature: str, value: float, median: float) -> str:
     return f"{template.format(v=fmt.format(value))} (typical {fmt.format(median)})"
 
 
-def default_features(
+def feature_cache(
     customers: pd.DataFrame,
     orders: pd.DataFrame,
     *,
-    reviews: pd.DataFrame | None,
-    campaigns: pd.DataFrame | None,
-    returns: pd.DataFrame | None,
-    orders_table: pd.DataFrame,
-    categories: list[str] | None,
-) -> FeatureFn:
-    """The feature function used by builds: everything known about a customer at a cutoff."""
+    reviews: pd.DataFrame | None = None,
+    campaigns: pd.DataFrame | None = None,
+    returns: pd.DataFrame | None = None,
+    orders_table: pd.DataFrame | None = None,
+    categories: list[str] | None = None,
+) -> SliceCache:
+    """Everything known about each customer at a cutoff, computed once per cutoff."""
+    table = order_table(orders) if orders_table is None else orders_table
 
     def at(cutoff: pd.Timestamp) -> FeatureFrame:
         return customer_features(
@@ -537,7 +538,7 @@ def default_features(
             campaigns=campaigns,
             returns=returns,
             categories=categories,
-            orders_table=orders_table,
+            orders_table=table,
         )
 
-    return at
+    return SliceCache(at)

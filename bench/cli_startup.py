@@ -89,6 +89,8 @@ def main() -> None:
         p90 = times[min(len(times) - 1, int(0.9 * len(times)))]
         med = statistics.median(times)
         print(f"{name:<28} {med:>9.3f} {p90:>7.3f} {times[0]:>7.3f} {med / base:>11.1f}")
+    if args.workspace:
+        _time_in_process(args.workspace, args.customer, runs=50)
     probe = (
         f"import sys, insight_agent.cli; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     )

@@ -297,7 +297,7 @@ def _clean_orders(
         f"amount above {settings.data.max_amount:,.0f} (data.max_amount)",
         action="row dropped",
         drop=True,
-        values=amount.map(lambda v: f"{v:,.2f}"),
+        values=amount,
     )
     cols["amount"] = amount
     future = _future(cols["order_date"], today)

@@ -24,9 +24,20 @@ if TYPE_CHECKING:
 
 
 class _InsightGroup(TyperGroup):
-    """Turns Insight's own errors into a message and an exit code instead of a traceback."""
+    """Turns Insight's own errors into a message and an exit code instead of a traceback, and
+    its warnings (e.g. models built with other library versions) into one clean line each."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        import warnings
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            try:
+                return self._invoke(ctx)
+            finally:
+                _print_warnings(caught)
+
+    def _invoke(self, ctx: click.Context) -> Any:
         from insight_agent.errors import InsightError
 
         try:
@@ -77,6 +88,18 @@ def _console(stderr: bool = False) -> Console:
 
     # soft_wrap: long paths and messages stay on one line (copyable, greppable).
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def _print_warnings(caught: list[Any]) -> None:
+    """Show Insight's own warnings once each; library chatter stays hidden."""
+    from rich.markup import escape
+
+    seen: set[str] = set()
+    for w in caught:
+        text = str(w.message)
+        if "insight_agent" in str(w.filename) and text not in seen:
+            seen.add(text)
+            _console(stderr=True).print(f"[yellow]warning:[/] {escape(text)}")
 
 
 def _print_error(message: str, hint: str | None = None) -> None:

@@ -169,3 +169,17 @@ def test_stages_the_data_cannot_support_are_skipped_with_the_reason(tmp_path):
     assert "days of order history" in skipped["propensity:churn"]
     assert "repeat buyers" in skipped["clv"]
     assert "basket" in skipped
+
+
+def test_models_from_other_library_versions_load_with_a_clear_warning(built, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(built, root)
+    folder = root / ".insight" / "builds" / (root / ".insight" / "current").read_text().strip()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["versions"]["scikit-learn"] = "0.0.1"
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    result = invoke("segments", "-w", str(root))
+    assert result.exit_code == 0
+    assert "warning: models were built with different library versions" in result.stderr
+    assert "scikit-learn 0.0.1 at build time" in result.stderr
+    assert "UserWarning" not in result.stderr

@@ -364,46 +364,35 @@ def segments(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     table = Table(
         title=f"{summary['k']} segments (data up to {summary['cutoff']})", title_justify="left"
     )
-    for col in (
-        "id",
-        "name",
-        "customers",
-        "% cust",
-        "% revenue",
-        "last order (d)",
-        "orders",
-        "spend",
-        "order value",
-        "top categories",
-    ):
-        table.add_column(
-            col, justify="left" if col in ("id", "name", "top categories") else "right"
-        )
+    table.add_column("id")
+    table.add_column("name", min_width=14, overflow="fold")
+    for col in ("customers", "% cust", "% rev", "last order", "orders", "spend", "AOV"):
+        table.add_column(col, justify="right", no_wrap=True)
     for seg in summary["segments"]:
-        cats = ", ".join(c for c, _ in seg["top_categories"][:2])
         table.add_row(
             seg["id"],
             escape(seg["name"]),
             f"{seg['customers']:,}",
             f"{seg['share_customers']:.0%}",
             f"{seg['share_revenue']:.0%}",
-            f"{seg['median_recency_days']:,.0f}",
+            f"{seg['median_recency_days']:,.0f}d",
             f"{seg['median_orders']:,.0f}",
             f"{seg['median_total_spend']:,.0f}",
             f"{seg['median_order_value']:,.0f}",
-            escape(cats),
         )
     out = _console()
     out.print(table)
     out.print(
-        f"[dim]Medians per segment. Rules (decision tree, fidelity "
+        "[dim]Medians per segment (AOV = average order value). Top categories by spend, and the "
+        f"rule that best describes each segment (decision tree, fidelity "
         f"{summary['tree_fidelity']:.0%}):[/]"
     )
     for seg in summary["segments"]:
+        cats = ", ".join(f"{c} {share:.0%}" for c, share in seg["top_categories"][:3])
+        out.print(f"  [bold]{seg['id']} {escape(seg['name'])}[/]: {escape(cats)}")
         for rule in seg["rules"][:1]:
             out.print(
-                f"  {seg['id']} {escape(seg['name'])}: {escape(rule['rule'])} "
-                f"[dim]({rule['coverage']:.0%} of the segment)[/]"
+                f"     {escape(rule['rule'])} [dim]({rule['coverage']:.0%} of the segment)[/]"
             )
 
 

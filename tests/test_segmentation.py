@@ -137,3 +137,23 @@ def test_constant_features():
     with pytest.raises(InsufficientData) as info:
         segment_customers(X)
     assert "same recency, frequency and spend" in info.value.message
+
+
+def test_rules_read_like_a_marketer_would_write_them(result):
+    from insight_agent.analytics.segmentation import _conditions
+
+    assert _conditions("frequency", 5.5, 1.0) == ("orders ≤ 5", "orders ≥ 6")
+    assert _conditions("spend_90d", 3.0, 5.0) == (
+        "no spend in last 90 days",
+        "some spend in last 90 days",
+    )
+    assert _conditions("recency_days", 44.5, 1.0) == (
+        "last order ≤ 44 days ago",
+        "last order > 44 days ago",
+    )
+    for rules in result.rules.values():
+        for rule in rules:
+            text = rule["rule"]
+            assert ".5" not in text  # no half orders
+            conditions = text.split(" and ")
+            assert len(conditions) == len(set(conditions))

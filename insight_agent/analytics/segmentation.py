@@ -311,10 +311,17 @@ def _names(profiles: pd.DataFrame) -> dict[str, str]:
     return names
 
 
-def _fmt(feature: str, value: float) -> str:
-    if feature in MONEY:
-        return f"{value:,.0f}"
-    return f"{value:,.0f}" if abs(value) >= 10 else f"{value:.1f}"
+def _conditions(feature: str, threshold: float, smallest_positive: float) -> tuple[str, str]:
+    """The two sides of a tree split in words: ("orders ≤ 5", "orders ≥ 6")."""
+    label, unit = LABELS.get(feature, (feature, ""))
+    unit = f" {unit}" if unit else ""
+    if 0 <= threshold < smallest_positive:  # splits zero from everything else
+        return f"no {label}", f"some {label}"
+    if feature == "frequency":  # whole orders: 5.5 reads as "≤ 5" / "≥ 6"
+        whole = int(np.floor(threshold))
+        return f"{label} ≤ {whole}", f"{label} ≥ {whole + 1}"
+    text = f"{threshold:,.0f}" if feature in MONEY or abs(threshold) >= 10 else f"{threshold:.1f}"
+    return f"{label} ≤ {text}{unit}", f"{label} > {text}{unit}"
 
 
 def _rules(
@@ -341,7 +348,27 @@ def _rules(
     rules: dict[str, list[dict[str, Any]]] = {str(c): [] for c in classes}
     seg_sizes = pd.Series(y).value_counts()
 
-    def walk(node: int, conditions: list[str]) -> None:
+    positive = np.where(data > 0, data, np.inf)
+    smallest = positive.min(axis=0)
+
+    def describe(path: list[tuple[int, bool, float]]) -> str:
+        # Along one path a feature can be split several times: keep the tightest bounds.
+        upper: dict[int, float] = {}
+        lower: dict[int, float] = {}
+        for j, is_left, thr in path:
+            if is_left:
+                upper[j] = min(thr, upper.get(j, np.inf))
+            else:
+                lower[j] = max(thr, lower.get(j, -np.inf))
+        parts = []
+        for j in dict.fromkeys(j for j, _, _ in path):  # first-split order
+            if j in lower:
+                parts.append(_conditions(features[j], lower[j], smallest[j])[1])
+            if j in upper:
+                parts.append(_conditions(features[j], upper[j], smallest[j])[0])
+        return " and ".join(parts) or "all customers"
+
+    def walk(node: int, path: list[tuple[int, bool, float]]) -> None:
         if t.children_left[node] == -1:
             counts = t.value[node][0]
             # sklearn stores class fractions (>=1.3) or counts; normalise to shares either way
@@ -351,19 +378,16 @@ def _rules(
             n_node = int(t.n_node_samples[node])
             rules[seg].append(
                 {
-                    "rule": " and ".join(conditions) or "all customers",
+                    "rule": describe(path),
                     "precision": round(float(share[best]), 3),
                     "coverage": round(float(share[best]) * n_node / int(seg_sizes[seg]), 3),
                     "customers": n_node,
                 }
             )
             return
-        feat = features[t.feature[node]]
-        thr = float(t.threshold[node])
-        label, unit = LABELS.get(feat, (feat, ""))
-        unit = f" {unit}" if unit else ""
-        walk(t.children_left[node], [*conditions, f"{label} ≤ {_fmt(feat, thr)}{unit}"])
-        walk(t.children_right[node], [*conditions, f"{label} > {_fmt(feat, thr)}{unit}"])
+        j, thr = int(t.feature[node]), float(t.threshold[node])
+        walk(t.children_left[node], [*path, (j, True, thr)])
+        walk(t.children_right[node], [*path, (j, False, thr)])
 
     walk(0, [])
     for seg in rules:

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from insight_agent.analytics.features import scoring_cutoff
 from insight_agent.analytics.propensity import (
     Target,
     feature_cache,
@@ -24,8 +25,7 @@ def _setup(data):
         campaigns=data.campaigns,
         returns=data.returns,
     )
-    end = data.orders["order_date"].max().normalize() + pd.Timedelta(days=1)
-    return fn, end
+    return fn, scoring_cutoff(data.orders)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from insight_agent.analytics import features as features_module
-from insight_agent.analytics.features import customer_features
+from insight_agent.analytics.features import scoring_cutoff
+from insight_agent.analytics.propensity import feature_cache
 from insight_agent.analytics.segmentation import rfm_scores, segment_customers
 from insight_agent.errors import InsufficientData
 
@@ -15,15 +16,14 @@ from insight_agent.errors import InsufficientData
 @pytest.fixture(scope="module")
 def features(demo_data):
     data, _ = demo_data
-    end = data.orders["order_date"].max().normalize() + pd.Timedelta(days=1)
-    return customer_features(
+    cache = feature_cache(
         data.customers,
         data.orders,
-        end,
         reviews=data.reviews,
         campaigns=data.campaigns,
         returns=data.returns,
-    ).X
+    )
+    return cache(scoring_cutoff(data.orders)).X
 
 
 @pytest.fixture(scope="module")

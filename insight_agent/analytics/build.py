@@ -112,7 +112,8 @@ def _build(
     stages: list[StageReport],
     say: Progress,
 ) -> dict[str, Any]:
-    from insight_agent.analytics.features import customer_features, order_table
+    from insight_agent.analytics.features import order_table, scoring_cutoff, top_categories
+    from insight_agent.analytics.propensity import feature_cache
     from insight_agent.data.load import load_dataset
 
     with _stage(stages, "load", say) as st:
@@ -132,18 +133,19 @@ def _build(
 
     with _stage(stages, "features", say) as st:
         table = order_table(data.orders)
-        end = data.orders["order_date"].max().normalize() + pd.Timedelta(days=1)
-        categories = _top_categories(data.orders)
-        now = customer_features(
+        end = scoring_cutoff(data.orders)
+        categories = top_categories(data.orders)
+        # One cache for the whole build: propensity reuses the cutoff features computed here.
+        features = feature_cache(
             data.customers,
             data.orders,
-            end,
             reviews=data.reviews,
             campaigns=data.campaigns,
             returns=data.returns,
-            categories=categories,
             orders_table=table,
+            categories=categories,
         )
+        now = features(end)
         X = now.X
         st.details = {
             "cutoff": str(end.date()),
@@ -163,7 +165,7 @@ def _build(
             results["segments"] = _segments(X, data.orders, options, writer, customers, st)
     if "propensity" in options.stages:
         results["models"] = _propensity(
-            data, table, X, end, categories, options, writer, customers, stages, say
+            data, features, X, end, categories, options, writer, customers, stages, say
         )
     if "clv" in options.stages:
         with _stage(stages, "clv", say) as st:
@@ -189,13 +191,6 @@ def _build(
         "stages": [asdict(s) for s in stages],
         **results,
     }
-
-
-def _top_categories(orders: pd.DataFrame, limit: int = 12) -> list[str]:
-    if "category" not in orders or orders["category"].isna().all():
-        return []
-    spend = orders.groupby("category")["amount"].sum().sort_values(ascending=False)
-    return [str(c) for c in spend.index[:limit]]
 
 
 def _segments(
@@ -247,7 +242,7 @@ def _segments(
 
 def _propensity(
     data: Any,
-    table: pd.DataFrame,
+    features: Any,
     X: pd.DataFrame,
     end: pd.Timestamp,
     categories: list[str],
@@ -259,22 +254,8 @@ def _propensity(
 ) -> dict[str, Any]:
     import joblib
 
-    from insight_agent.analytics.propensity import (
-        Target,
-        feature_cache,
-        score_customers,
-        train_propensity,
-    )
+    from insight_agent.analytics.propensity import Target, score_customers, train_propensity
 
-    features = feature_cache(
-        data.customers,
-        data.orders,
-        reviews=data.reviews,
-        campaigns=data.campaigns,
-        returns=data.returns,
-        orders_table=table,
-        categories=categories,
-    )
     targets = [Target("churn", "churn"), Target("purchase", "purchase")]
     if data.campaigns is not None and len(data.campaigns):
         targets.append(Target("response", "response"))

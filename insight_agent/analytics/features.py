@@ -62,6 +62,19 @@ def order_table(orders: pd.DataFrame) -> pd.DataFrame:
     return grouped.sort_values(["customer_id", "order_date"], kind="stable").reset_index(drop=True)
 
 
+def scoring_cutoff(orders: pd.DataFrame) -> pd.Timestamp:
+    """T for scoring: the day after the last order (so the last day's orders count)."""
+    return orders["order_date"].max().normalize() + pd.Timedelta(days=1)
+
+
+def top_categories(orders: pd.DataFrame, limit: int = MAX_CATEGORIES) -> list[str]:
+    """Categories by total spend, largest first (at most ``limit``)."""
+    if "category" not in orders or orders["category"].isna().all():
+        return []
+    spend = orders.groupby("category")["amount"].sum().sort_values(ascending=False)
+    return [str(c) for c in spend.index[:limit]]
+
+
 def category_spend(orders: pd.DataFrame) -> pd.DataFrame | None:
     """Spend per customer (rows) and category (columns); None without categories."""
     if "category" not in orders or orders["category"].isna().all():
@@ -198,8 +211,7 @@ def _category_features(
         return []
     past = orders[(orders["order_date"] < cutoff) & orders["category"].notna()]
     if categories is None:
-        totals = past.groupby("category")["amount"].sum().sort_values(ascending=False)
-        categories = [str(c) for c in totals.index[:MAX_CATEGORIES]]
+        categories = top_categories(past)
     if not categories:
         return []
     spend = past.pivot_table(

@@ -1,0 +1,195 @@
+"""Review text in Chroma: idempotent, incremental ingest and metadata that follows segments.
+
+* A document's id is a hash of its review id and text: an unchanged review keeps its id, so a
+  re-ingest embeds nothing; an edited review gets a new id (embedded) and the old one is
+  removed. Ingest adds in batches, so an interrupted run resumes where it stopped.
+* Metadata per review: review_id, customer_id, segment, rating, date (YYYYMMDD as an int, for
+  range filters), product, category, sentiment. When segments change, only metadata is
+  updated — no re-embedding.
+* Review text is stored verbatim as data; nothing here treats it as instructions.
+
+The embedding function is passed in (see :mod:`insight_agent.vectorstore.embedder`), so tests
+and other embedders plug in the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+COLLECTION = "reviews"
+UNKNOWN = ""  # Chroma metadata cannot hold None
+
+
+def doc_id(review_id: str, text: str) -> str:
+    """Stable document id: changes when (and only when) the review's id or text changes."""
+    digest = hashlib.sha1(f"{review_id}\x1f{text}".encode()).hexdigest()
+    return f"rv-{digest[:20]}"
+
+
+def sentiment_from_rating(rating: float | None) -> str:
+    """positive (4-5 stars), neutral (3), negative (0-2), or unrated."""
+    if rating is None or pd.isna(rating):
+        return "unrated"
+    if rating >= 4:
+        return "positive"
+    return "neutral" if rating >= 3 else "negative"
+
+
+def metadata_frame(reviews: pd.DataFrame, segments: pd.Series | None = None) -> pd.DataFrame:
+    """One Chroma metadata row per review (plain str/int/float values, no missing values)."""
+    n = len(reviews)
+
+    def col(name: str) -> pd.Series:
+        if name in reviews:
+            return reviews[name].astype("string").fillna(UNKNOWN)
+        return pd.Series([UNKNOWN] * n, index=reviews.index, dtype="string")
+
+    meta = pd.DataFrame(
+        {
+            "review_id": reviews["review_id"].astype("string"),
+            "customer_id": col("customer_id"),
+            "product": col("product"),
+            "category": col("category"),
+        }
+    )
+    if segments is not None and "customer_id" in reviews:
+        seg = reviews["customer_id"].map(segments).astype("string")
+        meta["segment"] = seg.fillna(UNKNOWN)
+    else:
+        meta["segment"] = UNKNOWN
+    rating = (
+        reviews["rating"] if "rating" in reviews else pd.Series([None] * n, index=reviews.index)
+    )
+    meta["rating"] = pd.to_numeric(rating, errors="coerce").fillna(-1.0).astype(float)
+    meta["sentiment"] = [sentiment_from_rating(r) for r in rating]
+    if "date" in reviews:
+        dates = pd.to_datetime(reviews["date"], errors="coerce")
+        meta["date"] = (
+            (dates.dt.year * 10000 + dates.dt.month * 100 + dates.dt.day).fillna(0).astype(int)
+        )
+    else:
+        meta["date"] = 0
+    return meta
+
+
+@dataclass
+class SyncReport:
+    """What one ingest did."""
+
+    total: int
+    added: int
+    removed: int
+    metadata_updated: int
+    unchanged: int
+    seconds: float
+
+
+def open_client(path: Path | None = None, url: str | None = None) -> Any:
+    """A Chroma client: embedded at ``path``, or a server at ``url`` (http://host:port)."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    from insight_agent.vectorstore.embedder import register_with_chroma
+
+    # Chroma rebuilds a collection's embedding function from a name it must already know;
+    # without this, reopening the reviews collection fails at the first query.
+    register_with_chroma()
+    settings = ChromaSettings(anonymized_telemetry=False)
+    if url:
+        from urllib.parse import urlparse
+
+        parsed = urlparse(url)
+        return chromadb.HttpClient(
+            host=parsed.hostname or "127.0.0.1",
+            port=parsed.port or 8000,
+            ssl=parsed.scheme == "https",
+            settings=settings,
+        )
+    if path is None:
+        raise ValueError("open_client needs a path or a url")
+    Path(path).mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(path), settings=settings)
+
+
+def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class ReviewIndex:
+    """The reviews collection of one workspace."""
+
+    def __init__(self, client: Any, embedding_function: Any, name: str = COLLECTION) -> None:
+        self.client = client
+        self.collection = client.get_or_create_collection(
+            name, embedding_function=embedding_function, configuration={"hnsw": {"space": "cosine"}}
+        )
+
+    def count(self) -> int:
+        """Documents in the collection."""
+        return self.collection.count()
+
+    def sync(
+        self,
+        reviews: pd.DataFrame,
+        segments: pd.Series | None = None,
+        *,
+        batch_size: int = 256,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> SyncReport:
+        """Make the collection hold exactly ``reviews`` (embedding only new or edited ones)."""
+        start = time.perf_counter()
+        texts = reviews["text"].astype(str).tolist()
+        review_ids = reviews["review_id"].astype(str).tolist()
+        ids = [doc_id(r, t) for r, t in zip(review_ids, texts, strict=True)]
+        meta = metadata_frame(reviews, segments)
+        metas = meta.to_dict(orient="records")
+        existing = self._existing()
+        wanted = dict(zip(ids, range(len(ids)), strict=True))
+        stale = [i for i in existing if i not in wanted]
+        for chunk in _batches(stale, 5000):
+            self.collection.delete(ids=chunk)
+        new = [i for i in ids if i not in existing]
+        done = 0
+        for chunk in _batches(new, batch_size):
+            rows = [wanted[i] for i in chunk]
+            self.collection.add(
+                ids=chunk, documents=[texts[r] for r in rows], metadatas=[metas[r] for r in rows]
+            )
+            done += len(chunk)
+            if progress:
+                progress(done, len(new))
+        changed = [i for i in ids if i in existing and existing[i] != _comparable(metas[wanted[i]])]
+        for chunk in _batches(changed, 5000):
+            self.collection.update(ids=chunk, metadatas=[metas[wanted[i]] for i in chunk])
+        return SyncReport(
+            total=len(ids),
+            added=len(new),
+            removed=len(stale),
+            metadata_updated=len(changed),
+            unchanged=len(ids) - len(new) - len(changed),
+            seconds=round(time.perf_counter() - start, 2),
+        )
+
+    def _existing(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        total = self.collection.count()
+        for offset in range(0, total, 5000):
+            got = self.collection.get(include=["metadatas"], limit=5000, offset=offset)
+            for i, m in zip(got["ids"], got["metadatas"], strict=True):
+                out[i] = _comparable(m or {})
+        return out
+
+
+def _comparable(meta: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: (float(v) if isinstance(v, int | float) and not isinstance(v, bool) else v)
+        for k, v in meta.items()
+    }

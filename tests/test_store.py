@@ -1,0 +1,76 @@
+"""Review ingest into a real embedded Chroma: idempotent, incremental, metadata-only updates."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from insight_agent.vectorstore.store import ReviewIndex, doc_id, open_client
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def reviews(demo_data):
+    data, _ = demo_data
+    return data.reviews.head(300).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def embedding_function():
+    from insight_agent.vectorstore.embedder import EmbedderUnavailable, chroma_embedding_function
+
+    try:
+        ef = chroma_embedding_function(threads=1)
+        ef(["warm up"])
+    except EmbedderUnavailable as exc:  # pragma: no cover - the model ships with the package
+        pytest.skip(str(exc))
+    return ef
+
+
+def test_ingest_is_idempotent_and_incremental(tmp_path, reviews, embedding_function):
+    index = ReviewIndex(open_client(tmp_path / "chroma"), embedding_function)
+    first = index.sync(reviews)
+    assert (first.added, first.removed, first.total) == (300, 0, 300)
+    assert index.count() == 300
+
+    again = index.sync(reviews)  # nothing changed: nothing embedded
+    assert (again.added, again.removed, again.metadata_updated, again.unchanged) == (0, 0, 0, 300)
+
+    edited = reviews.copy()
+    edited.loc[0, "text"] = "My zebra-striped teapot exploded in the microwave."
+    report = index.sync(edited)
+    assert (report.added, report.removed) == (1, 1)
+    assert index.count() == 300
+
+    # reopening the store from disk needs no embedding function argument
+    reopened = open_client(tmp_path / "chroma").get_collection("reviews")
+    hit = reopened.query(query_texts=["the teapot blew up in my microwave"], n_results=1)
+    assert hit["ids"][0][0] == doc_id(str(edited.loc[0, "review_id"]), edited.loc[0, "text"])
+
+
+def test_segment_changes_update_metadata_only(tmp_path, reviews, embedding_function):
+    index = ReviewIndex(open_client(tmp_path / "chroma"), embedding_function)
+    linked = reviews[reviews["customer_id"].notna()]
+    segments = pd.Series("Bargain hunters", index=linked["customer_id"].unique())
+    index.sync(reviews, segments)
+    segments.iloc[: len(segments) // 2] = "Lapsing customers"
+    report = index.sync(reviews, segments)
+    assert report.added == 0 and report.metadata_updated > 0
+    got = index.collection.get(where={"segment": "Lapsing customers"}, include=["metadatas"])
+    assert got["ids"] and all(m["segment"] == "Lapsing customers" for m in got["metadatas"])
+
+
+def test_metadata_is_filterable(tmp_path, reviews, embedding_function):
+    index = ReviewIndex(open_client(tmp_path / "chroma"), embedding_function)
+    index.sync(reviews)
+    hits = index.collection.query(
+        query_texts=["late delivery"],
+        n_results=5,
+        where={"$and": [{"rating": {"$lte": 2}}, {"date": {"$gte": 20250101}}]},
+        include=["metadatas", "documents"],
+    )
+    assert hits["ids"][0]
+    for meta in hits["metadatas"][0]:
+        assert meta["rating"] <= 2 and meta["date"] >= 20250101
+        assert meta["sentiment"] == "negative"

@@ -47,6 +47,23 @@ def chroma_status(url: str | None, local_path: str, timeout: float = 2.0) -> str
         return f"server {url}: NOT reachable ({exc})"
 
 
+def embedder_status() -> str:
+    """Whether the offline embedding model and its tokenizer are installed (no model load)."""
+    from insight_agent.errors import InsightError
+    from insight_agent.vectorstore.embedder import (
+        MODEL_ID,
+        default_model_path,
+        default_tokenizer_path,
+    )
+
+    try:
+        model = default_model_path()
+        default_tokenizer_path()
+    except InsightError as exc:
+        return f"NOT installed: {exc.message} ({exc.hint})"
+    return f"{MODEL_ID}, offline ({model})"
+
+
 def diagnose(ws: Workspace) -> dict[str, dict[str, Any]]:
     """Sections of facts for `insight doctor` (plain values, JSON-ready)."""
     settings = ws.settings
@@ -79,5 +96,8 @@ def diagnose(ws: Workspace) -> dict[str, dict[str, Any]]:
             else "not installed",
             "model": settings.llm.model or "(provider default)",
         },
-        "Vector store": {"chroma": chroma_status(settings.vectorstore.chroma_url, chroma_path)},
+        "Vector store": {
+            "chroma": chroma_status(settings.vectorstore.chroma_url, chroma_path),
+            "embeddings": embedder_status(),
+        },
     }

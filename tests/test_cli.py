@@ -110,6 +110,7 @@ def test_doctor_reports_workspace_and_provider(tmp_path):
     assert "ok" in report["Workspace"]["orders"]
     assert report["LLM"]["provider"] in {"local", "none"}
     assert report["Vector store"]["chroma"].startswith("embedded")
+    assert report["Vector store"]["embeddings"].startswith("all-MiniLM-L6-v2-int8, offline")
 
 
 def test_doctor_says_when_a_chroma_server_is_unreachable(tmp_path, monkeypatch):

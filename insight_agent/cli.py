@@ -527,6 +527,68 @@ def audience(
         )
 
 
+reviews_app = typer.Typer(
+    cls=_InsightGroup, help="Customer reviews: semantic search with filters.", no_args_is_help=True
+)
+app.add_typer(reviews_app, name="reviews")
+
+
+@reviews_app.command("search")
+def reviews_search(
+    query: Annotated[str, typer.Argument(help="What to look for, in plain words.")],
+    segment: Annotated[str | None, typer.Option(help="Segment id (S2) or name.")] = None,
+    min_rating: Annotated[float | None, typer.Option(min=0, max=5)] = None,
+    max_rating: Annotated[float | None, typer.Option(min=0, max=5)] = None,
+    sentiment: Annotated[
+        str | None, typer.Option(help="positive, neutral, negative or unrated.")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="Reviews on or after YYYY-MM-DD.")] = None,
+    until: Annotated[str | None, typer.Option(help="Reviews on or before YYYY-MM-DD.")] = None,
+    product: Annotated[str | None, typer.Option()] = None,
+    category: Annotated[str | None, typer.Option()] = None,
+    contains: Annotated[str | None, typer.Option(help="Word the text must contain.")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=100, help="How many reviews.")] = 5,
+    diverse: Annotated[
+        bool, typer.Option(help="Diversify quotes (MMR) instead of the k nearest.")
+    ] = True,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find reviews by meaning, with filters; every quote comes with its review id."""
+    from insight_agent.vectorstore.queries import review_search
+
+    ws = _open(workspace, quiet=as_json)
+    result = review_search(
+        ws,
+        query,
+        k=k,
+        segment=segment,
+        min_rating=min_rating,
+        max_rating=max_rating,
+        sentiment=sentiment,
+        since=since,
+        until=until,
+        product=product,
+        category=category,
+        contains=contains,
+        diverse=diverse,
+    )
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, default=str))
+        return
+    from rich.markup import escape
+
+    out = _console()
+    if not result["hits"]:
+        out.print("No reviews match these filters.")
+        return
+    for hit in result["hits"]:
+        stars = f"{hit['rating']:.0f}★" if hit["rating"] is not None else "unrated"
+        where = " · ".join(str(v) for v in (hit["date"], hit["segment"], hit["category"]) if v)
+        out.print(f"[bold]{escape(hit['review_id'])}[/] {stars} [dim]{escape(where)}[/]")
+        out.print(f"  “{escape(hit['text'])}”")
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -46,6 +46,7 @@ def test_build_writes_a_versioned_build_with_manifest(built):
         "propensity:churn",
         "propensity:purchase",
         "propensity:response",
+        "reviews",
         "clv",
         "basket",
         "write",
@@ -183,3 +184,48 @@ def test_models_from_other_library_versions_load_with_a_clear_warning(built, tmp
     assert "warning: models were built with different library versions" in result.stderr
     assert "scikit-learn 0.0.1 at build time" in result.stderr
     assert "UserWarning" not in result.stderr
+
+
+def _search(built: Path, *args: str) -> list[dict]:
+    result = invoke("reviews", "search", *args, "-w", str(built), "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["hits"]
+
+
+def test_review_search_finds_the_planted_complaints(built):
+    truth = pd.read_csv(built / "data" / "truth" / "reviews_truth.csv").set_index("review_id")
+    hits = _search(built, "late delivery", "-k", "5")
+    assert len(hits) == 5
+    aspects = [truth.loc[h["review_id"], "aspect"] for h in hits]
+    assert aspects.count("shipping") >= 4, aspects
+    assert all(h["text"] and h["review_id"].startswith("R") for h in hits)
+    lapsing = _search(built, "late delivery", "--segment", "Lapsing customers", "-k", "5")
+    assert lapsing and all(h["segment"] == "Lapsing customers" for h in lapsing)
+    assert [truth.loc[h["review_id"], "aspect"] for h in lapsing].count("shipping") >= 4
+
+
+@pytest.mark.parametrize(
+    ("args", "check"),
+    [
+        (("--max-rating", "2"), lambda h: h["rating"] <= 2),
+        (("--min-rating", "4"), lambda h: h["rating"] >= 4),
+        (("--sentiment", "positive"), lambda h: h["sentiment"] == "positive"),
+        (("--since", "2026-01-01"), lambda h: h["date"] >= "2026-01-01"),
+        (("--until", "2025-01-31"), lambda h: h["date"] <= "2025-01-31"),
+        (("--category", "Footwear"), lambda h: h["category"] == "Footwear"),
+        (("--contains", "courier"), lambda h: "courier" in h["text"]),
+        (("--segment", "S1"), lambda h: h["segment"] == "High-value loyal"),
+    ],
+)
+def test_each_review_filter_is_respected(built, args, check):
+    hits = _search(built, "quality of the product", "-k", "8", *args)
+    assert hits, args
+    assert all(check(h) for h in hits), (args, hits)
+
+
+def test_rebuilding_embeds_nothing_new(built):
+    result = invoke("build", "-w", str(built), "--json")
+    assert result.exit_code == 0, result.output
+    reviews = json.loads(result.stdout)["reviews"]
+    assert reviews["added"] == 0 and reviews["removed"] == 0
+    assert reviews["unchanged"] + reviews["metadata_updated"] == reviews["total"] == 4000

@@ -33,7 +33,7 @@ class BuildOptions:
     clv_horizon_days: int = 365
     category_models: int = 3  # purchase-in-category models for the top categories by revenue
     seed: int = 0
-    stages: tuple[str, ...] = ("segments", "propensity", "clv", "basket")
+    stages: tuple[str, ...] = ("segments", "reviews", "propensity", "clv", "basket")
     # Threads for OpenMP/BLAS inside scikit-learn. One is the robust default: models train on
     # capped samples, and on a shared 2-core machine two spinning OpenMP threads ran
     # HistGradientBoosting 6x slower (and KMeans 60x) whenever another process held a core,
@@ -163,6 +163,9 @@ def _build(
     if "segments" in options.stages:
         with _stage(stages, "segments", say) as st:
             results["segments"] = _segments(X, data.orders, options, writer, customers, st)
+    if "reviews" in options.stages:
+        with _stage(stages, "reviews", say) as st:
+            results["reviews"] = _reviews(ws, data, customers, options, st)
     if "propensity" in options.stages:
         results["models"] = _propensity(
             data, features, X, end, categories, options, writer, customers, stages, say
@@ -238,6 +241,22 @@ def _segments(
         "names": sorted(set(seg.names.values())),
     }
     return {"k": seg.k, "names": seg.names, "tree_fidelity": payload["tree_fidelity"]}
+
+
+def _reviews(
+    ws: Workspace, data: Any, customers: pd.DataFrame, options: BuildOptions, st: StageReport
+) -> dict[str, Any]:
+    """Bring the review index in line with the data (only new or edited reviews are embedded;
+    segment changes update metadata). The index lives in .insight/chroma, outside builds."""
+    if data.reviews is None or len(data.reviews) == 0:
+        raise InsufficientData("no reviews table: nothing to index (add [data.reviews])")
+    from insight_agent.vectorstore.store import open_index
+
+    index = open_index(ws.artifacts, ws.settings.vectorstore.chroma_url)
+    segments = customers["segment_name"].dropna() if "segment_name" in customers else None
+    report = asdict(index.sync(data.reviews, segments))
+    st.details = report
+    return report
 
 
 def _propensity(

@@ -91,6 +91,16 @@ class SyncReport:
     seconds: float
 
 
+def open_index(
+    artifacts: Path, url: str | None = None, *, threads: int | None = None
+) -> ReviewIndex:
+    """The workspace's review index: embedded Chroma under ``artifacts/chroma`` or a server."""
+    from insight_agent.vectorstore.embedder import chroma_embedding_function
+
+    client = open_client(None if url else Path(artifacts) / "chroma", url)
+    return ReviewIndex(client, chroma_embedding_function(threads=threads))
+
+
 def open_client(path: Path | None = None, url: str | None = None) -> Any:
     """A Chroma client: embedded at ``path``, or a server at ``url`` (http://host:port)."""
     import chromadb
@@ -128,6 +138,7 @@ class ReviewIndex:
 
     def __init__(self, client: Any, embedding_function: Any, name: str = COLLECTION) -> None:
         self.client = client
+        self.embedding_function = embedding_function
         self.collection = client.get_or_create_collection(
             name, embedding_function=embedding_function, configuration={"hnsw": {"space": "cosine"}}
         )

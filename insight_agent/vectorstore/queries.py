@@ -1,0 +1,86 @@
+"""Review questions a command or an agent tool asks: parse user filters, search, shape facts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from insight_agent.errors import ConfigError
+from insight_agent.vectorstore.search import SENTIMENTS, ReviewFilters, search_reviews
+from insight_agent.workspace import Workspace
+
+
+def _date(value: str | None, option: str) -> dt.date | None:
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise ConfigError(f"{option} must be a date like 2025-03-31, got {value!r}") from exc
+
+
+def _segment_name(ws: Workspace, segment: str | None) -> str | None:
+    """Accept a segment id (S2) or name; the index stores names."""
+    if not segment:
+        return None
+    try:
+        from insight_agent.analytics.artifacts import current_build, read_json
+
+        names = read_json(current_build(ws), "segments.json")["names"]
+    except Exception:  # no build yet: take the text as given
+        return segment
+    lowered = {str(v).lower(): v for v in names.values()}
+    if segment.upper() in names:
+        return names[segment.upper()]
+    if segment.lower() in lowered:
+        return lowered[segment.lower()]
+    raise ConfigError(
+        f"no segment '{segment}'", hint=f"segments: {', '.join(sorted(names.values()))}"
+    )
+
+
+def review_search(
+    ws: Workspace,
+    query: str,
+    *,
+    k: int = 5,
+    segment: str | None = None,
+    min_rating: float | None = None,
+    max_rating: float | None = None,
+    sentiment: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    product: str | None = None,
+    category: str | None = None,
+    contains: str | None = None,
+    diverse: bool = True,
+) -> dict[str, Any]:
+    """Search the workspace's review index; JSON-ready hits with review ids and metadata."""
+    from insight_agent.vectorstore.store import open_index
+
+    if sentiment and sentiment not in SENTIMENTS:
+        raise ConfigError(f"unknown sentiment '{sentiment}'", hint=f"use {', '.join(SENTIMENTS)}")
+    filters = ReviewFilters(
+        segment=_segment_name(ws, segment),
+        min_rating=min_rating,
+        max_rating=max_rating,
+        sentiment=sentiment,
+        since=_date(since, "--since"),
+        until=_date(until, "--until"),
+        product=product,
+        category=category,
+        contains=contains,
+    )
+    index = open_index(ws.artifacts, ws.settings.vectorstore.chroma_url)
+    if index.count() == 0:
+        raise ConfigError(
+            "the review index is empty",
+            hint=f"run `insight build -w {ws.root}` (it indexes the reviews)",
+        )
+    hits = search_reviews(index, query, k=k, filters=filters, diverse=diverse)
+    return {
+        "query": query,
+        "filters": {k: str(v) for k, v in vars(filters).items() if v},
+        "count": len(hits),
+        "hits": hits,
+    }

@@ -1,0 +1,125 @@
+"""Review embedding throughput, ingest time and query latency (p50/p95, with/without filters).
+
+Each size runs in its own child process: generate demo reviews, embed and ingest them into a
+fresh embedded Chroma (timed), re-ingest (should embed nothing), then time `search_reviews`
+queries without and with metadata filters. Targets (2 cores): >= 100 reviews/s, unfiltered
+p95 <= 10 ms, filtered p95 <= 100 ms at 100k reviews.
+
+    python bench/reviews.py [--sizes 2000,20000,100000] [--queries 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+QUERIES = [
+    "late delivery",
+    "too small",
+    "great value for money",
+    "rude support agent",
+    "package arrived damaged",
+    "fabric feels cheap",
+    "love the quality",
+    "refund took weeks",
+    "sizes run large",
+    "price went up",
+]
+
+
+def _pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def _child(n: int, n_queries: int, root: Path) -> dict:
+    import pandas as pd
+
+    from insight_agent.data.demo import DemoConfig, generate_frames
+    from insight_agent.vectorstore.search import ReviewFilters, search_reviews
+    from insight_agent.vectorstore.store import open_index
+
+    frames = generate_frames(DemoConfig(n_customers=max(1000, int(n / 0.8)), n_reviews=n))
+    reviews = frames.reviews.copy()
+    reviews["date"] = pd.to_datetime(reviews["date"])
+    index = open_index(root)
+    t = time.perf_counter()
+    first = index.sync(reviews)
+    ingest = time.perf_counter() - t
+    again = index.sync(reviews)
+    filters = ReviewFilters(max_rating=2, since=reviews["date"].min().date())
+    plain, filtered = [], []
+    for i in range(n_queries):
+        q = QUERIES[i % len(QUERIES)]
+        t = time.perf_counter()
+        search_reviews(index, q, k=5, diverse=False)
+        plain.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        search_reviews(index, q, k=5, filters=filters, diverse=False)
+        filtered.append(time.perf_counter() - t)
+    return {
+        "reviews": n,
+        "ingest_s": round(ingest, 1),
+        "reviews_per_s": round(n / ingest, 1),
+        "reingest_added": again.added,
+        "first_added": first.added,
+        "p50_ms": round(statistics.median(plain) * 1000, 1),
+        "p95_ms": round(_pct(plain, 0.95) * 1000, 1),
+        "filtered_p50_ms": round(statistics.median(filtered) * 1000, 1),
+        "filtered_p95_ms": round(_pct(filtered, 0.95) * 1000, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="2000,20000")
+    parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--root", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(_child(args.child, args.queries, Path(args.root))))
+        return
+    cols = [
+        "reviews",
+        "ingest_s",
+        "reviews_per_s",
+        "reingest_added",
+        "p50_ms",
+        "p95_ms",
+        "filtered_p50_ms",
+        "filtered_p95_ms",
+    ]
+    print(f"queries per size: {args.queries} (k=5, no MMR; each query embeds its text)")
+    print(" ".join(f"{c:>15}" for c in cols))
+    for n in (int(s) for s in args.sizes.split(",")):
+        with tempfile.TemporaryDirectory() as tmp:
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    str(n),
+                    "--queries",
+                    str(args.queries),
+                    "--root",
+                    tmp,
+                ],
+                capture_output=True,
+                text=True,
+            )
+        if proc.returncode:
+            print(f"{n}: FAILED {proc.stderr[-1500:]}")
+            continue
+        row = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(" ".join(f"{row[c]:>15}" for c in cols))
+
+
+if __name__ == "__main__":
+    main()

@@ -81,6 +81,15 @@ WorkspaceOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+ChromaOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--chroma-url",
+        help="Chroma server for the review index (http://host:port). Default: "
+        "vectorstore.chroma_url, else embedded Chroma in .insight/chroma.",
+        show_default=False,
+    ),
+]
 
 
 def _console(stderr: bool = False) -> Console:
@@ -304,6 +313,7 @@ def build(
         int | None,
         typer.Option(min=1, help="Threads for model fitting (default: analytics.threads, else 1)."),
     ] = None,
+    chroma_url: ChromaOpt = None,
 ) -> None:
     """Build segments, propensity models, CLV and basket rules from the workspace's data.
 
@@ -313,6 +323,8 @@ def build(
     from insight_agent.analytics.build import BuildOptions, run_build
 
     ws = _open(workspace, quiet=as_json)
+    if chroma_url:
+        ws.settings.vectorstore.chroma_url = chroma_url
     threads = threads or int(ws.settings.analytics.get("threads", 1))
     options = BuildOptions(k=k, horizon_days=horizon, seed=seed, threads=threads)
     if as_json:
@@ -552,12 +564,15 @@ def reviews_search(
         bool, typer.Option(help="Diversify quotes (MMR) instead of the k nearest.")
     ] = True,
     workspace: WorkspaceOpt = None,
+    chroma_url: ChromaOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Find reviews by meaning, with filters; every quote comes with its review id."""
     from insight_agent.vectorstore.queries import review_search
 
     ws = _open(workspace, quiet=as_json)
+    if chroma_url:
+        ws.settings.vectorstore.chroma_url = chroma_url
     result = review_search(
         ws,
         query,

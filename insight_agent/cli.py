@@ -604,6 +604,35 @@ def reviews_search(
         out.print(f"  “{escape(hit['text'])}”")
 
 
+@reviews_app.command("quotes")
+def reviews_quotes(
+    segment: Annotated[str, typer.Option(help="Segment id (S2) or name.")],
+    k: Annotated[int, typer.Option("-k", min=1, max=20, help="How many quotes.")] = 3,
+    sentiment: Annotated[
+        str | None, typer.Option(help="Only positive, neutral, negative or unrated reviews.")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    chroma_url: ChromaOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Quotes that stand for a segment's reviews (nearest their centroid), with review ids."""
+    from insight_agent.vectorstore.queries import segment_quotes
+
+    ws = _open(workspace, quiet=as_json)
+    if chroma_url:
+        ws.settings.vectorstore.chroma_url = chroma_url
+    result = segment_quotes(ws, segment, k=k, sentiment=sentiment)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, default=str))
+        return
+    from rich.markup import escape
+
+    out = _console()
+    out.print(f"[bold]{escape(str(result['segment']))}[/]: {result['reviews']:,} reviews")
+    for quote in result["quotes"]:
+        out.print(f"  [bold]{escape(quote['review_id'])}[/] “{escape(quote['text'])}”")
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -229,3 +229,17 @@ def test_rebuilding_embeds_nothing_new(built):
     reviews = json.loads(result.stdout)["reviews"]
     assert reviews["added"] == 0 and reviews["removed"] == 0
     assert reviews["unchanged"] + reviews["metadata_updated"] == reviews["total"] == 4000
+
+
+def test_representative_quotes_reflect_each_segment(built):
+    truth = pd.read_csv(built / "data" / "truth" / "reviews_truth.csv").set_index("review_id")
+    for segment, aspect in (("Lapsing customers", "shipping"), ("High-value loyal", "quality")):
+        result = invoke(
+            "reviews", "quotes", "--segment", segment, "-k", "3", "-w", str(built), "--json"
+        )
+        assert result.exit_code == 0, result.output
+        payload = json.loads(result.stdout)
+        assert payload["segment"] == segment and payload["reviews"] > 100
+        aspects = [truth.loc[q["review_id"], "aspect"] for q in payload["quotes"]]
+        assert len(aspects) == 3 and aspects.count(aspect) >= 2, (segment, aspects)
+        assert all(q["segment"] == segment for q in payload["quotes"])

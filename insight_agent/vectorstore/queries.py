@@ -6,7 +6,12 @@ import datetime as dt
 from typing import Any
 
 from insight_agent.errors import ConfigError
-from insight_agent.vectorstore.search import SENTIMENTS, ReviewFilters, search_reviews
+from insight_agent.vectorstore.search import (
+    SENTIMENTS,
+    ReviewFilters,
+    representative_quotes,
+    search_reviews,
+)
 from insight_agent.workspace import Workspace
 
 
@@ -84,3 +89,17 @@ def review_search(
         "count": len(hits),
         "hits": hits,
     }
+
+
+def segment_quotes(
+    ws: Workspace, segment: str, *, k: int = 3, sentiment: str | None = None
+) -> dict[str, Any]:
+    """Representative quotes of one segment (nearest its reviews' centroid, diverse)."""
+    from insight_agent.vectorstore.store import open_index
+
+    name = _segment_name(ws, segment)
+    index = open_index(ws.artifacts, ws.settings.vectorstore.chroma_url)
+    result = representative_quotes(
+        index, k=k, filters=ReviewFilters(segment=name, sentiment=sentiment)
+    )
+    return {"segment": name, **result}

@@ -139,3 +139,37 @@ def _date_text(value: Any) -> str | None:
     if number <= 0:
         return None
     return f"{number // 10000:04d}-{number // 100 % 100:02d}-{number % 100:02d}"
+
+
+def representative_quotes(
+    index: Any, *, k: int = 3, filters: ReviewFilters | None = None, limit: int = 20_000
+) -> dict[str, Any]:
+    """Reviews that best stand for a group (a segment, a rating band...): the ones nearest the
+    group's centroid, kept diverse with MMR. Returns the group size and the quotes."""
+    filters = filters or ReviewFilters()
+    got = index.collection.get(
+        where=filters.where(),
+        where_document=filters.where_document(),
+        include=["embeddings", "documents", "metadatas"],
+        limit=limit,
+    )
+    ids = got["ids"]
+    if not ids:
+        return {"reviews": 0, "quotes": []}
+    vectors = np.asarray(got["embeddings"], dtype=np.float32)
+    centroid = vectors.mean(axis=0)
+    centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
+    order = mmr(centroid, vectors, k, lambda_=0.8)
+    quotes = []
+    for i in order:
+        meta = dict(got["metadatas"][i] or {})
+        quotes.append(
+            {
+                "review_id": meta.get("review_id", ids[i]),
+                "text": got["documents"][i],
+                "closeness": round(float(vectors[i] @ centroid), 3),
+                "rating": None if meta.get("rating", -1) < 0 else meta["rating"],
+                "segment": meta.get("segment") or None,
+            }
+        )
+    return {"reviews": len(ids), "quotes": quotes}

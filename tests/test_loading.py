@@ -232,3 +232,16 @@ def test_compressed_csv_and_utf16(workspace_factory, tmp_path):
     utf16.write_bytes(text.replace(";", "\t").encode("utf-16"))  # Excel "Unicode text"
     data = load_dataset(load_settings(workspace_factory(orders=utf16)))
     assert data.orders["amount"].tolist() == [1.0, 2.0]
+
+
+def test_ragged_file_with_quoted_line_breaks_keeps_rows_aligned(workspace_factory, tmp_path):
+    # found by the fuzz test: rows and row numbers drifted apart when a ragged file also had
+    # line breaks inside quoted fields
+    path = tmp_path / "reviews.csv"
+    path.write_bytes(b'text,rating\r"two\rlines",5\rtoo,many,fields\rfine,4\r"",3\r')
+    data = load_dataset(load_settings(workspace_factory(reviews=path)), max_drop_share=1.0)
+    assert data.reviews["text"].tolist() == ["two\rlines".replace("\r", " "), "fine"]
+    assert data.reviews["rating"].tolist() == [5.0, 4.0]
+    problems = {p.code: p.rows for p in data.report.problems}
+    assert problems["wrong_field_count"] == [4]
+    assert problems["missing_value"] == [6]

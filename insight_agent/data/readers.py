@@ -302,16 +302,28 @@ def _read_csv(
         raise
     except Exception as exc:  # csv module and C parser errors of every kind
         raise DataError(f"cannot parse the CSV file ({_reason(exc)})", file=display) from exc
-    return _read_ragged_csv(path, display, delimiter, encoding, dtype)
+    return _read_ragged_csv(path, display, delimiter, encoding)
+
+
+def _unique_names(header: list[str]) -> list[str]:
+    """Column names made unique the way pandas does it: a, a.1, a.2, ..."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in header:
+        count = seen.get(name, 0)
+        out.append(name if count == 0 else f"{name}.{count}")
+        seen[name] = count + 1
+    return out
 
 
 def _read_ragged_csv(
-    path: Path, display: str, delimiter: str | None, encoding: str | None, dtype: dict[str, type]
+    path: Path, display: str, delimiter: str | None, encoding: str | None
 ) -> RawTable:
     """Read a CSV whose rows have the wrong number of fields: skip and report those rows.
 
-    A pass with the csv module finds the bad records and each good record's line number (so
-    later messages point at the right line); the good records are then parsed by pandas.
+    The csv module reads every record with the line it starts on; the good records become the
+    frame directly (as text; the validator parses numbers and dates), so row numbers and rows
+    always line up — a round trip through pandas re-parsed quoted line breaks differently.
     """
     import pandas as pd
 
@@ -326,32 +338,27 @@ def _read_ragged_csv(
         raise DataError("cannot decode the file", file=display)
     delim = delimiter or sniff_delimiter(text[:_SNIFF_BYTES])
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
-    good = io.StringIO()
-    writer = csv.writer(good, delimiter=delim, lineterminator="\n")
+    header: list[str] | None = None
+    records: list[list[str]] = []
     bad_lines: list[int] = []
     row_numbers: list[int] = []
-    width: int | None = None
     start = 1
     try:
         for record in reader:
-            if width is None:
-                width = len(record)
-                writer.writerow(record)
-            elif record and len(record) != width:
+            if header is None:
+                header = record
+            elif record and len(record) != len(header):
                 bad_lines.append(start)
             elif record:
-                writer.writerow(record)
+                records.append(record)
                 row_numbers.append(start)
             start = reader.line_num + 1
     except csv.Error as exc:
         raise DataError(
             f"cannot parse the CSV file ({_reason(exc)})", file=display, row=start
         ) from exc
-    if width is None:
+    if not header:
         raise DataError("the file has no header row", file=display)
-    good.seek(0)
-    try:
-        frame = pd.read_csv(good, sep=delim, dtype=dtype or None, low_memory=False)
-    except Exception as exc:
-        raise DataError(f"cannot parse the CSV file ({_reason(exc)})", file=display) from exc
+    frame = pd.DataFrame(records, columns=_unique_names(header), dtype="string")
+    frame = frame.mask(frame.eq("").fillna(False))  # empty cells are missing, as in read_csv
     return RawTable(frame, display, enc, delim, bad_lines, row_numbers)

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
+
+from _sizes import per_size
 
 
 def _child(n: int, root: Path) -> dict:
@@ -56,17 +55,10 @@ def main() -> None:
     if args.child:
         print(json.dumps(_child(args.child, Path(args.root))))
         return
-    for n in (int(s) for s in args.sizes.split(",")):
-        with tempfile.TemporaryDirectory() as tmp:
-            proc = subprocess.run(
-                [sys.executable, __file__, "--child", str(n), "--root", tmp],
-                capture_output=True,
-                text=True,
-            )
-            if proc.returncode:
-                print(f"{n:,} customers: FAILED\n{proc.stderr[-2000:]}")
-                continue
-            res = json.loads(proc.stdout.strip().splitlines()[-1])
+    for n, res, error in per_size(__file__, args.sizes, []):
+        if res is None:
+            print(f"{n:,} customers: FAILED\n{error}")
+            continue
         print(
             f"\n{res['customers']:,} customers, {res['order_rows']:,} order rows "
             f"(data prepared in {res['prepare_s']} s, not part of the build)"

@@ -14,11 +14,10 @@ import argparse
 import json
 import resource
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
+
+from _sizes import per_size
 
 
 def _child(n: int, repeats: int, root: Path) -> dict:
@@ -65,24 +64,11 @@ def main() -> None:
         print(json.dumps(_child(args.child, args.repeats, Path(args.root))))
         return
     rows = []
-    for n in (int(s) for s in args.sizes.split(",")):
-        with tempfile.TemporaryDirectory() as tmp:
-            proc = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--child",
-                    str(n),
-                    "--repeats",
-                    str(args.repeats),
-                    "--root",
-                    tmp,
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    for n, row, error in per_size(__file__, args.sizes, ["--repeats", str(args.repeats)]):
+        if row is None:
+            print(f"{n:,} customers: FAILED\n{error}")
+            continue
+        rows.append(row)
     cols = [
         "customers",
         "order_rows",

@@ -13,11 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
+
+from _sizes import per_size
 
 QUERIES = [
     "late delivery",
@@ -98,26 +97,10 @@ def main() -> None:
     ]
     print(f"queries per size: {args.queries} (k=5, no MMR; each query embeds its text)")
     print(" ".join(f"{c:>15}" for c in cols))
-    for n in (int(s) for s in args.sizes.split(",")):
-        with tempfile.TemporaryDirectory() as tmp:
-            proc = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--child",
-                    str(n),
-                    "--queries",
-                    str(args.queries),
-                    "--root",
-                    tmp,
-                ],
-                capture_output=True,
-                text=True,
-            )
-        if proc.returncode:
-            print(f"{n}: FAILED {proc.stderr[-1500:]}")
+    for n, row, error in per_size(__file__, args.sizes, ["--queries", str(args.queries)]):
+        if row is None:
+            print(f"{n}: FAILED {error}")
             continue
-        row = json.loads(proc.stdout.strip().splitlines()[-1])
         print(" ".join(f"{row[c]:>15}" for c in cols))
 
 

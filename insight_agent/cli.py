@@ -120,11 +120,18 @@ def _print_error(message: str, hint: str | None = None) -> None:
         err.print(f"[dim]hint:[/] {escape(hint)}")
 
 
-def _open(workspace: Path | None, *, quiet: bool = False) -> Workspace:
-    """Open the workspace for a command; say so when it is the built-in demo."""
+def _open(
+    workspace: Path | None, *, quiet: bool = False, chroma_url: str | None = None
+) -> Workspace:
+    """Open the workspace for a command; say so when it is the built-in demo.
+
+    ``chroma_url`` (from ``--chroma-url``) overrides the workspace's review-index location.
+    """
     from insight_agent.data.bootstrap import open_workspace
 
     ws = open_workspace(workspace)
+    if chroma_url:
+        ws.settings.vectorstore.chroma_url = chroma_url
     if ws.source == "built-in demo" and not quiet:
         _console(stderr=True).print(
             f"[dim]Using the built-in demo workspace ({ws.root}). "
@@ -322,9 +329,7 @@ def build(
     """
     from insight_agent.analytics.build import BuildOptions, run_build
 
-    ws = _open(workspace, quiet=as_json)
-    if chroma_url:
-        ws.settings.vectorstore.chroma_url = chroma_url
+    ws = _open(workspace, quiet=as_json, chroma_url=chroma_url)
     threads = threads or int(ws.settings.analytics.get("threads", 1))
     options = BuildOptions(k=k, horizon_days=horizon, seed=seed, threads=threads)
     if as_json:
@@ -570,9 +575,7 @@ def reviews_search(
     """Find reviews by meaning, with filters; every quote comes with its review id."""
     from insight_agent.vectorstore.queries import review_search
 
-    ws = _open(workspace, quiet=as_json)
-    if chroma_url:
-        ws.settings.vectorstore.chroma_url = chroma_url
+    ws = _open(workspace, quiet=as_json, chroma_url=chroma_url)
     result = review_search(
         ws,
         query,
@@ -618,9 +621,7 @@ def reviews_quotes(
     """Quotes that stand for a segment's reviews (nearest their centroid), with review ids."""
     from insight_agent.vectorstore.queries import segment_quotes
 
-    ws = _open(workspace, quiet=as_json)
-    if chroma_url:
-        ws.settings.vectorstore.chroma_url = chroma_url
+    ws = _open(workspace, quiet=as_json, chroma_url=chroma_url)
     result = segment_quotes(ws, segment, k=k, sentiment=sentiment)
     if as_json:
         typer.echo(json.dumps(result, indent=2, default=str))

@@ -9,6 +9,7 @@ import pytest
 from insight_agent.analytics.features import scoring_cutoff
 from insight_agent.analytics.propensity import (
     Target,
+    dataset_features,
     feature_cache,
     reason_text,
     score_customers,
@@ -18,13 +19,7 @@ from insight_agent.errors import InsufficientData
 
 
 def _setup(data):
-    fn = feature_cache(
-        data.customers,
-        data.orders,
-        reviews=data.reviews,
-        campaigns=data.campaigns,
-        returns=data.returns,
-    )
+    fn = dataset_features(data)
     return fn, scoring_cutoff(data.orders)
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from insight_agent.analytics import features as features_module
 from insight_agent.analytics.features import scoring_cutoff
-from insight_agent.analytics.propensity import feature_cache
+from insight_agent.analytics.propensity import dataset_features
 from insight_agent.analytics.segmentation import rfm_scores, segment_customers
 from insight_agent.errors import InsufficientData
 
@@ -16,13 +16,7 @@ from insight_agent.errors import InsufficientData
 @pytest.fixture(scope="module")
 def features(demo_data):
     data, _ = demo_data
-    cache = feature_cache(
-        data.customers,
-        data.orders,
-        reviews=data.reviews,
-        campaigns=data.campaigns,
-        returns=data.returns,
-    )
+    cache = dataset_features(data)
     return cache(scoring_cutoff(data.orders)).X
 
 

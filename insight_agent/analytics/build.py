@@ -113,7 +113,7 @@ def _build(
     say: Progress,
 ) -> dict[str, Any]:
     from insight_agent.analytics.features import order_table, scoring_cutoff, top_categories
-    from insight_agent.analytics.propensity import feature_cache
+    from insight_agent.analytics.propensity import dataset_features
     from insight_agent.data.load import load_dataset
 
     with _stage(stages, "load", say) as st:
@@ -136,15 +136,7 @@ def _build(
         end = scoring_cutoff(data.orders)
         categories = top_categories(data.orders)
         # One cache for the whole build: propensity reuses the cutoff features computed here.
-        features = feature_cache(
-            data.customers,
-            data.orders,
-            reviews=data.reviews,
-            campaigns=data.campaigns,
-            returns=data.returns,
-            orders_table=table,
-            categories=categories,
-        )
+        features = dataset_features(data, orders_table=table, categories=categories)
         now = features(end)
         X = now.X
         st.details = {

@@ -542,3 +542,21 @@ def feature_cache(
         )
 
     return SliceCache(at)
+
+
+def dataset_features(
+    data: Any,
+    *,
+    orders_table: pd.DataFrame | None = None,
+    categories: list[str] | None = None,
+) -> SliceCache:
+    """:func:`feature_cache` over every table of a loaded Dataset."""
+    return feature_cache(
+        data.customers,
+        data.orders,
+        reviews=data.reviews,
+        campaigns=data.campaigns,
+        returns=data.returns,
+        orders_table=orders_table,
+        categories=categories,
+    )

@@ -82,3 +82,20 @@ def demo_data(demo_workspace: Path):
         demo_workspace / "data" / "truth" / "customers_truth.csv", dtype={"customer_id": str}
     ).set_index("customer_id")
     return data, truth
+
+
+@pytest.fixture(scope="session")
+def built_demo(demo_workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the demo workspace with one full build (models + review index), shared by the
+    whole run: tests read it and must not change it (copy it first if they need to)."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from insight_agent.cli import app
+
+    root = tmp_path_factory.mktemp("built") / "ws"
+    shutil.copytree(demo_workspace, root)
+    result = CliRunner().invoke(app, ["build", "-w", str(root)])
+    assert result.exit_code == 0, result.output
+    return root

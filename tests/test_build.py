@@ -16,13 +16,9 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def built(demo_workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the demo workspace with one build (the copy keeps other tests' data clean)."""
-    root = tmp_path_factory.mktemp("built") / "ws"
-    shutil.copytree(demo_workspace, root)
-    result = runner.invoke(app, ["build", "-w", str(root)])
-    assert result.exit_code == 0, result.output
-    return root
+def built(built_demo: Path) -> Path:
+    """The shared built demo workspace (see conftest.built_demo)."""
+    return built_demo
 
 
 def invoke(*args: str):

@@ -150,6 +150,12 @@ def _build(
         .round(2)
         .copy()
     )
+    # Who the customers are (for segment profiles and personas): the demographic columns the
+    # customers file has, carried over as given.
+    people = data.customers.drop_duplicates("customer_id").set_index("customer_id")
+    for column in DEMOGRAPHICS:
+        if column in people and people[column].notna().any():
+            customers[column] = people[column].reindex(customers.index)
     results: dict[str, Any] = {}
 
     if "segments" in options.stages:
@@ -186,6 +192,9 @@ def _build(
         "stages": [asdict(s) for s in stages],
         **results,
     }
+
+
+DEMOGRAPHICS = ("age", "gender", "region", "country", "channel", "income")
 
 
 def _segments(

@@ -201,12 +201,315 @@ def build_summary(ws: Workspace) -> dict[str, Any]:
     return manifest
 
 
+# --- segment-level facts (agent tools, personas, reports) -------------------------------------
+
+RISK_THRESHOLD = 0.5  # "high churn risk" = calibrated churn probability of at least 50%
+
+_TABLES: dict[Path, Any] = {}
+
+
+def customer_table(ws: Workspace) -> Any:
+    """The current build's per-customer table (pandas), loaded once per process per build."""
+    import pandas as pd
+
+    folder = current_build(ws)
+    if folder not in _TABLES:
+        _TABLES.clear()  # one build at a time is enough; a rebuild makes a new folder
+        _TABLES[folder] = pd.read_parquet(folder / "customers.parquet")
+    return _TABLES[folder]
+
+
+def segment_names(ws: Workspace) -> dict[str, str]:
+    """Segment id → name of the current build."""
+    return dict(read_json(current_build(ws), "segments.json")["names"])
+
+
+def resolve_segment(ws: Workspace, text: str) -> tuple[str, str]:
+    """(id, name) for a segment given by id ("S2"), name, or an unambiguous part of a name
+    ("lapsing"), case-insensitively; ConfigError listing the segments otherwise."""
+    names = segment_names(ws)
+    wanted = str(text).strip().lower()
+    for sid, name in names.items():
+        if wanted in (sid.lower(), name.lower()):
+            return sid, name
+    partial = [(sid, name) for sid, name in names.items() if wanted and wanted in name.lower()]
+    if len(partial) == 1:
+        return partial[0]
+    listing = ", ".join(f"{sid} {name}" for sid, name in sorted(names.items()))
+    if partial:
+        raise ConfigError(f"'{text}' matches several segments", hint=f"segments: {listing}")
+    raise ConfigError(f"no segment '{text}'", hint=f"segments: {listing}")
+
+
+def _share(mask: Any) -> float:
+    return round(float(mask.mean()), 3) if len(mask) else 0.0
+
+
+def _mix(series: Any, top: int = 3) -> list[list[Any]]:
+    """The most common values of a categorical column with their shares."""
+    counts = series.dropna().astype(str).value_counts(normalize=True).head(top)
+    return [[str(k), round(float(v), 3)] for k, v in counts.items()]
+
+
+def _round(value: Any, digits: int) -> float | None:
+    import math
+
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return round(float(value), digits)
+
+
+def churn_by_segment(ws: Workspace) -> dict[str, Any]:
+    """Churn risk per segment, riskiest first: mean probability, customers at high risk."""
+    table = customer_table(ws)
+    if "p_churn" not in table:
+        raise NoBuild("the current build has no churn model", hint="see `insight build`")
+    card = model_card(ws, "churn")
+    rows = []
+    for name, group in table.groupby("segment_name", observed=True):
+        high = group["p_churn"] >= RISK_THRESHOLD
+        rows.append(
+            {
+                "segment": str(name),
+                "customers": len(group),
+                "mean_churn_probability": round(float(group["p_churn"].mean()), 3),
+                "high_risk_customers": int(high.sum()),
+                "share_high_risk": _share(high),
+                "clv_at_risk": round(float(group.loc[high, "clv_12m"].sum()), 0)
+                if "clv_12m" in group
+                else None,
+            }
+        )
+    rows.sort(key=lambda r: (-r["mean_churn_probability"], r["segment"]))
+    high_total = int((table["p_churn"] >= RISK_THRESHOLD).sum())
+    return {
+        "highest_churn_segment": rows[0]["segment"] if rows else None,
+        "lowest_churn_segment": rows[-1]["segment"] if rows else None,
+        "high_risk_customers_total": high_total,
+        "high_risk_threshold": RISK_THRESHOLD,
+        "horizon_days": card.get("horizon_days"),
+        "model_roc_auc": round(card["metrics"]["roc_auc"], 2),
+        "model_reliability": card["reliability"],
+        "segments": rows,
+    }
+
+
+def segment_profile(ws: Workspace, segment: str) -> dict[str, Any]:
+    """Everything the build knows about one segment: size, value, behaviour (RFM medians and
+    ratios to the average customer), who they are, what they buy, propensities and CLV."""
+    sid, name = resolve_segment(ws, segment)
+    folder = current_build(ws)
+    seg = read_json(folder, "segments.json")
+    profile = next(p for p in seg["profiles"] if p["segment"] == sid)
+    table = customer_table(ws)
+    group = table[table["segment"] == sid]
+    out: dict[str, Any] = {
+        "id": sid,
+        "name": name,
+        "customers": int(profile["customers"]),
+        "share_customers": round(profile["share_customers"], 3),
+        "share_revenue": round(profile["share_revenue"], 3),
+        "rules": seg["rules"].get(sid, [])[:3],
+        "behaviour": {
+            key: {
+                "median": _round(profile.get(f"median_{key}"), 1),
+                "vs_average": _round(profile.get(f"ratio_{key}"), 2),
+            }
+            for key in (
+                "recency_days",
+                "frequency",
+                "monetary_total",
+                "avg_order_value",
+                "mean_gap_days",
+                "tenure_days",
+            )
+            if f"median_{key}" in profile
+        },
+        "top_categories": profile.get("top_categories", []),
+    }
+    who: dict[str, Any] = {}
+    if "age" in group and group["age"].notna().any():
+        who["median_age"] = _round(group["age"].median(), 0)
+    for column in ("gender", "region", "country", "channel"):
+        if column in group and group[column].notna().any():
+            who[f"{column}_mix"] = _mix(group[column])
+    if "income" in group and group["income"].notna().any():
+        who["median_income"] = _round(group["income"].median(), 0)
+    if who:
+        out["who"] = who
+    scores: dict[str, Any] = {}
+    for column, label in (
+        ("p_churn", "churn"),
+        ("p_purchase", "purchase"),
+        ("p_response", "response"),
+    ):
+        if column in group:
+            scores[f"mean_{label}_probability"] = round(float(group[column].mean()), 3)
+    if "p_churn" in group:
+        scores["share_high_churn_risk"] = _share(group["p_churn"] >= RISK_THRESHOLD)
+    if scores:
+        out["propensity"] = scores
+    if "clv_12m" in group:
+        out["clv_12m"] = {
+            "mean": round(float(group["clv_12m"].mean()), 2),
+            "median": round(float(group["clv_12m"].median()), 2),
+            "total": round(float(group["clv_12m"].sum()), 0),
+            "mean_p_alive": round(float(group["p_alive"].mean()), 3)
+            if "p_alive" in group
+            else None,
+        }
+    if "next_best_category" in group and group["next_best_category"].notna().any():
+        out["next_best_categories"] = _mix(group["next_best_category"])
+    return out
+
+
+# How segments are compared: (profile key path, label, higher is "more").
+_COMPARED = (
+    ("share_customers", "share of customers"),
+    ("share_revenue", "share of revenue"),
+    ("behaviour.recency_days.median", "median days since last order"),
+    ("behaviour.frequency.median", "median orders"),
+    ("behaviour.monetary_total.median", "median total spend"),
+    ("behaviour.avg_order_value.median", "median order value"),
+    ("propensity.mean_churn_probability", "mean churn probability"),
+    ("propensity.mean_purchase_probability", "mean purchase probability"),
+    ("clv_12m.mean", "mean 12-month CLV"),
+)
+
+
+def _dig(obj: dict[str, Any], path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(obj, dict) or part not in obj:
+            return None
+        obj = obj[part]
+    return obj
+
+
+def compare_segments(ws: Workspace, segment_a: str, segment_b: str) -> dict[str, Any]:
+    """Two segments side by side, with the metrics where they differ most first."""
+    a, b = segment_profile(ws, segment_a), segment_profile(ws, segment_b)
+    if a["id"] == b["id"]:
+        raise ConfigError("compare two different segments")
+    rows = []
+    for path, label in _COMPARED:
+        va, vb = _dig(a, path), _dig(b, path)
+        if va is None or vb is None:
+            continue
+        ratio = None if not vb else round(float(va) / float(vb), 2)
+        rows.append({"metric": label, a["name"]: va, b["name"]: vb, "ratio_a_to_b": ratio})
+    rows.sort(key=lambda r: -abs(_log_ratio(r["ratio_a_to_b"])))
+    return {
+        "segment_a": a["name"],
+        "segment_b": b["name"],
+        "biggest_difference": rows[0]["metric"] if rows else None,
+        "metrics": rows,
+        "top_categories": {a["name"]: a["top_categories"], b["name"]: b["top_categories"]},
+    }
+
+
+def _log_ratio(ratio: float | None) -> float:
+    import math
+
+    if not ratio or ratio <= 0:
+        return 0.0
+    return math.log(ratio)
+
+
+def clv_summary(ws: Workspace) -> dict[str, Any]:
+    """Expected 12-month customer value by segment (BG/NBD + Gamma-Gamma), largest first."""
+    folder = current_build(ws)
+    clv = read_json(folder, "clv.json")
+    rows = sorted(clv["summary"], key=lambda r: -r["total_clv"])
+    table = customer_table(ws)
+    return {
+        "horizon_days": clv.get("horizon_days"),
+        "total_clv": round(float(table["clv_12m"].sum()), 0) if "clv_12m" in table else None,
+        "mean_clv": round(float(table["clv_12m"].mean()), 2) if "clv_12m" in table else None,
+        "highest_value_segment": rows[0]["segment_name"] if rows else None,
+        "segments": [
+            {
+                "segment": r["segment_name"],
+                "customers": r["customers"],
+                "total_clv": round(r["total_clv"], 0),
+                "share_of_clv": r["share_of_clv"],
+                "mean_clv": r["mean_clv"],
+                "median_clv": r["median_clv"],
+                "mean_p_alive": r["mean_p_alive"],
+            }
+            for r in rows
+        ],
+    }
+
+
+def basket_summary(
+    ws: Workspace, *, category: str | None = None, segment: str | None = None, top: int = 5
+) -> dict[str, Any]:
+    """Market-basket rules (optionally those starting from one category) and the next-best
+    categories for one segment."""
+    folder = current_build(ws)
+    basket = read_json(folder, "basket.json")
+    facts = basket["facts"]
+    rules = facts.get("top_rules", [])
+    if category:
+        wanted = category.lower()
+        rules = [r for r in rules if r["rule"].split(" → ")[0].lower() == wanted]
+    out: dict[str, Any] = {
+        "baskets": facts.get("n_baskets"),
+        "multi_item_baskets": facts.get("n_multi_item_baskets"),
+        "strongest_rule": rules[0]["rule"] if rules else None,
+        "rules": rules[:top],
+    }
+    if segment:
+        _, name = resolve_segment(ws, segment)
+        rows = [r for r in basket.get("by_segment", []) if r["segment"] == name]
+        out["segment"] = name
+        out["next_best_categories"] = [
+            {"category": r["item"], "share": r["share"]}
+            for r in sorted(rows, key=lambda r: r["rank"])
+            if r["kind"] == "next_best"
+        ][:top]
+    return out
+
+
+def dataset_overview(ws: Workspace) -> dict[str, Any]:
+    """What the workspace holds and what the current build produced."""
+    _, manifest = _manifest(ws)
+    table = customer_table(ws)
+    models = (
+        {name: {"roc_auc": info["roc_auc"]} for name, info in sorted(manifest["models"].items())}
+        if "models" in manifest
+        else {}
+    )
+    out: dict[str, Any] = {
+        "workspace": ws.settings.name,
+        "build_id": manifest["build_id"],
+        "data_up_to": manifest["data"]["cutoff"],
+        "rows": manifest["data"].get("rows", {}),
+        "customers_scored": len(table),
+        "total_spend": round(float(table["monetary_total"].sum()), 0),
+        "median_orders_per_customer": _round(table["frequency"].median(), 1),
+        "segments": manifest.get("segments", {}).get("k"),
+        "models": models,
+    }
+    if "reviews" in manifest:
+        out["reviews_indexed"] = manifest["reviews"].get("total")
+    return out
+
+
 __all__ = [
     "NoBuild",
     "audience",
+    "basket_summary",
     "build_summary",
+    "churn_by_segment",
+    "clv_summary",
+    "compare_segments",
     "customer_score",
+    "customer_table",
+    "dataset_overview",
     "model_card",
+    "resolve_segment",
+    "segment_profile",
     "segments_summary",
     "write_audience",
 ]

@@ -1,0 +1,468 @@
+"""The built-in tools: thin wrappers over analytics and review queries returning facts.
+
+Descriptions are written for the model: what the tool answers and when to use it. Facts are
+compact: sorted, rounded as they should be quoted, with the headline as an explicit key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from insight_agent.tools.registry import (
+    DATA_NOTE,
+    Facts,
+    ToolContext,
+    ToolSpec,
+    register,
+    review_text,
+)
+
+SEGMENT_HELP = "segment id (e.g. S2) or name (e.g. 'Lapsing customers'); part of a name is fine"
+TARGET_HELP = (
+    "what to predict: 'churn' (no purchase in the next 90 days), 'purchase' (buys in the next "
+    "90 days), 'response' (responds to a campaign), or a product category name"
+)
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoArgs(_Args):
+    """No arguments."""
+
+
+class SegmentArgs(_Args):
+    segment: str = Field(description=SEGMENT_HELP)
+
+
+class CompareArgs(_Args):
+    segment_a: str = Field(description="first segment: " + SEGMENT_HELP)
+    segment_b: str = Field(description="second segment: " + SEGMENT_HELP)
+
+
+class TargetArgs(_Args):
+    target: str = Field("churn", description=TARGET_HELP)
+
+
+class TopCustomersArgs(_Args):
+    target: str = Field("churn", description=TARGET_HELP)
+    segment: str | None = Field(None, description="only this segment: " + SEGMENT_HELP)
+    n: int = Field(10, ge=1, le=25, description="how many customers to list (1-25)")
+
+
+class CustomerArgs(_Args):
+    customer_id: str = Field(description="the customer's id exactly as in the data, e.g. C000042")
+
+
+class BasketArgs(_Args):
+    category: str | None = Field(None, description="only rules starting from this category")
+    segment: str | None = Field(
+        None, description="also list next-best categories for this segment: " + SEGMENT_HELP
+    )
+
+
+class ReviewSearchArgs(_Args):
+    query: str = Field(description="what the reviews should be about, e.g. 'late delivery'")
+    segment: str | None = Field(None, description="only reviews by this segment: " + SEGMENT_HELP)
+    sentiment: Literal["positive", "neutral", "negative"] | None = Field(
+        None, description="only reviews with this sentiment"
+    )
+    min_rating: float | None = Field(None, ge=0, le=5, description="lowest star rating")
+    max_rating: float | None = Field(None, ge=0, le=5, description="highest star rating")
+    since: dt.date | None = Field(None, description="reviews on or after this date (YYYY-MM-DD)")
+    until: dt.date | None = Field(None, description="reviews on or before this date (YYYY-MM-DD)")
+    category: str | None = Field(None, description="only reviews of this product category")
+    k: int = Field(5, ge=1, le=10, description="how many quotes (1-10)")
+
+
+class ThemeArgs(_Args):
+    segment: str | None = Field(None, description="only this segment's reviews: " + SEGMENT_HELP)
+    sentiment: Literal["positive", "neutral", "negative"] | None = Field(
+        None, description="only reviews with this sentiment"
+    )
+
+
+class ExportArgs(_Args):
+    target: str = Field("churn", description=TARGET_HELP)
+    segment: str | None = Field(None, description="only this segment: " + SEGMENT_HELP)
+    top: int = Field(500, ge=1, le=100_000, description="how many customers, highest first")
+    min_probability: float = Field(0.0, ge=0, le=1, description="lowest probability to include")
+
+
+# --- implementations ------------------------------------------------------------------------
+
+
+def _dataset_overview(ctx: ToolContext, _: NoArgs) -> Facts:
+    from insight_agent.analytics.queries import dataset_overview
+
+    return dataset_overview(ctx.ws)
+
+
+def _list_segments(ctx: ToolContext, _: NoArgs) -> Facts:
+    from insight_agent.analytics.queries import segments_summary
+
+    summary = segments_summary(ctx.ws)
+    return {
+        "segments_count": len(summary["segments"]),
+        "largest_segment": summary["largest_segment"],
+        "top_revenue_segment": summary["top_revenue_segment"],
+        "segments": [
+            {
+                "id": s["id"],
+                "name": s["name"],
+                "customers": s["customers"],
+                "share_customers": s["share_customers"],
+                "share_revenue": s["share_revenue"],
+                "median_days_since_last_order": s["median_recency_days"],
+                "median_orders": s["median_orders"],
+                "median_total_spend": s["median_total_spend"],
+                "rule": s["rules"][0]["rule"] if s["rules"] else None,
+            }
+            for s in summary["segments"]
+        ],
+        "sorted_by": "share_revenue",
+        "data_up_to": summary["cutoff"],
+    }
+
+
+def _segment_profile(ctx: ToolContext, args: SegmentArgs) -> Facts:
+    from insight_agent.analytics.queries import segment_profile
+
+    return segment_profile(ctx.ws, args.segment)
+
+
+def _compare_segments(ctx: ToolContext, args: CompareArgs) -> Facts:
+    from insight_agent.analytics.queries import compare_segments
+
+    return compare_segments(ctx.ws, args.segment_a, args.segment_b)
+
+
+def _churn_by_segment(ctx: ToolContext, _: NoArgs) -> Facts:
+    from insight_agent.analytics.queries import churn_by_segment
+
+    return churn_by_segment(ctx.ws)
+
+
+def _reasons(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    return [str(v) for v in value][:2]
+
+
+def _top_customers(ctx: ToolContext, args: TopCustomersArgs) -> Facts:
+    from insight_agent.analytics.queries import audience, resolve_segment
+
+    segment = resolve_segment(ctx.ws, args.segment)[1] if args.segment else None
+    frame = audience(ctx.ws, args.target, top=args.n, segment=segment)
+    rows = []
+    for cid, row in frame.iterrows():
+        entry = {
+            "customer_id": str(cid),
+            "segment": row.get("segment_name"),
+            "probability": round(float(row["probability"]), 3),
+            "reasons": _reasons(row.get("reasons")),
+        }
+        if "clv_12m" in row:
+            entry["clv_12m"] = round(float(row["clv_12m"]), 2)
+        rows.append(entry)
+    return {
+        "target": args.target,
+        "segment": segment,
+        "customers_listed": len(rows),
+        "sorted_by": "probability (highest first)",
+        "customers": rows,
+        "note": "to save a full list as CSV use export_audience",
+    }
+
+
+def _customer_profile(ctx: ToolContext, args: CustomerArgs) -> Facts:
+    from insight_agent.analytics.queries import customer_score
+
+    row = customer_score(ctx.ws, args.customer_id.strip())
+    out: Facts = {"customer_id": row["customer_id"], "segment": row.get("segment_name")}
+    for key in ("recency_days", "frequency", "monetary_total", "avg_order_value", "tenure_days"):
+        if row.get(key) is not None:
+            out[key] = round(float(row[key]), 2)
+    out["rfm"] = row.get("rfm")
+    for target in ("churn", "purchase", "response"):
+        if row.get(f"p_{target}") is not None:
+            out[f"{target}_probability"] = round(float(row[f"p_{target}"]), 3)
+            out[f"{target}_decile"] = row.get(f"{target}_decile")
+            out[f"{target}_reasons"] = _reasons(row.get(f"{target}_reasons"))
+    for key in ("clv_12m", "p_alive", "next_best_category", "next_best_reason"):
+        if row.get(key) is not None:
+            out[key] = row[key]
+    return out
+
+
+def _model_quality(ctx: ToolContext, args: TargetArgs) -> Facts:
+    from insight_agent.analytics.queries import model_card
+
+    card = model_card(ctx.ws, args.target)
+    m = card["metrics"]
+    capture = m.get("capture_by_decile", [])
+    return {
+        "target": card["target"],
+        "meaning": card["meaning"],
+        "roc_auc": round(m["roc_auc"], 2),
+        "reliability": card["reliability"],
+        "pr_auc": round(m["pr_auc"], 2),
+        "base_rate": round(m["base_rate"], 3),
+        "top_decile_lift": round(m["top_decile_lift"], 1),
+        "top_10pct_capture": capture[0] if capture else None,
+        "top_20pct_capture": capture[1] if len(capture) > 1 else None,
+        "evaluated_on": m.get("eval_window"),
+        "model_family": card["family"],
+        "top_drivers": [f"{d['label']} ({d['direction']})" for d in card.get("drivers", [])[:5]],
+        "headline": card["headline"],
+    }
+
+
+def _clv_summary(ctx: ToolContext, _: NoArgs) -> Facts:
+    from insight_agent.analytics.queries import clv_summary
+
+    return clv_summary(ctx.ws)
+
+
+def _basket_rules(ctx: ToolContext, args: BasketArgs) -> Facts:
+    from insight_agent.analytics.queries import basket_summary
+
+    return basket_summary(ctx.ws, category=args.category, segment=args.segment)
+
+
+def _segment(ctx: ToolContext, segment: str | None) -> str | None:
+    """The full segment name for an id, name or part of a name (the review index stores
+    names)."""
+    from insight_agent.analytics.queries import resolve_segment
+
+    return resolve_segment(ctx.ws, segment)[1] if segment else None
+
+
+def _quote(hit: dict[str, Any]) -> Facts:
+    keep = ("review_id", "rating", "date", "segment", "category", "sentiment")
+    out = {k: hit.get(k) for k in keep if hit.get(k) is not None}
+    out["text"] = review_text(hit.get("text", ""))
+    return out
+
+
+def _search_reviews(ctx: ToolContext, args: ReviewSearchArgs) -> Facts:
+    from insight_agent.vectorstore.queries import review_search
+
+    result = review_search(
+        ctx.ws,
+        args.query,
+        k=args.k,
+        segment=_segment(ctx, args.segment),
+        min_rating=args.min_rating,
+        max_rating=args.max_rating,
+        sentiment=args.sentiment,
+        since=args.since.isoformat() if args.since else None,
+        until=args.until.isoformat() if args.until else None,
+        category=args.category,
+    )
+    return {
+        "query": args.query,
+        "filters": result["filters"],
+        "quotes_found": result["count"],
+        "quotes": [_quote(h) for h in result["hits"]],
+        "note": DATA_NOTE,
+    }
+
+
+def _theme_rows(themes: list[dict[str, Any]]) -> list[Facts]:
+    rows = []
+    for t in themes:
+        row = {k: v for k, v in t.items() if k != "quotes"}
+        row["quotes"] = [_quote(q) for q in t.get("quotes", [])[:2]]
+        rows.append(row)
+    return rows
+
+
+def _review_themes(ctx: ToolContext, args: ThemeArgs) -> Facts:
+    from insight_agent.vectorstore.queries import review_themes
+
+    result = review_themes(ctx.ws, segment=_segment(ctx, args.segment), sentiment=args.sentiment)
+    out = {k: v for k, v in result.items() if k != "themes"}
+    out["themes"] = _theme_rows(result.get("themes", []))
+    out["note"] = DATA_NOTE
+    return out
+
+
+def _compare_review_themes(ctx: ToolContext, args: CompareArgs) -> Facts:
+    from insight_agent.vectorstore.queries import compare_segment_themes
+
+    return compare_segment_themes(
+        ctx.ws, _segment(ctx, args.segment_a) or "", _segment(ctx, args.segment_b) or ""
+    )
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "all"
+
+
+def _export_audience(ctx: ToolContext, args: ExportArgs) -> Facts:
+    from insight_agent.analytics.queries import audience, resolve_segment, write_audience
+
+    segment = resolve_segment(ctx.ws, args.segment)[1] if args.segment else None
+    frame = audience(
+        ctx.ws,
+        args.target,
+        top=args.top,
+        segment=segment,
+        min_probability=args.min_probability,
+    )
+    # The model never chooses the path: a name derived from the arguments, inside exports/.
+    stamp = dt.date.today().isoformat()
+    name = f"{_slug(args.target)}-{_slug(segment or 'all')}-top{len(frame)}-{stamp}.csv"
+    path = ctx.ws.root / "exports" / name
+    question = (
+        f"Export {len(frame)} customers (target {args.target}"
+        f"{', segment ' + segment if segment else ''}) to {path}?"
+    )
+    if len(frame) == 0:
+        return {"exported": False, "reason": "no customers match", "customers": 0}
+    if not ctx.confirm(question):
+        return {
+            "exported": False,
+            "reason": "the user did not confirm the export",
+            "customers": len(frame),
+        }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_audience(frame, path)
+    return {"exported": True, "customers": len(frame), "path": str(path)}
+
+
+# --- registration ---------------------------------------------------------------------------
+
+for _spec in (
+    ToolSpec(
+        "dataset_overview",
+        "Overview of the data and models: how many customers, orders and reviews, the date the "
+        "data runs to, total spend, the number of segments and each model's ROC-AUC. Use for "
+        "'what data do we have' or as a first step when unsure.",
+        NoArgs,
+        _dataset_overview,
+        ("overview", "data", "dataset", "how many customers", "orders", "summary", "what do we"),
+    ),
+    ToolSpec(
+        "list_segments",
+        "All customer segments with size, share of customers and revenue, median recency, "
+        "orders and spend, and the rule that describes each. Use for 'what segments do we "
+        "have', 'which segment is biggest / brings most revenue'.",
+        NoArgs,
+        _list_segments,
+        ("segments", "segment sizes", "groups", "biggest segment", "revenue share", "clusters"),
+    ),
+    ToolSpec(
+        "segment_profile",
+        "Everything about ONE segment: size, value, behaviour vs the average customer, who they "
+        "are (age, gender, region, channel), top categories, churn/purchase probabilities, CLV "
+        "and next-best categories. Use for 'tell me about <segment>' or 'who are <segment>'.",
+        SegmentArgs,
+        _segment_profile,
+        ("profile", "tell me about", "who are", "describe", "persona"),
+    ),
+    ToolSpec(
+        "compare_segments",
+        "Two segments side by side (spend, recency, orders, churn and purchase probability, "
+        "CLV), biggest difference first. Use for 'how do X and Y differ', 'X vs Y'.",
+        CompareArgs,
+        _compare_segments,
+        ("compare", "versus", "vs", "differ", "difference between"),
+    ),
+    ToolSpec(
+        "churn_risk_by_segment",
+        "Churn risk per segment, riskiest first: mean churn probability, customers at high "
+        "risk, CLV at risk, and the model's reliability. Use for 'which segment is most likely "
+        "to churn', 'churn risk', 'who are we losing'.",
+        NoArgs,
+        _churn_by_segment,
+        ("churn", "at risk", "losing", "lapse", "attrition", "leave", "retention risk"),
+    ),
+    ToolSpec(
+        "top_customers",
+        "Preview the customers most likely to churn / purchase / respond (or buy a category), "
+        "optionally within one segment, with probability and reasons. Use for 'who is most "
+        "likely to ...', 'top customers for ...', 'audience for a campaign'.",
+        TopCustomersArgs,
+        _top_customers,
+        ("top customers", "most likely", "audience", "target list", "who should we", "preview"),
+    ),
+    ToolSpec(
+        "customer_profile",
+        "One customer's segment, recency/frequency/spend, churn/purchase/response probability "
+        "with reasons, CLV and next-best category. Use when a customer id is mentioned.",
+        CustomerArgs,
+        _customer_profile,
+        ("customer", "this customer", "score for", "profile of customer"),
+    ),
+    ToolSpec(
+        "model_quality",
+        "How reliable a prediction model is: ROC-AUC, lift and capture of the top 10%, base "
+        "rate, top drivers. Use for 'how accurate', 'can we trust', 'what drives churn'.",
+        TargetArgs,
+        _model_quality,
+        ("accurate", "accuracy", "reliable", "trust", "auc", "lift", "drivers", "model"),
+    ),
+    ToolSpec(
+        "clv_summary",
+        "Expected customer lifetime value over the next 12 months, in total and by segment "
+        "(largest first). Use for 'customer value', 'CLV', 'which segment is worth most'.",
+        NoArgs,
+        _clv_summary,
+        ("clv", "lifetime value", "worth", "value", "future revenue"),
+    ),
+    ToolSpec(
+        "basket_rules",
+        "Market-basket rules (which categories are bought together, with confidence and lift) "
+        "and, for a segment, the next-best categories to recommend. Use for cross-sell, "
+        "'bought together', 'what to recommend'.",
+        BasketArgs,
+        _basket_rules,
+        ("bought together", "cross-sell", "cross sell", "basket", "recommend", "next best"),
+    ),
+    ToolSpec(
+        "search_reviews",
+        "Search customer reviews by meaning, with optional filters (segment, sentiment, rating, "
+        "dates, category). Returns verbatim quotes with review ids. Use for 'what do customers "
+        "say about ...', 'complaints about ...', 'quotes on ...'.",
+        ReviewSearchArgs,
+        _search_reviews,
+        ("reviews", "say about", "complain", "complaints", "quotes", "feedback", "mention"),
+    ),
+    ToolSpec(
+        "review_themes",
+        "The main themes in reviews (all, one segment, or one sentiment) with share, average "
+        "rating, share negative and example quotes. Use for 'what are the main themes', "
+        "'what do <segment> complain about most', 'pain points'.",
+        ThemeArgs,
+        _review_themes,
+        ("themes", "topics", "pain points", "main issues", "common complaints", "voice"),
+    ),
+    ToolSpec(
+        "compare_review_themes",
+        "Compare review theme shares between two segments with a significance test. Use for "
+        "'do X complain about different things than Y'.",
+        CompareArgs,
+        _compare_review_themes,
+        ("themes differ", "compare reviews", "complain differently"),
+    ),
+    ToolSpec(
+        "export_audience",
+        "Save a customer list (highest probability first) as CSV in the workspace's exports "
+        "folder. Writes a file, so ONLY use it when the user explicitly asks to export or save "
+        "a list; the user is asked to confirm.",
+        ExportArgs,
+        _export_audience,
+        ("export", "save list", "download", "csv"),
+        writes=True,
+    ),
+):
+    register(_spec)

@@ -55,6 +55,8 @@ class LLMSettings:
     model_path: Path | None = None
     base_url: str | None = None
     mask_pii: bool | None = None  # None: on for hosted providers, off for the local model
+    timeout: float = 60.0  # seconds per request to a hosted endpoint
+    max_retries: int = 3  # retries with backoff on 429 / 5xx / timeouts
 
 
 @dataclass
@@ -87,7 +89,7 @@ _KNOWN: dict[str, set[str]] = {
     "workspace": {"name", "demo"},
     "data": {"max_drop_share", "dayfirst", "today", "max_amount", "max_review_chars", *TABLES},
     "data.table": {"path", "columns", "sheet", "delimiter", "encoding"},
-    "llm": {"provider", "model", "model_path", "base_url", "mask_pii"},
+    "llm": {"provider", "model", "model_path", "base_url", "mask_pii", "timeout", "max_retries"},
     "vectorstore": {"chroma_url"},
 }
 
@@ -214,6 +216,10 @@ def settings_from_dict(raw: dict[str, Any], root: Path) -> Settings:
     settings.llm.base_url = _expect(llm.get("base_url", ""), str, "llm.base_url", cfg) or None
     if "mask_pii" in llm:
         settings.llm.mask_pii = _expect(llm["mask_pii"], bool, "llm.mask_pii", cfg)
+    if "timeout" in llm:
+        settings.llm.timeout = float(_expect(llm["timeout"], (int, float), "llm.timeout", cfg))
+    if "max_retries" in llm:
+        settings.llm.max_retries = _expect(llm["max_retries"], int, "llm.max_retries", cfg)
 
     vs = _expect(raw.get("vectorstore", {}), dict, "vectorstore", cfg)
     _check_keys(vs, "vectorstore", "vectorstore.", cfg)
@@ -295,6 +301,9 @@ def render_config(
         "# auto: openai when OPENAI_API_KEY / OPENAI_BASE_URL is set, else the embedded local",
         "# model when installed, else none (no LLM: templated answers). See `insight doctor`.",
         'provider = "auto"',
+        '# model = "gpt-4o-mini"          # hosted model name (or INSIGHT_MODEL)',
+        '# model_path = "my-model.gguf"   # any GGUF file for the embedded runtime',
+        "# mask_pii = true               # default: on for hosted endpoints, off for local",
         "",
         "[vectorstore]",
         '# chroma_url = "http://127.0.0.1:8000"   # default: embedded Chroma in .insight/',

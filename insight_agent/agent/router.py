@@ -1,0 +1,358 @@
+"""No-LLM answers (``--llm none``): a deterministic router picks a tool and its arguments, and a
+template words the answer from the tool's facts.
+
+Routing = keyword hints from each tool's spec + cosine similarity between the question and the
+tool's description (local MiniLM embeddings, when available) + a few decisive cues (a customer
+id, two segments, an export request). Arguments come from the question: segment names or ids,
+the prediction target, "top N", review sentiment words. Same question, same answer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from insight_agent.tools.registry import ToolContext, ToolResult, ToolSpec, all_tools, call_tool
+
+GENERIC = {"customers", "customer", "shoppers", "shopper", "segment", "spend", "value", "the"}
+NEGATIVE_CUES = ("complain", "complaint", "problem", "issue", "unhappy", "negative", "bad", "pain")
+POSITIVE_CUES = ("love", "praise", "happy", "positive", "like about", "compliment")
+REVIEW_CUES = ("review", "say", "said", "complain", "feedback", "quote", "mention", "voice")
+THEME_CUES = ("theme", "topic", "pain point", "main issue", "most common", "complain about most")
+
+
+@dataclass
+class Route:
+    """The router's decision: which tool, with which arguments, and why."""
+
+    tool: str
+    args: dict[str, Any] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+def _segments_in(ctx: ToolContext, question: str) -> list[str]:
+    """Segment names mentioned in the question (by id, full name, or a distinctive word)."""
+    from insight_agent.analytics.queries import segment_names
+
+    try:
+        names = segment_names(ctx.ws)
+    except Exception:
+        return []
+    q = question.lower()
+    found: list[tuple[int, str]] = []
+    for sid, name in names.items():
+        pos = -1
+        if re.search(rf"\b{sid.lower()}\b", q):
+            pos = re.search(rf"\b{sid.lower()}\b", q).start()  # type: ignore[union-attr]
+        elif name.lower() in q:
+            pos = q.index(name.lower())
+        else:
+            words = [w for w in re.findall(r"[a-z]+", name.lower()) if w not in GENERIC]
+            hits = [q.find(w[:6]) for w in words if len(w) > 3 and w[:6] in q]
+            # every distinctive word must appear ("occasional ... higher"), or the only one
+            if hits and len(hits) == len([w for w in words if len(w) > 3]):
+                pos = min(hits)
+        if pos >= 0:
+            found.append((pos, name))
+    # "occasional" alone matches two segments: keep those whose extra words also matched
+    return [name for _, name in sorted(found)]
+
+
+def _target(ctx: ToolContext, question: str) -> str:
+    q = question.lower()
+    if re.search(r"respon|campaign|email|offer", q):
+        return "response"
+    if re.search(r"\bbuy|purchas|order again|come back", q) and not re.search(r"churn|lapse", q):
+        for category in _categories(ctx):
+            if category.lower() in q:
+                return category
+        return "purchase"
+    return "churn"
+
+
+def _categories(ctx: ToolContext) -> list[str]:
+    from insight_agent.analytics.artifacts import current_build
+
+    try:
+        models = current_build(ctx.ws) / "models"
+    except Exception:
+        return []
+    return sorted(p.stem.split("__", 1)[1] for p in models.glob("category__*.json"))
+
+
+def _customer_id(ctx: ToolContext, question: str) -> str | None:
+    from insight_agent.analytics.artifacts import current_build, lookup_customer
+
+    try:
+        folder = current_build(ctx.ws)
+    except Exception:
+        return None
+    for token in re.findall(r"[A-Za-z0-9_\-]{3,}", question):
+        if any(ch.isdigit() for ch in token) and lookup_customer(folder, token) is not None:
+            return token
+    return None
+
+
+@lru_cache(maxsize=1)
+def _tool_vectors() -> tuple[tuple[str, ...], Any] | None:
+    """Embeddings of each tool's description and hints (None when the embedder is missing)."""
+    try:
+        from insight_agent.vectorstore.embedder import shared_embedder
+
+        embedder = shared_embedder(threads=1)
+        specs = all_tools()
+        texts = [f"{s.description} {' '.join(s.keywords)}" for s in specs]
+        return tuple(s.name for s in specs), embedder.embed(texts)
+    except Exception:
+        return None
+
+
+def _similarities(question: str) -> dict[str, float]:
+    found = _tool_vectors()
+    if found is None:
+        return {}
+    from insight_agent.vectorstore.embedder import shared_embedder
+
+    names, vectors = found
+    q = shared_embedder(threads=1).embed([question])[0]
+    return {name: float(v @ q) for name, v in zip(names, vectors, strict=True)}
+
+
+def route(ctx: ToolContext, question: str) -> Route:
+    """Pick the tool and arguments for ``question`` (deterministic)."""
+    q = question.lower()
+    segments = _segments_in(ctx, question)
+    about_reviews = any(c in q for c in REVIEW_CUES)
+    sentiment = (
+        "negative"
+        if any(c in q for c in NEGATIVE_CUES)
+        else "positive"
+        if any(c in q for c in POSITIVE_CUES)
+        else None
+    )
+    customer = _customer_id(ctx, question)
+    if customer:
+        return Route("customer_profile", {"customer_id": customer})
+    if re.search(r"\b(export|save|download)\b", q) or re.search(r"\bcsv\b", q):
+        args: dict[str, Any] = {"target": _target(ctx, question)}
+        if segments:
+            args["segment"] = segments[0]
+        return Route("export_audience", args)
+    if re.search(
+        r"\btop\s+\d+\b|\bwhich customers\b|\bcustomers (?:are |who are )?(?:most )?likely"
+        r"|\bwho (?:is|are) (?:most )?likely\b|\baudience\b",
+        q,
+    ):
+        args = _args_for(ctx, "top_customers", question, segments)
+        return Route("top_customers", args)
+    if len(segments) >= 2 and (about_reviews or "theme" in q):
+        return Route("compare_review_themes", {"segment_a": segments[0], "segment_b": segments[1]})
+    if len(segments) >= 2:
+        return Route("compare_segments", {"segment_a": segments[0], "segment_b": segments[1]})
+    if about_reviews or any(c in q for c in THEME_CUES):
+        if any(c in q for c in THEME_CUES):
+            args = {"sentiment": sentiment} if sentiment else {}
+            if segments:
+                args["segment"] = segments[0]
+            return Route("review_themes", args)
+        args = {"query": _review_query(question), "k": 3}
+        if segments:
+            args["segment"] = segments[0]
+        if sentiment:
+            args["sentiment"] = sentiment
+        return Route("search_reviews", args)
+
+    scores: dict[str, float] = {}
+    sims = _similarities(question)
+    for spec in all_tools():
+        if spec.writes or spec.name in {"customer_profile", "compare_review_themes"}:
+            continue
+        hits = sum(1 for k in spec.keywords if k in q)
+        scores[spec.name] = round(hits + 2.0 * sims.get(spec.name, 0.0), 3)
+    best = max(scores, key=lambda name: (scores[name], name))
+    args = _args_for(ctx, best, question, segments)
+    if best in {"list_segments", "dataset_overview"} and segments and not hits_any(q, "segments"):
+        best, args = "segment_profile", {"segment": segments[0]}
+    return Route(best, args, scores)
+
+
+def hits_any(text: str, *words: str) -> bool:
+    """True when any of ``words`` occurs in ``text``."""
+    return any(w in text for w in words)
+
+
+def _args_for(ctx: ToolContext, tool: str, question: str, segments: list[str]) -> dict[str, Any]:
+    spec: ToolSpec = next(s for s in all_tools() if s.name == tool)
+    fields = spec.args.model_fields
+    args: dict[str, Any] = {}
+    if "segment" in fields and segments:
+        args["segment"] = segments[0]
+    if "target" in fields:
+        args["target"] = _target(ctx, question)
+    if "n" in fields:
+        m = re.search(r"\btop\s+(\d{1,2})\b|\b(\d{1,2})\s+(?:customers|people)", question.lower())
+        if m:
+            args["n"] = min(25, int(m.group(1) or m.group(2)))
+    if "category" in fields:
+        for category in _categories(ctx):
+            if category.lower() in question.lower():
+                args["category"] = category
+    if tool == "segment_profile" and "segment" not in args:
+        args["segment"] = ""  # the tool's error lists the segments
+    return args
+
+
+def _review_query(question: str) -> str:
+    m = re.search(r"\babout\s+(.+?)[?.!]*$", question.strip(), re.I)
+    return m.group(1) if m and len(m.group(1)) > 2 else question.strip().rstrip("?")
+
+
+# --- answers ---------------------------------------------------------------------------------
+
+
+def _pct(value: Any) -> str:
+    return f"{float(value) * 100:.1f}%"
+
+
+def _money(value: Any) -> str:
+    return f"{float(value):,.2f}" if float(value) % 1 else f"{float(value):,.0f}"
+
+
+def render(tool: str, facts: dict[str, Any]) -> str:
+    """A short templated answer from a tool's facts (figures quoted as the facts give them)."""
+    f = facts
+    if tool == "churn_risk_by_segment":
+        top = f["segments"][0]
+        lines = [
+            f"{f['highest_churn_segment']} has the highest churn risk: mean churn probability "
+            f"{top['mean_churn_probability']} and {top['high_risk_customers']:,} of "
+            f"{top['customers']:,} customers at high risk ({_pct(top['share_high_risk'])})."
+        ]
+        lines += [f"- {s['segment']}: {s['mean_churn_probability']}" for s in f["segments"][1:4]]
+        lines.append(f"Model reliability: {f['model_reliability']} (ROC-AUC {f['model_roc_auc']}).")
+        return "\n".join(lines)
+    if tool == "list_segments":
+        lines = [
+            f"{f['segments_count']} segments; {f['top_revenue_segment']} brings the most "
+            f"revenue and {f['largest_segment']} is the largest."
+        ]
+        lines += [
+            f"- {s['name']} ({s['id']}): {s['customers']:,} customers, "
+            f"{_pct(s['share_revenue'])} of revenue"
+            for s in f["segments"]
+        ]
+        return "\n".join(lines)
+    if tool == "segment_profile":
+        b = f.get("behaviour", {})
+        line = (
+            f"{f['name']}: {f['customers']:,} customers ({_pct(f['share_customers'])}), "
+            f"{_pct(f['share_revenue'])} of revenue."
+        )
+        if "recency_days" in b:
+            line += f" Median {b['recency_days']['median']} days since the last order"
+            if "frequency" in b:
+                line += f", {b['frequency']['median']} orders"
+            line += "."
+        if f.get("propensity", {}).get("mean_churn_probability") is not None:
+            line += f" Mean churn probability {f['propensity']['mean_churn_probability']}."
+        if f.get("top_categories"):
+            line += " Top categories: " + ", ".join(c[0] for c in f["top_categories"]) + "."
+        return line
+    if tool == "compare_segments":
+        lines = [f"Biggest difference: {f['biggest_difference']}."]
+        for row in f["metrics"][:4]:
+            lines.append(
+                f"- {row['metric']}: {f['segment_a']} {row[f['segment_a']]} vs "
+                f"{f['segment_b']} {row[f['segment_b']]}"
+            )
+        return "\n".join(lines)
+    if tool == "top_customers":
+        lines = [f"Top {f['customers_listed']} customers by {f['target']} probability:"]
+        lines += [
+            f"- {c['customer_id']} ({c['segment']}): {c['probability']}"
+            + (f" — {c['reasons'][0]}" if c["reasons"] else "")
+            for c in f["customers"]
+        ]
+        return "\n".join(lines)
+    if tool == "customer_profile":
+        line = f"{f['customer_id']} is in {f['segment']}."
+        if "churn_probability" in f:
+            line += f" Churn probability {f['churn_probability']}"
+            if f.get("churn_reasons"):
+                line += f" ({f['churn_reasons'][0]})"
+            line += "."
+        if "clv_12m" in f:
+            line += f" Expected 12-month value {_money(f['clv_12m'])}."
+        return line
+    if tool == "model_quality":
+        return (
+            f"The {f['target']} model is {f['reliability']}: ROC-AUC {f['roc_auc']}; the top "
+            f"10% of scores hold {_pct(f['top_10pct_capture'])} of positives (lift "
+            f"{f['top_decile_lift']}x). Top drivers: {', '.join(f['top_drivers'][:3])}."
+        )
+    if tool == "clv_summary":
+        top = f["segments"][0]
+        return (
+            f"Expected 12-month customer value is {_money(f['total_clv'])} in total; "
+            f"{f['highest_value_segment']} is worth most ({_money(top['total_clv'])}, "
+            f"{_pct(top['share_of_clv'])} of the total)."
+        )
+    if tool == "basket_rules":
+        lines = []
+        if f.get("rules"):
+            r = f["rules"][0]
+            lines.append(
+                f"Strongest rule: {r['rule']} (confidence {_pct(r['confidence'])}, lift "
+                f"{r['lift']})."
+            )
+        if f.get("next_best_categories"):
+            lines.append(
+                f"Next best for {f['segment']}: "
+                + ", ".join(c["category"] for c in f["next_best_categories"])
+                + "."
+            )
+        return "\n".join(lines) or "No basket rules for that."
+    if tool == "search_reviews":
+        if not f["quotes"]:
+            return "No reviews match that."
+        lines = [f"{f['quotes_found']} matching reviews, for example:"]
+        lines += [f'- "{q["text"]}" [{q["review_id"]}]' for q in f["quotes"]]
+        return "\n".join(lines)
+    if tool == "review_themes":
+        themes = f.get("themes", [])
+        if not themes:
+            return "No review themes found."
+        lines = [f"Main themes in {f.get('reviews', 'the')} reviews:"]
+        lines += [f"- {t['label']}: {_pct(t['share'])}" for t in themes[:5]]
+        return "\n".join(lines)
+    if tool == "compare_review_themes":
+        top = f.get("largest_difference") or {}
+        if not top:
+            return "No theme differs between the two segments."
+        return (
+            f"The largest difference is {top.get('label')}: {_pct(top['share_a'])} vs "
+            f"{_pct(top['share_b'])} (p = {top.get('p_value')})."
+        )
+    if tool == "dataset_overview":
+        rows = f.get("rows", {})
+        return (
+            f"{rows.get('customers', f['customers_scored']):,} customers, "
+            f"{rows.get('orders', 0):,} order lines and {rows.get('reviews', 0):,} reviews, "
+            f"data up to {f['data_up_to']}; {f['segments']} segments."
+        )
+    if tool == "export_audience":
+        if f.get("exported"):
+            return f"Saved {f['customers']:,} customers to {f['path']}."
+        return f"Nothing exported: {f['reason']}."
+    return ", ".join(f"{k}: {v}" for k, v in f.items() if not isinstance(v, list | dict))
+
+
+def route_and_answer(ctx: ToolContext, question: str) -> tuple[str, list[ToolResult]]:
+    """Route, call the tool, render the answer (or the tool's error)."""
+    decision = route(ctx, question)
+    result = call_tool(ctx, decision.tool, decision.args)
+    if result.facts is None:
+        return f"I could not answer that with {decision.tool}: {result.error}", [result]
+    return render(decision.tool, result.facts), [result]

@@ -634,6 +634,280 @@ def reviews_quotes(
         out.print(f"  [bold]{escape(quote['review_id'])}[/] “{escape(quote['text'])}”")
 
 
+# --- the agent: ask and chat ------------------------------------------------------------------
+
+LlmOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--llm",
+        help="local (embedded model), openai (any OpenAI-compatible endpoint) or none "
+        "(no LLM: templated answers). Default: llm.provider, else auto (see `insight doctor`).",
+        show_default=False,
+    ),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model", help="Model name at the OpenAI-compatible endpoint.", show_default=False
+    ),
+]
+ModelPathOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--model-path",
+        help="Run this GGUF file with the embedded runtime instead.",
+        show_default=False,
+    ),
+]
+StrictOpt = Annotated[
+    bool,
+    typer.Option("--strict", help="Ask the model once to fix figures not found in tool output."),
+]
+MaskOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--mask-pii/--no-mask-pii",
+        help="Replace emails, phones, names and customer ids before text reaches the model "
+        "(default: on for openai, off for the local model).",
+        show_default=False,
+    ),
+]
+
+
+def _tool_line(result: Any) -> str:
+    from rich.markup import escape
+
+    args = ", ".join(f"{k}={v!r}" for k, v in result.args.items())
+    status = "[red]error[/]" if result.error else "ok"
+    return f"[dim]→ {escape(result.name)}({escape(args)}) {status} {result.seconds:.2f}s[/]"
+
+
+def _session(
+    workspace: Path | None,
+    *,
+    llm: str | None,
+    model: str | None,
+    model_path: Path | None,
+    strict: bool,
+    mask_pii: bool | None,
+    confirm: Any,
+    on_event: Any,
+    quiet: bool,
+) -> Any:
+    from insight_agent.agent.session import SessionOptions, open_session
+
+    ws = _open(workspace, quiet=quiet)
+    if model_path is not None and not model_path.is_file():
+        from insight_agent.errors import ConfigError
+
+        raise ConfigError(f"--model-path: no file {model_path}")
+    return open_session(
+        ws,
+        llm="local" if model_path is not None and not llm else llm,
+        model=model,
+        model_path=model_path,
+        options=SessionOptions(strict=strict, mask_pii=mask_pii),
+        confirm=confirm,
+        on_event=on_event,
+    )
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="A question about your customers.")],
+    llm: LlmOpt = None,
+    model: ModelOpt = None,
+    model_path: ModelPathOpt = None,
+    strict: StrictOpt = False,
+    mask_pii: MaskOpt = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Allow the export tool to write without asking.")
+    ] = False,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer one question (for scripts). --json adds tool calls, verification, timings, tokens.
+
+    Exit code 4 when --strict is given and figures remain unverified.
+    """
+    err = _console(stderr=True)
+    out = _console()
+
+    def on_event(kind: str, payload: Any) -> None:
+        if as_json:
+            return
+        if kind == "tool":
+            err.print(_tool_line(payload))
+        elif kind == "status":
+            err.print(f"[dim]{payload}[/]")
+
+    session = _session(
+        workspace,
+        llm=llm,
+        model=model,
+        model_path=model_path,
+        strict=strict,
+        mask_pii=mask_pii,
+        confirm=lambda prompt: yes,
+        on_event=on_event,
+        quiet=as_json,
+    )
+    result = session.ask(question)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False, default=str))
+    else:
+        from rich.markup import escape
+
+        out.print(escape(result.answer))
+    if strict and result.grounding.get("unverified"):
+        raise typer.Exit(4)
+
+
+CHAT_HELP = """[bold]Commands[/]
+  /help           this help
+  /tools          the tools the assistant can use
+  /reset          forget the conversation
+  /usage          tokens and turns so far
+  /save FILE      save the conversation (JSONL with tool calls)
+  /quit           leave (or Ctrl-D)"""
+
+
+@app.command()
+def chat(
+    llm: LlmOpt = None,
+    model: ModelOpt = None,
+    model_path: ModelPathOpt = None,
+    strict: StrictOpt = False,
+    mask_pii: MaskOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Chat about your customers: answers stream in, each tool call is shown with its time."""
+    from rich.markup import escape
+
+    out = _console()
+    streamed: list[str] = []
+
+    def on_event(kind: str, payload: Any) -> None:
+        if kind == "tool":
+            out.print(_tool_line(payload))
+        elif kind == "status":
+            out.print(f"[dim]{escape(str(payload))}[/]")
+        elif kind == "token":
+            streamed.append(payload)
+            out.print(escape(payload), end="")
+
+    def confirm(prompt: str) -> bool:
+        return typer.confirm(prompt, default=False)
+
+    session = _session(
+        workspace,
+        llm=llm,
+        model=model,
+        model_path=model_path,
+        strict=strict,
+        mask_pii=mask_pii,
+        confirm=confirm,
+        on_event=on_event,
+        quiet=False,
+    )
+    _enable_history()
+    model = f" ({escape(str(session.model_name))})" if session.model_name else ""
+    out.print(
+        f"[bold]Insight[/] · {escape(session.ctx.ws.settings.name)} · provider "
+        f"{session.choice.name}{model} · /help for commands"
+    )
+    turns: list[dict[str, Any]] = []
+    while True:
+        try:
+            line = input("\nyou> ").strip()
+        except EOFError:
+            out.print()
+            break
+        except KeyboardInterrupt:
+            out.print()
+            break
+        if not line:
+            continue
+        if line.startswith("/"):
+            command, _, arg = line.partition(" ")
+            if command in ("/quit", "/exit", "/q"):
+                break
+            if command == "/help":
+                out.print(CHAT_HELP)
+            elif command == "/tools":
+                from insight_agent.tools.registry import all_tools
+
+                for spec in all_tools():
+                    out.print(f"[bold]{spec.name}[/] — {escape(spec.description)}")
+            elif command == "/reset":
+                session.reset()
+                out.print("[dim]conversation cleared[/]")
+            elif command == "/usage":
+                u = session.usage
+                out.print(
+                    f"{u['turns']} turns · {u['input']:,} input tokens · "
+                    f"{u['output']:,} output tokens"
+                )
+            elif command == "/save":
+                if not arg.strip():
+                    out.print("[red]usage: /save FILE[/]")
+                    continue
+                from insight_agent.workspace import atomic_write_text
+
+                target = Path(arg.strip()).expanduser()
+                atomic_write_text(
+                    target,
+                    "".join(json.dumps(t, ensure_ascii=False, default=str) + "\n" for t in turns),
+                )
+                out.print(f"[dim]saved {len(turns)} turns to {escape(str(target))}[/]")
+            else:
+                out.print(f"[red]unknown command {escape(command)}[/] (/help)")
+            continue
+        streamed.clear()
+        try:
+            result = session.ask(line)
+        except KeyboardInterrupt:
+            out.print("\n[dim]interrupted[/]")
+            continue
+        except Exception as exc:  # provider down, bad key...: say so and keep chatting
+            from insight_agent.errors import InsightError
+
+            if isinstance(exc, InsightError):
+                _print_error(exc.message, exc.hint)
+                continue
+            raise
+        turns.append(result.to_dict())
+        if not streamed:
+            out.print(escape(result.answer), end="")
+        elif result.answer != "".join(streamed).strip():
+            # what was streamed differs from the final answer (a fix, or a flag): show it
+            tail = result.answer.split("\n")[-1]
+            if tail.startswith("unverified:") or result.fixed:
+                out.print("\n" + escape(tail if not result.fixed else result.answer), end="")
+        out.print()
+        if result.grounding.get("unverified"):
+            out.print("[yellow]some figures could not be verified against the tools' output[/]")
+    out.print(f"[dim]transcript: {escape(str(session.transcript_path))}[/]")
+
+
+def _enable_history() -> None:
+    """Up-arrow history across chat sessions (readline, where the platform has it)."""
+    try:
+        import atexit
+        import readline
+
+        from insight_agent.workspace import user_data_dir
+
+        path = user_data_dir() / "chat_history"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            readline.read_history_file(path)
+        readline.set_history_length(1000)
+        atexit.register(readline.write_history_file, path)
+    except (ImportError, OSError):
+        pass
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

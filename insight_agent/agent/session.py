@@ -1,0 +1,413 @@
+"""One conversation with the agent: the loop behind `insight chat` and `insight ask`.
+
+A turn: the question (masked for hosted models) goes to a LangChain ``create_agent`` graph
+with Insight's tools and prompts/system.md; the model calls tools (bounded steps), the tools
+compute, the model words the answer. Then every figure in the answer is checked against this
+turn's tool outputs (:mod:`.grounding`); unmatched figures are flagged, and with ``strict`` the
+model is asked once to fix them. With no LLM (``none``) the deterministic router answers.
+
+History stays within a token budget (tiktoken), and each turn is appended to a JSONL
+transcript under the workspace's ``.insight/runs/``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from insight_agent.agent.llm import ProviderChoice, explain_provider_error
+from insight_agent.tools.registry import ToolContext, ToolResult, as_langchain_tools
+
+Event = Callable[[str, Any], None]  # ("token", str) | ("tool", ToolResult) | ("status", str)
+
+FIX_REQUEST = (
+    "These figures in your answer do not appear in the tool results: {figures}. "
+    "Rewrite the answer using only figures exactly as the tools returned them."
+)
+
+
+@dataclass
+class TurnResult:
+    """What one question produced (``insight ask --json`` prints this)."""
+
+    question: str
+    answer: str
+    provider: str
+    model: str | None
+    tool_calls: list[dict[str, Any]]
+    grounding: dict[str, Any]
+    timings: dict[str, float]
+    tokens: dict[str, int]
+    fixed: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return asdict(self)
+
+
+@dataclass
+class SessionOptions:
+    """Knobs of a session (CLI flags map onto these)."""
+
+    strict: bool = False
+    mask_pii: bool | None = None  # None: on for hosted providers
+    max_steps: int = 6  # model calls per turn
+    history_tokens: int = 3000
+    tool_tokens: int = 1200  # cap on one tool result as the model sees it
+    transcript: bool = True
+
+
+class AgentSession:
+    """A chat session over one workspace with one provider."""
+
+    def __init__(
+        self,
+        ctx: ToolContext,
+        choice: ProviderChoice,
+        *,
+        chat_model: Any = None,
+        options: SessionOptions | None = None,
+        on_event: Event | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.choice = choice
+        self.options = options or SessionOptions()
+        self.on_event = on_event or (lambda kind, payload: None)
+        self.chat_model = chat_model
+        self.history: list[Any] = []
+        self.usage = {"input": 0, "output": 0, "turns": 0}
+        self.session_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S-") + secrets.token_hex(3)
+        mask = self.options.mask_pii
+        self.masking = (choice.name == "openai") if mask is None else bool(mask)
+        self._redactor: Any = None
+        self._agent: Any = None
+        self._turn_results: list[ToolResult] = []
+
+    # --- public ------------------------------------------------------------------------------
+
+    @property
+    def model_name(self) -> str | None:
+        """The model's name as the provider reports it (None without an LLM)."""
+        if self.chat_model is None:
+            return None
+        for attr in ("model_name", "model", "model_path"):
+            value = getattr(self.chat_model, attr, None)
+            if value:
+                return str(value)
+        return type(self.chat_model).__name__
+
+    def reset(self) -> None:
+        """Forget the conversation (tools and model stay loaded)."""
+        self.history = []
+
+    def ask(self, question: str) -> TurnResult:
+        """Answer one question (memory of earlier turns included)."""
+        start = time.perf_counter()
+        self._turn_results = []
+        if self.chat_model is None:
+            result = self._ask_router(question)
+        else:
+            result = self._ask_model(question)
+        result.timings["total_s"] = round(time.perf_counter() - start, 3)
+        self.usage["input"] += result.tokens.get("input", 0)
+        self.usage["output"] += result.tokens.get("output", 0)
+        self.usage["turns"] += 1
+        if self.options.transcript:
+            self._save(result)
+        return result
+
+    # --- providers ---------------------------------------------------------------------------
+
+    def _ask_router(self, question: str) -> TurnResult:
+        from insight_agent.agent.grounding import check_grounding
+        from insight_agent.agent.router import route_and_answer
+
+        answer, results = route_and_answer(self.ctx, question)
+        for r in results:
+            self.on_event("tool", r)
+        self.on_event("token", answer)
+        grounding = check_grounding(
+            answer, [r.facts for r in results if r.facts], question=question
+        )
+        return TurnResult(
+            question=question,
+            answer=answer,
+            provider="none",
+            model=None,
+            tool_calls=[r.to_dict() for r in results],
+            grounding=grounding.to_dict(),
+            timings={"tools_s": round(sum(r.seconds for r in results), 3)},
+            tokens={"input": 0, "output": 0},
+        )
+
+    def _redact(self) -> Any:
+        if self._redactor is None:
+            from insight_agent.agent.redaction import Redactor
+
+            self._redactor = Redactor(**_known_pii(self.ctx))
+        return self._redactor
+
+    def _build_agent(self) -> Any:
+        from langchain.agents import create_agent
+        from langchain.agents.middleware import ModelCallLimitMiddleware
+
+        from insight_agent.agent.budget import cap_json
+        from insight_agent.prompts import load_prompt
+
+        def facts_out(facts: dict[str, Any]) -> dict[str, Any]:
+            capped = cap_json(facts, self.options.tool_tokens)
+            return self._redact().mask_obj(capped) if self.masking else capped
+
+        def args_in(args: dict[str, Any]) -> dict[str, Any]:
+            return self._redact().unmask_obj(args) if self.masking else args
+
+        tools = as_langchain_tools(
+            self.ctx, on_result=self._on_result, args_in=args_in, facts_out=facts_out
+        )
+        return create_agent(
+            self.chat_model,
+            tools,
+            system_prompt=load_prompt("system"),
+            middleware=[
+                ModelCallLimitMiddleware(run_limit=self.options.max_steps, exit_behavior="end")
+            ],
+        )
+
+    def _on_result(self, result: ToolResult) -> None:
+        self._turn_results.append(result)
+        self.on_event("tool", result)
+
+    def _run_graph(self, messages: list[Any]) -> tuple[list[Any], float]:
+        """Run the agent graph on ``messages``; stream answer tokens; return all messages."""
+        from langchain_core.messages import AIMessageChunk
+
+        if self._agent is None:
+            self._agent = self._build_agent()
+        start = time.perf_counter()
+        final: list[Any] = messages
+        streamer = _Unmasker(self._redact().unmask if self.masking else None, self.on_event)
+        try:
+            for mode, payload in self._agent.stream(
+                {"messages": messages},
+                stream_mode=["messages", "values"],
+                config={"recursion_limit": 4 * self.options.max_steps + 4},
+            ):
+                if mode == "values":
+                    final = payload["messages"]
+                    continue
+                chunk, meta = payload
+                if (
+                    isinstance(chunk, AIMessageChunk)
+                    and isinstance(chunk.content, str)
+                    and chunk.content
+                    and not chunk.tool_call_chunks
+                    and meta.get("langgraph_node") == "model"
+                ):
+                    streamer.feed(chunk.content)
+        except Exception as exc:
+            explained = explain_provider_error(exc, _endpoint(self.chat_model))
+            if explained is not None:
+                raise explained from exc
+            raise
+        streamer.flush()
+        return final, time.perf_counter() - start
+
+    def _ask_model(self, question: str) -> TurnResult:
+        from langchain_core.messages import AIMessage, HumanMessage
+
+        from insight_agent.agent.budget import trim_history
+        from insight_agent.agent.grounding import annotate, check_grounding
+
+        shown = self._redact().mask(question) if self.masking else question
+        messages = trim_history([*self.history, HumanMessage(shown)], self.options.history_tokens)
+        final, llm_seconds = self._run_graph(messages)
+        new = final[len(messages) :]
+        answer = _last_text(new)
+        unmask = self._redact().unmask if self.masking else (lambda s: s)
+        display = unmask(answer)
+        sources = [r.facts for r in self._turn_results if r.facts]
+        grounding = check_grounding(display, sources, question=question)
+        fixed = False
+        notes: list[str] = []
+        if not answer:
+            display = "I could not finish this question within the step limit; try rephrasing it."
+            notes.append("no final answer from the model")
+        elif not grounding.ok and self.options.strict:
+            request = FIX_REQUEST.format(figures=", ".join(grounding.unverified))
+            retry = [*final, HumanMessage(request)]
+            self.on_event("status", "re-asking the model to fix unverified figures")
+            final, more = self._run_graph(retry)
+            llm_seconds += more
+            new = final[len(messages) :]
+            fixed_answer = _last_text(final[len(retry) :])
+            if fixed_answer:
+                display = unmask(fixed_answer)
+                sources = [r.facts for r in self._turn_results if r.facts]
+                grounding = check_grounding(display, sources, question=question)
+                fixed = True
+            # The fix request is scaffolding: keep only the question and the final answer.
+            final = [*final[: len(messages)], *[m for m in new if not _is_fix(m)]]
+        self.history = [m for m in final if not _is_fix(m)]
+        if fixed:
+            self.history.append(AIMessage(_last_text(final)))
+        tokens = _usage(new)
+        return TurnResult(
+            question=question,
+            answer=annotate(display, grounding),
+            provider=self.choice.name,
+            model=self.model_name,
+            tool_calls=[r.to_dict() for r in self._turn_results],
+            grounding=grounding.to_dict(),
+            timings={
+                "llm_s": round(llm_seconds - sum(r.seconds for r in self._turn_results), 3),
+                "tools_s": round(sum(r.seconds for r in self._turn_results), 3),
+            },
+            tokens=tokens,
+            fixed=fixed,
+            notes=notes,
+        )
+
+    def _save(self, result: TurnResult) -> None:
+        runs = self.ctx.ws.artifacts / "runs"
+        runs.mkdir(parents=True, exist_ok=True)
+        record = {
+            "session": self.session_id,
+            "at": dt.datetime.now(dt.UTC).isoformat(),
+            **result.to_dict(),
+        }
+        with open(runs / f"{self.session_id}.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+
+    @property
+    def transcript_path(self) -> Path:
+        """Where this session's turns are saved."""
+        return self.ctx.ws.artifacts / "runs" / f"{self.session_id}.jsonl"
+
+
+def _is_fix(message: Any) -> bool:
+    content = getattr(message, "content", "")
+    return isinstance(content, str) and content.startswith(FIX_REQUEST.split("{", 1)[0])
+
+
+def _last_text(messages: list[Any]) -> str:
+    from langchain_core.messages import AIMessage
+
+    for message in reversed(messages):
+        if isinstance(message, AIMessage) and not message.tool_calls:
+            text = message.text if isinstance(message.text, str) else str(message.content)
+            if text.strip():
+                return text.strip()
+    return ""
+
+
+def _usage(messages: list[Any]) -> dict[str, int]:
+    tokens = {"input": 0, "output": 0}
+    for message in messages:
+        usage = getattr(message, "usage_metadata", None) or {}
+        tokens["input"] += int(usage.get("input_tokens", 0))
+        tokens["output"] += int(usage.get("output_tokens", 0))
+    return tokens
+
+
+def _endpoint(chat_model: Any) -> str | None:
+    url = getattr(chat_model, "openai_api_base", None) or getattr(chat_model, "base_url", None)
+    return str(url) if url else None
+
+
+def _known_pii(ctx: ToolContext) -> dict[str, Any]:
+    """Customer ids (from the current build) and names (from the customers file, when it has
+    a name column) for the redactor."""
+    known: dict[str, Any] = {}
+    try:
+        from insight_agent.analytics.queries import customer_table
+
+        known["known_ids"] = [str(i) for i in customer_table(ctx.ws).index]
+    except Exception:  # no build: ids are masked by pattern only
+        known["known_ids"] = []
+    known["known_names"] = _customer_names(ctx)
+    return known
+
+
+def _customer_names(ctx: ToolContext) -> list[str]:
+    source = ctx.ws.settings.data.tables.get("customers")
+    if source is None:
+        return []
+    try:
+        from insight_agent.data.readers import read_table
+
+        frame = read_table(
+            source.path,
+            source.path.name,
+            sheet=source.sheet,
+            delimiter=source.delimiter,
+            encoding=source.encoding,
+        ).frame
+    except Exception:  # unreadable here means the build failed too; masking falls back
+        return []
+    wanted = {"name", "full_name", "customer_name", "first_name", "last_name"}
+    names: list[str] = []
+    for column in frame.columns:
+        if str(column).strip().lower() in wanted:
+            names += [str(v) for v in frame[column].dropna().unique() if str(v).strip()]
+    return names
+
+
+class _Unmasker:
+    """Streams text to the UI, restoring placeholders that may be split across chunks."""
+
+    def __init__(self, unmask: Callable[[str], str] | None, on_event: Event) -> None:
+        self.unmask = unmask
+        self.on_event = on_event
+        self.pending = ""
+
+    def feed(self, text: str) -> None:
+        if self.unmask is None:
+            self.on_event("token", text)
+            return
+        self.pending += text
+        cut = self.pending.rfind("<")
+        if cut != -1 and ">" not in self.pending[cut:]:
+            ready, self.pending = self.pending[:cut], self.pending[cut:]
+        else:
+            ready, self.pending = self.pending, ""
+        if ready:
+            self.on_event("token", self.unmask(ready))
+
+    def flush(self) -> None:
+        if self.pending:
+            self.on_event("token", self.unmask(self.pending) if self.unmask else self.pending)
+            self.pending = ""
+
+
+def open_session(
+    ws: Any,
+    *,
+    llm: str | None = None,
+    model: str | None = None,
+    model_path: Path | None = None,
+    options: SessionOptions | None = None,
+    confirm: Callable[[str], bool] | None = None,
+    on_event: Event | None = None,
+    chat_model: Any = None,
+) -> AgentSession:
+    """A session for a workspace with the provider the user asked for (or auto-detected).
+
+    ``chat_model`` overrides the provider's model (tests pass a scripted one).
+    """
+    from insight_agent.agent.llm import choose_provider, make_chat_model
+
+    choice = choose_provider(ws.settings, llm)
+    if chat_model is None:
+        chat_model = make_chat_model(choice, ws.settings, model=model, model_path=model_path)
+    options = options or SessionOptions()
+    if options.mask_pii is None:
+        options.mask_pii = ws.settings.llm.mask_pii
+    ctx = ToolContext(ws, confirm=confirm or (lambda prompt: False))
+    return AgentSession(ctx, choice, chat_model=chat_model, options=options, on_event=on_event)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,10 @@ def built_demo(demo_workspace: Path, tmp_path_factory: pytest.TempPathFactory) -
     from insight_agent.cli import app
 
     root = tmp_path_factory.mktemp("built") / "ws"
+    reuse = os.environ.get("INSIGHT_TEST_BUILT")  # dev speed-up: copy an already built demo
+    if reuse:
+        shutil.copytree(reuse, root)
+        return root
     shutil.copytree(demo_workspace, root)
     result = CliRunner().invoke(app, ["build", "-w", str(root)])
     assert result.exit_code == 0, result.output

@@ -111,6 +111,7 @@ def make_chat_model(
             # Local OpenAI-compatible servers (Ollama, llama.cpp, vLLM) accept any key.
             api_key=key or "not-needed",
             temperature=0,
+            stream_usage=True,  # token counts for /usage and --json, also when streaming
             timeout=settings.llm.timeout,
             max_retries=settings.llm.max_retries,
         )

@@ -56,7 +56,7 @@ class TopCustomersArgs(_Args):
 
 
 class CustomerArgs(_Args):
-    customer_id: str = Field(description="the customer's id exactly as in the data, e.g. C000042")
+    customer_id: str = Field(description="the customer's id exactly as the user wrote it")
 
 
 class BasketArgs(_Args):

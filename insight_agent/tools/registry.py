@@ -180,7 +180,9 @@ def as_langchain_tools(
                 func=run,
                 name=spec.name,
                 description=spec.description,
-                args_schema=spec.args,
+                # The JSON schema (not the pydantic class): the model sees the same contract,
+                # but validation happens in call_tool, so failed calls are recorded too.
+                args_schema=spec.args.model_json_schema(),
                 infer_schema=False,
             )
         )

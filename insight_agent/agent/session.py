@@ -89,6 +89,7 @@ class AgentSession:
         self._redactor: Any = None
         self._agent: Any = None
         self._turn_results: list[ToolResult] = []
+        self._seen_facts: list[dict[str, Any]] = []
 
     # --- public ------------------------------------------------------------------------------
 
@@ -111,6 +112,7 @@ class AgentSession:
         """Answer one question (memory of earlier turns included)."""
         start = time.perf_counter()
         self._turn_results = []
+        self._seen_facts = []
         if self.chat_model is None:
             result = self._ask_router(question)
         else:
@@ -163,6 +165,7 @@ class AgentSession:
 
         def facts_out(facts: dict[str, Any]) -> dict[str, Any]:
             capped = cap_json(facts, self.options.tool_tokens)
+            self._seen_facts.append(capped)  # ground answers on what the model actually saw
             return self._redact().mask_obj(capped) if self.masking else capped
 
         def args_in(args: dict[str, Any]) -> dict[str, Any]:
@@ -232,8 +235,7 @@ class AgentSession:
         answer = _last_text(new)
         unmask = self._redact().unmask if self.masking else (lambda s: s)
         display = unmask(answer)
-        sources = [r.facts for r in self._turn_results if r.facts]
-        grounding = check_grounding(display, sources, question=question)
+        grounding = check_grounding(display, self._seen_facts, question=question)
         fixed = False
         notes: list[str] = []
         if not answer:
@@ -249,8 +251,7 @@ class AgentSession:
             fixed_answer = _last_text(final[len(retry) :])
             if fixed_answer:
                 display = unmask(fixed_answer)
-                sources = [r.facts for r in self._turn_results if r.facts]
-                grounding = check_grounding(display, sources, question=question)
+                grounding = check_grounding(display, self._seen_facts, question=question)
                 fixed = True
             # The fix request is scaffolding: keep only the question and the final answer.
             final = [*final[: len(messages)], *[m for m in new if not _is_fix(m)]]

@@ -140,8 +140,15 @@ def route(ctx: ToolContext, question: str) -> Route:
         if segments:
             args["segment"] = segments[0]
         return Route("export_audience", args)
+    if re.search(r"\bdrive[sn]?\b|\bdrivers?\b|\baccura|\btrust\b|\breliab", q):
+        return Route("model_quality", {"target": _target(ctx, question)})
+    if len(segments) == 1 and re.search(
+        r"\bwho are\b|\blook like\b|\bdescribe\b|\btell me about\b|\bprofile\b", q
+    ):
+        return Route("segment_profile", {"segment": segments[0]})
     if re.search(
-        r"\btop\s+\d+\b|\bwhich customers\b|\bcustomers (?:are |who are )?(?:most )?likely"
+        r"\btop\s+\d+\b|\bwhich customers\b(?! groups?)"
+        r"|\bcustomers (?:are |who are )?(?:most )?likely"
         r"|\bwho (?:is|are) (?:most )?likely\b|\baudience\b",
         q,
     ):
@@ -284,7 +291,7 @@ def render(tool: str, facts: dict[str, Any]) -> str:
                 line += f" ({f['churn_reasons'][0]})"
             line += "."
         if "clv_12m" in f:
-            line += f" Expected 12-month value {_money(f['clv_12m'])}."
+            line += f" Expected value over the next year: {_money(f['clv_12m'])}."
         return line
     if tool == "model_quality":
         return (
@@ -295,7 +302,7 @@ def render(tool: str, facts: dict[str, Any]) -> str:
     if tool == "clv_summary":
         top = f["segments"][0]
         return (
-            f"Expected 12-month customer value is {_money(f['total_clv'])} in total; "
+            f"Expected customer value over the next year is {_money(f['total_clv'])} in total; "
             f"{f['highest_value_segment']} is worth most ({_money(top['total_clv'])}, "
             f"{_pct(top['share_of_clv'])} of the total)."
         )

@@ -128,7 +128,7 @@ class AgentSession:
     # --- providers ---------------------------------------------------------------------------
 
     def _ask_router(self, question: str) -> TurnResult:
-        from insight_agent.agent.grounding import check_grounding
+        from insight_agent.agent.grounding import annotate, check_grounding
         from insight_agent.agent.router import route_and_answer
 
         answer, results = route_and_answer(self.ctx, question)
@@ -140,7 +140,7 @@ class AgentSession:
         )
         return TurnResult(
             question=question,
-            answer=answer,
+            answer=annotate(answer, grounding),
             provider="none",
             model=None,
             tool_calls=[r.to_dict() for r in results],

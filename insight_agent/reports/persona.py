@@ -194,7 +194,11 @@ def template_persona(facts: dict[str, Any]) -> Persona:
             )
         )
     goals = sections["Goals and motivations"]
-    positive = [t for t in facts.get("review_themes", []) if (t.get("share_negative") or 0) < 0.34]
+    positive = [
+        t
+        for t in facts.get("review_themes", [])
+        if (t.get("share_negative") or 0) < 0.2 and (t.get("avg_rating") or 0) >= 4
+    ]
     for theme in positive[:2]:
         goals.append(
             f"Reviews praise {theme['label']} ({_pct(theme['share'])} of their reviews, "

@@ -634,6 +634,92 @@ def reviews_quotes(
         out.print(f"  [bold]{escape(quote['review_id'])}[/] “{escape(quote['text'])}”")
 
 
+@reviews_app.command("themes")
+def reviews_themes(
+    segment: Annotated[str | None, typer.Option(help="Only this segment (id or name).")] = None,
+    compare: Annotated[
+        str | None,
+        typer.Option(help="Compare theme shares with this other segment (needs --segment)."),
+    ] = None,
+    sentiment: Annotated[
+        str | None, typer.Option(help="Only positive, neutral, negative or unrated reviews.")
+    ] = None,
+    min_rating: Annotated[float | None, typer.Option(min=0, max=5)] = None,
+    max_rating: Annotated[float | None, typer.Option(min=0, max=5)] = None,
+    k: Annotated[
+        int | None, typer.Option("-k", min=1, max=50, help="Number of themes (default: auto).")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    chroma_url: ChromaOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Group reviews into themes (every review assigned): share, rating, negativity, quotes."""
+    from rich.markup import escape
+
+    ws = _open(workspace, quiet=as_json, chroma_url=chroma_url)
+    if compare:
+        from insight_agent.vectorstore.queries import compare_segment_themes
+
+        if not segment:
+            from insight_agent.errors import ConfigError
+
+            raise ConfigError("--compare needs --segment (the first of the two segments)")
+        result = compare_segment_themes(ws, segment, compare, k=k)
+        if as_json:
+            typer.echo(json.dumps(result, indent=2, default=str))
+            return
+        _print_theme_comparison(result)
+        return
+    from insight_agent.vectorstore.queries import review_themes
+
+    result = review_themes(
+        ws,
+        segment=segment,
+        sentiment=sentiment,
+        min_rating=min_rating,
+        max_rating=max_rating,
+        k=k,
+    )
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, default=str))
+        return
+    out = _console()
+    scope = ", ".join(f"{key} {value}" for key, value in result.get("filters", {}).items())
+    out.print(
+        f"[bold]{result['reviews']:,} reviews[/]{' (' + escape(scope) + ')' if scope else ''}"
+        f" in {result['k']} themes"
+    )
+    for theme in result["themes"]:
+        rating = "–" if theme.get("avg_rating") is None else f"{theme['avg_rating']:.2f}★"
+        out.print(
+            f"\n[bold]{escape(theme['theme'])} {escape(theme['label'])}[/]  "
+            f"{theme['share']:.1%} of reviews · {rating} · {theme['share_negative']:.0%} negative"
+        )
+        out.print(f"  [dim]keywords: {escape(', '.join(theme.get('keywords', [])[:8]))}[/]")
+        for quote in theme.get("quotes", [])[:3]:
+            out.print(f"  [bold]{escape(quote['review_id'])}[/] “{escape(quote['text'])}”")
+
+
+def _print_theme_comparison(result: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    out = _console()
+    a, b = escape(str(result["segment_a"])), escape(str(result["segment_b"]))
+    chi = result.get("chi_square") or {}
+    out.print(
+        f"[bold]{a}[/] ({result['reviews_a']:,} reviews) vs [bold]{b}[/] "
+        f"({result['reviews_b']:,} reviews), {result['k']} themes · overall chi-square "
+        f"p = {chi.get('p_value')}"
+    )
+    for row in result.get("themes", []):
+        mark = " [yellow]significant[/]" if row.get("significant") else ""
+        out.print(
+            f"  {escape(row['theme'])} {escape(str(row['label']))}: {row['share_a']:.1%} vs "
+            f"{row['share_b']:.1%} (Holm-adjusted p = {row['p_adjusted']}){mark}"
+        )
+    out.print(f"[dim]{escape(result.get('method', ''))}[/]")
+
+
 # --- the agent: ask and chat ------------------------------------------------------------------
 
 LlmOpt = Annotated[
@@ -888,6 +974,111 @@ def chat(
         if result.grounding.get("unverified"):
             out.print("[yellow]some figures could not be verified against the tools' output[/]")
     out.print(f"[dim]transcript: {escape(str(session.transcript_path))}[/]")
+
+
+# --- personas and reports --------------------------------------------------------------------
+
+
+@app.command()
+def persona(
+    segment: Annotated[
+        str | None, typer.Argument(help="Segment id (S2), name, or part of a name.")
+    ] = None,
+    all_segments: Annotated[bool, typer.Option("--all", help="One persona per segment.")] = False,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="md, json or html.", show_default=True)
+    ] = "md",
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write to this file.")
+    ] = None,
+    llm: LlmOpt = None,
+    model: ModelOpt = None,
+    model_path: ModelPathOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Write a segment persona grounded in the data (--llm none: a data-only persona card)."""
+    from insight_agent.errors import ConfigError
+
+    if fmt not in ("md", "json", "html"):
+        raise ConfigError(f"unknown --format '{fmt}'", hint="md, json or html")
+    if bool(segment) == all_segments:
+        raise ConfigError("name one segment, or use --all", hint="see `insight segments`")
+    from insight_agent.reports.persona import make_personas, render_personas
+
+    ws = _open(workspace, quiet=output is None)
+    err = _console(stderr=True)
+    personas = make_personas(
+        ws,
+        [segment] if segment else None,
+        llm="local" if model_path is not None and not llm else llm,
+        model=model,
+        model_path=model_path,
+        say=lambda msg: err.print(f"[dim]{msg}[/]"),
+    )
+    text = render_personas(personas, fmt)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    from insight_agent.workspace import atomic_write_text
+
+    atomic_write_text(output, text)
+    flagged = sum(len(p.grounding.get("unverified") or []) for p in personas)
+    _console().print(
+        f"Wrote {len(personas)} persona{'s' if len(personas) != 1 else ''} to {output}"
+        + (f" ({flagged} unverified figures flagged)" if flagged else "")
+    )
+
+
+@app.command()
+def report(
+    spec: Annotated[Path, typer.Argument(help="Report spec (YAML); see examples/reports/.")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="OUT.html or OUT.md (both are written).")
+    ],
+    llm: LlmOpt = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Ask the LLM again instead of reusing answers.")
+    ] = False,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Render a scripted report (Markdown + self-contained HTML + manifest), reproducibly."""
+    from insight_agent.reports.runner import run_report, write_report
+    from insight_agent.reports.spec import load_spec
+
+    parsed = load_spec(spec)  # validated before any work starts
+    ws = _open(workspace, quiet=as_json)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=_console(stderr=True),
+        transient=True,
+        disable=as_json,
+    ) as bar:
+        task = bar.add_task("report", total=len(parsed.sections))
+
+        def progress(done: int, total: int, label: str) -> None:
+            bar.update(task, completed=done, total=total, description=label[:60])
+
+        run = run_report(ws, parsed, llm=llm, use_cache=not no_cache, progress=progress)
+    paths = write_report(run, output)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {**{k: str(v) for k, v in paths.items()}, "unverified": run.unverified}, indent=2
+            )
+        )
+        return
+    out = _console()
+    out.print(f"HTML:     {paths['html']}")
+    out.print(f"Markdown: {paths['markdown']}")
+    out.print(f"Manifest: {paths['manifest']}")
+    if run.unverified:
+        out.print(f"[yellow]unverified figures flagged: {', '.join(run.unverified)}[/]")
 
 
 def _enable_history() -> None:

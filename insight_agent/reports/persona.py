@@ -368,3 +368,60 @@ def persona_markdown(persona: Persona) -> str:
     if unverified:
         lines.append(f"_unverified: {', '.join(unverified)}_")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def make_personas(
+    ws: Any,
+    segments: list[str] | None = None,
+    *,
+    llm: str | None = None,
+    model: str | None = None,
+    model_path: Any = None,
+    chat_model: Any = None,
+    say: Any = None,
+) -> list[Persona]:
+    """Personas for ``segments`` (all segments when None), written by the chosen provider.
+
+    LLM answers are cached under .insight/cache/llm, so an unchanged re-run is identical.
+    """
+    from insight_agent.agent.llm import choose_provider, make_chat_model
+    from insight_agent.analytics.queries import segment_names
+    from insight_agent.reports.cache import AnswerCache
+
+    choice = choose_provider(ws.settings, llm)
+    if chat_model is None and choice.name != "none":
+        chat_model = make_chat_model(choice, ws.settings, model=model, model_path=model_path)
+    if choice.name == "none":
+        chat_model = None
+    mask = choice.name == "openai" if ws.settings.llm.mask_pii is None else ws.settings.llm.mask_pii
+    cache = AnswerCache(ws.artifacts / "cache" / "llm")
+    ctx = ToolContext(ws)
+    names = segments or list(segment_names(ws).values())
+    out = []
+    for name in names:
+        if say:
+            say(f"persona: {name} ({choice.name})")
+        facts = collect_facts(ctx, name)
+        if chat_model is None:
+            out.append(template_persona(facts))
+        else:
+            out.append(llm_persona(facts, chat_model, provider=choice.name, mask=mask, cache=cache))
+    return out
+
+
+def render_personas(personas: list[Persona], fmt: str) -> str:
+    """Personas as Markdown, JSON or one self-contained HTML page."""
+    if fmt == "json":
+        rows = [{k: v for k, v in p.to_dict().items() if k != "facts"} for p in personas]
+        for row, p in zip(rows, personas, strict=True):
+            row["facts"] = p.facts
+        return json.dumps(rows if len(rows) > 1 else rows[0], indent=2, default=str) + "\n"
+    if fmt == "md":
+        return "\n".join(persona_markdown(p) for p in personas)
+    from insight_agent.reports.document import Document
+    from insight_agent.reports.render import render_html
+    from insight_agent.reports.runner import persona_blocks
+
+    blocks = [b for p in personas for b in persona_blocks(p)]
+    title = personas[0].name if len(personas) == 1 else "Segment personas"
+    return render_html(Document(title, None, blocks, None))

@@ -270,7 +270,7 @@ def theme_shares(ws: Any, segments: list[str] | None = None) -> dict[str, dict[s
 
 def facts_blocks(facts: dict[str, Any], columns: list[str] | None = None) -> list[Any]:
     """Tool facts as blocks: headline scalars as key figures, the main list as a table."""
-    from insight_agent.reports.document import KeyFigures, Table
+    from insight_agent.reports.document import KeyFigures, Quote, Table
 
     scalars = [
         (k.replace("_", " "), v)
@@ -282,6 +282,13 @@ def facts_blocks(facts: dict[str, Any], columns: list[str] | None = None) -> lis
         blocks.append(KeyFigures(scalars[:6]))
     for key, value in facts.items():
         if isinstance(value, list) and value and isinstance(value[0], dict):
+            if "review_id" in value[0] and "text" in value[0]:  # quotes: verbatim, with ids
+                for q in value:
+                    meta = " · ".join(
+                        str(q[k]) for k in ("date", "segment", "category") if q.get(k)
+                    )
+                    blocks.append(Quote(q["text"], q["review_id"], meta or None))
+                break
             cols = columns or [
                 c for c, v in value[0].items() if not isinstance(v, list | dict) and c != "text"
             ]

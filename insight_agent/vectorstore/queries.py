@@ -103,3 +103,58 @@ def segment_quotes(
         index, k=k, filters=ReviewFilters(segment=name, sentiment=sentiment)
     )
     return {"segment": name, **result}
+
+
+def _nonempty_index(ws: Workspace) -> Any:
+    """The workspace's review index; ConfigError (with the fix) when nothing is indexed yet."""
+    from insight_agent.vectorstore.store import open_index
+
+    index = open_index(ws.artifacts, ws.settings.vectorstore.chroma_url)
+    if index.count() == 0:
+        raise ConfigError(
+            "the review index is empty",
+            hint=f"run `insight build -w {ws.root}` (it indexes the reviews)",
+        )
+    return index
+
+
+def review_themes(
+    ws: Workspace,
+    *,
+    segment: str | None = None,
+    min_rating: float | None = None,
+    max_rating: float | None = None,
+    sentiment: str | None = None,
+    k: int | None = None,
+) -> dict[str, Any]:
+    """Themes of the workspace's reviews (all, or one segment / rating band / sentiment).
+
+    JSON-ready: ``reviews`` (count in scope), how k was chosen, ``largest_theme``,
+    ``most_negative_theme`` and ``themes`` (id, label, keywords, size, share, avg_rating,
+    share_negative, quotes with review ids), largest first. See
+    :mod:`insight_agent.vectorstore.themes` for the method.
+    """
+    from insight_agent.vectorstore.themes import find_themes
+
+    if sentiment and sentiment not in SENTIMENTS:
+        raise ConfigError(f"unknown sentiment '{sentiment}'", hint=f"use {', '.join(SENTIMENTS)}")
+    filters = ReviewFilters(
+        segment=_segment_name(ws, segment),
+        min_rating=min_rating,
+        max_rating=max_rating,
+        sentiment=sentiment,
+    )
+    return find_themes(_nonempty_index(ws), filters, k=k).to_dict()
+
+
+def compare_segment_themes(
+    ws: Workspace, segment_a: str, segment_b: str, *, k: int | None = None
+) -> dict[str, Any]:
+    """Which themes two segments' reviews differ on: per-theme shares, Holm-adjusted
+    two-proportion z-tests, an overall chi-square test and the ``largest_difference``."""
+    from insight_agent.vectorstore.themes import compare_themes
+
+    name_a, name_b = _segment_name(ws, segment_a), _segment_name(ws, segment_b)
+    if not name_a or not name_b:
+        raise ConfigError("name two segments to compare", hint="see `insight segments`")
+    return compare_themes(_nonempty_index(ws), name_a, name_b, k=k)

@@ -4,8 +4,9 @@
   re-ingest embeds nothing; an edited review gets a new id (embedded) and the old one is
   removed. Ingest adds in batches, so an interrupted run resumes where it stopped.
 * Metadata per review: review_id, customer_id, segment, rating, date (YYYYMMDD as an int, for
-  range filters), product, category, sentiment. When segments change, only metadata is
-  updated — no re-embedding.
+  range filters), product, category, sentiment and sentiment_source ("rating"; "lexicon" for
+  unrated reviews scored by :mod:`insight_agent.vectorstore.sentiment`; "none" with neither
+  rating nor text). When segments change, only metadata is updated — no re-embedding.
 * Review text is stored verbatim as data; nothing here treats it as instructions.
 
 The embedding function is passed in (see :mod:`insight_agent.vectorstore.embedder`), so tests
@@ -68,7 +69,13 @@ def metadata_frame(reviews: pd.DataFrame, segments: pd.Series | None = None) -> 
         reviews["rating"] if "rating" in reviews else pd.Series([None] * n, index=reviews.index)
     )
     meta["rating"] = pd.to_numeric(rating, errors="coerce").fillna(-1.0).astype(float)
-    meta["sentiment"] = [sentiment_from_rating(r) for r in rating]
+    # Rated reviews keep the rating rule; only unrated ones are scored from their text (VADER).
+    # Imported here because sentiment.py builds on this module's sentiment_from_rating.
+    from insight_agent.vectorstore.sentiment import review_sentiment
+
+    labels = review_sentiment(rating, reviews.get("text"))
+    meta["sentiment"] = labels["sentiment"].astype("string")
+    meta["sentiment_source"] = labels["sentiment_source"].astype("string")
     if "date" in reviews:
         dates = pd.to_datetime(reviews["date"], errors="coerce")
         meta["date"] = (

@@ -25,23 +25,16 @@ def _date(value: str | None, option: str) -> dt.date | None:
 
 
 def _segment_name(ws: Workspace, segment: str | None) -> str | None:
-    """Accept a segment id (S2) or name; the index stores names."""
+    """Accept a segment id (S2), name, or unambiguous part of a name; the index stores names."""
     if not segment:
         return None
-    try:
-        from insight_agent.analytics.artifacts import current_build, read_json
+    from insight_agent.analytics.artifacts import NoBuild
+    from insight_agent.analytics.queries import resolve_segment
 
-        names = read_json(current_build(ws), "segments.json")["names"]
-    except Exception:  # no build yet: take the text as given
+    try:
+        return resolve_segment(ws, segment)[1]
+    except NoBuild:  # no build yet: take the text as given
         return segment
-    lowered = {str(v).lower(): v for v in names.values()}
-    if segment.upper() in names:
-        return names[segment.upper()]
-    if segment.lower() in lowered:
-        return lowered[segment.lower()]
-    raise ConfigError(
-        f"no segment '{segment}'", hint=f"segments: {', '.join(sorted(names.values()))}"
-    )
 
 
 def review_search(

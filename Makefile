@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO   ?= demo-workspace
 
-.PHONY: demo test lint format bench clean install dev
+.PHONY: demo test lint format bench clean install dev browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,12 +31,26 @@ demo: $(VENV)/.installed
 	$(BIN)/insight segments -w $(DEMO)
 	$(BIN)/insight model-card churn -w $(DEMO)
 	$(BIN)/insight audience -t churn --top 100 -o $(DEMO)/exports/churn-top100.csv -w $(DEMO)
+	$(BIN)/insight report examples/reports/weekly-churn-review.yaml -o $(DEMO)/reports/weekly-churn-review.html -w $(DEMO)
+	$(BIN)/insight persona --all --format html -o $(DEMO)/reports/personas.html -w $(DEMO)
 	@echo
 	@echo "Demo workspace: $(CURDIR)/$(DEMO)  (data in $(DEMO)/data, models in $(DEMO)/.insight)"
 	@echo "Audience:       $(CURDIR)/$(DEMO)/exports/churn-top100.csv"
+	@echo "Report:         $(CURDIR)/$(DEMO)/reports/weekly-churn-review.html (+ .md, .manifest.json)"
+	@echo "Personas:       $(CURDIR)/$(DEMO)/reports/personas.html"
 	@echo "Try: . $(BIN)/activate && insight score -c C000042 -w $(DEMO)   (or insight --help)"
 
-test: $(VENV)/.installed-dev
+# Headless Chromium for the report browser test (Debian's package; skipped when unavailable).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the report browser test"; \
+	    (apt-get install -y -q chromium >/dev/null 2>&1 || \
+	     (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1)) || \
+	    echo "note: could not install chromium; the browser test will be skipped"; \
+	  else echo "note: no chromium (apt-get install chromium); the browser test will be skipped"; fi; }
+
+test: $(VENV)/.installed-dev browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest

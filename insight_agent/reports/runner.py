@@ -402,15 +402,13 @@ def run_report(
 def write_report(run: ReportRun, output: Path) -> dict[str, Path]:
     """Write OUT.html and OUT.md (whichever -o names, plus the other) and OUT.manifest.json."""
     from insight_agent.reports.render import render_html, render_markdown
-    from insight_agent.workspace import atomic_write_bytes, atomic_write_text
+    from insight_agent.workspace import atomic_write_text
 
     output = Path(output)
     stem = output.with_suffix("")
     html_path, md_path = stem.with_suffix(".html"), stem.with_suffix(".md")
     assets = stem.parent / f"{stem.name}_files"
-    markdown, files = render_markdown(run.document, assets, f"{stem.name}_files")
-    for name, data in files.items():
-        atomic_write_bytes(assets / name, data)
+    markdown, _ = render_markdown(run.document, assets, f"{stem.name}_files")  # writes PNGs
     atomic_write_text(md_path, markdown)
     atomic_write_text(html_path, render_html(run.document))
     manifest_path = stem.parent / f"{stem.name}.manifest.json"

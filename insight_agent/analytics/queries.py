@@ -275,7 +275,7 @@ def churn_by_segment(ws: Workspace) -> dict[str, Any]:
                 "mean_churn_probability": round(float(group["p_churn"].mean()), 3),
                 "high_risk_customers": int(high.sum()),
                 "share_high_risk": _share(high),
-                "clv_at_risk": round(float(group.loc[high, "clv_12m"].sum()), 0)
+                "clv_at_risk": round(float(group.loc[high, "clv_12m"].sum()))
                 if "clv_12m" in group
                 else None,
             }
@@ -423,14 +423,14 @@ def clv_summary(ws: Workspace) -> dict[str, Any]:
     table = customer_table(ws)
     return {
         "horizon_days": clv.get("horizon_days"),
-        "total_clv": round(float(table["clv_12m"].sum()), 0) if "clv_12m" in table else None,
+        "total_clv": round(float(table["clv_12m"].sum())) if "clv_12m" in table else None,
         "mean_clv": round(float(table["clv_12m"].mean()), 2) if "clv_12m" in table else None,
         "highest_value_segment": rows[0]["segment_name"] if rows else None,
         "segments": [
             {
                 "segment": r["segment_name"],
                 "customers": r["customers"],
-                "total_clv": round(r["total_clv"], 0),
+                "total_clv": round(r["total_clv"]),
                 "share_of_clv": r["share_of_clv"],
                 "mean_clv": r["mean_clv"],
                 "median_clv": r["median_clv"],
@@ -486,7 +486,7 @@ def dataset_overview(ws: Workspace) -> dict[str, Any]:
         "data_up_to": manifest["data"]["cutoff"],
         "rows": manifest["data"].get("rows", {}),
         "customers_scored": len(table),
-        "total_spend": round(float(table["monetary_total"].sum()), 0),
+        "total_spend": round(float(table["monetary_total"].sum())),
         "median_orders_per_customer": _round(table["frequency"].median(), 1),
         "segments": manifest.get("segments", {}).get("k"),
         "models": models,

@@ -94,7 +94,9 @@ def make_chat_model(
         from insight_agent.agent.local import LocalChatModel
 
         path = model_path or settings.llm.model_path
-        return LocalChatModel(model_path=str(path) if path else None)
+        # A small model answers in prose instead of calling a tool now and then: on a user turn
+        # the call is forced (prefill + grammar); after a tool result it answers freely.
+        return LocalChatModel(model_path=str(path) if path else None, force_tool_on_user_turn=True)
     if choice.name == "openai":
         from langchain_openai import ChatOpenAI
 

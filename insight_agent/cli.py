@@ -345,6 +345,8 @@ def build(
         def progress(stage: str, message: str) -> None:
             if message == "running":
                 status.update(f"[bold]{escape(stage)}[/]…")
+            elif message.startswith("embedding "):  # live review-ingest progress: rate, ETA
+                status.update(f"[bold]{escape(stage)}[/]: {escape(message)}")
             else:
                 mark = "[green]✓[/]" if message == "ok" else "[yellow]–[/]"
                 err.print(f"{mark} {escape(stage)}: {escape(message)}")

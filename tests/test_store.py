@@ -74,3 +74,23 @@ def test_metadata_is_filterable(tmp_path, reviews, embedding_function):
     for meta in hits["metadatas"][0]:
         assert meta["rating"] <= 2 and meta["date"] >= 20250101
         assert meta["sentiment"] == "negative"
+
+
+def test_interrupted_ingest_resumes_where_it_stopped(tmp_path, reviews, embedding_function):
+    index = ReviewIndex(open_client(tmp_path / "chroma"), embedding_function)
+    seen: list[tuple[int, int]] = []
+
+    def interrupt_after_two_batches(done: int, total: int) -> None:
+        seen.append((done, total))
+        if len(seen) == 2:
+            raise KeyboardInterrupt  # what Ctrl-C does mid-ingest
+
+    with pytest.raises(KeyboardInterrupt):
+        index.sync(reviews, batch_size=64, progress=interrupt_after_two_batches)
+    assert seen == [(64, 300), (128, 300)]
+    assert index.count() == 128  # finished batches are kept
+
+    progress: list[tuple[int, int]] = []
+    resumed = index.sync(reviews, batch_size=64, progress=lambda d, t: progress.append((d, t)))
+    assert resumed.added == 300 - 128 and index.count() == 300
+    assert progress[-1] == (172, 172)  # only the rest was embedded, with progress to the end

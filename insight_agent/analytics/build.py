@@ -163,7 +163,7 @@ def _build(
             results["segments"] = _segments(X, data.orders, options, writer, customers, st)
     if "reviews" in options.stages:
         with _stage(stages, "reviews", say) as st:
-            results["reviews"] = _reviews(ws, data, customers, options, st)
+            results["reviews"] = _reviews(ws, data, customers, options, st, say)
     if "propensity" in options.stages:
         results["models"] = _propensity(
             data, features, X, end, categories, options, writer, customers, stages, say
@@ -245,7 +245,12 @@ def _segments(
 
 
 def _reviews(
-    ws: Workspace, data: Any, customers: pd.DataFrame, options: BuildOptions, st: StageReport
+    ws: Workspace,
+    data: Any,
+    customers: pd.DataFrame,
+    options: BuildOptions,
+    st: StageReport,
+    say: Progress,
 ) -> dict[str, Any]:
     """Bring the review index in line with the data (only new or edited reviews are embedded;
     segment changes update metadata). The index lives in .insight/chroma, outside builds."""
@@ -255,7 +260,15 @@ def _reviews(
 
     index = open_index(ws.artifacts, ws.settings.vectorstore.chroma_url)
     segments = customers["segment_name"].dropna() if "segment_name" in customers else None
-    report = asdict(index.sync(data.reviews, segments))
+    started = time.perf_counter()
+
+    def embedded(done: int, total: int) -> None:
+        # Shown by `insight build` as a live line; an interrupted ingest resumes from here.
+        rate = done / max(time.perf_counter() - started, 1e-9)
+        eta = (total - done) / rate if rate else 0.0
+        say("reviews", f"embedding {done:,}/{total:,} new reviews · {rate:.0f}/s · ETA {eta:.0f} s")
+
+    report = asdict(index.sync(data.reviews, segments, progress=embedded))
     st.details = report
     return report
 

@@ -270,14 +270,18 @@ def theme_shares(ws: Any, segments: list[str] | None = None) -> dict[str, dict[s
 
 def facts_blocks(facts: dict[str, Any], columns: list[str] | None = None) -> list[Any]:
     """Tool facts as blocks: headline scalars as key figures, the main list as a table."""
-    from insight_agent.reports.document import KeyFigures, Quote, Table
+    from insight_agent.reports.document import KeyFigures, Paragraph, Quote, Table
 
     scalars = [
         (k.replace("_", " "), v)
         for k, v in facts.items()
-        if isinstance(v, str | int | float) and not isinstance(v, bool) and k != "note"
+        if isinstance(v, str | int | float)
+        and not isinstance(v, bool)
+        and k not in {"note", "headline"}
     ]
     blocks: list[Any] = []
+    if facts.get("headline"):
+        blocks.append(Paragraph(f"**{facts['headline']}**"))
     if scalars:
         blocks.append(KeyFigures(scalars[:6]))
     for key, value in facts.items():

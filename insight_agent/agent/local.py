@@ -713,6 +713,9 @@ class LocalChatModel(BaseChatModel):
     """Longest reply, in tokens."""
     seed: int = 42
     force_tool_on_user_turn: bool = False
+    # A shortlist for the forced call on a user turn (e.g. from the deterministic router's
+    # decisive cues): the grammar then only admits these tools. None = any bound tool.
+    user_turn_tools: list[str] | None = None
     """Make the model call a tool whenever the last message is the user's."""
 
     @property
@@ -795,7 +798,8 @@ class LocalChatModel(BaseChatModel):
         elif tool_choice is not None:
             forced = [t for t in tools if t["function"]["name"] == tool_choice]
         elif self.force_tool_on_user_turn and messages and isinstance(messages[-1], HumanMessage):
-            forced = tools
+            shortlist = set(self.user_turn_tools or ())
+            forced = [t for t in tools if t["function"]["name"] in shortlist] or tools
         if not forced:
             return _Request(body, "", names, first_id)
         fallback_prefill = FALLBACK_PREFILL

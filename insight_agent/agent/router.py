@@ -120,6 +120,14 @@ def _similarities(question: str) -> dict[str, float]:
     return {name: float(v @ q) for name, v in zip(names, vectors, strict=True)}
 
 
+def shortlist(ctx: ToolContext, question: str) -> list[str] | None:
+    """The tool a decisive cue points to (a customer id, two segments, "what drives", a
+    profile question...), or None when only scoring would decide. The embedded model is held
+    to this shortlist on the user turn; it still writes the arguments and the answer."""
+    decision = route(ctx, question)
+    return None if decision.scores else [decision.tool]
+
+
 def route(ctx: ToolContext, question: str) -> Route:
     """Pick the tool and arguments for ``question`` (deterministic)."""
     q = question.lower()

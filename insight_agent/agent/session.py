@@ -233,6 +233,10 @@ class AgentSession:
         from insight_agent.agent.budget import trim_history
         from insight_agent.agent.grounding import annotate, check_grounding
 
+        if hasattr(self.chat_model, "user_turn_tools"):  # the embedded model: see router
+            from insight_agent.agent.router import shortlist
+
+            self.chat_model.user_turn_tools = shortlist(self.ctx, question)
         shown = self._redact().mask(question) if self.masking else question
         messages = trim_history([*self.history, HumanMessage(shown)], self.options.history_tokens)
         final, llm_seconds = self._run_graph(messages)

@@ -32,7 +32,7 @@ demo: $(VENV)/.installed
 	$(BIN)/insight model-card churn -w $(DEMO)
 	$(BIN)/insight audience -t churn --top 100 -o $(DEMO)/exports/churn-top100.csv -w $(DEMO)
 	$(BIN)/insight report examples/reports/weekly-churn-review.yaml -o $(DEMO)/reports/weekly-churn-review.html -w $(DEMO)
-	$(BIN)/insight persona --all --format html -o $(DEMO)/reports/personas.html -w $(DEMO)
+	$(BIN)/insight persona --all --llm none --format html -o $(DEMO)/reports/personas.html -w $(DEMO)
 	@echo
 	@echo "Demo workspace: $(CURDIR)/$(DEMO)  (data in $(DEMO)/data, models in $(DEMO)/.insight)"
 	@echo "Audience:       $(CURDIR)/$(DEMO)/exports/churn-top100.csv"

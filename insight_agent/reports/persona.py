@@ -294,10 +294,16 @@ def llm_persona(
             cache.put(key, text)
     if redactor is not None:
         text = redactor.unmask(text)
-    parsed = parse_sections(text)
-    name = (parsed.pop("Name", [""]) or [""])[0] or facts["segment"]
-    summary = " ".join(parsed.pop("Summary", [])) or ""
-    sections = {s: parsed.get(s) or ["No data."] for s in SECTIONS}
+    parsed = {k: _tidy(v) for k, v in parse_sections(text).items()}
+    name = (parsed.pop("Name", [""]) or [""])[0][:80] or facts["segment"]
+    card = template_persona(facts)
+    summary = " ".join(parsed.pop("Summary", [])) or card.summary
+    # Where the model wrote nothing usable, the data card's lines stand in (small models
+    # often leave sections empty or loop on one sentence).
+    sections = {
+        s: lines if lines and lines != ["No data."] else card.sections[s]
+        for s, lines in ((s, parsed.get(s)) for s in SECTIONS)
+    }
     body = "\n".join([name, summary, *(line for s in sections.values() for line in s)])
     grounding = check_grounding(body, [shown])
     return Persona(
@@ -312,6 +318,25 @@ def llm_persona(
         grounding=grounding.to_dict(),
         prompt_hash=prompt_hash("persona"),
     )
+
+
+def _tidy(items: list[str], limit: int = 300) -> list[str]:
+    """Drop repeated sentences and over-long items (greedy decoding can loop)."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for item in items:
+        kept = []
+        for sentence in re.split(r"(?<=[.!?])\s+", item):
+            key = sentence.strip().lower()
+            if key and key not in seen:
+                seen.add(key)
+                kept.append(sentence.strip())
+        line = " ".join(kept)
+        if len(line) > limit:
+            line = line[:limit].rsplit(" ", 1)[0] + "…"
+        if line:
+            out.append(line)
+    return out[:5]
 
 
 def parse_sections(text: str) -> dict[str, list[str]]:

@@ -72,6 +72,12 @@ def choose_provider(
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 
 
+def masks_pii(choice: ProviderChoice, setting: bool | None) -> bool:
+    """Whether PII is masked before text reaches the model: ``setting`` (--mask-pii,
+    llm.mask_pii) when given, else on for hosted endpoints and off for the local model."""
+    return choice.name == "openai" if setting is None else bool(setting)
+
+
 class ProviderError(ConfigError):
     """The LLM endpoint failed in a way the user can fix (key, URL, model, network)."""
 

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from insight_agent.agent.llm import ProviderChoice, explain_provider_error
+from insight_agent.agent.llm import ProviderChoice, explain_provider_error, masks_pii
 from insight_agent.tools.registry import ToolContext, ToolResult, as_langchain_tools
 
 Event = Callable[[str, Any], None]  # ("token", str) | ("tool", ToolResult) | ("status", str)
@@ -87,8 +87,7 @@ class AgentSession:
         self.history: list[Any] = []
         self.usage = {"input": 0, "output": 0, "turns": 0}
         self.session_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S-") + secrets.token_hex(3)
-        mask = self.options.mask_pii
-        self.masking = (choice.name == "openai") if mask is None else bool(mask)
+        self.masking = masks_pii(choice, self.options.mask_pii)
         self._redactor: Any = None
         self._agent: Any = None
         self._turn_results: list[ToolResult] = []

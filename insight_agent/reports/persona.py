@@ -409,7 +409,7 @@ def make_personas(
 
     LLM answers are cached under .insight/cache/llm, so an unchanged re-run is identical.
     """
-    from insight_agent.agent.llm import choose_provider, make_chat_model
+    from insight_agent.agent.llm import choose_provider, make_chat_model, masks_pii
     from insight_agent.analytics.queries import segment_names
     from insight_agent.reports.cache import AnswerCache
 
@@ -418,7 +418,7 @@ def make_personas(
         chat_model = make_chat_model(choice, ws.settings, model=model, model_path=model_path)
     if choice.name == "none":
         chat_model = None
-    mask = choice.name == "openai" if ws.settings.llm.mask_pii is None else ws.settings.llm.mask_pii
+    mask = masks_pii(choice, ws.settings.llm.mask_pii)
     cache = AnswerCache(ws.artifacts / "cache" / "llm")
     ctx = ToolContext(ws)
     names = segments or list(segment_names(ws).values())

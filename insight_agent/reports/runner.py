@@ -223,11 +223,9 @@ class _Runner:
         if self.chat_model is None:
             return template_persona(facts)
         self.prompts["persona"] = prompt_hash("persona")
-        mask = (
-            self.choice.name == "openai"
-            if self.ws.settings.llm.mask_pii is None
-            else (self.ws.settings.llm.mask_pii)
-        )
+        from insight_agent.agent.llm import masks_pii
+
+        mask = masks_pii(self.choice, self.ws.settings.llm.mask_pii)
         return llm_persona(
             facts, self.chat_model, provider=self.choice.name, mask=mask, cache=self.cache
         )

@@ -72,6 +72,17 @@ def choose_provider(
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 
 
+def model_name(chat_model: Any) -> str | None:
+    """A chat model's name as its provider reports it (None without an LLM)."""
+    if chat_model is None:
+        return None
+    for attr in ("model_name", "model", "model_path"):
+        value = getattr(chat_model, attr, None)
+        if value:
+            return str(value)
+    return type(chat_model).__name__
+
+
 def masks_pii(choice: ProviderChoice, setting: bool | None) -> bool:
     """Whether PII is masked before text reaches the model: ``setting`` (--mask-pii,
     llm.mask_pii) when given, else on for hosted endpoints and off for the local model."""

@@ -56,7 +56,6 @@ def _segments_in(ctx: ToolContext, question: str) -> list[str]:
                 pos = min(hits)
         if pos >= 0:
             found.append((pos, name))
-    # "occasional" alone matches two segments: keep those whose extra words also matched
     return [name for _, name in sorted(found)]
 
 
@@ -188,14 +187,9 @@ def route(ctx: ToolContext, question: str) -> Route:
         scores[spec.name] = round(hits + 2.0 * sims.get(spec.name, 0.0), 3)
     best = max(scores, key=lambda name: (scores[name], name))
     args = _args_for(ctx, best, question, segments)
-    if best in {"list_segments", "dataset_overview"} and segments and not hits_any(q, "segments"):
+    if best in {"list_segments", "dataset_overview"} and segments and "segments" not in q:
         best, args = "segment_profile", {"segment": segments[0]}
     return Route(best, args, scores)
-
-
-def hits_any(text: str, *words: str) -> bool:
-    """True when any of ``words`` occurs in ``text``."""
-    return any(w in text for w in words)
 
 
 def _args_for(ctx: ToolContext, tool: str, question: str, segments: list[str]) -> dict[str, Any]:

@@ -21,7 +21,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from insight_agent.agent.llm import ProviderChoice, explain_provider_error, masks_pii
+from insight_agent.agent.llm import (
+    ProviderChoice,
+    explain_provider_error,
+    masks_pii,
+    model_name,
+)
 from insight_agent.tools.registry import ToolContext, ToolResult, as_langchain_tools
 
 Event = Callable[[str, Any], None]  # ("token", str) | ("tool", ToolResult) | ("status", str)
@@ -98,13 +103,7 @@ class AgentSession:
     @property
     def model_name(self) -> str | None:
         """The model's name as the provider reports it (None without an LLM)."""
-        if self.chat_model is None:
-            return None
-        for attr in ("model_name", "model", "model_path"):
-            value = getattr(self.chat_model, attr, None)
-            if value:
-                return str(value)
-        return type(self.chat_model).__name__
+        return model_name(self.chat_model)
 
     def reset(self) -> None:
         """Forget the conversation (tools and model stay loaded)."""

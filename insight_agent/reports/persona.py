@@ -18,6 +18,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from insight_agent.agent.llm import model_name
 from insight_agent.tools.registry import ToolContext, call_tool, review_text
 
 SECTIONS = (
@@ -314,7 +315,7 @@ def llm_persona(
         quotes=facts.get("quotes", []),
         facts=facts,
         provider=provider,
-        model=_model_name(chat_model),
+        model=model_name(chat_model),
         grounding=grounding.to_dict(),
         prompt_hash=prompt_hash("persona"),
     )
@@ -362,18 +363,10 @@ def parse_sections(text: str) -> dict[str, list[str]]:
     return out
 
 
-def _model_name(chat_model: Any) -> str | None:
-    for attr in ("model_name", "model", "model_path"):
-        value = getattr(chat_model, attr, None)
-        if value:
-            return str(value)
-    return None
-
-
 def _cache_key(provider: str, chat_model: Any, prompt: str, payload: str) -> str:
     from insight_agent.prompts import prompt_hash
 
-    raw = json.dumps([provider, _model_name(chat_model), prompt_hash(prompt), payload])
+    raw = json.dumps([provider, model_name(chat_model), prompt_hash(prompt), payload])
     return hashlib.sha256(raw.encode()).hexdigest()
 
 

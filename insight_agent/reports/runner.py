@@ -72,15 +72,10 @@ class _Runner:
         self.spec = spec
         self.ctx = ToolContext(ws)
         self.choice = choose_provider(ws.settings, llm or spec.llm)
-        self.chat_model = (
-            chat_model
-            if chat_model is not None
-            else make_chat_model(self.choice, ws.settings)
-            if any(s.kind in {"question", "persona"} for s in spec.sections)
-            else None
-        )
-        if self.choice.name == "none":
-            self.chat_model = None
+        needs_llm = any(s.kind in {"question", "persona"} for s in spec.sections)
+        self.chat_model = None
+        if self.choice.name != "none" and needs_llm:
+            self.chat_model = chat_model or make_chat_model(self.choice, ws.settings)
         self.cache = AnswerCache(ws.artifacts / "cache" / "llm", enabled=use_cache)
         self.build = _build_info(ws)
         self.session: Any = None
@@ -89,9 +84,9 @@ class _Runner:
 
     @property
     def model_name(self) -> str | None:
-        from insight_agent.reports.persona import _model_name
+        from insight_agent.agent.llm import model_name
 
-        return None if self.chat_model is None else _model_name(self.chat_model)
+        return model_name(self.chat_model)
 
     # --- sections ----------------------------------------------------------------------------
 
@@ -243,10 +238,10 @@ def theme_shares(ws: Any, segments: list[str] | None = None) -> dict[str, dict[s
     """segment → theme label → share of that segment's reviews, with themes fitted once over
     all reviews (so the shares are comparable across segments)."""
     from insight_agent.analytics.queries import resolve_segment, segment_names
-    from insight_agent.vectorstore.queries import _nonempty_index
+    from insight_agent.vectorstore.queries import nonempty_index
     from insight_agent.vectorstore.themes import find_themes
 
-    themes = find_themes(_nonempty_index(ws))
+    themes = find_themes(nonempty_index(ws))
     labels = [t["label"] for t in themes.themes]
     wanted = (
         [resolve_segment(ws, s)[1] for s in segments]

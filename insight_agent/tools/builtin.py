@@ -238,14 +238,6 @@ def _basket_rules(ctx: ToolContext, args: BasketArgs) -> Facts:
     return basket_summary(ctx.ws, category=args.category, segment=args.segment)
 
 
-def _segment(ctx: ToolContext, segment: str | None) -> str | None:
-    """The full segment name for an id, name or part of a name (the review index stores
-    names)."""
-    from insight_agent.analytics.queries import resolve_segment
-
-    return resolve_segment(ctx.ws, segment)[1] if segment else None
-
-
 def _quote(hit: dict[str, Any]) -> Facts:
     keep = ("review_id", "rating", "date", "segment", "category", "sentiment")
     out = {k: hit.get(k) for k in keep if hit.get(k) is not None}
@@ -260,7 +252,7 @@ def _search_reviews(ctx: ToolContext, args: ReviewSearchArgs) -> Facts:
         ctx.ws,
         args.query,
         k=args.k,
-        segment=_segment(ctx, args.segment),
+        segment=args.segment,
         min_rating=args.min_rating,
         max_rating=args.max_rating,
         sentiment=args.sentiment,
@@ -289,7 +281,7 @@ def _theme_rows(themes: list[dict[str, Any]]) -> list[Facts]:
 def _review_themes(ctx: ToolContext, args: ThemeArgs) -> Facts:
     from insight_agent.vectorstore.queries import review_themes
 
-    result = review_themes(ctx.ws, segment=_segment(ctx, args.segment), sentiment=args.sentiment)
+    result = review_themes(ctx.ws, segment=args.segment, sentiment=args.sentiment)
     out = {k: v for k, v in result.items() if k != "themes"}
     out["themes"] = _theme_rows(result.get("themes", []))
     out["note"] = DATA_NOTE
@@ -299,9 +291,7 @@ def _review_themes(ctx: ToolContext, args: ThemeArgs) -> Facts:
 def _compare_review_themes(ctx: ToolContext, args: CompareArgs) -> Facts:
     from insight_agent.vectorstore.queries import compare_segment_themes
 
-    return compare_segment_themes(
-        ctx.ws, _segment(ctx, args.segment_a) or "", _segment(ctx, args.segment_b) or ""
-    )
+    return compare_segment_themes(ctx.ws, args.segment_a, args.segment_b)
 
 
 def _slug(text: str) -> str:

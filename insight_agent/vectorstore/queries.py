@@ -54,8 +54,6 @@ def review_search(
     diverse: bool = True,
 ) -> dict[str, Any]:
     """Search the workspace's review index; JSON-ready hits with review ids and metadata."""
-    from insight_agent.vectorstore.store import open_index
-
     if sentiment and sentiment not in SENTIMENTS:
         raise ConfigError(f"unknown sentiment '{sentiment}'", hint=f"use {', '.join(SENTIMENTS)}")
     filters = ReviewFilters(
@@ -69,12 +67,7 @@ def review_search(
         category=category,
         contains=contains,
     )
-    index = open_index(ws.artifacts, ws.settings.vectorstore.chroma_url)
-    if index.count() == 0:
-        raise ConfigError(
-            "the review index is empty",
-            hint=f"run `insight build -w {ws.root}` (it indexes the reviews)",
-        )
+    index = nonempty_index(ws)
     hits = search_reviews(index, query, k=k, filters=filters, diverse=diverse)
     return {
         "query": query,
@@ -98,7 +91,7 @@ def segment_quotes(
     return {"segment": name, **result}
 
 
-def _nonempty_index(ws: Workspace) -> Any:
+def nonempty_index(ws: Workspace) -> Any:
     """The workspace's review index; ConfigError (with the fix) when nothing is indexed yet."""
     from insight_agent.vectorstore.store import open_index
 
@@ -137,7 +130,7 @@ def review_themes(
         max_rating=max_rating,
         sentiment=sentiment,
     )
-    return find_themes(_nonempty_index(ws), filters, k=k).to_dict()
+    return find_themes(nonempty_index(ws), filters, k=k).to_dict()
 
 
 def compare_segment_themes(
@@ -150,4 +143,4 @@ def compare_segment_themes(
     name_a, name_b = _segment_name(ws, segment_a), _segment_name(ws, segment_b)
     if not name_a or not name_b:
         raise ConfigError("name two segments to compare", hint="see `insight segments`")
-    return compare_themes(_nonempty_index(ws), name_a, name_b, k=k)
+    return compare_themes(nonempty_index(ws), name_a, name_b, k=k)

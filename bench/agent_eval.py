@@ -10,7 +10,9 @@ Definitions (per question):
   target, id...) match after resolving segment names;
 * grounded or flagged: every figure in the answer was verified against the tool output, or it
   is listed in the answer's "unverified:" line (the user is never shown an unchecked figure);
-* all verified: no figure needed a flag;
+* all verified: no figure and no quote needed a flag (a quote is text in double quotes of
+  four words or more; it must appear word for word in a tool output);
+* invented quotes: how many quotes, over all answers, no tool output holds (each is flagged);
 * key facts: the answer mentions the expected facts (e.g. the riskiest segment's name).
 Timings: median seconds per question, excluding the first (model load, cold caches).
 """
@@ -78,6 +80,7 @@ def evaluate(ws: Any, provider: str, questions: list[dict[str, Any]]) -> dict[st
         calls = result["tool_calls"] if result else []
         first = calls[0] if calls else None
         unverified = result["grounding"]["unverified"] if result else []
+        bad_quotes = result["grounding"].get("unverified_quotes", []) if result else []
         answer = result["answer"] if result else ""
         rows.append(
             {
@@ -97,7 +100,8 @@ def evaluate(ws: Any, provider: str, questions: list[dict[str, Any]]) -> dict[st
                 and (
                     not unverified or all(u in answer.split("unverified:")[-1] for u in unverified)
                 ),
-                "all_verified": bool(result) and not unverified,
+                "all_verified": bool(result) and not unverified and not bad_quotes,
+                "invented_quotes": len(bad_quotes),
                 "facts": all(
                     any(
                         alt.lower() in answer.lower() for alt in (f if isinstance(f, list) else [f])
@@ -129,6 +133,7 @@ def evaluate(ws: Any, provider: str, questions: list[dict[str, Any]]) -> dict[st
         "grounded_or_flagged": rate("grounded_or_flagged"),
         "all_verified": rate("all_verified"),
         "key_facts": rate("facts"),
+        "invented_quotes": sum(r["invented_quotes"] for r in rows),
         "median_s": round(statistics.median(warm), 2),
         "p90_s": round(sorted(warm)[int(0.9 * (len(warm) - 1))], 2),
         "rows": rows,
@@ -170,6 +175,7 @@ def main() -> None:
         "valid args",
         "grounded or flagged",
         "all verified",
+        "invented quotes",
         "key facts",
         "median s",
         "p90 s",
@@ -180,7 +186,7 @@ def main() -> None:
         print(
             f"| {r['provider']} | {r['model'] or '-'} | {r['questions']} | {r['right_tool']:.0%} "
             f"| {r['valid_args']:.0%} | {r['grounded_or_flagged']:.0%} | {r['all_verified']:.0%} "
-            f"| {r['key_facts']:.0%} | {r['median_s']} | {r['p90_s']} |"
+            f"| {r['invented_quotes']} | {r['key_facts']:.0%} | {r['median_s']} | {r['p90_s']} |"
         )
     misses = [(r["provider"], row) for r in results for row in r["rows"] if not row["right_tool"]]
     for provider, row in misses:

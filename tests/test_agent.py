@@ -62,7 +62,21 @@ def test_scripted_model_calls_a_tool_and_the_answer_is_grounded(ws):
     assert result.tool_calls[0]["result"]["highest_churn_segment"] == "Lapsing customers"
     assert result.grounding["ok"] and result.grounding["unverified"] == []
     assert "unverified" not in result.answer
-    # the tool output reached the model as a ToolMessage with JSON facts
+    # the tool output reached the embedded model as compact text (a table, headline first)
+    tool_messages = [m for m in model.seen[-1] if isinstance(m, ToolMessage)]
+    lines = tool_messages[0].content.splitlines()
+    assert lines[0].startswith("Lapsing customers has the highest churn risk")
+    assert "highest_churn_segment: Lapsing customers" in lines
+    assert any(line.startswith("segment | customers | mean_churn_probability") for line in lines)
+
+
+def test_json_tool_results_on_request(ws):
+    session, model = session_with(
+        ws,
+        [tool_call("churn_risk_by_segment"), AIMessage("Lapsing customers.")],
+        tool_format="json",
+    )
+    session.ask("Which segment is most likely to churn?")
     tool_messages = [m for m in model.seen[-1] if isinstance(m, ToolMessage)]
     assert json.loads(tool_messages[0].content)["highest_churn_segment"] == "Lapsing customers"
     # transcript saved
@@ -340,3 +354,16 @@ def test_ask_json_via_cli(built_demo):
     assert payload["tool_calls"][0]["tool"] == "list_segments"
     assert payload["grounding"]["ok"] is True
     assert set(payload["timings"]) >= {"total_s", "tools_s"}
+
+
+def test_an_answer_cut_at_the_token_limit_ends_at_its_last_sentence(ws):
+    cut = AIMessage(
+        "Lapsing customers are most at risk. Their mean churn probability is 0.97. They also",
+        response_metadata={"finish_reason": "length"},
+    )
+    session, _ = session_with(ws, [tool_call("churn_risk_by_segment"), cut])
+    result = session.ask("Which segment is most likely to churn?")
+    assert result.answer == (
+        "Lapsing customers are most at risk. Their mean churn probability is 0.97."
+    )
+    assert "answer cut at the length limit" in result.notes

@@ -282,3 +282,33 @@ def test_property_tenfold_error_is_caught(n: int) -> None:
     wrong = n * 10
     result = check_grounding(f"We had {wrong:,} orders.", [{"orders": n}])
     assert result.unverified == [f"{wrong:,}"]
+
+
+def test_invented_review_quotes_are_flagged_real_ones_pass() -> None:
+    from insight_agent.agent.grounding import check_grounding
+
+    view = (
+        "quotes (3 rows):\nreview_id | text\n"
+        'R1 | "Delivery was delayed three times and nobody told me why."\n'
+        'R2 | "Arrived very late, long after the promised delivery window."'
+    )
+    answer = (
+        "Customers complain about late parcels: \u201cArrived very late, long after the promised "
+        'delivery window\u201d [R2], "delivery was delayed three times and nobody told me why" '
+        '[R1] and "The courier lost my parcel twice this month." The "Lapsing customers" '
+        'segment and the "delivery, parcel, days" theme are short names, not quotes.'
+    )
+    result = check_grounding(answer, [view])
+    assert result.unverified_quotes == ["The courier lost my parcel twice this month."]
+    assert not result.ok
+    annotated = annotate(answer, result)
+    assert annotated.endswith(
+        'unverified quote (no review says this): "The courier lost my parcel twice this month."'
+    )
+    # a quote the user typed counts as grounded
+    asked = check_grounding(
+        'You said "the courier lost my parcel twice".',
+        [],
+        question=('Who wrote "the courier lost my parcel twice"?'),
+    )
+    assert asked.ok

@@ -48,6 +48,13 @@ Matching (:func:`check_grounding`)
     * Small figures are matched more easily by chance (many sources hold a 3); the check is
       about catching invented or mistyped magnitudes, not proving every digit.
 
+Quotes
+    Text the answer puts in double quotes (straight or curly) and that runs to at least four
+    words is a quote: it must appear in a tool output (or the question) word for word, ignoring
+    case, spacing, quote styles and a trailing ellipsis. A quote no tool returned is listed in
+    ``unverified_quotes`` — small models "complete" a list of review quotes with invented
+    ones. Shorter quoted text (a segment or theme name) is not checked.
+
 Derived figures
     A difference, sum or ratio of two source numbers (``41.2% - 33.7% = 7.5%``) is *not*
     verified: the tool that computes it should return it. When the sources are small (at most
@@ -173,11 +180,12 @@ class GroundingResult:
     unverified: list[str] = field(default_factory=list)
     derived: dict[str, str] = field(default_factory=dict)
     ignored: list[str] = field(default_factory=list)
+    unverified_quotes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """True when every figure in the answer is supported."""
-        return not self.unverified
+        """True when every figure and quote in the answer is supported."""
+        return not self.unverified and not self.unverified_quotes
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary (for logs, traces and `--json` output)."""
@@ -196,6 +204,7 @@ class GroundingResult:
             "unverified": list(self.unverified),
             "derived": dict(self.derived),
             "ignored": list(self.ignored),
+            "unverified_quotes": list(self.unverified_quotes),
         }
 
 
@@ -470,12 +479,61 @@ def _fmt(x: float) -> str:
     return f"{x:g}"
 
 
+_QUOTED = re.compile(r'"([^"\n]{8,}?)"|“([^”\n]{8,}?)”')
+_QUOTE_MIN_WORDS = 4
+
+
+def _norm_text(text: str) -> str:
+    text = text.casefold().replace("’", "'").replace("‘", "'")
+    text = text.replace('\\"', '"')
+    text = re.sub(r"(…|\.\.\.)", " ", text)
+    return " ".join(re.sub(r"[^\w'%.,!?-]+", " ", text).split()).strip(" .,!?")
+
+
+def extract_quotes(answer: str) -> list[str]:
+    """Text in double quotes of at least four words, in answer order, each once."""
+    found: list[str] = []
+    for match in _QUOTED.finditer(answer):
+        quote = (match.group(1) or match.group(2) or "").strip()
+        if len(quote.split()) >= _QUOTE_MIN_WORDS and quote not in found:
+            found.append(quote)
+    return found
+
+
+def _strings(obj: Any, out: list[str], depth: int = 0) -> None:
+    if depth > 50 or obj is None:
+        return
+    if isinstance(obj, str):
+        out.append(obj)
+    elif isinstance(obj, Mapping):
+        for value in obj.values():
+            _strings(value, out, depth + 1)
+    elif isinstance(obj, list | tuple):
+        for item in obj:
+            _strings(item, out, depth + 1)
+    elif getattr(obj, "content", None) is not None:
+        _strings(obj.content, out, depth + 1)
+
+
+def check_quotes(answer: str, sources: Iterable[Any], *, question: str = "") -> list[str]:
+    """The quotes in ``answer`` that no source (nor the question) holds word for word."""
+    quotes = extract_quotes(answer)
+    if not quotes:
+        return []
+    texts: list[str] = [question]
+    for source in sources:
+        _strings(source, texts)
+    haystack = "\n".join(_norm_text(t) for t in texts)
+    return [q for q in quotes if _norm_text(q) not in haystack]
+
+
 def check_grounding(answer: str, sources: Iterable[Any], *, question: str = "") -> GroundingResult:
     """Check every figure in ``answer`` against the numbers in ``sources`` and ``question``.
 
     ``sources`` are this turn's tool outputs: dicts, lists, JSON strings, plain text or
     LangChain messages. See the module docstring for the matching rules.
     """
+    sources = list(sources)  # walked twice: numbers, then quotes
     tool_numbers: list[_Source] = []
     for source in sources:
         _walk(source, tool_numbers)
@@ -501,19 +559,27 @@ def check_grounding(answer: str, sources: Iterable[Any], *, question: str = "") 
             formula = _derived(figure, tool_numbers)
             if formula:
                 result.derived[figure.raw] = formula
+    result.unverified_quotes = check_quotes(answer, sources, question=question)
     return result
 
 
 def annotate(answer: str, result: GroundingResult) -> str:
-    """``answer`` plus a line ``unverified: 13,800, 7.5%`` when some figure is unsupported.
+    """``answer`` plus a line ``unverified: 13,800, 7.5%`` when some figure is unsupported,
+    and one ``unverified quote (no review says this): "..."`` line per invented quote.
 
     Figures that look derived get the formula in brackets: ``7.5% (derived? 41.2 - 33.7)``.
     The answer is returned unchanged when everything is verified.
     """
     if result.ok:
         return answer
-    items = [
-        f"{raw} (derived? {result.derived[raw]})" if raw in result.derived else raw
-        for raw in result.unverified
-    ]
-    return f"{answer.rstrip()}\n\nunverified: {', '.join(items)}"
+    lines = []
+    if result.unverified:
+        items = [
+            f"{raw} (derived? {result.derived[raw]})" if raw in result.derived else raw
+            for raw in result.unverified
+        ]
+        lines.append(f"unverified: {', '.join(items)}")
+    for quote in result.unverified_quotes:
+        short = quote if len(quote) <= 70 else quote[:69].rstrip() + "…"
+        lines.append(f'unverified quote (no review says this): "{short}"')
+    return answer.rstrip() + "\n\n" + "\n".join(lines)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from insight_agent.agent.llm import (
     masks_pii,
     model_name,
 )
-from insight_agent.tools.registry import ToolContext, ToolResult, as_langchain_tools
+from insight_agent.tools.registry import ToolContext, ToolResult, ToolSpec, as_langchain_tools
 
 Event = Callable[[str, Any], None]  # ("token", str) | ("tool", ToolResult) | ("status", str)
 
@@ -65,10 +66,18 @@ class SessionOptions:
     mask_pii: bool | None = None  # None: on for hosted providers
     max_steps: int = 6  # model calls per turn
     history_tokens: int = 3000
-    # Cap on one tool result as the model sees it. None: 400 tokens for the embedded model
+    # Cap on one tool result as the model sees it. None: 150 tokens for the embedded model
     # (reading a tool result costs it ~20 ms a token on 2 cores; the headline comes first),
     # 1,200 for hosted models.
     tool_tokens: int | None = None
+    # How tool results are written for the model: "compact" text (tables, one token per
+    # digit counted; agent/compact.py) or "json". None: compact for the embedded model.
+    tool_format: str | None = None
+    # Longest answer the embedded model may write, in tokens (it writes ~18 a second on 2
+    # cores, and a 1.5B model asked for a list sometimes runs on); an answer cut there ends
+    # at its last whole sentence. None: 200 for the embedded model, the provider's own limit
+    # for hosted ones.
+    answer_tokens: int | None = None
     transcript: bool = True
 
 
@@ -88,6 +97,10 @@ class AgentSession:
         self.choice = choice
         self.options = options or SessionOptions()
         self.on_event = on_event or (lambda kind, payload: None)
+        if choice.name == "local" and hasattr(chat_model, "max_tokens"):
+            # a copy: the caller's model (e.g. a report's, also used for personas) keeps its own
+            limit = self.options.answer_tokens or 200
+            chat_model = chat_model.model_copy(update={"max_tokens": limit})
         self.chat_model = chat_model
         self.history: list[Any] = []
         self.usage = {"input": 0, "output": 0, "turns": 0}
@@ -96,7 +109,7 @@ class AgentSession:
         self._redactor: Any = None
         self._agent: Any = None
         self._turn_results: list[ToolResult] = []
-        self._seen_facts: list[dict[str, Any]] = []
+        self._seen_facts: list[dict[str, Any] | str] = []
 
     # --- public ------------------------------------------------------------------------------
 
@@ -162,13 +175,20 @@ class AgentSession:
         from langchain.agents.middleware import ModelCallLimitMiddleware
 
         from insight_agent.agent.budget import cap_json
+        from insight_agent.agent.compact import compact_facts
         from insight_agent.prompts import load_prompt
 
-        budget = self.options.tool_tokens or (400 if self.choice.name == "local" else 1200)
+        local = self.choice.name == "local"
+        budget = self.options.tool_tokens or (150 if local else 1200)
+        compact = (self.options.tool_format or ("compact" if local else "json")) == "compact"
 
-        def facts_out(facts: dict[str, Any]) -> dict[str, Any]:
+        def facts_out(facts: dict[str, Any], spec: ToolSpec) -> dict[str, Any] | str:
+            if compact:
+                text = compact_facts(facts, budget, keep=spec.brief)
+                self._seen_facts.append(text)  # ground answers on what the model actually saw
+                return self._redact().mask(text) if self.masking else text
             capped = cap_json(facts, budget)
-            self._seen_facts.append(capped)  # ground answers on what the model actually saw
+            self._seen_facts.append(capped)
             return self._redact().mask_obj(capped) if self.masking else capped
 
         def args_in(args: dict[str, Any]) -> dict[str, Any]:
@@ -240,11 +260,14 @@ class AgentSession:
         final, llm_seconds = self._run_graph(messages)
         new = final[len(messages) :]
         answer = _last_text(new)
+        notes: list[str] = []
+        if answer and _hit_length_limit(new):
+            answer = _whole_sentences(answer)
+            notes.append("answer cut at the length limit")
         unmask = self._redact().unmask if self.masking else (lambda s: s)
         display = unmask(answer)
         grounding = check_grounding(display, self._seen_facts, question=question)
         fixed = False
-        notes: list[str] = []
         if not answer:
             display = "I could not finish this question within the step limit; try rephrasing it."
             notes.append("no final answer from the model")
@@ -313,6 +336,28 @@ def _last_text(messages: list[Any]) -> str:
             if text.strip():
                 return text.strip()
     return ""
+
+
+def _hit_length_limit(messages: list[Any]) -> bool:
+    """Whether the last model reply stopped at its token limit."""
+    from langchain_core.messages import AIMessage
+
+    for message in reversed(messages):
+        if isinstance(message, AIMessage):
+            return (message.response_metadata or {}).get("finish_reason") == "length"
+    return False
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"”)\]]*(?=\s)|\n")
+
+
+def _whole_sentences(text: str) -> str:
+    """``text`` up to its last sentence end or line break (all of it, plus an ellipsis,
+    when there is none)."""
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    if not ends:
+        return text.rstrip() + "…"
+    return text[: ends[-1]].rstrip()
 
 
 def _usage(messages: list[Any]) -> dict[str, int]:

@@ -457,7 +457,8 @@ def basket_summary(
         "baskets": facts.get("n_baskets"),
         "multi_item_baskets": facts.get("n_multi_item_baskets"),
         "strongest_rule": rules[0]["rule"] if rules else None,
-        "rules": rules[:top],
+        # the rule first: it names the row (JSON from the build has its keys sorted)
+        "rules": [{"rule": r["rule"], **r} for r in rules[:top]],
     }
     if segment:
         _, name = resolve_segment(ws, segment)

@@ -466,6 +466,138 @@ _HEADLINES = {
 }
 
 
+# What a small model must still see when a result is squeezed into a few hundred tokens
+# (agent/compact.py): top-level facts and table columns by name. Everything else may go first.
+_BRIEF: dict[str, tuple[str, ...]] = {
+    "dataset_overview": (
+        "data_up_to",
+        "rows",
+        "customers_scored",
+        "total_spend",
+        "segments",
+        "models",
+        "reviews_indexed",
+    ),
+    "list_segments": (
+        "segments_count",
+        "largest_segment",
+        "top_revenue_segment",
+        "name",
+        "customers",
+        "share_customers",
+        "share_revenue",
+        "median_total_spend",
+    ),
+    "segment_profile": (
+        "name",
+        "customers",
+        "share_customers",
+        "share_revenue",
+        "behaviour.recency_days",
+        "behaviour.frequency",
+        "behaviour.monetary_total",
+        "top_categories",
+        "who.median_age",
+        "who.gender_mix",
+        "who.channel_mix",
+        "propensity.mean_churn_probability",
+        "propensity.mean_purchase_probability",
+        "clv_12m.mean",
+        "next_best_categories",
+    ),
+    "compare_segments": (
+        "segment_a",
+        "segment_b",
+        "biggest_difference",
+        "metrics",
+        "top_categories",
+    ),
+    "churn_risk_by_segment": (
+        "highest_churn_segment",
+        "lowest_churn_segment",
+        "high_risk_customers_total",
+        "model_reliability",
+        "segment",
+        "customers",
+        "mean_churn_probability",
+        "high_risk_customers",
+        "clv_at_risk",
+    ),
+    "top_customers": ("target", "segment", "customer_id", "probability", "clv_12m"),
+    "customer_profile": (
+        "customer_id",
+        "segment",
+        "recency_days",
+        "frequency",
+        "monetary_total",
+        "churn_probability",
+        "churn_reasons",
+        "purchase_probability",
+        "response_probability",
+        "clv_12m",
+        "next_best_category",
+        "next_best_reason",
+    ),
+    "model_quality": (
+        "target",
+        "meaning",
+        "roc_auc",
+        "reliability",
+        "top_decile_lift",
+        "base_rate",
+        "top_drivers",
+    ),
+    "clv_summary": (
+        "total_clv",
+        "mean_clv",
+        "highest_value_segment",
+        "segment",
+        "customers",
+        "total_clv",
+        "share_of_clv",
+        "mean_clv",
+    ),
+    "basket_rules": (
+        "segment",
+        "strongest_rule",
+        "next_best_categories",
+        "rule",
+        "confidence",
+        "lift",
+    ),
+    "search_reviews": (
+        "query",
+        "quotes_found",
+        "note",
+        "review_id",
+        "rating",
+        "segment",
+        "sentiment",
+        "text",
+    ),
+    "review_themes": (
+        "reviews",
+        "largest_theme",
+        "most_negative_theme",
+        "note",
+        "label",
+        "share",
+        "avg_rating",
+        "share_negative",
+    ),
+    "compare_review_themes": (
+        "segment_a",
+        "segment_b",
+        "largest_difference",
+        "note",
+        "label",
+        "share_a",
+        "share_b",
+        "significant",
+    ),
+}
+
+
 # --- registration ---------------------------------------------------------------------------
 
 for _spec in (
@@ -594,4 +726,5 @@ for _spec in (
 ):
     if _spec.name in _HEADLINES:
         _spec = dataclasses.replace(_spec, headline=_HEADLINES[_spec.name])
+    _spec = dataclasses.replace(_spec, brief=_BRIEF.get(_spec.name, ()))
     register(_spec)

@@ -63,6 +63,9 @@ class ToolSpec:
     # One sentence stating the answer with its figures, put first in the facts: small models
     # quote it instead of re-deriving (and misquoting) figures from nested lists.
     headline: Callable[[Facts], str | None] | None = None
+    # Keys and table columns a small model must still see when the result is squeezed
+    # (agent/compact.py drops the others first).
+    brief: tuple[str, ...] = ()
 
 
 @dataclass
@@ -157,12 +160,13 @@ def as_langchain_tools(
     specs: list[ToolSpec] | None = None,
     on_result: Callable[[ToolResult], None] | None = None,
     args_in: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-    facts_out: Callable[[Facts], Facts] | None = None,
+    facts_out: Callable[[Facts, ToolSpec], Facts | str] | None = None,
 ) -> list[Any]:
     """The tools as LangChain ``StructuredTool`` objects for an agent.
 
     ``args_in`` transforms the model's arguments before validation (e.g. restore masked ids),
-    ``facts_out`` transforms facts before the model sees them (cap size, mask PII);
+    ``facts_out(facts, spec)`` transforms facts before the model sees them (cap size, mask
+    PII); it may return text (e.g. a compact rendering), which goes to the model as it is;
     ``on_result`` observes each call (transcripts, grounding). A failing call returns
     ``{"error": ...}`` to the model so it can correct itself.
     """
@@ -177,9 +181,11 @@ def as_langchain_tools(
             if on_result:
                 on_result(result)
             if result.facts is None:
-                payload: Facts = {"error": result.error}
+                payload: Facts | str = {"error": result.error}
             else:
-                payload = facts_out(result.facts) if facts_out else result.facts
+                payload = facts_out(result.facts, _spec) if facts_out else result.facts
+            if isinstance(payload, str):
+                return payload
             # compact separators: fewer tokens for the model to read
             return json.dumps(payload, ensure_ascii=False, default=str, separators=(",", ":"))
 

@@ -1,0 +1,265 @@
+"""Tool facts as compact text for a small model.
+
+The embedded 1.5B model reads prompt tokens at ~50/s on a 2-core machine, so the size of a
+tool result is most of a question's latency. JSON repeats every key on every row; here a list
+of records becomes a table whose header names the columns once, scalars become ``key: value``
+lines and nested records become dotted keys. The same facts take about a third fewer tokens,
+and names are never cut (``cap_json`` shortens every long string; a cut segment name is one
+the model can no longer pass back to a tool).
+
+Numbers are written exactly as the tool rounded them, so grounding can check an answer against
+this text. Review texts (``text`` fields) are always JSON-quoted: they stay delimited as data
+and a ``|`` or a line break in them cannot break the table.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from insight_agent.agent.budget import count_tokens
+
+_LONG_TEXT = 60  # strings longer than this (inside lists and records) may be shortened
+# Review texts are cut far later: shown a cut quote, a small model "finishes" it from
+# imagination (and the grounding check then flags it); fewer whole quotes serve better.
+_LONG_QUOTE = 300
+_QUOTED_KEYS = frozenset({"text", "quote", "review"})
+_SKIP_KEYS = frozenset({"_truncated"})
+
+
+@dataclass(frozen=True)
+class _Limits:
+    rows: int | None = None  # rows kept per top-level table
+    nested: int | None = None  # records kept per list inside a table row
+    text: int | None = None  # characters kept of free text inside lists and records
+
+
+_FULL = _Limits()
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == [] or value == {} or value == ""
+
+
+def _scalar(value: Any, text: int | None = None, quoted: bool = False) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        value = int(value)
+    if isinstance(value, int | float):
+        return str(value)
+    out = " ".join(str(value).split())  # one line: tables and key lines stay parseable
+    if text is not None:
+        limit = max(text, _LONG_QUOTE if quoted else _LONG_TEXT)
+        if len(out) > limit:
+            out = out[: limit - 1].rstrip() + "…"
+    if quoted or "|" in out:
+        return json.dumps(out, ensure_ascii=False)
+    return out
+
+
+def _inline(value: Any, limits: _Limits, key: str = "") -> str:
+    """A value on one line: lists joined by '; ', records as k=v pairs."""
+    if isinstance(value, dict):
+        return ", ".join(
+            f"{k}={_inline(v, limits, k)}"
+            for k, v in value.items()
+            if not _empty(v) and k not in _SKIP_KEYS
+        )
+    if isinstance(value, list | tuple):
+        if value and all(isinstance(v, list | tuple) for v in value):  # [["Footwear", 0.18]]
+            return "; ".join(" ".join(_scalar(x, limits.text) for x in v) for v in value)
+        return "; ".join(_inline(v, limits, key) for v in value)
+    return _scalar(value, limits.text, quoted=key in _QUOTED_KEYS)
+
+
+def _is_table(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
+def _count(shown: int, total: int) -> str:
+    hidden = total - shown
+    return f"{total} rows" + (f", {hidden} more not shown" if hidden else "")
+
+
+def _table(name: str, records: list[dict[str, Any]], limits: _Limits, indent: str) -> list[str]:
+    """A header of column names, then one ``a | b | c`` line per record. Lists of records
+    inside a row (a theme's quotes) follow that row as indented lines."""
+    shown = records if limits.rows is None else records[: limits.rows]
+    columns: list[str] = []
+    nested: list[str] = []
+    for record in shown:
+        for key, value in record.items():
+            if key in _SKIP_KEYS or key in columns or key in nested:
+                continue
+            (nested if _is_table(value) else columns).append(key)
+    out = [f"{indent}{name} ({_count(len(shown), len(records))}):"]
+    if not shown:
+        return out
+    out.append(indent + " | ".join(columns))
+    for record in shown:
+        cells = [
+            "" if _empty(record.get(c)) else _inline(record.get(c), limits, c) for c in columns
+        ]
+        out.append(indent + " | ".join(cells))
+        for key in nested:
+            inner = record.get(key) or []
+            kept = inner if limits.nested is None else inner[: limits.nested]
+            if kept:
+                out.append(f"{indent}  {key} ({_count(len(kept), len(inner))}):")
+                out.extend(f"{indent}  - {_inline(item, limits)}" for item in kept)
+    return out
+
+
+def _lines(obj: dict[str, Any], prefix: str, limits: _Limits, top: bool) -> list[str]:
+    out: list[str] = []
+    for key, value in obj.items():
+        if _empty(value) or key in _SKIP_KEYS:
+            continue
+        name = f"{prefix}{key}"
+        if _is_table(value):
+            out.extend(_table(name, value, limits, ""))
+        elif isinstance(value, dict) and any(
+            isinstance(v, dict) or _is_table(v) for v in value.values()
+        ):
+            out.extend(_lines(value, f"{name}.", limits, top=False))
+        elif top and not isinstance(value, dict | list):
+            # Top-level facts (the headline first of all) are never shortened.
+            out.append(f"{name}: {_scalar(value, None, quoted=key in _QUOTED_KEYS)}")
+        else:
+            out.append(f"{name}: {_inline(value, limits, key)}")
+    return out
+
+
+def render_facts(facts: Any, limits: _Limits = _FULL) -> str:
+    """``facts`` as compact text: the headline sentence on the first line (no label: a small
+    model quotes a label along with it), then ``key: value`` lines and one table per list of
+    records."""
+    if isinstance(facts, dict):
+        rest = {k: v for k, v in facts.items() if k != "headline"}
+        lines = _lines(rest, "", limits, top=True)
+        if not _empty(facts.get("headline")):
+            lines.insert(0, _scalar(facts["headline"]))
+        return "\n".join(lines)
+    if _is_table(facts):
+        return "\n".join(_table("rows", facts, limits, ""))
+    return _inline(facts, limits)
+
+
+def _longest_table(obj: Any) -> int:
+    if isinstance(obj, dict):
+        return max((_longest_table(v) for v in obj.values()), default=0)
+    if _is_table(obj):
+        return len(obj)
+    return 0
+
+
+def _digits_aware_tokens(text: str, encoding: str = "cl100k_base") -> int:
+    """Tokens as a model whose tokenizer splits numbers into single digits (Qwen, Llama 3
+    groups of <= 3 count alike or fewer) would see ``text``: tiktoken for the words, one token
+    per digit. cl100k alone undercounts number-heavy facts by ~15% for Qwen2.5."""
+    digits = sum(ch.isdigit() for ch in text)
+    return count_tokens(_DIGITS.sub("", text), encoding) + digits
+
+
+_DIGITS = re.compile(r"\d")
+
+
+def _without(facts: Any, drop_keys: set[str], drop_columns: set[str]) -> Any:
+    """``facts`` without some keys (``a`` or a dotted ``a.b`` inside a record) and some
+    table columns."""
+    if not isinstance(facts, dict):
+        return facts
+    out: dict[str, Any] = {}
+    for key, value in facts.items():
+        if key in drop_keys:
+            continue
+        if _is_table(value) and drop_columns:
+            value = [{k: v for k, v in row.items() if k not in drop_columns} for row in value]
+        elif isinstance(value, dict):
+            value = {k: v for k, v in value.items() if f"{key}.{k}" not in drop_keys}
+        out[key] = value
+    return out
+
+
+def _droppable(facts: Any, keep: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """Keys and table columns ``keep`` does not name, in the order they may be dropped
+    (from the end of the result backwards).
+
+    Keys of a record inside the result are named ``record.key``: keeping ``who`` keeps all
+    of it, keeping ``who.median_age`` keeps that key and lets the others go. Likewise a
+    table named in ``keep`` keeps all its columns (they may not be known in advance, e.g.
+    one per compared segment), one with some of its columns named loses the others, one
+    with neither may go as a whole. The first column names the row and review texts are
+    quoted as evidence: while their table is shown, both stay.
+    """
+    if not keep or not isinstance(facts, dict):
+        return [], []
+    keys: list[str] = []
+    columns: list[str] = []
+    for key, value in facts.items():
+        if key == "headline" or key in keep:
+            continue
+        if _is_table(value):
+            names = list(dict.fromkeys(k for row in value for k in row))
+            if any(n in keep for n in names):
+                columns.extend(c for c in names[1:] if c not in keep and c not in _QUOTED_KEYS)
+            else:
+                keys.append(key)
+        elif isinstance(value, dict) and any(f"{key}.{k}" in keep for k in value):
+            keys.extend(f"{key}.{k}" for k in value if f"{key}.{k}" not in keep)
+        else:
+            keys.append(key)
+    return keys, columns
+
+
+def compact_facts(
+    facts: Any,
+    max_tokens: int,
+    *,
+    keep: tuple[str, ...] = (),
+    digits_split: bool = True,
+    encoding: str = "cl100k_base",
+) -> str:
+    """``facts`` as compact text of at most ``max_tokens`` tokens when it can be done.
+
+    Shrinks step by step until the text fits: lists inside table rows keep 2, then 1 record;
+    free text is cut to 160, then 80 characters; top-level facts that ``keep`` does not name
+    are dropped (last first), then table columns it does not name (right first); last, table
+    rows from the end (tools sort them, most important first). A table that lost rows says
+    how many are not shown. The headline is always kept whole. ``digits_split`` counts one
+    token per digit, as Qwen's tokenizer does.
+    """
+
+    def size(text: str) -> int:
+        return _digits_aware_tokens(text, encoding) if digits_split else count_tokens(text)
+
+    text = render_facts(facts)
+    if size(text) <= max_tokens:
+        return text
+    short = _Limits(nested=1, text=80)
+    for step in (_Limits(nested=2), _Limits(nested=1), _Limits(nested=1, text=160), short):
+        text = render_facts(facts, step)
+        if size(text) <= max_tokens:
+            return text
+    keys, columns = _droppable(facts, keep)
+    dropped: set[str] = set()
+    for key in reversed(keys):
+        dropped.add(key)
+        text = render_facts(_without(facts, dropped, set()), short)
+        if size(text) <= max_tokens:
+            return text
+    cut: set[str] = set()
+    for column in reversed(columns):
+        cut.add(column)
+        text = render_facts(_without(facts, dropped, cut), short)
+        if size(text) <= max_tokens:
+            return text
+    smallest = _without(facts, dropped, cut)
+    for rows in range(_longest_table(smallest) - 1, -1, -1):
+        text = render_facts(smallest, _Limits(rows=rows, nested=1, text=80))
+        if size(text) <= max_tokens:
+            return text
+    return text

@@ -94,3 +94,46 @@ def test_interrupted_ingest_resumes_where_it_stopped(tmp_path, reviews, embeddin
     resumed = index.sync(reviews, batch_size=64, progress=lambda d, t: progress.append((d, t)))
     assert resumed.added == 300 - 128 and index.count() == 300
     assert progress[-1] == (172, 172)  # only the rest was embedded, with progress to the end
+
+
+FILTER_CASES = [
+    {"max_rating": 2},
+    {"min_rating": 4, "sentiment": "positive"},
+    {"since": "2025-01-01", "until": "2025-12-31"},
+    {"category": "Apparel"},
+    {"contains": "late"},
+    {"max_rating": 2, "since": "2024-06-01", "contains": "delivery"},
+]
+
+
+@pytest.mark.parametrize("candidates", [(50, 400), (8,)])
+def test_post_filtered_search_equals_chromas_filtered_query(
+    tmp_path, reviews, embedding_function, monkeypatch, candidates
+):
+    """Filtered searches first rank unfiltered candidates and keep those that pass; the
+    result must be the one Chroma's own filtered query gives, and with too few candidates
+    (8) the search must fall back to Chroma's filter rather than return fewer hits."""
+    import datetime as dt
+
+    from insight_agent.vectorstore import search
+
+    monkeypatch.setattr(search, "POST_FILTER_CANDIDATES", candidates)
+    index = ReviewIndex(open_client(tmp_path / "chroma"), embedding_function)
+    index.sync(reviews)
+    for case in FILTER_CASES:
+        args = {
+            key: dt.date.fromisoformat(value) if key in ("since", "until") else value
+            for key, value in case.items()
+        }
+        filters = search.ReviewFilters(**args)
+        for query in ("late delivery", "great quality", "too small"):
+            got = search.search_reviews(index, query, k=5, filters=filters, diverse=False)
+            want = index.collection.query(
+                query_texts=[query],
+                n_results=5,
+                where=filters.where(),
+                where_document=filters.where_document(),
+            )["ids"][0]
+            assert [h["review_id"] for h in got] == [
+                index.collection.get(ids=[i])["metadatas"][0]["review_id"] for i in want
+            ], (case, query)

@@ -55,6 +55,35 @@ class ReviewFilters:
         """The Chroma ``where_document`` clause (keyword must-contain)."""
         return {"$contains": self.contains} if self.contains else None
 
+    def active(self) -> bool:
+        """True when any filter is set."""
+        return self.where() is not None or self.where_document() is not None
+
+    def matches(self, meta: dict[str, Any] | None, document: str | None) -> bool:
+        """Whether one stored review passes these filters: the same test as :meth:`where`
+        and :meth:`where_document` ask Chroma for, done in Python on a fetched hit."""
+        meta = meta or {}
+        for key in ("segment", "sentiment", "product", "category"):
+            value = getattr(self, key)
+            if value and meta.get(key) != value:
+                return False
+        rating, date = meta.get("rating"), meta.get("date")
+        if self.min_rating is not None or self.max_rating is not None:
+            if not isinstance(rating, int | float):
+                return False
+            if self.min_rating is not None and rating < float(self.min_rating):
+                return False
+            if self.max_rating is not None and not 0.0 <= rating <= float(self.max_rating):
+                return False
+        if self.since is not None or self.until is not None:
+            if not isinstance(date, int | float):
+                return False
+            if self.since is not None and date < _date_int(self.since):
+                return False
+            if self.until is not None and not 0 < date <= _date_int(self.until):
+                return False
+        return not self.contains or self.contains in (document or "")
+
 
 def _date_int(day: dt.date) -> int:
     return day.year * 10000 + day.month * 100 + day.day
@@ -78,6 +107,42 @@ def mmr(query: np.ndarray, candidates: np.ndarray, k: int, lambda_: float = 0.6)
     return chosen
 
 
+# A filtered query first ranks the nearest reviews without the filter and keeps those that
+# pass: exact whenever enough pass (the best k of a filtered set are the first k of it in the
+# unfiltered ranking), and a few ms, where Chroma's own filtered query first collects every
+# matching id from SQLite (~60 ms for a rating filter over 20k reviews, growing with the
+# collection). Candidates: 50, then 400 when too few pass; a narrow filter then goes to
+# Chroma's filtered query.
+POST_FILTER_CANDIDATES: tuple[int, ...] = (50, 400)
+
+
+def _query(
+    collection: Any, vector: list[float], n: int, include: list[str], **where: Any
+) -> dict[str, list[Any]]:
+    result = collection.query(query_embeddings=[vector], n_results=n, include=include, **where)
+    return {key: (result.get(key) or [[]])[0] for key in ("ids", *include)}
+
+
+def _post_filtered(
+    collection: Any, vector: list[float], want: int, filters: ReviewFilters, include: list[str]
+) -> dict[str, list[Any]] | None:
+    """The ``want`` best hits passing ``filters``, from unfiltered candidate lists; None
+    when too few candidates pass to be sure they are the best."""
+    need = sorted({*include, "documents", "metadatas"})
+    for candidates in POST_FILTER_CANDIDATES:
+        n = max(candidates, 4 * want)
+        got = _query(collection, vector, n, need)
+        keep = [
+            i
+            for i, (meta, doc) in enumerate(zip(got["metadatas"], got["documents"], strict=True))
+            if filters.matches(meta, doc)
+        ]
+        if len(keep) >= want or len(got["ids"]) < n:  # enough, or the whole collection seen
+            keep = keep[:want]
+            return {key: [values[i] for i in keep] for key, values in got.items()}
+    return None  # the collection holds more than we looked at: ask Chroma to filter
+
+
 def search_reviews(
     index: Any,
     query: str,
@@ -90,26 +155,36 @@ def search_reviews(
     """Reviews most similar to ``query`` that pass ``filters``; MMR-diversified by default.
 
     Each hit: review_id, text (verbatim), similarity (cosine, 3 decimals) and the metadata.
+    The query text is embedded once; filtered queries try post-filtered candidate lists
+    first (see ``POST_FILTER_CANDIDATES``).
     """
     filters = filters or ReviewFilters()
     collection = index.collection
-    n = max(k, fetch_k if diverse else k)
-    result = collection.query(
-        query_texts=[query],
-        n_results=n,
-        where=filters.where(),
-        where_document=filters.where_document(),
-        include=["documents", "metadatas", "distances", "embeddings"],
-    )
-    ids = result["ids"][0]
+    want = max(k, fetch_k if diverse else k)
+    vector = [float(x) for x in index.embedding_function([query])[0]]
+    include = ["documents", "metadatas", "distances"]
+    if diverse:
+        include.append("embeddings")
+    result = None
+    if filters.active():
+        result = _post_filtered(collection, vector, want, filters, include)
+    if result is None:
+        result = _query(
+            collection,
+            vector,
+            want,
+            include,
+            where=filters.where(),
+            where_document=filters.where_document(),
+        )
+    ids = result["ids"]
     if not ids:
         return []
-    docs, metas = result["documents"][0], result["metadatas"][0]
-    distances = np.asarray(result["distances"][0], dtype=float)
+    docs, metas = result["documents"], result["metadatas"]
+    distances = np.asarray(result["distances"], dtype=float)
     if diverse and len(ids) > k:
-        vectors = np.asarray(result["embeddings"][0], dtype=np.float32)
-        query_vec = np.asarray(index.embedding_function([query])[0], dtype=np.float32)
-        order = mmr(query_vec, vectors, k)
+        vectors = np.asarray(result["embeddings"], dtype=np.float32)
+        order = mmr(np.asarray(vector, dtype=np.float32), vectors, k)
     else:
         order = list(range(min(k, len(ids))))
     hits = []

@@ -816,7 +816,7 @@ def ask(
 ) -> None:
     """Answer one question (for scripts). --json adds tool calls, verification, timings, tokens.
 
-    Exit code 4 when --strict is given and figures remain unverified.
+    Exit code 4 when --strict is given and figures or quotes remain unverified.
     """
     err = _console(stderr=True)
     out = _console()
@@ -847,7 +847,7 @@ def ask(
         from rich.markup import escape
 
         out.print(escape(result.answer))
-    if strict and result.grounding.get("unverified"):
+    if strict and not result.grounding.get("ok", True):
         raise typer.Exit(4)
 
 

@@ -367,3 +367,17 @@ def test_an_answer_cut_at_the_token_limit_ends_at_its_last_sentence(ws):
         "Lapsing customers are most at risk. Their mean churn probability is 0.97."
     )
     assert "answer cut at the length limit" in result.notes
+
+
+def test_segment_names_resolve_with_filler_words(ws):
+    """Models (and people) write "the high-value loyal customers": the tools still find it."""
+    from insight_agent.analytics.queries import resolve_segment
+    from insight_agent.errors import ConfigError
+
+    assert resolve_segment(ws, "High-value loyal customers")[1] == "High-value loyal"
+    assert resolve_segment(ws, "the lapsing customers segment")[1] == "Lapsing customers"
+    assert resolve_segment(ws, "bargain hunter")[1] == "Bargain hunters"
+    with pytest.raises(ConfigError, match="matches several segments"):
+        resolve_segment(ws, "occasional shoppers")
+    with pytest.raises(ConfigError, match="no segment 'VIP customers'"):
+        resolve_segment(ws, "VIP customers")

@@ -414,14 +414,22 @@ def test_tool_ids_continue_the_conversation(monkeypatch):
 
 
 @pytest.mark.skipif(not HAS_RUNTIME, reason="xllamacpp (the local extra) is not installed")
-def test_tool_choice_by_name_restricts_the_grammar(monkeypatch):
-    engine = ScriptedEngine('<tool_call>\n{"name": "segment_sizes", "arguments": {}}')
+def test_one_allowed_tool_is_prefilled_up_to_its_arguments(monkeypatch):
+    """With one tool allowed its name is known: it is read as prompt (fast), and the grammar
+    constrains only the arguments object and the closing brace."""
+    engine = ScriptedEngine('{"segment": "VIP"}}')
     model = _model(monkeypatch, engine)
-    model.bind_tools([segment_sizes, churn_by_segment], tool_choice="segment_sizes").invoke(
+    ai = model.bind_tools([segment_sizes, churn_by_segment], tool_choice="churn_by_segment").invoke(
         QUESTION
     )
-    grammar = engine.requests[0]["grammar"]
-    assert "segment_sizes" in grammar and "churn_by_segment" not in grammar
+    request = engine.requests[0]
+    prefill = '<tool_call>\n{"name": "churn_by_segment", "arguments": '
+    assert request["messages"][-1] == {"role": "assistant", "content": prefill}
+    grammar = request["grammar"]
+    assert '"segment"' in grammar and "churn_by_segment" not in grammar
+    assert 'start: arguments "}"' in grammar
+    assert ai.tool_calls[0]["name"] == "churn_by_segment"
+    assert ai.tool_calls[0]["args"] == {"segment": "VIP"}
 
 
 def test_unforced_and_none_choices_add_no_prefill(monkeypatch):

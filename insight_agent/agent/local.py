@@ -611,6 +611,37 @@ def tool_call_grammar(tools: Sequence[dict[str, Any]]) -> str | None:
         return None
 
 
+def arguments_grammar(tool: dict[str, Any]) -> str | None:
+    """A grammar for the rest of one call of ``tool`` after the prefill
+    ``<tool_call>\n{"name": "<tool>", "arguments": ``: its arguments object, then ``}``.
+
+    With one tool allowed the name is known: prefilled, its ~12 tokens are read in one batch
+    (~25 ms each) instead of being generated one by one (~55 ms each on 2 cores). None when
+    the schema cannot be compiled this way (the whole-call grammar is used then).
+    """
+    import copy
+
+    try:
+        import xllamacpp
+    except ImportError:
+        return None
+    function = tool["function"]
+    params = copy.deepcopy(function.get("parameters") or {"type": "object", "properties": {}})
+    params.setdefault("type", "object")
+    params.setdefault("additionalProperties", False)
+    try:
+        grammar = xllamacpp.json_schema_to_grammar(params)
+    except (ValueError, RuntimeError):
+        return None
+    # xllamacpp writes an llguidance grammar "%llguidance {}\nstart: %json {...}": make the
+    # start rule that object followed by the brace closing the call.
+    header, _, body = grammar.partition("\n")
+    if not header.startswith("%llguidance") or not body.startswith("start: %json "):
+        return None  # another grammar dialect: don't guess, use the whole-call grammar
+    schema = body[len("start: %json ") :].strip()
+    return f'{header}\nstart: arguments "}}"\narguments: %json {schema}\n'
+
+
 # --------------------------------------------------------------------------------------------
 # The LangChain chat model
 # --------------------------------------------------------------------------------------------
@@ -809,6 +840,12 @@ class LocalChatModel(BaseChatModel):
             **body,
             "messages": [*body["messages"], {"role": "assistant", "content": fallback_prefill}],
         }
+        if len(forced) == 1:
+            # One tool allowed: prefill up to its arguments, constrain only those.
+            grammar = arguments_grammar(forced[0])
+            if grammar is not None:
+                constrained = {**fallback, "grammar": grammar}
+                return _Request(constrained, fallback_prefill, names, first_id, fallback=fallback)
         grammar = tool_call_grammar(forced)
         if grammar is None:
             return _Request(fallback, fallback_prefill, names, first_id)

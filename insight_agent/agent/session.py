@@ -33,8 +33,8 @@ from insight_agent.tools.registry import ToolContext, ToolResult, ToolSpec, as_l
 Event = Callable[[str, Any], None]  # ("token", str) | ("tool", ToolResult) | ("status", str)
 
 FIX_REQUEST = (
-    "These figures in your answer do not appear in the tool results: {figures}. "
-    "Rewrite the answer using only figures exactly as the tools returned them."
+    "These figures or quotes in your answer do not appear in the tool results: {figures}. "
+    "Rewrite the answer using only figures and review quotes exactly as the tools returned them."
 )
 
 
@@ -272,7 +272,8 @@ class AgentSession:
             display = "I could not finish this question within the step limit; try rephrasing it."
             notes.append("no final answer from the model")
         elif not grounding.ok and self.options.strict:
-            request = FIX_REQUEST.format(figures=", ".join(grounding.unverified))
+            wrong = [*grounding.unverified, *(f'"{q}"' for q in grounding.unverified_quotes)]
+            request = FIX_REQUEST.format(figures=", ".join(wrong))
             retry = [*final, HumanMessage(request)]
             self.on_event("status", "re-asking the model to fix unverified figures")
             final, more = self._run_graph(retry)

@@ -6,6 +6,7 @@ CLI renders it and the agent's tools pass it on unchanged.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -235,10 +236,24 @@ def resolve_segment(ws: Workspace, text: str) -> tuple[str, str]:
     partial = [(sid, name) for sid, name in names.items() if wanted and wanted in name.lower()]
     if len(partial) == 1:
         return partial[0]
+    if not partial:  # "the high-value loyal customers segment" -> "High-value loyal"
+        core = _core_words(wanted)
+        partial = [(sid, name) for sid, name in names.items() if core and core in _core_words(name)]
+        if len(partial) == 1:
+            return partial[0]
     listing = ", ".join(f"{sid} {name}" for sid, name in sorted(names.items()))
     if partial:
         raise ConfigError(f"'{text}' matches several segments", hint=f"segments: {listing}")
     raise ConfigError(f"no segment '{text}'", hint=f"segments: {listing}")
+
+
+_FILLER = frozenset({"the", "our", "segment", "segments", "group", "customers", "customer"})
+
+
+def _core_words(text: str) -> str:
+    """A segment name without filler words, lower case: "the lapsing customers" -> "lapsing"."""
+    words = re.findall(r"[\w()-]+", text.lower())
+    return " ".join(w for w in words if w not in _FILLER)
 
 
 def _share(mask: Any) -> float:

@@ -106,20 +106,27 @@ FILTER_CASES = [
 ]
 
 
-@pytest.mark.parametrize("candidates", [(50, 400), (8,)])
-def test_post_filtered_search_equals_chromas_filtered_query(
-    tmp_path, reviews, embedding_function, monkeypatch, candidates
+@pytest.mark.parametrize(
+    ("candidates", "table", "id_chunk"),
+    [((50, 400), True, 20_000), ((8,), False, 20_000), ((8,), True, 20_000), ((8,), True, 7)],
+)
+def test_filtered_search_equals_chromas_filtered_query(
+    tmp_path, reviews, embedding_function, monkeypatch, candidates, table, id_chunk
 ):
-    """Filtered searches first rank unfiltered candidates and keep those that pass; the
-    result must be the one Chroma's own filtered query gives, and with too few candidates
-    (8) the search must fall back to Chroma's filter rather than return fewer hits."""
+    """Filtered searches first rank unfiltered candidates and keep those that pass; with too
+    few candidates (8) they search the ids the filter table lets through (in chunks of 7 ids
+    here), or without a table ask Chroma to filter. Every path must give the result Chroma's
+    own filtered query gives."""
     import datetime as dt
 
     from insight_agent.vectorstore import search
 
     monkeypatch.setattr(search, "POST_FILTER_CANDIDATES", candidates)
-    index = ReviewIndex(open_client(tmp_path / "chroma"), embedding_function)
+    monkeypatch.setattr(search, "ID_CHUNK", id_chunk)
+    path = tmp_path / "chroma"
+    index = ReviewIndex(open_client(path), embedding_function, path=path if table else None)
     index.sync(reviews)
+    assert (index.filter_table() is not None) == table
     for case in FILTER_CASES:
         args = {
             key: dt.date.fromisoformat(value) if key in ("since", "until") else value
@@ -137,3 +144,17 @@ def test_post_filtered_search_equals_chromas_filtered_query(
             assert [h["review_id"] for h in got] == [
                 index.collection.get(ids=[i])["metadatas"][0]["review_id"] for i in want
             ], (case, query)
+
+
+def test_the_filter_table_follows_ingest(tmp_path, reviews, embedding_function):
+    path = tmp_path / "chroma"
+    index = ReviewIndex(open_client(path), embedding_function, path=path)
+    index.sync(reviews.head(50))
+    table = index.filter_table()
+    assert table is not None and len(table) == 50
+    index.sync(reviews.head(60))  # a new ingest rewrites it
+    assert len(index.filter_table()) == 60
+    # a table that no longer matches the collection (an interrupted ingest, another writer)
+    # is not used
+    index.collection.delete(ids=[str(index.filter_table().ids[0])])
+    assert index.filter_table() is None

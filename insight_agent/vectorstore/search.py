@@ -111,9 +111,12 @@ def mmr(query: np.ndarray, candidates: np.ndarray, k: int, lambda_: float = 0.6)
 # pass: exact whenever enough pass (the best k of a filtered set are the first k of it in the
 # unfiltered ranking), and a few ms, where Chroma's own filtered query first collects every
 # matching id from SQLite (~60 ms for a rating filter over 20k reviews, growing with the
-# collection). Candidates: 50, then 400 when too few pass; a narrow filter then goes to
-# Chroma's filtered query.
+# collection). Candidates: 50, then 400 when too few pass. A narrower filter is evaluated on
+# the index's filter table (a numpy mask) and Chroma searches only the ids that pass, in
+# chunks under SQLite's limit on query parameters; without a table (a Chroma server, an
+# interrupted ingest, a --contains keyword) Chroma's filtered query answers.
 POST_FILTER_CANDIDATES: tuple[int, ...] = (50, 400)
+ID_CHUNK = 20_000
 
 
 def _query(
@@ -143,6 +146,26 @@ def _post_filtered(
     return None  # the collection holds more than we looked at: ask Chroma to filter
 
 
+def _id_filtered(
+    index: Any, vector: list[float], want: int, filters: ReviewFilters, include: list[str]
+) -> dict[str, list[Any]] | None:
+    """The ``want`` best hits among the ids the filter table lets through; None without a
+    usable table."""
+    table = index.filter_table() if hasattr(index, "filter_table") else None
+    if table is None or filters.contains:
+        return None
+    allowed = table.ids[table.mask(filters)]
+    need = sorted({*include, "distances"})
+    merged: dict[str, list[Any]] = {key: [] for key in ("ids", *need)}
+    for start in range(0, len(allowed), ID_CHUNK):
+        chunk = [str(i) for i in allowed[start : start + ID_CHUNK]]
+        got = _query(index.collection, vector, min(want, len(chunk)), need, ids=chunk)
+        for key in merged:
+            merged[key].extend(got[key])
+    order = sorted(range(len(merged["ids"])), key=lambda i: merged["distances"][i])[:want]
+    return {key: [values[i] for i in order] for key, values in merged.items()}
+
+
 def search_reviews(
     index: Any,
     query: str,
@@ -168,6 +191,8 @@ def search_reviews(
     result = None
     if filters.active():
         result = _post_filtered(collection, vector, want, filters, include)
+        if result is None:
+            result = _id_filtered(index, vector, want, filters, include)
     if result is None:
         result = _query(
             collection,

@@ -9,6 +9,13 @@
   rating nor text). When segments change, only metadata is updated — no re-embedding.
 * Review text is stored verbatim as data; nothing here treats it as instructions.
 
+* Filter table (embedded store only): ``filter_table.npz`` next to the Chroma files holds each
+  document's id and its filterable metadata as arrays, written at the end of every ingest and
+  removed at its start. Chroma's own filtered query gathers the matching ids from SQLite
+  first (~0.4 s for a rating-and-date filter at 100k reviews); with this table a filter is a
+  numpy mask (~1 ms) and Chroma searches only those ids (~30 ms). It is used only when its
+  document count equals the collection's (see :mod:`insight_agent.vectorstore.search`).
+
 The embedding function is passed in (see :mod:`insight_agent.vectorstore.embedder`), so tests
 and other embedders plug in the same way.
 """
@@ -104,8 +111,9 @@ def open_index(
     """The workspace's review index: embedded Chroma under ``artifacts/chroma`` or a server."""
     from insight_agent.vectorstore.embedder import chroma_embedding_function
 
-    client = open_client(None if url else Path(artifacts) / "chroma", url)
-    return ReviewIndex(client, chroma_embedding_function(threads=threads))
+    path = None if url else Path(artifacts) / "chroma"
+    client = open_client(path, url)
+    return ReviewIndex(client, chroma_embedding_function(threads=threads), path=path)
 
 
 def open_client(path: Path | None = None, url: str | None = None) -> Any:
@@ -140,15 +148,135 @@ def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[start : start + size]
 
 
+FILTER_TABLE = "filter_table.npz"
+FILTER_COLUMNS = ("segment", "sentiment", "product", "category")
+
+
+@dataclass
+class FilterTable:
+    """Every document's id and filterable metadata as arrays (see the module docstring)."""
+
+    ids: Any  # numpy array of str
+    rating: Any  # float32, -1 when unrated
+    date: Any  # int32 YYYYMMDD, 0 when unknown
+    codes: dict[str, Any]  # column -> int32 codes into values[column]
+    values: dict[str, list[str]]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def from_frame(cls, ids: list[str], meta: pd.DataFrame) -> FilterTable:
+        """The table for documents ``ids`` with metadata rows ``meta`` (same order)."""
+        import numpy as np
+
+        codes, values = {}, {}
+        for column in FILTER_COLUMNS:
+            codes[column], uniques = pd.factorize(meta[column].astype(str))
+            codes[column] = codes[column].astype(np.int32)
+            values[column] = [str(v) for v in uniques]
+        return cls(
+            ids=np.asarray(ids, dtype=str),
+            rating=meta["rating"].to_numpy(dtype=np.float32),
+            date=meta["date"].to_numpy(dtype=np.int32),
+            codes=codes,
+            values=values,
+        )
+
+    def save(self, path: Path) -> None:
+        """Write atomically (a temporary file renamed into place)."""
+        import json
+
+        import numpy as np
+
+        tmp = path.with_name(path.name + ".tmp.npz")
+        arrays = {f"code_{c}": self.codes[c] for c in FILTER_COLUMNS}
+        np.savez(
+            tmp,
+            ids=self.ids,
+            rating=self.rating,
+            date=self.date,
+            values=np.asarray(json.dumps(self.values)),
+            **arrays,
+        )
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> FilterTable | None:
+        """The table at ``path``; None when it is missing or unreadable."""
+        import json
+
+        import numpy as np
+
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return cls(
+                    ids=data["ids"],
+                    rating=data["rating"],
+                    date=data["date"],
+                    codes={c: data[f"code_{c}"] for c in FILTER_COLUMNS},
+                    values=json.loads(str(data["values"])),
+                )
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def mask(self, filters: Any) -> Any:
+        """Which documents pass ``filters`` (a ReviewFilters without ``contains``): the same
+        test as its Chroma ``where`` clause."""
+        import numpy as np
+
+        keep = np.ones(len(self.ids), dtype=bool)
+        for column in FILTER_COLUMNS:
+            wanted = getattr(filters, column)
+            if wanted:
+                values = self.values[column]
+                code = values.index(wanted) if wanted in values else -2
+                keep &= self.codes[column] == code
+        if filters.min_rating is not None:
+            keep &= self.rating >= float(filters.min_rating)
+        if filters.max_rating is not None:
+            keep &= (self.rating >= 0) & (self.rating <= float(filters.max_rating))
+        if filters.since is not None:
+            keep &= self.date >= _day(filters.since)
+        if filters.until is not None:
+            keep &= (self.date > 0) & (self.date <= _day(filters.until))
+        return keep
+
+
+def _day(value: Any) -> int:
+    return value.year * 10000 + value.month * 100 + value.day
+
+
 class ReviewIndex:
     """The reviews collection of one workspace."""
 
-    def __init__(self, client: Any, embedding_function: Any, name: str = COLLECTION) -> None:
+    def __init__(
+        self,
+        client: Any,
+        embedding_function: Any,
+        name: str = COLLECTION,
+        *,
+        path: Path | None = None,
+    ) -> None:
         self.client = client
         self.embedding_function = embedding_function
         self.collection = client.get_or_create_collection(
             name, embedding_function=embedding_function, configuration={"hnsw": {"space": "cosine"}}
         )
+        # The filter table lives next to an embedded store only: a server's collection can
+        # change under us (a teammate's ingest), and a stale table would filter wrongly.
+        self.table_path = Path(path) / FILTER_TABLE if path is not None else None
+        self._table: FilterTable | None = None
+
+    def filter_table(self) -> FilterTable | None:
+        """The filter table when it matches the collection (same document count), else None."""
+        if self.table_path is None:
+            return None
+        if self._table is None:
+            self._table = FilterTable.load(self.table_path)
+        if self._table is None or len(self._table) != self.collection.count():
+            return None
+        return self._table
 
     def count(self) -> int:
         """Documents in the collection."""
@@ -164,6 +292,9 @@ class ReviewIndex:
     ) -> SyncReport:
         """Make the collection hold exactly ``reviews`` (embedding only new or edited ones)."""
         start = time.perf_counter()
+        self._table = None
+        if self.table_path is not None:  # stale from here until the end of this ingest
+            self.table_path.unlink(missing_ok=True)
         texts = reviews["text"].astype(str).tolist()
         review_ids = reviews["review_id"].astype(str).tolist()
         ids = [doc_id(r, t) for r, t in zip(review_ids, texts, strict=True)]
@@ -187,6 +318,9 @@ class ReviewIndex:
         changed = [i for i in ids if i in existing and existing[i] != _comparable(metas[wanted[i]])]
         for chunk in _batches(changed, 5000):
             self.collection.update(ids=chunk, metadatas=[metas[wanted[i]] for i in chunk])
+        if self.table_path is not None:
+            self._table = FilterTable.from_frame(ids, meta)
+            self._table.save(self.table_path)
         return SyncReport(
             total=len(ids),
             added=len(new),

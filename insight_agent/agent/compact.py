@@ -169,7 +169,7 @@ _DIGITS = re.compile(r"\d")
 
 def _without(facts: Any, drop_keys: set[str], drop_columns: set[str]) -> Any:
     """``facts`` without some keys (``a`` or a dotted ``a.b`` inside a record) and some
-    table columns."""
+    table columns (``table.column``)."""
     if not isinstance(facts, dict):
         return facts
     out: dict[str, Any] = {}
@@ -177,7 +177,9 @@ def _without(facts: Any, drop_keys: set[str], drop_columns: set[str]) -> Any:
         if key in drop_keys:
             continue
         if _is_table(value) and drop_columns:
-            value = [{k: v for k, v in row.items() if k not in drop_columns} for row in value]
+            value = [
+                {k: v for k, v in row.items() if f"{key}.{k}" not in drop_columns} for row in value
+            ]
         elif isinstance(value, dict):
             value = {k: v for k, v in value.items() if f"{key}.{k}" not in drop_keys}
         out[key] = value
@@ -191,9 +193,9 @@ def _droppable(facts: Any, keep: tuple[str, ...]) -> tuple[list[str], list[str]]
     Keys of a record inside the result are named ``record.key``: keeping ``who`` keeps all
     of it, keeping ``who.median_age`` keeps that key and lets the others go. Likewise a
     table named in ``keep`` keeps all its columns (they may not be known in advance, e.g.
-    one per compared segment), one with some of its columns named loses the others, one
-    with neither may go as a whole. The first column names the row and review texts are
-    quoted as evidence: while their table is shown, both stay.
+    one per compared segment), one with some of its columns named (``segments.name``) loses
+    the others, one with neither may go as a whole. The first column names the row and
+    review texts are quoted as evidence: while their table is shown, both stay.
     """
     if not keep or not isinstance(facts, dict):
         return [], []
@@ -204,8 +206,12 @@ def _droppable(facts: Any, keep: tuple[str, ...]) -> tuple[list[str], list[str]]
             continue
         if _is_table(value):
             names = list(dict.fromkeys(k for row in value for k in row))
-            if any(n in keep for n in names):
-                columns.extend(c for c in names[1:] if c not in keep and c not in _QUOTED_KEYS)
+            if any(f"{key}.{n}" in keep for n in names):
+                columns.extend(
+                    f"{key}.{c}"
+                    for c in names[1:]
+                    if f"{key}.{c}" not in keep and c not in _QUOTED_KEYS
+                )
             else:
                 keys.append(key)
         elif isinstance(value, dict) and any(f"{key}.{k}" in keep for k in value):

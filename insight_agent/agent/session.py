@@ -75,7 +75,7 @@ class SessionOptions:
     tool_format: str | None = None
     # Longest answer the embedded model may write, in tokens (it writes ~18 a second on 2
     # cores, and a 1.5B model asked for a list sometimes runs on); an answer cut there ends
-    # at its last whole sentence. None: 200 for the embedded model, the provider's own limit
+    # at its last whole sentence. None: 120 for the embedded model, the provider's own limit
     # for hosted ones.
     answer_tokens: int | None = None
     transcript: bool = True
@@ -99,7 +99,7 @@ class AgentSession:
         self.on_event = on_event or (lambda kind, payload: None)
         if choice.name == "local" and hasattr(chat_model, "max_tokens"):
             # a copy: the caller's model (e.g. a report's, also used for personas) keeps its own
-            limit = self.options.answer_tokens or 200
+            limit = self.options.answer_tokens or 120
             chat_model = chat_model.model_copy(update={"max_tokens": limit})
         self.chat_model = chat_model
         self.history: list[Any] = []

@@ -968,13 +968,19 @@ def chat(
         if not streamed:
             out.print(escape(result.answer), end="")
         elif result.answer != "".join(streamed).strip():
-            # what was streamed differs from the final answer (a fix, or a flag): show it
-            tail = result.answer.split("\n")[-1]
-            if tail.startswith("unverified:") or result.fixed:
-                out.print("\n" + escape(tail if not result.fixed else result.answer), end="")
+            # what was streamed differs from the final answer (a fix, or flags): show it
+            flags = [ln for ln in result.answer.split("\n") if ln.startswith("unverified")]
+            if result.fixed:
+                out.print("\n" + escape(result.answer), end="")
+            elif flags:
+                out.print("\n" + escape("\n".join(flags)), end="")
         out.print()
-        if result.grounding.get("unverified"):
-            out.print("[yellow]some figures could not be verified against the tools' output[/]")
+        if "answer cut at the length limit" in result.notes:
+            out.print("[dim](the answer reached its length limit and was cut)[/]")
+        if not result.grounding.get("ok", True):
+            out.print(
+                "[yellow]some figures or quotes could not be verified against the tools' output[/]"
+            )
     out.print(f"[dim]transcript: {escape(str(session.transcript_path))}[/]")
 
 

@@ -381,3 +381,32 @@ def test_segment_names_resolve_with_filler_words(ws):
         resolve_segment(ws, "occasional shoppers")
     with pytest.raises(ConfigError, match="no segment 'VIP customers'"):
         resolve_segment(ws, "VIP customers")
+
+
+def test_chat_shows_flags_for_an_invented_quote_after_the_streamed_answer(ws, monkeypatch):
+    from insight_agent import cli
+
+    invented = 'Customers say "the courier lost my parcel twice this month" [R000001].'
+    model = Scripted(
+        responses=[tool_call("search_reviews", query="late delivery"), AIMessage(invented)],
+        seen=[],
+    )
+
+    def session(workspace: Any, **kwargs: Any):
+        return open_session(
+            ws,
+            llm="local",
+            chat_model=model,
+            options=SessionOptions(transcript=False),
+            on_event=kwargs["on_event"],
+        )
+
+    monkeypatch.setattr(cli, "_session", session)
+    result = CliRunner().invoke(app, ["chat"], input="What do customers say?\n/quit\n")
+    assert result.exit_code == 0, result.output
+    assert invented in result.output  # streamed as the model wrote it
+    assert (
+        'unverified quote (no review says this): "the courier lost my parcel twice this month"'
+        in result.output
+    )
+    assert "some figures or quotes could not be verified" in result.output

@@ -14,7 +14,8 @@ Definitions (per question):
   four words or more; it must appear word for word in a tool output);
 * invented quotes: how many quotes, over all answers, no tool output holds (each is flagged);
 * key facts: the answer mentions the expected facts (e.g. the riskiest segment's name).
-Timings: median seconds per question, excluding the first (model load, cold caches).
+Timings: median seconds per question, excluding the first (model load, cold caches); for the
+embedded model also where a one-tool question's time goes, from the engine's own timings.
 """
 
 from __future__ import annotations
@@ -62,6 +63,43 @@ def _args_ok(ws: Any, call: dict[str, Any], expected: dict[str, Any]) -> bool:
     return True
 
 
+def _engine_timings(messages: list[Any]) -> list[dict[str, float]]:
+    """Per model call of the last turn, what the engine reports (llama.cpp ``timings``: tokens
+    read and written, and the milliseconds each took); empty for providers without them."""
+    from langchain_core.messages import AIMessage
+
+    out = []
+    for message in messages:
+        t = (getattr(message, "response_metadata", None) or {}).get("timings")
+        if isinstance(message, AIMessage) and t:
+            out.append({k: t.get(k, 0) for k in ("prompt_n", "prompt_ms", "predicted_n")})
+            out[-1]["predicted_ms"] = t.get("predicted_ms", 0)
+    return out
+
+
+def time_breakdown(rows: list[dict[str, Any]]) -> list[tuple[str, float, float]]:
+    """Median tokens and seconds of each step of a one-tool question (two model calls), over
+    the warm questions: read the question, write the tool call, read the tool result, write
+    the answer."""
+    two = [r["model_calls"] for r in rows[1:] if len(r.get("model_calls") or []) == 2]
+    if not two:
+        return []
+    steps = [
+        ("read the question (rest of the prompt cached)", 0, "prompt"),
+        ("write the tool call", 0, "predicted"),
+        ("read the tool result (view + chat template)", 1, "prompt"),
+        ("write the answer", 1, "predicted"),
+    ]
+    return [
+        (
+            label,
+            statistics.median(c[i][f"{kind}_n"] for c in two),
+            statistics.median(c[i][f"{kind}_ms"] for c in two) / 1000,
+        )
+        for label, i, kind in steps
+    ]
+
+
 def evaluate(ws: Any, provider: str, questions: list[dict[str, Any]]) -> dict[str, Any]:
     """Run every question through a fresh conversation; return per-question rows + summary."""
     from insight_agent.agent.session import SessionOptions, open_session
@@ -77,6 +115,7 @@ def evaluate(ws: Any, provider: str, questions: list[dict[str, Any]]) -> dict[st
         except Exception as exc:  # a provider failure counts as a miss, the run goes on
             result, error = None, f"{type(exc).__name__}: {exc}"
         seconds = time.perf_counter() - start
+        engine = _engine_timings(session.history) if result else []
         calls = result["tool_calls"] if result else []
         first = calls[0] if calls else None
         unverified = result["grounding"]["unverified"] if result else []
@@ -109,6 +148,7 @@ def evaluate(ws: Any, provider: str, questions: list[dict[str, Any]]) -> dict[st
                     for f in item.get("facts", [])
                 ),
                 "seconds": round(seconds, 2),
+                "model_calls": engine,
                 "answer": answer,
                 "error": error,
             }
@@ -188,6 +228,17 @@ def main() -> None:
             f"| {r['valid_args']:.0%} | {r['grounded_or_flagged']:.0%} | {r['all_verified']:.0%} "
             f"| {r['invented_quotes']} | {r['key_facts']:.0%} | {r['median_s']} | {r['p90_s']} |"
         )
+    for r in results:
+        breakdown = time_breakdown(r["rows"])
+        if breakdown:
+            n = sum(len(row.get("model_calls") or []) == 2 for row in r["rows"][1:])
+            print(
+                f"\n{r['provider']}: where a warm one-tool question's time goes "
+                f"(medians over {n} questions, engine timings)"
+            )
+            print("| step | tokens | seconds |\n|---|---|---|")
+            for label, tokens, secs in breakdown:
+                print(f"| {label} | {tokens:.0f} | {secs:.2f} |")
     misses = [(r["provider"], row) for r in results for row in r["rows"] if not row["right_tool"]]
     for provider, row in misses:
         print(

@@ -120,6 +120,7 @@ def test_unrated_reviews_in_the_index_are_filterable_by_lexicon_sentiment(tmp_pa
     index.sync(reviews)
     hits = search_reviews(index, "broken", k=3, filters=ReviewFilters(sentiment="negative"))
     assert [h["review_id"] for h in hits] == ["R2"]
+    assert hits[0]["sentiment_source"] == "lexicon"  # a hit says where its label came from
     got = index.collection.get(where={"sentiment_source": "lexicon"}, include=["metadatas"])
     assert sorted(m["review_id"] for m in got["metadatas"]) == ["R2", "R3"]
     assert index.sync(reviews).unchanged == 3  # labels are stable: nothing to update

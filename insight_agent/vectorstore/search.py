@@ -224,7 +224,14 @@ def search_reviews(
                 "date": _date_text(meta.get("date", 0)),
                 **{
                     key: meta.get(key) or None
-                    for key in ("customer_id", "segment", "product", "category", "sentiment")
+                    for key in (
+                        "customer_id",
+                        "segment",
+                        "product",
+                        "category",
+                        "sentiment",
+                        "sentiment_source",
+                    )
                 },
             }
         )

@@ -91,6 +91,7 @@ def test_compact_fits_the_budget_dropping_what_keep_does_not_name_first() -> Non
 
 def test_compact_without_keep_only_drops_rows_and_never_cuts_names() -> None:
     text = compact_facts(CHURN, 150)
+    assert "segments (8 rows, " in text and " more not shown)" in text  # rows did go
     assert "horizon_days: 90" in text and "clv_at_risk" in text
     assert "Occasional shoppers (segment number 0) |" in text
 

@@ -110,7 +110,7 @@ def mmr(query: np.ndarray, candidates: np.ndarray, k: int, lambda_: float = 0.6)
 # A filtered query first ranks the nearest reviews without the filter and keeps those that
 # pass: exact whenever enough pass (the best k of a filtered set are the first k of it in the
 # unfiltered ranking), and a few ms, where Chroma's own filtered query first collects every
-# matching id from SQLite (~60 ms for a rating filter over 20k reviews, growing with the
+# matching id from SQLite (~70 ms for a rating filter over 20k reviews, growing with the
 # collection). Candidates: 50, then 400 when too few pass. A narrower filter is evaluated on
 # the index's filter table (a numpy mask) and Chroma searches only the ids that pass, in
 # chunks under SQLite's limit on query parameters; without a table (a Chroma server, an

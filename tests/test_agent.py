@@ -383,6 +383,23 @@ def test_segment_names_resolve_with_filler_words(ws):
         resolve_segment(ws, "VIP customers")
 
 
+def test_basket_rules_refuse_a_category_that_is_not_one(ws):
+    """The embedded model passed a segment as the category and got an empty, headline-less
+    result it misread; now the error says what to pass instead."""
+    from insight_agent.tools.registry import ToolContext, call_tool
+
+    ctx = ToolContext(ws)
+    mixed_up = call_tool(ctx, "basket_rules", {"category": "Bargain hunters"})
+    assert mixed_up.facts is None
+    assert "is a segment (Bargain hunters), not a product category" in mixed_up.error
+    assert "pass it as segment" in mixed_up.error and "Footwear" in mixed_up.error
+    unknown = call_tool(ctx, "basket_rules", {"category": "Spaceships"})
+    assert unknown.facts is None and "no product category 'Spaceships'" in unknown.error
+    found = call_tool(ctx, "basket_rules", {"category": "footwear"})  # any case
+    assert found.facts and found.facts["rules"]
+    assert all(r["rule"].startswith("Footwear → ") for r in found.facts["rules"])
+
+
 def test_chat_shows_flags_for_an_invented_quote_after_the_streamed_answer(ws, monkeypatch):
     from insight_agent import cli
 

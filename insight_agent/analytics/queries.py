@@ -465,9 +465,15 @@ def basket_summary(
     basket = read_json(folder, "basket.json")
     facts = basket["facts"]
     rules = facts.get("top_rules", [])
+    note = None
     if category:
-        wanted = category.lower()
-        rules = [r for r in rules if r["rule"].split(" → ")[0].lower() == wanted]
+        category = _basket_category(ws, basket, category)
+        rules = [r for r in rules if r["rule"].split(" → ")[0] == category]
+        if not rules:
+            note = (
+                f"no rule starts from {category} (a rule needs support ≥ "
+                f"{facts.get('min_support')} and confidence ≥ {facts.get('min_confidence')})"
+            )
     out: dict[str, Any] = {
         "baskets": facts.get("n_baskets"),
         "multi_item_baskets": facts.get("n_multi_item_baskets"),
@@ -475,6 +481,8 @@ def basket_summary(
         # the rule first: it names the row (JSON from the build has its keys sorted)
         "rules": [{"rule": r["rule"], **r} for r in rules[:top]],
     }
+    if note:
+        out["note"] = note
     if segment:
         _, name = resolve_segment(ws, segment)
         rows = [r for r in basket.get("by_segment", []) if r["segment"] == name]
@@ -485,6 +493,27 @@ def basket_summary(
             if r["kind"] == "next_best"
         ][:top]
     return out
+
+
+def _basket_category(ws: Workspace, basket: dict[str, Any], text: str) -> str:
+    """The basket category named by ``text`` (any case); ConfigError listing the categories
+    otherwise, saying so when ``text`` is a segment (models mix the two up)."""
+    known = {r["item"] for r in basket.get("by_segment", [])}
+    for rule in basket.get("facts", {}).get("top_rules", []):
+        known.update(side.strip() for side in rule["rule"].split("→"))
+    by_lower = {name.lower(): name for name in known}
+    found = by_lower.get(str(text).strip().lower())
+    if found:
+        return found
+    listing = ", ".join(sorted(known))
+    try:
+        _, segment = resolve_segment(ws, text)
+    except ConfigError:
+        raise ConfigError(f"no product category '{text}'", hint=f"categories: {listing}") from None
+    raise ConfigError(
+        f"'{text}' is a segment ({segment}), not a product category",
+        hint=f"pass it as segment; categories: {listing}",
+    )
 
 
 def dataset_overview(ws: Workspace) -> dict[str, Any]:

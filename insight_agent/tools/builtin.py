@@ -416,6 +416,8 @@ def _h_basket(f: Facts) -> str | None:
         parts.append(
             f"Strongest rule: {r['rule']} (confidence {_p1(r['confidence'])}, lift {r['lift']})."
         )
+    elif f.get("note"):
+        parts.append(f"{f['note'][0].upper()}{f['note'][1:]}.")
     if f.get("next_best_categories"):
         best = f["next_best_categories"][0]
         parts.append(

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import importlib.util
 import json
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import tool
+from pydantic import BaseModel, Field
 
 from insight_agent.agent import local
 from insight_agent.agent.local import (
@@ -346,14 +348,92 @@ def test_user_turn_is_forced_with_prefill_and_grammar(monkeypatch):
     request = engine.requests[0]
     assert request["messages"][-1] == {"role": "assistant", "content": "<tool_call>\n"}
     assert "churn_by_segment" in request["grammar"]
-    assert request["tool_choice"] == "none"  # the server must leave the text unparsed
-    assert [t["function"]["name"] for t in request["tools"]] == NAMES
+    # the tools are read as signatures in the system message, not the template's JSON
+    assert "tools" not in request and "tool_choice" not in request
+    system = request["messages"][0]
+    assert system["role"] == "system" and system["content"].startswith("You are Insight.\n\n")
+    assert system["content"].endswith(
+        local.tools_system_text(_openai(segment_sizes, churn_by_segment))
+    )
     assert request["temperature"] == 0.0 and request["cache_prompt"] is True
     assert ai.tool_calls[0]["name"] == "churn_by_segment"
     assert ai.usage_metadata["input_tokens"] == 300
     assert ai.usage_metadata["input_token_details"]["cache_read"] == 280
     assert ai.response_metadata["model_name"] == local.MODEL_NAME
     assert ai.response_metadata["timings"]["cache_n"] == 280
+
+
+def _openai(*tools: Any) -> list[dict[str, Any]]:
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    return [convert_to_openai_tool(t) for t in tools]
+
+
+def test_template_tool_prompt_sends_the_tools_to_the_chat_template(monkeypatch):
+    """For a --model-path model whose template wants them: JSON tools, unparsed by the server."""
+    engine = ScriptedEngine(CALL)
+    model = _model(monkeypatch, engine, force_tool_on_user_turn=True, tool_prompt="template")
+    model.bind_tools([segment_sizes, churn_by_segment]).invoke(QUESTION)
+    request = engine.requests[0]
+    assert request["tool_choice"] == "none"  # the server must leave the text unparsed
+    assert [t["function"]["name"] for t in request["tools"]] == NAMES
+    assert request["messages"][0] == {"role": "system", "content": "You are Insight."}
+
+
+def test_tool_signatures_read_like_python_and_say_each_shared_argument_once():
+    class Filters(BaseModel):
+        query: str = Field(description="what to look for")
+        segment: str | None = Field(None, description="segment id or name")
+        sentiment: Literal["positive", "negative"] | None = None
+        since: dt.date | None = Field(None, description="YYYY-MM-DD")
+        k: int = Field(5, ge=1, le=10, description="how many")
+
+    class Other(BaseModel):
+        segment: str | None = Field(None, description="segment id or name")
+
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "search",
+                "description": "Find reviews.",
+                "parameters": Filters.model_json_schema(),
+            },
+        },
+        {
+            "type": "function",
+            "function": {
+                "name": "themes",
+                "description": "Review themes.",
+                "parameters": Other.model_json_schema(),
+            },
+        },
+        {"type": "function", "function": {"name": "overview", "description": "The data."}},
+    ]
+    text = local.tool_signatures(tools)
+    assert text.splitlines()[0] == (
+        'def search(query: str, segment: str = None, sentiment: Literal["positive", '
+        '"negative"] = None, since: str = None, k: int = 5):'
+    )
+    assert '    """Find reviews.\n    query: what to look for\n' in text
+    assert '    k: how many"""' in text
+    assert 'def themes(segment: str = None):\n    """Review themes."""' in text  # said once
+    assert 'def overview():\n    """The data."""' in text
+    assert text.count("segment id or name") == 1
+    # no validator-only noise reaches the model
+    for noise in ("anyOf", "null", "title", "additionalProperties", "format"):
+        assert noise not in text
+    framed = local.tools_system_text(tools)
+    assert framed.startswith("# Tools") and "<tools>\n" + text + "\n</tools>" in framed
+    assert '{"name": <function-name>, "arguments": <args-json-object>}' in framed
+
+
+def test_a_request_without_a_system_message_gets_one_for_the_tools(monkeypatch):
+    engine = ScriptedEngine(CALL)
+    model = _model(monkeypatch, engine, force_tool_on_user_turn=True)
+    model.bind_tools([churn_by_segment]).invoke([HumanMessage("Churn of VIP?")])
+    first = engine.requests[0]["messages"][0]
+    assert first["role"] == "system" and first["content"].startswith("# Tools")
 
 
 def test_after_a_tool_result_the_model_answers_freely(monkeypatch):

@@ -847,6 +847,8 @@ def ask(
         from rich.markup import escape
 
         out.print(escape(result.answer))
+        for note in result.notes:
+            err.print(f"[dim]({escape(note)})[/]")
     if strict and not result.grounding.get("ok", True):
         raise typer.Exit(4)
 
@@ -975,8 +977,8 @@ def chat(
             elif flags:
                 out.print("\n" + escape("\n".join(flags)), end="")
         out.print()
-        if "answer cut at the length limit" in result.notes:
-            out.print("[dim](the answer reached its length limit and was cut)[/]")
+        for note in result.notes:
+            out.print(f"[dim]({escape(note)})[/]")
         if not result.grounding.get("ok", True):
             out.print(
                 "[yellow]some figures or quotes could not be verified against the tools' output[/]"

@@ -383,6 +383,73 @@ def test_segment_names_resolve_with_filler_words(ws):
         resolve_segment(ws, "VIP customers")
 
 
+def test_filters_the_question_never_asked_for_are_dropped_and_noted(ws):
+    """The 1.5B model filled search_reviews' optional filters in from the signature alone
+    (sentiment "neutral", ratings 3-5, January 2023) and found 0 reviews."""
+    invented = dict(
+        query="customer support",
+        segment="Lapsing customers",
+        sentiment="neutral",
+        min_rating=3,
+        max_rating=5,
+        since="2023-01-01",
+        until="2023-01-31",
+    )
+    session, _ = session_with(
+        ws, [tool_call("search_reviews", **invented), AIMessage("Here is what they say.")]
+    )
+    result = session.ask("What do lapsing customers say about customer support?")
+    [call] = result.tool_calls
+    assert call["args"] == {"query": "customer support", "segment": "Lapsing customers", "k": 5}
+    assert call["result"]["quotes_found"] > 0
+    assert result.notes == [
+        "ignored filters the question did not ask for: sentiment='neutral', min_rating=3, "
+        "max_rating=5, since='2023-01-01', until='2023-01-31'"
+    ]
+    # what the user did ask for stays, including words from an earlier turn of the chat
+    asked = dict(query="late delivery", sentiment="negative", max_rating=2, since="2024-01-01")
+    session, _ = session_with(
+        ws,
+        [
+            AIMessage("Sure."),
+            tool_call("search_reviews", **asked),
+            AIMessage("Here they are."),
+        ],
+    )
+    session.ask("I want complaints from 2024 only.")
+    result = session.ask("Show me 1 or 2 star reviews about late delivery.")
+    assert set(asked) < set(result.tool_calls[0]["args"]) and result.notes == []
+    # hosted models keep whatever they pass
+    session, _ = session_with(
+        ws,
+        [tool_call("search_reviews", **invented), AIMessage("Nothing.")],
+        keep_unasked_filters=True,
+    )
+    result = session.ask("What do lapsing customers say about customer support?")
+    assert set(invented) < set(result.tool_calls[0]["args"]) and result.notes == []
+
+
+@pytest.mark.parametrize(
+    ("args", "said", "unasked"),
+    [
+        ({"sentiment": "negative"}, "Find reviews complaining about sizing.", []),
+        ({"sentiment": "positive"}, "Show me quotes customers love.", []),
+        ({"sentiment": "neutral"}, "What do customers say about price?", ["sentiment"]),
+        ({"min_rating": 4}, "What do 4-star reviewers say?", []),
+        ({"max_rating": 2}, "Reviews about delivery", ["max_rating"]),
+        ({"since": "2024-06-01"}, "complaints since June", []),
+        ({"until": "2023-01-31"}, "complaints about support", ["until"]),
+        ({"category": "Footwear"}, "what do people say about footwear fit", []),
+        ({"category": "Footwear"}, "what do people say about fit", ["category"]),
+        ({"segment": "S2", "k": 3}, "reviews about fit", []),  # not filters it checks
+    ],
+)
+def test_unasked_filters(args, said, unasked):
+    from insight_agent.agent.router import unasked_filters
+
+    assert unasked_filters("search_reviews", {"query": "x", **args}, said) == unasked
+
+
 def test_basket_rules_refuse_a_category_that_is_not_one(ws):
     """The embedded model passed a segment as the category and got an empty, headline-less
     result it misread; now the error says what to pass instead."""

@@ -213,6 +213,52 @@ def _args_for(ctx: ToolContext, tool: str, question: str, segments: list[str]) -
     return args
 
 
+# A small model fills optional filters in from the signature alone ("sentiment": "neutral", a
+# January 2023 date range) when the question asked for none, and each one silently narrows
+# the result ("0 matching reviews"). A filter is kept only when what the user wrote asks for
+# it; the cues are generous on purpose: they only have to catch filters out of thin air.
+_SENTIMENT_CUES: dict[str, tuple[str, ...]] = {
+    "negative": (*NEGATIVE_CUES, "worst", "angry", "frustrat", "disappoint", "poor", "hate"),
+    "positive": (*POSITIVE_CUES, "good", "great", "best", "satisf", "delight", "enjoy"),
+    "neutral": ("neutral", "mixed", "so-so", "lukewarm"),
+}
+_RATING_CUE = re.compile(r"\d|\bstars?\b|\brat(?:ing|ings|ed)\b|\bscor", re.I)
+_DATE_CUE = re.compile(
+    r"\b(?:19|20)\d\d\b|\b\d{1,2}[/.-]\d{1,2}\b"
+    r"|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b"
+    r"|\b(?:days?|weeks?|months?|years?|quarters?|since|until|before|after|recent(?:ly)?"
+    r"|latest|last|past|ago|today|yesterday|ytd|q[1-4])\b",
+    re.I,
+)
+_FILTERS: dict[str, tuple[str, ...]] = {
+    "search_reviews": ("sentiment", "min_rating", "max_rating", "since", "until", "category"),
+    "review_themes": ("sentiment",),
+}
+
+
+def unasked_filters(tool: str, args: dict[str, Any], said: str) -> list[str]:
+    """The optional filters in ``args`` that nothing in ``said`` (what the user wrote in this
+    conversation) asks for: a sentiment without a word for it, ratings without a number or
+    "stars", dates without a date, month or period, a category the user never named."""
+    text = said.lower()
+    unasked = []
+    for name in _FILTERS.get(tool, ()):
+        value = args.get(name)
+        if value is None or value == "":
+            continue
+        if name == "sentiment":
+            asked = any(cue in text for cue in _SENTIMENT_CUES.get(str(value).lower(), ()))
+        elif name in ("min_rating", "max_rating"):
+            asked = bool(_RATING_CUE.search(text))
+        elif name in ("since", "until"):
+            asked = bool(_DATE_CUE.search(text))
+        else:
+            asked = str(value).lower() in text
+        if not asked:
+            unasked.append(name)
+    return unasked
+
+
 def _review_query(question: str) -> str:
     m = re.search(r"\babout\s+(.+?)[?.!]*$", question.strip(), re.I)
     return m.group(1) if m and len(m.group(1)) > 2 else question.strip().rstrip("?")

@@ -78,6 +78,10 @@ class SessionOptions:
     # at its last whole sentence. None: 120 for the embedded model, the provider's own limit
     # for hosted ones.
     answer_tokens: int | None = None
+    # Keep optional filters (review sentiment, ratings, dates, category) the user's words do
+    # not ask for. None: dropped for the embedded model, which fills them in out of thin air
+    # (agent/router.py: unasked_filters); kept for hosted models.
+    keep_unasked_filters: bool | None = None
     transcript: bool = True
 
 
@@ -110,6 +114,8 @@ class AgentSession:
         self._agent: Any = None
         self._turn_results: list[ToolResult] = []
         self._seen_facts: list[dict[str, Any] | str] = []
+        self._user_texts: list[str] = []  # what the user wrote in this conversation
+        self._dropped: list[str] = []  # filters dropped this turn (unasked_filters)
 
     # --- public ------------------------------------------------------------------------------
 
@@ -121,12 +127,20 @@ class AgentSession:
     def reset(self) -> None:
         """Forget the conversation (tools and model stay loaded)."""
         self.history = []
+        self._user_texts = []
+
+    def _keeps_unasked_filters(self) -> bool:
+        if self.options.keep_unasked_filters is not None:
+            return self.options.keep_unasked_filters
+        return self.choice.name != "local"
 
     def ask(self, question: str) -> TurnResult:
         """Answer one question (memory of earlier turns included)."""
         start = time.perf_counter()
         self._turn_results = []
         self._seen_facts = []
+        self._dropped = []
+        self._user_texts.append(question)
         if self.chat_model is None:
             result = self._ask_router(question)
         else:
@@ -191,8 +205,16 @@ class AgentSession:
             self._seen_facts.append(capped)
             return self._redact().mask_obj(capped) if self.masking else capped
 
-        def args_in(args: dict[str, Any]) -> dict[str, Any]:
-            return self._redact().unmask_obj(args) if self.masking else args
+        def args_in(args: dict[str, Any], spec: ToolSpec) -> dict[str, Any]:
+            args = self._redact().unmask_obj(args) if self.masking else args
+            if not self._keeps_unasked_filters():
+                from insight_agent.agent.router import unasked_filters
+
+                said = " ".join(self._user_texts)
+                for name in unasked_filters(spec.name, args, said):
+                    self._dropped.append(f"{name}={args[name]!r}")
+                    args = {k: v for k, v in args.items() if k != name}
+            return args
 
         tools = as_langchain_tools(
             self.ctx, on_result=self._on_result, args_in=args_in, facts_out=facts_out
@@ -261,6 +283,9 @@ class AgentSession:
         new = final[len(messages) :]
         answer = _last_text(new)
         notes: list[str] = []
+        if self._dropped:
+            dropped = ", ".join(self._dropped)
+            notes.append(f"ignored filters the question did not ask for: {dropped}")
         if answer and _hit_length_limit(new):
             answer = _whole_sentences(answer)
             notes.append("answer cut at the length limit")

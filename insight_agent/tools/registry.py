@@ -159,12 +159,13 @@ def as_langchain_tools(
     *,
     specs: list[ToolSpec] | None = None,
     on_result: Callable[[ToolResult], None] | None = None,
-    args_in: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    args_in: Callable[[dict[str, Any], ToolSpec], dict[str, Any]] | None = None,
     facts_out: Callable[[Facts, ToolSpec], Facts | str] | None = None,
 ) -> list[Any]:
     """The tools as LangChain ``StructuredTool`` objects for an agent.
 
-    ``args_in`` transforms the model's arguments before validation (e.g. restore masked ids),
+    ``args_in(args, spec)`` transforms the model's arguments before validation (e.g. restore
+    masked ids, drop filters nobody asked for),
     ``facts_out(facts, spec)`` transforms facts before the model sees them (cap size, mask
     PII); it may return text (e.g. a compact rendering), which goes to the model as it is;
     ``on_result`` observes each call (transcripts, grounding). A failing call returns
@@ -176,7 +177,7 @@ def as_langchain_tools(
     for spec in specs or all_tools():
 
         def run(_spec: ToolSpec = spec, **kwargs: Any) -> str:
-            args = args_in(kwargs) if args_in else kwargs
+            args = args_in(kwargs, _spec) if args_in else kwargs
             result = call_tool(ctx, _spec.name, args)
             if on_result:
                 on_result(result)

@@ -434,8 +434,15 @@ def _h_themes(f: Facts) -> str | None:
     if not f.get("themes"):
         return None
     big, neg = f["largest_theme"], f["most_negative_theme"]
+    scope = dict(f.get("filters") or {})
+    sentiment, segment = scope.pop("sentiment", None), scope.pop("segment", None)
+    which = f"{sentiment} reviews" if sentiment else "reviews"
+    if segment:
+        which += f" by {segment}"
+    if scope:  # other filters, as they were applied
+        which += " (" + ", ".join(f"{k}={v}" for k, v in scope.items()) + ")"
     return (
-        f"{f['reviews']:,} reviews in {f['k']} themes. Largest: '{big['label']}' "
+        f"{f['reviews']:,} {which} in {f['k']} themes. Largest: '{big['label']}' "
         f"({_p1(big['share'])} of reviews). Most negative: '{neg['label']}' "
         f"({_p1(neg['share_negative'])} negative)."
     )

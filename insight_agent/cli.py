@@ -847,10 +847,21 @@ def ask(
         from rich.markup import escape
 
         out.print(escape(result.answer))
+        _print_quotes(out, result.quotes)
         for note in result.notes:
             err.print(f"[dim]({escape(note)})[/]")
     if strict and not result.grounding.get("ok", True):
         raise typer.Exit(4)
+
+
+def _print_quotes(out: Any, quotes: list[dict[str, Any]]) -> None:
+    """The review quotes behind an answer, verbatim, one per line, with their review ids."""
+    from rich.markup import escape
+
+    from insight_agent.agent.session import quote_line
+
+    for quote in quotes:
+        out.print(f"  [italic]{escape(quote_line(quote))}[/]")
 
 
 CHAT_HELP = """[bold]Commands[/]
@@ -977,6 +988,7 @@ def chat(
             elif flags:
                 out.print("\n" + escape("\n".join(flags)), end="")
         out.print()
+        _print_quotes(out, result.quotes)
         for note in result.notes:
             out.print(f"[dim]({escape(note)})[/]")
         if not result.grounding.get("ok", True):

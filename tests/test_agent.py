@@ -450,6 +450,44 @@ def test_unasked_filters(args, said, unasked):
     assert unasked_filters("search_reviews", {"query": "x", **args}, said) == unasked
 
 
+def test_segment_tools_are_not_offered_when_no_segment_is_named(ws):
+    """Asked "which segment brings in the most revenue?", the 1.5B model called
+    segment_profile with a segment it picked itself."""
+    from insight_agent.agent.router import NEEDS_A_SEGMENT, mentions_segment, shortlist
+    from insight_agent.tools.registry import ToolContext
+
+    ctx = ToolContext(ws)
+    allowed = shortlist(ctx, "Which segment brings in the most revenue?")
+    assert allowed and not NEEDS_A_SEGMENT & set(allowed) and "list_segments" in allowed
+    # a segment named earlier in the conversation keeps them available
+    assert shortlist(ctx, "And their revenue share?", context="Tell me about S3.") is None
+    for text in ("new customers", "a bargain hunter", "High value loyal", "s2", "Lapsing"):
+        assert mentions_segment(ctx, text), text
+    for text in ("our best customers", "which segment spends most", "occasional visitors"):
+        assert not mentions_segment(ctx, text), text
+
+
+def test_filters_never_asked_are_left_out_of_the_grammar(ws):
+    from insight_agent.agent.router import filters_never_asked
+    from insight_agent.tools.registry import ToolContext
+
+    ctx = ToolContext(ws)
+    bare = filters_never_asked(ctx, "What do customers say about late delivery?")
+    assert set(bare["search_reviews"]) == {
+        "sentiment",
+        "min_rating",
+        "max_rating",
+        "since",
+        "until",
+        "segment",
+    }
+    assert "segment" in bare["top_customers"] and "category" not in bare["basket_rules"]
+    asked = filters_never_asked(
+        ctx, "Negative 1-2 star reviews by lapsing customers since March 2024?"
+    )
+    assert asked["search_reviews"] == [] and "segment" not in asked.get("top_customers", [])
+
+
 def test_basket_rules_refuse_a_category_that_is_not_one(ws):
     """The embedded model passed a segment as the category and got an empty, headline-less
     result it misread; now the error says what to pass instead."""
@@ -494,3 +532,55 @@ def test_chat_shows_flags_for_an_invented_quote_after_the_streamed_answer(ws, mo
         in result.output
     )
     assert "some figures or quotes could not be verified" in result.output
+
+
+def test_review_quotes_are_shown_verbatim_under_the_answer(ws, monkeypatch):
+    """The model summarises; the quotes come from the tool, word for word, with their ids (the
+    1.5B model retyping quotes invented some)."""
+    from insight_agent import cli
+    from insight_agent.agent.session import QUOTES_SHOWN
+    from insight_agent.tools.registry import ToolContext, call_tool
+
+    summary = "In short, these reviews say parcels arrive days late."
+    model = Scripted(
+        responses=[tool_call("search_reviews", query="late delivery"), AIMessage(summary)],
+        seen=[],
+    )
+    session = open_session(
+        ws, llm="local", chat_model=model, options=SessionOptions(transcript=False)
+    )
+    result = session.ask("What do customers say about late delivery?")
+    found = call_tool(ToolContext(ws), "search_reviews", {"query": "late delivery"}).facts
+    assert len(result.quotes) == QUOTES_SHOWN == 3
+    for shown, hit in zip(result.quotes, found["quotes"], strict=False):
+        assert shown["review_id"] == hit["review_id"] and shown["text"] == hit["text"]
+    assert result.answer == summary and result.grounding["ok"]
+    # the model read only the quotes the user sees, cut short, and was told they are shown
+    [view] = [m.content for m in model.seen[-1] if isinstance(m, ToolMessage)]
+    assert "the user sees the first 3 in full under your answer" in view.splitlines()[0]
+    assert "quotes (3 rows" in view and "more not shown" not in view
+    assert all(q["review_id"] in view for q in result.quotes)
+    assert "never instructions" in view  # still marked as data
+    # `ask` and `chat` print them under the answer
+    monkeypatch.setattr(
+        cli,
+        "_session",
+        lambda workspace, **kw: open_session(
+            ws,
+            llm="local",
+            chat_model=Scripted(
+                responses=[tool_call("search_reviews", query="late delivery"), AIMessage(summary)]
+                * 2,
+                seen=[],
+            ),
+            options=SessionOptions(transcript=False),
+            on_event=kw["on_event"],
+        ),
+    )
+    for args, stdin in ((["ask", "What do customers say?"], None), (["chat"], "Reviews?\n/quit\n")):
+        out = CliRunner().invoke(app, args, input=stdin)
+        assert out.exit_code == 0, out.output
+        assert summary in out.output
+        first = result.quotes[0]
+        assert f"[{first['review_id']}]" in out.output
+        assert " ".join(first["text"].split()[:6]) in " ".join(out.output.split())

@@ -38,7 +38,13 @@ def test_embedded_model_answers_three_questions(built_demo: Path):
         assert result.tool_calls[0]["error"] is None
         # a long list of quotes may reach the 120-token answer cap (cut at a sentence): fine
         assert result.answer.strip(), result
-        assert set(result.notes) <= {"answer cut at the length limit"}, result
+        assert all(
+            n == "answer cut at the length limit" or n.startswith("ignored filters")
+            for n in result.notes
+        ), result
+        if tool == "search_reviews":  # the quotes behind the answer, verbatim, with ids
+            assert result.quotes and all(q["review_id"] and q["text"] for q in result.quotes)
+            assert result.answer.startswith("In short, these reviews"), result.answer
         # every figure is verified or flagged; on these questions none should need a flag
         assert result.grounding["unverified"] == [], result.answer
         if fact:

@@ -436,6 +436,56 @@ def test_a_request_without_a_system_message_gets_one_for_the_tools(monkeypatch):
     assert first["role"] == "system" and first["content"].startswith("# Tools")
 
 
+@tool
+def find_reviews(query: str, sentiment: str | None = None) -> str:
+    """Search reviews.
+
+    Args:
+        query: what about
+        sentiment: only this sentiment
+    """
+    return "{}"
+
+
+def test_user_turn_omit_leaves_optional_arguments_out_of_the_grammar(monkeypatch):
+    engine = ScriptedEngine(CALL, CALL)
+    question = [HumanMessage("What do people say about delivery?")]
+    omit = {"find_reviews": ["sentiment", "query"]}  # a required argument is never left out
+    model = _model(monkeypatch, engine, force_tool_on_user_turn=True, user_turn_omit=omit)
+    model.bind_tools([find_reviews]).invoke(question)
+    model.user_turn_omit = {}
+    model.bind_tools([find_reviews]).invoke(question)
+    narrowed, full = (r["grammar"] for r in engine.requests)
+    assert "query" in narrowed and "sentiment" not in narrowed
+    assert "query" in full and "sentiment" in full
+    # the model still reads the whole signature (the cached prefix does not change)
+    assert engine.requests[0]["messages"][0] == engine.requests[1]["messages"][0]
+
+
+def test_answer_prefill_starts_the_answer_after_that_tool_only(monkeypatch):
+    start = "In short, the churn"
+    engine = ScriptedEngine(" of VIP is 12.5%.", " of VIP is 12.5%.", "VIP churn is 12.5%.")
+    model = _model(monkeypatch, engine, answer_prefills={"churn_by_segment": start})
+    bound = model.bind_tools([segment_sizes, churn_by_segment])
+    history = [
+        *QUESTION,
+        AIMessage(
+            "",
+            tool_calls=[{"name": "churn_by_segment", "args": {"segment": "VIP"}, "id": "call_1"}],
+        ),
+        ToolMessage('{"churn_rate": "12.5%"}', tool_call_id="call_1", name="churn_by_segment"),
+    ]
+    ai = bound.invoke(history)
+    assert engine.requests[0]["messages"][-1] == {"role": "assistant", "content": start}
+    assert ai.content == "In short, the churn of VIP is 12.5%." and ai.tool_calls == []
+    pieces = [chunk.content for chunk in bound.stream(history)]
+    assert pieces[0] == start and "".join(pieces) == "In short, the churn of VIP is 12.5%."
+    # another tool's result: no prefill
+    history[-1] = ToolMessage("{}", tool_call_id="call_1", name="segment_sizes")
+    assert bound.invoke(history).content == "VIP churn is 12.5%."
+    assert engine.requests[-1]["messages"][-1]["role"] == "tool"
+
+
 def test_after_a_tool_result_the_model_answers_freely(monkeypatch):
     engine = ScriptedEngine("VIP churn is 12.5%.")
     model = _model(monkeypatch, engine, force_tool_on_user_turn=True)

@@ -119,12 +119,43 @@ def _similarities(question: str) -> dict[str, float]:
     return {name: float(v @ q) for name, v in zip(names, vectors, strict=True)}
 
 
-def shortlist(ctx: ToolContext, question: str) -> list[str] | None:
-    """The tool a decisive cue points to (a customer id, two segments, "what drives", a
-    profile question...), or None when only scoring would decide. The embedded model is held
-    to this shortlist on the user turn; it still writes the arguments and the answer."""
+# Tools whose required argument is a segment: never right when no segment was named.
+NEEDS_A_SEGMENT = frozenset({"segment_profile", "compare_segments", "compare_review_themes"})
+
+
+def shortlist(ctx: ToolContext, question: str, context: str = "") -> list[str] | None:
+    """The tools the embedded model may call on the user turn: the one a decisive cue points
+    to (a customer id, two segments, "what drives", a profile question...); else, when
+    neither the question nor ``context`` (the conversation so far) names a segment, every
+    tool but those that need one (asked "which segment brings in the most revenue?", the 1.5B
+    model called segment_profile with a segment it made up); else None (any tool). It still
+    writes the arguments and the answer."""
     decision = route(ctx, question)
-    return None if decision.scores else [decision.tool]
+    if not decision.scores:
+        return [decision.tool]
+    if not mentions_segment(ctx, f"{context}\n{question}"):
+        return [s.name for s in all_tools() if s.name not in NEEDS_A_SEGMENT]
+    return None
+
+
+def mentions_segment(ctx: ToolContext, text: str) -> bool:
+    """Whether ``text`` names a segment: its id, or every distinctive word of its name in any
+    form ("new customers", "high value loyal", "a bargain hunter")."""
+    from insight_agent.analytics.queries import segment_names
+
+    try:
+        names = segment_names(ctx.ws)
+    except Exception:
+        return True  # cannot tell: restrict nothing
+    words = set(re.findall(r"[a-z0-9]+", text.lower()))
+    stems = {w.rstrip("s") for w in words}
+    for sid, name in names.items():
+        if sid.lower() in words:
+            return True
+        core = [w for w in re.findall(r"[a-z0-9]+", name.lower()) if w not in GENERIC]
+        if core and all(w in words or w.rstrip("s") in stems for w in core):
+            return True
+    return False
 
 
 def route(ctx: ToolContext, question: str) -> Route:
@@ -233,7 +264,34 @@ _DATE_CUE = re.compile(
 _FILTERS: dict[str, tuple[str, ...]] = {
     "search_reviews": ("sentiment", "min_rating", "max_rating", "since", "until", "category"),
     "review_themes": ("sentiment",),
+    "basket_rules": ("category",),
 }
+
+
+def filters_never_asked(ctx: ToolContext, said: str) -> dict[str, list[str]]:
+    """Per tool, the optional filters nothing in ``said`` could ask for, whatever their value
+    (no sentiment word, no number or "stars", no date or period, no segment named): the
+    embedded model's grammar leaves them out, so it cannot spend tokens writing them (it wrote
+    "segment": "All" when it could no longer write dates). A category is only checked once
+    written (:func:`unasked_filters`)."""
+    text = said.lower()
+    cued = {
+        "sentiment": any(cue in text for cues in _SENTIMENT_CUES.values() for cue in cues),
+        "min_rating": bool(_RATING_CUE.search(text)),
+        "max_rating": bool(_RATING_CUE.search(text)),
+        "since": bool(_DATE_CUE.search(text)),
+        "until": bool(_DATE_CUE.search(text)),
+    }
+    omit = {
+        tool: [name for name in names if cued.get(name, True) is False]
+        for tool, names in _FILTERS.items()
+    }
+    if not mentions_segment(ctx, said):
+        for spec in all_tools():
+            field = spec.args.model_fields.get("segment")
+            if field is not None and not field.is_required():
+                omit.setdefault(spec.name, []).append("segment")
+    return omit
 
 
 def unasked_filters(tool: str, args: dict[str, Any], said: str) -> list[str]:

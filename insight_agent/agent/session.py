@@ -52,6 +52,9 @@ class TurnResult:
     tokens: dict[str, int]
     fixed: bool = False
     notes: list[str] = field(default_factory=list)
+    # Review quotes behind the answer, verbatim from the tools (search_reviews): shown under
+    # the answer, so the model summarises them instead of retyping (or inventing) them.
+    quotes: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -104,7 +107,10 @@ class AgentSession:
         if choice.name == "local" and hasattr(chat_model, "max_tokens"):
             # a copy: the caller's model (e.g. a report's, also used for personas) keeps its own
             limit = self.options.answer_tokens or 120
-            chat_model = chat_model.model_copy(update={"max_tokens": limit})
+            update: dict[str, Any] = {"max_tokens": limit}
+            if hasattr(chat_model, "answer_prefills"):  # the quotes are shown under the answer
+                update["answer_prefills"] = {"search_reviews": REVIEWS_ANSWER_START}
+            chat_model = chat_model.model_copy(update=update)
         self.chat_model = chat_model
         self.history: list[Any] = []
         self.usage = {"input": 0, "output": 0, "turns": 0}
@@ -189,7 +195,7 @@ class AgentSession:
         from langchain.agents.middleware import ModelCallLimitMiddleware
 
         from insight_agent.agent.budget import cap_json
-        from insight_agent.agent.compact import compact_facts
+        from insight_agent.agent.compact import compact_facts, quotes_for_summary
         from insight_agent.prompts import load_prompt
 
         local = self.choice.name == "local"
@@ -197,6 +203,8 @@ class AgentSession:
         compact = (self.options.tool_format or ("compact" if local else "json")) == "compact"
 
         def facts_out(facts: dict[str, Any], spec: ToolSpec) -> dict[str, Any] | str:
+            if spec.name == "search_reviews":  # its quotes are shown under the answer
+                facts = quotes_for_summary(facts, QUOTES_SHOWN)
             if compact:
                 text = compact_facts(facts, budget, keep=spec.brief)
                 self._seen_facts.append(text)  # ground answers on what the model actually saw
@@ -276,7 +284,13 @@ class AgentSession:
         if hasattr(self.chat_model, "user_turn_tools"):  # the embedded model: see router
             from insight_agent.agent.router import shortlist
 
-            self.chat_model.user_turn_tools = shortlist(self.ctx, question)
+            said = " ".join(_text_of(m) for m in self.history)
+            self.chat_model.user_turn_tools = shortlist(self.ctx, question, context=said)
+            if not self._keeps_unasked_filters() and hasattr(self.chat_model, "user_turn_omit"):
+                from insight_agent.agent.router import filters_never_asked
+
+                asked_by_user = " ".join(self._user_texts)  # this question included
+                self.chat_model.user_turn_omit = filters_never_asked(self.ctx, asked_by_user)
         shown = self._redact().mask(question) if self.masking else question
         messages = trim_history([*self.history, HumanMessage(shown)], self.options.history_tokens)
         final, llm_seconds = self._run_graph(messages)
@@ -329,6 +343,7 @@ class AgentSession:
             tokens=tokens,
             fixed=fixed,
             notes=notes,
+            quotes=turn_quotes(self._turn_results),
         )
 
     def _save(self, result: TurnResult) -> None:
@@ -346,6 +361,49 @@ class AgentSession:
     def transcript_path(self) -> Path:
         """Where this session's turns are saved."""
         return self.ctx.ws.artifacts / "runs" / f"{self.session_id}.jsonl"
+
+
+QUOTES_SHOWN = 3
+# How the embedded model's answer starts after a review search: one summarising sentence
+# instead of the list of quotes the user sees anyway (local.LocalChatModel.answer_prefills).
+REVIEWS_ANSWER_START = "In short, these reviews"
+_QUOTE_FIELDS = ("review_id", "text", "rating", "segment", "date")
+
+
+def turn_quotes(results: list[ToolResult], limit: int = QUOTES_SHOWN) -> list[dict[str, Any]]:
+    """The first ``limit`` review quotes this turn's review searches returned (each review
+    once), verbatim and unmasked: the evidence shown under the answer."""
+    quotes: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for result in results:
+        if result.name != "search_reviews" or not result.facts:
+            continue
+        for quote in result.facts.get("quotes") or []:
+            rid = str(quote.get("review_id"))
+            if rid in seen or len(quotes) >= limit:
+                continue
+            seen.add(rid)
+            quotes.append({k: quote[k] for k in _QUOTE_FIELDS if quote.get(k) is not None})
+    return quotes
+
+
+def quote_line(quote: dict[str, Any]) -> str:
+    """One quote as a line of text: ``"text" [R000173] 2★ · Lapsing customers · 2026-03-02``."""
+    meta = []
+    if quote.get("rating") is not None:
+        meta.append(f"{float(quote['rating']):.0f}★")
+    meta += [str(quote[k]) for k in ("segment", "date") if quote.get(k)]
+    line = f'"{quote["text"]}" [{quote["review_id"]}]'
+    return f"{line} {' · '.join(meta)}" if meta else line
+
+
+def _text_of(message: Any) -> str:
+    """A user or assistant message's text ("" for tool calls and results)."""
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    if isinstance(message, HumanMessage | AIMessage) and isinstance(message.content, str):
+        return message.content
+    return ""
 
 
 def _is_fix(message: Any) -> bool:

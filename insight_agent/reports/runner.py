@@ -107,7 +107,7 @@ class _Runner:
     def _question(self, section: Section) -> list[Any]:
         from insight_agent.agent.session import SessionOptions, open_session
         from insight_agent.prompts import prompt_hash
-        from insight_agent.reports.document import Callout, Heading, Paragraph
+        from insight_agent.reports.document import Callout, Heading, Paragraph, Quote
 
         self.prompts["system"] = prompt_hash("system")
         key = cache_key(
@@ -138,6 +138,9 @@ class _Runner:
             out.append(Heading(section.value, 2))
         answer = turn["answer"].partition("\n\nunverified:")[0]
         out += [Paragraph(p.strip()) for p in answer.strip().split("\n\n") if p.strip()]
+        for q in turn.get("quotes") or []:  # the reviews behind the answer, verbatim
+            meta = " · ".join(str(q[k]) for k in ("date", "segment") if q.get(k))
+            out.append(Quote(q["text"], q["review_id"], meta or None))
         unverified = turn.get("grounding", {}).get("unverified", [])
         if unverified:
             self.unverified += unverified

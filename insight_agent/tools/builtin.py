@@ -480,23 +480,10 @@ _HEADLINES = {
 # column of a list of records (a table named whole keeps all its columns). Everything else
 # may go first — facts the headline already states, too.
 _BRIEF: dict[str, tuple[str, ...]] = {
-    "dataset_overview": (
-        "data_up_to",
-        "rows",
-        "customers_scored",
-        "total_spend",
-        "segments",
-        "models",
-        "reviews_indexed",
-    ),
-    "list_segments": (
-        "segments_count",
-        "segments.name",
-        "segments.customers",
-        "segments.share_customers",
-        "segments.share_revenue",
-        "segments.median_total_spend",
-    ),
+    # the headline states the row counts, the cutoff date and the number of segments
+    "dataset_overview": ("total_spend", "models"),
+    # every segment's name matters more than its medians ("what segments do we have?")
+    "list_segments": ("segments.name", "segments.customers", "segments.share_revenue"),
     "segment_profile": (
         "name",
         "customers",

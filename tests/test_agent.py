@@ -584,3 +584,16 @@ def test_review_quotes_are_shown_verbatim_under_the_answer(ws, monkeypatch):
         first = result.quotes[0]
         assert f"[{first['review_id']}]" in out.output
         assert " ".join(first["text"].split()[:6]) in " ".join(out.output.split())
+
+
+def test_review_themes_headline_names_its_scope(ws):
+    """Without it the embedded model, shown "595 reviews in 5 themes", echoed the tool's
+    description instead of saying whose reviews these were."""
+    from insight_agent.tools.registry import ToolContext, call_tool
+
+    facts = call_tool(
+        ToolContext(ws), "review_themes", {"segment": "lapsing", "sentiment": "negative"}
+    ).facts
+    assert facts and facts["headline"].startswith(
+        f"{facts['reviews']:,} negative reviews by Lapsing customers in {facts['k']} themes."
+    )

@@ -241,3 +241,23 @@ def test_no_llm_rerun_is_byte_identical_via_cli(built_demo, tmp_path):
         assert result.exit_code == 0, result.output
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
+
+
+def test_answer_cache_key_follows_what_the_model_is_shown(monkeypatch):
+    """A cached LLM answer is reused only while the tools look the same to the model: their
+    schemas, the keys their compact views keep, the signatures frame and the answer start."""
+    import dataclasses
+
+    from insight_agent.agent import session
+    from insight_agent.reports import runner
+    from insight_agent.tools import registry
+
+    before = runner._tools_hash()
+    assert runner._tools_hash() == before  # deterministic
+    monkeypatch.setattr(session, "REVIEWS_ANSWER_START", "To sum up, these reviews")
+    assert runner._tools_hash() != before
+    monkeypatch.undo()
+    specs = registry.all_tools()
+    changed = [dataclasses.replace(specs[0], brief=(*specs[0].brief, "extra")), *specs[1:]]
+    monkeypatch.setattr(registry, "all_tools", lambda: changed)
+    assert runner._tools_hash() != before

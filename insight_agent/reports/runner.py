@@ -50,10 +50,16 @@ def _build_info(ws: Any) -> dict[str, Any]:
 
 
 def _tools_hash() -> str:
+    """What the model is shown of the tools, for the answer cache key: each tool's schema and
+    description, the keys its compact view keeps, and how the embedded model reads tools and
+    starts an answer after a review search (a change to any of them re-asks the question)."""
+    from insight_agent.agent.local import TOOLS_PROMPT
+    from insight_agent.agent.session import QUOTES_SHOWN, REVIEWS_ANSWER_START
     from insight_agent.tools.registry import all_tools
 
-    schema = [(t.name, t.description, t.args.model_json_schema()) for t in all_tools()]
-    return hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).hexdigest()[:16]
+    schema = [(t.name, t.description, t.args.model_json_schema(), t.brief) for t in all_tools()]
+    shown = [TOOLS_PROMPT, REVIEWS_ANSWER_START, QUOTES_SHOWN]
+    return hashlib.sha256(json.dumps([schema, shown], sort_keys=True).encode()).hexdigest()[:16]
 
 
 class _Runner:

@@ -686,9 +686,9 @@ for _spec in (
     ),
     ToolSpec(
         "review_themes",
-        "The main themes in reviews (all, one segment, or one sentiment) with share, average "
-        "rating, share negative and example quotes. Use for 'what are the main themes', "
-        "'what do <segment> complain about most', 'pain points'.",
+        "Clusters customer reviews (all, one segment's or one sentiment's) into themes with "
+        "share, average rating, share negative and example quotes. Use for 'what are the main "
+        "themes', 'what do <segment> complain about most', 'pain points'.",
         ThemeArgs,
         _review_themes,
         ("themes", "topics", "pain points", "main issues", "common complaints", "voice"),

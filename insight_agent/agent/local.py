@@ -615,7 +615,8 @@ def tool_call_grammar(tools: Sequence[dict[str, Any]]) -> str | None:
 # The model's chat template would render each tool as its full JSON schema (~2,600 tokens for
 # Insight's 14 tools). Every token of that prefix sits in the KV cache of every turn, and on a
 # 2-core CPU attention over a long cache slows both reading and writing: measured here, each
-# 1,000 cached tokens add ~2.5 ms per token read and ~5.7 ms per token written (+15-20%).
+# 1,000 cached tokens add ~2.3 ms per token read and ~6 ms per token written (+15-20%;
+# bench/prefix_length.py).
 # So the embedded model reads the tools as Python signatures with docstrings (a coder model's
 # native language; ~40% of the tokens), in the same frame the template would use.
 TOOLS_PROMPT = """# Tools

@@ -268,6 +268,23 @@ _FILTERS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _asked(name: str, value: Any, text: str) -> bool:
+    """Whether ``text`` (lower case) gives a reason for filter ``name`` = ``value``; with
+    ``value`` None, for that filter with any value (a category: cannot tell, so yes)."""
+    if name == "sentiment":
+        cues = (
+            _SENTIMENT_CUES.values()
+            if value is None
+            else [_SENTIMENT_CUES.get(str(value).lower(), ())]
+        )
+        return any(cue in text for group in cues for cue in group)
+    if name in ("min_rating", "max_rating"):
+        return bool(_RATING_CUE.search(text))
+    if name in ("since", "until"):
+        return bool(_DATE_CUE.search(text))
+    return value is None or str(value).lower() in text
+
+
 def filters_never_asked(ctx: ToolContext, said: str) -> dict[str, list[str]]:
     """Per tool, the optional filters nothing in ``said`` could ask for, whatever their value
     (no sentiment word, no number or "stars", no date or period, no segment named): the
@@ -275,15 +292,8 @@ def filters_never_asked(ctx: ToolContext, said: str) -> dict[str, list[str]]:
     "segment": "All" when it could no longer write dates). A category is only checked once
     written (:func:`unasked_filters`)."""
     text = said.lower()
-    cued = {
-        "sentiment": any(cue in text for cues in _SENTIMENT_CUES.values() for cue in cues),
-        "min_rating": bool(_RATING_CUE.search(text)),
-        "max_rating": bool(_RATING_CUE.search(text)),
-        "since": bool(_DATE_CUE.search(text)),
-        "until": bool(_DATE_CUE.search(text)),
-    }
     omit = {
-        tool: [name for name in names if cued.get(name, True) is False]
+        tool: [name for name in names if not _asked(name, None, text)]
         for tool, names in _FILTERS.items()
     }
     if not mentions_segment(ctx, said):
@@ -299,22 +309,11 @@ def unasked_filters(tool: str, args: dict[str, Any], said: str) -> list[str]:
     conversation) asks for: a sentiment without a word for it, ratings without a number or
     "stars", dates without a date, month or period, a category the user never named."""
     text = said.lower()
-    unasked = []
-    for name in _FILTERS.get(tool, ()):
-        value = args.get(name)
-        if value is None or value == "":
-            continue
-        if name == "sentiment":
-            asked = any(cue in text for cue in _SENTIMENT_CUES.get(str(value).lower(), ()))
-        elif name in ("min_rating", "max_rating"):
-            asked = bool(_RATING_CUE.search(text))
-        elif name in ("since", "until"):
-            asked = bool(_DATE_CUE.search(text))
-        else:
-            asked = str(value).lower() in text
-        if not asked:
-            unasked.append(name)
-    return unasked
+    return [
+        name
+        for name in _FILTERS.get(tool, ())
+        if args.get(name) not in (None, "") and not _asked(name, args[name], text)
+    ]
 
 
 def _review_query(question: str) -> str:

@@ -28,7 +28,14 @@ from insight_agent.agent.llm import (
     masks_pii,
     model_name,
 )
-from insight_agent.tools.registry import ToolContext, ToolResult, ToolSpec, as_langchain_tools
+from insight_agent.tools.registry import (
+    ToolContext,
+    ToolResult,
+    ToolSpec,
+    all_tools,
+    as_langchain_tools,
+    get_tool,
+)
 
 Event = Callable[[str, Any], None]  # ("token", str) | ("tool", ToolResult) | ("status", str)
 
@@ -109,7 +116,9 @@ class AgentSession:
             limit = self.options.answer_tokens or 120
             update: dict[str, Any] = {"max_tokens": limit}
             if hasattr(chat_model, "answer_prefills"):  # the quotes are shown under the answer
-                update["answer_prefills"] = {"search_reviews": REVIEWS_ANSWER_START}
+                update["answer_prefills"] = {
+                    spec.name: REVIEWS_ANSWER_START for spec in all_tools() if spec.shows_quotes
+                }
             chat_model = chat_model.model_copy(update=update)
         self.chat_model = chat_model
         self.history: list[Any] = []
@@ -203,7 +212,7 @@ class AgentSession:
         compact = (self.options.tool_format or ("compact" if local else "json")) == "compact"
 
         def facts_out(facts: dict[str, Any], spec: ToolSpec) -> dict[str, Any] | str:
-            if spec.name == "search_reviews":  # its quotes are shown under the answer
+            if spec.shows_quotes:  # the user sees them under the answer
                 facts = quotes_for_summary(facts, QUOTES_SHOWN)
             if compact:
                 text = compact_facts(facts, budget, keep=spec.brief)
@@ -371,12 +380,12 @@ _QUOTE_FIELDS = ("review_id", "text", "rating", "segment", "date")
 
 
 def turn_quotes(results: list[ToolResult], limit: int = QUOTES_SHOWN) -> list[dict[str, Any]]:
-    """The first ``limit`` review quotes this turn's review searches returned (each review
-    once), verbatim and unmasked: the evidence shown under the answer."""
+    """The first ``limit`` review quotes this turn's quoting tools (``ToolSpec.shows_quotes``)
+    returned (each review once), verbatim and unmasked: the evidence shown under the answer."""
     quotes: list[dict[str, Any]] = []
     seen: set[str] = set()
     for result in results:
-        if result.name != "search_reviews" or not result.facts:
+        if not result.facts or not get_tool(result.name).shows_quotes:
             continue
         for quote in result.facts.get("quotes") or []:
             rid = str(quote.get("review_id"))

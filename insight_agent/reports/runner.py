@@ -57,7 +57,10 @@ def _tools_hash() -> str:
     from insight_agent.agent.session import QUOTES_SHOWN, REVIEWS_ANSWER_START
     from insight_agent.tools.registry import all_tools
 
-    schema = [(t.name, t.description, t.args.model_json_schema(), t.brief) for t in all_tools()]
+    schema = [
+        (t.name, t.description, t.args.model_json_schema(), t.brief, t.shows_quotes)
+        for t in all_tools()
+    ]
     shown = [TOOLS_PROMPT, REVIEWS_ANSWER_START, QUOTES_SHOWN]
     return hashlib.sha256(json.dumps([schema, shown], sort_keys=True).encode()).hexdigest()[:16]
 

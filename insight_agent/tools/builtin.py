@@ -683,6 +683,7 @@ for _spec in (
         ReviewSearchArgs,
         _search_reviews,
         ("reviews", "say about", "complain", "complaints", "quotes", "feedback", "mention"),
+        shows_quotes=True,
     ),
     ToolSpec(
         "review_themes",

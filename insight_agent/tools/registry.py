@@ -66,6 +66,9 @@ class ToolSpec:
     # Keys and table columns a small model must still see when the result is squeezed
     # (agent/compact.py drops the others first).
     brief: tuple[str, ...] = ()
+    # Its facts' ``quotes`` (review quotes with ids) are printed verbatim under the answer:
+    # the model is shown a few, cut short, and only summarises them (agent/session.py).
+    shows_quotes: bool = False
 
 
 @dataclass

@@ -346,8 +346,12 @@ def test_user_turn_is_forced_with_prefill_and_grammar(monkeypatch):
     model = _model(monkeypatch, engine, force_tool_on_user_turn=True)
     ai = model.bind_tools([segment_sizes, churn_by_segment]).invoke(QUESTION)
     request = engine.requests[0]
-    assert request["messages"][-1] == {"role": "assistant", "content": "<tool_call>\n"}
-    assert "churn_by_segment" in request["grammar"]
+    # the JSON frame up to the name is prefilled; the grammar picks a name and its arguments
+    prefill = '<tool_call>\n{"name": "'
+    assert request["messages"][-1] == {"role": "assistant", "content": prefill}
+    grammar = request["grammar"]
+    assert "start: call0 | call1" in grammar
+    assert '"churn_by_segment\\", \\"arguments\\": " args1 "}"' in grammar
     # the tools are read as signatures in the system message, not the template's JSON
     assert "tools" not in request and "tool_choice" not in request
     system = request["messages"][0]
@@ -426,6 +430,17 @@ def test_tool_signatures_read_like_python_and_say_each_shared_argument_once():
     framed = local.tools_system_text(tools)
     assert framed.startswith("# Tools") and "<tools>\n" + text + "\n</tools>" in framed
     assert '{"name": <function-name>, "arguments": <args-json-object>}' in framed
+
+
+@pytest.mark.skipif(not HAS_RUNTIME, reason="xllamacpp (the local extra) is not installed")
+def test_named_call_grammar_has_one_branch_per_tool_with_its_arguments():
+    grammar = local.named_call_grammar(_openai(segment_sizes, churn_by_segment))
+    assert grammar is not None and grammar.startswith("%llguidance")
+    assert "start: call0 | call1" in grammar
+    assert '"segment_sizes\\", \\"arguments\\": " args0 "}"' in grammar
+    args1 = next(line for line in grammar.splitlines() if line.startswith("args1: %json "))
+    assert '"segment"' in args1 and '"additionalProperties":false' in args1
+    assert local.named_call_grammar([]) is None
 
 
 def test_a_request_without_a_system_message_gets_one_for_the_tools(monkeypatch):

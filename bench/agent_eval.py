@@ -149,6 +149,9 @@ def evaluate(ws: Any, provider: str, questions: list[dict[str, Any]]) -> dict[st
                 ),
                 "seconds": round(seconds, 2),
                 "model_calls": engine,
+                "calls": [
+                    {"tool": c["tool"], "args": c["args"], "error": c.get("error")} for c in calls
+                ],
                 "answer": answer,
                 "error": error,
             }

@@ -597,3 +597,20 @@ def test_review_themes_headline_names_its_scope(ws):
     assert facts and facts["headline"].startswith(
         f"{facts['reviews']:,} negative reviews by Lapsing customers in {facts['k']} themes."
     )
+
+
+def test_every_builtin_tool_has_a_short_summary_for_the_embedded_model(ws):
+    """The embedded model reads the tools on every token it writes (a long cached prefix is
+    slower): summaries keep the whole tools prompt short."""
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    from insight_agent.agent.budget import count_tokens
+    from insight_agent.agent.local import tools_system_text
+    from insight_agent.tools.registry import ToolContext, all_tools, as_langchain_tools
+
+    specs = all_tools()
+    assert all(s.summary and ("Use " in s.summary or s.writes) for s in specs)
+    assert all(len(s.summary.split()) <= 40 for s in specs)
+    tools = [convert_to_openai_tool(t) for t in as_langchain_tools(ToolContext(ws))]
+    short = tools_system_text(tools, {s.name: s.summary for s in specs})
+    assert count_tokens(short) < 0.6 * count_tokens(tools_system_text(tools))

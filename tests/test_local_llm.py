@@ -432,6 +432,19 @@ def test_tool_signatures_read_like_python_and_say_each_shared_argument_once():
     assert '{"name": <function-name>, "arguments": <args-json-object>}' in framed
 
 
+def test_a_tool_summary_replaces_its_description_and_argument_docs(monkeypatch):
+    tools = _openai(segment_sizes, churn_by_segment)
+    text = local.tool_signatures(tools, {"churn_by_segment": "Churn of one segment. Use for X."})
+    assert 'def churn_by_segment(segment: str):\n    """Churn of one segment. Use for X."""' in text
+    assert local.tool_signatures(tools[:1], {}) == local.tool_signatures(tools[:1])
+    # the chat model renders its tool_docs into the system message
+    engine = ScriptedEngine(CALL)
+    model = _model(monkeypatch, engine, force_tool_on_user_turn=True, tool_docs={"x": "y"})
+    model.bind_tools([churn_by_segment]).invoke(QUESTION)
+    system = engine.requests[0]["messages"][0]["content"]
+    assert system.endswith(local.tools_system_text(_openai(churn_by_segment), {"x": "y"}))
+
+
 @pytest.mark.skipif(not HAS_RUNTIME, reason="xllamacpp (the local extra) is not installed")
 def test_named_call_grammar_has_one_branch_per_tool_with_its_arguments():
     grammar = local.named_call_grammar(_openai(segment_sizes, churn_by_segment))

@@ -119,6 +119,8 @@ class AgentSession:
                 update["answer_prefills"] = {
                     spec.name: REVIEWS_ANSWER_START for spec in all_tools() if spec.shows_quotes
                 }
+            if hasattr(chat_model, "tool_docs"):  # a short tools prompt: faster every token
+                update["tool_docs"] = {s.name: s.summary for s in all_tools() if s.summary}
             chat_model = chat_model.model_copy(update=update)
         self.chat_model = chat_model
         self.history: list[Any] = []

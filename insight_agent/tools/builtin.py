@@ -586,6 +586,41 @@ _BRIEF: dict[str, tuple[str, ...]] = {
 }
 
 
+# What the embedded model reads of each tool besides its signature (ToolSpec.summary): the
+# "Use for" cues that pick the tool, and only the argument notes the signature cannot show.
+_SUMMARIES: dict[str, str] = {
+    "dataset_overview": "Counts of customers, orders and reviews, the data's end date, total "
+    "spend and each model's ROC-AUC. Use for 'what data do we have', 'how many customers'.",
+    "list_segments": "All segments with size and revenue share. Use for 'what segments do we "
+    "have', 'which segment is biggest / brings most revenue'.",
+    "segment_profile": "One segment in depth: who they are, value, top categories, churn, CLV. "
+    "Use for 'tell me about / who are / describe <segment>'.",
+    "compare_segments": "Two segments side by side, biggest difference first. Use for 'X vs "
+    "Y', 'how do X and Y differ'.",
+    "churn_risk_by_segment": "Churn risk per segment, riskiest first, with customers at high "
+    "risk. Use for 'which segment is most likely to churn', 'churn risk', 'who are we losing'.",
+    "top_customers": "The customers most likely to churn, purchase or respond (target: "
+    "'churn', 'purchase', 'response' or a product category), optionally in one segment. Use "
+    "for 'who is most likely to ...', 'audience for a campaign'.",
+    "customer_profile": "One customer's segment and scores with reasons. Use when a customer "
+    "id is mentioned.",
+    "model_quality": "How reliable the target's model is: ROC-AUC, lift, top drivers. Use for "
+    "'how accurate', 'can we trust', 'what drives churn'.",
+    "clv_summary": "Expected customer lifetime value over the next 12 months, total and by "
+    "segment. Use for 'CLV', 'customer value', 'which segment is worth most'.",
+    "basket_rules": "Categories bought together (confidence, lift); with a segment, its "
+    "next-best categories. Use for cross-sell, 'what to recommend'.",
+    "search_reviews": "Review quotes about the query, optionally filtered (dates YYYY-MM-DD). "
+    "Use for 'what do customers say about ...', 'complaints about ...'.",
+    "review_themes": "The main themes in reviews with their shares. Use for 'main themes', "
+    "'what do <segment> complain about most', 'pain points'.",
+    "compare_review_themes": "Review themes of two segments compared. Use for 'do X complain "
+    "about different things than Y'.",
+    "export_audience": "Save a customer list as CSV. ONLY when the user asks to export or "
+    "save a list.",
+}
+
+
 # --- registration ---------------------------------------------------------------------------
 
 for _spec in (
@@ -715,5 +750,7 @@ for _spec in (
 ):
     if _spec.name in _HEADLINES:
         _spec = dataclasses.replace(_spec, headline=_HEADLINES[_spec.name])
-    _spec = dataclasses.replace(_spec, brief=_BRIEF.get(_spec.name, ()))
+    _spec = dataclasses.replace(
+        _spec, brief=_BRIEF.get(_spec.name, ()), summary=_SUMMARIES.get(_spec.name, "")
+    )
     register(_spec)

@@ -377,6 +377,8 @@ def test_segment_names_resolve_with_filler_words(ws):
     assert resolve_segment(ws, "High-value loyal customers")[1] == "High-value loyal"
     assert resolve_segment(ws, "the lapsing customers segment")[1] == "Lapsing customers"
     assert resolve_segment(ws, "bargain hunter")[1] == "Bargain hunters"
+    assert resolve_segment(ws, "S1 High-value loyal") == ("S1", "High-value loyal")
+    assert resolve_segment(ws, "lapsing customers (s2)") == ("S2", "Lapsing customers")
     with pytest.raises(ConfigError, match="matches several segments"):
         resolve_segment(ws, "occasional shoppers")
     with pytest.raises(ConfigError, match="no segment 'VIP customers'"):
@@ -597,6 +599,21 @@ def test_review_themes_headline_names_its_scope(ws):
     assert facts and facts["headline"].startswith(
         f"{facts['reviews']:,} negative reviews by Lapsing customers in {facts['k']} themes."
     )
+
+
+def test_system_prompt_names_the_segments_of_the_build(ws, tmp_path):
+    from insight_agent.agent.session import system_prompt
+    from insight_agent.analytics.queries import segment_names
+    from insight_agent.prompts import load_prompt
+    from insight_agent.tools.registry import ToolContext
+
+    text = system_prompt(ToolContext(ws))
+    assert text.startswith(load_prompt("system").rstrip())
+    names = segment_names(ws)
+    assert text.rstrip().endswith("The segments: " + "; ".join(names.values()) + ".")
+    # a workspace that was never built: the plain prompt (the tools say what is missing)
+    (tmp_path / "insight.toml").write_text('[workspace]\nname = "empty"\n')
+    assert system_prompt(ToolContext(open_workspace(tmp_path))) == load_prompt("system")
 
 
 def test_every_builtin_tool_has_a_short_summary_for_the_embedded_model(ws):

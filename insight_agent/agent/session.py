@@ -28,6 +28,7 @@ from insight_agent.agent.llm import (
     masks_pii,
     model_name,
 )
+from insight_agent.errors import InsightError
 from insight_agent.tools.registry import (
     ToolContext,
     ToolResult,
@@ -93,6 +94,27 @@ class SessionOptions:
     # (agent/router.py: unasked_filters); kept for hosted models.
     keep_unasked_filters: bool | None = None
     transcript: bool = True
+
+
+def system_prompt(ctx: ToolContext) -> str:
+    """prompts/system.md and the names of the workspace's segments.
+
+    Knowing the names, a model passes "New customers" where it otherwise guesses
+    "new_customers" or "lapsed" from the question (an error and a retry, or an empty answer);
+    the names change only with a rebuild, so the prompt stays cached between turns.
+    """
+    from insight_agent.analytics.queries import segment_names
+    from insight_agent.prompts import load_prompt
+
+    text = load_prompt("system")
+    try:
+        names = segment_names(ctx.ws)
+    except (InsightError, OSError, KeyError, ValueError):
+        return text  # no build yet: the tools say so when called
+    if not names:
+        return text
+    listing = "; ".join(names.values())
+    return f"{text.rstrip()}\n\nThe segments: {listing}.\n"
 
 
 class AgentSession:
@@ -207,7 +229,6 @@ class AgentSession:
 
         from insight_agent.agent.budget import cap_json
         from insight_agent.agent.compact import compact_facts, quotes_for_summary
-        from insight_agent.prompts import load_prompt
 
         local = self.choice.name == "local"
         budget = self.options.tool_tokens or (150 if local else 1200)
@@ -241,7 +262,7 @@ class AgentSession:
         return create_agent(
             self.chat_model,
             tools,
-            system_prompt=load_prompt("system"),
+            system_prompt=system_prompt(self.ctx),
             middleware=[
                 ModelCallLimitMiddleware(run_limit=self.options.max_steps, exit_behavior="end")
             ],

@@ -231,7 +231,9 @@ def resolve_segment(ws: Workspace, text: str) -> tuple[str, str]:
     names = segment_names(ws)
     wanted = str(text).strip().lower()
     for sid, name in names.items():
-        if wanted in (sid.lower(), name.lower()):
+        # also "S2 Lapsing customers" / "Lapsing customers (S2)", as segments are listed
+        both = (f"{sid} {name}".lower(), f"{name} ({sid})".lower())
+        if wanted in (sid.lower(), name.lower(), *both):
             return sid, name
     partial = [(sid, name) for sid, name in names.items() if wanted and wanted in name.lower()]
     if len(partial) == 1:

@@ -312,3 +312,15 @@ def test_invented_review_quotes_are_flagged_real_ones_pass() -> None:
         question=('Who wrote "the courier lost my parcel twice"?'),
     )
     assert asked.ok
+
+
+def test_numbers_in_fact_keys_ground_the_horizon_they_name() -> None:
+    facts = {"clv_12m": {"mean": 119.68}, "top_20pct_capture": 0.34, "orders_90d": 3}
+    ok = check_grounding(
+        "Expected value over the next 12 months is 119.68; the top 20% hold 34% of buyers "
+        "(3 orders in 90 days).",
+        [facts],
+    )
+    assert ok.ok, ok.unverified
+    bad = check_grounding("Over the next 13 months, 91 orders.", [facts])
+    assert bad.unverified == ["13", "91"]

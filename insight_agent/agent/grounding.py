@@ -349,6 +349,18 @@ class _Source:
     percent: bool = False
 
 
+# A number that is part of a snake_case key: "clv_12m", "top_20pct_capture", "orders_90d".
+_KEY_NUMBER = re.compile(r"(?:^|_)(\d+(?:\.\d+)?)(pct|[dmyw])?(?=_|$)")
+
+
+def _key_numbers(key: str) -> list[_Source]:
+    """Numbers a fact's key states ("clv_12m": a 12-month horizon; "top_20pct_capture": 20%);
+    an answer saying "over the next 12 months" quotes the key, not a made-up figure."""
+    return [
+        _Source(float(number), percent=unit == "pct") for number, unit in _KEY_NUMBER.findall(key)
+    ]
+
+
 def _walk(obj: Any, out: list[_Source], depth: int = 0) -> None:
     if depth > 50:  # pathological nesting; nothing useful that deep
         return
@@ -375,6 +387,7 @@ def _walk(obj: Any, out: list[_Source], depth: int = 0) -> None:
         for key, value in obj.items():
             if isinstance(key, str):
                 _walk(key, out, depth + 1)
+                out.extend(_key_numbers(key))
             _walk(value, out, depth + 1)
         return
     if isinstance(obj, list | tuple | set | frozenset):

@@ -481,13 +481,28 @@ def test_filters_never_asked_are_left_out_of_the_grammar(ws):
         "max_rating",
         "since",
         "until",
+        "category",  # "delivery" is no review category: the query says it
         "segment",
     }
     assert "segment" in bare["top_customers"] and "category" not in bare["basket_rules"]
     asked = filters_never_asked(
-        ctx, "Negative 1-2 star reviews by lapsing customers since March 2024?"
+        ctx, "Negative 1-2 star footwear reviews by lapsing customers since March 2024?"
     )
     assert asked["search_reviews"] == [] and "segment" not in asked.get("top_customers", [])
+
+
+def test_review_search_takes_an_indexed_category_in_any_case_and_names_them_otherwise(ws):
+    """The model filtered on category "delivery" for "late delivery": no review has it, so
+    the search found nothing and the model said the reviews don't mention late delivery."""
+    from insight_agent.tools.registry import ToolContext, call_tool
+
+    ctx = ToolContext(ws)
+    found = call_tool(ctx, "search_reviews", {"query": "sizing", "category": "footwear"})
+    assert found.facts and found.facts["filters"] == {"category": "Footwear"}
+    assert found.facts["quotes_found"] > 0
+    wrong = call_tool(ctx, "search_reviews", {"query": "late", "category": "delivery"})
+    assert wrong.facts is None and "no review category 'delivery'" in wrong.error
+    assert "Footwear" in wrong.error and "leave category out" in wrong.error
 
 
 def test_basket_rules_refuse_a_category_that_is_not_one(ws):

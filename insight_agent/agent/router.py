@@ -285,17 +285,35 @@ def _asked(name: str, value: Any, text: str) -> bool:
     return value is None or str(value).lower() in text
 
 
+def _review_categories(ctx: ToolContext) -> list[str] | None:
+    """The review categories in the embedded index (None: cannot tell)."""
+    from insight_agent.vectorstore.store import indexed_values
+
+    try:
+        return indexed_values(ctx.ws.artifacts, "category", ctx.ws.settings.vectorstore.chroma_url)
+    except Exception:
+        return None
+
+
 def filters_never_asked(ctx: ToolContext, said: str) -> dict[str, list[str]]:
     """Per tool, the optional filters nothing in ``said`` could ask for, whatever their value
     (no sentiment word, no number or "stars", no date or period, no segment named): the
     embedded model's grammar leaves them out, so it cannot spend tokens writing them (it wrote
-    "segment": "All" when it could no longer write dates). A category is only checked once
-    written (:func:`unasked_filters`)."""
+    "segment": "All" when it could no longer write dates). A review category is left out when
+    none of the indexed ones is named; a basket category is only checked once written
+    (:func:`unasked_filters`)."""
     text = said.lower()
     omit = {
         tool: [name for name in names if not _asked(name, None, text)]
         for tool, names in _FILTERS.items()
     }
+    known = _review_categories(ctx)
+    if known is not None and not any(
+        re.search(rf"\b{re.escape(c.lower())}\b", text) for c in known
+    ):
+        # no indexed review category named: "late delivery" is a query, not the category
+        # "delivery" (which no review has: the model's filter found nothing)
+        omit["search_reviews"].append("category")
     if not mentions_segment(ctx, said):
         for spec in all_tools():
             field = spec.args.model_fields.get("segment")

@@ -37,6 +37,27 @@ def _segment_name(ws: Workspace, segment: str | None) -> str | None:
         return segment
 
 
+def _category(ws: Workspace, category: str | None) -> str | None:
+    """A review category as the index stores it (any case); ConfigError listing the indexed
+    categories when none matches (a filter on a value no review has finds nothing, silently:
+    the model passed "delivery" for "late delivery")."""
+    if not category:
+        return None
+    from insight_agent.vectorstore.store import indexed_values
+
+    known = indexed_values(ws.artifacts, "category", ws.settings.vectorstore.chroma_url)
+    if known is None:  # cannot tell (a Chroma server): filter on the text as given
+        return category
+    by_lower = {value.lower(): value for value in known}
+    found = by_lower.get(str(category).strip().lower())
+    if found is None:
+        raise ConfigError(
+            f"no review category '{category}'",
+            hint="categories: " + ", ".join(known) + "; or leave category out",
+        )
+    return found
+
+
 def review_search(
     ws: Workspace,
     query: str,
@@ -64,7 +85,7 @@ def review_search(
         since=_date(since, "--since"),
         until=_date(until, "--until"),
         product=product,
-        category=category,
+        category=_category(ws, category),
         contains=contains,
     )
     index = nonempty_index(ws)

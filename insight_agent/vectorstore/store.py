@@ -246,6 +246,30 @@ class FilterTable:
         return keep
 
 
+def indexed_values(artifacts: Path, column: str, url: str | None = None) -> list[str] | None:
+    """The distinct values of a filter column (``category``, ``product``...) in the embedded
+    index, read from its filter table without opening Chroma; None when they cannot be known
+    (a Chroma server, or no table yet)."""
+    if url or column not in FILTER_COLUMNS:
+        return None
+    path = Path(artifacts) / "chroma" / FILTER_TABLE
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        return None
+    cached = _VALUES.get(path)
+    if cached is None or cached[0] != stamp:
+        table = FilterTable.load(path)
+        if table is None:
+            return None
+        cached = (stamp, table.values)
+        _VALUES[path] = cached
+    return sorted(v for v in cached[1].get(column, []) if v and v not in ("nan", "None"))
+
+
+_VALUES: dict[Path, tuple[int, dict[str, list[str]]]] = {}
+
+
 class ReviewIndex:
     """The reviews collection of one workspace."""
 

@@ -483,12 +483,16 @@ def test_filters_never_asked_are_left_out_of_the_grammar(ws):
         "until",
         "category",  # "delivery" is no review category: the query says it
         "segment",
+        "k",  # no number asked for: the default serves
     }
-    assert "segment" in bare["top_customers"] and "category" not in bare["basket_rules"]
+    assert set(bare["top_customers"]) == {"segment", "n"} and "category" not in bare["basket_rules"]
     asked = filters_never_asked(
         ctx, "Negative 1-2 star footwear reviews by lapsing customers since March 2024?"
     )
     assert asked["search_reviews"] == [] and "segment" not in asked.get("top_customers", [])
+    assert filters_never_asked(ctx, "the top five customers to win back")["top_customers"] == [
+        "segment"
+    ]
 
 
 def test_review_search_takes_an_indexed_category_in_any_case_and_names_them_otherwise(ws):

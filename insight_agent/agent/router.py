@@ -261,6 +261,14 @@ _DATE_CUE = re.compile(
     r"|latest|last|past|ago|today|yesterday|ytd|q[1-4])\b",
     re.I,
 )
+_COUNT_CUE = re.compile(
+    r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty"
+    r"|dozen|hundred|few|couple|handful|more|fewer|less|all|every)\b",
+    re.I,
+)
+# How many rows a tool lists: with no number in what the user wrote the default serves, and
+# the 1.5B model otherwise spends ~4 tokens writing it ("n": 10) on every such call.
+_COUNTS: dict[str, tuple[str, ...]] = {"top_customers": ("n",), "search_reviews": ("k",)}
 _FILTERS: dict[str, tuple[str, ...]] = {
     "search_reviews": ("sentiment", "min_rating", "max_rating", "since", "until", "category"),
     "review_themes": ("sentiment",),
@@ -299,7 +307,8 @@ def filters_never_asked(ctx: ToolContext, said: str) -> dict[str, list[str]]:
     """Per tool, the optional filters nothing in ``said`` could ask for, whatever their value
     (no sentiment word, no number or "stars", no date or period, no segment named): the
     embedded model's grammar leaves them out, so it cannot spend tokens writing them (it wrote
-    "segment": "All" when it could no longer write dates). A review category is left out when
+    "segment": "All" when it could no longer write dates), nor how many rows to list when no
+    number is given (the default serves). A review category is left out when
     none of the indexed ones is named; a basket category is only checked once written
     (:func:`unasked_filters`)."""
     text = said.lower()
@@ -307,6 +316,9 @@ def filters_never_asked(ctx: ToolContext, said: str) -> dict[str, list[str]]:
         tool: [name for name in names if not _asked(name, None, text)]
         for tool, names in _FILTERS.items()
     }
+    if not _COUNT_CUE.search(text):
+        for tool, names in _COUNTS.items():
+            omit.setdefault(tool, []).extend(names)
     known = _review_categories(ctx)
     if known is not None and not any(
         re.search(rf"\b{re.escape(c.lower())}\b", text) for c in known

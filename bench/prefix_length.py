@@ -7,9 +7,11 @@ once, then answers ``--turns`` short questions that share it; each turn reads ~1
 tokens and writes 40 (``ignore_eos``). The table gives the median read and write speed of
 those warm turns, and the ratio to the shortest prefix, measured in the same process.
 ``--flash-attn`` adds rows with flash attention forced off and on (default: llama.cpp's
-auto).
+auto); ``--kv-q8`` adds rows with the KV cache quantized to q8_0 (flash attention on, which a
+quantized V cache needs).
 
     python bench/prefix_length.py [--lengths 100,1200,2300,3500] [--turns 6] [--flash-attn]
+        [--kv-q8]
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ def main() -> None:
     parser.add_argument("--lengths", default="100,1200,2300,3500", help="prefix tokens")
     parser.add_argument("--turns", type=int, default=6, help="warm turns per length")
     parser.add_argument("--flash-attn", action="store_true", help="also force it off and on")
+    parser.add_argument("--kv-q8", action="store_true", help="also a q8_0 KV cache")
     args = parser.parse_args()
 
     import xllamacpp
@@ -64,17 +67,21 @@ def main() -> None:
     from insight_agent.agent import local
 
     lengths = [int(x) for x in args.lengths.split(",")]
-    modes: list[tuple[str, int | None]] = [("auto", None)]
+    modes: list[tuple[str, int | None, bool]] = [("auto", None, False)]
     if args.flash_attn:
-        modes += [("off", 0), ("on", 1)]
+        modes += [("off", 0, False), ("on", 1, False)]
+    if args.kv_q8:
+        modes += [("on, KV q8_0", 1, True)]
     plain = xllamacpp.CommonParams
     rows = []
-    for label, flash in modes:
+    for label, flash, kv_q8 in modes:
 
-        def params(_flash: int | None = flash) -> Any:
+        def params(_flash: int | None = flash, _q8: bool = kv_q8) -> Any:
             p = plain()
             if _flash is not None:
                 p.flash_attn_type = _flash
+            if _q8:
+                p.cache_type_k = p.cache_type_v = xllamacpp.ggml_type.GGML_TYPE_Q8_0
             return p
 
         xllamacpp.CommonParams = params  # the engine builds its params through this name

@@ -615,10 +615,11 @@ def tool_call_grammar(tools: Sequence[dict[str, Any]]) -> str | None:
 # The model's chat template would render each tool as its full JSON schema (~2,600 tokens for
 # Insight's 14 tools). Every token of that prefix sits in the KV cache of every turn, and on a
 # 2-core CPU attention over a long cache slows both reading and writing: measured here, each
-# 1,000 cached tokens add ~2.3 ms per token read and ~6 ms per token written (+15-20%;
-# bench/prefix_length.py).
+# 1,000 cached tokens add ~2.8 ms per token read and ~4.5 ms per token written
+# (bench/prefix_length.py).
 # So the embedded model reads the tools as Python signatures with docstrings (a coder model's
-# native language; ~40% of the tokens), in the same frame the template would use.
+# native language), in the same frame the template would use; with the tools' short summaries
+# as docstrings (``tool_docs``) Insight's 14 tools take ~780 tokens.
 TOOLS_PROMPT = """# Tools
 
 You may call one or more functions to assist with the user query.
@@ -935,9 +936,10 @@ class LocalChatModel(BaseChatModel):
     signatures prompt (``ToolSpec.summary``): a shorter cached prefix makes every later token
     faster on a CPU (see :data:`TOOLS_PROMPT`)."""
     tool_prompt: Literal["signatures", "template"] = "signatures"
-    """How the model reads the bound tools: as Python signatures in the system message (about
-    40% of the tokens of JSON schemas, see :data:`TOOLS_PROMPT`), or as the chat template's own
-    JSON rendering (for a ``--model-path`` model whose template needs ``tools``)."""
+    """How the model reads the bound tools: as Python signatures in the system message (a
+    fraction of the tokens of JSON schemas, see :data:`TOOLS_PROMPT`), or as the chat
+    template's own JSON rendering (for a ``--model-path`` model whose template needs
+    ``tools``)."""
 
     @property
     def _llm_type(self) -> str:

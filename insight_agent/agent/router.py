@@ -308,8 +308,8 @@ def filters_never_asked(ctx: ToolContext, said: str) -> dict[str, list[str]]:
     (no sentiment word, no number or "stars", no date or period, no segment named): the
     embedded model's grammar leaves them out, so it cannot spend tokens writing them (it wrote
     "segment": "All" when it could no longer write dates), nor how many rows to list when no
-    number is given (the default serves). A review category is left out when
-    none of the indexed ones is named; a basket category is only checked once written
+    number is given (the default serves). A review category is left out when none of the
+    indexed ones is named; a basket category is only checked once written
     (:func:`unasked_filters`)."""
     text = said.lower()
     omit = {

@@ -71,8 +71,9 @@ class ToolSpec:
     shows_quotes: bool = False
     # A short docstring for the embedded model, which reads the tools as Python signatures
     # (agent/local.py): what the tool gives and its "Use for ..." cues in ~25 tokens. Every
-    # token of the tools prompt is attended to on every later token, so the full description
-    # and argument docs cost ~0.8 s a question on 2 cores. Empty: the description is used.
+    # token of the tools prompt is attended to on every later token: the full descriptions and
+    # argument docs cost ~0.5 s a question on 2 cores (docs/benchmarks.md). Empty: the
+    # description is used.
     summary: str = ""
 
 

@@ -3,6 +3,7 @@ arguments, grounded-or-flagged rate and seconds per question.
 
     python bench/agent_eval.py                      # every available provider, demo workspace
     python bench/agent_eval.py --providers none,local --limit 10 --workspace DIR
+    python bench/agent_eval.py --providers local --tool-tokens 125   # a smaller view
 
 Definitions (per question):
 * right tool: the first tool call is the expected tool;
@@ -100,11 +101,23 @@ def time_breakdown(rows: list[dict[str, Any]]) -> list[tuple[str, float, float]]
     ]
 
 
-def evaluate(ws: Any, provider: str, questions: list[dict[str, Any]]) -> dict[str, Any]:
-    """Run every question through a fresh conversation; return per-question rows + summary."""
+def evaluate(
+    ws: Any,
+    provider: str,
+    questions: list[dict[str, Any]],
+    *,
+    tool_tokens: int | None = None,
+    answer_tokens: int | None = None,
+) -> dict[str, Any]:
+    """Run every question through a fresh conversation; return per-question rows + summary.
+
+    ``tool_tokens`` / ``answer_tokens``: the session's caps on a tool result as the model sees
+    it and on the answer (None: the provider's defaults), to measure what a change costs.
+    """
     from insight_agent.agent.session import SessionOptions, open_session
 
-    session = open_session(ws, llm=provider, options=SessionOptions(transcript=False))
+    options = SessionOptions(transcript=False, tool_tokens=tool_tokens, answer_tokens=answer_tokens)
+    session = open_session(ws, llm=provider, options=options)
     rows = []
     for item in questions:
         session.reset()
@@ -190,6 +203,12 @@ def main() -> None:
     parser.add_argument("--questions", type=Path, default=ROOT / "examples/eval/questions.yaml")
     parser.add_argument("--limit", type=int, help="only the first N questions")
     parser.add_argument("--json", type=Path, help="also write every row to this file")
+    parser.add_argument(
+        "--tool-tokens",
+        type=int,
+        help="cap on a tool result as the model sees it (default: 150 local)",
+    )
+    parser.add_argument("--answer-tokens", type=int, help="cap on an answer (default: 120 local)")
     args = parser.parse_args()
 
     import yaml
@@ -208,7 +227,10 @@ def main() -> None:
         run_build(ws, BuildOptions())
     questions = yaml.safe_load(args.questions.read_text())["questions"][: args.limit]
     providers = args.providers.split(",") if args.providers else available_providers()
-    results = [evaluate(ws, p, questions) for p in providers]
+    results = [
+        evaluate(ws, p, questions, tool_tokens=args.tool_tokens, answer_tokens=args.answer_tokens)
+        for p in providers
+    ]
 
     header = [
         "provider",

@@ -324,3 +324,10 @@ def test_numbers_in_fact_keys_ground_the_horizon_they_name() -> None:
     assert ok.ok, ok.unverified
     bad = check_grounding("Over the next 13 months, 91 orders.", [facts])
     assert bad.unverified == ["13", "91"]
+
+
+def test_numbers_in_keys_of_a_compact_view_ground_the_answer() -> None:
+    view = "New customers: 922 customers.\nclv_12m: mean=656.61\nsegment|clv_12m\nS6|656.61"
+    ok = check_grounding("Expected value over the next 12 months is 656.61.", [view])
+    assert ok.ok, ok.unverified
+    assert check_grounding("Over the next 13 months: 656.61.", [view]).unverified == ["13"]

@@ -353,6 +353,10 @@ class _Source:
 _KEY_NUMBER = re.compile(r"(?:^|_)(\d+(?:\.\d+)?)(pct|[dmyw])?(?=_|$)")
 
 
+# A snake_case key written in text (a compact view's key lines and table headers).
+_KEY_IN_TEXT = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
+
+
 def _key_numbers(key: str) -> list[_Source]:
     """Numbers a fact's key states ("clv_12m": a 12-month horizon; "top_20pct_capture": 20%);
     an answer saying "over the next 12 months" quotes the key, not a made-up figure."""
@@ -382,6 +386,8 @@ def _walk(obj: Any, out: list[_Source], depth: int = 0) -> None:
                 pass
         for fig in extract_figures(obj):
             out.append(_Source(fig.value, percent=fig.kind == "percent"))
+        for key in _KEY_IN_TEXT.findall(obj):  # a compact view's "clv_12m: mean=656.61"
+            out.extend(_key_numbers(key))
         return
     if isinstance(obj, Mapping):
         for key, value in obj.items():

@@ -67,7 +67,7 @@ def test_scripted_model_calls_a_tool_and_the_answer_is_grounded(ws):
     lines = tool_messages[0].content.splitlines()
     assert lines[0].startswith("Lapsing customers has the highest churn risk")
     assert any(line.startswith("high_risk_customers_total: ") for line in lines)  # in brief
-    assert any(line.startswith("segment | customers | mean_churn_probability") for line in lines)
+    assert any(line.startswith("segment|customers|mean_churn_probability") for line in lines)
 
 
 def test_json_tool_results_on_request(ws):

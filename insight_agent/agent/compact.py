@@ -5,7 +5,13 @@ tool result is most of a question's latency. JSON repeats every key on every row
 of records becomes a table whose header names the columns once, scalars become ``key: value``
 lines and nested records become dotted keys. The same facts take about a third fewer tokens,
 and names are never cut (``cap_json`` shortens every long string; a cut segment name is one
-the model can no longer pass back to a tool).
+the model can no longer pass back to a tool). Table cells are joined by a bare ``|``: Qwen's
+tokenizer reads " 1096" as a space token and four digits, so ``a | b`` padding cost a token
+per number (4% of a view).
+
+What must be dropped to fit a budget is chosen against the question: keys and columns whose
+names share a word with it (``share_revenue`` for "...the most revenue?") stay with the
+tool's own ``brief`` ones.
 
 Numbers are written exactly as the tool rounded them, so grounding can check an answer against
 this text. Review texts (``text`` fields) are always JSON-quoted: they stay delimited as data
@@ -21,6 +27,9 @@ from typing import Any
 
 from insight_agent.agent.budget import count_tokens
 
+# Bumped when the rendering changes what the model reads (a report's cached answers were
+# given on the old view and are asked again): 2 = cells joined by a bare "|".
+VIEW_FORMAT = 2
 _LONG_TEXT = 60  # strings longer than this (inside lists and records) may be shortened
 # Review texts are cut far later: shown a cut quote, a small model "finishes" it from
 # imagination (and the grounding check then flags it); fewer whole quotes serve better.
@@ -85,7 +94,7 @@ def _count(shown: int, total: int) -> str:
 
 
 def _table(name: str, records: list[dict[str, Any]], limits: _Limits, indent: str) -> list[str]:
-    """A header of column names, then one ``a | b | c`` line per record. Lists of records
+    """A header of column names, then one ``a|b|c`` line per record. Lists of records
     inside a row (a theme's quotes) follow that row as indented lines."""
     shown = records if limits.rows is None else records[: limits.rows]
     columns: list[str] = []
@@ -98,12 +107,12 @@ def _table(name: str, records: list[dict[str, Any]], limits: _Limits, indent: st
     out = [f"{indent}{name} ({_count(len(shown), len(records))}):"]
     if not shown:
         return out
-    out.append(indent + " | ".join(columns))
+    out.append(indent + "|".join(columns))
     for record in shown:
         cells = [
             "" if _empty(record.get(c)) else _inline(record.get(c), limits, c) for c in columns
         ]
-        out.append(indent + " | ".join(cells))
+        out.append(indent + "|".join(cells))
         for key in nested:
             inner = record.get(key) or []
             kept = inner if limits.nested is None else inner[: limits.nested]
@@ -226,6 +235,7 @@ def compact_facts(
     max_tokens: int,
     *,
     keep: tuple[str, ...] = (),
+    question: str = "",
     digits_split: bool = True,
     encoding: str = "cl100k_base",
 ) -> str:
@@ -235,8 +245,10 @@ def compact_facts(
     free text is cut to 160, then 80 characters; top-level facts that ``keep`` does not name
     are dropped (last first), then table columns it does not name (right first); last, table
     rows from the end (tools sort them, most important first). A table that lost rows says
-    how many are not shown. The headline is always kept whole. ``digits_split`` counts one
-    token per digit, as Qwen's tokenizer does.
+    how many are not shown. The headline is always kept whole. Keys and columns named like a
+    word of ``question`` (:func:`asked_for`) are kept as if ``keep`` named them, so the figure
+    a question asks about survives a small budget. ``digits_split`` counts one token per
+    digit, as Qwen's tokenizer does.
     """
 
     def size(text: str) -> int:
@@ -250,7 +262,7 @@ def compact_facts(
         text = render_facts(facts, step)
         if size(text) <= max_tokens:
             return text
-    keys, columns = _droppable(facts, keep)
+    keys, columns = _droppable(facts, keep + asked_for(facts, question, keep))
     dropped: set[str] = set()
     for key in reversed(keys):
         dropped.add(key)
@@ -269,6 +281,62 @@ def compact_facts(
         if size(text) <= max_tokens:
             return text
     return text
+
+
+# Question words that name no particular fact: most questions say them, and most results have
+# a "customers" or "segment" column, which would then never be dropped.
+# fmt: off
+_GENERIC_WORDS = frozenset({
+    "about", "all", "and", "any", "are", "best", "can", "customer", "customers", "did", "does",
+    "each", "for", "from", "get", "give", "have", "how", "into", "its", "list", "many", "more",
+    "most", "much", "next", "our", "per", "segment", "segments", "should", "show", "tell", "than",
+    "that", "the", "their", "them", "these", "they", "this", "those", "top", "versus", "what",
+    "when", "where", "which", "who", "whom", "why", "will", "with", "would",
+})
+# fmt: on
+_WORD = re.compile(r"[a-z][a-z0-9]+")
+
+
+def _stems(text: str) -> set[str]:
+    """Crude stems of the distinctive words in ``text`` ("drives" and "drivers": "drive")."""
+    words = _WORD.findall(text.lower().replace("_", " "))
+    return {w[:5] for w in words if len(w) >= 3 and w not in _GENERIC_WORDS}
+
+
+def asked_for(facts: Any, question: str, keep: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Keys (``key``, ``record.key``) and table columns (``table.column``) of ``facts`` whose
+    names share a distinctive word with ``question``, named as :func:`_droppable` names them,
+    that ``keep`` does not already cover. "...the most revenue?" asks for
+    ``segments.share_revenue``; "what drives churn?" for ``top_drivers``.
+
+    A word naming more than two facts is the result's topic, not a pick ("churn" in a churn
+    result): keeping all of those would leave no room for table rows.
+    """
+    wanted = _stems(question)
+    if not wanted or not isinstance(facts, dict):
+        return ()
+    names: list[str] = []
+    for key, value in facts.items():
+        if key == "headline":
+            continue
+        if _is_table(value):
+            columns = list(dict.fromkeys(k for row in value for k in row))
+            names.extend(f"{key}.{c}" for c in columns[1:])
+        elif isinstance(value, dict):
+            names.extend(f"{key}.{k}" for k in value)
+            names.append(key)
+        else:
+            names.append(key)
+    hits = {name: _stems(name.rsplit(".", 1)[-1]) & wanted for name in names}
+    per_word = {w: sum(w in found for found in hits.values()) for w in wanted}
+    picked = [
+        name
+        for name, found in hits.items()
+        if any(per_word[w] <= 2 for w in found)
+        and name not in keep
+        and name.split(".", 1)[0] not in keep
+    ]
+    return tuple(picked)
 
 
 def quotes_for_summary(facts: dict[str, Any], shown: int, words: int = 15) -> dict[str, Any]:

@@ -77,9 +77,9 @@ class SessionOptions:
     mask_pii: bool | None = None  # None: on for hosted providers
     max_steps: int = 6  # model calls per turn
     history_tokens: int = 3000
-    # Cap on one tool result as the model sees it. None: 150 tokens for the embedded model
-    # (reading a tool result costs it ~20 ms a token on 2 cores; the headline comes first),
-    # 1,200 for hosted models.
+    # Cap on one tool result as the model sees it. None: LOCAL_TOOL_TOKENS for the embedded
+    # model (reading a tool result costs it ~17 ms a token on 2 cores; the headline comes
+    # first), 1,200 for hosted models.
     tool_tokens: int | None = None
     # How tool results are written for the model: "compact" text (tables, one token per
     # digit counted; agent/compact.py) or "json". None: compact for the embedded model.
@@ -231,14 +231,19 @@ class AgentSession:
         from insight_agent.agent.compact import compact_facts, quotes_for_summary
 
         local = self.choice.name == "local"
-        budget = self.options.tool_tokens or (150 if local else 1200)
+        budget = self.options.tool_tokens or (LOCAL_TOOL_TOKENS if local else 1200)
         compact = (self.options.tool_format or ("compact" if local else "json")) == "compact"
 
         def facts_out(facts: dict[str, Any], spec: ToolSpec) -> dict[str, Any] | str:
+            limit = budget
             if spec.shows_quotes:  # the user sees them under the answer
                 facts = quotes_for_summary(facts, QUOTES_SHOWN)
+                # the model must read every quote the user is shown, or it describes the
+                # one it missed from imagination
+                limit = max(budget, QUOTES_VIEW_TOKENS)
             if compact:
-                text = compact_facts(facts, budget, keep=spec.brief)
+                question = self._user_texts[-1] if self._user_texts else ""
+                text = compact_facts(facts, limit, keep=spec.brief, question=question)
                 self._seen_facts.append(text)  # ground answers on what the model actually saw
                 return self._redact().mask(text) if self.masking else text
             capped = cap_json(facts, budget)
@@ -396,6 +401,12 @@ class AgentSession:
 
 
 QUOTES_SHOWN = 3
+# The embedded model's view of one tool result, in digit-aware tokens (agent/compact.py): the
+# headline, the tool's brief keys, what the question names, then as many table rows as fit.
+# 150 -> 125 took ~25 tokens (0.3-0.4 s) off each warm question at the same key-fact rate
+# (docs/benchmarks.md); at 110 the model began citing figures the view no longer held.
+LOCAL_TOOL_TOKENS = 125
+QUOTES_VIEW_TOKENS = 150  # QUOTES_SHOWN quotes of 15 words and their ids fit
 # How the embedded model's answer starts after a review search: one summarising sentence
 # instead of the list of quotes the user sees anyway (local.LocalChatModel.answer_prefills).
 REVIEWS_ANSWER_START = "In short, these reviews"

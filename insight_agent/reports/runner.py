@@ -51,17 +51,31 @@ def _build_info(ws: Any) -> dict[str, Any]:
 
 def _tools_hash() -> str:
     """What the model is shown of the tools, for the answer cache key: each tool's schema and
-    description, the keys its compact view keeps, and how the embedded model reads tools and
-    starts an answer after a review search (a change to any of them re-asks the question)."""
+    description, the keys its compact view keeps, the view's size and format, and how the
+    embedded model reads tools and starts an answer after a review search (a change to any
+    of them re-asks the question)."""
+    from insight_agent.agent.compact import VIEW_FORMAT
     from insight_agent.agent.local import TOOLS_PROMPT
-    from insight_agent.agent.session import QUOTES_SHOWN, REVIEWS_ANSWER_START
+    from insight_agent.agent.session import (
+        LOCAL_TOOL_TOKENS,
+        QUOTES_SHOWN,
+        QUOTES_VIEW_TOKENS,
+        REVIEWS_ANSWER_START,
+    )
     from insight_agent.tools.registry import all_tools
 
     schema = [
         (t.name, t.description, t.summary, t.args.model_json_schema(), t.brief, t.shows_quotes)
         for t in all_tools()
     ]
-    shown = [TOOLS_PROMPT, REVIEWS_ANSWER_START, QUOTES_SHOWN]
+    shown = [
+        TOOLS_PROMPT,
+        REVIEWS_ANSWER_START,
+        QUOTES_SHOWN,
+        LOCAL_TOOL_TOKENS,
+        QUOTES_VIEW_TOKENS,
+        VIEW_FORMAT,
+    ]
     return hashlib.sha256(json.dumps([schema, shown], sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -151,3 +151,14 @@ def test_asked_for_ignores_generic_and_topic_words() -> None:
     assert asked_for(topic, "Who will churn?") == ()
     assert asked_for(CHURN, "How much CLV is at risk?", KEEP) == ("segments.clv_at_risk",)
     assert asked_for(CHURN, "What horizon?", KEEP) == ("horizon_days",)
+
+
+def test_a_table_keeps_its_first_row_even_over_budget() -> None:
+    facts = {
+        "headline": "Biggest difference: churn, A 0.9 vs B 0.1.",
+        "metrics": [{"metric": f"metric {i}", "A": 0.9, "B": 0.1} for i in range(9)],
+        "top_categories": "A=Footwear 0.184; Kitchen 0.143, B=Accessories 0.173; Home 0.15",
+    }
+    text = compact_facts(facts, 30, keep=("metrics", "top_categories"))
+    assert "metrics (9 rows, 8 more not shown):" in text
+    assert "metric 0|0.9|0.1" in text and "metric 1|" not in text

@@ -28,8 +28,9 @@ from typing import Any
 from insight_agent.agent.budget import count_tokens
 
 # Bumped when the rendering changes what the model reads (a report's cached answers were
-# given on the old view and are asked again): 2 = cells joined by a bare "|".
-VIEW_FORMAT = 2
+# given on the old view and are asked again): 2 = cells joined by a bare "|"; 3 = a squeezed
+# table keeps its first row.
+VIEW_FORMAT = 3
 _LONG_TEXT = 60  # strings longer than this (inside lists and records) may be shortened
 # Review texts are cut far later: shown a cut quote, a small model "finishes" it from
 # imagination (and the grounding check then flags it); fewer whole quotes serve better.
@@ -244,11 +245,12 @@ def compact_facts(
     Shrinks step by step until the text fits: lists inside table rows keep 2, then 1 record;
     free text is cut to 160, then 80 characters; top-level facts that ``keep`` does not name
     are dropped (last first), then table columns it does not name (right first); last, table
-    rows from the end (tools sort them, most important first). A table that lost rows says
-    how many are not shown. The headline is always kept whole. Keys and columns named like a
-    word of ``question`` (:func:`asked_for`) are kept as if ``keep`` named them, so the figure
-    a question asks about survives a small budget. ``digits_split`` counts one token per
-    digit, as Qwen's tokenizer does.
+    rows from the end (tools sort them, most important first), down to one row, which may
+    leave the text over budget. A table that lost rows says how many are not shown. The
+    headline is always kept whole. Keys and columns named like a word of ``question``
+    (:func:`asked_for`) are kept as if ``keep`` named them, so the figure a question asks
+    about survives a small budget. ``digits_split`` counts one token per digit, as Qwen's
+    tokenizer does.
     """
 
     def size(text: str) -> int:
@@ -276,7 +278,9 @@ def compact_facts(
         if size(text) <= max_tokens:
             return text
     smallest = _without(facts, dropped, cut)
-    for rows in range(_longest_table(smallest) - 1, -1, -1):
+    # Down to one row, not none: a compared pair's metrics shown as "9 rows, 9 more not
+    # shown" gave the model the keys around the table and nothing of the table itself.
+    for rows in range(_longest_table(smallest) - 1, 0, -1):
         text = render_facts(smallest, _Limits(rows=rows, nested=1, text=80))
         if size(text) <= max_tokens:
             return text

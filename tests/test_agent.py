@@ -650,3 +650,26 @@ def test_every_builtin_tool_has_a_short_summary_for_the_embedded_model(ws):
     tools = [convert_to_openai_tool(t) for t in as_langchain_tools(ToolContext(ws))]
     short = tools_system_text(tools, {s.name: s.summary for s in specs})
     assert count_tokens(short) < 0.6 * count_tokens(tools_system_text(tools))
+
+
+def test_a_model_that_never_answers_gets_the_first_results_facts_not_langchains_message(ws):
+    """The step limit ends the turn with LangChain's "Model call limits exceeded" in the
+    model's place; the user is shown the first result worded as the no-LLM provider would."""
+    from insight_agent.agent.router import render
+    from insight_agent.tools.registry import ToolContext, call_tool
+
+    loop = [tool_call("list_segments"), tool_call("segment_profile", segment="S1")] * 3
+    session, _ = session_with(ws, loop, transcript=False, max_steps=3)
+    result = session.ask("Which segment brings in the most revenue?")
+    facts = call_tool(ToolContext(ws), "list_segments", {}).facts
+    assert "Model call limits" not in result.answer
+    assert result.answer == render("list_segments", facts) and result.grounding["ok"]
+    assert result.notes == [
+        "the model gave no answer; this is list_segments's result, worded without it"
+    ]
+    # nothing usable at all: the plain apology
+    failing = [tool_call("segment_profile", segment="no such segment")] * 3
+    session, _ = session_with(ws, failing, transcript=False, max_steps=2)
+    result = session.ask("Tell me about the no such segment segment.")
+    assert result.answer.startswith("I could not finish this question")
+    assert result.notes == ["no final answer from the model"]

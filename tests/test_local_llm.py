@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from insight_agent.agent import local
 from insight_agent.agent.local import (
+    ANSWER_GRAMMAR,
     MODEL_FILENAME,
     LocalChatModel,
     LocalModelError,
@@ -538,6 +539,27 @@ def test_after_a_tool_result_the_model_answers_freely(monkeypatch):
         "arguments": '{"segment": "VIP"}',
     }
     assert ai.content == "VIP churn is 12.5%." and ai.tool_calls == []
+
+
+def test_answer_after_result_is_text_that_cannot_open_like_a_call(monkeypatch):
+    plan = '{"name": "segment_sizes", "arguments": {}}'
+    engine = ScriptedEngine(plan, plan, "VIP churn is 12.5%.")
+    model = _model(monkeypatch, engine, answer_after_result=True)
+    bound = model.bind_tools([segment_sizes, churn_by_segment])
+    call = AIMessage(
+        "", tool_calls=[{"name": "churn_by_segment", "args": {"segment": "VIP"}, "id": "call_1"}]
+    )
+    error = ToolMessage('{"error":"unknown segment"}', tool_call_id="call_1")
+    facts = ToolMessage("VIP: churn 12.5%.", tool_call_id="call_1")
+    # after an error the model may call again (fixing its arguments): calls are parsed
+    retry = bound.invoke([*QUESTION, call, error])
+    assert "grammar" not in engine.requests[0] and retry.tool_calls[0]["name"] == "segment_sizes"
+    # after facts the reply is the answer: the grammar bars an opening "{", "<", "`" or "["
+    # and whatever the model writes is not run as a call
+    answer = bound.invoke([*QUESTION, call, facts])
+    assert engine.requests[1]["grammar"] == ANSWER_GRAMMAR
+    assert "[^{<`\\[" in ANSWER_GRAMMAR and answer.tool_calls == []
+    assert bound.invoke([*QUESTION, call, facts]).content == "VIP churn is 12.5%."
 
 
 def test_an_invalid_call_is_shown_back_to_the_model_as_it_wrote_it():

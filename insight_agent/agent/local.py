@@ -802,6 +802,21 @@ def _text(message: BaseMessage) -> str:
     return message.text if isinstance(message.content, list) else str(message.content or "")
 
 
+# An answer that does not open like a tool call (a JSON object, a tag, a fence, a list).
+# Permissive after the first character, so llama.cpp's sampler only checks the token it picked.
+ANSWER_GRAMMAR = r"root ::= [^{<`\[ \t\n] [^\x00]*" + "\n"
+
+
+def _after_facts(messages: Sequence[BaseMessage]) -> bool:
+    """Whether the last message is a tool result with facts (a failed call's result is
+    ``{"error": ...}``: the model may then call again with fixed arguments)."""
+    from langchain_core.messages import ToolMessage
+
+    if not messages or not isinstance(messages[-1], ToolMessage):
+        return False
+    return not _text(messages[-1]).lstrip().startswith('{"error"')
+
+
 def _without_arguments(tool: dict[str, Any], omit: dict[str, list[str]]) -> dict[str, Any]:
     """``tool`` with the optional arguments ``omit`` names for it removed from its schema."""
     function = tool["function"]
@@ -935,6 +950,11 @@ class LocalChatModel(BaseChatModel):
     """Short docstrings (per tool) that replace the description and argument docs in the
     signatures prompt (``ToolSpec.summary``): a shorter cached prefix makes every later token
     faster on a CPU (see :data:`TOOLS_PROMPT`)."""
+    answer_after_result: bool = False
+    """After a tool returned facts (not an error), the next reply is the answer: it is not
+    parsed for tool calls, and :data:`ANSWER_GRAMMAR` keeps it from opening like one. The 1.5B
+    model, shown a result, sometimes wrote a plan of further calls instead (the same tool
+    again, an export) until the step limit; it never needed a second tool in the agent eval."""
     tool_prompt: Literal["signatures", "template"] = "signatures"
     """How the model reads the bound tools: as Python signatures in the system message (a
     fraction of the tokens of JSON schemas, see :data:`TOOLS_PROMPT`), or as the chat
@@ -1032,6 +1052,10 @@ class LocalChatModel(BaseChatModel):
             start = self._answer_prefill(messages)
             if start:
                 body["messages"] = [*body["messages"], {"role": "assistant", "content": start}]
+            if self.answer_after_result and _after_facts(messages):
+                if not start:  # a prefilled answer cannot open like a call anyway
+                    body["grammar"] = ANSWER_GRAMMAR
+                return _Request(body, "", None, first_id, answer_prefill=start)
             return _Request(body, "", names, first_id, answer_prefill=start)
         fallback_prefill = FALLBACK_PREFILL
         if len(forced) == 1:

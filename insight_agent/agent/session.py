@@ -137,6 +137,8 @@ class AgentSession:
             # a copy: the caller's model (e.g. a report's, also used for personas) keeps its own
             limit = self.options.answer_tokens or 120
             update: dict[str, Any] = {"max_tokens": limit}
+            if hasattr(chat_model, "answer_after_result"):  # one tool, then the answer
+                update["answer_after_result"] = True
             if hasattr(chat_model, "answer_prefills"):  # the quotes are shown under the answer
                 update["answer_prefills"] = {
                     spec.name: REVIEWS_ANSWER_START for spec in all_tools() if spec.shows_quotes
@@ -345,8 +347,21 @@ class AgentSession:
         grounding = check_grounding(display, self._seen_facts, question=question)
         fixed = False
         if not answer:
-            display = "I could not finish this question within the step limit; try rephrasing it."
-            notes.append("no final answer from the model")
+            first = next((r for r in self._turn_results if r.ok and r.facts), None)
+            if first is not None:
+                # The facts are there: say them the way the no-LLM provider would.
+                from insight_agent.agent.router import render
+
+                display = render(first.name, first.facts)
+                grounding = check_grounding(display, [first.facts], question=question)
+                notes.append(
+                    f"the model gave no answer; this is {first.name}'s result, worded without it"
+                )
+            else:
+                display = (
+                    "I could not finish this question within the step limit; try rephrasing it."
+                )
+                notes.append("no final answer from the model")
         elif not grounding.ok and self.options.strict:
             wrong = [*grounding.unverified, *(f'"{q}"' for q in grounding.unverified_quotes)]
             request = FIX_REQUEST.format(figures=", ".join(wrong))
@@ -454,12 +469,19 @@ def _is_fix(message: Any) -> bool:
     return isinstance(content, str) and content.startswith(FIX_REQUEST.split("{", 1)[0])
 
 
+# What LangChain's ModelCallLimitMiddleware puts in the model's place when the step limit is
+# reached (exit_behavior "end"): a message for developers, not an answer.
+_STEP_LIMIT_TEXT = "Model call limits exceeded"
+
+
 def _last_text(messages: list[Any]) -> str:
     from langchain_core.messages import AIMessage
 
     for message in reversed(messages):
         if isinstance(message, AIMessage) and not message.tool_calls:
             text = message.text if isinstance(message.text, str) else str(message.content)
+            if text.strip().startswith(_STEP_LIMIT_TEXT):
+                return ""
             if text.strip():
                 return text.strip()
     return ""

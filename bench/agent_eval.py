@@ -206,7 +206,7 @@ def main() -> None:
     parser.add_argument(
         "--tool-tokens",
         type=int,
-        help="cap on a tool result as the model sees it (default: 150 local)",
+        help="cap on a tool result as the model sees it (default: 125 local)",
     )
     parser.add_argument("--answer-tokens", type=int, help="cap on an answer (default: 120 local)")
     args = parser.parse_args()

@@ -847,11 +847,40 @@ def ask(
         from rich.markup import escape
 
         out.print(escape(result.answer))
+        _print_table(out, result)
         _print_quotes(out, result.quotes)
         for note in result.notes:
             err.print(f"[dim]({escape(note)})[/]")
     if strict and not result.grounding.get("ok", True):
         raise typer.Exit(4)
+
+
+def _print_table(out: Any, result: Any) -> None:
+    """The table behind a model's answer (the first tool result's list, up to 10 rows), so a
+    list the answer only summarises is there to read. The `none` provider's answer already
+    lists the rows."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    from insight_agent.agent.session import turn_table
+
+    found = turn_table(result.tool_calls) if result.provider != "none" else None
+    if found is None:
+        return
+    shown, total = len(found["rows"]), found["total"]
+    rows = f"{total} rows" if shown == total else f"the first {shown} of {total} rows"
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        caption=escape(f"{found['tool']}: {found['name']}, {rows}"),
+        caption_justify="left",
+        pad_edge=False,
+    )
+    for column in found["columns"]:
+        table.add_column(escape(column.replace("_", " ")), overflow="fold")
+    for row in found["rows"]:
+        table.add_row(*(escape(cell) for cell in row))
+    out.print(table)
 
 
 def _print_quotes(out: Any, quotes: list[dict[str, Any]]) -> None:
@@ -988,6 +1017,7 @@ def chat(
             elif flags:
                 out.print("\n" + escape("\n".join(flags)), end="")
         out.print()
+        _print_table(out, result)
         _print_quotes(out, result.quotes)
         for note in result.notes:
             out.print(f"[dim]({escape(note)})[/]")

@@ -673,3 +673,47 @@ def test_a_model_that_never_answers_gets_the_first_results_facts_not_langchains_
     result = session.ask("Tell me about the no such segment segment.")
     assert result.answer.startswith("I could not finish this question")
     assert result.notes == ["no final answer from the model"]
+
+
+def test_the_table_behind_an_answer_is_printed_under_it(ws, built_demo, monkeypatch):
+    """The embedded model reads a few rows of a result (its view is ~125 tokens) and answers in
+    a sentence; `ask` and `chat` print the list itself under the answer."""
+    from insight_agent import cli
+    from insight_agent.agent.session import turn_table
+    from insight_agent.analytics.queries import segment_names
+
+    answer = "Lapsing customers has the highest churn risk (0.97)."
+    script = [tool_call("churn_risk_by_segment"), AIMessage(answer)]
+    session, _ = session_with(ws, list(script), transcript=False)
+    result = session.ask("Which segment is most likely to churn?")
+    table = turn_table(result.tool_calls)
+    assert table["tool"] == "churn_risk_by_segment" and table["name"] == "segments"
+    assert table["total"] == len(table["rows"]) == 6 and table["columns"][0] == "segment"
+    assert table["rows"][0][:2] == ["Lapsing customers", "1,096"]
+    assert len(turn_table(result.tool_calls, rows=2)["rows"]) == 2
+    # no table: an error, a review search (its quotes are shown instead), no list in the facts
+    quotes = {"quotes": [{"review_id": "R1", "text": "Late."}]}
+    assert turn_table([{"tool": "search_reviews", "result": quotes, "error": None}]) is None
+    assert turn_table([{"tool": "list_segments", "result": None, "error": "no build"}]) is None
+    assert turn_table([{"tool": "customer_profile", "result": {"a": 1}, "error": None}]) is None
+    # the no-LLM answer already lists the rows: no table under it
+    question = "Which segment is most likely to churn?"
+    plain = CliRunner().invoke(app, ["ask", question, "--llm", "none", "-w", str(built_demo)])
+    assert plain.exit_code == 0 and "has the highest churn risk" in plain.output
+    assert "churn_risk_by_segment: segments" not in plain.output
+    monkeypatch.setattr(
+        cli,
+        "_session",
+        lambda workspace, **kw: open_session(
+            ws,
+            llm="local",
+            chat_model=Scripted(responses=list(script) * 2, seen=[]),
+            options=SessionOptions(transcript=False),
+            on_event=kw["on_event"],
+        ),
+    )
+    for args, stdin in ((["ask", "Churn?"], None), (["chat"], "Churn?\n/quit\n")):
+        out = CliRunner().invoke(app, args, input=stdin, env={"COLUMNS": "160"})
+        assert out.exit_code == 0, out.output
+        assert answer in out.output and "churn_risk_by_segment: segments, 6 rows" in out.output
+        assert all(name in out.output for name in segment_names(ws).values())

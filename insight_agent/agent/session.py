@@ -445,6 +445,52 @@ def turn_quotes(results: list[ToolResult], limit: int = QUOTES_SHOWN) -> list[di
     return quotes
 
 
+TABLE_ROWS_SHOWN = 10
+TABLE_COLUMNS_SHOWN = 6
+
+
+def turn_table(
+    tool_calls: list[dict[str, Any]], rows: int = TABLE_ROWS_SHOWN
+) -> dict[str, Any] | None:
+    """The figures behind the answer, printed under it: the first table (a list of records) of
+    this turn's first successful result that has one, as ``{"tool", "name", "columns",
+    "rows", "total"}`` (``rows`` as text, at most ``rows`` of them and
+    :data:`TABLE_COLUMNS_SHOWN` scalar columns). The model reads a few rows of it (its view
+    is ~125 tokens); the user sees the list. None after a review search (its quotes are
+    shown instead) or when no result has a table. ``tool_calls`` as in :class:`TurnResult`."""
+    for call in tool_calls:
+        facts = call.get("result")
+        if call.get("error") or not isinstance(facts, dict) or get_tool(call["tool"]).shows_quotes:
+            continue
+        for name, value in facts.items():
+            if not (isinstance(value, list) and value and all(isinstance(v, dict) for v in value)):
+                continue
+            columns = [
+                k
+                for k in dict.fromkeys(k for record in value for k in record)
+                if all(not isinstance(r.get(k), list | dict) for r in value)
+            ][:TABLE_COLUMNS_SHOWN]
+            shown = [
+                ["" if r.get(c) is None else _cell(r[c]) for c in columns] for r in value[:rows]
+            ]
+            return {
+                "tool": call["tool"],
+                "name": name,
+                "columns": columns,
+                "rows": shown,
+                "total": len(value),
+            }
+    return None
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 1000:
+        return f"{value:,}"
+    return str(value)
+
+
 def quote_line(quote: dict[str, Any]) -> str:
     """One quote as a line of text: ``"text" [R000173] 2★ · Lapsing customers · 2026-03-02``."""
     meta = []

@@ -43,6 +43,23 @@ def ws(built_demo: Path):
     return open_workspace(built_demo)
 
 
+def script_cli(monkeypatch, ws, responses: list[AIMessage]) -> None:
+    """Every session the CLI opens plays ``responses`` back on a scripted local model."""
+    from insight_agent import cli
+
+    monkeypatch.setattr(
+        cli,
+        "_session",
+        lambda workspace, **kw: open_session(
+            ws,
+            llm="local",
+            chat_model=Scripted(responses=list(responses) * 2, seen=[]),
+            options=SessionOptions(transcript=False),
+            on_event=kw["on_event"],
+        ),
+    )
+
+
 def session_with(ws, responses: list[AIMessage], **options: Any):
     model = Scripted(responses=responses, seen=[])
     session = open_session(ws, llm="local", chat_model=model, options=SessionOptions(**options))
@@ -558,7 +575,6 @@ def test_chat_shows_flags_for_an_invented_quote_after_the_streamed_answer(ws, mo
 def test_review_quotes_are_shown_verbatim_under_the_answer(ws, monkeypatch):
     """The model summarises; the quotes come from the tool, word for word, with their ids (the
     1.5B model retyping quotes invented some)."""
-    from insight_agent import cli
     from insight_agent.agent.session import QUOTES_SHOWN
     from insight_agent.tools.registry import ToolContext, call_tool
 
@@ -583,20 +599,8 @@ def test_review_quotes_are_shown_verbatim_under_the_answer(ws, monkeypatch):
     assert all(q["review_id"] in view for q in result.quotes)
     assert "never instructions" in view  # still marked as data
     # `ask` and `chat` print them under the answer
-    monkeypatch.setattr(
-        cli,
-        "_session",
-        lambda workspace, **kw: open_session(
-            ws,
-            llm="local",
-            chat_model=Scripted(
-                responses=[tool_call("search_reviews", query="late delivery"), AIMessage(summary)]
-                * 2,
-                seen=[],
-            ),
-            options=SessionOptions(transcript=False),
-            on_event=kw["on_event"],
-        ),
+    script_cli(
+        monkeypatch, ws, [tool_call("search_reviews", query="late delivery"), AIMessage(summary)]
     )
     for args, stdin in ((["ask", "What do customers say?"], None), (["chat"], "Reviews?\n/quit\n")):
         out = CliRunner().invoke(app, args, input=stdin)
@@ -678,7 +682,6 @@ def test_a_model_that_never_answers_gets_the_first_results_facts_not_langchains_
 def test_the_table_behind_an_answer_is_printed_under_it(ws, built_demo, monkeypatch):
     """The embedded model reads a few rows of a result (its view is ~125 tokens) and answers in
     a sentence; `ask` and `chat` print the list itself under the answer."""
-    from insight_agent import cli
     from insight_agent.agent.session import turn_table
     from insight_agent.analytics.queries import segment_names
 
@@ -701,17 +704,7 @@ def test_the_table_behind_an_answer_is_printed_under_it(ws, built_demo, monkeypa
     plain = CliRunner().invoke(app, ["ask", question, "--llm", "none", "-w", str(built_demo)])
     assert plain.exit_code == 0 and "has the highest churn risk" in plain.output
     assert "churn_risk_by_segment: segments" not in plain.output
-    monkeypatch.setattr(
-        cli,
-        "_session",
-        lambda workspace, **kw: open_session(
-            ws,
-            llm="local",
-            chat_model=Scripted(responses=list(script) * 2, seen=[]),
-            options=SessionOptions(transcript=False),
-            on_event=kw["on_event"],
-        ),
-    )
+    script_cli(monkeypatch, ws, script)
     for args, stdin in ((["ask", "Churn?"], None), (["chat"], "Churn?\n/quit\n")):
         out = CliRunner().invoke(app, args, input=stdin, env={"COLUMNS": "160"})
         assert out.exit_code == 0, out.output

@@ -85,7 +85,8 @@ def _inline(value: Any, limits: _Limits, key: str = "") -> str:
     return _scalar(value, limits.text, quoted=key in _QUOTED_KEYS)
 
 
-def _is_table(value: Any) -> bool:
+def is_table(value: Any) -> bool:
+    """A non-empty list of records (rendered as a table; printed under an answer)."""
     return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
 
 
@@ -104,7 +105,7 @@ def _table(name: str, records: list[dict[str, Any]], limits: _Limits, indent: st
         for key, value in record.items():
             if key in _SKIP_KEYS or key in columns or key in nested:
                 continue
-            (nested if _is_table(value) else columns).append(key)
+            (nested if is_table(value) else columns).append(key)
     out = [f"{indent}{name} ({_count(len(shown), len(records))}):"]
     if not shown:
         return out
@@ -129,10 +130,10 @@ def _lines(obj: dict[str, Any], prefix: str, limits: _Limits, top: bool) -> list
         if _empty(value) or key in _SKIP_KEYS:
             continue
         name = f"{prefix}{key}"
-        if _is_table(value):
+        if is_table(value):
             out.extend(_table(name, value, limits, ""))
         elif isinstance(value, dict) and any(
-            isinstance(v, dict) or _is_table(v) for v in value.values()
+            isinstance(v, dict) or is_table(v) for v in value.values()
         ):
             out.extend(_lines(value, f"{name}.", limits, top=False))
         elif top and not isinstance(value, dict | list):
@@ -153,7 +154,7 @@ def render_facts(facts: Any, limits: _Limits = _FULL) -> str:
         if not _empty(facts.get("headline")):
             lines.insert(0, _scalar(facts["headline"]))
         return "\n".join(lines)
-    if _is_table(facts):
+    if is_table(facts):
         return "\n".join(_table("rows", facts, limits, ""))
     return _inline(facts, limits)
 
@@ -161,7 +162,7 @@ def render_facts(facts: Any, limits: _Limits = _FULL) -> str:
 def _longest_table(obj: Any) -> int:
     if isinstance(obj, dict):
         return max((_longest_table(v) for v in obj.values()), default=0)
-    if _is_table(obj):
+    if is_table(obj):
         return len(obj)
     return 0
 
@@ -186,7 +187,7 @@ def _without(facts: Any, drop_keys: set[str], drop_columns: set[str]) -> Any:
     for key, value in facts.items():
         if key in drop_keys:
             continue
-        if _is_table(value) and drop_columns:
+        if is_table(value) and drop_columns:
             value = [
                 {k: v for k, v in row.items() if f"{key}.{k}" not in drop_columns} for row in value
             ]
@@ -214,7 +215,7 @@ def _droppable(facts: Any, keep: tuple[str, ...]) -> tuple[list[str], list[str]]
     for key, value in facts.items():
         if key == "headline" or key in keep:
             continue
-        if _is_table(value):
+        if is_table(value):
             names = list(dict.fromkeys(k for row in value for k in row))
             if any(f"{key}.{n}" in keep for n in names):
                 columns.extend(
@@ -323,7 +324,7 @@ def asked_for(facts: Any, question: str, keep: tuple[str, ...] = ()) -> tuple[st
     for key, value in facts.items():
         if key == "headline":
             continue
-        if _is_table(value):
+        if is_table(value):
             columns = list(dict.fromkeys(k for row in value for k in row))
             names.extend(f"{key}.{c}" for c in columns[1:])
         elif isinstance(value, dict):

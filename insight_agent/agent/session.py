@@ -458,12 +458,14 @@ def turn_table(
     :data:`TABLE_COLUMNS_SHOWN` scalar columns). The model reads a few rows of it (its view
     is ~125 tokens); the user sees the list. None after a review search (its quotes are
     shown instead) or when no result has a table. ``tool_calls`` as in :class:`TurnResult`."""
+    from insight_agent.agent.compact import is_table
+
     for call in tool_calls:
         facts = call.get("result")
         if call.get("error") or not isinstance(facts, dict) or get_tool(call["tool"]).shows_quotes:
             continue
         for name, value in facts.items():
-            if not (isinstance(value, list) and value and all(isinstance(v, dict) for v in value)):
+            if not is_table(value):
                 continue
             columns = [
                 k

@@ -415,6 +415,152 @@ def segments(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
             )
 
 
+@app.command()
+def metrics(
+    measures: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Measures, e.g. revenue orders average_order_value response_rate "
+            "(`insight metrics --list` shows this workspace's).",
+            show_default=False,
+        ),
+    ] = None,
+    by: Annotated[
+        list[str] | None,
+        typer.Option("--by", "-b", help="Break down by: month, week, category, segment, …"),
+    ] = None,
+    period: Annotated[
+        str | None,
+        typer.Option(
+            "--period",
+            "-p",
+            help="'last 12 months', 'last month', '2025-Q3', 'since 2025-01-01', … (relative "
+            "to the data's last date). Default: all data.",
+        ),
+    ] = None,
+    compare: Annotated[
+        str | None,
+        typer.Option("--compare", help="previous (the period before) or year (a year earlier)."),
+    ] = None,
+    where: Annotated[
+        list[str] | None,
+        typer.Option("--where", help="Filter: DIMENSION=VALUE (also !=, <, >=; A|B for several)."),
+    ] = None,
+    top: Annotated[
+        int | None,
+        typer.Option("--top", min=1, help="Keep the N highest rows (by the first measure)."),
+    ] = None,
+    ascending: Annotated[bool, typer.Option("--asc", help="With --top: the N lowest.")] = False,
+    chart: Annotated[
+        Path | None, typer.Option("--chart", help="Also draw the first measure to this PNG file.")
+    ] = None,
+    list_: Annotated[
+        bool, typer.Option("--list", help="List the measures and dimensions.")
+    ] = False,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Descriptive metrics (revenue, orders, AOV, response rate, …) by month, category,
+    segment or any customer attribute — computed by DuckDB over the validated data."""
+    from insight_agent.analytics.queries import metrics_engine, query_metrics
+
+    ws = _open(workspace, quiet=as_json)
+    if compare and compare not in ("previous", "year"):
+        raise typer.BadParameter("use previous or year", param_hint="--compare")
+    if list_ or not measures:
+        catalogue = metrics_engine(ws).catalogue.to_dict()
+        if as_json:
+            typer.echo(json.dumps(catalogue, indent=2, default=str))
+            return
+        _print_catalogue(catalogue)
+        if not list_:
+            raise typer.Exit(2)
+        return
+    facts = query_metrics(
+        ws, measures, by=by, period=period, compare=compare, where=where, top=top,
+        ascending=ascending,
+    )  # fmt: skip
+    if chart is not None:
+        from insight_agent.reports.charts import metric_chart
+        from insight_agent.workspace import atomic_write_bytes
+
+        atomic_write_bytes(chart, metric_chart(facts))
+        facts["chart"] = str(chart)
+    if as_json:
+        typer.echo(json.dumps(facts, indent=2, default=str))
+        return
+    _print_metrics(facts)
+
+
+def _print_catalogue(catalogue: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    out = _console()
+    out.print(f"[bold]Measures[/] (data up to {catalogue['data_up_to']}):")
+    for m in catalogue["measures"]:
+        out.print(f"  [bold]{m['name']}[/] — {escape(m['meaning'])} [dim]({m['aggregation']})[/]")
+    out.print("[bold]Dimensions[/] (--by, --where):")
+    for d in catalogue["dimensions"]:
+        out.print(f"  [bold]{d['name']}[/] [dim]for {', '.join(d['applies_to'])}[/]")
+    for note in catalogue.get("notes", []):
+        out.print(f"[dim]note: {escape(note)}[/]")
+    out.print("[dim]e.g. insight metrics revenue --by month --period 'last 12 months'[/]")
+
+
+def _metric_cell(value: Any, unit: str) -> str:
+    if value is None:
+        return "–"
+    if unit in ("share", "probability"):
+        return f"{value:.1%}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.2f}"
+
+
+def _print_metrics(facts: dict[str, Any]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    period = facts["period"]
+    title = f"{period['label']}: {period['start'] or '…'} to {period['end']}"
+    if facts.get("compared_with"):
+        c = facts["compared_with"]
+        title += f" vs {c['start']} to {c['end']}"
+    columns: list[tuple[str, str, str]] = [(d, "", d) for d in facts["by"]]
+    for m in facts["measures"]:
+        columns.append((m["name"], m["unit"], m["name"].replace("_", " ")))
+        if facts.get("compared_with"):
+            columns.append((f"{m['name']}_previous", m["unit"], "before"))
+            columns.append((f"{m['name']}_change_pct", "share", "change"))
+    rows = [
+        [
+            escape(str(row[name])) if name in facts["by"] else _metric_cell(row.get(name), unit)
+            for name, unit, _ in columns
+        ]
+        for row in facts["rows"]
+    ]
+    # Cells keep their full width (a figure cut to "223,00…" is worse than a wide table).
+    table = Table(title=escape(title), title_justify="left")
+    for i, (name, _, head) in enumerate(columns):
+        width = max([len(r[i]) for r in rows] + [4])
+        table.add_column(head, justify="left" if name in facts["by"] else "right", min_width=width)
+    for cells in rows:
+        table.add_row(*cells)
+    out = _console()
+    out.print(table)
+    for m in facts["measures"]:
+        out.print(f"[dim]{m['name']}: {escape(m['meaning'])}[/]")
+    if facts.get("filters"):
+        out.print(f"[dim]filters: {escape(', '.join(facts['filters']))}[/]")
+    shown = len(facts["rows"])
+    if facts["rows_total"] > shown:
+        out.print(f"[dim]{shown} of {facts['rows_total']} rows shown[/]")
+    for note in facts.get("notes", []):
+        out.print(f"[dim]note: {escape(note)}[/]")
+    if facts.get("chart"):
+        out.print(f"Chart: {facts['chart']}")
+
+
 @app.command("model-card")
 def model_card_cmd(
     target: Annotated[

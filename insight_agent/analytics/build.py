@@ -118,6 +118,10 @@ def _build(
 
     with _stage(stages, "load", say) as st:
         data = load_dataset(ws.settings, display=ws.display)
+        # the validated tables as Parquet: `insight metrics` and later commands read these
+        from insight_agent.engine.cache import write_cache
+
+        write_cache(ws, data)
         st.details = {
             "customers": len(data.customers),
             "order_rows": len(data.orders),

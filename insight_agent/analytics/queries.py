@@ -543,6 +543,59 @@ def dataset_overview(ws: Workspace) -> dict[str, Any]:
     return out
 
 
+# --- the metrics layer (engine/metrics.py over the validated Parquet cache) -------------------
+
+_ENGINES: dict[tuple[str, str], Any] = {}
+
+
+def metrics_engine(ws: Workspace) -> Any:
+    """The workspace's :class:`~insight_agent.engine.metrics.MetricsEngine`: DuckDB over the
+    validated Parquet cache (written now if missing) plus the current build's per-customer
+    scores when there is a build. One per process per data and build."""
+    from insight_agent.engine.backend import connect
+    from insight_agent.engine.cache import ensure_cache
+    from insight_agent.engine.metrics import MetricsEngine
+
+    cache = ensure_cache(ws)
+    try:
+        scores: Path | None = current_build(ws) / "customers.parquet"
+    except NoBuild:
+        scores = None
+    key = (str(cache.folder), str(scores))
+    if key not in _ENGINES:
+        _ENGINES.clear()
+        con = connect(cache, scores=scores, spill_dir=ws.artifacts / "engine-tmp")
+        _ENGINES[key] = MetricsEngine(con, dayfirst=ws.settings.data.dayfirst)
+    return _ENGINES[key]
+
+
+def query_metrics(
+    ws: Workspace,
+    measures: list[str],
+    *,
+    by: list[str] | None = None,
+    period: str | None = None,
+    compare: str | None = None,
+    where: list[str] | None = None,
+    top: int | None = None,
+    ascending: bool = False,
+) -> dict[str, Any]:
+    """Measures broken down by dimensions over a period (see engine/metrics.py): JSON-ready
+    rows, each figure's measure/unit/aggregation, the resolved period and the data's end."""
+    from insight_agent.engine.metrics import MetricRequest, parse_filter
+
+    request = MetricRequest(
+        measures=list(measures),
+        by=list(by or []),
+        period=period,
+        compare=compare,
+        filters=[parse_filter(w) for w in where or []],
+        top=top,
+        ascending=ascending,
+    )
+    return metrics_engine(ws).query(request)
+
+
 __all__ = [
     "NoBuild",
     "audience",
@@ -554,7 +607,9 @@ __all__ = [
     "customer_score",
     "customer_table",
     "dataset_overview",
+    "metrics_engine",
     "model_card",
+    "query_metrics",
     "resolve_segment",
     "segment_profile",
     "segments_summary",

@@ -301,6 +301,58 @@ def theme_shares_chart(shares: Mapping[str, Mapping[str, float]]) -> bytes:
         return _png(fig)
 
 
+def metric_chart(facts: Mapping[str, Any]) -> bytes:
+    """A metrics result (``query_metrics`` facts) as a chart: a line over time when broken down
+    by a time grain (with the comparison period dashed), else horizontal bars (first 15 rows).
+
+    Charts the first measure; shares and probabilities on a percent axis.
+    """
+    measures = facts.get("measures") or []
+    rows = list(facts.get("rows") or [])
+    if not measures or not rows:
+        raise ValueError("metric_chart needs a result with at least one measure and one row")
+    m = measures[0]
+    name, by = m["name"], list(facts.get("by") or [])
+    percent = m.get("unit") in ("share", "probability")
+    fmt = _pct if percent else _money
+    period = facts.get("period") or {}
+    title = f"{m.get('label', name)}"
+    if by:
+        title += f" by {by[0].replace('_', ' ')}"
+    span = f"{period.get('start') or '…'} to {period.get('end')}"
+    with _style():
+        if by and by[0] in ("day", "week", "month", "quarter", "year"):
+            fig, ax = _new()
+            xs = [str(r[by[0]]) for r in rows]
+            ys = [float("nan") if r.get(name) is None else float(r[name]) for r in rows]
+            ax.plot(xs, ys, color=BLUE, marker="o", markersize=3, label=period.get("label"))
+            prev = f"{name}_previous"
+            if any(r.get(prev) is not None for r in rows):
+                ps = [float("nan") if r.get(prev) is None else float(r[prev]) for r in rows]
+                label = (facts.get("compared_with") or {}).get("label", "comparison")
+                ax.plot(xs, ps, color=GREY, linestyle="--", marker="o", markersize=3, label=label)
+                ax.legend(loc="best")
+            step = max(1, len(xs) // 12)
+            ax.set_xticks(range(0, len(xs), step), xs[::step], rotation=45, ha="right")
+            ax.yaxis.grid(True)
+            ax.yaxis.set_major_formatter(_tick_formatter(fmt))
+            ax.set_ylim(bottom=min(0.0, *[y for y in ys if y == y]))
+        else:
+            shown = rows[:15]
+            names = [" / ".join(str(r[d]) for d in by) or m.get("label", name) for r in shown]
+            values = [0.0 if r.get(name) is None else float(r[name]) for r in shown]
+            fig, ax = _new(height=_bar_height(len(shown)))
+            _grouped_hbars(ax, names, [(m.get("label", name), values, BLUE)], fmt)
+            if percent:
+                _percent_axis(ax, "x", max(values) if values else 1.0)
+            else:
+                ax.xaxis.set_major_formatter(_tick_formatter(fmt))
+                ax.set_xlim(0, max(max(values), 0.0) * 1.18 or 1.0)
+        ax.set_title(_short(title, 70))
+        ax.set_xlabel(_short(f"{period.get('label', '')}: {span}", 90) if by else "")
+        return _png(fig)
+
+
 # --------------------------------------------------------------------------- helpers
 
 

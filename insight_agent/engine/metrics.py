@@ -1,0 +1,835 @@
+"""The metrics layer: a declared catalogue of measures and dimensions over a workspace's
+tables, and a compiler from a typed request to Ibis expressions run by DuckDB.
+
+A request names measures (``revenue``, ``response_rate`` …), dimensions to break them down by
+(``month``, ``category``, ``segment``, any customer attribute …), a period resolved against the
+data's cutoff, filters, an optional comparison period and a top-N. The result carries, for
+every figure, what it is: its measure, unit, aggregation and period — so an answer can be
+checked for meaning, not only digits. No SQL text is written by anyone: the expressions are
+built from the catalogue.
+
+Definitions (docs/metrics.md has the full table):
+
+* orders are purchases only; negative amounts are returns (their own table);
+* ``orders`` counts distinct order ids (order lines when the file has no order id);
+* ``active_customers`` buy in the period; ``new_customers`` make their first purchase ever
+  in it (or in the row's month/week… when broken down by time); ``returning_customers``
+  bought before it; ``repeat_rate`` is the share of the period's buyers with two or more
+  orders in it;
+* review ``sentiment`` as a dimension comes from the star rating (1–2 negative, 3 neutral,
+  4–5 positive); ``share_negative`` is the share of rated reviews with 1–2 stars;
+* model measures (churn probability, CLV) are per customer as of the cutoff: no period.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from insight_agent.engine import periods as P
+from insight_agent.errors import ConfigError
+
+TIME_DIMS = ("day", "week", "month", "quarter", "year")
+_TIME_UNIT = {"day": "D", "week": "W", "month": "M", "quarter": "Q", "year": "Y"}
+# the date each table's rows are placed in time by
+TIME_COLUMN = {
+    "orders": "order_date",
+    "returns": "order_date",
+    "campaigns": "sent_date",
+    "reviews": "date",
+    "customers": "signup_date",
+}
+MISSING = "(missing)"
+MAX_ROWS = 500  # a breakdown longer than this is cut (the result says so)
+# Customer columns never offered as dimensions: identifiers and contact details.
+_PII = re.compile(r"name|mail|phone|address|street|zip|postal|postcode|ssn|iban|card", re.I)
+MAX_LEVELS = 60  # a text column with more distinct values is not a dimension (except product)
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One measure: where it comes from, what it means, and its aggregate expression."""
+
+    name: str
+    label: str
+    table: str
+    unit: str  # currency | count | share | probability | rating | per_customer
+    aggregation: str  # total | count | mean | median | rate | share_of_customers | ...
+    meaning: str
+    expr: Callable[[Any, dict[str, Any]], Any] | None = None
+    needs: tuple[str, ...] = ()
+    digits: int = 2
+
+    def describe(self) -> dict[str, str]:
+        """What the figure is (JSON-ready): name, label, unit, aggregation, meaning."""
+        return {
+            "name": self.name,
+            "label": self.label,
+            "unit": self.unit,
+            "aggregation": self.aggregation,
+            "meaning": self.meaning,
+        }
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One way to break a measure down: a time grain, a fact column or a customer attribute."""
+
+    name: str
+    label: str
+    source: str  # time | fact | customer | scores | derived
+    column: str | None = None
+    tables: tuple[str, ...] = ()  # fact tables it applies to
+    numeric: bool = False
+
+
+def _orders_count(t: Any, ctx: dict[str, Any]) -> Any:
+    return t.order_id.nunique() if "order_id" in t.columns else t.count()
+
+
+def _ratio(a: Any, b: Any) -> Any:
+    return a / b.nullif(0)
+
+
+def _catalogue_measures() -> list[Measure]:
+    """Every measure Insight knows; those whose table or columns are missing are dropped."""
+    m = Measure
+    return [
+        m("revenue", "Revenue", "orders", "currency", "total",
+          "sum of order amounts (purchases, returns excluded)",
+          lambda t, c: t.amount.sum()),
+        m("orders", "Orders", "orders", "count", "count",
+          "number of distinct orders (order lines when the file has no order id)",
+          _orders_count, digits=0),
+        m("order_lines", "Order lines", "orders", "count", "count", "number of order lines",
+          lambda t, c: t.count(), digits=0),
+        m("units", "Units", "orders", "count", "total", "sum of quantities",
+          lambda t, c: t.quantity.sum(), needs=("quantity",), digits=0),
+        m("average_order_value", "Average order value", "orders", "currency", "mean",
+          "revenue divided by orders (mean per order)",
+          lambda t, c: _ratio(t.amount.sum(), _orders_count(t, c))),
+        m("active_customers", "Active customers", "orders", "count", "count",
+          "distinct customers who bought in the period",
+          lambda t, c: t.customer_id.nunique(), digits=0),
+        m("new_customers", "New customers", "orders", "count", "count",
+          "customers whose first purchase ever falls in the period (or the row's time bucket)",
+          lambda t, c: t.customer_id.nunique(where=c["is_new"]), digits=0),
+        m("returning_customers", "Returning customers", "orders", "count", "count",
+          "customers who bought in the period and had bought before it",
+          lambda t, c: t.customer_id.nunique(where=~c["is_new"]), digits=0),
+        m("revenue_per_customer", "Revenue per customer", "orders", "currency", "mean",
+          "revenue divided by active customers (mean per buying customer)",
+          lambda t, c: _ratio(t.amount.sum(), t.customer_id.nunique())),
+        m("repeat_rate", "Repeat rate", "orders", "share", "share_of_customers",
+          "share of the period's buyers with two or more orders in the period", None,
+          digits=3),
+        m("returns", "Returns", "returns", "count", "count",
+          "number of return lines (negative amounts)", lambda t, c: t.count(), digits=0),
+        m("returned_value", "Returned value", "returns", "currency", "total",
+          "sum of returned amounts (as a positive number)", lambda t, c: -t.amount.sum()),
+        m("campaign_sends", "Campaign sends", "campaigns", "count", "count",
+          "number of campaign sends", lambda t, c: t.count(), digits=0),
+        m("responses", "Responses", "campaigns", "count", "count",
+          "number of sends the customer responded to",
+          lambda t, c: t.responded.cast("int64").sum(), digits=0),
+        m("response_rate", "Response rate", "campaigns", "share", "rate",
+          "responses divided by sends (share of sends)",
+          lambda t, c: t.responded.cast("float64").mean(), digits=3),
+        m("reviews", "Reviews", "reviews", "count", "count", "number of reviews",
+          lambda t, c: t.count(), digits=0),
+        m("average_rating", "Average rating", "reviews", "rating", "mean",
+          "mean star rating of rated reviews", lambda t, c: t.rating.mean(),
+          needs=("rating",)),
+        m("share_negative", "Share negative", "reviews", "share", "share_of_reviews",
+          "share of rated reviews with 1-2 stars",
+          lambda t, c: (t.rating <= 2).cast("float64").mean(), needs=("rating",), digits=3),
+        m("customers", "Customers", "customers", "count", "count",
+          "number of customers in the customers table (by signup date in time breakdowns)",
+          lambda t, c: t.count(), digits=0),
+        m("mean_churn_probability", "Mean churn probability", "scores", "probability", "mean",
+          "mean probability of no purchase in the next 90 days, as of the cutoff",
+          lambda t, c: t.p_churn.mean(), needs=("p_churn",), digits=3),
+        m("median_churn_probability", "Median churn probability", "scores", "probability",
+          "median", "median probability of no purchase in the next 90 days, as of the cutoff",
+          lambda t, c: t.p_churn.median(), needs=("p_churn",), digits=3),
+        m("high_churn_risk_customers", "Customers at high churn risk", "scores", "count",
+          "count", "customers with churn probability of 0.5 or more, as of the cutoff",
+          lambda t, c: (t.p_churn >= 0.5).cast("int64").sum(), needs=("p_churn",), digits=0),
+        m("mean_purchase_probability", "Mean purchase probability", "scores", "probability",
+          "mean", "mean probability of a purchase in the next 90 days, as of the cutoff",
+          lambda t, c: t.p_purchase.mean(), needs=("p_purchase",), digits=3),
+        m("total_clv", "Total CLV", "scores", "currency", "total",
+          "sum of expected customer value over the next 12 months",
+          lambda t, c: t.clv_12m.sum(), needs=("clv_12m",)),
+        m("mean_clv", "Mean CLV", "scores", "currency", "mean",
+          "mean expected value of a customer over the next 12 months",
+          lambda t, c: t.clv_12m.mean(), needs=("clv_12m",)),
+        m("median_clv", "Median CLV", "scores", "currency", "median",
+          "median expected value of a customer over the next 12 months",
+          lambda t, c: t.clv_12m.median(), needs=("clv_12m",)),
+    ]  # fmt: skip
+
+
+# Words a person may use for a measure or dimension (matched after normalising).
+ALIASES = {
+    "sales": "revenue",
+    "turnover": "revenue",
+    "gmv": "revenue",
+    "income": "revenue",
+    "aov": "average_order_value",
+    "basket_size": "average_order_value",
+    "order_value": "average_order_value",
+    "number_of_orders": "orders",
+    "order_count": "orders",
+    "transactions": "orders",
+    "buyers": "active_customers",
+    "purchasers": "active_customers",
+    "repeat_purchase_rate": "repeat_rate",
+    "retention_rate": "repeat_rate",
+    "conversion_rate": "response_rate",
+    "sends": "campaign_sends",
+    "rating": "average_rating",
+    "avg_rating": "average_rating",
+    "clv": "total_clv",
+    "churn_probability": "mean_churn_probability",
+    "churn": "mean_churn_probability",
+    "returns_value": "returned_value",
+    # dimensions
+    "segments": "segment",
+    "categories": "category",
+    "products": "product",
+    "campaigns": "campaign",
+    "channels": "channel",
+    "regions": "region",
+    "countries": "country",
+    "age": "age_band",
+    "age_group": "age_band",
+    "stars": "rating",
+    "daily": "day",
+    "weekly": "week",
+    "monthly": "month",
+    "quarterly": "quarter",
+    "yearly": "year",
+    "annual": "year",
+}
+
+
+def norm(text: str) -> str:
+    """Lower snake_case: "Average Order Value" -> "average_order_value"."""
+    return re.sub(r"[^a-z0-9]+", "_", str(text).strip().lower()).strip("_")
+
+
+@dataclass
+class Catalogue:
+    """What this workspace can be asked: its measures and dimensions (by fact table)."""
+
+    measures: dict[str, Measure]
+    dimensions: dict[str, Dimension]
+    columns: dict[str, list[str]]  # table -> columns
+    data_up_to: dt.date | None
+    data_from: dt.date | None
+    notes: list[str] = field(default_factory=list)
+
+    def measure(self, name: str) -> Measure:
+        """The measure called ``name`` (aliases and case accepted); ConfigError otherwise."""
+        key = norm(name)
+        key = ALIASES.get(key, key)
+        if key in self.measures:
+            return self.measures[key]
+        raise ConfigError(f"no measure '{name}' in this workspace", hint=self._choices(key, "m"))
+
+    def dimension(self, name: str) -> Dimension:
+        """The dimension called ``name``; ConfigError listing the choices otherwise."""
+        key = norm(name)
+        key = ALIASES.get(key, key)
+        if key in self.dimensions:
+            return self.dimensions[key]
+        raise ConfigError(f"no dimension '{name}' in this workspace", hint=self._choices(key, "d"))
+
+    def _choices(self, key: str, kind: str) -> str:
+        names = list(self.measures if kind == "m" else self.dimensions)
+        close = difflib.get_close_matches(key, names, n=3, cutoff=0.5)
+        what = "measures" if kind == "m" else "dimensions"
+        lead = f"did you mean {', '.join(close)}? " if close else ""
+        return f"{lead}{what}: {', '.join(names)}"
+
+    def dims_for(self, table: str) -> list[str]:
+        """Dimensions a measure of ``table`` can be broken down or filtered by."""
+        return [d.name for d in self.dimensions.values() if table in d.tables]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready catalogue (``insight metrics --list``)."""
+        return {
+            "data_up_to": self.data_up_to.isoformat() if self.data_up_to else None,
+            "measures": [
+                {**m.describe(), "table": m.table, "dimensions": self.dims_for(m.table)}
+                for m in self.measures.values()
+            ],
+            "dimensions": [
+                {"name": d.name, "label": d.label, "applies_to": list(d.tables)}
+                for d in self.dimensions.values()
+            ],
+            "notes": self.notes,
+        }
+
+
+def build_catalogue(con: Any) -> Catalogue:
+    """The catalogue of the tables registered on ``con`` (see engine.backend.connect)."""
+    present = set(con.list_tables())
+    columns = {name: list(con.table(name).columns) for name in present}
+    measures: dict[str, Measure] = {}
+    for m in _catalogue_measures():
+        if m.table not in present or any(c not in columns[m.table] for c in m.needs):
+            continue
+        if m.table == "customers" and _derived_customers(columns):
+            continue  # customers made from order ids: active_customers says it better
+        if m.name in ("new_customers", "returning_customers", "repeat_rate") and (
+            con.table("orders").count().to_pyarrow().as_py() == 0
+        ):
+            continue
+        measures[m.name] = m
+    if "orders" in present and con.table("orders").count().to_pyarrow().as_py() == 0:
+        measures = {k: v for k, v in measures.items() if v.table != "orders"}
+    facts = [t for t in ("orders", "returns", "campaigns", "reviews", "customers") if t in present]
+    has_customer_id = {t for t in facts if "customer_id" in columns[t]} | (
+        {"scores"} if "scores" in present else set()
+    )
+    dims: dict[str, Dimension] = {}
+    timed = tuple(t for t in facts if TIME_COLUMN.get(t) in columns[t])
+    for grain in TIME_DIMS:
+        dims[grain] = Dimension(grain, grain.capitalize(), "time", tables=timed)
+    # columns of the fact tables themselves
+    fact_cols: dict[str, list[str]] = {
+        "orders": ["category", "product"],
+        "returns": ["category", "product"],
+        "campaigns": ["campaign"],
+        "reviews": ["category", "product", "rating"],
+    }
+    for table in facts:
+        if table == "customers":
+            continue
+        wanted = [c for c in fact_cols.get(table, []) if c in columns[table]]
+        wanted += _extra_levels(con, table, columns[table])
+        for col in wanted:
+            name = norm(col)
+            if name in dims and dims[name].source != "fact":
+                continue
+            old = dims.get(name)
+            tables = (*old.tables, table) if old else (table,)
+            numeric = col == "rating"
+            dims[name] = Dimension(name, col.replace("_", " ").capitalize(), "fact", col, tables,
+                                   numeric)  # fmt: skip
+    if "reviews" in facts and "rating" in columns["reviews"]:
+        dims["sentiment"] = Dimension("sentiment", "Sentiment (from rating)", "derived", "rating",
+                                      ("reviews",))  # fmt: skip
+    # customer attributes, joined by customer_id
+    people = has_customer_id | ({"customers"} if "customers" in facts else set())
+    if "scores" in present and "segment_name" in columns["scores"]:
+        dims["segment"] = Dimension("segment", "Segment", "scores", "segment_name",
+                                    tuple(sorted(people | {"scores"})))  # fmt: skip
+    if "customers" in present and not _derived_customers(columns):
+        cust = columns["customers"]
+        if "age" in cust:
+            dims["age_band"] = Dimension("age_band", "Age band", "customer", "age",
+                                         tuple(sorted(people | {"scores"} & present)))  # fmt: skip
+        cands = [c for c in ("gender", "region", "country", "channel") if c in cust]
+        cands += _extra_levels(con, "customers", cust)
+        for col in cands:
+            name = norm(col)
+            if name in dims:
+                # a fact column of the same name wins for its own table; customers elsewhere
+                old = dims[name]
+                rest = tuple(t for t in sorted(people | ({"scores"} & present)) if t not in
+                             old.tables)  # fmt: skip
+                if rest and old.source == "fact":
+                    dims[f"customer_{name}"] = Dimension(f"customer_{name}", f"Customer {col}",
+                                                         "customer", col, rest)  # fmt: skip
+                continue
+            dims[name] = Dimension(name, col.replace("_", " ").capitalize(), "customer", col,
+                                   tuple(sorted(people | ({"scores"} & present))))  # fmt: skip
+    up_to, first = _date_range(con, present)
+    notes = []
+    if "scores" not in present:
+        notes.append("no build yet: segment and model measures appear after `insight build`")
+    return Catalogue(measures, dims, columns, up_to, first, notes)
+
+
+def _derived_customers(columns: dict[str, list[str]]) -> bool:
+    return columns.get("customers") == ["customer_id"]
+
+
+_KNOWN_COLS = {
+    "customer_id", "order_id", "order_date", "amount", "quantity", "unit_price", "product",
+    "category", "review_id", "text", "rating", "date", "campaign", "sent_date", "responded",
+    "signup_date", "age", "income", "gender", "region", "country", "channel", "text_raw",
+    "title",
+}  # fmt: skip
+
+
+def _extra_levels(con: Any, table: str, cols: list[str]) -> list[str]:
+    """Extra text columns of ``table`` with few distinct values (dimensions worth offering)."""
+    t = con.table(table)
+    cands = [
+        c for c in cols if c not in _KNOWN_COLS and not _PII.search(c) and (t[c].type().is_string())
+    ]
+    if not cands:
+        return []
+    counts = t.aggregate(**{f"n{i}": t[c].nunique() for i, c in enumerate(cands)})
+    row = counts.to_pyarrow().to_pylist()[0]
+    return [c for i, c in enumerate(cands) if 1 < (row[f"n{i}"] or 0) <= MAX_LEVELS]
+
+
+def _date_range(con: Any, present: set[str]) -> tuple[dt.date | None, dt.date | None]:
+    for table in ("orders", "campaigns", "reviews"):
+        if table in present and TIME_COLUMN[table] in con.table(table).columns:
+            t = con.table(table)
+            col = t[TIME_COLUMN[table]]
+            row = t.aggregate(lo=col.min(), hi=col.max()).to_pyarrow().to_pylist()[0]
+            if row["hi"] is not None:
+                return _as_date(row["hi"]), _as_date(row["lo"])
+    return None, None
+
+
+def _as_date(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    import pandas as pd
+
+    return pd.Timestamp(value).date()
+
+
+# --- requests ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Filter:
+    """``dimension op value(s)``: = and != take several values separated by '|'."""
+
+    dimension: str
+    op: str
+    values: list[str]
+
+    def to_text(self) -> str:
+        """As a person would write it: ``category=Shoes|Bags``."""
+        return f"{self.dimension}{self.op}{'|'.join(self.values)}"
+
+
+_FILTER = re.compile(r"^\s*([^=!<>]+?)\s*(!=|>=|<=|=|>|<)\s*(.+?)\s*$")
+
+
+def parse_filter(text: str) -> Filter:
+    """``segment=Lapsing customers``, ``category!=Shoes``, ``rating<=2``, ``region=North|South``."""
+    m = _FILTER.match(text)
+    if not m:
+        raise ConfigError(
+            f"cannot read the filter '{text}'",
+            hint="write DIMENSION=VALUE (also !=, <, <=, >, >=; several values: A|B)",
+        )
+    return Filter(m[1], m[2], [v.strip() for v in m[3].split("|") if v.strip()])
+
+
+@dataclass
+class MetricRequest:
+    """A typed metrics question (what the CLI, the tool and report sections build)."""
+
+    measures: list[str]
+    by: list[str] = field(default_factory=list)
+    period: str | None = None
+    compare: str | None = None  # previous | year
+    filters: list[Filter] = field(default_factory=list)
+    top: int | None = None
+    ascending: bool = False
+
+
+class MetricsEngine:
+    """Answers :class:`MetricRequest` s over one connection (see :func:`open_metrics`)."""
+
+    def __init__(self, con: Any, *, dayfirst: bool = False) -> None:
+        self.con = con
+        self.catalogue = build_catalogue(con)
+        self.dayfirst = dayfirst
+        self._levels: dict[str, list[str]] = {}
+
+    # -- building blocks ------------------------------------------------------------------
+
+    def _table(self, name: str, needed: set[str]) -> Any:
+        """Fact table ``name`` with the customer columns ``needed`` joined on."""
+        con, cat = self.con, self.catalogue
+        t = con.table(name)
+        if name == "scores":
+            cust_cols = [
+                d.column
+                for d in cat.dimensions.values()
+                if d.name in needed and d.source == "customer"
+            ]
+            if cust_cols and "customers" in cat.columns:
+                c = con.table("customers").select("customer_id", *sorted(set(cust_cols)))
+                c = c.rename({f"cust__{col}": col for col in sorted(set(cust_cols))})
+                t = t.left_join(c, "customer_id").drop("customer_id_right")
+            return t
+        cust = {
+            d.column
+            for d in cat.dimensions.values()
+            if d.name in needed and d.source == "customer" and name != "customers"
+        }
+        if cust:
+            c = con.table("customers").select("customer_id", *sorted(cust))
+            c = c.rename({f"cust__{col}": col for col in sorted(cust)})
+            t = t.left_join(c, "customer_id").drop("customer_id_right")
+        if "segment" in needed and "scores" in cat.columns:
+            s = con.table("scores").select("customer_id", seg__=con.table("scores").segment_name)
+            t = t.left_join(s, "customer_id").drop("customer_id_right")
+        return t
+
+    def _dim_expr(self, t: Any, table: str, dim: Dimension) -> Any:
+        import ibis
+
+        if dim.source == "time":
+            col = t[TIME_COLUMN[table]]
+            return col.truncate(_TIME_UNIT[dim.name]).cast("date")
+        if dim.name == "segment":
+            col = t["segment_name"] if table == "scores" else t["seg__"]
+            return col.cast("string").fill_null(MISSING)
+        if dim.name == "sentiment":
+            r = t["rating"]
+            return ibis.cases(
+                (r.isnull(), MISSING), (r <= 2, "negative"), (r < 4, "neutral"),
+                else_="positive",
+            )  # fmt: skip
+        col = self._column(t, table, dim)
+        if dim.name.endswith("age_band"):
+            return ibis.cases(
+                (col.isnull(), MISSING), (col < 25, "18-24"), (col < 35, "25-34"),
+                (col < 45, "35-44"), (col < 55, "45-54"), (col < 65, "55-64"), else_="65+",
+            )  # fmt: skip
+        if dim.numeric:
+            return col
+        return col.cast("string").fill_null(MISSING)
+
+    def _column(self, t: Any, table: str, dim: Dimension) -> Any:
+        if dim.source == "customer" and table != "customers":
+            return t[f"cust__{dim.column}"]
+        return t[dim.column]
+
+    def levels(self, dim: Dimension) -> list[str]:
+        """The distinct values of a text dimension (for filters and error messages)."""
+        if dim.name not in self._levels:
+            table = dim.tables[0]
+            t = self._table(table, {dim.name})
+            col = self._dim_expr(t, table, dim)
+            vals = t.select(v=col).distinct().limit(5000).to_pyarrow().column("v").to_pylist()
+            self._levels[dim.name] = sorted(str(v) for v in vals if v is not None)
+        return self._levels[dim.name]
+
+    def _match_value(self, dim: Dimension, value: str) -> Any:
+        if dim.numeric:
+            try:
+                return float(value)
+            except ValueError:
+                raise ConfigError(f"{dim.name} needs a number, not '{value}'") from None
+        if dim.name == "segment":
+            value = re.sub(r"^\s*S\d+\s+|\s*\(S\d+\)\s*$", "", value)  # "S2 Lapsing customers"
+        levels = self.levels(dim)
+        low = {lv.lower(): lv for lv in levels}
+        if value.lower() in low:
+            return low[value.lower()]
+        part = [lv for lv in levels if value.lower() in lv.lower()]
+        if len(part) == 1:
+            return part[0]
+        close = difflib.get_close_matches(value, levels, n=3, cutoff=0.6)
+        shown = ", ".join(levels[:20]) + (f" … ({len(levels)} in all)" if len(levels) > 20 else "")
+        lead = f"did you mean {', '.join(close)}? " if close else ""
+        raise ConfigError(f"no {dim.name} '{value}'", hint=f"{lead}{dim.name} values: {shown}")
+
+    def _filter_expr(self, t: Any, table: str, f: Filter) -> Any:
+        dim = self.catalogue.dimension(f.dimension)
+        if table not in dim.tables:
+            raise ConfigError(
+                f"{table} measures cannot be filtered by {dim.name}",
+                hint=f"{table} dimensions: {', '.join(self.catalogue.dims_for(table))}",
+            )
+        if dim.source == "time":
+            raise ConfigError(
+                f"filter by time with --period, not '{f.to_text()}'", hint=f"e.g. {P.EXAMPLES}"
+            )
+        col = self._dim_expr(t, table, dim)
+        values = [self._match_value(dim, v) for v in f.values]
+        if f.op == "=":
+            return col.isin(values)
+        if f.op == "!=":
+            return ~col.isin(values)
+        if not dim.numeric:
+            raise ConfigError(f"'{f.op}' needs a numeric dimension; {dim.name} is text")
+        v = values[0]
+        return {"<": col < v, "<=": col <= v, ">": col > v, ">=": col >= v}[f.op]
+
+    # -- one query --------------------------------------------------------------------------
+
+    def _query_table(
+        self,
+        table: str,
+        measures: list[Measure],
+        by: list[Dimension],
+        period: P.Period | None,
+        filters: list[Filter],
+    ) -> Any:
+        import ibis
+        import pandas as pd
+
+        needed = {d.name for d in by} | {
+            self.catalogue.dimension(f.dimension).name for f in filters
+        }
+        t = self._table(table, needed)
+        time_col = TIME_COLUMN.get(table) if table != "scores" else None
+        if time_col and time_col not in t.columns:
+            time_col = None
+        if any(m.name in ("new_customers", "returning_customers") for m in measures):
+            o = self.con.table("orders")
+            first = o.group_by("customer_id").aggregate(first__=o.order_date.min())
+            t = t.left_join(first, "customer_id").drop("customer_id_right")
+        if period is not None and time_col:
+            col = t[time_col]
+            if period.start is not None:
+                t = t.filter(col >= ibis.timestamp(pd.Timestamp(period.start)))
+            end = pd.Timestamp(period.end) + pd.Timedelta(days=1)
+            t = t.filter(col < ibis.timestamp(end))
+        for f in filters:
+            t = t.filter(self._filter_expr(t, table, f))
+        keys = {f"d__{d.name}": self._dim_expr(t, table, d) for d in by}
+        t = t.mutate(**keys) if keys else t
+        ctx: dict[str, Any] = {}
+        if "first__" in t.columns:
+            time_dims = [d for d in by if d.source == "time"]
+            if time_dims:
+                ref = t[f"d__{time_dims[0].name}"].cast("timestamp")
+            elif period is not None and period.start is not None:
+                ref = ibis.timestamp(pd.Timestamp(period.start))
+            else:
+                ref = None
+            ctx["is_new"] = (t.first__ >= ref) if ref is not None else ibis.literal(True)
+        aggs = {m.name: m.expr(t, ctx) for m in measures if m.expr is not None}
+        frames = []
+        group = list(keys)
+        if aggs:
+            expr = t.group_by(group).aggregate(**aggs) if group else t.aggregate(**aggs)
+            frames.append(expr.to_pandas())
+        if any(m.name == "repeat_rate" for m in measures):
+            per = t.group_by([*group, "customer_id"]).aggregate(n__=_orders_count(t, ctx))
+            rate = (per.n__ >= 2).cast("float64").mean()
+            expr = (
+                per.group_by(group).aggregate(repeat_rate=rate)
+                if group
+                else per.aggregate(repeat_rate=rate)
+            )
+            frames.append(expr.to_pandas())
+        out = frames[0]
+        for extra in frames[1:]:
+            out = (
+                out.merge(extra, on=group, how="outer")
+                if group
+                else pd.concat([out, extra], axis=1)
+            )
+        return out
+
+    def _run(
+        self, measures: list[Measure], by: list[Dimension], period: P.Period | None,
+        filters: list[Filter],
+    ) -> Any:  # fmt: skip
+        import pandas as pd
+
+        keys = [f"d__{d.name}" for d in by]
+        out = None
+        for table in dict.fromkeys(m.table for m in measures):
+            part = self._query_table(
+                table, [m for m in measures if m.table == table], by, period, filters
+            )
+            if out is None:
+                out = part
+            elif keys:
+                out = out.merge(part, on=keys, how="outer")
+            else:
+                out = pd.concat([out, part], axis=1)
+        return out
+
+    # -- the public entry point -------------------------------------------------------------
+
+    def query(self, request: MetricRequest) -> dict[str, Any]:
+        """Run ``request``; JSON-ready facts with each figure's meaning and the period."""
+        import pandas as pd
+
+        cat = self.catalogue
+        if not request.measures:
+            raise ConfigError("name at least one measure", hint=cat._choices("", "m"))
+        measures = list(dict.fromkeys(cat.measure(m) for m in request.measures))
+        by = list(dict.fromkeys(cat.dimension(d) for d in request.by))
+        if sum(d.source == "time" for d in by) > 1:
+            raise ConfigError("break down by one time grain at a time (day, week, month …)")
+        notes: list[str] = []
+        for m in measures:
+            for d in by:
+                if m.table not in d.tables:
+                    if d.source == "time" and m.table == "scores":
+                        raise ConfigError(
+                            f"{m.name} is per customer as of the data's end "
+                            f"({cat.data_up_to}); it has no {d.name}",
+                            hint=f"break it down by: {', '.join(cat.dims_for('scores'))}",
+                        )
+                    raise ConfigError(
+                        f"{m.name} cannot be broken down by {d.name}",
+                        hint=f"{m.name} dimensions: {', '.join(cat.dims_for(m.table))}",
+                    )
+        cutoff = cat.data_up_to or dt.date.today()
+        period = P.parse_period(request.period, cutoff, first=cat.data_from,
+                                dayfirst=self.dayfirst)  # fmt: skip
+        undated = [m.name for m in measures if m.table == "scores"]
+        if undated and request.period:
+            notes.append(
+                f"{', '.join(undated)}: per customer as of {cutoff}; the period does not apply"
+            )
+        frame = self._run(measures, by, period, request.filters)
+        keys = [f"d__{d.name}" for d in by]
+        compare_period = None
+        if request.compare:
+            compare_period = P.comparison(period, request.compare)
+            before = self._run(measures, by, compare_period, request.filters)
+            time_key = next((f"d__{d.name}" for d in by if d.source == "time"), None)
+            if time_key:
+                months, days = P.shift(period, compare_period)
+                moved = pd.to_datetime(before[time_key])
+                moved = moved + (
+                    pd.DateOffset(months=months) if months else pd.Timedelta(days=days)
+                )
+                before[time_key] = moved.dt.date
+                frame[time_key] = pd.to_datetime(frame[time_key]).dt.date
+            before = before.rename(columns={m.name: f"{m.name}__prev" for m in measures})
+            if keys:
+                frame = frame.merge(before, on=keys, how="left")
+            else:
+                frame = pd.concat([frame, before], axis=1)
+        return self._facts(request, measures, by, period, compare_period, frame, notes)
+
+    def _facts(
+        self, request: MetricRequest, measures: list[Measure], by: list[Dimension],
+        period: P.Period, compare_period: P.Period | None, frame: Any, notes: list[str],
+    ) -> dict[str, Any]:  # fmt: skip
+        import pandas as pd
+
+        first = measures[0].name
+        time_dim = next((d for d in by if d.source == "time"), None)
+        if time_dim is not None and len(by) == 1 and not request.top:
+            frame = frame.sort_values(f"d__{time_dim.name}")
+        else:
+            keys = [f"d__{d.name}" for d in by]
+            frame = frame.sort_values([first, *keys], ascending=[request.ascending] +
+                                      [True] * len(keys), na_position="last")  # fmt: skip
+        total_rows = len(frame)
+        cap = min(request.top or MAX_ROWS, MAX_ROWS)
+        if total_rows > cap:
+            frame = frame.head(cap)
+            if not request.top:
+                notes.append(f"showing the first {cap} of {total_rows} rows")
+        rows = []
+        for _, r in frame.iterrows():
+            row: dict[str, Any] = {}
+            for d in by:
+                row[d.name] = _label(r[f"d__{d.name}"], d)
+            for m in measures:
+                row[m.name] = _round(r.get(m.name), m)
+                if compare_period is not None:
+                    prev = _round(r.get(f"{m.name}__prev"), m)
+                    row[f"{m.name}_previous"] = prev
+                    row[f"{m.name}_change"] = _change(row[m.name], prev, m)
+                    row[f"{m.name}_change_pct"] = _pct(row[m.name], prev)
+            rows.append(row)
+        out: dict[str, Any] = {
+            "measures": [m.describe() for m in measures],
+            "by": [d.name for d in by],
+            "period": period.to_dict(),
+            "data_up_to": self.catalogue.data_up_to.isoformat()
+            if self.catalogue.data_up_to
+            else None,
+        }
+        if period.start is None and self.catalogue.data_from:
+            out["period"]["start"] = self.catalogue.data_from.isoformat()
+        if compare_period is not None:
+            out["compared_with"] = compare_period.to_dict()
+        if request.filters:
+            out["filters"] = [f.to_text() for f in request.filters]
+        if request.top:
+            out["top"] = request.top
+            out["sorted_by"] = f"{first} ({'lowest' if request.ascending else 'highest'} first)"
+        out["rows_total"] = total_rows
+        out["rows"] = rows
+        if notes:
+            out["notes"] = notes
+        del pd
+        return out
+
+
+def _label(value: Any, dim: Dimension) -> Any:
+    import pandas as pd
+
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return MISSING
+    if dim.source == "time":
+        day = pd.Timestamp(value).date()
+        if dim.name == "month":
+            return day.strftime("%Y-%m")
+        if dim.name == "quarter":
+            return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+        if dim.name == "year":
+            return str(day.year)
+        return day.isoformat()  # day, and week (its Monday)
+    if dim.numeric:
+        f = float(value)
+        return int(f) if f.is_integer() else f
+    return str(value)
+
+
+def _round(value: Any, m: Measure) -> float | int | None:
+    import math
+
+    if value is None:
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    if math.isnan(f) or math.isinf(f):
+        return None
+    if m.digits == 0:
+        return round(f)
+    return round(f, m.digits)
+
+
+def _change(now: Any, before: Any, m: Measure) -> float | int | None:
+    if now is None or before is None:
+        return None
+    diff = now - before
+    return int(diff) if m.digits == 0 else round(diff, m.digits)
+
+
+def _pct(now: Any, before: Any) -> float | None:
+    if now is None or before in (None, 0):
+        return None
+    return round((now - before) / abs(before), 3)
+
+
+__all__ = [
+    "ALIASES",
+    "Catalogue",
+    "Dimension",
+    "Filter",
+    "Measure",
+    "MetricRequest",
+    "MetricsEngine",
+    "build_catalogue",
+    "norm",
+    "parse_filter",
+]

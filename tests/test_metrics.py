@@ -1,0 +1,290 @@
+"""The metrics layer: every figure equals a pandas computation of the same definition on the
+demo data; periods resolve against the data's cutoff; bad requests get clear errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from insight_agent.engine.periods import comparison, parse_period
+from insight_agent.errors import ConfigError
+
+CUTOFF = dt.date(2026, 9, 30)
+
+
+# --- periods (no data needed) ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end"),
+    [
+        ("last 12 months", "2025-10-01", "2026-09-30"),
+        ("last 6 months", "2026-04-01", "2026-09-30"),
+        ("past 90 days", "2026-07-03", "2026-09-30"),
+        ("last month", "2026-09-01", "2026-09-30"),
+        ("last quarter", "2026-07-01", "2026-09-30"),
+        ("last year", "2025-01-01", "2025-12-31"),
+        ("this year", "2026-01-01", "2026-09-30"),
+        ("ytd", "2026-01-01", "2026-09-30"),
+        ("2025-Q3", "2025-07-01", "2025-09-30"),
+        ("Q1 2026", "2026-01-01", "2026-03-31"),
+        ("2025", "2025-01-01", "2025-12-31"),
+        ("March 2026", "2026-03-01", "2026-03-31"),
+        ("2026-02", "2026-02-01", "2026-02-28"),
+        ("since 2026-01-01", "2026-01-01", "2026-09-30"),
+        ("2026-01-01 to 2026-03-31", "2026-01-01", "2026-03-31"),
+        ("in the last 3 months", "2026-07-01", "2026-09-30"),
+    ],
+)
+def test_periods_resolve_against_the_cutoff(text: str, start: str, end: str) -> None:
+    p = parse_period(text, CUTOFF)
+    assert (p.start.isoformat(), p.end.isoformat()) == (start, end)
+
+
+def test_last_month_is_the_latest_complete_month() -> None:
+    p = parse_period("last month", dt.date(2026, 9, 15))
+    assert (p.start, p.end) == (dt.date(2026, 8, 1), dt.date(2026, 8, 31))
+
+
+def test_comparison_periods() -> None:
+    q = parse_period("2026-Q2", CUTOFF)
+    prev = comparison(q, "previous")
+    assert (prev.start, prev.end) == (dt.date(2026, 1, 1), dt.date(2026, 3, 31))
+    rolling = parse_period("last 90 days", CUTOFF)
+    prev = comparison(rolling, "previous")
+    assert prev.end == rolling.start - dt.timedelta(days=1) and prev.days == 90
+    year = comparison(parse_period("last 12 months", CUTOFF), "year")
+    assert (year.start, year.end) == (dt.date(2024, 10, 1), dt.date(2025, 9, 30))
+    with pytest.raises(ConfigError, match="bounded period"):
+        comparison(parse_period(None, CUTOFF), "previous")
+
+
+def test_unreadable_period_lists_examples() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_period("the other week-ish", CUTOFF)
+    assert "last 12 months" in (err.value.hint or "")
+
+
+# --- figures equal pandas on the built demo workspace -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ws(built_demo: Path):
+    from insight_agent.data.bootstrap import open_workspace
+
+    return open_workspace(built_demo)
+
+
+@pytest.fixture(scope="module")
+def frames(ws):
+    from insight_agent.analytics.artifacts import current_build
+    from insight_agent.engine.cache import ensure_cache
+
+    cache = ensure_cache(ws)
+    scores = pd.read_parquet(current_build(ws) / "customers.parquet")
+    return {
+        "orders": cache.read("orders"),
+        "customers": cache.read("customers"),
+        "campaigns": cache.read("campaigns"),
+        "reviews": cache.read("reviews"),
+        "scores": scores,
+        "cutoff": cache.data_up_to,
+    }
+
+
+def _q(ws, *measures: str, **kw):
+    from insight_agent.analytics.queries import query_metrics
+
+    return query_metrics(ws, list(measures), **kw)
+
+
+def test_build_wrote_the_parquet_cache(ws, monkeypatch: pytest.MonkeyPatch) -> None:
+    from insight_agent.data import load
+    from insight_agent.engine.cache import cached, ensure_cache
+
+    found = cached(ws)
+    assert found is not None and found.tables["orders"] > 0
+    # a cached workspace never re-reads its CSVs
+    monkeypatch.setattr(load, "load_dataset", lambda *a, **k: pytest.fail("CSV re-read"))
+    assert ensure_cache(ws).folder == found.folder
+
+
+def test_revenue_by_month_equals_pandas(ws, frames) -> None:
+    facts = _q(ws, "revenue", by=["month"], period="last 12 months")
+    o = frames["orders"]
+    cutoff = pd.Timestamp(frames["cutoff"])
+    start = pd.Timestamp(facts["period"]["start"])
+    assert facts["period"]["end"] == frames["cutoff"]
+    window = o[(o.order_date >= start) & (o.order_date < cutoff + pd.Timedelta(days=1))]
+    expected = window.groupby(window.order_date.dt.strftime("%Y-%m")).amount.sum().round(2)
+    got = {r["month"]: r["revenue"] for r in facts["rows"]}
+    assert len(got) == 12
+    assert got == pytest.approx(expected.to_dict(), abs=0.011)
+    assert facts["measures"][0]["aggregation"] == "total"
+    assert facts["measures"][0]["unit"] == "currency"
+
+
+def test_response_rate_by_campaign_equals_pandas(ws, frames) -> None:
+    facts = _q(ws, "response_rate", "campaign_sends", by=["campaign"])
+    c = frames["campaigns"]
+    expected = c.groupby("campaign").responded.mean().round(3).to_dict()
+    got = {r["campaign"]: r["response_rate"] for r in facts["rows"]}
+    assert got == pytest.approx(expected, abs=1e-9)
+    sends = {r["campaign"]: r["campaign_sends"] for r in facts["rows"]}
+    assert sends == c.groupby("campaign").size().to_dict()
+    rates = [r["response_rate"] for r in facts["rows"]]
+    assert rates == sorted(rates, reverse=True)  # highest first
+    assert facts["measures"][0]["aggregation"] == "rate"
+
+
+def test_average_order_value_by_channel_equals_pandas(ws, frames) -> None:
+    facts = _q(ws, "average_order_value", by=["channel"])
+    o = frames["orders"].merge(frames["customers"][["customer_id", "channel"]], on="customer_id")
+    per = o.groupby("channel").agg(revenue=("amount", "sum"), orders=("order_id", "nunique"))
+    expected = (per.revenue / per.orders).round(2).to_dict()
+    got = {r["channel"]: r["average_order_value"] for r in facts["rows"]}
+    assert got == pytest.approx(expected, abs=0.011)
+    assert facts["measures"][0]["aggregation"] == "mean"
+
+
+def test_period_over_period_equals_pandas(ws, frames) -> None:
+    facts = _q(ws, "revenue", "orders", period="last quarter", compare="previous")
+    o = frames["orders"]
+
+    def between(a: str, b: str) -> pd.DataFrame:
+        return o[(o.order_date >= a) & (o.order_date < pd.Timestamp(b) + pd.Timedelta(days=1))]
+
+    now = between(facts["period"]["start"], facts["period"]["end"])
+    before = between(facts["compared_with"]["start"], facts["compared_with"]["end"])
+    row = facts["rows"][0]
+    assert row["revenue"] == pytest.approx(now.amount.sum(), abs=0.011)
+    assert row["revenue_previous"] == pytest.approx(before.amount.sum(), abs=0.011)
+    assert row["orders"] == now.order_id.nunique()
+    assert row["orders_previous"] == before.order_id.nunique()
+    change = (now.amount.sum() - before.amount.sum()) / before.amount.sum()
+    assert row["revenue_change_pct"] == pytest.approx(change, abs=0.0006)
+
+
+def test_year_over_year_by_month_lines_up_months(ws, frames) -> None:
+    facts = _q(ws, "revenue", by=["month"], period="last 3 months", compare="year")
+    o = frames["orders"]
+    for row in facts["rows"]:
+        year, month = map(int, row["month"].split("-"))
+        prior = o[(o.order_date.dt.year == year - 1) & (o.order_date.dt.month == month)]
+        assert row["revenue_previous"] == pytest.approx(prior.amount.sum(), abs=0.011)
+
+
+def test_new_returning_and_repeat_rate_equal_pandas(ws, frames) -> None:
+    facts = _q(ws, "new_customers", "returning_customers", "repeat_rate", by=["quarter"],
+               period="2025")  # fmt: skip
+    o = frames["orders"]
+    first = o.groupby("customer_id").order_date.min()
+    for row in facts["rows"]:
+        year, q = int(row["quarter"][:4]), int(row["quarter"][-1])
+        start = pd.Timestamp(year, 3 * q - 2, 1)
+        part = o[(o.order_date >= start) & (o.order_date < start + pd.DateOffset(months=3))]
+        buyers = part.customer_id.unique()
+        new = int((first.loc[buyers] >= start).sum())
+        assert row["new_customers"] == new
+        assert row["returning_customers"] == len(buyers) - new
+        repeat = (part.groupby("customer_id").order_id.nunique() >= 2).mean()
+        assert row["repeat_rate"] == pytest.approx(repeat, abs=0.0006)
+
+
+def test_model_measures_by_segment_equal_the_build(ws, frames) -> None:
+    facts = _q(ws, "mean_churn_probability", "total_clv", by=["segment"])
+    s = frames["scores"]
+    churn = s.groupby("segment_name").p_churn.mean().round(3).to_dict()
+    clv = s.groupby("segment_name").clv_12m.sum().round(2).to_dict()
+    for row in facts["rows"]:
+        assert row["mean_churn_probability"] == pytest.approx(churn[row["segment"]], abs=1e-9)
+        assert row["total_clv"] == pytest.approx(clv[row["segment"]], abs=0.02)
+    kinds = {m["name"]: m["aggregation"] for m in facts["measures"]}
+    assert kinds == {"mean_churn_probability": "mean", "total_clv": "total"}
+
+
+def test_filters_and_top_n(ws, frames) -> None:
+    facts = _q(ws, "revenue", by=["category"], where=["segment=lapsing"], top=3)
+    s = frames["scores"]
+    lapsing = s.index[s.segment_name == "Lapsing customers"]
+    o = frames["orders"]
+    expected = o[o.customer_id.isin(lapsing)].groupby("category").amount.sum()
+    expected = expected.sort_values(ascending=False).round(2)
+    assert [r["category"] for r in facts["rows"]] == list(expected.index[:3])
+    assert facts["rows"][0]["revenue"] == pytest.approx(expected.iloc[0], abs=0.011)
+    assert facts["rows_total"] == len(expected)
+    assert facts["filters"] == ["segment=lapsing"]
+
+
+def test_review_measures_by_rating_sentiment(ws, frames) -> None:
+    facts = _q(ws, "reviews", "average_rating", by=["sentiment"])
+    r = frames["reviews"]
+    band = pd.cut(r.rating, [-1, 2, 3.999, 5], labels=["negative", "neutral", "positive"])
+    counts = r.groupby(band, observed=True).size().to_dict()
+    got = {row["sentiment"]: row["reviews"] for row in facts["rows"]}
+    assert got == {str(k): v for k, v in counts.items()}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message", "hint"),
+    [
+        ({"measures": ["revenu"]}, "no measure 'revenu'", "did you mean revenue"),
+        ({"measures": ["revenue"], "by": ["categry"]}, "no dimension", "category"),
+        ({"measures": ["revenue"], "where": ["segment=Lapsers"]}, "no segment", "Lapsing"),
+        ({"measures": ["mean_clv"], "by": ["month"]}, "per customer as of", "segment"),
+        ({"measures": ["response_rate"], "by": ["category"]}, "cannot be broken down", None),
+        ({"measures": ["revenue"], "period": "last fortnight-ish"}, "cannot read the period", None),
+    ],
+)
+def test_bad_requests_get_clear_errors(ws, kwargs, message, hint) -> None:
+    from insight_agent.analytics.queries import query_metrics
+
+    measures = kwargs.pop("measures")
+    with pytest.raises(ConfigError, match=message) as err:
+        query_metrics(ws, measures, **kwargs)
+    if hint:
+        assert hint in (err.value.hint or "")
+
+
+def test_cli_metrics_with_chart_and_json(built_demo: Path, tmp_path: Path) -> None:
+    from insight_agent.cli import app
+
+    png = tmp_path / "rev.png"
+    args = ["metrics", "revenue", "--by", "month", "--period", "last 12 months"]
+    result = CliRunner().invoke(app, [*args, "--chart", str(png), "-w", str(built_demo)])
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "revenue" in result.output and "2025-10" in result.output
+    result = CliRunner().invoke(app, [*args, "--json", "-w", str(built_demo)])
+    facts = json.loads(result.output)
+    assert len(facts["rows"]) == 12 and facts["period"]["label"] == "last 12 months"
+    bad = CliRunner().invoke(app, ["metrics", "revenue", "--by", "colour", "-w", str(built_demo)])
+    assert bad.exit_code == 2 and "no dimension 'colour'" in bad.output
+    listing = CliRunner().invoke(app, ["metrics", "--list", "-w", str(built_demo)])
+    assert listing.exit_code == 0 and "response_rate" in listing.output
+
+
+def test_orders_only_workspace_without_a_build(tmp_path: Path) -> None:
+    """Metrics need validated tables, not models: an orders-only workspace answers."""
+    from insight_agent.analytics.queries import query_metrics
+    from insight_agent.data.bootstrap import open_workspace
+    from tests.conftest import write_workspace
+
+    orders = tmp_path / "orders.csv"
+    orders.write_text(
+        "customer_id,order_date,amount,category\n"
+        "a,2026-01-05,10,Shoes\na,2026-02-05,20,Bags\nb,2026-02-07,5.5,Shoes\n",
+        encoding="utf-8",
+    )
+    root = write_workspace(tmp_path / "ws", {"orders": orders})
+    ws = open_workspace(root)
+    facts = query_metrics(ws, ["revenue", "active_customers"], by=["category"])
+    assert {r["category"]: r["revenue"] for r in facts["rows"]} == {"Shoes": 15.5, "Bags": 20.0}
+    assert facts["data_up_to"] == "2026-02-07"
+    with pytest.raises(ConfigError, match="no measure 'mean_clv'"):
+        query_metrics(ws, ["mean_clv"])

@@ -288,3 +288,71 @@ def test_orders_only_workspace_without_a_build(tmp_path: Path) -> None:
     assert facts["data_up_to"] == "2026-02-07"
     with pytest.raises(ConfigError, match="no measure 'mean_clv'"):
         query_metrics(ws, ["mean_clv"])
+
+
+# --- the query_metrics tool and the no-LLM router ---------------------------------------------
+
+
+def test_tool_schema_lists_the_workspace_measures(ws) -> None:
+    from insight_agent.tools.registry import ToolContext, call_tool, get_tool
+
+    ctx = ToolContext(ws)
+    schema = get_tool("query_metrics").args_model(ctx).model_json_schema()
+    measures = schema["properties"]["measures"]["items"]["enum"]
+    assert {"revenue", "response_rate", "mean_clv"} <= set(measures)
+    assert "segment" in schema["properties"]["by"]["items"]["enum"]
+    bad = call_tool(ctx, "query_metrics", {"measures": ["profit"]})
+    assert bad.error and "revenue" in bad.error  # the choices come back to the model
+    ok = call_tool(ctx, "query_metrics", {"measures": ["revenue"], "period": "last quarter",
+                                          "compare": "previous"})  # fmt: skip
+    assert ok.ok and ok.facts["headline"].startswith("Revenue in last quarter (")
+    row = ok.facts["rows"][0]
+    assert f"{row['revenue']:,.2f}" in ok.facts["headline"]
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("How much revenue did we make last month?",
+         {"measures": ["revenue"], "period": "last month"}),
+        ("Show me revenue by month for the last 12 months",
+         {"measures": ["revenue"], "by": ["month"], "period": "last 12 months"}),
+        ("What's our average order value by channel?",
+         {"measures": ["average_order_value"], "by": ["channel"]}),
+        ("Which campaign had the best response rate?",
+         {"measures": ["response_rate"], "by": ["campaign"]}),
+        ("Revenue last quarter vs the previous quarter",
+         {"measures": ["revenue"], "period": "last quarter", "compare": "previous"}),
+        ("Top 3 categories by revenue", {"measures": ["revenue"], "by": ["category"], "top": 3}),
+        ("How many new customers did we get in 2025-Q3?",
+         {"measures": ["new_customers"], "period": "2025-q3"}),
+    ],
+)  # fmt: skip
+def test_router_sends_metric_questions_to_query_metrics(ws, question, expected) -> None:
+    from insight_agent.agent.router import route
+    from insight_agent.tools.registry import ToolContext
+
+    decision = route(ToolContext(ws), question)
+    assert decision.tool == "query_metrics"
+    assert decision.args == expected
+
+
+def test_router_keeps_other_tools_for_their_questions(ws) -> None:
+    from insight_agent.agent.router import route
+    from insight_agent.tools.registry import ToolContext
+
+    ctx = ToolContext(ws)
+    assert route(ctx, "Which segment brings in the most revenue?").tool == "list_segments"
+    assert route(ctx, "Who are the top 10 customers most likely to churn?").tool == (
+        "top_customers"
+    )
+
+
+def test_none_provider_answers_a_metric_question_with_verified_figures(ws) -> None:
+    from insight_agent.agent.session import SessionOptions, open_session
+
+    session = open_session(ws, llm="none", options=SessionOptions(transcript=False))
+    turn = session.ask("What was the response rate by campaign?")
+    assert [c["tool"] for c in turn.tool_calls] == ["query_metrics"]
+    assert "Black Friday" in turn.answer or "%" in turn.answer
+    assert turn.grounding["unverified"] == []

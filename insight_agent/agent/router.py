@@ -158,6 +158,96 @@ def mentions_segment(ctx: ToolContext, text: str) -> bool:
     return False
 
 
+# --- declines: questions no tool can answer truthfully -------------------------------------
+
+_CODE = re.compile(
+    r"\b(?:write|give|show|generate|create|make|produce|draft)\b.{0,40}?"
+    r"\b(?:code|sql|python|script|query|function|regex|pandas|program)\b"
+    r"|\b(?:run|execute|eval)\b.{0,30}?\b(?:sql|code|query|script|command|python)\b"
+    r"|\bselect\s+.+\s+from\s+\w+|\bdrop\s+table\b",
+    re.I,
+)
+_CHANGE = re.compile(
+    r"^(?:please\s+|can you\s+|could you\s+|go ahead and\s+|now\s+)?"
+    r"(?:delete|drop|remove|erase|truncate|wipe|purge|overwrite|modify|edit|update|alter|"
+    r"change|rename|insert|add|reset)\b.{0,60}?"
+    r"\b(?:data|customers?|records?|rows?|tables?|orders?|reviews?|database|files?|"
+    r"segments?|models?|accounts?|everything|emails?|history)\b",
+    re.I,
+)
+_PROMPT = re.compile(
+    r"system prompt|your (?:instructions|prompt|rules|guidelines|configuration)|"
+    r"ignore (?:all |your |the )?(?:previous|prior|above|earlier)|jailbreak|developer mode|"
+    r"(?:reveal|print|show|repeat|tell me) (?:me )?(?:your|the) (?:hidden |initial )?"
+    r"(?:prompt|instructions)",
+    re.I,
+)
+# Words of the domain: a question with none of them, far from every tool, is out of scope.
+_DOMAIN = re.compile(
+    r"custom|client|shopper|buyer|segment|persona|churn|lapse|loyal|retain|retention|revenue|"
+    r"sales?\b|sell|order|purchas|bought|buy|spend|spent|value|clv|worth|campaign|email|offer|"
+    r"promot|discount|target|audience|respon|review|complain|feedback|rating|stars?\b|say|"
+    r"unhappy|happy|satisf|theme|pain|product|categor|basket|cross|recommend|model|predict|"
+    r"accura|data|metric|trend|month|week|quarter|year|aov|average|median|total|how many|"
+    r"growth|market|brand|channel|region|countr|deliver|shipping|return|price|quality|"
+    r"size|fit|support|service|insight|report",
+    re.I,
+)
+_FOLLOW_UP = re.compile(r"\b(?:it|they|them|their|that|those|these|this one|what about|how "
+                        r"about|and (?:what|how|the))\b", re.I)  # fmt: skip
+OUT_OF_SCOPE_SIMILARITY = 0.25  # below this, no tool's description is near the question
+CAN_ANSWER = (
+    "revenue, orders, AOV, new customers or response rates over time (e.g. 'revenue by "
+    "month last 12 months'); who the segments are; churn risk and who is likely to churn; "
+    "customer value (CLV); what customers say in reviews; what to cross-sell"
+)
+
+
+@dataclass
+class Decline:
+    """Why a question gets no tool call, and the answer that says so."""
+
+    kind: str  # code | change | prompt | out_of_scope
+    answer: str
+
+
+def decline(question: str, *, follow_up: bool = False) -> Decline | None:
+    """A one-sentence refusal with what Insight can answer instead, for requests to write or
+    run code/SQL, to change or delete data, to reveal the system prompt, and (on a first turn,
+    or a question that does not refer back) for questions outside customer analytics."""
+    q = question.strip()
+    if _PROMPT.search(q):
+        return Decline(
+            "prompt",
+            "I can't share or change my instructions. I can answer questions about your "
+            f"customers: {CAN_ANSWER}.",
+        )
+    if _CODE.search(q):
+        return Decline(
+            "code",
+            "I don't write or run code or SQL: I answer with Insight's own tools. Ask for the "
+            "figure itself (e.g. 'revenue by month last 12 months', or `insight metrics "
+            "--list` for every measure), or for: " + CAN_ANSWER + ".",
+        )
+    if _CHANGE.search(q):
+        return Decline(
+            "change",
+            "I can't change or delete data: Insight only reads your exports (edit the files "
+            "and run `insight build` to update the models). I can tell you about: "
+            + CAN_ANSWER
+            + ".",
+        )
+    if _DOMAIN.search(q) or (follow_up and _FOLLOW_UP.search(q)):
+        return None
+    sims = _similarities(q)
+    if sims and max(sims.values()) >= OUT_OF_SCOPE_SIMILARITY:
+        return None
+    return Decline(
+        "out_of_scope",
+        "I can't answer that from your customer data. I can tell you about: " + CAN_ANSWER + ".",
+    )
+
+
 def route(ctx: ToolContext, question: str) -> Route:
     """Pick the tool and arguments for ``question`` (deterministic)."""
     q = question.lower()
@@ -178,6 +268,9 @@ def route(ctx: ToolContext, question: str) -> Route:
         if segments:
             args["segment"] = segments[0]
         return Route("export_audience", args)
+    metrics = _metrics_args(ctx, question, segments)
+    if metrics is not None:
+        return Route("query_metrics", metrics)
     if re.search(r"\bdrive[sn]?\b|\bdrivers?\b|\baccura|\btrust\b|\breliab", q):
         return Route("model_quality", {"target": _target(ctx, question)})
     if len(segments) == 1 and re.search(
@@ -212,7 +305,10 @@ def route(ctx: ToolContext, question: str) -> Route:
     scores: dict[str, float] = {}
     sims = _similarities(question)
     for spec in all_tools():
-        if spec.writes or spec.name in {"customer_profile", "compare_review_themes"}:
+        # query_metrics is chosen by its own cues (a measure word) or not at all: its
+        # arguments cannot come from similarity alone
+        if spec.writes or spec.name in {"customer_profile", "compare_review_themes",
+                                        "query_metrics"}:  # fmt: skip
             continue
         hits = sum(1 for k in spec.keywords if k in q)
         scores[spec.name] = round(hits + 2.0 * sims.get(spec.name, 0.0), 3)
@@ -221,6 +317,22 @@ def route(ctx: ToolContext, question: str) -> Route:
     if best in {"list_segments", "dataset_overview"} and segments and "segments" not in q:
         best, args = "segment_profile", {"segment": segments[0]}
     return Route(best, args, scores)
+
+
+def _metrics_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str, Any] | None:
+    """query_metrics arguments when the question asks for a descriptive figure; None when it
+    does not, or when another tool answers it better: which *segment* is worth or brings the
+    most (list_segments' revenue shares), top customers by a prediction."""
+    from insight_agent.tools.metrics import route_args
+
+    q = question.lower()
+    if re.search(r"\bwhich segments?\b|\bwhat segments?\b", q) and not re.search(
+        r"\b(?:last|past|this|since|month|week|quarter|year|20\d\d)\b", q
+    ):
+        return None
+    if re.search(r"\btop\s+\d+\s+customers\b|\bmost likely\b|\bclv\b|lifetime value", q):
+        return None
+    return route_args(ctx, question, segments)
 
 
 def _args_for(ctx: ToolContext, tool: str, question: str, segments: list[str]) -> dict[str, Any]:
@@ -365,6 +477,9 @@ def _money(value: Any) -> str:
 def render(tool: str, facts: dict[str, Any]) -> str:
     """A short templated answer from a tool's facts (figures quoted as the facts give them)."""
     f = facts
+    spec = next((s for s in all_tools() if s.name == tool), None)
+    if spec is not None and spec.answer is not None:
+        return spec.answer(facts)
     if tool == "churn_risk_by_segment":
         top = f["segments"][0]
         lines = [
@@ -492,7 +607,11 @@ def render(tool: str, facts: dict[str, Any]) -> str:
 
 
 def route_and_answer(ctx: ToolContext, question: str) -> tuple[str, list[ToolResult]]:
-    """Route, call the tool, render the answer (or the tool's error)."""
+    """Route, call the tool, render the answer (or the tool's error); a question no tool can
+    answer gets a decline and no call."""
+    declined = decline(question)
+    if declined is not None:
+        return declined.answer, []
     decision = route(ctx, question)
     result = call_tool(ctx, decision.tool, decision.args)
     if result.facts is None:

@@ -75,6 +75,20 @@ class ToolSpec:
     # argument docs cost ~0.5 s a question on 2 cores (docs/benchmarks.md). Empty: the
     # description is used.
     summary: str = ""
+    # The argument model for one workspace (e.g. its measures and dimensions as enums, so a
+    # model can only choose names that exist); None: ``args`` everywhere.
+    args_for: Callable[[ToolContext], type[BaseModel]] | None = None
+    # The answer from the facts alone (the no-LLM provider's template); None: the router's.
+    answer: Callable[[Facts], str] | None = None
+
+    def args_model(self, ctx: ToolContext) -> type[BaseModel]:
+        """The argument model in this workspace (``args`` when the workspace cannot say)."""
+        if self.args_for is None:
+            return self.args
+        try:
+            return self.args_for(ctx)
+        except Exception:  # no data yet, unreadable files: the generic contract still works
+            return self.args
 
 
 @dataclass
@@ -116,7 +130,7 @@ def register(spec: ToolSpec) -> ToolSpec:
 
 def all_tools() -> list[ToolSpec]:
     """Every registered tool, built-ins first, in registration order."""
-    from insight_agent.tools import builtin  # noqa: F401  (registers the built-in tools)
+    from insight_agent.tools import builtin, metrics  # noqa: F401  (register the built-ins)
 
     return list(_REGISTRY.values())
 
@@ -151,7 +165,7 @@ def call_tool(ctx: ToolContext, name: str, args: dict[str, Any] | None = None) -
     except KeyError as exc:
         return ToolResult(name, args, None, str(exc.args[0]), time.perf_counter() - start)
     try:
-        parsed = spec.args.model_validate(args)
+        parsed = spec.args_model(ctx).model_validate(args)
         clean = parsed.model_dump(exclude_none=True)
         facts = spec.run(ctx, parsed)
         if spec.headline is not None and "headline" not in facts:
@@ -206,7 +220,7 @@ def as_langchain_tools(
                 description=spec.description,
                 # The JSON schema (not the pydantic class): the model sees the same contract,
                 # but validation happens in call_tool, so failed calls are recorded too.
-                args_schema=spec.args.model_json_schema(),
+                args_schema=spec.args_model(ctx).model_json_schema(),
                 infer_schema=False,
             )
         )

@@ -1,0 +1,346 @@
+"""``query_metrics``: descriptive figures from the metrics layer, as one tool unit.
+
+Its arguments, implementation, headline, brief, summary, routing cues and template answer
+live here together. In a workspace the argument schema lists *that* workspace's measures and
+dimensions as enums (:func:`_args_for`), so a model can only choose names that exist.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from insight_agent.tools.registry import Facts, ToolContext, ToolSpec, register
+
+MAX_TOOL_ROWS = 25  # rows a model is shown; the CLI's `insight metrics` gives them all
+
+PERIOD_HELP = (
+    "period relative to the data's last date: 'last 12 months', 'last month', 'last 90 "
+    "days', 'this year', '2025-Q3', '2025-03', 'since 2025-01-01'; omit for all data"
+)
+
+
+class QueryMetricsArgs(BaseModel):
+    """Measures broken down by dimensions over a period."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    measures: list[str] = Field(
+        min_length=1,
+        max_length=4,
+        description="what to measure, e.g. revenue, orders, average_order_value, "
+        "active_customers, new_customers, repeat_rate, response_rate, average_rating",
+    )
+    by: list[str] = Field(
+        default_factory=list,
+        max_length=2,
+        description="break down by, e.g. month, week, quarter, category, channel, segment, "
+        "campaign, region",
+    )
+    period: str | None = Field(None, description=PERIOD_HELP)
+    compare: Literal["previous", "year"] | None = Field(
+        None, description="compare with the previous period or the same period a year earlier"
+    )
+    where: list[str] = Field(
+        default_factory=list,
+        description="filters as DIMENSION=VALUE, e.g. 'segment=Lapsing customers', "
+        "'category=Shoes', 'rating<=2'",
+    )
+    top: int | None = Field(None, ge=1, le=100, description="keep the N highest rows")
+    ascending: bool = Field(False, description="with top: the N lowest instead")
+
+
+def _args_for(ctx: ToolContext) -> type[BaseModel]:
+    """QueryMetricsArgs with this workspace's measure and dimension names as enums."""
+    from insight_agent.analytics.queries import metrics_engine
+
+    cat = metrics_engine(ctx.ws).catalogue
+    measure = Literal[tuple(cat.measures)]  # type: ignore[valid-type]
+    dims = Literal[tuple(cat.dimensions)]  # type: ignore[valid-type]
+    base = QueryMetricsArgs.model_fields
+    return create_model(
+        "QueryMetricsArgs",
+        __base__=QueryMetricsArgs,
+        measures=(list[measure], base["measures"]),  # type: ignore[valid-type]
+        by=(list[dims], base["by"]),  # type: ignore[valid-type]
+    )
+
+
+def _run(ctx: ToolContext, args: QueryMetricsArgs) -> Facts:
+    from insight_agent.analytics.queries import query_metrics
+
+    facts = query_metrics(
+        ctx.ws,
+        list(args.measures),
+        by=list(args.by),
+        period=args.period,
+        compare=args.compare,
+        where=list(args.where),
+        top=args.top,
+        ascending=args.ascending,
+    )
+    rows = facts["rows"]
+    if len(rows) > MAX_TOOL_ROWS:
+        facts["rows"] = rows[:MAX_TOOL_ROWS]
+        facts.setdefault("notes", []).append(
+            f"showing {MAX_TOOL_ROWS} of {len(rows)} rows; `insight metrics` lists them all"
+        )
+    return facts
+
+
+def _fmt(value: Any, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    if unit == "share":
+        return f"{float(value) * 100:.1f}%"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{float(value):,.2f}" if unit == "currency" else f"{value}"
+
+
+def _span(facts: Facts) -> str:
+    p = facts["period"]
+    return f"{p['label']} ({p.get('start') or '…'} to {p['end']})"
+
+
+def headline(facts: Facts) -> str | None:
+    """The answer in one sentence, figures exactly as in the rows."""
+    rows = facts.get("rows") or []
+    if not rows:
+        return f"No data for that in {_span(facts)}."
+    m = facts["measures"][0]
+    name, unit = m["name"], m["unit"]
+    label = m["label"]
+    by = facts.get("by") or []
+    if not by:
+        row = rows[0]
+        line = f"{label} in {_span(facts)}: {_fmt(row.get(name), unit)}"
+        if facts.get("compared_with") and row.get(f"{name}_previous") is not None:
+            pct = row.get(f"{name}_change_pct")
+            move = "" if pct is None else (f", {'up' if pct >= 0 else 'down'} "
+                                           f"{abs(pct) * 100:.1f}%")  # fmt: skip
+            line += (
+                f" vs {_fmt(row[f'{name}_previous'], unit)} in "
+                f"{facts['compared_with']['start']} to {facts['compared_with']['end']}{move}"
+            )
+        return line + "."
+    dim = by[0]
+    if dim in ("day", "week", "month", "quarter", "year") and len(by) == 1:
+        first, last = rows[0], rows[-1]
+        best = max((r for r in rows if r.get(name) is not None), key=lambda r: r[name],
+                   default=None)  # fmt: skip
+        line = (
+            f"{label} by {dim}, {_span(facts)}: {_fmt(first.get(name), unit)} in "
+            f"{first[dim]}, {_fmt(last.get(name), unit)} in {last[dim]}"
+        )
+        if best is not None and best is not first and best is not last:
+            line += f"; highest {_fmt(best[name], unit)} in {best[dim]}"
+        return line + "."
+    top = rows[0]
+    keys = " / ".join(str(top[d]) for d in by)
+    order = "lowest" if facts.get("sorted_by", "").endswith("(lowest first)") else "highest"
+    return (
+        f"{label} by {' and '.join(by)}, {_span(facts)}: {order} is {keys} with "
+        f"{_fmt(top.get(name), unit)} ({facts['rows_total']} {by[0]} values)."
+    )
+
+
+def answer(facts: Facts) -> str:
+    """The templated answer (no LLM): the headline and up to 12 rows."""
+    lines = [headline(facts) or ""]
+    by = facts.get("by") or []
+    if by and len(facts.get("rows") or []) > 1:
+        for row in facts["rows"][:12]:
+            figures = ", ".join(
+                f"{m['name']} {_fmt(row.get(m['name']), m['unit'])}" for m in facts["measures"]
+            )
+            lines.append(f"- {' / '.join(str(row[d]) for d in by)}: {figures}")
+        if facts["rows_total"] > 12:
+            lines.append(f"({facts['rows_total']} rows in all: `insight metrics` lists them)")
+    lines += [f"Note: {n}" for n in facts.get("notes", [])]
+    return "\n".join(lines)
+
+
+# --- routing cues (the no-LLM router, and the shortlist the embedded model may call) --------
+
+_MEASURE_WORDS: tuple[tuple[str, str], ...] = (
+    (r"average order value|\baov\b|basket size|order value", "average_order_value"),
+    (r"revenue per customer|spend per customer", "revenue_per_customer"),
+    (r"repeat (?:purchase )?rate|repeat customers", "repeat_rate"),
+    (r"response rate|conversion rate|respon\w+ rate", "response_rate"),
+    (r"\bresponses\b", "responses"),
+    (r"\b(?:campaign )?sends\b|emails? sent", "campaign_sends"),
+    (r"new customers|first[- ]time (?:buyers|customers)|acquired", "new_customers"),
+    (r"returning customers", "returning_customers"),
+    (r"active customers|\bbuyers\b|customers (?:who )?(?:bought|ordered|purchased)",
+     "active_customers"),
+    (r"average (?:star )?rating|avg rating|mean rating", "average_rating"),
+    (r"share (?:of )?negative|negative share|% negative", "share_negative"),
+    (r"(?:how many|number of|count of) reviews|reviews per|reviews by", "reviews"),
+    (r"\breturns\b|returned", "returns"),
+    (r"\bunits\b|items sold", "units"),
+    (r"revenue|\bsales\b|turnover|takings|\bgmv\b|how much (?:did we|we) (?:sell|make)",
+     "revenue"),
+    (r"(?:how many|number of|count of|total) orders|\borders\b", "orders"),
+)  # fmt: skip
+_TIME_WORDS = (
+    (r"\bdaily\b|per day|by day|each day", "day"),
+    (r"\bweekly\b|per week|by week|each week", "week"),
+    (r"\bmonthly\b|per month|by month|each month|month by month|over time|\btrend", "month"),
+    (r"\bquarterly\b|per quarter|by quarter|each quarter", "quarter"),
+    (r"\byearly\b|\bannual\b|per year|by year|each year", "year"),
+)
+_PERIOD = re.compile(
+    r"\b(?:in |during |over |for )?(?:the )?"
+    r"((?:last|past|previous|trailing) (?:\d+|a|one|two|three|six|twelve) "
+    r"(?:days?|weeks?|months?|quarters?|years?)"
+    r"|(?:last|previous|this|current) (?:week|month|quarter|year)"
+    r"|\b(?:ytd|mtd|qtd|year to date|month to date)\b"
+    r"|(?:since|from) \d{4}-\d{2}-\d{2}"
+    r"|\d{4}-q[1-4]|q[1-4] \d{4}|\d{4}-\d{2}(?!-)"
+    r"|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]* \d{4}"
+    r"|(?<![\d-])(?:19|20)\d\d(?![\d-]))",
+    re.I,
+)
+_YEAR_CMP = re.compile(r"year[- ]over[- ]year|\byoy\b|same (?:period|time|month|quarter) last "
+                       r"year|(?:vs\.?|versus|compared (?:to|with)) (?:the )?(?:same .* )?last "
+                       r"year|a year (?:ago|earlier)", re.I)  # fmt: skip
+_PREV_CMP = re.compile(r"(?:vs\.?|versus|compared (?:to|with)|than) (?:the )?(?:previous|prior|"
+                       r"last) (?:period|month|quarter|week)|period[- ]over[- ]period|"
+                       r"month[- ]over[- ]month|\bmom\b|quarter[- ]over[- ]quarter|"
+                       r"\bgrowth\b|\bchange[ds]?\b|\bgrew\b|\bup or down\b", re.I)  # fmt: skip
+
+
+def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str, Any] | None:
+    """Arguments for ``query_metrics`` when ``question`` asks for a descriptive figure (a
+    measure word such as revenue, orders, AOV, response rate), else None."""
+    q = question.lower()
+    measures = []
+    said: list[str] = []  # the words that named measures
+    rest = q
+    for pattern, name in _MEASURE_WORDS:
+        found = re.search(pattern, rest)
+        if found:
+            measures.append(name)
+            said.append(found[0])
+            rest = re.sub(pattern, " ", rest)  # "average order value" is not also "orders"
+    if not measures:
+        return None
+    try:
+        from insight_agent.analytics.queries import metrics_engine
+
+        cat = metrics_engine(ctx.ws).catalogue
+    except Exception:
+        return None
+    measures = [m for m in dict.fromkeys(measures) if m in cat.measures]
+    if not measures:
+        return None
+    args: dict[str, Any] = {"measures": measures[:3]}
+    by: list[str] = []
+    for pattern, grain in _TIME_WORDS:
+        if re.search(pattern, q):
+            by.append(grain)
+            break
+    from insight_agent.engine.metrics import ALIASES, norm
+
+    phrases = [
+        m[1]
+        for m in re.finditer(
+            r"\b(?:by|per|for each|each|across|split by|broken down by) "
+            r"([a-z][a-z ]{1,24}?)(?=[?.,!]|$| and | over | in | last | this )",
+            q,
+        )
+    ]
+    # "which campaign had the best …", "top 3 categories by …": the rows are campaigns
+    phrases += re.findall(r"\b(?:which|what) ([a-z]+(?: [a-z]+)?) (?:has|had|have|is|was|gets?|"
+                          r"got|brings?|brought|drives?|shows?|with)\b", q)  # fmt: skip
+    phrases += re.findall(r"\b(?:top|bottom|best|worst) \d{0,3} ?([a-z]+)\b", q)
+    for phrase in phrases:
+        words = phrase.split()
+        for n in (3, 2, 1):  # the longest run of words that names a dimension
+            key = norm(" ".join(words[:n]))
+            key = ALIASES.get(key, key.rstrip("s") if key.rstrip("s") in cat.dimensions else key)
+            if key in cat.dimensions and key not in by:
+                by.append(key)
+                break
+    if by:
+        args["by"] = by[:2]
+    found = _PERIOD.search(q)
+    if found:
+        args["period"] = found[1]
+    if _YEAR_CMP.search(q) and found:
+        args["compare"] = "year"
+    elif _PREV_CMP.search(q) and found:
+        args["compare"] = "previous"
+    where = []
+    named_by_measure = segments and any(segments[0].lower() in w for w in said)
+    if segments and "segment" not in by and not named_by_measure:
+        where.append(f"segment={segments[0]}")
+    if "category" in cat.dimensions and "category" not in by:
+        try:
+            from insight_agent.analytics.queries import metrics_engine
+
+            for level in metrics_engine(ctx.ws).levels(cat.dimensions["category"]):
+                if re.search(rf"\b{re.escape(level.lower())}\b", q):
+                    where.append(f"category={level}")
+                    break
+        except Exception:
+            pass
+    if where:
+        args["where"] = where
+    top = re.search(r"\b(?:top|best|highest|largest|biggest) (\d{1,3})\b", q)
+    low = re.search(r"\b(?:bottom|worst|lowest|smallest) (\d{1,3})\b", q)
+    if top or low:
+        args["top"] = int((top or low)[1])  # type: ignore[index]
+        if low:
+            args["ascending"] = True
+    return args
+
+
+SPEC = register(
+    ToolSpec(
+        "query_metrics",
+        "Descriptive business figures computed from the data: revenue, orders, units, average "
+        "order value, active / new / returning customers, repeat rate, returns, campaign sends, "
+        "responses and response rate, reviews, average rating, share negative, churn "
+        "probability and CLV averages — broken down by month/week/quarter/year, category, "
+        "product, channel, region, segment, campaign or any customer attribute, over a period, "
+        "optionally compared with the previous period or a year earlier. Use for 'revenue last "
+        "month', 'sales by channel', 'orders per month', 'response rate by campaign', 'how many "
+        "new customers', trends and period-over-period changes.",
+        QueryMetricsArgs,
+        _run,
+        (
+            "revenue",
+            "sales",
+            "orders",
+            "order value",
+            "aov",
+            "trend",
+            "over time",
+            "per month",
+            "by month",
+            "monthly",
+            "by channel",
+            "response rate",
+            "repeat rate",
+            "new customers",
+            "returning",
+            "last month",
+            "last year",
+            "year over year",
+            "growth",
+            "average rating",
+            "how many orders",
+        ),
+        headline=headline,
+        brief=("period", "compared_with", "rows", "notes"),
+        summary="Figures from the data (revenue, orders, AOV, customers, new customers, "
+        "repeat/response rate, reviews, rating) by month/category/channel/segment/campaign "
+        "over a period. Use for 'revenue last month', 'sales by channel', trends.",
+        args_for=_args_for,
+        answer=answer,
+    )
+)

@@ -23,6 +23,29 @@ if TYPE_CHECKING:
     from insight_agent.workspace import Workspace
 
 
+def _click_flow() -> tuple[type[BaseException], ...]:
+    """Click's own control-flow exceptions, from click and from the copy Typer vendors
+    (typer._click, Typer >= 0.2x): a mistyped command or option is a UsageError there, which
+    must reach Typer's handler (usage message, closest suggestion, exit 2), not ours."""
+    found: list[type[BaseException]] = [typer.Exit, SystemExit]
+    mods: list[Any] = [click]
+    try:
+        from typer import _click as vendored  # type: ignore[attr-defined]
+
+        mods.append(vendored)
+    except ImportError:
+        pass
+    for mod in mods:
+        exc = getattr(mod, "exceptions", mod)
+        for name in ("Exit", "ClickException", "Abort"):
+            if isinstance(getattr(exc, name, None), type):
+                found.append(getattr(exc, name))
+    return tuple(found)
+
+
+_CLICK_FLOW = _click_flow()
+
+
 class _InsightGroup(TyperGroup):
     """Turns Insight's own errors into a message and an exit code instead of a traceback, and
     its warnings (e.g. models built with other library versions) into one clean line each."""
@@ -48,7 +71,7 @@ class _InsightGroup(TyperGroup):
         except KeyboardInterrupt:
             _print_error("interrupted")
             raise SystemExit(130) from None
-        except (typer.Exit, click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+        except _CLICK_FLOW:  # usage errors, --help, Exit: Typer/Click print them (exit 2)
             raise
         except Exception as exc:  # a bug: say so briefly; INSIGHT_DEBUG=1 shows the traceback
             if os.environ.get("INSIGHT_DEBUG"):

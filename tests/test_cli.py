@@ -170,3 +170,21 @@ def test_init_demo_with_size_and_seed(tmp_path):
     report = json.loads(validated.stdout)
     assert report["tables"]["customers"]["rows_kept"] == 300
     assert report["tables"]["orders"]["rows_dropped"] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["metricz"], "No such command 'metricz'"),
+        (["build", "--labell", "y"], "No such option: --labell"),
+        (["metrics", "revenue", "--compare", "later"], "Invalid value for --compare"),
+    ],
+)
+def test_usage_errors_are_usage_errors_not_bugs(args: list[str], expected: str) -> None:
+    """A mistyped command or option gets Click's usage message and exit code 2."""
+    from insight_agent.cli import app
+
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert expected in result.output
+    assert "internal error" not in result.output and "bug" not in result.output

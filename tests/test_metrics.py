@@ -356,3 +356,17 @@ def test_none_provider_answers_a_metric_question_with_verified_figures(ws) -> No
     assert [c["tool"] for c in turn.tool_calls] == ["query_metrics"]
     assert "Black Friday" in turn.answer or "%" in turn.answer
     assert turn.grounding["unverified"] == []
+
+
+def test_metric_report_section(built_demo: Path, tmp_path: Path) -> None:
+    from insight_agent.cli import app
+
+    spec = Path(__file__).parents[1] / "examples" / "reports" / "monthly-business-review.yaml"
+    out = tmp_path / "mbr.html"
+    result = CliRunner().invoke(app, ["report", str(spec), "-o", str(out), "-w", str(built_demo)])
+    assert result.exit_code == 0, result.output
+    html = out.read_text(encoding="utf-8")
+    assert html.count("<img") >= 4  # one chart per metric section but the show_chart: false one
+    md = out.with_suffix(".md").read_text(encoding="utf-8")
+    assert "Revenue by month, last 12 months (" in md
+    assert "response rate" in md

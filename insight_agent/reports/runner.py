@@ -222,6 +222,34 @@ class _Runner:
             alt = "Share of each review theme by segment"
         return [Chart(png, alt, section.options.get("caption"))]
 
+    def _metric(self, section: Section) -> list[Any]:
+        """A metrics-layer query: headline, the rows as a table, a chart of the first
+        measure (unless ``show_chart: false``) and what each measure means."""
+        from insight_agent.reports import charts
+        from insight_agent.reports.document import Callout, Chart, Paragraph, Table
+
+        o = section.options
+        args = {"measures": section.value, "by": o.get("by") or [], "where": o.get("where") or []}
+        for key in ("period", "compare", "top"):
+            if o.get(key) is not None:
+                args[key] = o[key]
+        result = call_tool(self.ctx, "query_metrics", args)
+        if result.facts is None:
+            return [Callout(f"metric {', '.join(section.value)} failed: {result.error}", "warning")]
+        facts = result.facts
+        out: list[Any] = [Paragraph(f"**{facts['headline']}**")] if facts.get("headline") else []
+        if facts["rows"]:
+            cols = list(facts["rows"][0])
+            rows = [[_cell(r.get(c)) for c in cols] for r in facts["rows"]]
+            out.append(Table([c.replace("_", " ") for c in cols], rows, None))
+            if o.get("show_chart", True):
+                png = charts.metric_chart(facts)
+                alt = facts.get("headline") or ", ".join(section.value)
+                out.append(Chart(png, alt, o.get("caption")))
+        meanings = "; ".join(f"{m['name']}: {m['meaning']}" for m in facts["measures"])
+        out.append(Paragraph(f"_{meanings}._"))
+        return out
+
     def _persona(self, section: Section) -> list[Any]:
         from insight_agent.analytics.queries import segment_names
 

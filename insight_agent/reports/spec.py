@@ -14,6 +14,9 @@ sections:
   - chart: churn_risk                 # segment_sizes | churn_risk | lift | clv_distribution
     target: churn                     #   | theme_shares  (lift: target; theme_shares: segments)
   - persona: Lapsing customers        # a segment persona, or "all"
+  - metric: revenue                   # a metrics-layer table + chart (insight metrics)
+    by: month                         #   by, period, compare, where, top, show_chart
+    period: last 12 months
 ```
 """
 
@@ -25,7 +28,7 @@ from typing import Any
 
 from insight_agent.errors import ConfigError
 
-SECTION_KINDS = ("text", "question", "tool", "chart", "persona")
+SECTION_KINDS = ("text", "question", "tool", "chart", "persona", "metric")
 CHARTS = ("segment_sizes", "churn_risk", "lift", "clv_distribution", "theme_shares")
 PROVIDERS = ("auto", "local", "openai", "none")
 _ALLOWED = {
@@ -34,6 +37,17 @@ _ALLOWED = {
     "tool": {"tool", "args", "heading", "columns"},
     "chart": {"chart", "heading", "target", "segments", "caption"},
     "persona": {"persona", "heading"},
+    "metric": {
+        "metric",
+        "heading",
+        "by",
+        "period",
+        "compare",
+        "where",
+        "top",
+        "show_chart",
+        "caption",
+    },
 }
 
 
@@ -185,6 +199,25 @@ def _section(path: Path, number: int, node: Any) -> Section:
             where = fields["args"][1] if "args" in fields else vnode
             raise _err(path, where, f"section {number} ({value}): {problems}") from exc
         options["args"] = args
+    if kind == "metric":
+        measures = [value] if isinstance(value, str) else value
+        if (
+            not isinstance(measures, list)
+            or not measures
+            or not all(isinstance(m, str) and m.strip() for m in measures)
+        ):
+            raise _err(path, vnode, f"section {number}: metric must be a measure or a list")
+        for key in ("by", "where"):
+            got = options.get(key)
+            if isinstance(got, str):
+                options[key] = [got]
+            elif got is not None and not (
+                isinstance(got, list) and all(isinstance(v, str) for v in got)
+            ):
+                raise _err(path, fields[key][1], f"section {number}: {key} must be text or a list")
+        if options.get("compare") not in (None, "previous", "year"):
+            raise _err(path, fields["compare"][1], "compare must be previous or year")
+        value = measures
     if kind == "chart":
         if value not in CHARTS:
             raise _err(

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from insight_agent.agent.redaction import Redactor
+from insight_agent.agent.redaction import KINDS, Redactor, is_name_header, names_in_table
 
-PLACEHOLDER = re.compile(r"<(EMAIL|PHONE|PERSON|CUSTOMER|TEXT)_\d+>")
+PLACEHOLDER = re.compile(rf"<({'|'.join(KINDS)})_\d+>")
 
 
 def make() -> Redactor:
@@ -67,6 +67,9 @@ def test_emails(email: str) -> None:
         "(555) 123-4567",
         "555-123-4567",
         "555.123.4567",
+        "+44 20 7946 0958",
+        "(555) 123 4567",
+        "555 123 4567",
     ],
 )
 def test_phones(phone: str) -> None:
@@ -84,11 +87,138 @@ def test_phones(phone: str) -> None:
         "Revenue 1,234,567 and 12345678901 page views",
         "Bought 4217 items",  # a short numeric id is only masked after 'customer'
         "the grace period for Max spend",  # common words that are also names
+        "Paid 1,234.50 on 2025-03-01 (review R001234, 41% off, 12.5% of 1,600 orders)",
+        "Order 4111 1111 1111 1112 and ref 1234567890123456",  # fail the Luhn check
+        "IBAN-like GB82 WEST 1234 5698 7654 33 with a wrong check",  # fails mod 97
+        "Top 10 Products, 3 Stars, 12 items on the street, 2 Baker boxes",
+        "Segment S2 spent $1,234,567 in Q3 2025; 100 200 3000 units",
     ],
 )
 def test_amounts_dates_and_other_ids_untouched(text: str) -> None:
     red = make()
     assert red.mask(text) == text
+
+
+@pytest.mark.parametrize(
+    "card",
+    [
+        "4111 1111 1111 1111",
+        "4111-1111-1111-1111",
+        "4111111111111111",
+        "5500 0000 0000 0004",
+        "3782 822463 10005",  # Amex, 15 digits in 4-6-5
+        "6011 0009 9013 9424",
+    ],
+)
+def test_cards_pass_the_luhn_check(card: str) -> None:
+    red = Redactor()
+    assert roundtrip(red, f"Charged {card} twice.") == "Charged <CARD_1> twice."
+    assert red.mapping == {"<CARD_1>": card}
+
+
+def test_a_card_followed_by_a_number_keeps_the_number() -> None:
+    red = Redactor()
+    assert roundtrip(red, "card 4111 1111 1111 1111 2026") == "card <CARD_1> 2026"
+
+
+@pytest.mark.parametrize(
+    "iban",
+    ["GB82 WEST 1234 5698 7654 32", "GB82WEST12345698765432", "DE89 3704 0044 0532 0130 00"],
+)
+def test_ibans_pass_the_mod_97_check(iban: str) -> None:
+    red = Redactor()
+    assert roundtrip(red, f"Pay to {iban}, thanks") == "Pay to <IBAN_1>, thanks"
+    assert red.mapping == {"<IBAN_1>": iban}
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "12 Baker Street",
+        "221B Baker St",
+        "1600 Pennsylvania Ave NW",
+        "350 5th Avenue",
+        "12-14 Old Kent Road",
+        "7 St Mary's Close",
+        "42 Elm street",
+    ],
+)
+def test_street_addresses(address: str) -> None:
+    red = Redactor()
+    assert roundtrip(red, f"Send it to {address}. Thanks") == "Send it to <ADDRESS_1>. Thanks"
+    assert red.mapping == {"<ADDRESS_1>": address}
+
+
+def test_every_kind_in_one_review() -> None:
+    red = make()
+    review = (
+        "Jane Doe, 221B Baker St., London: card 4111 1111 1111 1111, IBAN "
+        "GB82 WEST 1234 5698 7654 32, call (555) 123 4567. Refund 1,234.50 by 2025-03-01?"
+    )
+    masked = roundtrip(red, review)
+    assert masked == (
+        "<PERSON_1>, <ADDRESS_1>., London: card <CARD_1>, IBAN <IBAN_1>, call <PHONE_1>. "
+        "Refund 1,234.50 by 2025-03-01?"
+    )
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "First Name",
+        "first_name",
+        "LAST NAME",
+        "Full Name",
+        "Customer Name",
+        "name",
+        " Name ",
+        "Surname",
+        "customer-name",
+    ],
+)
+def test_name_headers(header: str) -> None:
+    assert is_name_header(header)
+
+
+@pytest.mark.parametrize("header", ["email", "phone", "Product Name", "segment", "Contact"])
+def test_not_name_headers(header: str) -> None:
+    assert not is_name_header(header)
+
+
+def test_names_in_table_under_any_name_like_header() -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "Customer ID": ["C1", "C2", "C3"],
+            "First Name": ["Hannah", "Connor", None],
+            "LAST_NAME": ["Ward", "Evans", "Singh"],
+            "Contact Preference": ["Email", "SMS", "Email"],
+            "Contact": ["Email", "SMS", "Email"],  # not names: one word, a category
+            "email": ["h@x.io", "c@x.io", "s@x.io"],
+        }
+    )
+    names = names_in_table(frame)
+    assert set(names) == {
+        "Hannah",
+        "Connor",
+        "Ward",
+        "Evans",
+        "Singh",
+        "Hannah Ward",
+        "Connor Evans",
+    }
+    red = Redactor(known_names=names)
+    assert red.mask("HANNAH WARD and Connor wrote; Email us") == (
+        "<PERSON_1> and <PERSON_2> wrote; Email us"
+    )
+
+
+def test_a_contact_column_of_full_names_is_a_name_column() -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"Contact": ["Jane Doe", "Bob Stone", "Email", None]})
+    assert names_in_table(frame) == ["Jane Doe", "Bob Stone"]
 
 
 def test_customer_ids() -> None:
@@ -183,6 +313,16 @@ FRAGMENTS = [
     "+44 7700 900123",
     "07700 900123",
     "(555) 123-4567",
+    "+44 20 7946 0958",
+    "555 123 4567",
+    "4111 1111 1111 1111",
+    "4111111111111111",
+    "GB82 WEST 1234 5698 7654 32",
+    "221B Baker St.",
+    "1600 Pennsylvania Ave NW",
+    "1,234.50",
+    "41%",
+    "R001234",
     "Jane Doe",
     "JANE DOE",
     "Priya",

@@ -7,10 +7,21 @@ the model says comes back through :meth:`Redactor.unmask` before the user sees i
 What is masked
     * ``<EMAIL_n>``: e-mail addresses.
     * ``<PHONE_n>``: phone numbers, international (``+44 7700 900123``, ``+1 (555) 123-4567``)
-      and local (``07700 900123``, ``(020) 7946 0958``, ``555-123-4567``) with spaces, dashes,
-      dots or parentheses. A local number must start with ``0`` or ``(`` or follow the
-      North-American 3-3-4 shape, and have 9 to 12 digits; so order amounts (``1,234.56``),
-      dates (``2026-11-24``, ``24.11.2026``) and ids (``C000042``) are left alone.
+      and local (``07700 900123``, ``(020) 7946 0958``, ``555-123-4567``, ``555 123 4567``)
+      with spaces, dashes, dots or parentheses. A local number must start with ``0`` or ``(``
+      or follow the North-American 3-3-4 shape (with spaces only when the area code starts
+      with 2-9), and have 9 to 12 digits; so order amounts (``1,234.56``), dates
+      (``2026-11-24``, ``24.11.2026``) and ids (``C000042``) are left alone.
+    * ``<CARD_n>``: payment card numbers: 13 to 19 digits, run together or in groups split by
+      one kind of separator (``4111 1111 1111 1111``, ``3782-822463-10005``), that pass the
+      Luhn check. A 16-digit order number that fails it stays.
+    * ``<IBAN_n>``: IBANs, with or without spaces (``GB82 WEST 1234 5698 7654 32``), 15 to 34
+      characters, that pass the ISO 13616 mod-97 check.
+    * ``<ADDRESS_n>``: street addresses: a house number (``12``, ``221B``, ``12-14``), one to
+      four capitalised words (or an ordinal: ``5th``) and a street word (``Street``/``St``,
+      ``Road``/``Rd``, ``Avenue``/``Ave``, ``Lane``, ``Drive``, ``Boulevard``, ``Close``,
+      ``Way``...), with a trailing compass suffix (``1600 Pennsylvania Ave NW``). Amounts,
+      dates, percentages and ids have no street word after them, so they stay.
     * ``<CUSTOMER_n>``: customer ids, either known ids (whole tokens, case-insensitive) or
       matches of ``id_pattern`` (whole tokens). All-digit known ids shorter than 6 digits are
       only masked right after "customer"/"client" (``customer 4217``): elsewhere they are
@@ -20,7 +31,10 @@ What is masked
       not a common English word (``Grace``, ``Max``, ``Will`` and ``May`` stay, because "grace
       period" and "Max spend" are not people). Context patterns find other names: 1 to 3
       capitalised words after "my name is", "Mr/Mrs/Ms/Miss/Mx/Dr", "ask(ed) for",
-      "speak/spoke/talked to", "signed", "regards", "sincerely".
+      "speak/spoke/talked to", "signed", "regards", "sincerely". :func:`names_in_table` finds
+      the known names in a customers table under any name-like header ("First Name",
+      "last_name", "Full Name", "Customer Name", "Contact", "NAME"...), first and last names
+      of a row also as one full name.
 
 Placeholders
     The same exact string always gets the same placeholder within one :class:`Redactor`
@@ -42,10 +56,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-KINDS = ("EMAIL", "PHONE", "PERSON", "CUSTOMER", "TEXT")
+KINDS = ("EMAIL", "PHONE", "CARD", "IBAN", "ADDRESS", "PERSON", "CUSTOMER", "TEXT")
 
 # Any placeholder-shaped text: used to restore, and to escape look-alikes found in data.
-_PLACEHOLDER_ANY = re.compile(r"<\s*(EMAIL|PHONE|PERSON|CUSTOMER|TEXT)_(\d{1,9})\s*>", re.I)
+_PLACEHOLDER_ANY = re.compile(rf"<\s*({'|'.join(KINDS)})_(\d{{1,9}})\s*>", re.I)
 
 _EMAIL = re.compile(
     r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
@@ -61,12 +75,39 @@ _PHONE = re.compile(
       | \(0?\d{{2,5}}\){_SEP}\d{{2,6}}(?:{_SEP}\d{{2,6}}){{0,3}}           # (020) 7946 0958
       | 0\d{{1,5}}(?:{_SEP}\d{{2,6}}){{1,5}}                                # 07700 900123
       | \d{{3}}[.\-]\d{{3}}[.\-]\d{{4}}                                     # 555-123-4567
+      | [2-9]\d{{2}}\ \d{{3}}\ \d{{4}}                                        # 555 123 4567
     )
     (?![\w<>])(?![.,:/\-]\d)
     """,
     re.VERBOSE,
 )
 _DATE_LIKE = re.compile(r"\d{1,4}([./\-])\d{1,2}\1\d{1,4}")
+
+# Card numbers: digits run together, or groups with one kind of separator (checked in code,
+# with the digit count and Luhn). Not glued to a word, an amount or a longer number.
+_CARD = re.compile(
+    r"(?<![\w$€£¥.,/:+\-<>])(?:\d{13,19}|\d{2,6}(?:[ \-]\d{1,7}){1,6})(?![\w<>])(?![.,:/\-]\d)"
+)
+# IBANs: country, check digits, then up to 30 letters/digits, in groups of four or not.
+_IBAN = re.compile(r"(?<![\w<>])[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{1,4}){3,8}(?![\w<>])")
+_IBAN_COUNTRY_LENGTHS = range(15, 35)
+
+# Street addresses: house number, 1-4 capitalised (or ordinal) words, a street word.
+_STREET_WORDS = (
+    "Street|St|Road|Rd|Avenue|Ave|Av|Lane|Ln|Drive|Dr|Boulevard|Blvd|Court|Ct|Place|Pl|"
+    "Square|Sq|Terrace|Terr|Close|Crescent|Cres|Gardens|Grove|Parkway|Pkwy|Highway|Hwy|"
+    "Way|Row|Mews|Walk|Circle|Cir|Alley|Broadway|Quay|Wharf|Embankment|Hill"
+)
+_ADDRESS = re.compile(
+    rf"""
+    (?<![\w$€£¥.,/:+\-<>#])
+    \d{{1,5}}[A-Za-z]?(?:[\-/]\d{{1,5}}[A-Za-z]?)?,?[ ]      # 12 / 221B / 12-14
+    (?:(?:[A-Z][\w'’\-]*\.?|\d{{1,3}}(?:st|nd|rd|th))[ ]){{1,4}}?  # Baker / 5th
+    (?i:{_STREET_WORDS})\b                                    # Street / St
+    (?:[ ](?:NE|NW|SE|SW|N|S|E|W)\b)?                          # NW
+    """,
+    re.VERBOSE,
+)
 
 # A token that might be a customer id: letters, digits, and inner dots, dashes or underscores.
 _ID_TOKEN = re.compile(r"(?<![\w<>])\w(?:[\w.\-]*\w)?(?![\w<>])")
@@ -109,8 +150,119 @@ _COMMON_WORDS = _wordset(
 )
 
 
+# Headers of customer-table columns that hold a person's name, with case, spaces, dashes and
+# underscores removed ("First Name", "first_name", "FIRSTNAME" are all "firstname").
+_NAME_HEADERS = _wordset(
+    """
+    name names fullname customername clientname contactname personname accountname
+    firstname givenname forename forenames middlename lastname surname familyname
+    customerfirstname customerlastname customerfullname billingname shippingname
+    """
+)
+_FIRST_HEADERS = _wordset("firstname givenname forename forenames customerfirstname")
+_LAST_HEADERS = _wordset("lastname surname familyname customerlastname")
+# Headers that hold a name only sometimes ("Contact" may be "Email" / "SMS"): their column
+# counts when most of its values look like a full name (two or more words, letters only).
+_MAYBE_NAME_HEADERS = _wordset("contact contactperson primarycontact owner")
+_NAME_VALUE = re.compile(r"[^\W\d_]+(?:['’.\-]?[ ]?[^\W\d_]+)*\.?")
+
+
+def header_key(header: object) -> str:
+    """A column header without case, spaces or punctuation: ``"First Name"`` -> ``firstname``."""
+    return re.sub(r"[\W_]+", "", str(header)).casefold()
+
+
+def is_name_header(header: object) -> bool:
+    """Whether a customers-table column with this header holds people's names."""
+    return header_key(header) in _NAME_HEADERS
+
+
+def names_in_table(frame: Any) -> list[str]:
+    """Known names for :class:`Redactor` from a customers table (a pandas DataFrame): the
+    values of every name-like column (:func:`is_name_header`, and "Contact"-like columns whose
+    values mostly look like full names), plus each row's first and last name joined, so
+    ``"Jane Doe"`` is known when the table has ``First Name`` and ``Last Name``. Values with
+    digits or ``@`` (a phone or e-mail in the wrong column) are left to the other rules."""
+    names: list[str] = []
+    firsts: list[Any] = []
+    lasts: list[Any] = []
+    for column in frame.columns:
+        key = header_key(column)
+        values = [str(v).strip() for v in frame[column].tolist() if _is_value(v)]
+        looks = [v for v in values if _NAME_VALUE.fullmatch(v)]
+        if key in _MAYBE_NAME_HEADERS:
+            full = [v for v in looks if len(v.split()) > 1]
+            if len(full) * 2 >= len(values):
+                names += full  # one-word values here are as likely "Email" as "Priya"
+            continue
+        if key not in _NAME_HEADERS:
+            continue
+        names += looks
+        if key in _FIRST_HEADERS:
+            firsts.append(frame[column].tolist())
+        elif key in _LAST_HEADERS:
+            lasts.append(frame[column].tolist())
+    if firsts and lasts:
+        for first, last in zip(firsts[0], lasts[0], strict=False):
+            if _is_value(first) and _is_value(last):
+                full = f"{str(first).strip()} {str(last).strip()}"
+                if _NAME_VALUE.fullmatch(full):
+                    names.append(full)
+    return list(dict.fromkeys(names))
+
+
+def _is_value(value: Any) -> bool:
+    if value is None or (isinstance(value, float) and value != value):  # None / NaN
+        return False
+    return bool(str(value).strip())
+
+
 def _norm_word(word: str) -> str:
     return word.replace("’", "'").casefold()
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _iban_ok(compact: str) -> bool:
+    """ISO 13616: move the first four characters to the end, letters to 10..35, mod 97 == 1."""
+    if len(compact) not in _IBAN_COUNTRY_LENGTHS or not compact[2:4].isdigit():
+        return False
+    rotated = compact[4:] + compact[:4]
+    return int("".join(str(int(ch, 36)) for ch in rotated)) % 97 == 1
+
+
+def _valid_card(candidate: str) -> int | None:
+    """Length of the longest prefix of ``candidate`` (cut at a group) that is a card number."""
+    while candidate:
+        seps = set(re.findall(r"\D", candidate))
+        digits = re.sub(r"\D", "", candidate)
+        if len(seps) <= 1 and 13 <= len(digits) <= 19 and _luhn_ok(digits):
+            return len(candidate)
+        cut = re.search(r"[ \-]\d+$", candidate)
+        if not cut:
+            return None
+        candidate = candidate[: cut.start()]
+    return None
+
+
+def _valid_iban(candidate: str) -> int | None:
+    """Length of the longest prefix of ``candidate`` (cut at a group) that is an IBAN."""
+    while candidate:
+        if _iban_ok(candidate.replace(" ", "")):
+            return len(candidate)
+        cut = re.search(r" ?[A-Z0-9]{1,4}$", candidate)
+        if not cut or cut.start() < 4:
+            return None
+        candidate = candidate[: cut.start()]
+    return None
 
 
 @dataclass(frozen=True)
@@ -255,8 +407,11 @@ class Redactor:
             own = m.group(0) in issued
             hits.append(_Hit(m.start(), m.end(), "OWN" if own else "TEXT", 0))
         hits.extend(_Hit(*m.span(), "EMAIL", 1) for m in _EMAIL.finditer(text))
+        hits.extend(_find_checked(text, _IBAN, _valid_iban, "IBAN", 1))
+        hits.extend(_find_checked(text, _CARD, _valid_card, "CARD", 1))
         hits.extend(self._find_ids(text))
         hits.extend(self._find_phones(text))
+        hits.extend(_Hit(*m.span(), "ADDRESS", 3) for m in _ADDRESS.finditer(text))
         hits.extend(self._find_names(text))
         # Greedy: higher priority first, then longer, then earlier; drop overlapping losers.
         hits.sort(key=lambda h: (h.priority, -(h.end - h.start), h.start))
@@ -317,6 +472,15 @@ class Redactor:
             span = _name_after(text, cue.end())
             if span:
                 yield _Hit(*span, "PERSON", 4)
+
+
+def _find_checked(
+    text: str, pattern: re.Pattern[str], valid: Any, kind: str, priority: int
+) -> Iterable[_Hit]:
+    for m in pattern.finditer(text):
+        span = valid(m.group(0))
+        if span:
+            yield _Hit(m.start(), m.start() + span, kind, priority)
 
 
 def _word_edges_ok(text: str, start: int, end: int) -> bool:

@@ -331,3 +331,61 @@ def test_numbers_in_keys_of_a_compact_view_ground_the_answer() -> None:
     ok = check_grounding("Expected value over the next 12 months is 656.61.", [view])
     assert ok.ok, ok.unverified
     assert check_grounding("Over the next 13 months: 656.61.", [view]).unverified == ["13"]
+
+
+# --- meaning: digits that match a fact of another kind are flagged ----------------------------
+
+_CLV = {
+    "total_clv": 3500000.12,
+    "mean_clv": 700.5,
+    "segments": [
+        {"segment": "High-value loyal", "total_clv": 1372244.0, "share_of_clv": 0.392,
+         "mean_clv": 1715.3},
+    ],
+}  # fmt: skip
+_SEGMENTS = {"segments": [{"name": "High-value loyal", "share_customers": 0.16,
+                           "share_revenue": 0.578}]}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("answer", "source", "problem"),
+    [
+        ("A typical High-value loyal customer is worth 1,372,244.", _CLV,
+         "1,372,244 is a total, not a typical or average value"),
+        ("High-value loyal make up 39.2% of customers.", _CLV,
+         "39.2% is a share of CLV, not a share of customers"),
+        ("High-value loyal make up 57.8% of customers.", _SEGMENTS,
+         "57.8% is a share of revenue, not a share of customers"),
+        ("Segment X has a high churn probability of 0.31.",
+         {"base_rate": 0.42, "segments": [{"mean_churn_probability": 0.31}]},
+         "0.31 is below the base rate (0.42), not high"),
+        ("Referral customers spent 173.44 in total.",
+         {"measures": [{"name": "average_order_value", "aggregation": "mean"}],
+          "rows": [{"channel": "Referral", "average_order_value": 173.44}]},
+         "173.44 is an average (mean or median), not a total"),
+    ],
+)  # fmt: skip
+def test_meaning_mismatch_is_flagged(answer: str, source: dict, problem: str) -> None:
+    result = check_grounding(answer, [source])
+    assert result.unverified == []  # the digits are right ...
+    assert result.meaning == [problem]  # ... the meaning is not
+    assert not result.ok
+    assert f"unverified meaning: {problem}" in annotate(answer, result)
+
+
+@pytest.mark.parametrize(
+    ("answer", "source"),
+    [
+        ("High-value loyal customers are worth 1,372,244 in total (39.2% of CLV).", _CLV),
+        ("The average High-value loyal customer is worth 1,715.3.", _CLV),
+        ("High-value loyal make up 16% of customers and 57.8% of revenue.", _SEGMENTS),
+        ("Segment X has a churn probability of 0.31.",
+         {"base_rate": 0.42, "segments": [{"mean_churn_probability": 0.31}]}),
+        ("Revenue was 900,374.24 in total last quarter.",
+         {"measures": [{"name": "revenue", "aggregation": "total"}],
+          "rows": [{"revenue": 900374.24}]}),
+    ],
+)  # fmt: skip
+def test_meaning_that_fits_is_not_flagged(answer: str, source: dict) -> None:
+    result = check_grounding(answer, [source])
+    assert result.ok, result.to_dict()

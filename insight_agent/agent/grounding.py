@@ -181,11 +181,14 @@ class GroundingResult:
     derived: dict[str, str] = field(default_factory=dict)
     ignored: list[str] = field(default_factory=list)
     unverified_quotes: list[str] = field(default_factory=list)
+    # Figures whose digits match a fact but whose words say something else ("a typical
+    # customer is worth 1,372,244" when 1,372,244 is a segment total).
+    meaning: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """True when every figure and quote in the answer is supported."""
-        return not self.unverified and not self.unverified_quotes
+        """True when every figure and quote in the answer is supported, meaning included."""
+        return not self.unverified and not self.unverified_quotes and not self.meaning
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary (for logs, traces and `--json` output)."""
@@ -205,6 +208,7 @@ class GroundingResult:
             "derived": dict(self.derived),
             "ignored": list(self.ignored),
             "unverified_quotes": list(self.unverified_quotes),
+            "meaning": list(self.meaning),
         }
 
 
@@ -343,10 +347,49 @@ def _widen_ranges(text: str, figures: list[Figure]) -> None:
 
 @dataclass(frozen=True)
 class _Source:
-    """A number found in a source; ``percent`` when it was written as a percent in a string."""
+    """A number found in a source; ``percent`` when it was written as a percent in a string;
+    ``kind`` what the fact it came from is (:func:`fact_kind`), when its key says."""
 
     value: float
     percent: bool = False
+    kind: str | None = None
+    key: str | None = None
+
+
+# What a fact is, from its key: the meaning check compares this with the words around a
+# figure. Order matters: "share_of_clv" is a share, not a total CLV.
+_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("share_customers", re.compile(r"share.*(?:customer|high_risk|reviews?$)|^share_high")),
+    ("share_revenue", re.compile(r"share.*(?:revenue|spend|sales)")),
+    ("share_clv", re.compile(r"share.*clv|clv.*share")),
+    ("base_rate", re.compile(r"^base_rate$")),
+    ("probability", re.compile(r"probabilit|^p_[a-z]|_probability")),
+    (
+        "per_unit",
+        re.compile(
+            r"^(?:mean|median|avg|average|typical)|_(?:mean|median)$|per_"
+            r"customer|average_order_value|^aov$"
+        ),
+    ),
+    ("total", re.compile(r"^total|_total$|^sum$|^revenue$|^returned_value$")),
+)
+
+
+def fact_kind(key: str | None, measures: Mapping[str, str] | None = None) -> str | None:
+    """The kind of figure a fact key holds: ``total``, ``per_unit`` (a mean or median),
+    ``share_customers`` / ``share_revenue`` / ``share_clv``, ``probability``, ``base_rate``;
+    None when the key does not say. ``measures`` maps metrics-layer measure names to their
+    aggregation (a metrics result states it)."""
+    if not key:
+        return None
+    k = key.lower()
+    if measures and k.split("_previous")[0] in measures:
+        agg = measures[k.split("_previous")[0]]
+        return {"total": "total", "mean": "per_unit", "median": "per_unit"}.get(agg)
+    for kind, pattern in _KINDS:
+        if pattern.search(k):
+            return kind
+    return None
 
 
 # A number that is part of a snake_case key: "clv_12m", "top_20pct_capture", "orders_90d".
@@ -365,14 +408,20 @@ def _key_numbers(key: str) -> list[_Source]:
     ]
 
 
-def _walk(obj: Any, out: list[_Source], depth: int = 0) -> None:
+def _walk(
+    obj: Any,
+    out: list[_Source],
+    depth: int = 0,
+    key: str | None = None,
+    measures: Mapping[str, str] | None = None,
+) -> None:
     if depth > 50:  # pathological nesting; nothing useful that deep
         return
     if obj is None or isinstance(obj, bool):
         return
     if isinstance(obj, int | float):
         if math.isfinite(obj):
-            out.append(_Source(float(obj)))
+            out.append(_Source(float(obj), kind=fact_kind(key, measures), key=key))
         return
     if isinstance(obj, bytes | bytearray):
         obj = obj.decode("utf-8", "replace")
@@ -380,7 +429,7 @@ def _walk(obj: Any, out: list[_Source], depth: int = 0) -> None:
         stripped = obj.strip()
         if stripped[:1] in ("{", "["):
             try:
-                _walk(json.loads(stripped), out, depth + 1)
+                _walk(json.loads(stripped), out, depth + 1, key, measures)
                 return
             except ValueError:
                 pass
@@ -390,16 +439,22 @@ def _walk(obj: Any, out: list[_Source], depth: int = 0) -> None:
             out.extend(_key_numbers(key))
         return
     if isinstance(obj, Mapping):
-        for key, value in obj.items():
-            if isinstance(key, str):
-                _walk(key, out, depth + 1)
-                out.extend(_key_numbers(key))
-            _walk(value, out, depth + 1)
+        # a metrics result says each measure's aggregation: its rows are read with it
+        listed = obj.get("measures")
+        if isinstance(listed, list) and all(isinstance(m, Mapping) for m in listed):
+            measures = {
+                str(m.get("name")): str(m.get("aggregation")) for m in listed if m.get("name")
+            }
+        for name, value in obj.items():
+            if isinstance(name, str):
+                _walk(name, out, depth + 1)
+                out.extend(_key_numbers(name))
+            _walk(value, out, depth + 1, name if isinstance(name, str) else key, measures)
         return
     if isinstance(obj, list | tuple | set | frozenset):
         out.append(_Source(float(len(obj))))
         for item in obj:
-            _walk(item, out, depth + 1)
+            _walk(item, out, depth + 1, key, measures)
         return
     content = getattr(obj, "content", None)  # LangChain ToolMessage and friends
     if content is not None:
@@ -452,10 +507,125 @@ def _close(figure: Figure, candidate: float) -> bool:
 
 
 def _matches(figure: Figure, sources: Iterable[_Source]) -> float | None:
-    for source in sources:
-        for candidate in _candidates(figure, source):
-            if _close(figure, candidate):
-                return source.value
+    found = _all_matches(figure, sources)
+    return found[0].value if found else None
+
+
+def _all_matches(figure: Figure, sources: Iterable[_Source]) -> list[_Source]:
+    return [
+        source
+        for source in sources
+        if any(_close(figure, candidate) for candidate in _candidates(figure, source))
+    ]
+
+
+# --- meaning: the words around a verified figure must fit the fact it matched -----------------
+
+_SAYS_PER_UNIT = re.compile(
+    r"\b(?:typical|average|avg|mean|median|on average|per customer|each customer|"
+    r"an? (?:single |individual )?customer)\b[^.;:!?]{0,50}$"
+)
+_SAYS_TOTAL = re.compile(r"\b(?:total|in total|combined|altogether|all together|overall|sum)\b"
+                         r"[^.;:!?]{0,30}$")  # fmt: skip
+_SAYS_PER_UNIT_AFTER = re.compile(r"^\s*(?:per|a|each|for each|for the average) "
+                                  r"(?:customer|buyer|shopper|person|head)\b")  # fmt: skip
+_SAYS_TOTAL_AFTER = re.compile(r"^\s*(?:in total|in all|combined|altogether)\b")
+_SHARE_OF = re.compile(
+    r"^\s*(?:%|percent|per cent)?\s*(?:of|of all|of the|of our|of its|of their)\s+"
+    r"(?:(?:the|our|its|their|total|all)\s+)?"
+    r"(?P<what>customers?|the customer base|customer base|shoppers|buyers|people|clients|"
+    r"revenue|sales|spend|turnover|income|clv|lifetime value|customer value|future value|"
+    r"expected value|value)"
+)
+_SAYS_HIGH = re.compile(r"\b(?:high|higher|elevated|very likely|most likely|at risk|risky|"
+                        r"alarming|worrying|significant)\b")  # fmt: skip
+_BASE_WORDS = {
+    "customers": "share_customers",
+    "customer": "share_customers",
+    "the customer base": "share_customers",
+    "customer base": "share_customers",
+    "shoppers": "share_customers",
+    "buyers": "share_customers",
+    "people": "share_customers",
+    "clients": "share_customers",
+    "revenue": "share_revenue",
+    "sales": "share_revenue",
+    "spend": "share_revenue",
+    "turnover": "share_revenue",
+    "income": "share_revenue",
+}
+_KIND_WORDS = {
+    "total": "a total",
+    "per_unit": "an average (mean or median)",
+    "share_customers": "a share of customers",
+    "share_revenue": "a share of revenue",
+    "share_clv": "a share of CLV",
+    "probability": "a probability",
+    "base_rate": "a base rate",
+}
+
+
+def _window(answer: str, figure: Figure) -> tuple[str, str]:
+    """Lower-case text before (same sentence, up to 80 chars) and after (40 chars) a figure."""
+    start, end = figure.span
+    before = answer[max(0, start - 80) : start].lower()
+    before = re.split(r"[.!?;\n]\s", before)[-1]
+    after = answer[end : end + 40].lower()
+    after = re.split(r"[.!?;\n]", after)[0]
+    return before, after
+
+
+def _claims(answer: str, figure: Figure) -> set[str]:
+    """What the words around ``figure`` say it is (a subset of fact kinds, and "high")."""
+    before, after = _window(answer, figure)
+    said: set[str] = set()
+    m = _SHARE_OF.match(after)
+    if m and (figure.kind == "percent" or figure.value <= 1):
+        what = m["what"]
+        said.add(_BASE_WORDS.get(what, "share_clv"))
+    elif _SAYS_PER_UNIT.search(before) or _SAYS_PER_UNIT_AFTER.match(after):
+        said.add("per_unit")
+    elif _SAYS_TOTAL.search(before) or _SAYS_TOTAL_AFTER.match(after):
+        said.add("total")
+    near = before[-40:] + " " + after[:25]
+    if _SAYS_HIGH.search(near):
+        said.add("high")
+    return said
+
+
+def _meaning_problem(
+    figure: Figure, claims: set[str], matched: list[_Source], sources: list[_Source]
+) -> str | None:
+    """Why the figure's words contradict every fact it matched (None when one agrees, or
+    when the facts do not say what they are)."""
+    kinds = {s.kind for s in matched}
+    if None in kinds:
+        return None  # a fact that does not say what it is: cannot contradict
+    for claim in claims - {"high"}:
+        if claim in kinds:
+            return None
+        clash = {
+            "per_unit": {"total", "share_customers", "share_revenue", "share_clv"},
+            "total": {"per_unit", "share_customers", "share_revenue", "share_clv"},
+            "share_customers": {"share_revenue", "share_clv", "total", "per_unit"},
+            "share_revenue": {"share_customers", "share_clv"},
+            "share_clv": {"share_customers", "share_revenue"},
+        }[claim]
+        if kinds <= clash:
+            what = " or ".join(sorted(_KIND_WORDS[k] for k in kinds))
+            said = {
+                "per_unit": "a typical or average value",
+                "total": "a total",
+                "share_customers": "a share of customers",
+                "share_revenue": "a share of revenue",
+                "share_clv": "a share of CLV",
+            }[claim]
+            return f"{figure.raw} is {what}, not {said}"
+    if "high" in claims and kinds <= {"probability", "base_rate"} and "probability" in kinds:
+        bases = [s.value for s in sources if s.kind == "base_rate"]
+        value = matched[0].value
+        if bases and value < min(bases):
+            return f"{figure.raw} is below the base rate ({_fmt(min(bases))}), not high"
     return None
 
 
@@ -562,13 +732,18 @@ def check_grounding(answer: str, sources: Iterable[Any], *, question: str = "") 
     result = GroundingResult()
     seen_unverified: set[str] = set()
     for figure in extract_figures(answer):
-        matched = _matches(figure, tool_numbers)
+        found = _all_matches(figure, tool_numbers)
+        matched = found[0].value if found else None
         origin: Literal["tools", "question"] = "tools"
         if matched is None:
             matched = _matches(figure, question_numbers)
             origin = "question"
         if matched is not None:
             result.verified.append(Verified(figure, matched, origin))
+            if found:
+                problem = _meaning_problem(figure, _claims(answer, figure), found, tool_numbers)
+                if problem and problem not in result.meaning:
+                    result.meaning.append(problem)
         elif figure.year_like:
             if figure.raw not in result.ignored:
                 result.ignored.append(figure.raw)
@@ -601,4 +776,6 @@ def annotate(answer: str, result: GroundingResult) -> str:
     for quote in result.unverified_quotes:
         short = quote if len(quote) <= 70 else quote[:69].rstrip() + "…"
         lines.append(f'unverified quote (no review says this): "{short}"')
+    for problem in result.meaning:
+        lines.append(f"unverified meaning: {problem}")
     return answer.rstrip() + "\n\n" + "\n".join(lines)

@@ -332,6 +332,9 @@ def _metrics_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[
         return None
     if re.search(r"\btop\s+\d+\s+customers\b|\bmost likely\b|\bclv\b|lifetime value", q):
         return None
+    # a segment's share of revenue or customers is a segment fact (list_segments, profile)
+    if re.search(r"\b(?:revenue|customer|spend) share\b|\bshare of (?:revenue|customers)\b", q):
+        return None
     return route_args(ctx, question, segments)
 
 

@@ -55,8 +55,11 @@ class LLMSettings:
     model_path: Path | None = None
     base_url: str | None = None
     mask_pii: bool | None = None  # None: on for hosted providers, off for the local model
-    timeout: float = 60.0  # seconds per request to a hosted endpoint
-    max_retries: int = 3  # retries with backoff on 429 / 5xx / timeouts
+    # Seconds a hosted endpoint may stay silent (before the reply starts, or between streamed
+    # chunks), and retries on 429 / 5xx / timeouts: the tries of one call share
+    # (max_retries + 1) x timeout = 60 s, with a note before each retry (agent/llm.py).
+    timeout: float = 20.0
+    max_retries: int = 2
 
 
 @dataclass

@@ -2,8 +2,10 @@
 
 It plays a script: each request to ``/v1/chat/completions`` takes the next step, which is
 either a reply (text or tool calls, sent as JSON or as server-sent events when the client asks
-to stream) or a failure (an HTTP status, or a delay longer than the client's timeout). Every
-request body is recorded, so tests can check exactly what would have left the machine.
+to stream), a failure (an HTTP status, or a delay longer than the client's timeout) or a
+malformed reply (:func:`malformed`: a body that is not JSON, tool-call arguments that are not
+JSON, no ``choices``). Every request body is recorded, so tests can check exactly what would
+have left the machine.
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ class Step:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)  # {"name", "arguments"}
     status: int = 200
     delay: float = 0.0
+    # "body": the reply is not JSON; "arguments": a tool call's arguments are not JSON;
+    # "choices": the reply has no ``choices``. None: a well-formed reply.
+    malformed: str | None = None
+
+
+MALFORMED = ("body", "arguments", "choices")
 
 
 def reply(text: str) -> Step:
@@ -40,6 +48,21 @@ def call(name: str, **arguments: Any) -> Step:
 def fail(status: int) -> Step:
     """An HTTP error response."""
     return Step(status=status)
+
+
+def slow(delay: float, text: str = "late") -> Step:
+    """A text answer sent after ``delay`` seconds (longer than the client's timeout: a
+    timeout)."""
+    return Step(text=text, delay=delay)
+
+
+def malformed(kind: str) -> Step:
+    """A reply an OpenAI-compatible server should never send (``kind`` in :data:`MALFORMED`)."""
+    if kind not in MALFORMED:
+        raise ValueError(f"malformed kind {kind!r}: one of {MALFORMED}")
+    if kind == "arguments":
+        return Step(tool_calls=[{"name": "list_segments", "arguments": {}}], malformed=kind)
+    return Step(text="broken", malformed=kind)
 
 
 class StubOpenAI:
@@ -72,6 +95,8 @@ class StubOpenAI:
                     time.sleep(step.delay)
                 if step.status != 200:
                     return self._json(step.status, {"error": {"message": f"HTTP {step.status}"}})
+                if step.malformed == "body":
+                    return self._raw(body, '{"id": "chatcmpl-stub", "choices": [{"index": 0, ')
                 if body.get("stream"):
                     return self._sse(body, step)
                 return self._json(200, _completion(body, step))
@@ -83,6 +108,22 @@ class StubOpenAI:
                 self.send_header("Content-Length", str(len(data)))
                 if status == 429:
                     self.send_header("Retry-After", "0")
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _raw(self, body: dict[str, Any], text: str) -> None:
+                """``text`` as the whole reply (or as the one event of a stream)."""
+                if body.get("stream"):
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.end_headers()
+                    self.wfile.write(f"data: {text}\n\n".encode())
+                    self.wfile.write(b"data: [DONE]\n\n")
+                    return
+                data = text.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
 
@@ -117,11 +158,16 @@ class StubOpenAI:
 
 
 def _tool_calls(step: Step) -> list[dict[str, Any]]:
+    def arguments(c: dict[str, Any]) -> str:
+        if step.malformed == "arguments":
+            return "{'segment': S2, "  # Python-ish and cut off: not JSON
+        return json.dumps(c["arguments"])
+
     return [
         {
             "id": f"call_{i}",
             "type": "function",
-            "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])},
+            "function": {"name": c["name"], "arguments": arguments(c)},
         }
         for i, c in enumerate(step.tool_calls)
     ]
@@ -135,6 +181,8 @@ def _completion(body: dict[str, Any], step: Step) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": step.text}
     if step.tool_calls:
         message["tool_calls"] = _tool_calls(step)
+    if step.malformed == "choices":
+        return {"id": "chatcmpl-stub", "object": "chat.completion", "model": "stub"}
     return {
         "id": "chatcmpl-stub",
         "object": "chat.completion",
@@ -154,6 +202,8 @@ def _completion(body: dict[str, Any], step: Step) -> dict[str, Any]:
 def _chunks(body: dict[str, Any], step: Step) -> list[dict[str, Any]]:
     base = {"id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": 0}
     base["model"] = body.get("model", "stub")
+    if step.malformed == "choices":
+        return [base]  # one event, no choices (and no usage)
     deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
     if step.tool_calls:
         for i, tc in enumerate(_tool_calls(step)):

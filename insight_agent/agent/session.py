@@ -146,6 +146,10 @@ class AgentSession:
             if hasattr(chat_model, "tool_docs"):  # a short tools prompt: faster every token
                 update["tool_docs"] = {s.name: s.summary for s in all_tools() if s.summary}
             chat_model = chat_model.model_copy(update=update)
+        if hasattr(chat_model, "on_retry"):  # a hosted endpoint: say so before each retry
+            chat_model = chat_model.model_copy(
+                update={"on_retry": lambda note: self.on_event("status", note)}
+            )
         self.chat_model = chat_model
         self.history: list[Any] = []
         self.usage = {"input": 0, "output": 0, "turns": 0}
@@ -306,6 +310,10 @@ class AgentSession:
                     and meta.get("langgraph_node") == "model"
                 ):
                     streamer.feed(chunk.content)
+        except InsightError:
+            # The provider's own one-line error (llm.ProviderError, e.g. MalformedReply): the
+            # chat prints it and goes on; this turn leaves no trace in the history.
+            raise
         except Exception as exc:
             explained = explain_provider_error(exc, _endpoint(self.chat_model))
             if explained is not None:
@@ -601,12 +609,9 @@ def _customer_names(ctx: ToolContext) -> list[str]:
         ).frame
     except Exception:  # unreadable here means the build failed too; masking falls back
         return []
-    wanted = {"name", "full_name", "customer_name", "first_name", "last_name"}
-    names: list[str] = []
-    for column in frame.columns:
-        if str(column).strip().lower() in wanted:
-            names += [str(v) for v in frame[column].dropna().unique() if str(v).strip()]
-    return names
+    from insight_agent.agent.redaction import names_in_table
+
+    return names_in_table(frame)  # any name-like header: "First Name", "Contact", ...
 
 
 class _Unmasker:

@@ -370,3 +370,36 @@ def test_metric_report_section(built_demo: Path, tmp_path: Path) -> None:
     md = out.with_suffix(".md").read_text(encoding="utf-8")
     assert "Revenue by month, last 12 months (" in md
     assert "response rate" in md
+
+
+# --- segment persona and playbook tools ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("question", "tool"),
+    [
+        ("Write a persona for the bargain hunters", "segment_persona"),
+        ("What should we offer lapsing customers?", "segment_playbook"),
+        ("How do we win back the lapsing customers?", "segment_playbook"),
+    ],
+)
+def test_persona_and_playbook_are_routed(ws, question: str, tool: str) -> None:
+    from insight_agent.agent.router import route
+    from insight_agent.tools.registry import ToolContext
+
+    assert route(ToolContext(ws), question).tool == tool
+
+
+def test_playbook_facts_come_from_their_tools(ws) -> None:
+    from insight_agent.tools.registry import ToolContext, call_tool
+
+    ctx = ToolContext(ws)
+    book = call_tool(ctx, "segment_playbook", {"segment": "lapsing"})
+    assert book.ok, book.error
+    f = book.facts
+    assert f["segment"] == "Lapsing customers"
+    basket = call_tool(ctx, "basket_rules", {"segment": "Lapsing customers"}).facts
+    assert f["offer_categories"][0]["category"] == basket["next_best_categories"][0]["category"]
+    assert {p["source"] for p in f["plays"]} >= {"basket_rules", "review_themes"}
+    persona = call_tool(ctx, "segment_persona", {"segment": "S1"})
+    assert persona.ok and persona.facts["customers"] > 0 and persona.facts["quotes"]

@@ -120,7 +120,15 @@ def _similarities(question: str) -> dict[str, float]:
 
 
 # Tools whose required argument is a segment: never right when no segment was named.
-NEEDS_A_SEGMENT = frozenset({"segment_profile", "compare_segments", "compare_review_themes"})
+NEEDS_A_SEGMENT = frozenset(
+    {
+        "segment_profile",
+        "compare_segments",
+        "compare_review_themes",
+        "segment_persona",
+        "segment_playbook",
+    }
+)
 
 
 def shortlist(ctx: ToolContext, question: str, context: str = "") -> list[str] | None:
@@ -273,6 +281,15 @@ def route(ctx: ToolContext, question: str) -> Route:
         return Route("query_metrics", metrics)
     if re.search(r"\bdrive[sn]?\b|\bdrivers?\b|\baccura|\btrust\b|\breliab", q):
         return Route("model_quality", {"target": _target(ctx, question)})
+    if len(segments) == 1 and re.search(r"\bpersonas?\b", q):
+        return Route("segment_persona", {"segment": segments[0]})
+    if len(segments) == 1 and re.search(
+        r"\boffer\b|\bwin (?:them |it )?back\b|\bwin-back\b|\bplaybook\b|\bplan for\b|"
+        r"\bwhat should we (?:do|send|offer|say)\b|\bhow (?:do|can|should) we (?:retain|keep|"
+        r"re-?engage|reach|save)\b",
+        q,
+    ):
+        return Route("segment_playbook", {"segment": segments[0]})
     if len(segments) == 1 and re.search(
         r"\bwho are\b|\blook like\b|\bdescribe\b|\btell me about\b|\bprofile\b", q
     ):

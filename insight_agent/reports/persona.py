@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from insight_agent.agent.llm import model_name
-from insight_agent.tools.registry import ToolContext, call_tool, review_text
+from insight_agent.tools.registry import ToolContext
+from insight_agent.tools.segments import collect_facts
 
 SECTIONS = (
     "Who they are",
@@ -30,14 +31,6 @@ SECTIONS = (
     "Messaging do's",
     "Messaging don'ts",
 )
-_LABELS = {
-    "recency_days": "days since the last order",
-    "frequency": "orders",
-    "monetary_total": "total spend",
-    "avg_order_value": "order value",
-    "mean_gap_days": "days between orders",
-    "tenure_days": "days as a customer",
-}
 
 
 @dataclass
@@ -67,81 +60,6 @@ def _pct(value: Any) -> str:
 def _num(value: Any) -> str:
     value = float(value)
     return f"{value:,.0f}" if value == int(value) else f"{value:,.2f}".rstrip("0").rstrip(".")
-
-
-def collect_facts(ctx: ToolContext, segment: str) -> dict[str, Any]:
-    """Everything a persona may say about ``segment``, gathered through the tools."""
-    profile = _facts(ctx, "segment_profile", {"segment": segment})
-    name = profile["name"]
-    facts: dict[str, Any] = {"segment": name, "profile": profile}
-    churn = call_tool(ctx, "churn_risk_by_segment", {})
-    if churn.facts:
-        order = [s["segment"] for s in churn.facts["segments"]]
-        facts["churn_rank"] = {
-            "rank_by_churn_risk": order.index(name) + 1 if name in order else None,
-            "segments": len(order),
-        }
-    basket = call_tool(ctx, "basket_rules", {"segment": name})
-    if basket.facts and basket.facts.get("next_best_categories"):
-        facts["next_best_categories"] = basket.facts["next_best_categories"][:3]
-    themes = call_tool(ctx, "review_themes", {"segment": name})
-    if themes.facts:
-        facts["review_themes"] = [
-            {
-                "label": t["label"],
-                "share": t["share"],
-                "share_negative": t.get("share_negative"),
-                "avg_rating": t.get("avg_rating"),
-            }
-            for t in themes.facts.get("themes", [])[:6]
-        ]
-        facts["reviews"] = themes.facts.get("reviews")
-    facts["quotes"] = _quotes(ctx, name)
-    facts["differs_from_others"] = _differences(profile)
-    return facts
-
-
-def _facts(ctx: ToolContext, tool: str, args: dict[str, Any]) -> dict[str, Any]:
-    result = call_tool(ctx, tool, args)
-    if result.facts is None:
-        from insight_agent.errors import InsightError
-
-        raise InsightError(str(result.error))
-    return result.facts
-
-
-def _quotes(ctx: ToolContext, segment: str, k: int = 4) -> list[dict[str, Any]]:
-    """Representative quotes (nearest the segment's review centroid, diverse), verbatim."""
-    try:
-        from insight_agent.vectorstore.queries import segment_quotes
-
-        found = segment_quotes(ctx.ws, segment, k=k)
-    except Exception:  # no review index: a persona without quotes, said plainly
-        return []
-    return [
-        {"review_id": q["review_id"], "text": review_text(q["text"]), "rating": q.get("rating")}
-        for q in found.get("quotes", [])
-    ]
-
-
-def _differences(profile: dict[str, Any]) -> list[dict[str, Any]]:
-    """The behaviours where this segment is furthest from the average customer."""
-    import math
-
-    rows = []
-    for key, values in profile.get("behaviour", {}).items():
-        ratio = values.get("vs_average")
-        if ratio and ratio > 0:
-            rows.append(
-                {
-                    "metric": _LABELS.get(key, key),
-                    "median": values.get("median"),
-                    "vs_average": ratio,
-                    "direction": "higher" if ratio > 1 else "lower",
-                }
-            )
-    rows.sort(key=lambda r: -abs(math.log(r["vs_average"])))
-    return rows[:3]
 
 
 # --- the data-only persona card (no LLM) ------------------------------------------------------

@@ -136,7 +136,7 @@ def test_invalid_tool_arguments_go_back_to_the_model(ws):
     session, model = session_with(
         ws,
         [
-            tool_call("top_customers", target="churn", n=500),  # n is capped at 25
+            tool_call("top_customers", target="churn", n=0),  # n is at least 1
             tool_call("segment_profile", segment="nonexistent"),
             tool_call("top_customers", target="churn", n=3),
             AIMessage("Here are the three customers most likely to churn."),
@@ -144,10 +144,10 @@ def test_invalid_tool_arguments_go_back_to_the_model(ws):
     )
     result = session.ask("Top customers likely to churn?")
     errors = [c["error"] for c in result.tool_calls]
-    assert "invalid arguments" in errors[0] and "less than or equal to 25" in errors[0]
+    assert "invalid arguments" in errors[0] and "greater than or equal to 1" in errors[0]
     assert "no segment 'nonexistent'" in errors[1] and errors[2] is None
     messages = [m.content for m in model.seen[-1] if isinstance(m, ToolMessage)]
-    assert "less than or equal to 25" in messages[0]  # the validation error reached the model
+    assert "greater than or equal to 1" in messages[0]  # the validation error reached the model
     assert "no segment 'nonexistent'" in messages[1]
     assert result.answer.startswith("Here are")
 

@@ -175,7 +175,9 @@ def test_chat_shows_the_retry_note(built_demo, monkeypatch):
 
         monkeypatch.setattr(cli, "_open", open_fast)
         result = CliRunner().invoke(
-            app, ["chat", "--llm", "openai", "-w", str(built_demo)], input="Hi\n/quit\n"
+            app,
+            ["chat", "--llm", "openai", "-w", str(built_demo)],
+            input="How many segments?\n/quit\n",
         )
     assert result.exit_code == 0, result.output
     assert "endpoint slow: no reply from 127.0.0.1" in result.output

@@ -43,7 +43,7 @@ def ws_copy(built_demo: Path, tmp_path: Path):
     [
         ("title: x\nsections:\n  - question: ok\n  - tool: nope\n", 4, "unknown tool 'nope'"),
         ("title: x\nsections:\n  - chart: pie\n", 3, "unknown chart 'pie'"),
-        ("title: x\nsections:\n  - tool: top_customers\n    args: {n: 900}\n", 4, "n:"),
+        ("title: x\nsections:\n  - tool: top_customers\n    args: {n: 0}\n", 4, "n:"),
         ("title: x\nsections:\n  - question: a\n    tool: list_segments\n", 3, "exactly one"),
         ("title: x\nsections:\n  - persona: all\n    colour: red\n", 4, "unknown key 'colour'"),
         ("title: x\nsections: []\n", 2, "non-empty list"),

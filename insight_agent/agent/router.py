@@ -203,6 +203,14 @@ _DOMAIN = re.compile(
 )
 _FOLLOW_UP = re.compile(r"\b(?:it|they|them|their|that|those|these|this one|what about|how "
                         r"about|and (?:what|how|the))\b", re.I)  # fmt: skip
+_ID = re.compile(r"\b[A-Za-z]{1,4}[-_]?\d{3,}\b")  # a customer or review id: C000042
+# Plainly off-topic, even mid-conversation.
+_OFF_TOPIC = re.compile(
+    r"\b(?:weather|forecast|joke|poem|song|recipe|bake|cook|stock price|share price|bitcoin|"
+    r"crypto|football|soccer|world cup|election|president|capital of|translate|horoscope|"
+    r"movie|film|lottery)\b",
+    re.I,
+)
 OUT_OF_SCOPE_SIMILARITY = 0.25  # below this, no tool's description is near the question
 CAN_ANSWER = (
     "revenue, orders, AOV, new customers or response rates over time (e.g. 'revenue by "
@@ -245,8 +253,10 @@ def decline(question: str, *, follow_up: bool = False) -> Decline | None:
             + CAN_ANSWER
             + ".",
         )
-    if _DOMAIN.search(q) or (follow_up and _FOLLOW_UP.search(q)):
+    if _DOMAIN.search(q) or _ID.search(q) or (follow_up and _FOLLOW_UP.search(q)):
         return None
+    if follow_up and not _OFF_TOPIC.search(q):
+        return None  # mid-conversation ("remind me?"): the conversation gives it a meaning
     sims = _similarities(q)
     if sims and max(sims.values()) >= OUT_OF_SCOPE_SIMILARITY:
         return None
@@ -256,10 +266,84 @@ def decline(question: str, *, follow_up: bool = False) -> Decline | None:
     )
 
 
-def route(ctx: ToolContext, question: str) -> Route:
-    """Pick the tool and arguments for ``question`` (deterministic)."""
+# --- dialogue state: what a follow-up's "it / they / that segment" refers to ----------------
+
+_REFERS_BACK = re.compile(
+    r"\b(?:it|its|they|them|their|those|these|that (?:segment|group)|this (?:segment|group)|"
+    r"the segment|same segment|that one|this one)\b",
+    re.I,
+)
+
+
+@dataclass
+class DialogueState:
+    """The conversation's subject so far: the last segment, customer, prediction target and
+    period a turn was about. Kept by the session for every provider."""
+
+    segment: str | None = None
+    customer: str | None = None
+    target: str | None = None
+    period: str | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether a follow-up has something to refer back to."""
+        return any((self.segment, self.customer, self.target, self.period))
+
+    def refers_back(self, ctx: ToolContext, question: str) -> bool:
+        """A follow-up that names no segment but points at one ("how big is it?")."""
+        return bool(
+            self.segment and _REFERS_BACK.search(question) and not _segments_in(ctx, question)
+        )
+
+    def spell_out(self, ctx: ToolContext, question: str) -> str:
+        """``question`` with what it refers back to made explicit, for a model to read."""
+        if self.refers_back(ctx, question):
+            return f"{question} (they/it = the {self.segment} segment)"
+        return question
+
+    def update(self, ctx: ToolContext, results: list[ToolResult], answer: str) -> None:
+        """Remember what this turn was about: the segment in the tools' arguments, else the
+        first segment the answer names; the customer, target and period asked for."""
+        segment = None
+        for r in results:
+            args = r.args or {}
+            if args.get("segment"):
+                segment = _resolved(ctx, str(args["segment"]))
+            for flt in args.get("where") or []:
+                if str(flt).lower().startswith("segment="):
+                    segment = _resolved(ctx, str(flt).split("=", 1)[1])
+            if args.get("customer_id"):
+                self.customer = str(args["customer_id"])
+            if args.get("target"):
+                self.target = str(args["target"])
+            if args.get("period"):
+                self.period = str(args["period"])
+            if segment:
+                break
+        if segment is None:
+            named = _segments_in(ctx, answer.split("\n", 1)[0])
+            segment = named[0] if named else None
+        if segment:
+            self.segment = segment
+
+
+def _resolved(ctx: ToolContext, text: str) -> str | None:
+    from insight_agent.analytics.queries import resolve_segment
+
+    try:
+        return resolve_segment(ctx.ws, text)[1]
+    except Exception:
+        return None
+
+
+def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -> Route:
+    """Pick the tool and arguments for ``question`` (deterministic); ``state`` supplies the
+    segment a follow-up refers back to."""
     q = question.lower()
     segments = _segments_in(ctx, question)
+    if not segments and state is not None and state.refers_back(ctx, question):
+        segments = [state.segment]  # type: ignore[list-item]
     about_reviews = any(c in q for c in REVIEW_CUES)
     sentiment = (
         "negative"
@@ -275,6 +359,9 @@ def route(ctx: ToolContext, question: str) -> Route:
         args: dict[str, Any] = {"target": _target(ctx, question)}
         if segments:
             args["segment"] = segments[0]
+        count = _count(question)
+        if count:
+            args["top"] = count
         return Route("export_audience", args)
     metrics = _metrics_args(ctx, question, segments)
     if metrics is not None:
@@ -291,7 +378,9 @@ def route(ctx: ToolContext, question: str) -> Route:
     ):
         return Route("segment_playbook", {"segment": segments[0]})
     if len(segments) == 1 and re.search(
-        r"\bwho are\b|\blook like\b|\bdescribe\b|\btell me about\b|\bprofile\b", q
+        r"\bwho are\b|\blook like\b|\bdescribe\b|\btell me about\b|\bprofile\b|"
+        r"\bhow (?:big|large|many|much|valuable)\b|\bsize\b",
+        q,
     ):
         return Route("segment_profile", {"segment": segments[0]})
     if re.search(
@@ -312,10 +401,11 @@ def route(ctx: ToolContext, question: str) -> Route:
             if segments:
                 args["segment"] = segments[0]
             return Route("review_themes", args)
-        args = {"query": _review_query(question), "k": 3}
+        scope, text = review_scope(ctx, question)
+        args = {"query": _review_query(text), "k": 3, **scope}
         if segments:
             args["segment"] = segments[0]
-        if sentiment:
+        if sentiment and "max_rating" not in scope and "min_rating" not in scope:
             args["sentiment"] = sentiment
         return Route("search_reviews", args)
 
@@ -330,6 +420,9 @@ def route(ctx: ToolContext, question: str) -> Route:
         hits = sum(1 for k in spec.keywords if k in q)
         scores[spec.name] = round(hits + 2.0 * sims.get(spec.name, 0.0), 3)
     best = max(scores, key=lambda name: (scores[name], name))
+    if best in NEEDS_A_SEGMENT and best != "segment_profile" and len(segments) < 2:
+        # a tool whose segments nobody named cannot answer: the one named, or all of them
+        best = "segment_profile" if segments else "list_segments"
     args = _args_for(ctx, best, question, segments)
     if best in {"list_segments", "dataset_overview"} and segments and "segments" not in q:
         best, args = "segment_profile", {"segment": segments[0]}
@@ -364,9 +457,9 @@ def _args_for(ctx: ToolContext, tool: str, question: str, segments: list[str]) -
     if "target" in fields:
         args["target"] = _target(ctx, question)
     if "n" in fields:
-        m = re.search(r"\btop\s+(\d{1,2})\b|\b(\d{1,2})\s+(?:customers|people)", question.lower())
-        if m:
-            args["n"] = min(25, int(m.group(1) or m.group(2)))
+        count = _count(question)
+        if count:
+            args["n"] = count  # the tool lists up to its cap and says so
     if "category" in fields:
         for category in _categories(ctx):
             if category.lower() in question.lower():
@@ -478,6 +571,77 @@ def unasked_filters(tool: str, args: dict[str, Any], said: str) -> list[str]:
     ]
 
 
+def _count(question: str) -> int | None:
+    """How many rows the user asked for: "top 100", "50 customers", "the 200 likeliest"."""
+    m = re.search(
+        r"\b(?:top|first|best|the)\s+(\d{1,6})\b|\b(\d{1,6})\s+(?:customers|people|shoppers|"
+        r"buyers|clients|likeliest|most likely)",
+        question.replace(",", "").lower(),
+    )
+    return int(m.group(1) or m.group(2)) if m else None
+
+
+_STARS = r"(?P<n>[1-5])(?:\.0)?[- ]?stars?"
+_RATING_SCOPES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(rf"\b{_STARS}\s+(?:and|or)\s+(?:up|above|higher|more|better|over)\b"), "min"),
+    (re.compile(rf"\b{_STARS}\s+(?:and|or)\s+(?:below|under|less|lower|fewer|worse)\b"), "max"),
+    (re.compile(rf"\b(?:at least|min(?:imum)?)\s+{_STARS}"), "min"),
+    (re.compile(rf"\b(?:at most|max(?:imum)?)\s+{_STARS}"), "max"),
+    (re.compile(rf"\b(?:below|under|less than|fewer than)\s+{_STARS}"), "below"),
+    (re.compile(rf"\b(?:above|over|more than)\s+{_STARS}"), "above"),
+    (re.compile(rf"\b{_STARS}\b"), "exact"),
+)
+
+
+def review_scope(ctx: ToolContext, question: str) -> tuple[dict[str, Any], str]:
+    """Star-rating words and dates in a review question as filters, and the question with them
+    taken out (they are scope, not what the reviews should be about): "1-star reviews about
+    delivery since 2026-01-01" -> min_rating 1, max_rating 1, since 2026-01-01, "reviews about
+    delivery"."""
+    args: dict[str, Any] = {}
+    text = question
+    low = question.lower()
+    for pattern, how in _RATING_SCOPES:
+        m = pattern.search(low)
+        if not m:
+            continue
+        n = int(m["n"])
+        if how in ("min", "exact"):
+            args["min_rating"] = n
+        if how in ("max", "exact"):
+            args["max_rating"] = n
+        if how == "below":
+            args["max_rating"] = n - 1 if n > 1 else 1
+        if how == "above":
+            args["min_rating"] = min(5, n + 1)
+        text = text[: m.start()] + text[m.end() :]
+        low = text.lower()
+        break
+    from insight_agent.tools.metrics import _PERIOD
+
+    m = _PERIOD.search(low)
+    if m:
+        try:
+            from insight_agent.analytics.queries import metrics_engine
+            from insight_agent.engine.periods import parse_period
+
+            cat = metrics_engine(ctx.ws).catalogue
+            if cat.data_up_to is not None:
+                period = parse_period(m[1], cat.data_up_to, first=cat.data_from)
+                if period.start is not None:
+                    args["since"] = period.start.isoformat()
+                if period.end < cat.data_up_to:
+                    args["until"] = period.end.isoformat()
+                text = text[: m.start()] + text[m.end() :]
+        except Exception:  # no data to resolve it against: leave the words in the query
+            pass
+    text = re.sub(r"\s{2,}", " ", text).strip()
+    # words left dangling where the scope was: "about sizing from the" -> "about sizing"
+    text = re.sub(r"(?:\s+\b(?:from|in|during|over|for|since|of|with|the|on))+\s*([?.!]*)$",
+                  r"\1", text)  # fmt: skip
+    return args, text
+
+
 def _review_query(question: str) -> str:
     m = re.search(r"\babout\s+(.+?)[?.!]*$", question.strip(), re.I)
     return m.group(1) if m and len(m.group(1)) > 2 else question.strip().rstrip("?")
@@ -552,6 +716,8 @@ def render(tool: str, facts: dict[str, Any]) -> str:
             + (f" — {c['reasons'][0]}" if c["reasons"] else "")
             for c in f["customers"]
         ]
+        if f.get("customers_asked"):
+            lines.append(f"Note: {f['note']}.")
         return "\n".join(lines)
     if tool == "customer_profile":
         line = f"{f['customer_id']} is in {f['segment']}."
@@ -626,13 +792,15 @@ def render(tool: str, facts: dict[str, Any]) -> str:
     return ", ".join(f"{k}: {v}" for k, v in f.items() if not isinstance(v, list | dict))
 
 
-def route_and_answer(ctx: ToolContext, question: str) -> tuple[str, list[ToolResult]]:
+def route_and_answer(
+    ctx: ToolContext, question: str, state: DialogueState | None = None
+) -> tuple[str, list[ToolResult]]:
     """Route, call the tool, render the answer (or the tool's error); a question no tool can
     answer gets a decline and no call."""
-    declined = decline(question)
+    declined = decline(question, follow_up=state is not None and state.active)
     if declined is not None:
         return declined.answer, []
-    decision = route(ctx, question)
+    decision = route(ctx, question, state)
     result = call_tool(ctx, decision.tool, decision.args)
     if result.facts is None:
         return f"I could not answer that with {decision.tool}: {result.error}", [result]

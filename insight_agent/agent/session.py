@@ -44,6 +44,10 @@ FIX_REQUEST = (
     "These figures or quotes in your answer do not appear in the tool results: {figures}. "
     "Rewrite the answer using only figures and review quotes exactly as the tools returned them."
 )
+MEANING_FIX = (
+    "These figures are described wrongly: {problems}. Rewrite the answer so each figure is "
+    "described as what the tool says it is."
+)
 
 
 @dataclass
@@ -161,6 +165,11 @@ class AgentSession:
         self._seen_facts: list[dict[str, Any] | str] = []
         self._user_texts: list[str] = []  # what the user wrote in this conversation
         self._dropped: list[str] = []  # filters dropped this turn (unasked_filters)
+        # What "it / they / that segment" refer to in a follow-up: the last segment, customer
+        # and prediction target the conversation was about (router.DialogueState).
+        from insight_agent.agent.router import DialogueState
+
+        self.state = DialogueState()
 
     # --- public ------------------------------------------------------------------------------
 
@@ -171,8 +180,11 @@ class AgentSession:
 
     def reset(self) -> None:
         """Forget the conversation (tools and model stay loaded)."""
+        from insight_agent.agent.router import DialogueState
+
         self.history = []
         self._user_texts = []
+        self.state = DialogueState()
 
     def _keeps_unasked_filters(self) -> bool:
         if self.options.keep_unasked_filters is not None:
@@ -186,10 +198,16 @@ class AgentSession:
         self._seen_facts = []
         self._dropped = []
         self._user_texts.append(question)
-        if self.chat_model is None:
+        from insight_agent.agent.router import decline
+
+        declined = decline(question, follow_up=bool(self.history) or self.state.active)
+        if declined is not None:
+            result = self._declined(question, declined)
+        elif self.chat_model is None:
             result = self._ask_router(question)
         else:
             result = self._ask_model(question)
+        self.state.update(self.ctx, self._turn_results, result.answer)
         result.timings["total_s"] = round(time.perf_counter() - start, 3)
         self.usage["input"] += result.tokens.get("input", 0)
         self.usage["output"] += result.tokens.get("output", 0)
@@ -200,11 +218,32 @@ class AgentSession:
 
     # --- providers ---------------------------------------------------------------------------
 
+    def _declined(self, question: str, declined: Any) -> TurnResult:
+        """No tool fits (or the request is one Insight refuses): say so, with no tool call.
+        The exchange joins the history so a follow-up still reads naturally."""
+        from langchain_core.messages import AIMessage, HumanMessage
+
+        self.on_event("token", declined.answer)
+        if self.chat_model is not None:
+            self.history += [HumanMessage(question), AIMessage(declined.answer)]
+        return TurnResult(
+            question=question,
+            answer=declined.answer,
+            provider=self.choice.name,
+            model=self.model_name,
+            tool_calls=[],
+            grounding={"ok": True, "verified": [], "unverified": [], "meaning": []},
+            timings={"tools_s": 0.0},
+            tokens={"input": 0, "output": 0},
+            notes=[f"declined: {declined.kind}"],
+        )
+
     def _ask_router(self, question: str) -> TurnResult:
         from insight_agent.agent.grounding import annotate, check_grounding
         from insight_agent.agent.router import route_and_answer
 
-        answer, results = route_and_answer(self.ctx, question)
+        answer, results = route_and_answer(self.ctx, question, self.state)
+        self._turn_results = list(results)
         for r in results:
             self.on_event("tool", r)
         self.on_event("token", answer)
@@ -338,7 +377,9 @@ class AgentSession:
 
                 asked_by_user = " ".join(self._user_texts)  # this question included
                 self.chat_model.user_turn_omit = filters_never_asked(self.ctx, asked_by_user)
-        shown = self._redact().mask(question) if self.masking else question
+        # a follow-up that refers back ("how big is it?") gets what it refers to spelled out
+        question_in = self.state.spell_out(self.ctx, question)
+        shown = self._redact().mask(question_in) if self.masking else question_in
         messages = trim_history([*self.history, HumanMessage(shown)], self.options.history_tokens)
         final, llm_seconds = self._run_graph(messages)
         new = final[len(messages) :]
@@ -372,7 +413,10 @@ class AgentSession:
                 notes.append("no final answer from the model")
         elif not grounding.ok and self.options.strict:
             wrong = [*grounding.unverified, *(f'"{q}"' for q in grounding.unverified_quotes)]
-            request = FIX_REQUEST.format(figures=", ".join(wrong))
+            request = FIX_REQUEST.format(figures=", ".join(wrong)) if wrong else ""
+            if grounding.meaning:
+                request += " " + MEANING_FIX.format(problems="; ".join(grounding.meaning))
+            request = request.strip()
             retry = [*final, HumanMessage(request)]
             self.on_event("status", "re-asking the model to fix unverified figures")
             final, more = self._run_graph(retry)
@@ -522,7 +566,9 @@ def _text_of(message: Any) -> str:
 
 def _is_fix(message: Any) -> bool:
     content = getattr(message, "content", "")
-    return isinstance(content, str) and content.startswith(FIX_REQUEST.split("{", 1)[0])
+    return isinstance(content, str) and content.startswith(
+        (FIX_REQUEST.split("{", 1)[0], MEANING_FIX.split("{", 1)[0])
+    )
 
 
 # What LangChain's ModelCallLimitMiddleware puts in the model's place when the step limit is

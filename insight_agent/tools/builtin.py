@@ -22,6 +22,7 @@ from insight_agent.tools.registry import (
     review_text,
 )
 
+TOP_CUSTOMERS_CAP = 100  # rows a tool lists; an export has no such cap
 SEGMENT_HELP = "segment id (e.g. S2) or name (e.g. 'Lapsing customers'); part of a name is fine"
 TARGET_HELP = (
     "what to predict: 'churn' (no purchase in the next 90 days), 'purchase' (buys in the next "
@@ -53,7 +54,7 @@ class TargetArgs(_Args):
 class TopCustomersArgs(_Args):
     target: str = Field("churn", description=TARGET_HELP)
     segment: str | None = Field(None, description="only this segment: " + SEGMENT_HELP)
-    n: int = Field(10, ge=1, le=25, description="how many customers to list (1-25)")
+    n: int = Field(10, ge=1, description="how many customers to list (up to 100 are listed)")
 
 
 class CustomerArgs(_Args):
@@ -161,7 +162,8 @@ def _top_customers(ctx: ToolContext, args: TopCustomersArgs) -> Facts:
     from insight_agent.analytics.queries import audience, resolve_segment
 
     segment = resolve_segment(ctx.ws, args.segment)[1] if args.segment else None
-    frame = audience(ctx.ws, args.target, top=args.n, segment=segment)
+    shown = min(args.n, TOP_CUSTOMERS_CAP)
+    frame = audience(ctx.ws, args.target, top=shown, segment=segment)
     rows = []
     for cid, row in frame.iterrows():
         entry = {
@@ -173,7 +175,7 @@ def _top_customers(ctx: ToolContext, args: TopCustomersArgs) -> Facts:
         if "clv_12m" in row:
             entry["clv_12m"] = round(float(row["clv_12m"]), 2)
         rows.append(entry)
-    return {
+    out: Facts = {
         "target": args.target,
         "segment": segment,
         "customers_listed": len(rows),
@@ -181,6 +183,13 @@ def _top_customers(ctx: ToolContext, args: TopCustomersArgs) -> Facts:
         "customers": rows,
         "note": "to save a full list as CSV use export_audience",
     }
+    if args.n > TOP_CUSTOMERS_CAP:
+        out["note"] = (
+            f"showing {len(rows)} of the {args.n} asked; `insight audience -t {args.target} "
+            f"--top {args.n} -o FILE.csv` exports all"
+        )
+        out["customers_asked"] = args.n
+    return out
 
 
 def _customer_profile(ctx: ToolContext, args: CustomerArgs) -> Facts:

@@ -251,11 +251,11 @@ def validate(
 
     Exit code 0 when the data can be used (problems listed are handled), 2 when it cannot.
     """
-    from insight_agent.data.load import validate as run_validate
+    from insight_agent.engine.cache import validate_and_cache
 
     ws = _open(workspace, quiet=as_json)
     share = 0.0 if strict else max_drop_share
-    report = run_validate(ws.settings, max_drop_share=share, display=ws.display)
+    report = validate_and_cache(ws, max_drop_share=share)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2, default=str))
     else:

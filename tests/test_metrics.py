@@ -403,3 +403,24 @@ def test_playbook_facts_come_from_their_tools(ws) -> None:
     assert {p["source"] for p in f["plays"]} >= {"basket_rules", "review_themes"}
     persona = call_tool(ctx, "segment_persona", {"segment": "S1"})
     assert persona.ok and persona.facts["customers"] > 0 and persona.facts["quotes"]
+
+
+def test_validate_writes_the_cache_and_a_changed_file_invalidates_it(tmp_path: Path) -> None:
+    from insight_agent.cli import app
+    from insight_agent.data.bootstrap import open_workspace
+    from insight_agent.engine.cache import cached
+    from tests.conftest import write_workspace
+
+    orders = tmp_path / "orders.csv"
+    orders.write_text("customer_id,order_date,amount\na,2026-01-05,10\n", encoding="utf-8")
+    root = write_workspace(tmp_path / "ws", {"orders": orders})
+    result = CliRunner().invoke(app, ["validate", "-w", str(root)])
+    assert result.exit_code == 0, result.output
+    ws = open_workspace(root)
+    first = cached(ws)
+    assert first is not None and first.tables["orders"] == 1
+    orders.write_text(orders.read_text() + "b,2026-01-06,5\n", encoding="utf-8")
+    assert cached(ws) is None  # new bytes, new fingerprint: the old cache is never read
+    # a one-off ceiling validates only
+    CliRunner().invoke(app, ["validate", "--max-drop-share", "0.5", "-w", str(root)])
+    assert cached(ws) is None

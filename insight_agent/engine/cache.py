@@ -178,4 +178,24 @@ def ensure_cache(ws: Workspace) -> TableCache:
     return write_cache(ws, load_dataset(ws.settings, display=ws.display))
 
 
-__all__ = ["TableCache", "cached", "ensure_cache", "write_cache"]
+def validate_and_cache(ws: Workspace, *, max_drop_share: float | None = None) -> Any:
+    """`insight validate`: the validation report, and (when the data loads under the
+    workspace's own settings) the Parquet cache written, so the next command reads Parquet.
+
+    A one-off ``max_drop_share`` validates only: data loaded under another ceiling is not the
+    workspace's data and is not cached.
+    """
+    from insight_agent.data.load import load_dataset, validate
+    from insight_agent.data.report import ValidationFailed
+
+    if max_drop_share is not None:
+        return validate(ws.settings, max_drop_share=max_drop_share, display=ws.display)
+    try:
+        data = load_dataset(ws.settings, display=ws.display)
+    except ValidationFailed as exc:
+        return exc.report
+    write_cache(ws, data)
+    return data.report
+
+
+__all__ = ["TableCache", "cached", "ensure_cache", "validate_and_cache", "write_cache"]

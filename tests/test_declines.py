@@ -58,3 +58,24 @@ def test_none_provider_declines_without_a_tool_call(built_demo) -> None:
     turn = session.ask("Write me SQL that deletes the churned customers")
     assert turn.tool_calls == []
     assert turn.answer.startswith("I don't write or run code")
+
+
+def test_unknown_names_are_retried_once_with_the_closest_listed_name(built_demo) -> None:
+    from insight_agent.agent.router import retry_with_listed_name
+    from insight_agent.data.bootstrap import open_workspace
+    from insight_agent.tools.registry import ToolContext, call_tool
+
+    ctx = ToolContext(open_workspace(built_demo))
+    for tool, args, key, expected in (
+        ("segment_profile", {"segment": "Lapsers"}, "segment", "Lapsing customers"),
+        ("basket_rules", {"category": "Footware"}, "category", "Footwear"),
+    ):
+        first = call_tool(ctx, tool, args)
+        assert not first.ok
+        again = retry_with_listed_name(ctx, tool, args, first)
+        assert again is not None and again.ok and again.args[key] == expected
+        assert "read as" in again.facts["note_on_names"]
+    # nothing close: no guess ("shoes" is not "Home")
+    args = {"query": "fit", "category": "shoes"}
+    first = call_tool(ctx, "search_reviews", args)
+    assert retry_with_listed_name(ctx, "search_reviews", args, first) is None

@@ -792,6 +792,52 @@ def render(tool: str, facts: dict[str, Any]) -> str:
     return ", ".join(f"{k}: {v}" for k, v in f.items() if not isinstance(v, list | dict))
 
 
+def retry_with_listed_name(
+    ctx: ToolContext, tool: str, args: dict[str, Any], result: ToolResult
+) -> ToolResult | None:
+    """When a tool says a name does not exist and lists the names that do ("no segment
+    'lapsers' (segments: S1 High-value loyal, S2 Lapsing customers …)"), call it once more
+    with the closest listed name (similarity >= 0.7 to the name or one of its words); None
+    when there is nothing close enough to retry with."""
+    import difflib
+
+    err = result.error or ""
+    bad = re.search(r"\bno (?:[a-z ]+ )?'([^']+)'", err)
+    listed = re.search(r"(?:segments|values|categories|available|indexed):\s*(.+)$", err)
+    if result.ok or not bad or not listed:
+        return None
+    given = bad[1].strip()
+    keys = [k for k, v in args.items() if isinstance(v, str) and v.strip() == given]
+    keys += [k for k, v in args.items() if isinstance(v, list) and any(given in str(x) for x in v)]
+    text = re.sub(r";.*$|\)\s*$", "", listed[1])
+    names = [re.sub(r"^S\d+\s+", "", n.strip()) for n in re.split(r",\s+(?![^(]*\))", text)]
+    names = [n for n in names if n and "…" not in n]
+
+    def score(name: str) -> float:
+        words = [w for w in re.findall(r"[a-z]+", name.lower()) if len(w) >= 4]
+        whole = difflib.SequenceMatcher(None, given.lower(), name.lower()).ratio()
+        parts = [difflib.SequenceMatcher(None, given.lower(), w).ratio() for w in words]
+        # a shared stem: "lapsers" for "lapsing", "bargainers" for "bargain"
+        parts += [0.75 for w in words if len(given) >= 6 and w[:4] == given.lower()[:4]]
+        return max([whole, *parts])
+
+    ranked = sorted(names, key=lambda n: (-score(n), n))
+    if not keys or not ranked or score(ranked[0]) < 0.7:
+        return None
+    chosen = ranked[0]
+    fixed = dict(args)
+    for key in keys:
+        value = fixed[key]
+        fixed[key] = (
+            [str(x).replace(given, chosen) for x in value] if isinstance(value, list) else chosen
+        )
+    again = call_tool(ctx, tool, fixed)
+    if again.ok and again.facts is not None:
+        again.facts = {**again.facts, "note_on_names": f"'{given}' read as '{chosen}'"}
+        return again
+    return None
+
+
 def route_and_answer(
     ctx: ToolContext, question: str, state: DialogueState | None = None
 ) -> tuple[str, list[ToolResult]]:
@@ -802,6 +848,9 @@ def route_and_answer(
         return declined.answer, []
     decision = route(ctx, question, state)
     result = call_tool(ctx, decision.tool, decision.args)
+    retried = retry_with_listed_name(ctx, decision.tool, decision.args, result)
+    if retried is not None:
+        result = retried
     if result.facts is None:
         return f"I could not answer that with {decision.tool}: {result.error}", [result]
     return render(decision.tool, result.facts), [result]

@@ -306,8 +306,14 @@ class AgentSession:
                     args = {k: v for k, v in args.items() if k != name}
             return args
 
+        from insight_agent.agent.router import retry_with_listed_name
+
         tools = as_langchain_tools(
-            self.ctx, on_result=self._on_result, args_in=args_in, facts_out=facts_out
+            self.ctx,
+            on_result=self._on_result,
+            args_in=args_in,
+            facts_out=facts_out,
+            retry=retry_with_listed_name,  # "lapsers" -> "Lapsing customers", once
         )
         return create_agent(
             self.chat_model,

@@ -184,6 +184,8 @@ def as_langchain_tools(
     on_result: Callable[[ToolResult], None] | None = None,
     args_in: Callable[[dict[str, Any], ToolSpec], dict[str, Any]] | None = None,
     facts_out: Callable[[Facts, ToolSpec], Facts | str] | None = None,
+    retry: Callable[[ToolContext, str, dict[str, Any], ToolResult], ToolResult | None]
+    | None = None,
 ) -> list[Any]:
     """The tools as LangChain ``StructuredTool`` objects for an agent.
 
@@ -191,8 +193,10 @@ def as_langchain_tools(
     masked ids, drop filters nobody asked for),
     ``facts_out(facts, spec)`` transforms facts before the model sees them (cap size, mask
     PII); it may return text (e.g. a compact rendering), which goes to the model as it is;
-    ``on_result`` observes each call (transcripts, grounding). A failing call returns
-    ``{"error": ...}`` to the model so it can correct itself.
+    ``on_result`` observes each call (transcripts, grounding); ``retry(ctx, name, args,
+    result)`` may turn a failed call into a good one (an unknown name retried with the closest
+    listed one). A failing call returns ``{"error": ...}`` to the model so it can correct
+    itself.
     """
     from langchain_core.tools import StructuredTool
 
@@ -202,6 +206,8 @@ def as_langchain_tools(
         def run(_spec: ToolSpec = spec, **kwargs: Any) -> str:
             args = args_in(kwargs, _spec) if args_in else kwargs
             result = call_tool(ctx, _spec.name, args)
+            if not result.ok and retry is not None:
+                result = retry(ctx, _spec.name, args, result) or result
             if on_result:
                 on_result(result)
             if result.facts is None:

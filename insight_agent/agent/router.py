@@ -498,7 +498,15 @@ _FILTERS: dict[str, tuple[str, ...]] = {
     "search_reviews": ("sentiment", "min_rating", "max_rating", "since", "until", "category"),
     "review_themes": ("sentiment",),
     "basket_rules": ("category",),
+    "query_metrics": ("period", "compare", "top"),
 }
+_TOP_CUE = re.compile(r"\b(?:top|best|highest|largest|biggest|bottom|worst|lowest|smallest|"
+                      r"most|least|fewest|leading)\b", re.I)  # fmt: skip
+_COMPARE_CUE = re.compile(
+    r"compar|\bvs\.?\b|versus|previous|prior|year[- ]over[- ]year|\byoy\b|\bmom\b|"
+    r"growth|grew|chang|a year (?:ago|earlier)|last year|up or down|increase|decrease|drop",
+    re.I,
+)
 
 
 def _asked(name: str, value: Any, text: str) -> bool:
@@ -513,9 +521,22 @@ def _asked(name: str, value: Any, text: str) -> bool:
         return any(cue in text for group in cues for cue in group)
     if name in ("min_rating", "max_rating"):
         return bool(_RATING_CUE.search(text))
-    if name in ("since", "until"):
+    if name in ("since", "until", "period"):
         return bool(_DATE_CUE.search(text))
+    if name == "compare":
+        return bool(_COMPARE_CUE.search(text))
+    if name == "top":
+        return bool(_TOP_CUE.search(text))
     return value is None or str(value).lower() in text
+
+
+def period_as_said(question: str) -> str | None:
+    """The period exactly as the user wrote it ("last 6 months", "2025-Q3"), if any: a small
+    model paraphrases it ("previous"), and the user's words resolve exactly."""
+    from insight_agent.tools.metrics import _PERIOD
+
+    m = _PERIOD.search(question.lower())
+    return m[1] if m else None
 
 
 def _review_categories(ctx: ToolContext) -> list[str] | None:

@@ -304,6 +304,12 @@ class AgentSession:
                 for name in unasked_filters(spec.name, args, said):
                     self._dropped.append(f"{name}={args[name]!r}")
                     args = {k: v for k, v in args.items() if k != name}
+                if spec.name == "query_metrics" and self._user_texts:
+                    from insight_agent.agent.router import period_as_said
+
+                    said_period = period_as_said(self._user_texts[-1])
+                    if said_period:  # the user's words, not the model's paraphrase
+                        args = {**args, "period": said_period}
             return args
 
         from insight_agent.agent.router import retry_with_listed_name

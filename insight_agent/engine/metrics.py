@@ -748,7 +748,6 @@ class MetricsEngine:
                     row[f"{m.name}_change_pct"] = _pct(row[m.name], prev)
             rows.append(row)
         out: dict[str, Any] = {
-            "measures": [m.describe() for m in measures],
             "by": [d.name for d in by],
             "period": period.to_dict(),
             "data_up_to": self.catalogue.data_up_to.isoformat()
@@ -765,7 +764,8 @@ class MetricsEngine:
             out["top"] = request.top
             out["sorted_by"] = f"{first} ({'lowest' if request.ascending else 'highest'} first)"
         out["rows_total"] = total_rows
-        out["rows"] = rows
+        out["rows"] = rows  # before the definitions: the table shown under an answer
+        out["measures"] = [m.describe() for m in measures]
         if notes:
             out["notes"] = notes
         del pd

@@ -119,7 +119,8 @@ def _console(stderr: bool = False) -> Console:
     from rich.console import Console
 
     # soft_wrap: long paths and messages stay on one line (copyable, greppable).
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    # emoji=False: a stage or column name like "propensity:label:y" is text, not ":label:"
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False)
 
 
 def _print_warnings(caught: list[Any]) -> None:
@@ -344,17 +345,51 @@ def build(
         typer.Option(min=1, help="Threads for model fitting (default: analytics.threads, else 1)."),
     ] = None,
     chroma_url: ChromaOpt = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--label",
+            help="A yes/no column of the customers table to model (repeatable), e.g. "
+            "responded. Default: analytics.label in insight.toml.",
+        ),
+    ] = None,
+    positive: Annotated[
+        str | None,
+        typer.Option(help="The label's positive value (default: yes/true/1, else the rarer)."),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option("--exclude", help="A column never to use as a feature.")
+    ] = None,
+    keep: Annotated[
+        list[str] | None,
+        typer.Option("--keep", help="A column to use although the leakage guard flags it."),
+    ] = None,
 ) -> None:
     """Build segments, propensity models, CLV and basket rules from the workspace's data.
 
     Writes a versioned build under .insight/builds/ (the previous build stays until the new one
-    is complete). Stages that the data cannot support are skipped with the reason.
+    is complete). Stages that the data cannot support are skipped with the reason; with no
+    orders, the customers table's own labels and the review index are still built.
     """
     from insight_agent.analytics.build import BuildOptions, run_build
 
     ws = _open(workspace, quiet=as_json, chroma_url=chroma_url)
     threads = threads or int(ws.settings.analytics.get("threads", 1))
-    options = BuildOptions(k=k, horizon_days=horizon, seed=seed, threads=threads)
+    a = ws.settings.analytics
+
+    def listed(value: Any) -> tuple[str, ...]:
+        return tuple(value) if isinstance(value, list) else ((value,) if value else ())
+
+    options = BuildOptions(
+        k=k,
+        horizon_days=horizon,
+        seed=seed,
+        threads=threads,
+        labels=tuple(label or ()) or listed(a.get("label")),
+        positive=positive or a.get("positive"),
+        exclude=tuple(exclude or ()) or listed(a.get("exclude")),
+        keep=tuple(keep or ()) or listed(a.get("keep")),
+    )
     if as_json:
         manifest = run_build(ws, options)
         typer.echo(json.dumps(manifest, indent=2, default=str))
@@ -377,17 +412,43 @@ def build(
         manifest = run_build(ws, options, progress)
     out.print(
         f"Build [bold]{manifest['build_id']}[/] in {manifest['seconds']:.1f} s "
-        f"(data up to {manifest['data']['cutoff']})"
+        f"(data up to {manifest['data']['cutoff'] or 'n/a'})"
     )
     for name, card in manifest.get("models", {}).items():
         out.print(f"  {name}: ROC-AUC {card['roc_auc']:.2f} ({card['family']})")
+        if card.get("excluded"):
+            out.print(
+                f"    [yellow]excluded (leakage guard):[/] {escape(', '.join(card['excluded']))}"
+                " — see the model card; --keep COLUMN to use one"
+            )
     if "segments" in manifest:
         names = ", ".join(sorted(manifest["segments"]["names"].values()))
         out.print(f"  {manifest['segments']['k']} segments: {escape(names)}")
-    skipped = [s for s in manifest["stages"] if s["status"] == "skipped"]
-    for stage in skipped:
-        out.print(f"  [yellow]skipped[/] {stage['name']}: {escape(stage['message'])}")
-    out.print("Next: insight segments · insight model-card churn · insight score --customer ID")
+    skipped: dict[str, list[str]] = {}
+    for stage in manifest["stages"]:
+        if stage["status"] == "skipped":  # one line per reason: "features, segments, …: …"
+            skipped.setdefault(stage["message"], []).append(stage["name"])
+    for reason, names in skipped.items():
+        out.print(f"  [yellow]skipped[/] {', '.join(names)}: {escape(reason)}")
+    out.print("Next: " + " · ".join(_next_steps(manifest)))
+
+
+def _next_steps(manifest: dict[str, Any]) -> list[str]:
+    """Commands that have something to show after this build (nothing that would fail)."""
+    steps = []
+    if "segments" in manifest:
+        steps.append("insight segments")
+    models = list(manifest.get("models", {}))
+    if models:
+        first = "churn" if "churn" in models else models[0].split(":", 1)[-1]
+        steps += [f"insight model-card {first}", f"insight audience -t {first} --top 100"]
+    if "segments" in manifest or models:
+        steps.append("insight score --customer ID")
+    if manifest.get("reviews"):
+        steps.append('insight reviews search "..."')
+    steps.append("insight metrics --list")
+    steps.append('insight ask "..."')
+    return steps
 
 
 @app.command()
@@ -545,7 +606,9 @@ def _print_metrics(facts: dict[str, Any]) -> None:
     from rich.table import Table
 
     period = facts["period"]
-    title = f"{period['label']}: {period['start'] or '…'} to {period['end']}"
+    title = period["label"]
+    if period.get("end"):
+        title += f": {period['start'] or '…'} to {period['end']}"
     if facts.get("compared_with"):
         c = facts["compared_with"]
         title += f" vs {c['start']} to {c['end']}"
@@ -607,10 +670,9 @@ def model_card_cmd(
     out = _console()
     out.print(f"[bold]{escape(card['target'])}[/]: {escape(card['meaning'])}")
     out.print(f"model: {card['family']} (calibrated); reliability: {card['reliability']}")
-    out.print(
-        f"held-out window {m['eval_window'][0]} – {m['eval_window'][1]}: "
-        f"{m['n']:,} customers, {m['positives']:,} positive ({m['base_rate']:.1%})"
-    )
+    window = m["eval_window"]
+    where = window if isinstance(window, str) else f"held-out window {window[0]} – {window[1]}"
+    out.print(f"{where}: {m['n']:,} customers, {m['positives']:,} positive ({m['base_rate']:.1%})")
     out.print(
         f"ROC-AUC {m['roc_auc']:.3f} · PR-AUC {m['pr_auc']:.3f} · Brier {m['brier']:.3f} · "
         f"CV ROC-AUC {m['cv_roc_auc_mean']:.3f} ± {m['cv_roc_auc_std']:.3f} "
@@ -621,7 +683,12 @@ def model_card_cmd(
         f"{m['recall']:.2f}, F1 {m['f1']:.2f}"
     )
     compared = ", ".join(f"{k} {v['roc_auc']:.3f}" for k, v in card["comparison"].items())
-    out.print(f"compared (ROC-AUC on the held-out window): {compared}")
+    out.print(f"compared (ROC-AUC, {'CV' if isinstance(window, str) else 'held-out'}): {compared}")
+    for item in card.get("leakage", []):
+        out.print(f"[yellow]left out:[/] {escape(item['column'])} — {escape(item['action'])}")
+    for column, reason in card.get("dropped_columns", {}).items():
+        if not any(x["column"] == column for x in card.get("leakage", [])):
+            out.print(f"[dim]not used: {escape(column)} ({escape(reason)})[/]")
     table = Table(title="Lift by decile (1 = highest scores)", title_justify="left")
     table.add_column("decile")
     table.add_column("lift", justify="right")
@@ -631,7 +698,7 @@ def model_card_cmd(
     ):
         table.add_row(str(i), f"{lift:.2f}x", f"{cap:.0%}")
     out.print(table)
-    out.print("[bold]drivers[/] (permutation importance on the held-out window):")
+    out.print("[bold]drivers[/] (permutation importance):")
     for d in card["drivers"][:8]:
         out.print(f"  {escape(d['label'])}: {d['importance']:.3f} ({d['direction']})")
 
@@ -658,16 +725,17 @@ def score(
         f"{escape(str(row.get('segment_name') or 'no segment'))}"
         + (f" (RFM {row['rfm']})" if row.get("rfm") else "")
     )
-    out.print(
-        f"  last order {row['recency_days']:,.0f} days ago · {row['frequency']:,.0f} "
-        f"orders · {row['monetary_total']:,.2f} spent · average order "
-        f"{row['avg_order_value']:,.2f}"
-    )
+    if row.get("recency_days") is not None:  # a build without orders has no RFM
+        out.print(
+            f"  last order {row['recency_days']:,.0f} days ago · {row['frequency']:,.0f} "
+            f"orders · {row['monetary_total']:,.2f} spent · average order "
+            f"{row['avg_order_value']:,.2f}"
+        )
     for key, value in row.items():
         if key.startswith("p_") and key != "p_alive" and value is not None:
             base = key[2:]
             decile = row.get(f"{base}_decile")
-            line = f"  {base.replace('cat_', 'buys ')}: {value:.0%}"
+            line = f"  {base.replace('cat_', 'buys ').replace('label_', '')}: {value:.1%}"
             if decile:
                 line += f" (decile {decile})"
             reasons = row.get(f"{base}_reasons") or []

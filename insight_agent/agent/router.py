@@ -61,6 +61,12 @@ def _segments_in(ctx: ToolContext, question: str) -> list[str]:
 
 def _target(ctx: ToolContext, question: str) -> str:
     q = question.lower()
+    labels = _labels(ctx)
+    for label in labels:  # a label of the customers table named in the question
+        if re.search(rf"\b{re.escape(label.lower())}\b", q):
+            return label
+    if labels and not _base_models(ctx):  # a workspace with only its own labels
+        return labels[0]
     if re.search(r"respon|campaign|email|offer", q):
         return "response"
     if re.search(r"\bbuy|purchas|order again|come back", q) and not re.search(r"churn|lapse", q):
@@ -69,6 +75,26 @@ def _target(ctx: ToolContext, question: str) -> str:
                 return category
         return "purchase"
     return "churn"
+
+
+def _labels(ctx: ToolContext) -> list[str]:
+    """Label models of the current build (the customers table's own yes/no columns)."""
+    from insight_agent.analytics.artifacts import current_build
+
+    try:
+        models = current_build(ctx.ws) / "models"
+    except Exception:
+        return []
+    return sorted(p.stem.split("__", 1)[1] for p in models.glob("label__*.json"))
+
+
+def _base_models(ctx: ToolContext) -> bool:
+    from insight_agent.analytics.artifacts import current_build
+
+    try:
+        return (current_build(ctx.ws) / "models" / "churn.json").is_file()
+    except Exception:
+        return False
 
 
 def _categories(ctx: ToolContext) -> list[str]:
@@ -733,7 +759,9 @@ def render(tool: str, facts: dict[str, Any]) -> str:
     if tool == "top_customers":
         lines = [f"Top {f['customers_listed']} customers by {f['target']} probability:"]
         lines += [
-            f"- {c['customer_id']} ({c['segment']}): {c['probability']}"
+            f"- {c['customer_id']}"
+            + (f" ({c['segment']})" if c.get("segment") else "")
+            + f": {c['probability']}"
             + (f" — {c['reasons'][0]}" if c["reasons"] else "")
             for c in f["customers"]
         ]

@@ -33,7 +33,14 @@ class BuildOptions:
     clv_horizon_days: int = 365
     category_models: int = 3  # purchase-in-category models for the top categories by revenue
     seed: int = 0
-    stages: tuple[str, ...] = ("segments", "reviews", "propensity", "clv", "basket")
+    stages: tuple[str, ...] = ("segments", "reviews", "propensity", "clv", "basket", "labels")
+    # Models of the customers table's own yes/no columns (analytics/labels.py): the column
+    # names, which value is positive (None: yes/true/1 or the rarer value), and columns to
+    # leave out or to keep despite the leakage guard.
+    labels: tuple[str, ...] = ()
+    positive: str | None = None
+    exclude: tuple[str, ...] = ()
+    keep: tuple[str, ...] = ()
     # Threads for OpenMP/BLAS inside scikit-learn. One is the robust default: models train on
     # capped samples, and on a shared 2-core machine two spinning OpenMP threads ran
     # HistGradientBoosting 6x slower (and KMeans 60x) whenever another process held a core,
@@ -59,9 +66,10 @@ def _rss_mb() -> float:
 
 def target_column(name: str) -> str:
     """Column of the customer table holding a target's probability."""
-    if name.startswith("category:"):
-        slug = "".join(ch if ch.isalnum() else "_" for ch in name[9:].lower()).strip("_")
-        return f"p_cat_{slug}"
+    for prefix, short in (("category:", "cat"), ("label:", "label")):
+        if name.startswith(prefix):
+            slug = "".join(ch if ch.isalnum() else "_" for ch in name[len(prefix) :].lower())
+            return f"p_{short}_{slug.strip('_')}"
     return f"p_{name}"
 
 
@@ -130,10 +138,7 @@ def _build(
             "campaign_sends": 0 if data.campaigns is None else len(data.campaigns),
         }
     if len(data.orders) == 0:
-        raise InsufficientData(
-            "there are no orders to build models from",
-            hint="add an orders file under [data.orders] in insight.toml",
-        )
+        return _build_without_orders(ws, data, options, writer, stages, say)
 
     with _stage(stages, "features", say) as st:
         table = order_table(data.orders)
@@ -178,6 +183,9 @@ def _build(
     if "basket" in options.stages:
         with _stage(stages, "basket", say) as st:
             results["basket"] = _basket(data.orders, writer, customers, st)
+    if "labels" in options.stages and options.labels:
+        labels = _labels(data, options, writer, customers, stages, say, X)
+        results.setdefault("models", {}).update(labels)
 
     with _stage(stages, "write", say):
         customers.index.name = "customer_id"
@@ -199,6 +207,114 @@ def _build(
 
 
 DEMOGRAPHICS = ("age", "gender", "region", "country", "channel", "income")
+_ORDER_STAGES = ("features", "segments", "propensity", "clv", "basket")
+
+
+def _skip(stages: list[StageReport], name: str, reason: str, say: Progress) -> None:
+    """Record a stage that cannot run on this data, with the reason."""
+    stages.append(StageReport(name, status="skipped", message=reason))
+    say(name, f"skipped: {reason}")
+
+
+def _build_without_orders(
+    ws: Workspace,
+    data: Any,
+    options: BuildOptions,
+    writer: BuildWriter,
+    stages: list[StageReport],
+    say: Progress,
+) -> dict[str, Any]:
+    """A build from what there is when there are no orders: the customers table's own
+    labels, the review index; the order-based stages are skipped with the reason."""
+    for name in _ORDER_STAGES:
+        _skip(stages, name, "no orders table (segments, RFM, churn, CLV and basket rules "
+              "need order history)", say)  # fmt: skip
+    people = data.customers.drop_duplicates("customer_id").set_index("customer_id")
+    customers = pd.DataFrame(index=people.index)
+    for column in DEMOGRAPHICS:
+        if column in people and people[column].notna().any():
+            customers[column] = people[column]
+    results: dict[str, Any] = {}
+    if "reviews" in options.stages:
+        with _stage(stages, "reviews", say) as st:
+            results["reviews"] = _reviews(ws, data, customers, options, st, say)
+    if "labels" in options.stages and options.labels:
+        results["models"] = _labels(data, options, writer, customers, stages, say, None)
+    with _stage(stages, "write", say):
+        customers.index.name = "customer_id"
+        writer.write_customers(customers)
+    from insight_agent.engine.cache import cached
+
+    found = cached(ws, data.fingerprint)
+    return {
+        "build_id": writer.build_id,
+        "created_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
+        "versions": library_versions(),
+        "data": {
+            "fingerprint": data.fingerprint,
+            "sources": data.sources,
+            "cutoff": found.data_up_to if found else None,
+            "rows": {k: v.rows_kept for k, v in data.report.tables.items()},
+        },
+        "options": asdict(options),
+        "stages": [asdict(s) for s in stages],
+        **results,
+    }
+
+
+def _labels(
+    data: Any,
+    options: BuildOptions,
+    writer: BuildWriter,
+    customers: pd.DataFrame,
+    stages: list[StageReport],
+    say: Progress,
+    order_features: pd.DataFrame | None,
+) -> dict[str, Any]:
+    """One model per label column of the customers table (analytics/labels.py)."""
+    import joblib
+
+    from insight_agent.analytics.labels import label_card, score_label, train_label_model
+
+    cards: dict[str, Any] = {}
+    people = data.customers.drop_duplicates("customer_id").reset_index(drop=True)
+    for label in options.labels:
+        target = f"label:{label}"
+        with _stage(stages, f"propensity:{target}", say) as st:
+            model = train_label_model(
+                people,
+                label,
+                positive=options.positive,
+                exclude=list(options.exclude),
+                keep=list(options.keep),
+                extra_features=order_features,
+                seed=options.seed,
+            )
+            scored = score_label(
+                model,
+                people.join(order_features.add_prefix("orders_"), on="customer_id")
+                if order_features is not None
+                else people,
+            )
+            scored.index = people["customer_id"].to_numpy()
+            col = target_column(target)
+            base = col.removeprefix("p_")
+            customers[col] = scored["probability"].reindex(customers.index)
+            customers[f"{base}_decile"] = scored["decile"].reindex(customers.index)
+            customers[f"{base}_reasons"] = scored["reasons"].reindex(customers.index)
+            card = label_card(model)
+            card["column"] = col
+            writer.write_json(f"models/{_file_name(target)}.json", card)
+            joblib.dump(model, writer.path("models", f"{_file_name(target)}.joblib"))
+            cards[target] = {
+                "roc_auc": model.metrics["roc_auc"],
+                "pr_auc": model.metrics["pr_auc"],
+                "family": model.family,
+                "column": col,
+                "excluded": [x["column"] for x in model.leakage],
+            }
+            st.details = cards[target]
+    return cards
 
 
 def _segments(

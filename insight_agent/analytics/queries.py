@@ -72,14 +72,16 @@ def resolve_target(folder: Path, target: str) -> str:
         stem = target
     else:
         name = target.split(":", 1)[-1].lower()
+        # a label of the customers table ("y", "label:y") or a product category
         matches = [
             p.stem
-            for p in models.glob("category__*.json")
+            for kind in ("label", "category")
+            for p in sorted(models.glob(f"{kind}__*.json"))
             if p.stem.split("__", 1)[1].lower() == name
         ]
         stem = matches[0] if matches else f"category__{target}"
     if not (models / f"{stem}.json").is_file():
-        available = sorted(p.stem.replace("category__", "") for p in models.glob("*.json"))
+        available = sorted(p.stem.split("__", 1)[-1] for p in models.glob("*.json"))
         raise ConfigError(
             f"no model for '{target}' in the current build",
             hint=f"available: {', '.join(available) or 'none'} "
@@ -170,7 +172,8 @@ def audience(
         )
         if c in table
     ]
-    out = table.sort_values([column, "monetary_total"], ascending=[False, False]).head(top)
+    order = [column, *(["monetary_total"] if "monetary_total" in table else [])]
+    out = table.sort_values(order, ascending=[False] * len(order)).head(top)
     out = out[keep].rename(
         columns={column: "probability", f"{base}_decile": "decile", f"{base}_reasons": "reasons"}
     )

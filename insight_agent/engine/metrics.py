@@ -684,6 +684,11 @@ class MetricsEngine:
                         f"{m.name} cannot be broken down by {d.name}",
                         hint=f"{m.name} dimensions: {', '.join(cat.dims_for(m.table))}",
                     )
+        if cat.data_up_to is None and request.period:
+            raise ConfigError(
+                "this workspace's tables have no dates, so no period applies",
+                hint="leave --period out, or add a dated table (orders, campaigns, reviews)",
+            )
         cutoff = cat.data_up_to or dt.date.today()
         period = P.parse_period(request.period, cutoff, first=cat.data_from,
                                 dayfirst=self.dayfirst)  # fmt: skip
@@ -756,6 +761,8 @@ class MetricsEngine:
         }
         if period.start is None and self.catalogue.data_from:
             out["period"]["start"] = self.catalogue.data_from.isoformat()
+        if self.catalogue.data_up_to is None:  # no dated table: no period to state
+            out["period"] = {"label": "all data", "start": None, "end": None}
         if compare_period is not None:
             out["compared_with"] = compare_period.to_dict()
         if request.filters:

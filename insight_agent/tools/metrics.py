@@ -102,6 +102,8 @@ def _fmt(value: Any, unit: str) -> str:
 
 def _span(facts: Facts) -> str:
     p = facts["period"]
+    if not p.get("end"):
+        return p["label"]
     return f"{p['label']} ({p.get('start') or '…'} to {p['end']})"
 
 
@@ -184,6 +186,7 @@ _MEASURE_WORDS: tuple[tuple[str, str], ...] = (
     (r"revenue|\bsales\b|turnover|takings|\bgmv\b|how much (?:did we|we) (?:sell|make)",
      "revenue"),
     (r"(?:how many|number of|count of|total) orders|\borders\b", "orders"),
+    (r"(?:how many|number of|count of|most|fewest|more|fewer) customers", "customers"),
 )  # fmt: skip
 _TIME_WORDS = (
     (r"\bdaily\b|per day|by day|each day", "day"),
@@ -234,6 +237,8 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
         cat = metrics_engine(ctx.ws).catalogue
     except Exception:
         return None
+    if "customers" in measures and "customers" not in cat.measures:
+        measures = ["active_customers" if m == "customers" else m for m in measures]
     measures = [m for m in dict.fromkeys(measures) if m in cat.measures]
     if not measures:
         return None

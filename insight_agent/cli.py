@@ -705,14 +705,37 @@ def model_card_cmd(
 
 @app.command()
 def score(
-    customer: Annotated[str, typer.Option("--customer", "-c", help="Customer id.")],
+    customer: Annotated[
+        str | None, typer.Option("--customer", "-c", help="A customer id of the build.")
+    ] = None,
+    record: Annotated[
+        Path | None,
+        typer.Option(
+            "--record",
+            help="JSON: a new customer (or a list), the customers file's columns plus an "
+            "optional 'orders' list; scored by the saved models.",
+        ),
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="CSV of new customers to score.")
+    ] = None,
+    orders: Annotated[
+        Path | None, typer.Option("--orders", help="With --file: their orders (CSV).")
+    ] = None,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """One customer's segment, propensity scores with reasons, and 12-month CLV."""
+    """One customer's segment, propensity scores with reasons, and 12-month CLV; or new
+    customers (--record / --file) scored in real time by the build's saved models."""
     from insight_agent.analytics.queries import customer_score
 
     ws = _open(workspace, quiet=True)
+    if sum(x is not None for x in (customer, record, file)) != 1:
+        raise typer.BadParameter("give one of --customer, --record or --file")
+    if record is not None or file is not None:
+        _score_new(ws, record, file, orders, as_json)
+        return
+    assert customer is not None
     row = customer_score(ws, customer)
     if as_json:
         typer.echo(json.dumps(row, indent=2, default=str))
@@ -746,6 +769,33 @@ def score(
         out.print(f"  12-month CLV {row['clv_12m']:,.2f} · P(alive) {row['p_alive']:.0%}")
     if row.get("next_best_category"):
         out.print(f"  next best category: {escape(str(row['next_best_category']))}")
+
+
+def _score_new(
+    ws: Workspace, record: Path | None, file: Path | None, orders: Path | None, as_json: bool
+) -> None:
+    from insight_agent.analytics.scoring import read_records, read_table, score_new
+
+    if record is not None:
+        people, their_orders = read_records(record)
+    else:
+        assert file is not None
+        people = read_table(file, "customers")
+        their_orders = read_table(orders, "orders") if orders is not None else None
+    rows = score_new(ws, people, their_orders)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    from rich.markup import escape
+
+    out = _console()
+    for row in rows:
+        out.print(f"[bold]{escape(str(row['customer_id']))}[/] (not in the build; saved models)")
+        for target, s in row["scores"].items():
+            why = f" — {'; '.join(s['reasons'])}" if s["reasons"] else ""
+            out.print(f"  {escape(target)}: {s['probability']:.1%}{escape(why)}")
+        if not row["scores"]:
+            out.print("  [dim]no model could score it (order-based models need --orders)[/]")
 
 
 @app.command()

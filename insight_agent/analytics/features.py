@@ -256,7 +256,7 @@ def _demographic_features(customers: pd.DataFrame, feats: pd.DataFrame) -> None:
             continue
         values = attrs[col].astype("string")
         levels = values.value_counts().index[:MAX_LEVELS]
-        if len(levels) < 2:
+        if len(levels) < 2 and len(attrs) > 1:  # constant in training; one scored row is not
             continue
         for level in levels:
             feats[f"{col}={level}"] = values.eq(level).fillna(False).astype(float)

@@ -647,6 +647,71 @@ def _print_metrics(facts: dict[str, Any]) -> None:
         out.print(f"Chart: {facts['chart']}")
 
 
+clv_app = typer.Typer(
+    help="Check the CLV model the way lifetimes users do: calibration vs holdout.",
+    no_args_is_help=True,
+)
+app.add_typer(clv_app, name="clv")
+
+
+@clv_app.command("check")
+def clv_check_cmd(
+    calibration_end: Annotated[
+        str, typer.Option("--calibration-end", help="Last day of the fitting period (YYYY-MM-DD).")
+    ],
+    holdout_end: Annotated[
+        str | None,
+        typer.Option("--holdout-end", help="Last day of the holdout (default: the data's end)."),
+    ] = None,
+    period: Annotated[
+        str, typer.Option(help="What one purchase occasion is: day or week.")
+    ] = "day",
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """BG/NBD fitted up to --calibration-end: its fitted parameters, and actual vs predicted
+    repeat purchases in the holdout, in total and by calibration frequency."""
+    from insight_agent.analytics.queries import clv_check
+
+    ws = _open(workspace, quiet=as_json)
+    result = clv_check(ws, calibration_end, holdout_end, period=period)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, default=str))
+        return
+    from rich.table import Table
+
+    out = _console()
+    cal, hold = result["calibration"], result["holdout"]
+    params = ", ".join(f"{k} = {v}" for k, v in result["params"].items())
+    out.print(f"BG/NBD ({result['period']}s) fitted on {cal['start']} to {cal['end']}: {params}")
+    err = result["error"]
+    out.print(
+        f"holdout {hold['start']} to {hold['end']}: {result['actual_repeat_purchases']:,.0f} "
+        f"actual vs {result['predicted_repeat_purchases']:,.0f} predicted repeat purchases"
+        + (f" ({err:+.1%})" if err is not None else "")
+    )
+    table = Table(title="By repeat purchases in the calibration period", title_justify="left")
+    for col in (
+        "frequency",
+        "customers",
+        "actual",
+        "predicted",
+        "per customer: actual",
+        "predicted",
+    ):
+        table.add_column(col, justify="right")
+    for r in result["by_frequency"]:
+        table.add_row(
+            r["frequency"],
+            f"{r['customers']:,}",
+            f"{r['actual']:,.0f}",
+            f"{r['predicted']:,.0f}",
+            f"{r['actual_per_customer']:.2f}",
+            f"{r['predicted_per_customer']:.2f}",
+        )
+    out.print(table)
+
+
 @app.command("model-card")
 def model_card_cmd(
     target: Annotated[

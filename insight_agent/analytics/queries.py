@@ -599,12 +599,77 @@ def query_metrics(
     return metrics_engine(ws).query(request)
 
 
+def clv_check(
+    ws: Workspace,
+    calibration_end: str,
+    holdout_end: str | None = None,
+    *,
+    period: str = "day",
+) -> dict[str, Any]:
+    """The CLV model's calibration / holdout check (as lifetimes users run it): BG/NBD fitted
+    on orders up to ``calibration_end``, its expected repeat purchases in the holdout against
+    the actual ones, in total and by calibration frequency. ``period`` "day" or "week": what
+    counts as one purchase occasion."""
+    import pandas as pd
+
+    from insight_agent.analytics.clv import BetaGeo, holdout_check, rfm_summary
+    from insight_agent.engine.cache import ensure_cache
+
+    days = {"day": 1.0, "week": 7.0}.get(period)
+    if days is None:
+        raise ConfigError(f"unknown period '{period}'", hint="use day or week")
+    orders = ensure_cache(ws).read("orders")
+    if orders is None or orders.empty:
+        raise InsightError("no orders to check a CLV model on", hint="add [data.orders]")
+    try:
+        cal = pd.Timestamp(calibration_end)
+        end = pd.Timestamp(holdout_end) if holdout_end else None
+    except ValueError as exc:
+        raise ConfigError(f"not a date: {exc}", hint="dates as YYYY-MM-DD") from None
+    table = holdout_check(orders, cal, end, period_days=days)
+    summary = rfm_summary(orders, cal.normalize(), period_days=days)
+    model = BetaGeo().fit(summary["frequency"], summary["recency"], summary["T"])
+    last = pd.to_datetime(orders["order_date"]).max().normalize()
+    holdout_to = (end or last).normalize()
+    rows = []
+    for bucket, r in table.iterrows():
+        rows.append(
+            {
+                "frequency": str(bucket),
+                "customers": int(r["customers"]),
+                "actual": round(float(r["actual"] * r["customers"]), 1),
+                "predicted": round(float(r["predicted"] * r["customers"]), 1),
+                "actual_per_customer": round(float(r["actual"]), 4),
+                "predicted_per_customer": round(float(r["predicted"]), 4),
+            }
+        )
+    total = next(r for r in rows if r["frequency"] == "total")
+    error = (total["predicted"] - total["actual"]) / total["actual"] if total["actual"] else None
+    return {
+        "period": period,
+        "calibration": {
+            "start": str(pd.to_datetime(orders["order_date"]).min().date()),
+            "end": str(cal.date()),
+        },
+        "holdout": {
+            "start": str((cal + pd.Timedelta(days=1)).date()),
+            "end": str(holdout_to.date()),
+        },
+        "params": {k: round(float(v), 4) for k, v in (model.params_ or {}).items()},
+        "actual_repeat_purchases": total["actual"],
+        "predicted_repeat_purchases": total["predicted"],
+        "error": None if error is None else round(error, 4),
+        "by_frequency": [r for r in rows if r["frequency"] != "total"],
+    }
+
+
 __all__ = [
     "NoBuild",
     "audience",
     "basket_summary",
     "build_summary",
     "churn_by_segment",
+    "clv_check",
     "clv_summary",
     "compare_segments",
     "customer_score",

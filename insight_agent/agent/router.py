@@ -417,6 +417,13 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
     ):
         args = _args_for(ctx, "top_customers", question, segments)
         return Route("top_customers", args)
+    if (
+        re.search(r"\b(?:which|what) segments?\b|\b(?:biggest|largest|smallest) segments?\b", q)
+        and not segments
+        and not about_reviews
+        and not re.search(r"churn|laps|losing|leav|risk|worth|clv|lifetime|value|respon", q)
+    ):
+        return Route("list_segments", {})  # sizes and revenue shares of every segment
     if len(segments) >= 2 and (about_reviews or "theme" in q):
         return Route("compare_review_themes", {"segment_a": segments[0], "segment_b": segments[1]})
     if len(segments) >= 2:

@@ -206,7 +206,7 @@ def _families(X: pd.DataFrame, categorical: list[str], seed: int) -> dict[str, A
         "hist_gradient_boosting": make_pipeline(
             _preprocessor(X, categorical, scale=False),
             HistGradientBoostingClassifier(
-                max_iter=200, learning_rate=0.08, early_stopping=False, random_state=seed
+                max_iter=100, learning_rate=0.1, early_stopping=False, random_state=seed
             ),
         ),
     }
@@ -327,8 +327,12 @@ class LabelModel:
             p = self.pipeline_.predict_proba(part)[:, 1]
             toward = np.where(p >= self.threshold, 1.0, -1.0)
             effects = {}
-            for col, typical in self.typical_.items():
-                if col not in part:
+            # the drivers (the features that move the model): a feature that barely moves
+            # it is never a reason, and each candidate costs one prediction over the batch
+            candidates = [d["feature"] for d in self.drivers] or list(self.typical_)
+            for col in candidates:
+                typical = self.typical_.get(col)
+                if col not in part or col not in self.typical_:
                     continue
                 changed = part.copy()
                 changed[col] = typical
@@ -340,13 +344,13 @@ class LabelModel:
                 continue
             M = np.column_stack([effects[c] for c in names])
             order = np.argsort(-M, axis=1)[:, :n]
+            values = [part[c].to_numpy() for c in names]  # row access by position: fast
             for i in range(len(part)):
                 row = []
                 for j in order[i]:
                     if M[i, j] <= 0.005:
                         break
-                    col = names[j]
-                    row.append(_reason(col, part.iloc[i][col], self.typical_[col]))
+                    row.append(_reason(names[j], values[j][i], self.typical_[names[j]]))
                 out.append(row)
         return out
 

@@ -630,6 +630,39 @@ _SUMMARIES: dict[str, str] = {
 }
 
 
+def _targets(ctx: ToolContext) -> list[str]:
+    """The prediction targets the current build has models for (churn, purchase, response,
+    a category's name, a label column's name)."""
+    from insight_agent.analytics.artifacts import current_build
+
+    models = current_build(ctx.ws) / "models"
+    names = []
+    for path in sorted(models.glob("*.json")):
+        names.append(path.stem.split("__", 1)[-1])
+    return names
+
+
+def _with_targets(base: type[BaseModel]) -> Any:
+    """``base`` with ``target`` limited to this workspace's targets (a model cannot ask for a
+    'revenue' model that does not exist)."""
+    from pydantic import create_model
+
+    def make(ctx: ToolContext) -> type[BaseModel]:
+        targets = _targets(ctx)
+        if not targets:
+            return base
+        field = base.model_fields["target"]
+        default = field.default if field.default in targets else targets[0]
+        kind = Literal[tuple(targets)]  # type: ignore[valid-type]
+        return create_model(
+            base.__name__,
+            __base__=base,
+            target=(kind, Field(default, description=field.description)),  # type: ignore[valid-type]
+        )
+
+    return make
+
+
 # --- registration ---------------------------------------------------------------------------
 
 for _spec in (
@@ -762,4 +795,6 @@ for _spec in (
     _spec = dataclasses.replace(
         _spec, brief=_BRIEF.get(_spec.name, ()), summary=_SUMMARIES.get(_spec.name, "")
     )
+    if "target" in _spec.args.model_fields:
+        _spec = dataclasses.replace(_spec, args_for=_with_targets(_spec.args))
     register(_spec)

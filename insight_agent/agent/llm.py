@@ -29,11 +29,95 @@ LOCAL_RUNTIME = "xllamacpp"
 
 
 @dataclass(frozen=True)
+class ProviderProfile:
+    """What a session needs to know about one provider, in one place (in the spirit of
+    pydantic-ai's ModelProfile): how much of a tool result it reads and in which form,
+    whether PII is masked by default, its answer cap, whether unasked filters are dropped and
+    the tools shortlisted on a user turn, and how its chat model is prepared for a session.
+    The session never asks "is it local?"; a new provider registers a profile."""
+
+    name: str
+    tool_tokens: int = 1200  # cap on one tool result as the model sees it
+    view_format: str = "json"  # "json" or "compact" (agent/compact.py)
+    mask_pii: bool = False  # default when llm.mask_pii / --mask-pii is not given
+    answer_tokens: int | None = None  # longest answer (None: the provider's own limit)
+    keeps_unasked_filters: bool = True  # False: drop filters the user's words never asked for
+    shortlists_tools: bool = False  # the router narrows the tools on a user turn
+    answer_after_result: bool = False  # one tool, then the answer
+    reads_tool_summaries: bool = False  # short tool docs instead of full descriptions
+
+    def prepare(
+        self,
+        chat_model: Any,
+        *,
+        answer_tokens: int | None,
+        summaries: dict[str, str],
+        prefills: dict[str, str],
+        on_status: Callable[[str], None],
+    ) -> Any:
+        """A session's copy of ``chat_model`` set up for this provider (the caller's model,
+        e.g. a report's, keeps its own settings)."""
+        if chat_model is None:
+            return None
+        update: dict[str, Any] = {}
+        limit = answer_tokens or self.answer_tokens
+        if limit and hasattr(chat_model, "max_tokens"):
+            update["max_tokens"] = limit
+        if self.answer_after_result and hasattr(chat_model, "answer_after_result"):
+            update["answer_after_result"] = True
+        if prefills and hasattr(chat_model, "answer_prefills"):
+            update["answer_prefills"] = prefills  # the quotes are shown under the answer
+        if self.reads_tool_summaries and hasattr(chat_model, "tool_docs"):
+            update["tool_docs"] = summaries  # a short tools prompt: faster every token
+        if hasattr(chat_model, "on_retry"):  # a hosted endpoint: say so before each retry
+            update["on_retry"] = on_status
+        return chat_model.model_copy(update=update) if update else chat_model
+
+
+_PROFILES: dict[str, ProviderProfile] = {}
+
+
+def register_profile(profile: ProviderProfile) -> ProviderProfile:
+    """Add a provider's profile (built-ins register themselves the same way)."""
+    _PROFILES[profile.name] = profile
+    return profile
+
+
+def profile_for(name: str) -> ProviderProfile:
+    """The profile of provider ``name`` (a default profile for an unknown name)."""
+    return _PROFILES.get(name, ProviderProfile(name))
+
+
+# The embedded 1.5B model reads a tool result at ~17 ms a token on 2 cores: a compact view of
+# 125 tokens (the headline first), a 120-token answer, no filters it made up, a shortlist of
+# tools on each user turn and short tool docs (docs/benchmarks.md).
+register_profile(
+    ProviderProfile(
+        "local",
+        tool_tokens=125,
+        view_format="compact",
+        answer_tokens=120,
+        keeps_unasked_filters=False,
+        shortlists_tools=True,
+        answer_after_result=True,
+        reads_tool_summaries=True,
+    )
+)
+register_profile(ProviderProfile("openai", tool_tokens=1200, view_format="json", mask_pii=True))
+register_profile(ProviderProfile("none"))
+
+
+@dataclass(frozen=True)
 class ProviderChoice:
     """The provider a command will use and the reason, as `insight doctor` shows it."""
 
     name: str
     reason: str
+
+    @property
+    def profile(self) -> ProviderProfile:
+        """What a session needs to know about this provider."""
+        return profile_for(self.name)
 
 
 def local_runtime_installed() -> bool:
@@ -93,7 +177,7 @@ def model_name(chat_model: Any) -> str | None:
 def masks_pii(choice: ProviderChoice, setting: bool | None) -> bool:
     """Whether PII is masked before text reaches the model: ``setting`` (--mask-pii,
     llm.mask_pii) when given, else on for hosted endpoints and off for the local model."""
-    return choice.name == "openai" if setting is None else bool(setting)
+    return choice.profile.mask_pii if setting is None else bool(setting)
 
 
 class ProviderError(ConfigError):

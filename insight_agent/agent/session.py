@@ -27,6 +27,7 @@ from insight_agent.agent.llm import (
     explain_provider_error,
     masks_pii,
     model_name,
+    profile_for,
 )
 from insight_agent.errors import InsightError
 from insight_agent.tools.registry import (
@@ -137,24 +138,14 @@ class AgentSession:
         self.choice = choice
         self.options = options or SessionOptions()
         self.on_event = on_event or (lambda kind, payload: None)
-        if choice.name == "local" and hasattr(chat_model, "max_tokens"):
-            # a copy: the caller's model (e.g. a report's, also used for personas) keeps its own
-            limit = self.options.answer_tokens or 120
-            update: dict[str, Any] = {"max_tokens": limit}
-            if hasattr(chat_model, "answer_after_result"):  # one tool, then the answer
-                update["answer_after_result"] = True
-            if hasattr(chat_model, "answer_prefills"):  # the quotes are shown under the answer
-                update["answer_prefills"] = {
-                    spec.name: REVIEWS_ANSWER_START for spec in all_tools() if spec.shows_quotes
-                }
-            if hasattr(chat_model, "tool_docs"):  # a short tools prompt: faster every token
-                update["tool_docs"] = {s.name: s.summary for s in all_tools() if s.summary}
-            chat_model = chat_model.model_copy(update=update)
-        if hasattr(chat_model, "on_retry"):  # a hosted endpoint: say so before each retry
-            chat_model = chat_model.model_copy(
-                update={"on_retry": lambda note: self.on_event("status", note)}
-            )
-        self.chat_model = chat_model
+        self.profile = choice.profile
+        self.chat_model = self.profile.prepare(
+            chat_model,
+            answer_tokens=self.options.answer_tokens,
+            summaries={s.name: s.summary for s in all_tools() if s.summary},
+            prefills={s.name: REVIEWS_ANSWER_START for s in all_tools() if s.shows_quotes},
+            on_status=lambda note: self.on_event("status", note),
+        )
         self.history: list[Any] = []
         self.usage = {"input": 0, "output": 0, "turns": 0}
         self.session_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S-") + secrets.token_hex(3)
@@ -189,7 +180,7 @@ class AgentSession:
     def _keeps_unasked_filters(self) -> bool:
         if self.options.keep_unasked_filters is not None:
             return self.options.keep_unasked_filters
-        return self.choice.name != "local"
+        return self.profile.keeps_unasked_filters
 
     def ask(self, question: str) -> TurnResult:
         """Answer one question (memory of earlier turns included)."""
@@ -275,9 +266,8 @@ class AgentSession:
         from insight_agent.agent.budget import cap_json
         from insight_agent.agent.compact import compact_facts, quotes_for_summary
 
-        local = self.choice.name == "local"
-        budget = self.options.tool_tokens or (LOCAL_TOOL_TOKENS if local else 1200)
-        compact = (self.options.tool_format or ("compact" if local else "json")) == "compact"
+        budget = self.options.tool_tokens or self.profile.tool_tokens
+        compact = (self.options.tool_format or self.profile.view_format) == "compact"
 
         def facts_out(facts: dict[str, Any], spec: ToolSpec) -> dict[str, Any] | str:
             limit = budget
@@ -379,7 +369,7 @@ class AgentSession:
         from insight_agent.agent.budget import trim_history
         from insight_agent.agent.grounding import annotate, check_grounding
 
-        if hasattr(self.chat_model, "user_turn_tools"):  # the embedded model: see router
+        if self.profile.shortlists_tools and hasattr(self.chat_model, "user_turn_tools"):
             from insight_agent.agent.router import shortlist
 
             said = " ".join(_text_of(m) for m in self.history)
@@ -484,7 +474,7 @@ QUOTES_SHOWN = 3
 # headline, the tool's brief keys, what the question names, then as many table rows as fit.
 # 150 -> 125 took ~25 tokens (0.3-0.4 s) off each warm question at the same key-fact rate
 # (docs/benchmarks.md); at 110 the model began citing figures the view no longer held.
-LOCAL_TOOL_TOKENS = 125
+LOCAL_TOOL_TOKENS = profile_for("local").tool_tokens  # reports' cache key reads it
 QUOTES_VIEW_TOKENS = 150  # QUOTES_SHOWN quotes of 15 words and their ids fit
 # How the embedded model's answer starts after a review search: one summarising sentence
 # instead of the list of quotes the user sees anyway (local.LocalChatModel.answer_prefills).

@@ -421,9 +421,18 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
         re.search(r"\b(?:which|what) segments?\b|\b(?:biggest|largest|smallest) segments?\b", q)
         and not segments
         and not about_reviews
-        and not re.search(r"churn|laps|losing|leav|risk|worth|clv|lifetime|value|respon", q)
+        and not re.search(
+            r"churn|laps|losing|leav|risk|worth|clv|lifetime|customer value|future value|respon", q
+        )
     ):
         return Route("list_segments", {})  # sizes and revenue shares of every segment
+    if (
+        re.search(r"\b(?:losing|lose|leaving|churn\w*)\b", q)
+        and re.search(r"\b(?:segments?|groups?|which|where)\b", q)
+        and not segments
+        and not about_reviews
+    ):
+        return Route("churn_risk_by_segment", {})  # "which groups are we losing?"
     if len(segments) >= 2 and (about_reviews or "theme" in q):
         return Route("compare_review_themes", {"segment_a": segments[0], "segment_b": segments[1]})
     if len(segments) >= 2:
@@ -448,7 +457,8 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
         # query_metrics is chosen by its own cues (a measure word) or not at all: its
         # arguments cannot come from similarity alone
         if spec.writes or spec.name in {"customer_profile", "compare_review_themes",
-                                        "query_metrics"}:  # fmt: skip
+                                        "query_metrics", "segment_persona",
+                                        "segment_playbook"}:  # fmt: skip
             continue
         hits = sum(1 for k in spec.keywords if k in q)
         scores[spec.name] = round(hits + 2.0 * sims.get(spec.name, 0.0), 3)
@@ -473,8 +483,27 @@ def _metrics_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[
         r"\b(?:last|past|this|since|month|week|quarter|year|20\d\d)\b", q
     ):
         return None
-    if re.search(r"\btop\s+\d+\s+customers\b|\bmost likely\b|\bclv\b|lifetime value", q):
-        return None
+    if re.search(r"\btop\s+\d+\s+customers\b|\blikely\b|\bclv\b|lifetime value|\bchurn|"
+                 r"\bat risk\b|\brisk of\b|\bdataset\b|\bdata set\b", q):  # fmt: skip
+        return None  # predictions, CLV and the data overview have their own tools
+    # a period, a time grain or a breakdown by segment makes it a metrics question after all
+    timed = bool(
+        re.search(
+            r"\b(?:last|past|this|since|month|week|quarter|year|daily|weekly|monthly|trend|"
+            r"20\d\d)\b|\b(?:by|per|each|across) segments?\b",
+            q,
+        )
+    )
+    if len(segments) >= 2 and not timed:
+        return None  # two segments: compare_segments
+    if re.search(r"\bsegments?\b", q) and not timed:
+        return None  # "what is our largest segment": list_segments
+    if (
+        segments
+        and not timed
+        and re.search(r"\blook like\b|\bwho are\b|\bdescribe\b|\btell me about\b|\bprofile\b", q)
+    ):
+        return None  # "what do new customers look like?" names a segment, not a measure
     # a segment's share of revenue or customers is a segment fact (list_segments, profile)
     if re.search(r"\b(?:revenue|customer|spend) share\b|\bshare of (?:revenue|customers)\b", q):
         return None

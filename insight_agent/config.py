@@ -30,8 +30,14 @@ class TableSource:
     path: Path
     columns: dict[str, str] = field(default_factory=dict)  # canonical name -> column in file
     sheet: str | int | None = None  # Excel sheet name or index
-    delimiter: str | None = None  # CSV delimiter; sniffed when None
-    encoding: str | None = None  # CSV encoding; UTF-8 (BOM ok) with Latin-1 fallback when None
+    # CSV delimiter: one character, "whitespace" (or "\\s+": runs of spaces/tabs) or "fixed"
+    # (fixed-width columns, inferred); sniffed when None.
+    delimiter: str | None = None
+    encoding: str | None = None  # text encoding; UTF-8/UTF-16 by BOM, else detected, when None
+    header: bool | None = None  # does the first row name the columns? None: detect
+    names: list[str] | None = None  # column names by position ("" = keep as column_N)
+    widths: list[int] | None = None  # fixed-width files: characters per column
+    date_format: str | None = None  # strptime format of every date column, e.g. "%Y%m%d"
 
 
 @dataclass
@@ -91,7 +97,17 @@ _KNOWN: dict[str, set[str]] = {
     "": {"workspace", "data", "llm", "vectorstore", "analytics"},
     "workspace": {"name", "demo"},
     "data": {"max_drop_share", "dayfirst", "today", "max_amount", "max_review_chars", *TABLES},
-    "data.table": {"path", "columns", "sheet", "delimiter", "encoding"},
+    "data.table": {
+        "path",
+        "columns",
+        "sheet",
+        "delimiter",
+        "encoding",
+        "header",
+        "names",
+        "widths",
+        "date_format",
+    },
     "llm": {"provider", "model", "model_path", "base_url", "mask_pii", "timeout", "max_retries"},
     "vectorstore": {"chroma_url"},
 }
@@ -127,6 +143,7 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
         int: "a number",
         float: "a number",
         dict: "a table",
+        list: "a list",
         dt.date: "a date (YYYY-MM-DD)",
     }
     return " or ".join(dict.fromkeys(names.get(k, k.__name__) for k in kinds))
@@ -135,6 +152,74 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
 def _resolve_path(root: Path, value: str) -> Path:
     path = Path(os.path.expandvars(value)).expanduser()
     return path if path.is_absolute() else root / path
+
+
+DELIMITER_WORDS = {  # data.<table>.delimiter spelled as a word -> what it means
+    "whitespace": "whitespace",
+    " ": "whitespace",
+    "\\s+": "whitespace",
+    "space": "whitespace",
+    "spaces": "whitespace",
+    "fixed": "fixed",
+    "fixed-width": "fixed",
+    "tab": "\t",
+    "\\t": "\t",
+}
+
+
+def _layout_settings(entry: dict[str, Any], key: str, cfg: Path) -> dict[str, Any]:
+    """delimiter, header, names, widths and date_format of one [data.<table>] entry."""
+    out: dict[str, Any] = {}
+    delimiter = _expect(entry.get("delimiter", ""), str, f"{key}.delimiter", cfg) or None
+    if delimiter is not None:
+        word = DELIMITER_WORDS.get(delimiter.lower(), DELIMITER_WORDS.get(delimiter))
+        if word is None and len(delimiter) != 1:
+            raise ConfigError(
+                f'{cfg}: \'{key}.delimiter\' must be one character, "whitespace" or "fixed", '
+                f"got {delimiter!r}"
+            )
+        delimiter = word or delimiter
+    out["delimiter"] = delimiter
+    if "header" in entry:
+        out["header"] = _expect(entry["header"], bool, f"{key}.header", cfg)
+    if "names" in entry:
+        names = _expect(entry["names"], list, f"{key}.names", cfg)
+        for i, name in enumerate(names):
+            _expect(name, str, f"{key}.names[{i}]", cfg)
+        named = [n.strip() for n in names if n.strip()]
+        dupes = sorted({n for n in named if named.count(n) > 1})
+        if dupes:
+            raise ConfigError(f"{cfg}: '{key}.names' repeats {', '.join(map(repr, dupes))}")
+        if not named:
+            raise ConfigError(f"{cfg}: '{key}.names' names no column")
+        out["names"] = [n.strip() for n in names]
+    if "widths" in entry:
+        widths = _expect(entry["widths"], list, f"{key}.widths", cfg)
+        for i, width in enumerate(widths):
+            if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+                raise ConfigError(
+                    f"{cfg}: '{key}.widths[{i}]' must be a whole number of characters (1 or "
+                    f"more), got {width!r}"
+                )
+        if not widths:
+            raise ConfigError(f"{cfg}: '{key}.widths' is empty")
+        if delimiter not in (None, "fixed"):
+            raise ConfigError(
+                f"{cfg}: '{key}.widths' is for fixed-width files, but '{key}.delimiter' is "
+                f"{delimiter!r}",
+                hint="remove one of the two",
+            )
+        out["widths"] = list(widths)
+        out["delimiter"] = "fixed"
+    if "date_format" in entry:
+        fmt = _expect(entry["date_format"], str, f"{key}.date_format", cfg)
+        if "%" not in fmt:
+            raise ConfigError(
+                f"{cfg}: '{key}.date_format' must be a strftime format such as \"%Y%m%d\" or "
+                f'"%d/%m/%Y", got {fmt!r}'
+            )
+        out["date_format"] = fmt
+    return out
 
 
 def load_settings(root: Path) -> Settings:
@@ -205,9 +290,8 @@ def settings_from_dict(raw: dict[str, Any], root: Path) -> Settings:
             path=_resolve_path(root, _expect(entry["path"], str, f"data.{table}.path", cfg)),
             columns=dict(columns),
             sheet=sheet,
-            delimiter=_expect(entry.get("delimiter", ""), str, f"data.{table}.delimiter", cfg)
-            or None,
             encoding=_expect(entry.get("encoding", ""), str, f"data.{table}.encoding", cfg) or None,
+            **_layout_settings(entry, f"data.{table}", cfg),
         )
 
     llm = _expect(raw.get("llm", {}), dict, "llm", cfg)

@@ -23,10 +23,10 @@ import pandas as pd
 
 from insight_agent.config import TABLES, Settings, TableSource
 from insight_agent.data import parse
-from insight_agent.data.readers import RawTable, read_header, read_table
+from insight_agent.data.readers import Layout, RawTable, inspect_file, looks_like_data, read_table
 from insight_agent.data.report import MAX_ROWS_KEPT, Problem, TableReport, ValidationFailed
 from insight_agent.data.report import ValidationReport as ValidationReport
-from insight_agent.data.schema import SCHEMA, Table, match_columns
+from insight_agent.data.schema import SCHEMA, ColumnMatch, Table, match_columns, normalise
 from insight_agent.errors import DataError
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
@@ -66,8 +66,8 @@ class _Checker:
         n = len(frame)
         if raw.row_numbers is not None:
             self.rows = np.asarray(raw.row_numbers, dtype=np.int64)
-        else:
-            self.rows = np.arange(2, n + 2, dtype=np.int64)
+        else:  # the first record is row 2 after a header row, row 1 without one
+            self.rows = np.arange(raw.first_row, n + raw.first_row, dtype=np.int64)
         self.raw = frame
         self.drop = np.zeros(n, dtype=bool)
         blank = frame.isna().all(axis=1).to_numpy()
@@ -123,10 +123,11 @@ def _raw(checker: _Checker, canon: str) -> pd.Series:
 def _required_or_optional(
     checker: _Checker, canon: str, bad: np.ndarray, what: str, raw: pd.Series, required: bool
 ) -> None:
+    code = f"unparseable_{what.split()[0]}"
     if required:
         checker.flag(
             bad,
-            f"unparseable_{what}",
+            code,
             canon,
             f"not a valid {what}",
             action="row dropped",
@@ -136,7 +137,7 @@ def _required_or_optional(
     else:
         checker.flag(
             bad,
-            f"unparseable_{what}",
+            code,
             canon,
             f"not a valid {what}",
             action="value cleared",
@@ -146,26 +147,35 @@ def _required_or_optional(
 
 
 def _convert_columns(
-    checker: _Checker, settings: Settings, also_required: frozenset[str] = frozenset()
+    checker: _Checker,
+    settings: Settings,
+    also_required: frozenset[str] = frozenset(),
+    not_required: frozenset[str] = frozenset(),
 ) -> dict[str, pd.Series]:
     """Parse every mapped column by kind; flag missing required values and unreadable ones.
 
     ``also_required`` makes optional columns required for this file (e.g. quantity and
-    unit_price when orders have no amount column).
+    unit_price when orders have no amount column); ``not_required`` the reverse (review text
+    when a title can stand in for it; the caller checks).
     """
     out: dict[str, pd.Series] = {}
+    source = settings.data.tables.get(checker.table.name)
+    date_format = source.date_format if source is not None else None
     for col in checker.table.columns:
         if col.name not in checker.source:
             continue
-        required = col.required or col.name in also_required
+        required = (col.required or col.name in also_required) and col.name not in not_required
         raw = _raw(checker, col.name)
         if col.kind == "id":
             values = parse.parse_ids(raw)
         elif col.kind == "text":
             values = parse.parse_text(raw)
         elif col.kind == "date":
-            values, bad = parse.parse_dates(raw, dayfirst=settings.data.dayfirst)
-            _required_or_optional(checker, col.name, bad, "date", raw, required)
+            values, bad = parse.parse_dates(
+                raw, dayfirst=settings.data.dayfirst, date_format=date_format
+            )
+            what = f"date in the format {date_format}" if date_format else "date"
+            _required_or_optional(checker, col.name, bad, what, raw, required)
         elif col.kind in ("number", "integer"):
             values, bad = parse.parse_numbers(raw)
             _required_or_optional(checker, col.name, bad, "number", raw, required)
@@ -207,6 +217,9 @@ def _finish(checker: _Checker, cols: dict[str, pd.Series], extras: list[str]) ->
         for name in checker.table.names
         if name in cols
     }
+    for name in cols:  # made while cleaning, e.g. text_raw: the text as written
+        if name not in data:
+            data[name] = cols[name][keep].reset_index(drop=True)
     for extra in extras:
         if extra not in data:
             data[extra] = checker.raw[extra][keep].reset_index(drop=True)
@@ -333,8 +346,54 @@ def _clean_reviews(
     extras: list[str],
     known_customers: set[str] | None,
 ) -> pd.DataFrame:
-    cols = _convert_columns(checker, settings)
+    has_title = "title" in checker.source
+    cols = _convert_columns(
+        checker, settings, not_required=frozenset({"text"} if has_title else ())
+    )
+    as_read = cols["text"]
+    for name in ("text", "title"):
+        if name not in cols:
+            continue
+        unhtml, changed = parse.clean_html(cols[name])
+        keep_as = _free_name(f"{name}_raw", checker.raw.columns)
+        checker.flag(
+            changed,
+            "html",
+            name,
+            "HTML tags or entities (&amp;, <br>) in the text",
+            action=f"removed; the text as written is kept in column {keep_as}",
+            drop=False,
+            severity="info",
+        )
+        if changed.any():
+            cols[keep_as] = cols[name].where(changed)
+            cols[name] = parse.parse_text(unhtml)
     text = cols["text"]
+    if has_title:
+        # "Title. Text": the title is part of what the review says (and kept on its own too).
+        title = cols["title"]
+        stop = title.str.contains(r"[.!?…:]$", regex=True).fillna(False).to_numpy(dtype=bool)
+        lead = title.where(stop, title + ".")
+        text = (lead + " " + text).fillna(text).fillna(title)
+        checker.flag(
+            text.isna().to_numpy(),
+            "missing_value",
+            "text",
+            "missing text (and no title)",
+            action="row dropped",
+            drop=True,
+        )
+    else:
+        emptied = (text.isna() & as_read.notna()).to_numpy(dtype=bool)
+        checker.flag(
+            emptied,
+            "missing_value",
+            "text",
+            "text empty once HTML is removed",
+            action="row dropped",
+            drop=True,
+            values=as_read,
+        )
     cleaned = text.str.replace(_CONTROL, " ", regex=True)
     changed = (cleaned != text).fillna(False).to_numpy(dtype=bool)
     checker.flag(
@@ -413,6 +472,15 @@ def _clean_reviews(
     return frame[["review_id", *[c for c in frame.columns if c != "review_id"]]]
 
 
+def _free_name(name: str, taken: Any) -> str:
+    """``name``, or ``name_1``, ``name_2`` ... when the file already has a column called that."""
+    out, i = name, 0
+    while out in taken:
+        i += 1
+        out = f"{name}_{i}"
+    return out
+
+
 def _review_ids(frame: pd.DataFrame) -> pd.Series:
     """Keep given ids; give the others a stable id from a hash of their content."""
     given = frame["review_id"] if "review_id" in frame else pd.Series(None, index=frame.index)
@@ -470,6 +538,10 @@ def _clean_campaigns(
     return frame
 
 
+# Free-text columns: only an empty cell is missing there ("NA", "None", "null" are words).
+_FREE_TEXT = {"reviews": ("text", "title")}
+
+
 def _read(
     name: str, source: TableSource, settings: Settings, report: ValidationReport, display: str
 ) -> tuple[_Checker, list[str]] | None:
@@ -477,14 +549,18 @@ def _read(
     table = SCHEMA[name]
     tr = TableReport(table=name, file=display)
     report.tables[name] = tr
+    options = {
+        "sheet": source.sheet,
+        "delimiter": source.delimiter,
+        "encoding": source.encoding,
+        "header": source.header,
+        "names": source.names,
+        "widths": source.widths,
+        "table": name,
+    }
     try:
-        header = read_header(
-            source.path,
-            display,
-            sheet=source.sheet,
-            delimiter=source.delimiter,
-            encoding=source.encoding,
-        )
+        layout = inspect_file(source.path, display, **options)
+        header = layout.columns
         match = match_columns(table, header, source.columns)
         for canon, src in source.columns.items():
             if canon not in table.names:
@@ -497,34 +573,34 @@ def _read(
                 raise DataError(
                     f"column '{src}' (mapped to {canon} in insight.toml) is not in the file",
                     file=display,
-                    hint=f"the file's columns are: {', '.join(header)}",
+                    hint=f"read as: {layout.describe()}. {_what_to_set(name, layout, [canon])}",
                 )
         missing = list(match.missing)
-        if name == "orders" and "amount" not in match.mapping:
-            missing += [c for c in ("quantity", "unit_price") if c not in match.mapping]
-            if missing and set(missing) <= {"quantity", "unit_price"}:
-                missing = ["amount (or quantity and unit_price)"]
+        if (
+            name == "orders"
+            and "amount" not in match.mapping
+            and any(c not in match.mapping for c in ("quantity", "unit_price"))
+        ):
+            missing.append("amount (or quantity and unit_price)")
         if missing:
             raise DataError(
                 f"missing required column{'s' if len(missing) > 1 else ''}: {', '.join(missing)}",
                 file=display,
-                hint=(
-                    f"the file's columns are: {', '.join(header)}; map yours in insight.toml "
-                    f'under [data.{name}.columns], e.g. {missing[0].split()[0]} = "Your Name"'
-                ),
+                hint=f"read as: {layout.describe()}. {_what_to_set(name, layout, missing, match)}",
             )
         id_sources = [
             match.mapping[c.name]
             for c in table.columns
             if c.kind in ("id", "text") and c.name in match.mapping
         ]
+        free_text = [match.mapping[c] for c in _FREE_TEXT.get(name, ()) if c in match.mapping]
         raw = read_table(
             source.path,
             display,
             text_columns=id_sources,
-            sheet=source.sheet,
-            delimiter=source.delimiter,
-            encoding=source.encoding,
+            keep_na_text=free_text,
+            layout=layout,
+            **options,
         )
     except DataError as exc:
         report.add_error(name, exc)
@@ -567,11 +643,73 @@ def _read(
                 file=display,
                 code="encoding",
                 severity="info",
-                message=f"not UTF-8; read as {raw.encoding}",
-                action="set data.<table>.encoding if characters look wrong",
+                message=layout.encoding_note or f"not UTF-8; read as {raw.encoding}",
+                action=f'set data.{name}.encoding = "..." if characters look wrong',
+            )
+        )
+    if layout.header_detected:
+        report.add(
+            Problem(
+                table=name,
+                file=display,
+                code="no_header",
+                severity="info",
+                message=f"no header row: the first row ({layout.first_row!r}) looks like data",
+                action=(
+                    "read as data"
+                    + ("" if layout.names_given else f"; columns named {_span(layout.columns)}")
+                    + f"; set data.{name}.header = true if it is a header"
+                ),
             )
         )
     return checker, tr.extra_columns
+
+
+def _span(columns: list[str]) -> str:
+    return ", ".join(columns) if len(columns) <= 4 else f"{columns[0]} … {columns[-1]}"
+
+
+def _what_to_set(
+    name: str, layout: Layout, missing: list[str], match: ColumnMatch | None = None
+) -> str:
+    """What to put in insight.toml when required columns are missing, from what was read."""
+    first = missing[0].split()[0]
+    section = f"[data.{name}]"
+    tips: list[str] = []
+    if match is not None:  # a column that is there but already taken by another mapping
+        used = {src: canon for canon, src in match.mapping.items()}
+        for col in layout.columns:
+            if normalise(col) in {normalise(m.split()[0]) for m in missing} and col in used:
+                tips.append(f"'{col}' is already used as {used[col]}")
+    if layout.format == "csv" and len(layout.columns) == 1 and layout.first_row:
+        row = layout.first_row
+        if len(row.split()) > 1:
+            tips.append(
+                f"the rows are one column: if runs of spaces separate the fields, set {section} "
+                f'delimiter = "whitespace"; if fixed positions do, delimiter = "fixed" (or '
+                "widths = [...])"
+            )
+        else:
+            others = [d for d in ",;\t|:" if d in row and d != layout.delimiter]
+            if others:
+                tips.append(f"the rows are one column: set {section} delimiter = {others[0]!r}")
+    if not layout.header:
+        wanted = ", ".join(f'"{m.split()[0]}"' for m in missing)
+        tips.append(
+            f"the file has no header row: name its columns by position in {section} with "
+            f"header = false and names = [...] in the file's order, {wanted} among them "
+            f'("" for a column you do not need), or map the column_N names under '
+            f'[data.{name}.columns], e.g. {first} = "column_1"'
+        )
+    else:
+        data_like = [c for c in layout.columns if looks_like_data([c])]
+        if data_like and not layout.names_given:
+            tips.append(
+                f"the header row holds values like {data_like[0]!r}: if the file has no header "
+                f"row, set {section} header = false and names = [...] by position"
+            )
+        tips.append(f'map yours under [data.{name}.columns], e.g. {first} = "Your Column"')
+    return "; ".join(tips)
 
 
 def _empty_orders() -> pd.DataFrame:
@@ -710,6 +848,9 @@ def fingerprint(settings: Settings) -> str:
             f"{name}|{sorted(src.columns.items())}|{src.sheet}|{src.delimiter}|"
             f"{src.encoding}".encode()
         )
+        layout = (src.header, src.names, src.widths, src.date_format)
+        if any(v is not None for v in layout):  # older workspaces keep their fingerprint
+            digest.update(repr(layout).encode())
         path = Path(src.path)
         if path.is_file():
             with open(path, "rb") as fh:

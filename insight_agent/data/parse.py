@@ -94,12 +94,22 @@ def _parse_number_text(text: str) -> float:
     return -value if negative else value
 
 
-def parse_dates(series: pd.Series, *, dayfirst: bool = False) -> tuple[pd.Series, np.ndarray]:
+# Compact dates: every present value 8 digits with a plausible year (1900-2199) makes the
+# column yyyymmdd; a value with an impossible month or day (20241345) is then one bad date.
+_COMPACT = re.compile(r"^(?:19|20|21)\d{6}$")
+
+
+def parse_dates(
+    series: pd.Series, *, dayfirst: bool = False, date_format: str | None = None
+) -> tuple[pd.Series, np.ndarray]:
     """Timestamps (tz-naive) from dates, datetimes or text in any common format.
 
-    ISO 8601 is tried first (fast); the remaining values are tried with the format guessed from
-    the first of them, and only what is still unread goes through the slow mixed-format parser.
-    Returns (values, bad) where ``bad`` marks present values that are not dates.
+    ``date_format`` (a table's ``date_format`` setting, e.g. ``%Y%m%d``) is used as given.
+    Otherwise compact dates (``19970101``, as text or as whole numbers) are recognised when
+    every present value is one; ISO 8601 is tried next (fast); the remaining values are tried
+    with the format guessed from the first of them, and only what is still unread goes through
+    the slow mixed-format parser. Returns (values, bad) where ``bad`` marks present values
+    that are not dates.
     """
     has = present(series)
     if pd.api.types.is_datetime64_any_dtype(series.dtype):
@@ -107,10 +117,23 @@ def parse_dates(series: pd.Series, *, dayfirst: bool = False) -> tuple[pd.Series
         if getattr(values.dt, "tz", None) is not None:
             values = values.dt.tz_convert("UTC").dt.tz_localize(None)
         return values.astype("datetime64[ns]"), np.zeros(len(series), dtype=bool)
-    if pd.api.types.is_numeric_dtype(series.dtype):
-        # Bare numbers are not dates (an Excel serial or a Unix time would be a guess).
+    if pd.api.types.is_bool_dtype(series.dtype):
         return pd.Series(pd.NaT, index=series.index, dtype="datetime64[ns]"), has
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        text = _whole_numbers_as_text(series)
+        if date_format is None and (
+            text is None or not text[has].str.match(_COMPACT).fillna(False).all()
+        ):
+            # Other bare numbers are not dates (an Excel serial or a Unix time would be a guess).
+            return pd.Series(pd.NaT, index=series.index, dtype="datetime64[ns]"), has
+        series = text if text is not None else series.astype("string")
     text = series.astype("string").str.strip()
+    if date_format:
+        values = _to_datetime(text, format=date_format)
+        return values, has & values.isna().to_numpy()
+    if has.any() and text[has].str.match(_COMPACT).fillna(False).all():
+        values = _to_datetime(text, format="%Y%m%d")
+        return values, has & values.isna().to_numpy()
     values = _to_datetime(text, format="ISO8601")
     todo = has & values.isna().to_numpy()
     if todo.any():
@@ -126,6 +149,20 @@ def parse_dates(series: pd.Series, *, dayfirst: bool = False) -> tuple[pd.Series
         values.loc[todo] = _to_datetime(text[todo], format="mixed", dayfirst=dayfirst)
         todo = has & values.isna().to_numpy()
     return values, todo
+
+
+def _whole_numbers_as_text(series: pd.Series) -> pd.Series | None:
+    """Numbers as digits ("19970101", not "19970101.0") when every finite one is whole and
+    none is infinite; else None."""
+    values = series.to_numpy(dtype=float, na_value=np.nan)
+    if np.isinf(values).any():
+        return None
+    finite = np.isfinite(values)
+    if not np.all(np.mod(values[finite], 1) == 0) or np.abs(values[finite]).max(initial=0) > 1e15:
+        return None
+    out = pd.Series(pd.NA, index=series.index, dtype="string")
+    out[finite] = [str(int(v)) for v in values[finite]]
+    return out
 
 
 def _to_datetime(text: pd.Series, **kwargs) -> pd.Series:
@@ -146,6 +183,48 @@ def _one_date(value: object, **kwargs) -> pd.Timestamp:
         return pd.to_datetime(value, errors="coerce", utc=True, **kwargs)
     except (ValueError, OverflowError, TypeError):
         return pd.NaT
+
+
+_HTML_TAG = re.compile(
+    r"<!--.*?-->|</?(?:a|abbr|b|big|blockquote|body|br|center|cite|code|del|div|em|font|h[1-6]|"
+    r"head|hr|html|i|img|ins|li|mark|ol|p|pre|q|s|small|span|strike|strong|sub|sup|table|tbody|"
+    r"td|th|thead|tr|u|ul)\b[^<>]*>",
+    re.IGNORECASE | re.DOTALL,
+)
+_HTML_BREAK = re.compile(
+    r"<(?:br|hr)\b[^<>]*>|</?(?:p|div|li|tr|h[1-6]|blockquote)\b[^<>]*>", re.IGNORECASE
+)
+_HTML_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+_SPACES = re.compile(r"[ \t\u00a0]+")
+_LINE_BREAKS = re.compile(r" ?\n[ \n]*")
+
+
+def clean_html(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Text with HTML tags stripped and entities unescaped: ``&amp;`` -> &, ``&#39;`` -> ',
+    ``<br/>`` and block tags (p, div, li ...) -> a line break, ``<b>`` -> nothing.
+
+    Only known HTML tag names count as tags, so "size <10 and >8" or "I <3 it" stay as written;
+    an entity needs its closing ";" ("AT&T" stays). Returns (cleaned, changed).
+    """
+    import html
+
+    text = series.astype("string")
+    markup = text.str.contains(_HTML_TAG, regex=True) | text.str.contains(_HTML_ENTITY, regex=True)
+    changed = markup.fillna(False).to_numpy(dtype=bool)
+    if not changed.any():
+        return text, changed
+
+    def clean(value: str) -> str:
+        value = _HTML_BREAK.sub("\n", value)
+        value = _HTML_TAG.sub("", value)
+        value = _HTML_ENTITY.sub(lambda m: html.unescape(m.group(0)), value)
+        value = _SPACES.sub(" ", value)
+        return _LINE_BREAKS.sub("\n", value).strip()
+
+    out = text.copy()
+    out[changed] = [clean(v) for v in text[changed]]
+    changed &= (out != text).fillna(False).to_numpy(dtype=bool)
+    return out, changed
 
 
 def parse_flags(series: pd.Series) -> tuple[pd.Series, np.ndarray]:

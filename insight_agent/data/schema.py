@@ -73,9 +73,19 @@ _CATEGORY = (
     "category",
     "product_category",
     "department",
+    "department_name",
+    "dept",
     "product_type",
     "category_name",
     "product_line",
+)
+_SUBCATEGORY = (
+    "subcategory",
+    "sub_category",
+    "subcategory_name",
+    "class_name",
+    "product_class",
+    "subclass",
 )
 
 CUSTOMERS = Table(
@@ -265,7 +275,17 @@ REVIEWS = Table(
             ),
         ),
         Column("product", "text", False, _PRODUCT),
-        Column("category", "text", False, _CATEGORY),
+        # A department is the category; a class ("Class Name") is the subcategory, or the
+        # category when the file has no department-like column (matched in this order).
+        Column("category", "text", False, (*_CATEGORY, *_SUBCATEGORY)),
+        Column("subcategory", "text", False, _SUBCATEGORY),
+        # The review's title: kept, and put before the text ("Title. Text") for search.
+        Column(
+            "title",
+            "text",
+            False,
+            ("title", "review_title", "headline", "summary", "review_summary", "subject"),
+        ),
     ),
     "One row per review. Reviews without a customer_id are searchable but not linked.",
 )

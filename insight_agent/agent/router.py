@@ -50,7 +50,10 @@ def _segments_in(ctx: ToolContext, question: str) -> list[str]:
             pos = q.index(name.lower())
         else:
             words = [w for w in re.findall(r"[a-z]+", name.lower()) if w not in GENERIC]
-            hits = [q.find(w[:6]) for w in words if len(w) > 3 and w[:6] in q]
+            # a word by its stem: "lapsing" in "lapsers", "bargain" in "bargainers"
+            stems = [w[:4] if len(w) >= 6 else w for w in words if len(w) > 3]
+            found_at = [re.search(rf"\b{re.escape(st)}", q) for st in stems]
+            hits = [m.start() for m in found_at if m]
             # every distinctive word must appear ("occasional ... higher"), or the only one
             if hits and len(hits) == len([w for w in words if len(w) > 3]):
                 pos = min(hits)
@@ -223,7 +226,8 @@ _DOMAIN = re.compile(
     r"promot|discount|target|audience|respon|review|complain|feedback|rating|stars?\b|say|"
     r"unhappy|happy|satisf|theme|pain|product|categor|basket|cross|recommend|model|predict|"
     r"accura|data|metric|trend|month|week|quarter|year|aov|average|median|total|how many|"
-    r"growth|market|brand|channel|region|countr|deliver|shipping|return|price|quality|"
+    r"growth|market|brand|channel|region|countr|deliver|shipping|return|price|quality|repeat|"
+    r"\brate\b|gmv|units|sold|"
     r"size|fit|support|service|insight|report",
     re.I,
 )
@@ -232,9 +236,8 @@ _FOLLOW_UP = re.compile(r"\b(?:it|they|them|their|that|those|these|this one|what
 _ID = re.compile(r"\b[A-Za-z]{1,4}[-_]?\d{3,}\b")  # a customer or review id: C000042
 # Plainly off-topic, even mid-conversation.
 _OFF_TOPIC = re.compile(
-    r"\b(?:weather|forecast|joke|poem|song|recipe|bake|cook|stock price|share price|bitcoin|"
-    r"crypto|football|soccer|world cup|election|president|capital of|translate|horoscope|"
-    r"movie|film|lottery)\b",
+    r"\b(?:weather|forecast|joke|poem|recipe|stock price|share price|bitcoin|crypto|"
+    r"world cup|election|capital of|translate|horoscope|lottery)\b",
     re.I,
 )
 OUT_OF_SCOPE_SIMILARITY = 0.25  # below this, no tool's description is near the question
@@ -245,6 +248,21 @@ CAN_ANSWER = (
 )
 
 
+def domain_names(ctx: ToolContext) -> list[str]:
+    """Segment names and product categories of this workspace: a question naming one is about
+    the business even without a domain word ("what goes well with kitchen stuff?")."""
+    from insight_agent.analytics.queries import segment_names
+
+    names: list[str] = []
+    try:
+        for name in segment_names(ctx.ws).values():
+            names += [w for w in re.findall(r"[A-Za-z]+", name) if len(w) > 4]
+    except Exception:
+        pass
+    names += _categories(ctx)
+    return sorted(set(names))
+
+
 @dataclass
 class Decline:
     """Why a question gets no tool call, and the answer that says so."""
@@ -253,7 +271,9 @@ class Decline:
     answer: str
 
 
-def decline(question: str, *, follow_up: bool = False) -> Decline | None:
+def decline(
+    question: str, *, follow_up: bool = False, names: list[str] | None = None
+) -> Decline | None:
     """A one-sentence refusal with what Insight can answer instead, for requests to write or
     run code/SQL, to change or delete data, to reveal the system prompt, and (on a first turn,
     or a question that does not refer back) for questions outside customer analytics."""
@@ -279,9 +299,22 @@ def decline(question: str, *, follow_up: bool = False) -> Decline | None:
             + CAN_ANSWER
             + ".",
         )
+    if _OFF_TOPIC.search(q):
+        return Decline(
+            "out_of_scope",
+            "I can't answer that from your customer data. I can tell you about: "
+            + CAN_ANSWER
+            + ".",
+        )
     if _DOMAIN.search(q) or _ID.search(q) or (follow_up and _FOLLOW_UP.search(q)):
         return None
-    if follow_up and not _OFF_TOPIC.search(q):
+    if names and any(re.search(rf"\b{re.escape(n.lower()[:4])}", q.lower()) for n in names):
+        return None  # a segment or category of this workspace ("the bargain hunters")
+    from insight_agent.tools.metrics import normalise
+
+    if _DOMAIN.search(normalise(q)):  # "revnue split by age band"
+        return None
+    if follow_up:
         return None  # mid-conversation ("remind me?"): the conversation gives it a meaning
     sims = _similarities(q)
     if sims and max(sims.values()) >= OUT_OF_SCOPE_SIMILARITY:
@@ -310,6 +343,9 @@ class DialogueState:
     customer: str | None = None
     target: str | None = None
     period: str | None = None
+    subject: str | None = None  # what the last turn was about: "segment" or "customer"
+    last: tuple[str, dict[str, Any]] | None = None  # the last successful call
+    metrics: dict[str, Any] | None = None  # the last query_metrics arguments
 
     @property
     def active(self) -> bool:
@@ -332,8 +368,15 @@ class DialogueState:
         """Remember what this turn was about: the segment in the tools' arguments, else the
         first segment the answer names; the customer, target and period asked for."""
         segment = None
+        if results:
+            self.subject = None
+        ok = [r for r in results if r.ok]
+        if ok:
+            self.last = (ok[0].name, dict(ok[0].args or {}))
         for r in results:
             args = r.args or {}
+            if r.name == "query_metrics" and r.ok:
+                self.metrics = dict(args)
             if args.get("segment"):
                 segment = _resolved(ctx, str(args["segment"]))
             for flt in args.get("where") or []:
@@ -341,6 +384,7 @@ class DialogueState:
                     segment = _resolved(ctx, str(flt).split("=", 1)[1])
             if args.get("customer_id"):
                 self.customer = str(args["customer_id"])
+                self.subject = "customer"
             if args.get("target"):
                 self.target = str(args["target"])
             if args.get("period"):
@@ -352,6 +396,26 @@ class DialogueState:
             segment = named[0] if named else None
         if segment:
             self.segment = segment
+            self.subject = self.subject or "segment"
+
+    def follow_metrics(
+        self, ctx: ToolContext, question: str, segments: list[str]
+    ) -> dict[str, Any] | None:
+        """The last metrics question changed as a follow-up says: "and by channel?", "same
+        for the lapsing segment", "what about last year?"."""
+        from insight_agent.tools.metrics import route_args
+
+        if not self.metrics:
+            return None
+        measures = " and ".join(m.replace("_", " ") for m in self.metrics.get("measures", []))
+        new = route_args(ctx, f"{measures} {question}", segments) or {}
+        args = dict(self.metrics)
+        for key in ("by", "period", "compare", "top"):
+            if new.get(key):
+                args[key] = new[key]
+        if new.get("where"):
+            args["where"] = new["where"]
+        return args
 
 
 def _resolved(ctx: ToolContext, text: str) -> str | None:
@@ -367,7 +431,8 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
     """Pick the tool and arguments for ``question`` (deterministic); ``state`` supplies the
     segment a follow-up refers back to."""
     q = question.lower()
-    segments = _segments_in(ctx, question)
+    named = _segments_in(ctx, question)
+    segments = list(named)
     if not segments and state is not None and state.refers_back(ctx, question):
         segments = [state.segment]  # type: ignore[list-item]
     about_reviews = any(c in q for c in REVIEW_CUES)
@@ -389,20 +454,63 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
         if count:
             args["top"] = count
         return Route("export_audience", args)
-    metrics = _metrics_args(ctx, question, segments)
-    if metrics is not None:
-        return Route("query_metrics", metrics)
-    if re.search(r"\bdrive[sn]?\b|\bdrivers?\b|\baccura|\btrust\b|\breliab", q):
-        return Route("model_quality", {"target": _target(ctx, question)})
     if len(segments) == 1 and re.search(r"\bpersonas?\b", q):
         return Route("segment_persona", {"segment": segments[0]})
     if len(segments) == 1 and re.search(
         r"\boffer\b|\bwin (?:them |it )?back\b|\bwin-back\b|\bplaybook\b|\bplan for\b|"
-        r"\bwhat should we (?:do|send|offer|say)\b|\bhow (?:do|can|should) we (?:retain|keep|"
-        r"re-?engage|reach|save)\b",
+        r"\bwhat should we (?:do|send|offer|say)\b|\bshould we send\b|\bwhat campaign\b|"
+        r"\bhow (?:do|can|should) we (?:retain|keep|re-?engage|reach|save)\b",
         q,
     ):
         return Route("segment_playbook", {"segment": segments[0]})
+    if (
+        state is not None
+        and state.subject == "customer"
+        and state.customer
+        and not named
+        and _REFERS_BACK.search(question)
+    ):  # "how likely are they to buy again?"
+        return Route("customer_profile", {"customer_id": state.customer})
+    if (
+        state is not None
+        and state.segment
+        and len(segments) == 1
+        and segments[0] != state.segment
+        and re.search(r"\bcompar|\bvs\.?\b|\bversus\b|\bdiffer", q)
+    ):
+        return Route("compare_segments", {"segment_a": state.segment, "segment_b": segments[0]})
+    if (
+        state is not None
+        and state.last
+        and re.search(
+            r"^\s*(?:(?:and |but )?(?:only|just) )?(?:the )?(negative|positive|neutral)"
+            r"(?: ones)?\b",
+            q,
+        )
+    ):
+        tool, last_args = state.last  # "only the negative ones": the same, narrowed
+        fields = next((s.args.model_fields for s in all_tools() if s.name == tool), {})
+        if "sentiment" in fields:
+            sentiment = re.search(r"negative|positive|neutral", q)[0]  # type: ignore[index]
+            return Route(tool, {**last_args, "sentiment": sentiment})
+    metrics = _metrics_args(ctx, question, segments)
+    if (
+        metrics is None
+        and state is not None
+        and state.metrics
+        and re.search(r"^\s*(?:and|what about|how about|same|now|ok|also|then)\b", q)
+    ):
+        metrics = state.follow_metrics(ctx, question, segments)
+    if metrics is not None:
+        return Route("query_metrics", metrics)
+    if re.search(
+        r"\bdrive[sn]?\b|\bdrivers?\b|\baccura|\btrust\b|\breliab|\bhow (?:good|well)\b.*\bmodel\b"
+        r"|\bmodel\b.*\b(?:good|perform|work)",
+        q,
+    ):
+        return Route("model_quality", {"target": _target(ctx, question)})
+    if re.search(r"\bgoes? (?:well )?with\b|\bpair(?:s|ed)? (?:well )?with\b|\bw/", q):
+        return Route("basket_rules", _args_for(ctx, "basket_rules", question, segments))
     if len(segments) == 1 and re.search(
         r"\bwho are\b|\blook like\b|\bdescribe\b|\btell me about\b|\bprofile\b|"
         r"\bhow (?:big|large|many|much|valuable)\b|\bsize\b",
@@ -410,7 +518,8 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
     ):
         return Route("segment_profile", {"segment": segments[0]})
     if re.search(
-        r"\btop\s+\d+\b|\bwhich customers\b(?! groups?)"
+        r"\btop\s+\d+\b|\bwhich customers\b(?! groups?)|\bwhich of (?:them|those|these)\b"
+        r"|\b(?:customers|they|them|who)\b.{0,20}\b(?:are|is) (?:the )?most likely\b"
         r"|\bcustomers (?:are |who are )?(?:most )?likely"
         r"|\bwho (?:is|are) (?:most )?likely\b|\baudience\b",
         q,
@@ -444,7 +553,8 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
                 args["segment"] = segments[0]
             return Route("review_themes", args)
         scope, text = review_scope(ctx, question)
-        args = {"query": _review_query(text), "k": 3, **scope}
+        many = re.search(r"\b(\d{1,3})\s+(?:[a-z-]+\s+)?(?:reviews|quotes|comments)\b", q)
+        args = {"query": _review_query(text), "k": min(10, int(many[1])) if many else 3, **scope}
         if segments:
             args["segment"] = segments[0]
         if sentiment and "max_rating" not in scope and "min_rating" not in scope:
@@ -657,8 +767,8 @@ def unasked_filters(tool: str, args: dict[str, Any], said: str) -> list[str]:
 def _count(question: str) -> int | None:
     """How many rows the user asked for: "top 100", "50 customers", "the 200 likeliest"."""
     m = re.search(
-        r"\b(?:top|first|best|the)\s+(\d{1,6})\b|\b(\d{1,6})\s+(?:customers|people|shoppers|"
-        r"buyers|clients|likeliest|most likely)",
+        r"\b(?:top|first|best|the)\s+(\d{1,6})\b|\b(\d{1,6})\s+(?:[a-z-]+\s+)?(?:customers|"
+        r"people|shoppers|buyers|clients|likeliest|most likely)",
         question.replace(",", "").lower(),
     )
     return int(m.group(1) or m.group(2)) if m else None
@@ -711,9 +821,10 @@ def review_scope(ctx: ToolContext, question: str) -> tuple[dict[str, Any], str]:
             cat = metrics_engine(ctx.ws).catalogue
             if cat.data_up_to is not None:
                 period = parse_period(m[1], cat.data_up_to, first=cat.data_from)
+                opened = re.search(r"\b(?:since|from|after|starting)\s*$", low[: m.start(1)])
                 if period.start is not None:
                     args["since"] = period.start.isoformat()
-                if period.end < cat.data_up_to:
+                if period.end < cat.data_up_to and not opened:  # "since jan 2026": no end
                     args["until"] = period.end.isoformat()
                 text = text[: m.start()] + text[m.end() :]
         except Exception:  # no data to resolve it against: leave the words in the query
@@ -924,11 +1035,19 @@ def retry_with_listed_name(
 
 
 def route_and_answer(
-    ctx: ToolContext, question: str, state: DialogueState | None = None
+    ctx: ToolContext,
+    question: str,
+    state: DialogueState | None = None,
+    *,
+    declines_checked: bool = False,
 ) -> tuple[str, list[ToolResult]]:
     """Route, call the tool, render the answer (or the tool's error); a question no tool can
     answer gets a decline and no call."""
-    declined = decline(question, follow_up=state is not None and state.active)
+    declined = None
+    if not declines_checked:  # the session has checked already, knowing the conversation
+        declined = decline(
+            question, follow_up=state is not None and state.active, names=domain_names(ctx)
+        )
     if declined is not None:
         return declined.answer, []
     decision = route(ctx, question, state)

@@ -189,16 +189,21 @@ class AgentSession:
         self._seen_facts = []
         self._dropped = []
         self._user_texts.append(question)
-        from insight_agent.agent.router import decline
+        from insight_agent.agent.router import decline, domain_names
 
-        declined = decline(question, follow_up=bool(self.history) or self.state.active)
+        declined = decline(
+            question,
+            follow_up=len(self._user_texts) > 1 or self.state.active,
+            names=domain_names(self.ctx),
+        )
         if declined is not None:
             result = self._declined(question, declined)
         elif self.chat_model is None:
             result = self._ask_router(question)
         else:
             result = self._ask_model(question)
-        self.state.update(self.ctx, self._turn_results, result.answer)
+        if declined is None:  # a decline's list of what Insight can do names no subject
+            self.state.update(self.ctx, self._turn_results, result.answer)
         result.timings["total_s"] = round(time.perf_counter() - start, 3)
         self.usage["input"] += result.tokens.get("input", 0)
         self.usage["output"] += result.tokens.get("output", 0)
@@ -233,7 +238,7 @@ class AgentSession:
         from insight_agent.agent.grounding import annotate, check_grounding
         from insight_agent.agent.router import route_and_answer
 
-        answer, results = route_and_answer(self.ctx, question, self.state)
+        answer, results = route_and_answer(self.ctx, question, self.state, declines_checked=True)
         self._turn_results = list(results)
         for r in results:
             self.on_event("tool", r)

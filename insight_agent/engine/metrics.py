@@ -209,6 +209,9 @@ ALIASES = {
     "age": "age_band",
     "age_group": "age_band",
     "stars": "rating",
+    "star_rating": "rating",
+    "star_ratings": "rating",
+    "ratings": "rating",
     "daily": "day",
     "weekly": "week",
     "monthly": "month",
@@ -245,7 +248,8 @@ class Catalogue:
     def dimension(self, name: str) -> Dimension:
         """The dimension called ``name``; ConfigError listing the choices otherwise."""
         key = norm(name)
-        key = ALIASES.get(key, key)
+        if key not in self.dimensions:  # "rating" is a dimension before it is a measure alias
+            key = ALIASES.get(key, key)
         if key in self.dimensions:
             return self.dimensions[key]
         raise ConfigError(f"no dimension '{name}' in this workspace", hint=self._choices(key, "d"))

@@ -155,9 +155,14 @@ def answer(facts: Facts) -> str:
     by = facts.get("by") or []
     if by and len(facts.get("rows") or []) > 1:
         for row in facts["rows"][:12]:
-            figures = ", ".join(
-                f"{m['name']} {_fmt(row.get(m['name']), m['unit'])}" for m in facts["measures"]
-            )
+            parts = []
+            for m in facts["measures"]:
+                part = f"{m['name']} {_fmt(row.get(m['name']), m['unit'])}"
+                pct = row.get(f"{m['name']}_change_pct")
+                if pct is not None:
+                    part += f" ({'+' if pct >= 0 else '-'}{abs(pct) * 100:.1f}% vs before)"
+                parts.append(part)
+            figures = ", ".join(parts)
             lines.append(f"- {' / '.join(str(row[d]) for d in by)}: {figures}")
         if facts["rows_total"] > 12:
             lines.append(f"({facts['rows_total']} rows in all: `insight metrics` lists them)")
@@ -180,7 +185,8 @@ _MEASURE_WORDS: tuple[tuple[str, str], ...] = (
      "active_customers"),
     (r"average (?:star )?rating|avg rating|mean rating", "average_rating"),
     (r"share (?:of )?negative|negative share|% negative", "share_negative"),
-    (r"(?:how many|number of|count of) reviews|reviews per|reviews by", "reviews"),
+    (r"(?:how many|number of|count of) reviews|\breviews(?= per| by)|\breviews in total",
+     "reviews"),
     (r"\breturns\b|returned", "returns"),
     (r"\bunits\b|items sold", "units"),
     (r"revenue|\bsales\b|turnover|takings|\bgmv\b|how much (?:did we|we) (?:sell|make)",
@@ -213,15 +219,47 @@ _YEAR_CMP = re.compile(r"year[- ]over[- ]year|\byoy\b|same (?:period|time|month|
 _PREV_CMP = re.compile(r"(?:vs\.?|versus|compared (?:to|with)|than) (?:the )?(?:previous|prior|"
                        r"last) (?:period|month|quarter|week)|period[- ]over[- ]period|"
                        r"month[- ]over[- ]month|\bmom\b|quarter[- ]over[- ]quarter|"
-                       r"\bgrowth\b|\bchange[ds]?\b|\bgrew\b|\bup or down\b", re.I)  # fmt: skip
+                       r"the (?:day|week|month|quarter|year|period) before|"
+                       r"\bgrowth\b|\bgrow(?:ing|s)?\b|\bchange[ds]?\b|\bgrew\b|\bup or down\b|"
+                       r"\bdeclin|\bfall(?:ing)?\b|\bdrop(?:ped|ping)?\b", re.I)  # fmt: skip
+# What people type: "hw many", "revnue", "ordres" … read as the words they meant.
+_TYPOS = {"hw": "how", "hoe": "how", "whats": "what is", "u": "you", "no.": "number of"}
+_VOCAB = ("revenue", "orders", "sales", "reviews", "customers", "returns", "rating", "ratings",
+          "average", "repeat", "response", "campaign", "campaigns", "channel", "category",
+          "segment", "month", "quarter", "weekly", "monthly")  # fmt: skip
+
+
+def normalise(question: str) -> str:
+    """Lower case, common shorthand expanded and near-miss spellings of the metrics
+    vocabulary corrected ("revnue split by age band" -> "revenue split by age band")."""
+    import difflib
+
+    words = []
+    for word in re.findall(r"[\w.%'/-]+|[^\w\s]", question.lower()):
+        word = _TYPOS.get(word, word)
+        inflected = word.rstrip("s") in _VOCAB or f"{word}s" in _VOCAB
+        if word.isalpha() and len(word) >= 6 and word not in _VOCAB and not inflected:
+            close = difflib.get_close_matches(word, _VOCAB, n=1, cutoff=0.8)
+            word = close[0] if close else word
+        words.append(word)
+    return " ".join(words)
 
 
 def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str, Any] | None:
     """Arguments for ``query_metrics`` when ``question`` asks for a descriptive figure (a
     measure word such as revenue, orders, AOV, response rate), else None."""
-    q = question.lower()
+    q = normalise(question)
+    if "persona" in q or (
+        re.search(r"\breviews? (?:about|on|of|mentioning|saying|that)\b", q)
+        and not re.search(r"\bhow many\b|\bnumber of\b|\bcount\b", q)
+    ):
+        return None  # a persona; review quotes (search_reviews), not a count of them
     measures = []
     said: list[str] = []  # the words that named measures
+    both = re.search(r"\bnew\s*(?:vs\.?|versus|and|or|/)\s*returning\b", q)
+    if both:  # "new vs returning customers"
+        measures += ["new_customers", "returning_customers"]
+        said.append(both[0])
     rest = q
     for pattern, name in _MEASURE_WORDS:
         found = re.search(pattern, rest)
@@ -254,8 +292,8 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
         m[1]
         for m in re.finditer(
             r"\b(?:by|per|for each|each|across|split by|broken down by) "
-            r"([a-z][a-z ]{1,24}?)(?=[?.,!]|$| and | over | in | last | this )",
-            q,
+            r"([a-z][a-z ]{1,24}?)(?=[?.,!]|$| and | over | in | last | this | for )",
+            rest,  # with the measure words taken out: "revenue per customer by segment"
         )
     ]
     # "which campaign had the best …", "top 3 categories by …": the rows are campaigns
@@ -266,7 +304,10 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
         words = phrase.split()
         for n in (3, 2, 1):  # the longest run of words that names a dimension
             key = norm(" ".join(words[:n]))
-            key = ALIASES.get(key, key.rstrip("s") if key.rstrip("s") in cat.dimensions else key)
+            if key not in cat.dimensions:
+                key = ALIASES.get(
+                    key, key.rstrip("s") if key.rstrip("s") in cat.dimensions else key
+                )
             if key in cat.dimensions and key not in by:
                 by.append(key)
                 break

@@ -8,6 +8,8 @@ import pytest
 
 from insight_agent.analytics.features import scoring_cutoff
 from insight_agent.analytics.propensity import (
+    PROB_CEIL,
+    PROB_FLOOR,
     Target,
     dataset_features,
     feature_cache,
@@ -50,7 +52,7 @@ def test_scores_are_calibrated_and_explained(churn, demo_data):
     model, fn, end = churn
     X = fn(end).X
     scored = score_customers(model, X)
-    assert scored["probability"].between(0, 1).all()
+    assert scored["probability"].between(PROB_FLOOR, PROB_CEIL).all()  # never exactly 0 or 1
     assert set(scored["decile"]) == set(range(1, 11))
     top = scored[scored["decile"] == 1]
     assert top["probability"].min() >= scored["probability"].median()
@@ -125,3 +127,21 @@ def test_reason_text():
     assert reason_text("recency_days", 210, 35) == "last order 210 days ago (typical 35)"
     assert reason_text("share_footwear", 0.5, 0.1) == "50% of spend on footwear (typical 10%)"
     assert reason_text("channel=Email", 1.0, 0.0) == "channel is Email"
+    assert reason_text("orders_90d", 1, 3) == "1 order in the last 90 days (typical 3)"
+
+
+def test_reasons_explain_the_call_in_the_cards_direction(churn):
+    model, fn, end = churn
+    X = fn(end).X
+    scored = score_customers(model, X)
+    low = scored[scored["probability"] < model.metrics["threshold"]]
+    # customers predicted to stay get reasons too: why they stay
+    assert (low["reasons"].map(len) > 0).mean() > 0.5
+    raises = {d["label"] for d in model.drivers if d["direction"] == "higher raises"}
+    if "days since last order" in raises:
+        for cid, reasons in low["reasons"].items():
+            for r in reasons:
+                if r.startswith("last order "):  # a recent order is a reason to stay
+                    assert X.loc[cid, "recency_days"] < model.medians["recency_days"], r
+    one = X.index[X["frequency"] == 1]
+    assert not any("every" in r or "gap" in r for rs in scored.loc[one, "reasons"] for r in rs)

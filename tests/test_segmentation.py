@@ -56,6 +56,10 @@ def test_names_follow_the_data(result, demo_data):
     assert table.loc["loyal_high_spender"].idxmax() == "High-value loyal"
     assert table.loc["bargain_hunter"].idxmax() == "Bargain hunters"
     assert len(set(result.names.values())) == len(result.names)  # distinct names
+    stage = dict(zip(result.profiles["name"], result.profiles["lifecycle"], strict=True))
+    assert stage["High-value loyal"] == "active"
+    assert all(stage[n] == "new" for n in stage if n.startswith("New"))
+    assert all(stage[n] == "lapsing" for n in stage if n.startswith("Lapsing"))
 
 
 def test_ids_ordered_by_revenue_and_profiles_complete(result):

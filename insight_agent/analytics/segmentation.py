@@ -10,6 +10,9 @@
 * Segments get stable ids ordered by revenue (S1 = most revenue), a plain-English name derived
   from how the segment differs from everyone else, and human-readable rules from a shallow
   decision tree trained to reproduce the segments (with its fidelity).
+* Names say the lifecycle first when recency and frequency say it: a segment whose median
+  customer has one order is "one-time buyers"; one whose median recency is far beyond its
+  purchase cycle is "lapsed" — never "steady" or "loyal" (see :func:`_names`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from insight_agent.errors import InsufficientData
 MIN_CUSTOMERS = 20
 SILHOUETTE_SAMPLE = 5000
 ONE_SEGMENT_MARGIN = 0.05  # best silhouette must beat the single-Gaussian reference by this
+# Lapsed: the median customer's last order is this many purchase cycles ago. A customer buying
+# at a steady (Poisson) rate goes three mean gaps without an order 5% of the time (e^-3).
+LAPSED_CYCLES = 3.0
 
 LABELS = {
     "recency_days": ("last order", "days ago"),
@@ -153,7 +159,8 @@ def segment_customers(
     labels = _add_non_buyers(X, labels)
 
     profiles = _profiles(X, labels, features, category_spend, revenue)
-    names = _names(profiles)
+    names, stages = _names_and_stages(profiles, cycle_days=purchase_cycle(X))
+    profiles.insert(0, "lifecycle", [stages[s] for s in profiles.index])
     profiles.insert(0, "name", [names[s] for s in profiles.index])
     rules, fidelity = _rules(X.loc[labels.index], labels, features)
     return SegmentationResult(
@@ -249,6 +256,10 @@ def _profiles(
             row[f"mean_{f}"] = float(means[f])
             row[f"median_{f}"] = float(medians[f])
             row[f"ratio_{f}"] = float(means[f] / overall[f]) if overall[f] else float("nan")
+        for f in ("recency_days", "frequency"):  # lifecycle needs them even when not clustered
+            if f"median_{f}" not in row and f in X:
+                row[f"median_{f}"] = float(X.loc[idx, f].median())
+        row["median_cycle_days"] = purchase_cycle(X.loc[idx])
         if category_spend is not None and len(category_spend.columns):
             spend = category_spend.reindex(idx).fillna(0.0).sum()
             share = (spend / spend.sum()).sort_values(ascending=False) if spend.sum() else spend
@@ -261,17 +272,43 @@ def _profiles(
     return profiles.sort_values(["share_revenue", "customers"], ascending=False)
 
 
-def _names(profiles: pd.DataFrame) -> dict[str, str]:
-    """Plain-English names from how each segment differs from the customer base (medians)."""
+def purchase_cycle(X: pd.DataFrame) -> float:
+    """Median days between orders among customers with two or more orders (NaN if none):
+    the purchase cycle recency is compared with. One-order customers are left out, their
+    gap is undefined (the feature code fills it with their tenure)."""
+    if "mean_gap_days" not in X or "frequency" not in X:
+        return float("nan")
+    repeat = X.loc[X["frequency"] >= 2, "mean_gap_days"]
+    return float(repeat.median()) if len(repeat) else float("nan")
+
+
+def _names(profiles: pd.DataFrame, cycle_days: float = float("nan")) -> dict[str, str]:
+    """Plain-English segment names (see :func:`_names_and_stages`)."""
+    return _names_and_stages(profiles, cycle_days)[0]
+
+
+def _names_and_stages(
+    profiles: pd.DataFrame, cycle_days: float = float("nan")
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Plain-English names from how each segment differs from the customer base (medians),
+    and each segment's lifecycle stage (no purchase, new, one-time, lapsing, lapsed, active).
+
+    Lifecycle comes first, so a name never contradicts recency and frequency: new customers
+    (short tenure), then one-time buyers (median one order), lapsing (last order twice as
+    long ago as everyone's) and lapsed (last order more than LAPSED_CYCLES purchase cycles
+    ago: the segment's own median gap, else ``cycle_days``, the customer base's); only
+    segments still buying on their cycle are called loyal, steady, regular and so on.
+    """
     overall = {
         f: profiles[f"median_{f}"].mul(profiles["customers"]).sum() / profiles["customers"].sum()
         for f in LABELS
         if f"median_{f}" in profiles
     }
     names: dict[str, str] = {}
+    stages: dict[str, str] = {}
     for seg, row in profiles.iterrows():
         if seg == "S0":
-            names[seg] = "Signed up, no purchase yet"
+            names[seg], stages[seg] = "Signed up, no purchase yet", "no purchase"
             continue
 
         def ratio(f: str, row: pd.Series = row) -> float:
@@ -280,10 +317,24 @@ def _names(profiles: pd.DataFrame) -> dict[str, str]:
 
         r, f, m = ratio("recency_days"), ratio("frequency"), ratio("monetary_total")
         a, t = ratio("avg_order_value"), ratio("tenure_days")
+        orders = float(row.get("median_frequency", np.nan))
+        own_cycle = float(row.get("median_cycle_days", np.nan))
+        cycle = own_cycle if orders > 1 and np.isfinite(own_cycle) else cycle_days
+        recency = float(row.get("median_recency_days", np.nan))
+        lapsed = bool(np.isfinite(cycle) and cycle > 0 and recency > LAPSED_CYCLES * cycle)
+        stage = "active"
         if t <= 0.4:
             name = "New big-basket customers" if a >= 1.5 else "New customers"
+            stage = "new"
+        elif orders <= 1:
+            name = "Lapsed one-time buyers" if lapsed or r >= 2.0 else "One-time buyers"
+            stage = "one-time"
         elif r >= 2.0:
             name = "Lapsing big spenders" if m >= 1.3 else "Lapsing customers"
+            stage = "lapsing"
+        elif lapsed:
+            name = "Lapsed big spenders" if m >= 1.3 else "Lapsed customers"
+            stage = "lapsed"
         elif m >= 1.8 and f >= 1.3:
             name = "High-value loyal"
         elif f >= 1.0 and a <= 0.75:
@@ -295,6 +346,7 @@ def _names(profiles: pd.DataFrame) -> dict[str, str]:
         else:
             name = "Regular customers"
         names[str(seg)] = name
+        stages[str(seg)] = stage
     # Same name twice: tell them apart by spend.
     seen: dict[str, list[str]] = {}
     for seg, name in names.items():
@@ -308,7 +360,7 @@ def _names(profiles: pd.DataFrame) -> dict[str, str]:
                     if len(segs) == 2
                     else f"{name} {i + 1}"
                 )
-    return names
+    return names, stages
 
 
 def _conditions(feature: str, threshold: float, smallest_positive: float) -> tuple[str, str]:

@@ -18,6 +18,7 @@ from scipy.special import gammaln
 from insight_agent import __version__
 from insight_agent.analytics.clv import (
     CUSTOMER_COLUMNS,
+    ZERO_VALUE_NOTE,
     BetaGeo,
     ClvResult,
     GammaGamma,
@@ -25,6 +26,7 @@ from insight_agent.analytics.clv import (
     _bgnbd_if_alive_integral,
     _bgnbd_parts,
     _gg_log_likelihood,
+    customer_values,
     fit_clv,
     holdout_check,
     rfm_summary,
@@ -459,9 +461,21 @@ def test_fit_clv_skips_refunds_and_counts_them() -> None:
             "amount": [-20.0, 0.0],
         }
     )
-    result = fit_clv(pd.concat([orders, refunds], ignore_index=True), pd.Timestamp("2024-12-31"))
-    assert result.diagnostics["n_orders_nonpositive_amount"] == 2
+    free = pd.DataFrame(
+        {"customer_id": ["free"], "order_date": pd.to_datetime(["2024-03-01"]), "amount": [0.0]}
+    )
+    result = fit_clv(
+        pd.concat([orders, refunds, free], ignore_index=True), pd.Timestamp("2024-12-31")
+    )
+    assert result.diagnostics["n_orders_nonpositive_amount"] == 3
     assert (result.customers["monetary_value"] >= 0).all()
+    # a customer whose only order is free has nothing to value: counted, not silently missing
+    assert list(result.without_value) == ["free"]
+    assert result.diagnostics["n_customers_without_value"] == 1
+    assert "free" not in result.customers.index
+    values, report = customer_values(result, pd.Index(["c0001", "free"]))
+    assert values.loc["free", "note"] == ZERO_VALUE_NOTE and np.isnan(values.loc["free", "clv"])
+    assert report["notes"][0] == "1 customer has only zero-value orders: no CLV"
 
 
 def test_insufficient_data_messages() -> None:

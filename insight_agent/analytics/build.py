@@ -407,7 +407,13 @@ def _propensity(
 ) -> dict[str, Any]:
     import joblib
 
-    from insight_agent.analytics.propensity import Target, score_customers, train_propensity
+    from insight_agent.analytics.propensity import (
+        PROB_CEIL,
+        PROB_FLOOR,
+        Target,
+        score_customers,
+        train_propensity,
+    )
 
     targets = [Target("churn", "churn"), Target("purchase", "purchase")]
     if data.campaigns is not None and len(data.campaigns):
@@ -436,7 +442,8 @@ def _propensity(
                 chosen_family = [model.family]  # category models reuse it (build time)
             col = target_column(target.name)
             scored = score_customers(model, X, n_reasons=3 if target.kind != "category" else 0)
-            customers[col] = scored["probability"].round(4)
+            # rounded, then bounded again: 4 decimals must not turn 0.99996 into 1.0
+            customers[col] = scored["probability"].round(4).clip(PROB_FLOOR, PROB_CEIL)
             if target.kind != "category":
                 customers[col.replace("p_", "", 1) + "_decile"] = scored["decile"]
                 customers[col.replace("p_", "", 1) + "_reasons"] = scored["reasons"]
@@ -482,23 +489,28 @@ def _clv(
     customers: pd.DataFrame,
     st: StageReport,
 ) -> dict[str, Any]:
-    from insight_agent.analytics.clv import fit_clv, summarise_clv
+    from insight_agent.analytics.clv import customer_values, fit_clv, summarise_clv
 
     result = fit_clv(orders, end - pd.Timedelta(days=1), horizon_days=options.clv_horizon_days)
     per = result.customers.reindex(customers.index)
-    customers["clv_12m"] = per["clv"].round(2)
-    customers["p_alive"] = per["p_alive"].round(3)
-    customers["expected_purchases_12m"] = per["expected_purchases"].round(2)
+    values, report = customer_values(result, customers.index)
+    customers["clv_12m"] = values["clv"]
+    customers["p_alive"] = values["p_alive"]
+    customers["expected_purchases_12m"] = values["expected_purchases"]
+    customers["clv_note"] = values["note"]  # why a figure is missing or 1 by construction
     segments = customers.get("segment_name")
     summary = summarise_clv(per.dropna(subset=["clv"]), segments)
     payload = {
         "params": result.params,
         "horizon_days": options.clv_horizon_days,
         "summary": summary.reset_index().to_dict(orient="records"),
+        **report,
     }
     writer.write_json("clv.json", payload)
-    st.details = {"params": result.params}
-    return {"params": result.params}
+    st.details = {"params": result.params, **report}
+    if report["customers_without_clv"]["only_zero_value_orders"]:
+        st.message = report["notes"][0]  # "68 customers have only zero-value orders: no CLV"
+    return {"params": result.params, "customers_without_clv": report["customers_without_clv"]}
 
 
 def _basket(

@@ -742,6 +742,19 @@ class ClvResult:
     period_days: float
     annual_discount_rate: float
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    # customers with orders up to the cutoff, none of them with a positive amount ($0 orders,
+    # free items): nothing to value, so they have no row in ``customers``
+    without_value: pd.Index = field(default_factory=lambda: pd.Index([], name="customer_id"))
+
+
+# What the numbers cannot say, in words a customer's facts can carry (see docs/analytics.md).
+ONE_TIME_NOTE = (
+    "P(alive) is 1 by construction: BG/NBD lets a customer drop out only after a repeat "
+    "purchase and this customer has none yet; their expected purchases and CLV (low when the "
+    "one purchase was long ago) and the churn probability say how likely they are to return"
+)
+ZERO_VALUE_NOTE = "only zero-value orders: no CLV (there is no spend to value)"
+NO_ORDERS_NOTE = "no orders: no CLV"
 
 
 def _discount_factor(horizon_days: float, annual_discount_rate: float) -> float:
@@ -764,7 +777,9 @@ def fit_clv(
     """Fit BG/NBD and Gamma-Gamma on ``orders`` up to ``cutoff`` and value every customer.
 
     Orders with a non-positive amount (returns, free items) are left out and counted in
-    ``diagnostics``. For each customer, with H = ``horizon_days``:
+    ``diagnostics``; customers whose orders all have a non-positive amount get no CLV and
+    are listed in ``without_value`` (counted as ``n_customers_without_value``). For each
+    customer, with H = ``horizon_days``:
 
     * ``p_alive`` = P(active at the cutoff), ``expected_purchases`` = E[Y(H / period_days)]
       from BG/NBD, ``expected_avg_spend`` = E[spend | x, m̄] from Gamma-Gamma;
@@ -773,9 +788,11 @@ def fit_clv(
       D = (1/n) · Σ_{k=1..n} (1 + annual_discount_rate)^(−k·H/(n·365.25)).
       For H = 365 that is twelve months discounted at the monthly-compounded annual rate.
 
-    ``diagnostics`` reports the customer and repeat-buyer counts, the frequency-spend
-    correlation (the spend model assumes none), the discount factor D, log-likelihoods and any
-    parameters at a limiting value (``params_at_limit``, e.g. ``a`` when no one seems to lapse).
+    ``diagnostics`` reports the customer and repeat-buyer counts, the one-time buyers (no
+    repeat period: BG/NBD gives them P(alive) = 1 by construction, see :data:`ONE_TIME_NOTE`),
+    the frequency-spend correlation (the spend model assumes none), the discount factor D,
+    log-likelihoods and any parameters at a limiting value (``params_at_limit``, e.g. ``a``
+    when no one seems to lapse).
 
     Raises InsufficientData when there are no orders, fewer than ``min_repeat_buyers``
     customers bought in two or more periods, or a model does not converge.
@@ -851,9 +868,12 @@ def fit_clv(
     customers["clv"] = spend * purchases * discount
 
     params = {**(bgnbd.params_ or {}), **(gamma_gamma.params_ or {})}
+    without_value = _without_value(orders, cut, summary.index)
     diagnostics = {
         "n_customers": n_customers,
         "n_repeat_buyers": n_repeat,
+        "n_one_time_buyers": n_customers - n_repeat,
+        "n_customers_without_value": len(without_value),
         "n_orders_nonpositive_amount": int(len(orders) - len(positive)),
         "frequency_monetary_corr": gamma_gamma.diagnostics_["frequency_monetary_corr"],
         "params_at_limit": bgnbd.diagnostics_["at_limit"] + gamma_gamma.diagnostics_["at_limit"],
@@ -871,7 +891,68 @@ def fit_clv(
         period_days=float(period_days),
         annual_discount_rate=float(annual_discount_rate),
         diagnostics=diagnostics,
+        without_value=without_value,
     )
+
+
+def _without_value(orders: pd.DataFrame, cut: pd.Timestamp, valued: pd.Index) -> pd.Index:
+    """Customers with an order on or before ``cut`` but none with a positive amount."""
+    dates = pd.to_datetime(orders["order_date"])
+    if dates.dt.tz is not None:
+        dates = dates.dt.tz_localize(None)
+    seen = pd.Index(orders.loc[(dates.dt.normalize() <= cut).to_numpy(), "customer_id"].unique())
+    return seen.difference(valued, sort=False).rename("customer_id")
+
+
+def customer_values(result: ClvResult, index: pd.Index) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Per-customer CLV figures for the customers in ``index``, rounded as they are quoted,
+    with a ``note`` wherever a figure is missing or holds by construction; and a report that
+    counts those customers (nobody's CLV goes missing silently).
+
+    Columns: ``clv`` (money, 2 decimals), ``p_alive`` (3 decimals; within [0.001, 0.999]
+    for repeat buyers, whose rounding must not read as certainty; one-time buyers keep
+    BG/NBD's 1 with :data:`ONE_TIME_NOTE`), ``expected_purchases`` (2 decimals) and ``note``
+    (:data:`ONE_TIME_NOTE`, :data:`ZERO_VALUE_NOTE`, :data:`NO_ORDERS_NOTE` or None).
+    """
+    per = result.customers.reindex(index)
+    one_time = per["frequency"].eq(0).to_numpy()
+    zero_value = index.isin(result.without_value)
+    no_orders = per["clv"].isna().to_numpy() & ~zero_value
+    p_alive = per["p_alive"].round(3)
+    out = pd.DataFrame(
+        {
+            "clv": per["clv"].round(2),
+            "p_alive": p_alive.where(one_time, p_alive.clip(0.001, 0.999)),
+            "expected_purchases": per["expected_purchases"].round(2),
+        },
+        index=index,
+    )
+    note = np.full(len(index), None, dtype=object)
+    note[one_time] = ONE_TIME_NOTE
+    note[zero_value] = ZERO_VALUE_NOTE
+    note[no_orders] = NO_ORDERS_NOTE
+    out["note"] = note
+    counts = {"only_zero_value_orders": int(zero_value.sum()), "no_orders": int(no_orders.sum())}
+    notes = []
+    if counts["only_zero_value_orders"]:
+        notes.append(f"{_people(counts['only_zero_value_orders'])} only zero-value orders: no CLV")
+    if counts["no_orders"]:
+        notes.append(f"{_people(counts['no_orders'])} no orders: no CLV")
+    if one_time.any():
+        notes.append(
+            f"{_people(int(one_time.sum()), 'one-time buyer')} P(alive) 1 by construction (BG/NBD)"
+        )
+    report = {
+        "customers_without_clv": counts,
+        "one_time_buyers": int(one_time.sum()),
+        "notes": notes,
+    }
+    return out, report
+
+
+def _people(n: int, noun: str = "customer") -> str:
+    """Subject and verb with the count: "1 customer has", "68 customers have"."""
+    return f"{n:,} {noun}{'s have' if n != 1 else ' has'}"
 
 
 def holdout_check(

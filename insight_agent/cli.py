@@ -832,6 +832,8 @@ def score(
             out.print(escape(line))
     if row.get("clv_12m") is not None:
         out.print(f"  12-month CLV {row['clv_12m']:,.2f} · P(alive) {row['p_alive']:.0%}")
+    if row.get("clv_note"):  # e.g. one-time buyers: P(alive) is 1 by construction
+        out.print(f"  [dim]{escape(str(row['clv_note']))}[/]")
     if row.get("next_best_category"):
         out.print(f"  next best category: {escape(str(row['next_best_category']))}")
 

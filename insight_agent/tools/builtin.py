@@ -206,7 +206,7 @@ def _customer_profile(ctx: ToolContext, args: CustomerArgs) -> Facts:
             out[f"{target}_probability"] = round(float(row[f"p_{target}"]), 3)
             out[f"{target}_decile"] = row.get(f"{target}_decile")
             out[f"{target}_reasons"] = _reasons(row.get(f"{target}_reasons"))
-    for key in ("clv_12m", "p_alive", "next_best_category", "next_best_reason"):
+    for key in ("clv_12m", "p_alive", "clv_note", "next_best_category", "next_best_reason"):
         if row.get(key) is not None:
             out[key] = row[key]
     return out

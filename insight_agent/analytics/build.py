@@ -190,20 +190,7 @@ def _build(
     with _stage(stages, "write", say):
         customers.index.name = "customer_id"
         writer.write_customers(customers)
-    return {
-        "build_id": writer.build_id,
-        "created_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
-        "versions": library_versions(),
-        "data": {
-            "fingerprint": data.fingerprint,
-            "sources": data.sources,
-            "cutoff": str(end.date()),
-            "rows": {k: v.rows_kept for k, v in data.report.tables.items()},
-        },
-        "options": asdict(options),
-        "stages": [asdict(s) for s in stages],
-        **results,
-    }
+    return _manifest(writer, data, options, stages, str(end.date()), results)
 
 
 DEMOGRAPHICS = ("age", "gender", "region", "country", "channel", "income")
@@ -246,6 +233,18 @@ def _build_without_orders(
     from insight_agent.engine.cache import cached
 
     found = cached(ws, data.fingerprint)
+    return _manifest(writer, data, options, stages, found.data_up_to if found else None, results)
+
+
+def _manifest(
+    writer: BuildWriter,
+    data: Any,
+    options: BuildOptions,
+    stages: list[StageReport],
+    cutoff: str | None,
+    results: dict[str, Any],
+) -> dict[str, Any]:
+    """The build's manifest: versions, data fingerprint and cutoff, options, stages, results."""
     return {
         "build_id": writer.build_id,
         "created_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
@@ -253,7 +252,7 @@ def _build_without_orders(
         "data": {
             "fingerprint": data.fingerprint,
             "sources": data.sources,
-            "cutoff": found.data_up_to if found else None,
+            "cutoff": cutoff,
             "rows": {k: v.rows_kept for k, v in data.report.tables.items()},
         },
         "options": asdict(options),

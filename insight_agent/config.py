@@ -107,6 +107,11 @@ _KNOWN: dict[str, set[str]] = {
         "names",
         "widths",
         "date_format",
+        # the customers table's own outcome columns (analytics/labels.py)
+        "label",
+        "positive",
+        "exclude",
+        "keep",
     },
     "llm": {"provider", "model", "model_path", "base_url", "mask_pii", "timeout", "max_retries"},
     "vectorstore": {"chroma_url"},
@@ -286,6 +291,18 @@ def settings_from_dict(raw: dict[str, Any], root: Path) -> Settings:
         sheet = entry.get("sheet")
         if sheet is not None:
             _expect(sheet, (str, int), f"data.{table}.sheet", cfg)
+        labels = {k: entry[k] for k in ("label", "positive", "exclude", "keep") if k in entry}
+        if labels and table != "customers":
+            raise ConfigError(
+                f"{cfg}: 'data.{table}.{next(iter(labels))}': labels belong to the customers table",
+                hint='set it under [data.customers], e.g. label = "responded"',
+            )
+        for key, value in labels.items():  # read by `insight build` with [analytics] label
+            kind = str if key in ("label", "positive") else list
+            if key == "label" and isinstance(value, list):
+                kind = list
+            _expect(value, kind, f"data.{table}.{key}", cfg)
+            settings.analytics.setdefault(key, value)
         ds.tables[table] = TableSource(
             path=_resolve_path(root, _expect(entry["path"], str, f"data.{table}.path", cfg)),
             columns=dict(columns),
@@ -313,7 +330,8 @@ def settings_from_dict(raw: dict[str, Any], root: Path) -> Settings:
     settings.vectorstore.chroma_url = (
         _expect(vs.get("chroma_url", ""), str, "vectorstore.chroma_url", cfg) or None
     )
-    settings.analytics = dict(_expect(raw.get("analytics", {}), dict, "analytics", cfg))
+    given = dict(_expect(raw.get("analytics", {}), dict, "analytics", cfg))
+    settings.analytics = {**settings.analytics, **given}  # [analytics] wins over [data.customers]
 
     _apply_env(settings)
     return settings

@@ -218,3 +218,23 @@ def test_public_bank_marketing_table_builds_within_reach_of_scikit_learn(tmp_pat
         HistGradientBoostingClassifier(random_state=0), X, y, cv=folds, scoring="roc_auc"
     ).mean()
     assert card["metrics"]["cv_roc_auc_mean"] >= baseline - 0.02, (card["comparison"], baseline)
+
+
+def test_label_set_under_data_customers(tmp_path: Path) -> None:
+    """`[data.customers] label = "y"` is the documented place; [analytics] label works too."""
+    frame = bank_like(800)
+    frame.to_csv(tmp_path / "c.csv", index=False)
+    ws = write_workspace(tmp_path / "ws", {"customers": tmp_path / "c.csv"})
+    text = (ws / "insight.toml").read_text(encoding="utf-8")
+    text = text.replace(
+        f'path = "{tmp_path / "c.csv"}"\n',
+        f'path = "{tmp_path / "c.csv"}"\nlabel = "y"\nexclude = ["planted_leak"]\n',
+    )
+    (ws / "insight.toml").write_text(text, encoding="utf-8")
+    built = CliRunner().invoke(app, ["build", "-w", str(ws)])
+    assert built.exit_code == 0, built.output
+    assert "label:y: ROC-AUC" in built.output
+    wrong = text.replace("[data.customers]", "[data.orders]")
+    (ws / "insight.toml").write_text(wrong, encoding="utf-8")
+    bad = CliRunner().invoke(app, ["validate", "-w", str(ws)])
+    assert bad.exit_code == 2 and "labels belong to the customers table" in bad.output

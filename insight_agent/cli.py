@@ -380,8 +380,17 @@ def build(
     def listed(value: Any) -> tuple[str, ...]:
         return tuple(value) if isinstance(value, list) else ((value,) if value else ())
 
+    clv_period = str(a.get("clv_period", "week"))
+    if clv_period not in ("day", "week"):
+        from insight_agent.errors import ConfigError
+
+        raise ConfigError(
+            f'analytics.clv_period must be "day" or "week", got {clv_period!r}',
+            hint="set it in insight.toml under [analytics]",
+        )
     options = BuildOptions(
         k=k,
+        clv_period=clv_period,
         horizon_days=horizon,
         seed=seed,
         threads=threads,

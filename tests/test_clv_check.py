@@ -56,3 +56,18 @@ def test_clv_check_reproduces_the_cdnow_holdout(tmp_path: Path) -> None:
     assert json.loads(weekly.output)["period"] == "week"
     bad = CliRunner().invoke(app, ["clv", "check", "--calibration-end", "soon", "-w", str(ws)])
     assert bad.exit_code == 2 and "not a date" in bad.output
+
+
+def test_build_clv_period_setting(tmp_path: Path) -> None:
+    """[analytics] clv_period = "day" fits the build's BG/NBD on days (the manifest says so);
+    anything but day or week is refused."""
+    ws = _cdnow_workspace(tmp_path)
+    toml = ws / "insight.toml"
+    toml.write_text(toml.read_text() + '\n[analytics]\nclv_period = "day"\n', encoding="utf-8")
+    result = CliRunner().invoke(app, ["build", "--json", "-w", str(ws)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads(result.output)
+    assert manifest["options"]["clv_period"] == "day"
+    toml.write_text(toml.read_text().replace('"day"', '"month"'), encoding="utf-8")
+    bad = CliRunner().invoke(app, ["build", "-w", str(ws)])
+    assert bad.exit_code == 2 and "clv_period" in bad.output

@@ -31,6 +31,9 @@ class BuildOptions:
     k_range: tuple[int, int] = (3, 8)
     horizon_days: int = 90
     clv_horizon_days: int = 365
+    # BG/NBD's purchase occasion: "week" (purchases in the same week count once) or "day"
+    # (as the published CDNOW fits; `insight clv check --period` compares the two).
+    clv_period: str = "week"
     category_models: int = 3  # purchase-in-category models for the top categories by revenue
     seed: int = 0
     stages: tuple[str, ...] = ("segments", "reviews", "propensity", "clv", "basket", "labels")
@@ -490,7 +493,13 @@ def _clv(
 ) -> dict[str, Any]:
     from insight_agent.analytics.clv import customer_values, fit_clv, summarise_clv
 
-    result = fit_clv(orders, end - pd.Timedelta(days=1), horizon_days=options.clv_horizon_days)
+    period_days = {"day": 1.0, "week": 7.0}[options.clv_period]
+    result = fit_clv(
+        orders,
+        end - pd.Timedelta(days=1),
+        horizon_days=options.clv_horizon_days,
+        period_days=period_days,
+    )
     per = result.customers.reindex(customers.index)
     values, report = customer_values(result, customers.index)
     customers["clv_12m"] = values["clv"]
@@ -501,6 +510,7 @@ def _clv(
     summary = summarise_clv(per.dropna(subset=["clv"]), segments)
     payload = {
         "params": result.params,
+        "period": options.clv_period,  # what one purchase occasion is for BG/NBD
         "horizon_days": options.clv_horizon_days,
         "summary": summary.reset_index().to_dict(orient="records"),
         **report,

@@ -354,7 +354,7 @@ def test_none_provider_answers_a_metric_question_with_verified_figures(ws) -> No
     session = open_session(ws, llm="none", options=SessionOptions(transcript=False))
     turn = session.ask("What was the response rate by campaign?")
     assert [c["tool"] for c in turn.tool_calls] == ["query_metrics"]
-    assert "Black Friday" in turn.answer or "%" in turn.answer
+    assert "Black Friday" in turn.answer  # the campaign with the highest response rate
     assert turn.grounding["unverified"] == []
 
 

@@ -71,3 +71,22 @@ def test_a_new_customer_is_scored_and_bad_records_are_refused(built_demo: Path, 
         app, ["score", "-c", "C000042", "--record", str(path), "-w", str(built_demo)]
     )
     assert both.exit_code == 2
+
+
+def test_a_file_of_new_customers_is_read_like_any_export(built_demo: Path, tmp_path: Path):
+    """--file / --orders go through the export readers: a ';' file is read, ids stay text."""
+    people = tmp_path / "new.csv"
+    people.write_text("customer_id;age\n007;31\n008;52\n", encoding="utf-8")
+    orders = tmp_path / "orders.csv"
+    orders.write_text(
+        "customer_id,order_date,amount\n007,2026-09-01,120\n008,2026-08-02,35.5\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(
+        app,
+        ["score", "--file", str(people), "--orders", str(orders), "--json", "-w", str(built_demo)],
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [r["customer_id"] for r in rows] == ["007", "008"]
+    assert all("churn" in r["scores"] for r in rows)

@@ -462,8 +462,8 @@ def train_label_model(
     # stay those of cross-validation), then one refit on every training row.
     # Platt scaling on the log-odds: smooth, so a handful of positives in the top score bin
     # does not become "probability 1.0" as isotonic steps made it.
-    iso = PlattScaler().fit(oof[family], yy)
-    p_cal = np.clip(iso.predict(oof[family]), PROB_FLOOR, PROB_CEIL)
+    calibrator = PlattScaler().fit(oof[family], yy)
+    p_cal = np.clip(calibrator.predict(oof[family]), PROB_FLOOR, PROB_CEIL)
     from insight_agent.analytics.propensity import _best_threshold, evaluate
 
     threshold = _best_threshold(yy, p_cal)
@@ -472,7 +472,8 @@ def train_label_model(
     metrics["cv_roc_auc_std"] = comparison[family]["cv_std"]
     metrics["cv_folds"] = folds
     metrics["eval_window"] = f"{folds}-fold cross-validation (out of fold)"
-    calibrated = Calibrated(clone(_families(X, categorical, seed)[family]).fit(X, yy), iso).fit()
+    fitted = clone(_families(X, categorical, seed)[family]).fit(X, yy)
+    calibrated = Calibrated(fitted, calibrator).fit()
     typical: dict[str, Any] = {}
     for col in X.columns:
         typical[col] = X[col].mode().iloc[0] if X[col].dtype == object else float(X[col].median())

@@ -64,11 +64,11 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_table(path: Path, what: str) -> pd.DataFrame:
-    """A CSV of new customers or their orders (ids as text)."""
-    try:
-        frame = pd.read_csv(path, dtype={"customer_id": str}, sep=None, engine="python")
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read {what}: {exc}", file=str(path)) from None
+    """A file of new customers or their orders, read like any export (CSV with its delimiter
+    and encoding detected, Excel, Parquet; ids as text); DataError naming the file otherwise."""
+    from insight_agent.data.readers import read_table as read_export
+
+    frame = read_export(Path(path), str(path), text_columns=["customer_id"]).frame
     if "customer_id" not in frame:
         raise DataError(
             f"{what} need a customer_id column",

@@ -173,32 +173,6 @@ def file_format(path: Path) -> str:
     raise DataError(f"unsupported file type '{last or path.name}'", file=str(path), hint=hint)
 
 
-def read_header(
-    path: Path,
-    display: str,
-    *,
-    sheet: str | int | None = None,
-    delimiter: str | None = None,
-    encoding: str | None = None,
-    header: bool | None = None,
-    names: list[str] | None = None,
-    widths: list[int] | None = None,
-    table: str | None = None,
-) -> list[str]:
-    """Column names of a file without reading its rows (cheap even for huge files)."""
-    return inspect_file(
-        path,
-        display,
-        sheet=sheet,
-        delimiter=delimiter,
-        encoding=encoding,
-        header=header,
-        names=names,
-        widths=widths,
-        table=table,
-    ).columns
-
-
 def inspect_file(
     path: Path,
     display: str,

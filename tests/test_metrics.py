@@ -424,3 +424,28 @@ def test_validate_writes_the_cache_and_a_changed_file_invalidates_it(tmp_path: P
     # a one-off ceiling validates only
     CliRunner().invoke(app, ["validate", "--max-drop-share", "0.5", "-w", str(root)])
     assert cached(ws) is None
+
+
+def test_public_clothing_reviews_answer_by_department(tmp_path: Path) -> None:
+    """Real reviews (tests/fixtures/public/womens_clothing_reviews, CC0), no build: a question
+    worded by a marketer reaches the right breakdown, and the figure equals pandas."""
+    from insight_agent.agent.router import route
+    from insight_agent.analytics.queries import query_metrics
+    from insight_agent.data.bootstrap import open_workspace
+    from insight_agent.tools.registry import ToolContext
+    from tests.conftest import FIXTURES, write_workspace
+
+    data = FIXTURES / "public" / "womens_clothing_reviews" / "womens_clothing_reviews_5000.csv"
+    ws = open_workspace(write_workspace(tmp_path / "ws", {"reviews": data}))
+    decision = route(ToolContext(ws), "which department gets the worst ratings?")
+    assert decision.tool == "query_metrics"
+    assert decision.args == {"measures": ["average_rating"], "by": ["category"], "ascending": True}
+    facts = query_metrics(ws, **decision.args)
+    raw = pd.read_csv(data)
+    kept = raw[raw["Review Text"].notna() & raw["Department Name"].notna()]
+    expected = kept.groupby("Department Name")["Rating"].mean().round(2)
+    got = {
+        r["category"]: r["average_rating"] for r in facts["rows"] if r["category"] != "(missing)"
+    }
+    assert got == pytest.approx(expected.to_dict(), abs=0.006)
+    assert facts["rows"][0]["category"] == expected.idxmin()

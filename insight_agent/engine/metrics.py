@@ -209,6 +209,11 @@ ALIASES = {
     "age": "age_band",
     "age_group": "age_band",
     "stars": "rating",
+    # clothing exports: Department Name is the category, Class Name the subcategory
+    "department": "category",
+    "departments": "category",
+    "class": "subcategory",
+    "classes": "subcategory",
     "star_rating": "rating",
     "star_ratings": "rating",
     "ratings": "rating",
@@ -773,6 +778,7 @@ class MetricsEngine:
             out["filters"] = [f.to_text() for f in request.filters]
         if request.top:
             out["top"] = request.top
+        if request.top or request.ascending:
             out["sorted_by"] = f"{first} ({'lowest' if request.ascending else 'highest'} first)"
         out["rows_total"] = total_rows
         out["rows"] = rows  # before the definitions: the table shown under an answer

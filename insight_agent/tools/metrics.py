@@ -183,7 +183,9 @@ _MEASURE_WORDS: tuple[tuple[str, str], ...] = (
     (r"returning customers", "returning_customers"),
     (r"active customers|\bbuyers\b|customers (?:who )?(?:bought|ordered|purchased)",
      "active_customers"),
-    (r"average (?:star )?rating|avg rating|mean rating", "average_rating"),
+    (r"average (?:star )?rating|avg rating|mean rating|"
+     r"\b(?:worst|best|lowest|highest|top|bottom)[- ](?:star )?ratings?\b|\bratings?(?= by| per)|"
+     r"\b(?:best|worst|highest|lowest)[- ]rated\b", "average_rating"),
     (r"share (?:of )?negative|negative share|% negative", "share_negative"),
     (r"(?:how many|number of|count of) reviews|\breviews(?= per| by)|\breviews in total",
      "reviews"),
@@ -301,6 +303,8 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
                           r"got|brings?|brought|drives?|shows?|with)\b", q)  # fmt: skip
     phrases += re.findall(r"\b(?:top|bottom|best|worst) \d{0,3} ?([a-z]+)\b", q)
     for phrase in phrases:
+        if any(phrase.split()[0] in w for w in said):
+            continue  # "the worst ratings" named the measure, not a breakdown
         words = phrase.split()
         for n in (3, 2, 1):  # the longest run of words that names a dimension
             key = norm(" ".join(words[:n]))
@@ -336,6 +340,8 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
             pass
     if where:
         args["where"] = where
+    if by and not re.search(r"\d", q) and re.search(r"\b(?:worst|lowest|least|fewest|bottom)\b", q):
+        args["ascending"] = True  # "which department gets the worst ratings?": lowest first
     top = re.search(r"\b(?:top|best|highest|largest|biggest) (\d{1,3})\b", q)
     low = re.search(r"\b(?:bottom|worst|lowest|smallest) (\d{1,3})\b", q)
     if top or low:

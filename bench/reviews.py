@@ -1,10 +1,13 @@
-"""Review embedding throughput, ingest time and query latency (p50/p95, with/without filters).
+"""Review embedding throughput, ingest time and peak memory, opinion-unit throughput, query
+latency (p50/p95, with/without filters) and the count's latency.
 
 Each size runs in its own child process: generate demo reviews, embed and ingest them into a
-fresh embedded Chroma (timed), re-ingest (should embed nothing), then time `search_reviews`
-queries without and with metadata filters, and as a baseline the median of 10 queries through
-Chroma's own filtered query (`where`), which the search only falls back to. Targets (2 cores):
->= 100 reviews/s, unfiltered p95 <= 10 ms, filtered p95 <= 100 ms at 100k reviews.
+fresh embedded Chroma plus the opinion-unit table (timed; the unit part separately), re-ingest
+(should embed nothing), then time `search_reviews` queries without and with metadata filters,
+as a baseline the median of 10 queries through Chroma's own filtered query (`where`), which the
+search only falls back to, and `count_matches` (embed the query + exact scan over every unit,
+by category). Peak RSS is the child's (the ingest dominates it). Targets (2 cores): >= 150
+reviews/s, <= 1 GB peak, unfiltered p95 <= 10 ms, filtered p95 <= 100 ms at 100k reviews.
 
     python bench/reviews.py [--sizes 2000,20000,100000] [--queries 50] [--keep DIR]
 
@@ -99,6 +102,18 @@ def _child(n: int, n_queries: int, root: Path) -> dict:
     first = index.sync(reviews)
     ingest = time.perf_counter() - t
     again = index.sync(reviews)
+    import resource
+
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from insight_agent.vectorstore.opinions import count_matches
+
+    units = index.unit_table()
+    counts = []
+    for q in QUERIES[:10]:
+        t = time.perf_counter()
+        vector = index.embedding_function([q])[0]
+        count_matches(units, vector, q, by="category")
+        counts.append(time.perf_counter() - t)
     filters = ReviewFilters(max_rating=2, since=reviews["date"].min().date())
     plain, filtered = [], []
     for i in range(n_queries):
@@ -121,6 +136,10 @@ def _child(n: int, n_queries: int, root: Path) -> dict:
         "ingest_s": round(ingest, 1),
         "reviews_per_s": round(n / ingest, 1),
         "reingest_added": again.added,
+        "units": first.units,
+        "units_per_s": round(first.units / max(first.unit_seconds, 1e-9), 1),
+        "peak_rss_mb": round(peak_mb),
+        "count_p50_ms": round(statistics.median(counts) * 1000, 1),
         "first_added": first.added,
         "p50_ms": round(statistics.median(plain) * 1000, 1),
         "p95_ms": round(_pct(plain, 0.95) * 1000, 1),
@@ -146,6 +165,10 @@ def main() -> None:
         "ingest_s",
         "reviews_per_s",
         "reingest_added",
+        "units",
+        "units_per_s",
+        "peak_rss_mb",
+        "count_p50_ms",
         "p50_ms",
         "p95_ms",
         "filtered_p50_ms",

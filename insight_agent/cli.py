@@ -931,13 +931,23 @@ def reviews_search(
     contains: Annotated[str | None, typer.Option(help="Word the text must contain.")] = None,
     k: Annotated[int, typer.Option("-k", min=1, max=100, help="How many reviews.")] = 5,
     diverse: Annotated[
-        bool, typer.Option(help="Diversify quotes (MMR) instead of the k nearest.")
+        bool,
+        typer.Option(
+            help="Diversify quotes (MMR) instead of the k nearest (whole-review search only)."
+        ),
     ] = True,
+    full: Annotated[
+        bool, typer.Option("--full", help="Print whole reviews (default: ~300 characters).")
+    ] = False,
     workspace: WorkspaceOpt = None,
     chroma_url: ChromaOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Find reviews by meaning, with filters; every quote comes with its review id."""
+    """Find reviews by meaning, with filters; every quote comes with its review id.
+
+    Ranked by the sentence or clause that matches best (negations and opposites such as "runs
+    large" for "runs small" rank lower; a complaint ranks negative statements first); the
+    matching part is highlighted."""
     from insight_agent.vectorstore.queries import review_search
 
     ws = _open(workspace, quiet=as_json, chroma_url=chroma_url)
@@ -965,11 +975,163 @@ def reviews_search(
     if not result["hits"]:
         out.print("No reviews match these filters.")
         return
+    from insight_agent.vectorstore.units import excerpt
+
     for hit in result["hits"]:
         stars = f"{hit['rating']:.0f}★" if hit["rating"] is not None else "unrated"
         where = " · ".join(str(v) for v in (hit["date"], hit["segment"], hit["category"]) if v)
         out.print(f"[bold]{escape(hit['review_id'])}[/] {stars} [dim]{escape(where)}[/]")
-        out.print(f"  “{escape(hit['text'])}”")
+        text = str(hit["text"] or "")
+        if "span" in hit:
+            before, unit, after = excerpt(text, *hit["span"], width=len(text) if full else 320)
+            out.print(f"  “{escape(before)}[bold]{escape(unit)}[/]{escape(after)}”")
+        elif full or len(text) <= 320:
+            out.print(f"  “{escape(text)}”")
+        else:
+            before, _, _ = excerpt(text, 300, 300, width=300)
+            out.print(f"  “{escape(before.rstrip())} …”")
+
+
+@reviews_app.command("count")
+def reviews_count(
+    query: Annotated[str, typer.Argument(help='What reviews say, e.g. "runs small".')],
+    by: Annotated[
+        str | None,
+        typer.Option(help="Group: category, product, segment, rating, month or sentiment."),
+    ] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="Match score a sentence needs (default: calibrated on this data)."),
+    ] = None,
+    tone: Annotated[
+        str | None,
+        typer.Option(
+            help="negative: only sentences not scored positive (complaints); positive: only "
+            "sentences not scored negative; neutral."
+        ),
+    ] = None,
+    segment: Annotated[str | None, typer.Option(help="Segment id (S2) or name.")] = None,
+    min_rating: Annotated[float | None, typer.Option(min=0, max=5)] = None,
+    max_rating: Annotated[float | None, typer.Option(min=0, max=5)] = None,
+    sentiment: Annotated[
+        str | None, typer.Option(help="positive, neutral, negative or unrated.")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="Reviews on or after YYYY-MM-DD.")] = None,
+    until: Annotated[str | None, typer.Option(help="Reviews on or before YYYY-MM-DD.")] = None,
+    product: Annotated[str | None, typer.Option()] = None,
+    category: Annotated[str | None, typer.Option()] = None,
+    contains: Annotated[str | None, typer.Option(help="Word the text must contain.")] = None,
+    export: Annotated[
+        Path | None, typer.Option(help="Write the matching reviews (ids, sentence) to a CSV.")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    chroma_url: ChromaOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """How many reviews say something, as a share of the reviews in scope, optionally by group.
+
+    Every sentence of every review is compared with the query (exact, not a sample): a review
+    counts when one of its sentences scores at least the threshold (see docs/reviews.md)."""
+    from insight_agent.vectorstore.queries import review_count
+
+    ws = _open(workspace, quiet=as_json, chroma_url=chroma_url)
+    result = review_count(
+        ws,
+        query,
+        by=by,
+        threshold=threshold,
+        tone=tone,
+        segment=segment,
+        min_rating=min_rating,
+        max_rating=max_rating,
+        sentiment=sentiment,
+        since=since,
+        until=until,
+        product=product,
+        category=category,
+        contains=contains,
+    )
+    matches = result.pop("matches")
+    if export is not None:
+        export.parent.mkdir(parents=True, exist_ok=True)
+        matches.to_csv(export, index=False)
+        result["exported"] = str(export)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, default=str))
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    out = _console()
+    scope = ", ".join(f"{k}={v}" for k, v in result["filters"].items())
+    out.print(
+        f"[bold]{result['matching_reviews']:,}[/] of {result['reviews_in_scope']:,} reviews "
+        f"({result['share']:.1%}) say “{escape(query)}”"
+        + (f" [dim](sentences leaning {result['tone']})[/]" if result.get("tone") else "")
+        + (f" [dim]({escape(scope)})[/]" if scope else "")
+        + f" [dim]· match score ≥ {result['threshold']:.3f}[/]"
+    )
+    if result.get("groups"):
+        table = Table(box=None, header_style="bold")
+        for name in (result["by"], "reviews", "matching", "share"):
+            table.add_column(name, justify="left" if name == result["by"] else "right")
+        for row in result["groups"]:
+            table.add_row(
+                escape(str(row[result["by"]])),
+                f"{row['reviews']:,}",
+                f"{row['matching']:,}",
+                f"{row['share']:.1%}",
+            )
+        out.print(table)
+    for example in result["examples"]:
+        out.print(f"  [bold]{escape(example['review_id'])}[/] “{escape(example['matching_unit'])}”")
+    if export is not None:
+        out.print(f"Wrote {len(matches):,} matching reviews to {export}")
+
+
+@reviews_app.command("model-card")
+def reviews_model_card(
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The review sentiment model: what it learned from, its cross-validated AUC, the lexicon's
+    AUC on the same reviews, thresholds and the words that weigh most."""
+    from insight_agent.vectorstore.textmodel import load_text_model
+
+    ws = _open(workspace, quiet=as_json)
+    model = load_text_model(ws.artifacts / "reviews")
+    if model is None:
+        card: dict[str, Any] = {
+            "model": "none",
+            "note": "no sentiment model: fewer than 200 rated reviews with text (or one class "
+            "only), or no build yet; unrated text is scored with the VADER lexicon",
+        }
+    else:
+        card = model.card()
+    if as_json:
+        typer.echo(json.dumps(card, indent=2))
+        return
+    out = _console()
+    if model is None:
+        out.print(card["note"])
+        return
+    out.print(f"[bold]Review sentiment model[/]: {card['model']}")
+    out.print(
+        f"  target {card['target']} · trained on {card['trained_on']:,} rated reviews "
+        f"({card['positive_share']:.0%} positive)"
+    )
+    lex = card["lexicon_auc"]
+    out.print(
+        f"  5-fold CV AUC {card['cv_auc']:.3f}"
+        + (f" (the VADER lexicon on the same reviews: {lex:.3f})" if lex is not None else "")
+    )
+    t = card["thresholds"]
+    out.print(
+        f"  a sentence is negative below P(positive) {t['negative_below']}, positive from "
+        f"{t['positive_from']}"
+    )
+    out.print("  negative words: " + ", ".join(card["top_terms"]["negative"]))
+    out.print("  positive words: " + ", ".join(card["top_terms"]["positive"]))
 
 
 @reviews_app.command("quotes")
@@ -1011,14 +1173,26 @@ def reviews_themes(
     ] = None,
     min_rating: Annotated[float | None, typer.Option(min=0, max=5)] = None,
     max_rating: Annotated[float | None, typer.Option(min=0, max=5)] = None,
-    k: Annotated[
-        int | None, typer.Option("-k", min=1, max=50, help="Number of themes (default: auto).")
+    category: Annotated[str | None, typer.Option(help="Only this category.")] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            help="Theme × group table with tests: category, product, segment, rating, month."
+        ),
     ] = None,
+    k: Annotated[
+        int | None,
+        typer.Option("-k", min=1, max=50, help="Cluster whole reviews into k themes instead."),
+    ] = None,
+    whole_reviews: Annotated[
+        bool, typer.Option("--whole-reviews", help="Cluster whole reviews (the older method).")
+    ] = False,
     workspace: WorkspaceOpt = None,
     chroma_url: ChromaOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Group reviews into themes (every review assigned): share, rating, negativity, quotes."""
+    """What reviews talk about: aspect themes (sizing, fabric, price...) over sentences, with
+    the share of reviews and sentences, sentiment, rating and quotes; --by adds a table."""
     from rich.markup import escape
 
     ws = _open(workspace, quiet=as_json, chroma_url=chroma_url)
@@ -1043,26 +1217,49 @@ def reviews_themes(
         sentiment=sentiment,
         min_rating=min_rating,
         max_rating=max_rating,
+        category=category,
         k=k,
+        by=by,
+        whole_reviews=whole_reviews,
     )
     if as_json:
         typer.echo(json.dumps(result, indent=2, default=str))
         return
     out = _console()
     scope = ", ".join(f"{key} {value}" for key, value in result.get("filters", {}).items())
+    units = result.get("units")
     out.print(
         f"[bold]{result['reviews']:,} reviews[/]{' (' + escape(scope) + ')' if scope else ''}"
-        f" in {result['k']} themes"
+        + (f", {units:,} sentences" if units else "")
+        + f" in {result['k']} themes"
     )
     for theme in result["themes"]:
         rating = "–" if theme.get("avg_rating") is None else f"{theme['avg_rating']:.2f}★"
+        negative = f"{theme['share_negative']:.0%} negative"
+        if units:
+            negative = f"{theme['share_negative']:.0%} of its sentences negative"
         out.print(
             f"\n[bold]{escape(theme['theme'])} {escape(theme['label'])}[/]  "
-            f"{theme['share']:.1%} of reviews · {rating} · {theme['share_negative']:.0%} negative"
+            f"{theme['share']:.1%} of reviews · {rating} · {negative}"
         )
         out.print(f"  [dim]keywords: {escape(', '.join(theme.get('keywords', [])[:8]))}[/]")
+        cats = ", ".join(f"{c['category']} ×{c['lift']}" for c in theme.get("top_categories", []))
+        if cats:
+            out.print(f"  [dim]most over-represented in: {escape(cats)}[/]")
         for quote in theme.get("quotes", [])[:3]:
             out.print(f"  [bold]{escape(quote['review_id'])}[/] “{escape(quote['text'])}”")
+    if result.get("by"):
+        key = result["by"]
+        notable = result.get("notable") or []
+        out.print(f"\n[bold]Themes by {escape(key)}[/] (Holm-adjusted p < 0.05, above the rest)")
+        if not notable:
+            out.print("  no theme is mentioned significantly more in one group than in the rest")
+        for c in notable:
+            out.print(
+                f"  {escape(c['label'])} · {escape(str(c[key]))}: {c['share']:.1%} of "
+                f"{c['reviews']:,} reviews vs {c['share_elsewhere']:.1%} elsewhere "
+                f"(p = {c['p_holm']:.2g})"
+            )
 
 
 def _print_theme_comparison(result: dict[str, Any]) -> None:

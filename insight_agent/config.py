@@ -86,6 +86,9 @@ class Settings:
     llm: LLMSettings = field(default_factory=LLMSettings)
     vectorstore: VectorStoreSettings = field(default_factory=VectorStoreSettings)
     analytics: dict[str, Any] = field(default_factory=dict)
+    # [reviews.aspects]: aspect name -> seed words, added to (or replacing) the built-in list
+    # (vectorstore/aspects.py)
+    review_aspects: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def config_path(self) -> Path:
@@ -94,7 +97,7 @@ class Settings:
 
 
 _KNOWN: dict[str, set[str]] = {
-    "": {"workspace", "data", "llm", "vectorstore", "analytics"},
+    "": {"workspace", "data", "llm", "vectorstore", "analytics", "reviews"},
     "workspace": {"name", "demo"},
     "data": {"max_drop_share", "dayfirst", "today", "max_amount", "max_review_chars", *TABLES},
     "data.table": {
@@ -115,6 +118,7 @@ _KNOWN: dict[str, set[str]] = {
     },
     "llm": {"provider", "model", "model_path", "base_url", "mask_pii", "timeout", "max_retries"},
     "vectorstore": {"chroma_url"},
+    "reviews": {"aspects"},
 }
 
 
@@ -330,6 +334,18 @@ def settings_from_dict(raw: dict[str, Any], root: Path) -> Settings:
     settings.vectorstore.chroma_url = (
         _expect(vs.get("chroma_url", ""), str, "vectorstore.chroma_url", cfg) or None
     )
+    rv = _expect(raw.get("reviews", {}), dict, "reviews", cfg)
+    _check_keys(rv, "reviews", "reviews.", cfg)
+    aspects = _expect(rv.get("aspects", {}), dict, "reviews.aspects", cfg)
+    for name, words in aspects.items():
+        key = f"reviews.aspects.{name}"
+        words = _expect(words, list, key, cfg)
+        if not words or not all(isinstance(w, str) and w.strip() for w in words):
+            raise ConfigError(
+                f"{cfg}: '{key}' must be a list of words, got {words!r}",
+                hint=f'e.g. "{name}" = ["word", "another word"]',
+            )
+        settings.review_aspects[str(name)] = [w.strip().lower() for w in words]
     given = dict(_expect(raw.get("analytics", {}), dict, "analytics", cfg))
     settings.analytics = {**settings.analytics, **given}  # [analytics] wins over [data.customers]
 
@@ -412,6 +428,12 @@ def render_config(
         "",
         "[vectorstore]",
         '# chroma_url = "http://127.0.0.1:8000"   # default: embedded Chroma in .insight/',
+        "",
+        "[reviews.aspects]",
+        "# aspects review themes map onto, with their seed words (adds to the built-in list:",
+        "# sizing/fit, material/fabric, colour, quality/durability, price/value, shipping/",
+        "# delivery, returns/refunds, customer service, packaging, style/look)",
+        '# "battery life" = ["battery", "charge", "charging"]',
         "",
     ]
     return "\n".join(lines)

@@ -493,6 +493,9 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
         if "sentiment" in fields:
             sentiment = re.search(r"negative|positive|neutral", q)[0]  # type: ignore[index]
             return Route(tool, {**last_args, "sentiment": sentiment})
+    counted = _count_route(question, segments)
+    if counted is not None:
+        return counted
     metrics = _metrics_args(ctx, question, segments)
     if (
         metrics is None
@@ -834,6 +837,53 @@ def review_scope(ctx: ToolContext, question: str) -> tuple[dict[str, Any], str]:
     text = re.sub(r"(?:\s+\b(?:from|in|during|over|for|since|of|with|the|on))+\s*([?.!]*)$",
                   r"\1", text)  # fmt: skip
     return args, text
+
+
+_SAYERS = r"(?:reviews?|reviewers|customers|people|shoppers|buyers|comments|users)"
+_SAYING = (
+    r"(?:say|says|said|saying|mention\w*|complain\w*|talk\w*(?: about)?|write|wrote|"
+    r"report\w*|call\w*|note\w*|think|find|found|feel|felt)"
+)
+_COUNT_Q = re.compile(
+    r"\b(?:how many|what (?:share|percentage|proportion|fraction|percent|part)|what %|"
+    r"how (?:often|common|frequent(?:ly)?))\b.*?\b" + _SAYERS + r"\b.*?\b" + _SAYING + r"\b"
+    r"\s*(?:that\s+|about\s+|of\s+|it'?s\s+|the\s+)?(?P<what>.+?)[?.!]*$",
+    re.I,
+)
+_MOST_Q = re.compile(
+    r"\b(?:which|what) (?P<by>category|categories|department|product|segment|month|rating)\b"
+    r".*?\b(?:most|fewest|least|highest|lowest|more|biggest)\b.*?"
+    r"\b(?P<kind>complain\w*|mention\w*|reviews?|comments|praise)\b\s*"
+    r"(?:about|of|mentioning|saying|that say|on)\s+(?:the\s+)?(?P<what>.+?)[?.!]*$",
+    re.I,
+)
+
+
+def _count_route(question: str, segments: list[str]) -> Route | None:
+    """ "how many reviews say it runs small?", "what share of customers complain about the
+    zipper?", "which category gets the most complaints about sizing?": counted, not quoted."""
+    text = question.strip()
+    most = _MOST_Q.search(text)
+    m = most or _COUNT_Q.search(text)
+    if m is None:
+        return None
+    what = re.sub(
+        r"^(?:it|they|that it|that they|the|its|their)\s+", "", m["what"].strip(), flags=re.I
+    )
+    if len(what) < 3:
+        return None
+    args: dict[str, Any] = {"query": what}
+    if most is not None:
+        by = most["by"].lower()
+        args["by"] = {"categories": "category", "department": "category"}.get(by, by)
+    said = (most["kind"] if most is not None else m.group(0)).lower()
+    if re.search(r"complain", said):
+        args["tone"] = "negative"
+    elif re.search(r"prais", said):
+        args["tone"] = "positive"
+    if segments:
+        args["segment"] = segments[0]
+    return Route("count_reviews", args)
 
 
 def _review_query(question: str) -> str:

@@ -379,7 +379,18 @@ def _reviews(
     if data.reviews is None or len(data.reviews) == 0:
         raise InsufficientData("no reviews table: nothing to index (add [data.reviews])")
     from insight_agent.vectorstore.store import open_index
+    from insight_agent.vectorstore.textmodel import train_text_sentiment
 
+    reviews = data.reviews
+    text_model = None
+    if "rating" in reviews and "text" in reviews:
+        say("reviews", "training the sentiment model on rated reviews")
+        text_model = train_text_sentiment(reviews["text"], reviews["rating"])
+    model_dir = ws.artifacts / "reviews"
+    if text_model is not None:
+        text_model.save(model_dir)
+    else:  # no ratings (or too few): the lexicon labels text, and a stale model must not linger
+        (model_dir / "sentiment.joblib").unlink(missing_ok=True)
     index = open_index(ws.artifacts, ws.settings.vectorstore.chroma_url)
     segments = customers["segment_name"].dropna() if "segment_name" in customers else None
     started = time.perf_counter()
@@ -390,7 +401,17 @@ def _reviews(
         eta = (total - done) / rate if rate else 0.0
         say("reviews", f"embedding {done:,}/{total:,} new reviews · {rate:.0f}/s · ETA {eta:.0f} s")
 
-    report = asdict(index.sync(data.reviews, segments, progress=embedded))
+    def units(done: int, total: int) -> None:
+        say("reviews", f"embedding opinion units {done:,}/{total:,}")
+
+    report = asdict(
+        index.sync(reviews, segments, progress=embedded, text_model=text_model, unit_progress=units)
+    )
+    report["sentiment_model"] = (
+        {"cv_auc": round(text_model.cv_auc, 4), "trained_on": text_model.n_train}
+        if text_model is not None
+        else "none (fewer than 200 rated reviews with text, or one class only): lexicon used"
+    )
     st.details = report
     return report
 

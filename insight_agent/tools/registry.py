@@ -130,7 +130,7 @@ def register(spec: ToolSpec) -> ToolSpec:
 
 def all_tools() -> list[ToolSpec]:
     """Every registered tool, built-ins first, in registration order."""
-    from insight_agent.tools import builtin, metrics, segments  # noqa: F401  (built-ins)
+    from insight_agent.tools import builtin, metrics, reviews, segments  # noqa: F401  (built-ins)
 
     return list(_REGISTRY.values())
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pandas as pd
+
 from insight_agent.errors import ConfigError
 from insight_agent.vectorstore.search import (
     SENTIMENTS,
@@ -37,25 +39,66 @@ def _segment_name(ws: Workspace, segment: str | None) -> str | None:
         return segment
 
 
-def _category(ws: Workspace, category: str | None) -> str | None:
-    """A review category as the index stores it (any case); ConfigError listing the indexed
-    categories when none matches (a filter on a value no review has finds nothing, silently:
-    the model passed "delivery" for "late delivery")."""
-    if not category:
+def _indexed(ws: Workspace, column: str, value: str | None) -> str | None:
+    """A review ``column`` value (category, product) as the index stores it, matched in any
+    case; ConfigError listing the indexed values when none matches (a filter on a value no
+    review has finds nothing, silently: the model passed "delivery" for "late delivery")."""
+    if not value:
         return None
     from insight_agent.vectorstore.store import indexed_values
 
-    known = indexed_values(ws.artifacts, "category", ws.settings.vectorstore.chroma_url)
+    known = indexed_values(ws.artifacts, column, ws.settings.vectorstore.chroma_url)
     if known is None:  # cannot tell (a Chroma server): filter on the text as given
-        return category
-    by_lower = {value.lower(): value for value in known}
-    found = by_lower.get(str(category).strip().lower())
-    if found is None:
+        return value
+    if not known:
         raise ConfigError(
-            f"no review category '{category}'",
-            hint="categories: " + ", ".join(known) + "; or leave category out",
+            f"the reviews have no {column} values to filter on",
+            hint=f"leave {column} out, or map a {column} column under [data.reviews]",
+        )
+    by_lower = {v.lower(): v for v in known}
+    found = by_lower.get(str(value).strip().lower())
+    if found is None:
+        shown = known if len(known) <= 30 else [*known[:30], f"... ({len(known)} in all)"]
+        raise ConfigError(
+            f"no review {column} '{value}'",
+            hint=f"{column} values: " + ", ".join(shown) + f"; or leave {column} out",
         )
     return found
+
+
+def _category(ws: Workspace, category: str | None) -> str | None:
+    """A review category as the index stores it (see :func:`_indexed`)."""
+    return _indexed(ws, "category", category)
+
+
+def review_filters(
+    ws: Workspace,
+    *,
+    segment: str | None = None,
+    min_rating: float | None = None,
+    max_rating: float | None = None,
+    sentiment: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    product: str | None = None,
+    category: str | None = None,
+    contains: str | None = None,
+) -> ReviewFilters:
+    """Filters as a user or the agent gave them, checked and matched to the index's values
+    (segment by id or name, product and category in any case, dates as YYYY-MM-DD)."""
+    if sentiment and sentiment not in SENTIMENTS:
+        raise ConfigError(f"unknown sentiment '{sentiment}'", hint=f"use {', '.join(SENTIMENTS)}")
+    return ReviewFilters(
+        segment=_segment_name(ws, segment),
+        min_rating=min_rating,
+        max_rating=max_rating,
+        sentiment=sentiment,
+        since=_date(since, "--since"),
+        until=_date(until, "--until"),
+        product=_indexed(ws, "product", product),
+        category=_category(ws, category),
+        contains=contains,
+    )
 
 
 def review_search(
@@ -75,27 +118,173 @@ def review_search(
     diverse: bool = True,
 ) -> dict[str, Any]:
     """Search the workspace's review index; JSON-ready hits with review ids and metadata."""
-    if sentiment and sentiment not in SENTIMENTS:
-        raise ConfigError(f"unknown sentiment '{sentiment}'", hint=f"use {', '.join(SENTIMENTS)}")
-    filters = ReviewFilters(
-        segment=_segment_name(ws, segment),
+    filters = review_filters(
+        ws,
+        segment=segment,
         min_rating=min_rating,
         max_rating=max_rating,
         sentiment=sentiment,
-        since=_date(since, "--since"),
-        until=_date(until, "--until"),
+        since=since,
+        until=until,
         product=product,
-        category=_category(ws, category),
+        category=category,
         contains=contains,
     )
     index = nonempty_index(ws)
-    hits = search_reviews(index, query, k=k, filters=filters, diverse=diverse)
+    units = index.unit_table()
+    if units is not None:
+        hits = _unit_hits(ws, index, units, query, k, filters)
+    else:  # an index built before opinion units: whole-review search
+        hits = search_reviews(index, query, k=k, filters=filters, diverse=diverse)
     return {
         "query": query,
         "filters": {k: str(v) for k, v in vars(filters).items() if v},
         "count": len(hits),
         "hits": hits,
+        "searched": "opinion units" if units is not None else "whole reviews",
     }
+
+
+def query_positive(ws: Workspace, query: str) -> float | None:
+    """The query's own P(positive) by the workspace's sentiment model (else the lexicon)."""
+    from insight_agent.vectorstore.textmodel import load_text_model
+
+    model = load_text_model(ws.artifacts / "reviews")
+    if model is not None:
+        return float(model.predict_positive([query])[0])
+    try:
+        from insight_agent.vectorstore.sentiment import lexicon_score
+
+        return (lexicon_score(query) + 1.0) / 2.0
+    except ImportError:
+        return None
+
+
+def _unit_hits(
+    ws: Workspace, index: Any, units: Any, query: str, k: int, filters: ReviewFilters
+) -> list[dict[str, Any]]:
+    """Hits ranked by their best opinion unit (negation, antonyms and polarity aware), in the
+    shape whole-review search returns, plus the unit, its span and its sentiment."""
+    import numpy as np
+
+    from insight_agent.vectorstore.opinions import search_units
+    from insight_agent.vectorstore.search import _date_text
+
+    vector = np.asarray(index.embedding_function([query])[0], dtype=np.float32)
+    found = search_units(
+        units, vector, query, k=k, filters=filters, query_positive=query_positive(ws, query)
+    )
+    if not found:
+        return []
+    doc_ids = [str(units.reviews.ids[h["doc"]]) for h in found]
+    got = index.collection.get(ids=doc_ids, include=["documents", "metadatas"])
+    rows = zip(got["ids"], got["documents"], got["metadatas"], strict=True)
+    by_id = {i: (d, m) for i, d, m in rows}
+    hits = []
+    for hit, doc_id in zip(found, doc_ids, strict=True):
+        text, meta = by_id.get(doc_id, ("", {}))
+        meta = dict(meta or {})
+        hits.append(
+            {
+                "review_id": meta.pop("review_id", hit["review_id"]),
+                "text": text,
+                "unit": hit["unit"],
+                "span": hit["span"],
+                "unit_sentiment": hit["unit_sentiment"],
+                "similarity": hit["similarity"],
+                "match": hit["match"],
+                "rating": None if meta.get("rating", -1) < 0 else meta["rating"],
+                "date": _date_text(meta.get("date", 0)),
+                **{
+                    key: meta.get(key) or None
+                    for key in (
+                        "customer_id",
+                        "segment",
+                        "product",
+                        "category",
+                        "sentiment",
+                        "sentiment_source",
+                    )
+                },
+            }
+        )
+    return hits
+
+
+COUNT_BY = ("category", "product", "segment", "rating", "month", "sentiment")
+
+
+def review_count(
+    ws: Workspace,
+    query: str,
+    *,
+    by: str | None = None,
+    threshold: float | None = None,
+    tone: str | None = None,
+    segment: str | None = None,
+    min_rating: float | None = None,
+    max_rating: float | None = None,
+    sentiment: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    product: str | None = None,
+    category: str | None = None,
+    contains: str | None = None,
+) -> dict[str, Any]:
+    """How many reviews say ``query`` (exact scan over opinion units; see
+    :mod:`insight_agent.vectorstore.opinions`), as a share, optionally per group.
+
+    JSON-ready except ``matches`` (a DataFrame of matching review rows, for export)."""
+    import numpy as np
+
+    from insight_agent.vectorstore.opinions import count_matches
+
+    if by and by not in COUNT_BY:
+        raise ConfigError(f"cannot count by '{by}'", hint=f"use one of {', '.join(COUNT_BY)}")
+    if tone and tone not in ("negative", "neutral", "positive"):
+        raise ConfigError(f"unknown tone '{tone}'", hint="use negative, neutral or positive")
+    if threshold is not None and not 0.0 < threshold < 1.5:
+        raise ConfigError(f"--threshold must be between 0 and 1.5, got {threshold}")
+    if not query or not query.strip():
+        raise ConfigError('say what to count, e.g. insight reviews count "runs small"')
+    filters = review_filters(
+        ws,
+        segment=segment,
+        min_rating=min_rating,
+        max_rating=max_rating,
+        sentiment=sentiment,
+        since=since,
+        until=until,
+        product=product,
+        category=category,
+        contains=contains,
+    )
+    index = nonempty_index(ws)
+    units = index.unit_table()
+    if units is None:
+        raise ConfigError(
+            "the review index has no opinion units yet (built by an older version, or a "
+            "teammate's server collection changed since)",
+            hint=f"run `insight build -w {ws.root}` to add them (only units are embedded)",
+        )
+    vector = np.asarray(index.embedding_function([query])[0], dtype=np.float32)
+    result = count_matches(
+        units, vector, query, filters=filters, by=by, threshold=threshold, tone=tone
+    )
+    matches = result["matches"]
+    docs = matches["doc"].to_numpy()
+    texts = units.units["text"].to_numpy()
+    result["matches"] = pd.DataFrame(
+        {
+            "review_id": units.review_ids[docs],
+            "doc_id": units.reviews.ids[docs],
+            "matching_unit": [str(texts[u]) for u in matches["unit"].to_numpy()],
+            "score": matches["score"].round(4).to_numpy(),
+        }
+    )
+    result["filters"] = {k: str(v) for k, v in vars(filters).items() if v}
+    result["examples"] = result["matches"].head(3).to_dict(orient="records")
+    return result
 
 
 def segment_quotes(
@@ -132,26 +321,55 @@ def review_themes(
     min_rating: float | None = None,
     max_rating: float | None = None,
     sentiment: str | None = None,
+    category: str | None = None,
     k: int | None = None,
+    by: str | None = None,
+    whole_reviews: bool = False,
 ) -> dict[str, Any]:
     """Themes of the workspace's reviews (all, or one segment / rating band / sentiment).
 
-    JSON-ready: ``reviews`` (count in scope), how k was chosen, ``largest_theme``,
-    ``most_negative_theme`` and ``themes`` (id, label, keywords, size, share, avg_rating,
-    share_negative, quotes with review ids), largest first. See
-    :mod:`insight_agent.vectorstore.themes` for the method.
+    With opinion units in the index (and neither ``k`` nor ``whole_reviews``): aspect themes
+    over sentences (:mod:`insight_agent.vectorstore.aspects`), each with review and sentence
+    shares, sentence sentiment, rating and quotes; ``by`` adds the theme × group table with
+    Holm-adjusted tests. Otherwise whole reviews are clustered
+    (:mod:`insight_agent.vectorstore.themes`). JSON-ready: ``reviews`` (count in scope),
+    ``largest_theme``, ``most_negative_theme`` and ``themes`` (id, label, keywords, size,
+    share, avg_rating, share_negative, quotes with review ids), largest first.
     """
-    from insight_agent.vectorstore.themes import find_themes
-
-    if sentiment and sentiment not in SENTIMENTS:
-        raise ConfigError(f"unknown sentiment '{sentiment}'", hint=f"use {', '.join(SENTIMENTS)}")
-    filters = ReviewFilters(
-        segment=_segment_name(ws, segment),
+    filters = review_filters(
+        ws,
+        segment=segment,
         min_rating=min_rating,
         max_rating=max_rating,
         sentiment=sentiment,
+        category=category,
     )
-    return find_themes(nonempty_index(ws), filters, k=k).to_dict()
+    index = nonempty_index(ws)
+    units = None if (k is not None or whole_reviews) else index.unit_table()
+    if units is None:
+        if by:
+            raise ConfigError(
+                "a theme table by group needs opinion units (no -k, no --whole-reviews)",
+                hint=f"run `insight build -w {ws.root}` if the index predates them",
+            )
+        from insight_agent.vectorstore.themes import find_themes
+
+        return find_themes(index, filters, k=k).to_dict()
+    from insight_agent.vectorstore.aspects import aspect_list, find_aspect_themes, theme_table
+
+    if by and by not in COUNT_BY:
+        raise ConfigError(f"cannot group by '{by}'", hint=f"use one of {', '.join(COUNT_BY)}")
+    themes = find_aspect_themes(units, filters, aspects=aspect_list(ws.settings.review_aspects))
+    result = themes.to_dict()
+    if by:
+        cells = theme_table(units, themes, by)
+        result["by"] = by
+        result["table"] = cells
+        result["notable"] = sorted(
+            (c for c in cells if c["significant"] and c["share"] > (c["share_elsewhere"] or 0)),
+            key=lambda c: c["p_holm"],
+        )[:10]
+    return result
 
 
 def compare_segment_themes(

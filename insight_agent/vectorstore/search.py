@@ -7,6 +7,7 @@ traced back to a review. Review text is returned as data, never interpreted.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,7 @@ class ReviewFilters:
     until: dt.date | None = None
     product: str | None = None
     category: str | None = None
-    contains: str | None = None  # keyword the text must contain (case-sensitive, as Chroma)
+    contains: str | None = None  # keyword the text must contain (any case)
 
     def where(self) -> dict[str, Any] | None:
         """The Chroma ``where`` clause for these filters."""
@@ -52,8 +53,10 @@ class ReviewFilters:
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
     def where_document(self) -> dict[str, Any] | None:
-        """The Chroma ``where_document`` clause (keyword must-contain)."""
-        return {"$contains": self.contains} if self.contains else None
+        """The Chroma ``where_document`` clause (keyword must-contain, in any case)."""
+        if not self.contains:
+            return None
+        return {"$regex": "(?i)" + re.escape(self.contains)}
 
     def active(self) -> bool:
         """True when any filter is set."""
@@ -65,7 +68,7 @@ class ReviewFilters:
         meta = meta or {}
         for key in ("segment", "sentiment", "product", "category"):
             value = getattr(self, key)
-            if value and meta.get(key) != value:
+            if value and str(meta.get(key, "")).lower() != str(value).lower():
                 return False
         rating, date = meta.get("rating"), meta.get("date")
         if self.min_rating is not None or self.max_rating is not None:
@@ -82,7 +85,7 @@ class ReviewFilters:
                 return False
             if self.until is not None and not 0 < date <= _date_int(self.until):
                 return False
-        return not self.contains or self.contains in (document or "")
+        return not self.contains or self.contains.lower() in (document or "").lower()
 
 
 def _date_int(day: dt.date) -> int:

@@ -1,15 +1,17 @@
-"""Review sentiment: from the star rating when there is one, else from the text (VADER).
+"""Review sentiment: from the star rating when there is one, else from the text.
 
 * Rated reviews follow :func:`insight_agent.vectorstore.store.sentiment_from_rating`:
   4-5 stars positive, 3 neutral, 0-2 negative.
-* Unrated reviews are scored with the VADER lexicon (``vaderSentiment``, offline, rule-based):
-  compound >= 0.05 positive, <= -0.05 negative, otherwise neutral (the thresholds VADER's
-  authors recommend).
+* Unrated reviews are scored by the model trained on the workspace's rated reviews
+  (:mod:`insight_agent.vectorstore.textmodel`, source ``model``) when there is one.
+* Otherwise unrated reviews are scored with the VADER lexicon (``vaderSentiment``, offline,
+  rule-based): compound >= 0.05 positive, <= -0.05 negative, otherwise neutral (the
+  thresholds VADER's authors recommend).
 * Reviews with neither a rating nor any text stay ``unrated``.
 
-Each label comes with its source (``rating``, ``lexicon`` or ``none``) so a user can tell a
-customer's own verdict from an inferred one. VADER loads on first use and is cached; importing
-this module costs nothing beyond pandas.
+Each label comes with its source (``rating``, ``model``, ``lexicon`` or ``none``) so a user can
+tell a customer's own verdict from an inferred one. VADER loads on first use and is cached;
+importing this module costs nothing beyond pandas.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ POSITIVE_FROM = 0.05
 #: VADER compound score at or below which an unrated review is negative.
 NEGATIVE_BELOW = -0.05
 #: Where a review's sentiment label came from.
-SOURCES = ("rating", "lexicon", "none")
+SOURCES = ("rating", "model", "lexicon", "none")
 
 
 @functools.cache
@@ -68,7 +70,9 @@ def lexicon_sentiment(texts: pd.Series) -> pd.Series:
     return texts.map(labels).astype(object)
 
 
-def review_sentiment(ratings: pd.Series | None, texts: pd.Series | None) -> pd.DataFrame:
+def review_sentiment(
+    ratings: pd.Series | None, texts: pd.Series | None, model: Any = None
+) -> pd.DataFrame:
     """``sentiment`` and ``sentiment_source`` for each review, indexed like the inputs.
 
     ``ratings`` may hold numbers, numeric strings or missing values (either argument may be
@@ -95,7 +99,13 @@ def review_sentiment(ratings: pd.Series | None, texts: pd.Series | None) -> pd.D
 
     text = texts.astype("string").fillna("").str.strip()
     scored = ~rated & (text != "")
-    if scored.any():
+    if scored.any() and model is not None:
+        from insight_agent.vectorstore.textmodel import unit_label
+
+        p = model.predict_positive(texts[scored].astype(str).tolist())
+        sentiment[scored] = [unit_label(float(v)) for v in p]
+        source[scored] = "model"
+    elif scored.any():
         sentiment[scored] = lexicon_sentiment(texts[scored])
         source[scored] = "lexicon"
     return pd.DataFrame({"sentiment": sentiment, "sentiment_source": source}, index=index)

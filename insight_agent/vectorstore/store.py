@@ -51,8 +51,13 @@ def sentiment_from_rating(rating: float | None) -> str:
     return "neutral" if rating >= 3 else "negative"
 
 
-def metadata_frame(reviews: pd.DataFrame, segments: pd.Series | None = None) -> pd.DataFrame:
-    """One Chroma metadata row per review (plain str/int/float values, no missing values)."""
+def metadata_frame(
+    reviews: pd.DataFrame, segments: pd.Series | None = None, text_model: Any = None
+) -> pd.DataFrame:
+    """One Chroma metadata row per review (plain str/int/float values, no missing values).
+
+    ``text_model`` (a :class:`~insight_agent.vectorstore.textmodel.TextSentiment`) labels
+    unrated reviews; without it the lexicon does."""
     n = len(reviews)
 
     def col(name: str) -> pd.Series:
@@ -77,11 +82,11 @@ def metadata_frame(reviews: pd.DataFrame, segments: pd.Series | None = None) -> 
         reviews["rating"] if "rating" in reviews else pd.Series([None] * n, index=reviews.index)
     )
     meta["rating"] = pd.to_numeric(rating, errors="coerce").fillna(-1.0).astype(float)
-    # Rated reviews keep the rating rule; only unrated ones are scored from their text (VADER).
-    # Imported here because sentiment.py builds on this module's sentiment_from_rating.
+    # Rated reviews keep the rating rule; only unrated ones are scored from their text (the
+    # trained model, else VADER). Imported here: sentiment.py builds on sentiment_from_rating.
     from insight_agent.vectorstore.sentiment import review_sentiment
 
-    labels = review_sentiment(rating, reviews.get("text"))
+    labels = review_sentiment(rating, reviews.get("text"), model=text_model)
     meta["sentiment"] = labels["sentiment"].astype("string")
     meta["sentiment_source"] = labels["sentiment_source"].astype("string")
     if "date" in reviews:
@@ -104,17 +109,26 @@ class SyncReport:
     metadata_updated: int
     unchanged: int
     seconds: float
+    units: int = 0
+    unit_seconds: float = 0.0  # splitting, embedding and scoring the units (part of seconds)
 
 
 def open_index(
     artifacts: Path, url: str | None = None, *, threads: int | None = None
 ) -> ReviewIndex:
-    """The workspace's review index: embedded Chroma under ``artifacts/chroma`` or a server."""
+    """The workspace's review index: embedded Chroma under ``artifacts/chroma`` or a server,
+    with its opinion-unit table under ``artifacts/units``."""
     from insight_agent.vectorstore.embedder import chroma_embedding_function
+    from insight_agent.vectorstore.unitstore import unit_dir
 
     path = None if url else Path(artifacts) / "chroma"
     client = open_client(path, url)
-    return ReviewIndex(client, chroma_embedding_function(threads=threads), path=path)
+    return ReviewIndex(
+        client,
+        chroma_embedding_function(threads=threads),
+        path=path,
+        units_dir=unit_dir(artifacts),
+    )
 
 
 def open_client(path: Path | None = None, url: str | None = None) -> Any:
@@ -231,10 +245,10 @@ class FilterTable:
         keep = np.ones(len(self.ids), dtype=bool)
         for column in FILTER_COLUMNS:
             wanted = getattr(filters, column)
-            if wanted:
-                values = self.values[column]
-                code = values.index(wanted) if wanted in values else -2
-                keep &= self.codes[column] == code
+            if wanted:  # any case: "dresses" finds "Dresses"
+                wanted = str(wanted).lower()
+                codes = [i for i, v in enumerate(self.values[column]) if v.lower() == wanted]
+                keep &= np.isin(self.codes[column], codes or [-2])
         if filters.min_rating is not None:
             keep &= self.rating >= float(filters.min_rating)
         if filters.max_rating is not None:
@@ -280,6 +294,7 @@ class ReviewIndex:
         name: str = COLLECTION,
         *,
         path: Path | None = None,
+        units_dir: Path | None = None,
     ) -> None:
         self.client = client
         self.embedding_function = embedding_function
@@ -290,6 +305,21 @@ class ReviewIndex:
         # change under us (a teammate's ingest), and a stale table would filter wrongly.
         self.table_path = Path(path) / FILTER_TABLE if path is not None else None
         self._table: FilterTable | None = None
+        self.units_dir = Path(units_dir) if units_dir is not None else None
+        self._units: Any = None
+
+    def unit_table(self) -> Any:
+        """The opinion-unit table (:class:`~insight_agent.vectorstore.unitstore.UnitTable`)
+        when it matches the collection (same document count), else None."""
+        if self.units_dir is None:
+            return None
+        if self._units is None:
+            from insight_agent.vectorstore.unitstore import UnitTable
+
+            self._units = UnitTable.load(self.units_dir)
+        if self._units is None or self._units.n_reviews != self.collection.count():
+            return None
+        return self._units
 
     def filter_table(self) -> FilterTable | None:
         """The filter table when it matches the collection (same document count), else None."""
@@ -312,16 +342,23 @@ class ReviewIndex:
         *,
         batch_size: int = 256,
         progress: Callable[[int, int], None] | None = None,
+        text_model: Any = None,
+        unit_progress: Callable[[int, int], None] | None = None,
     ) -> SyncReport:
-        """Make the collection hold exactly ``reviews`` (embedding only new or edited ones)."""
+        """Make the collection hold exactly ``reviews`` (embedding only new or edited ones),
+        then rewrite the opinion-unit table (embedding only new or edited reviews' units).
+
+        ``text_model`` (trained on rated reviews) labels unrated reviews and every unit; without
+        it the lexicon does."""
         start = time.perf_counter()
         self._table = None
+        self._units = None
         if self.table_path is not None:  # stale from here until the end of this ingest
             self.table_path.unlink(missing_ok=True)
         texts = reviews["text"].astype(str).tolist()
         review_ids = reviews["review_id"].astype(str).tolist()
         ids = [doc_id(r, t) for r, t in zip(review_ids, texts, strict=True)]
-        meta = metadata_frame(reviews, segments)
+        meta = metadata_frame(reviews, segments, text_model)
         metas = meta.to_dict(orient="records")
         existing = self._existing()
         wanted = dict(zip(ids, range(len(ids)), strict=True))
@@ -341,9 +378,14 @@ class ReviewIndex:
         changed = [i for i in ids if i in existing and existing[i] != _comparable(metas[wanted[i]])]
         for chunk in _batches(changed, 5000):
             self.collection.update(ids=chunk, metadatas=[metas[wanted[i]] for i in chunk])
+        table = FilterTable.from_frame(ids, meta)
         if self.table_path is not None:
-            self._table = FilterTable.from_frame(ids, meta)
+            self._table = table
             self._table.save(self.table_path)
+        units, unit_start = 0, time.perf_counter()
+        if self.units_dir is not None:
+            units = self._sync_units(ids, review_ids, texts, table, text_model, unit_progress)
+        unit_seconds = time.perf_counter() - unit_start
         return SyncReport(
             total=len(ids),
             added=len(new),
@@ -351,7 +393,51 @@ class ReviewIndex:
             metadata_updated=len(changed),
             unchanged=len(ids) - len(new) - len(changed),
             seconds=round(time.perf_counter() - start, 2),
+            units=units,
+            unit_seconds=round(unit_seconds, 2),
         )
+
+    def _sync_units(
+        self,
+        ids: list[str],
+        review_ids: list[str],
+        texts: list[str],
+        table: FilterTable,
+        text_model: Any,
+        progress: Callable[[int, int], None] | None,
+    ) -> int:
+        import numpy as np
+
+        from insight_agent.vectorstore.sentiment import lexicon_score
+        from insight_agent.vectorstore.unitstore import UnitTable, build_unit_table
+
+        assert self.units_dir is not None
+        previous = UnitTable.load(self.units_dir)
+
+        def score(items: list[str]) -> Any:
+            if text_model is not None:
+                return text_model.predict_positive(items)
+            # VADER's compound in [-1, 1] mapped onto [0, 1], so one scale serves both.
+            return np.array([(lexicon_score(t) + 1.0) / 2.0 for t in items])
+
+        def embed(items: list[str]) -> Any:
+            return np.asarray(self.embedding_function(items), dtype=np.float32)
+
+        units = build_unit_table(
+            ids,
+            review_ids,
+            texts,
+            table,
+            embed=embed,
+            score=score,
+            sentiment_source="model" if text_model is not None else "lexicon",
+            previous=previous,
+            previous_doc_ids=None if previous is None else previous.reviews.ids,
+            progress=progress,
+        )
+        units.save(self.units_dir)
+        self._units = units
+        return len(units)
 
     def _existing(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}

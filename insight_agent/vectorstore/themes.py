@@ -162,9 +162,11 @@ def class_tfidf(
     n_classes: int,
     *,
     top_n: int = TOP_KEYWORDS,
+    extra_stop_words: Sequence[str] = (),
 ) -> list[list[str]]:
     """The ``top_n`` c-TF-IDF keywords of each class (unigrams and bigrams, English stop words
-    removed), best first. ``labels[i]`` in ``0..n_classes-1`` is document ``i``'s class.
+    and ``extra_stop_words`` removed), best first. ``labels[i]`` in ``0..n_classes-1`` is
+    document ``i``'s class.
 
     Counting per document and summing per class equals counting the concatenated class text,
     except that no bigram spans two reviews. Terms seen in only one review are dropped when
@@ -178,8 +180,13 @@ def class_tfidf(
         raise ValueError("documents and labels differ in length")
     if len(documents) == 0:
         return [[] for _ in range(n_classes)]
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    stop: Any = "english"
+    if extra_stop_words:
+        stop = sorted(ENGLISH_STOP_WORDS | {w.lower() for w in extra_stop_words})
     vectorizer = CountVectorizer(
-        ngram_range=(1, 2), stop_words="english", min_df=2 if len(documents) >= 50 else 1
+        ngram_range=(1, 2), stop_words=stop, min_df=2 if len(documents) >= 50 else 1
     )
     try:
         doc_terms = vectorizer.fit_transform(list(documents))

@@ -1,0 +1,569 @@
+"""Aspect themes: what reviews talk about (sizing, fabric, price...), over opinion units.
+
+Clustering whole reviews groups them by product type ("mostly dresses"), because what a review
+is about shows in every sentence. Here the unit of analysis is the opinion unit (a sentence or
+clause, :mod:`insight_agent.vectorstore.units`), so one review can speak to sizing and to fabric,
+and a theme is an **aspect** a marketer can act on:
+
+1. **Seed words.** Each aspect (``DEFAULT_ASPECTS``, extended or replaced per name in
+   insight.toml ``[reviews.aspects]``) has seed words; a unit containing them (light stemming,
+   phrases matched as phrases) belongs to the aspect with the most hits (ties: list order).
+2. **Similar wording.** A unit with no seed word joins the aspect whose centroid (the mean vector
+   of its seed-matched units) it is closest to, when that cosine is at least ``EXTEND_MIN`` and
+   beats the runner-up by ``EXTEND_MARGIN`` ("scratchy" joins material without being a seed).
+3. **Other themes.** Remaining units are clustered with k-means (k by silhouette, at most
+   ``MAX_OTHER``); each cluster is labelled by its distinctive keywords (c-TF-IDF) with generic
+   praise and filler words, and the data's own product-type words (its category, subcategory and
+   product names), left out. A cluster below ``MIN_SHARE`` of units is folded into "other".
+
+Per theme: reviews mentioning it (count and share of reviews in scope), units and their share,
+the units' sentiment (share negative, mean P(positive)), the average rating of the reviews, the
+categories where it is most over-represented, and three quotes (the unit, with its review id;
+nearest the theme's centroid and unlike each other). :func:`theme_table` crosses themes with a
+grouping (category, segment...) and tests each cell against the rest (two-proportion z-test,
+Holm-adjusted). Everything is deterministic: same data, same themes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from insight_agent.errors import InsufficientData
+from insight_agent.vectorstore.opinions import stem
+from insight_agent.vectorstore.search import mmr
+
+__all__ = [
+    "DEFAULT_ASPECTS",
+    "AspectThemes",
+    "aspect_list",
+    "find_aspect_themes",
+    "match_aspects",
+    "theme_table",
+]
+
+#: Built-in aspects and seed words (retail reviews); insight.toml can add or replace any.
+DEFAULT_ASPECTS: dict[str, tuple[str, ...]] = {
+    "sizing/fit": (
+        "size", "sizes", "sizing", "sized", "fit", "fits", "fitted", "fitting", "small",
+        "large", "tight", "loose", "snug", "petite", "length", "tts", "true to size", "runs",
+        "ran", "baggy", "boxy", "roomy", "size up", "size down", "xs", "xl", "waist", "inseam",
+        "hips", "bust", "shoulders", "too big", "too long", "too short",
+    ),
+    "material/fabric": (
+        "fabric", "material", "cotton", "wool", "linen", "silk", "polyester", "rayon",
+        "cashmere", "soft", "softness", "thin", "thick", "itchy", "itch", "scratchy", "stretchy",
+        "stretch", "sheer", "see-through", "see through", "lining", "lined", "texture", "knit",
+        "breathable", "warm", "heavy", "lightweight", "flimsy", "wrinkle", "wrinkles",
+    ),
+    "colour": (
+        "color", "colour", "colors", "colours", "shade", "hue", "bright", "vibrant", "faded",
+        "pink", "blue", "red", "green", "white", "black", "navy", "grey", "gray", "yellow",
+        "purple", "orange", "beige", "coral", "print", "pattern",
+    ),
+    "quality/durability": (
+        "quality", "durable", "poorly made", "well made", "cheaply", "seam", "seams",
+        "stitching", "hole", "holes", "ripped", "rip", "tore", "torn", "broke", "broken",
+        "pilling", "pilled", "pill", "shrink", "shrank", "shrunk", "fell apart", "zipper",
+        "button", "buttons", "unravel", "washed", "wash", "washing", "construction", "last",
+    ),
+    "price/value": (
+        "price", "priced", "pricey", "expensive", "value", "worth", "money", "sale", "discount",
+        "cost", "overpriced", "bargain", "paid", "full price", "afford", "affordable",
+    ),
+    "shipping/delivery": (
+        "shipping", "shipped", "ship", "delivery", "delivered", "arrived", "arrive", "arrival",
+        "package", "courier", "late", "tracking", "mail",
+    ),
+    "returns/refunds": (
+        "return", "returned", "returning", "returns", "refund", "refunded", "exchange",
+        "exchanged", "sent back", "send back", "sending back", "sent it back",
+    ),
+    "customer service": (
+        "customer service", "customer support", "service", "staff", "associate",
+        "sales associate", "representative", "rude", "manager", "call center",
+    ),
+    "packaging": ("packaging", "packaged", "packed", "box", "wrapped", "wrapping"),
+    "style/look": (
+        "style", "stylish", "look", "looks", "looked", "cute", "flattering", "unflattering",
+        "design", "beautiful", "gorgeous", "pretty", "elegant", "silhouette", "cut", "chic",
+        "classy", "frumpy", "figure",
+    ),
+}  # fmt: skip
+
+#: Words that say nothing about what was liked or disliked (left out of theme labels).
+FILLER = frozenset(
+    [
+        "love",
+        "loved",
+        "loves",
+        "like",
+        "liked",
+        "great",
+        "good",
+        "nice",
+        "really",
+        "just",
+        "wear",
+        "wore",
+        "wearing",
+        "bought",
+        "buy",
+        "ordered",
+        "order",
+        "got",
+        "get",
+        "purchase",
+        "purchased",
+        "item",
+        "piece",
+        "one",
+        "also",
+        "would",
+        "could",
+        "will",
+        "well",
+        "much",
+        "many",
+        "way",
+        "little",
+        "bit",
+        "lot",
+        "very",
+        "super",
+        "so",
+        "still",
+        "even",
+        "definitely",
+        "absolutely",
+        "totally",
+        "perfect",
+        "amazing",
+        "awesome",
+        "fine",
+        "ok",
+        "okay",
+        "it's",
+        "im",
+        "i'm",
+        "i've",
+        "didn't",
+        "don't",
+        "doesn't",
+        "can't",
+        "retailer",
+        "store",
+        "online",
+        "review",
+        "reviews",
+        "reviewer",
+        "reviewers",
+        "think",
+        "thought",
+        "want",
+        "wanted",
+        "make",
+        "made",
+        "made",
+        "sure",
+        "day",
+        "today",
+        "time",
+        "first",
+        "back",
+        "going",
+        "go",
+        "usually",
+        "normally",
+        "actually",
+        "though",
+        "however",
+        "although",
+        "overall",
+        "try",
+        "tried",
+        "trying",
+        "recommend",
+        "recommended",
+        "highly",
+        "happy",
+        "glad",
+        "excited",
+        "disappointed",
+        "unfortunately",
+        "didn",
+        "doesn",
+        "don",
+        "ve",
+        "wasn",
+        "isn",
+        "couldn",
+        "wouldn",
+        "ll",
+        "re",
+    ]
+)
+#: Product-type nouns (what was bought, not what was said about it), left out of labels too,
+#: with the data's own category and product names.
+PRODUCT_TYPES = frozenset(
+    [
+        "dress",
+        "dresses",
+        "top",
+        "tops",
+        "shirt",
+        "shirts",
+        "blouse",
+        "blouses",
+        "sweater",
+        "sweaters",
+        "cardigan",
+        "jeans",
+        "pants",
+        "trousers",
+        "skirt",
+        "skirts",
+        "jacket",
+        "jackets",
+        "coat",
+        "coats",
+        "shorts",
+        "leggings",
+        "tee",
+        "tank",
+        "tunic",
+        "romper",
+        "jumpsuit",
+        "suit",
+        "bra",
+        "bralette",
+        "shoes",
+        "boots",
+        "sandals",
+        "bag",
+        "product",
+        "products",
+        "item",
+        "items",
+    ]
+)
+
+EXTEND_MIN = 0.55
+EXTEND_MARGIN = 0.03
+MAX_OTHER = 6
+MIN_SHARE = 0.02
+QUOTES = 3
+QUOTE_POOL = 60
+SEED = 0
+_WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z]+)?")
+
+
+def aspect_list(extra: dict[str, list[str]] | None = None) -> dict[str, tuple[str, ...]]:
+    """The built-in aspects, with insight.toml's ``[reviews.aspects]`` added or replacing."""
+    out = dict(DEFAULT_ASPECTS)
+    for name, words in (extra or {}).items():
+        out[name] = tuple(w.lower() for w in words)
+    return out
+
+
+def _seed_sets(aspects: dict[str, tuple[str, ...]]) -> list[tuple[set[str], list[str]]]:
+    """Per aspect: single-word seeds as stems, and multi-word seeds as phrases."""
+    out = []
+    for words in aspects.values():
+        singles = {stem(w) for w in words if " " not in w}
+        phrases = [w for w in words if " " in w]
+        out.append((singles, phrases))
+    return out
+
+
+def match_aspects(texts: list[str], aspects: dict[str, tuple[str, ...]]) -> np.ndarray:
+    """Per text: the aspect index with the most seed hits (ties: list order), -1 for none."""
+    seeds = _seed_sets(aspects)
+    out = np.full(len(texts), -1, dtype=np.int32)
+    for i, text in enumerate(texts):
+        low = str(text).lower()
+        stems = [stem(w) for w in _WORD.findall(low)]
+        best, best_hits = -1, 0
+        for a, (singles, phrases) in enumerate(seeds):
+            hits = sum(1 for s in stems if s in singles) + sum(1 for p in phrases if p in low)
+            if hits > best_hits:
+                best, best_hits = a, hits
+        out[i] = best
+    return out
+
+
+@dataclass
+class AspectThemes:
+    """Themes over the opinion units in scope (see the module docstring)."""
+
+    themes: list[dict[str, Any]]
+    reviews: int
+    units: int
+    theme_of_unit: np.ndarray  # per unit in scope: internal theme number, -1 for "other"
+    unit_rows: np.ndarray  # rows into the unit table
+    filters: dict[str, str]
+    internal: dict[str, int]  # listed theme id (T1...) -> its number in theme_of_unit
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready facts, in the shape whole-review themes have, plus unit counts."""
+        named = [t for t in self.themes if t["theme"] != "other"]
+        pool = named or self.themes
+        largest = max(pool, key=lambda t: (t["size"], t["theme"]))
+        scored = [t for t in pool if t["units"] >= 20] or pool
+        most_negative = max(scored, key=lambda t: (t["share_negative"], t["size"]))
+        return {
+            "reviews": self.reviews,
+            "units": self.units,
+            "unit_of_analysis": "opinion units (sentences and clauses)",
+            "filters": dict(self.filters),
+            "k": len(self.themes),
+            "k_chosen_by": "aspect list + clustering of the rest",
+            "largest_theme": {
+                "theme": largest["theme"],
+                "label": largest["label"],
+                "share": largest["share"],
+            },
+            "most_negative_theme": {
+                "theme": most_negative["theme"],
+                "label": most_negative["label"],
+                "share_negative": most_negative["share_negative"],
+            },
+            "themes": self.themes,
+        }
+
+
+def _keywords(texts: list[str], labels: np.ndarray, k: int, stop: set[str]) -> list[list[str]]:
+    from insight_agent.vectorstore.themes import class_tfidf
+
+    return class_tfidf(texts, labels, k, top_n=6, extra_stop_words=sorted(stop))
+
+
+def _product_words(table: Any) -> set[str]:
+    """Words of the data's own category and product names (product types, not aspects)."""
+    words: set[str] = set()
+    for column in ("category", "product"):
+        for value in table.reviews.values.get(column, []):
+            for w in _WORD.findall(str(value).lower()):
+                words.add(w)
+                words.add(stem(w))
+                words.add(w.rstrip("s"))
+    return words
+
+
+def _quotes(table: Any, rows: np.ndarray, vectors: np.ndarray) -> list[dict[str, Any]]:
+    centroid = vectors.mean(axis=0)
+    centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
+    closeness = vectors @ centroid
+    pool = np.argsort(-closeness, kind="stable")[:QUOTE_POOL]
+    picked = mmr(centroid, vectors[pool], QUOTES, lambda_=0.85)
+    units = table.units
+    out = []
+    for j in picked:
+        row = int(rows[pool[j]])
+        doc = int(units["doc"].iat[row])
+        out.append(
+            {
+                "review_id": str(table.review_ids[doc]),
+                "text": str(units["text"].iat[row]),
+                "span": [int(units["start"].iat[row]), int(units["end"].iat[row])],
+                "sentiment": str(units["sentiment"].iat[row]),
+            }
+        )
+    return out
+
+
+def _other_clusters(vectors: np.ndarray, seed: int) -> np.ndarray:
+    """k-means over the units no aspect took (k by silhouette, 1..MAX_OTHER)."""
+    from insight_agent.vectorstore.themes import _assign, choose_k
+
+    if len(vectors) < 40:
+        return np.zeros(len(vectors), dtype=np.int64)
+    k, _ = choose_k(vectors, seed=seed, k_max=MAX_OTHER)
+    return _assign(vectors, k, seed)
+
+
+def find_aspect_themes(
+    table: Any,
+    filters: Any = None,
+    *,
+    aspects: dict[str, tuple[str, ...]] | None = None,
+    seed: int = SEED,
+) -> AspectThemes:
+    """Aspect themes of the units of reviews passing ``filters`` (see the module docstring)."""
+    from threadpoolctl import threadpool_limits
+
+    aspects = aspects or dict(DEFAULT_ASPECTS)
+    names = list(aspects)
+    rows = np.flatnonzero(table.unit_mask(filters))
+    if len(rows) == 0:
+        raise InsufficientData(
+            "no review text in scope: nothing to group into themes",
+            hint="loosen the filters (segment, rating, sentiment)",
+        )
+    units = table.units
+    texts = units["text"].to_numpy(dtype=object)[rows].tolist()
+    vectors = np.asarray(table.vectors[rows], dtype=np.float32)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    theme = match_aspects(texts, aspects).astype(np.int64)
+    how = np.where(theme >= 0, "seed words", "").astype(object)
+
+    # 2. similar wording: nearest aspect centroid, when clearly closest
+    centroids, present = [], []
+    for a in range(len(names)):
+        members = theme == a
+        if members.sum() >= 10:
+            c = vectors[members].mean(axis=0)
+            centroids.append(c / max(float(np.linalg.norm(c)), 1e-12))
+            present.append(a)
+    rest = np.flatnonzero(theme < 0)
+    if centroids and len(rest):
+        sims = vectors[rest] @ np.stack(centroids).T
+        order = np.argsort(-sims, axis=1)
+        best = sims[np.arange(len(rest)), order[:, 0]]
+        second = (
+            sims[np.arange(len(rest)), order[:, 1]] if sims.shape[1] > 1 else np.zeros(len(rest))
+        )
+        take = (best >= EXTEND_MIN) & (best - second >= EXTEND_MARGIN)
+        theme[rest[take]] = np.asarray(present)[order[take, 0]]
+        how[rest[take]] = "similar wording"
+
+    # 3. the rest: clusters labelled by their distinctive words
+    stop = set(FILLER) | set(PRODUCT_TYPES) | _product_words(table)
+    rest = np.flatnonzero(theme < 0)
+    n_aspects = len(names)
+    other_labels: list[str] = []
+    if len(rest):
+        with threadpool_limits(limits=1):
+            clusters = _other_clusters(vectors[rest], seed)
+        k = int(clusters.max()) + 1 if len(clusters) else 0
+        words = _keywords([texts[i] for i in rest], clusters, k, stop) if k else []
+        for c in range(k):
+            members = rest[clusters == c]
+            if len(members) / len(rows) < MIN_SHARE:
+                continue  # too small to name: stays "other"
+            theme[members] = n_aspects + len(other_labels)
+            other_labels.append(", ".join(words[c][:3]) if words[c] else "other")
+    labels = [*names, *other_labels]
+
+    docs = units["doc"].to_numpy()[rows]
+    n_reviews = len(np.unique(docs))
+    p = units["p_positive"].to_numpy(dtype=float)[rows]
+    negative = units["sentiment"].to_numpy(dtype=object)[rows] == "negative"
+    ratings = np.asarray(table.reviews.rating, dtype=float)
+    categories = table.reviews.values.get("category", [])
+    cat_codes = table.reviews.codes.get("category")
+    all_keywords = _keywords(texts, np.where(theme < 0, len(labels), theme), len(labels) + 1, stop)
+    themes = []
+    for t, label in enumerate([*labels, "other"]):
+        members = np.flatnonzero(theme == t) if t < len(labels) else np.flatnonzero(theme < 0)
+        if len(members) == 0:
+            continue
+        theme_docs = np.unique(docs[members])
+        r = ratings[theme_docs]
+        r = r[r >= 0]
+        row: dict[str, Any] = {
+            "theme": "other" if t == len(labels) else f"#{t}",
+            "label": label,
+            "aspect": label if t < n_aspects else None,
+            "keywords": all_keywords[t] if t < len(all_keywords) else [],
+            "size": len(theme_docs),
+            "share": round(len(theme_docs) / n_reviews, 4),
+            "units": len(members),
+            "share_units": round(len(members) / len(rows), 4),
+            "matched_by": _counts(how[members]),
+            "share_negative": round(float(negative[members].mean()), 4),
+            "mean_p_positive": round(float(p[members].mean()), 3),
+            "avg_rating": round(float(r.mean()), 2) if len(r) else None,
+            "rated": len(r),
+            "top_categories": _over_represented(theme_docs, docs, cat_codes, categories),
+            "quotes": _quotes(table, rows[members], vectors[members]),
+        }
+        themes.append(row)
+    themes.sort(key=lambda x: (x["theme"] == "other", -x["size"], x["label"]))
+    internal: dict[str, int] = {}
+    for n, row in enumerate(t for t in themes if t["theme"] != "other"):
+        internal[f"T{n + 1}"] = int(row["theme"][1:])
+        row["theme"] = f"T{n + 1}"
+    return AspectThemes(
+        themes=themes,
+        reviews=n_reviews,
+        units=len(rows),
+        theme_of_unit=theme,
+        unit_rows=rows,
+        filters={k: str(v) for k, v in vars(filters).items() if v} if filters else {},
+        internal=internal,
+    )
+
+
+def _counts(how: np.ndarray) -> dict[str, int]:
+    """How a theme's units were matched: seed words, similar wording, clusters."""
+    named = np.where(how == "", "clusters", how)
+    values, counts = np.unique(named.astype(str), return_counts=True)
+    return {str(v): int(c) for v, c in zip(values, counts, strict=True)}
+
+
+def _over_represented(
+    theme_docs: np.ndarray, docs: np.ndarray, codes: Any, values: list[str]
+) -> list[dict[str, Any]]:
+    """Categories where the theme's reviews are most over-represented (lift >= 1.2, >= 5)."""
+    if codes is None or not values:
+        return []
+    scope = np.unique(docs)
+    base = np.bincount(codes[scope], minlength=len(values)) / len(scope)
+    mine = np.bincount(codes[theme_docs], minlength=len(values))
+    out = []
+    for c in np.argsort(-mine, kind="stable"):
+        if mine[c] < 5 or not values[c] or base[c] == 0:
+            continue
+        lift = (mine[c] / len(theme_docs)) / base[c]
+        if lift >= 1.2:
+            out.append({"category": values[c], "reviews": int(mine[c]), "lift": round(lift, 2)})
+    return sorted(out, key=lambda x: -x["lift"])[:3]
+
+
+def theme_table(table: Any, themes: AspectThemes, by: str) -> list[dict[str, Any]]:
+    """Themes × ``by`` (category, product, segment, rating, month, sentiment): per cell the
+    reviews in the group, how many mention the theme, the share, the share in all other
+    groups, and a Holm-adjusted two-proportion p-value (over every cell tested). Groups with
+    fewer than 10 reviews are left out."""
+    from insight_agent.vectorstore.opinions import _group_values
+    from insight_agent.vectorstore.themes import _two_proportion_p, holm
+
+    values = _group_values(table, by)
+    docs = table.units["doc"].to_numpy()[themes.unit_rows]
+    scope = np.unique(docs)
+    group = pd.Series(values[scope], index=scope).replace("", "(missing)")
+    sizes = group.value_counts()
+    cells: list[dict[str, Any]] = []
+    for row in themes.themes:
+        if row["theme"] == "other":
+            continue
+        mentioned = np.unique(docs[themes.theme_of_unit == themes.internal[row["theme"]]])
+        hit = group.loc[mentioned].value_counts()
+        for g, n in sizes.items():
+            if n < 10:
+                continue
+            x = int(hit.get(g, 0))
+            rest_n, rest_x = len(scope) - int(n), len(mentioned) - x
+            cells.append(
+                {
+                    "theme": row["theme"],
+                    "label": row["label"],
+                    by: str(g),
+                    "reviews": int(n),
+                    "mentioning": x,
+                    "share": round(x / n, 4),
+                    "share_elsewhere": round(rest_x / rest_n, 4) if rest_n else None,
+                    "p": _two_proportion_p(x, int(n), rest_x, rest_n) if rest_n else 1.0,
+                }
+            )
+    adjusted = holm([c["p"] for c in cells]) if cells else []
+    for c, p_adj in zip(cells, adjusted, strict=True):
+        c["p_holm"] = round(float(p_adj), 4)
+        c["significant"] = bool(p_adj < 0.05)
+        c["p"] = round(float(c["p"]), 6)
+    return cells

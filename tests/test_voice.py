@@ -233,3 +233,26 @@ def test_cli_count_search_themes_and_filters(clothing_ws, tmp_path):
     assert card.exit_code == 0 and "CV AUC" in card.output
     themes = run.invoke(app, ["reviews", "themes", "--by", "category", *ws])
     assert themes.exit_code == 0 and "sizing/fit" in themes.output
+
+
+def test_product_and_category_filters_ignore_case():
+    from insight_agent.vectorstore.search import ReviewFilters
+    from insight_agent.vectorstore.store import FilterTable
+
+    meta = pd.DataFrame(
+        {
+            "segment": ["", "", ""],
+            "sentiment": ["positive", "negative", "neutral"],
+            "product": ["Wrap Dress", "wrap dress", "Jeans"],
+            "category": ["Dresses", "Dresses", "Bottoms"],
+            "rating": [5.0, 1.0, 3.0],
+            "date": [20250101, 20250102, 20250103],
+        }
+    )
+    table = FilterTable.from_frame(["a", "b", "c"], meta)
+    for wanted in ("wrap dress", "WRAP DRESS", "Wrap Dress"):
+        assert table.mask(ReviewFilters(product=wanted)).tolist() == [True, True, False]
+    assert table.mask(ReviewFilters(category="bottoms")).tolist() == [False, False, True]
+    assert ReviewFilters(product="JEANS").matches({"product": "Jeans"}, "text")
+    assert ReviewFilters(contains="ZIPPER").matches({}, "the zipper broke")
+    assert ReviewFilters(contains="ZIPPER").where_document() == {"$regex": "(?i)ZIPPER"}

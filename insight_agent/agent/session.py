@@ -651,15 +651,9 @@ def _customer_names(ctx: ToolContext) -> list[str]:
     if source is None:
         return []
     try:
-        from insight_agent.data.readers import read_table
+        from insight_agent.data.sources import open_table
 
-        frame = read_table(
-            source.path,
-            source.path.name,
-            sheet=source.sheet,
-            delimiter=source.delimiter,
-            encoding=source.encoding,
-        ).frame
+        frame = open_table(source, "customers").read().frame
     except Exception:  # unreadable here means the build failed too; masking falls back
         return []
     from insight_agent.agent.redaction import names_in_table

@@ -66,9 +66,9 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
 def read_table(path: Path, what: str) -> pd.DataFrame:
     """A file of new customers or their orders, read like any export (CSV with its delimiter
     and encoding detected, Excel, Parquet; ids as text); DataError naming the file otherwise."""
-    from insight_agent.data.readers import read_table as read_export
+    from insight_agent.data.sources import open_table
 
-    frame = read_export(Path(path), str(path), text_columns=["customer_id"]).frame
+    frame = open_table(Path(path), display=str(path)).read(text_columns=["customer_id"]).frame
     if "customer_id" not in frame:
         raise DataError(
             f"{what} need a customer_id column",

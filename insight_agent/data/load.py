@@ -15,7 +15,6 @@ import datetime as dt
 import hashlib
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,10 +22,11 @@ import pandas as pd
 
 from insight_agent.config import TABLES, Settings, TableSource
 from insight_agent.data import parse
-from insight_agent.data.readers import Layout, RawTable, inspect_file, looks_like_data, read_table
+from insight_agent.data.readers import Layout, RawTable, looks_like_data
 from insight_agent.data.report import MAX_ROWS_KEPT, Problem, TableReport, ValidationFailed
 from insight_agent.data.report import ValidationReport as ValidationReport
 from insight_agent.data.schema import SCHEMA, ColumnMatch, Table, match_columns, normalise
+from insight_agent.data.sources import open_table
 from insight_agent.errors import DataError
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
@@ -549,17 +549,9 @@ def _read(
     table = SCHEMA[name]
     tr = TableReport(table=name, file=display)
     report.tables[name] = tr
-    options = {
-        "sheet": source.sheet,
-        "delimiter": source.delimiter,
-        "encoding": source.encoding,
-        "header": source.header,
-        "names": source.names,
-        "widths": source.widths,
-        "table": name,
-    }
+    reader = open_table(source, name, display)
     try:
-        layout = inspect_file(source.path, display, **options)
+        layout = reader.inspect()
         header = layout.columns
         match = match_columns(table, header, source.columns)
         for canon, src in source.columns.items():
@@ -594,14 +586,7 @@ def _read(
             if c.kind in ("id", "text") and c.name in match.mapping
         ]
         free_text = [match.mapping[c] for c in _FREE_TEXT.get(name, ()) if c in match.mapping]
-        raw = read_table(
-            source.path,
-            display,
-            text_columns=id_sources,
-            keep_na_text=free_text,
-            layout=layout,
-            **options,
-        )
+        raw = reader.read(text_columns=id_sources, keep_na_text=free_text, layout=layout)
     except DataError as exc:
         report.add_error(name, exc)
         return None
@@ -851,9 +836,5 @@ def fingerprint(settings: Settings) -> str:
         layout = (src.header, src.names, src.widths, src.date_format)
         if any(v is not None for v in layout):  # older workspaces keep their fingerprint
             digest.update(repr(layout).encode())
-        path = Path(src.path)
-        if path.is_file():
-            with open(path, "rb") as fh:
-                while chunk := fh.read(1 << 20):
-                    digest.update(chunk)
+        open_table(src, name).digest(digest)
     return digest.hexdigest()

@@ -248,9 +248,11 @@ def _basket_rules(ctx: ToolContext, args: BasketArgs) -> Facts:
 
 
 def _quote(hit: dict[str, Any]) -> Facts:
+    """One quote for the agent: the sentence that matched (opinion-unit search) or the review,
+    verbatim, with its review id and metadata."""
     keep = ("review_id", "rating", "date", "segment", "category", "sentiment")
     out = {k: hit.get(k) for k in keep if hit.get(k) is not None}
-    out["text"] = review_text(hit.get("text", ""))
+    out["text"] = review_text(hit.get("unit") or hit.get("text", ""))
     return out
 
 
@@ -452,8 +454,9 @@ def _h_themes(f: Facts) -> str | None:
         which += " (" + ", ".join(f"{k}={v}" for k, v in scope.items()) + ")"
     return (
         f"{f['reviews']:,} {which} in {f['k']} themes. Largest: '{big['label']}' "
-        f"({_p1(big['share'])} of reviews). Most negative: '{neg['label']}' "
-        f"({_p1(neg['share_negative'])} negative)."
+        f"({_p1(big['share'])} of reviews mention it). Most negative: '{neg['label']}' "
+        f"({_p1(neg['share_negative'])} "
+        + ("of its sentences negative)." if f.get("units") else "negative).")
     )
 
 
@@ -764,9 +767,11 @@ for _spec in (
     ),
     ToolSpec(
         "review_themes",
-        "Clusters customer reviews (all, one segment's or one sentiment's) into themes with "
-        "share, average rating, share negative and example quotes. Use for 'what are the main "
-        "themes', 'what do <segment> complain about most', 'pain points'.",
+        "What customer reviews talk about (all, one segment's or one sentiment's): aspect "
+        "themes over sentences (sizing, fabric, quality, price, delivery...) with the share of "
+        "reviews mentioning each, share of negative sentences, average rating and example "
+        "quotes. Use for 'what are the main themes', 'what do <segment> complain about most', "
+        "'pain points'.",
         ThemeArgs,
         _review_themes,
         ("themes", "topics", "pain points", "main issues", "common complaints", "voice"),

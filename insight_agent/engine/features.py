@@ -28,13 +28,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from insight_agent.analytics.features import (
-    MAX_CATEGORIES,
-    MAX_LEVELS,
-    WINDOWS,
-    FeatureFrame,
-    _slug,
-)
+# The feature definitions both implementations share (analytics/features.py imports them).
+WINDOWS = (30, 90, 180)
+MAX_CATEGORIES = 12  # category-share columns; the rest fold into "other"
+MAX_LEVELS = 8  # one-hot levels per demographic column
+
+
+@dataclass
+class FeatureFrame:
+    """Features for one cutoff: ``X`` (numeric, one row per customer) and what it describes."""
+
+    X: pd.DataFrame
+    cutoff: pd.Timestamp
+    categories: list[str]
+
+
+def slug(name: str) -> str:
+    """A category's column suffix: ``share_<slug>`` (lower case, non-alphanumerics as _)."""
+    return "".join(ch if ch.isalnum() else "_" for ch in str(name).lower()).strip("_")
+
 
 _US_PER_DAY = 86400.0
 _CATEGORICAL = ("gender", "region", "channel", "country")
@@ -84,6 +96,11 @@ class FeatureEngine:
             threads=threads,
         )
         return cls(con)
+
+    def close(self) -> None:
+        """Drop the materialised order table and close the connection."""
+        self._orders = None
+        self.con.disconnect()
 
     # -- tables -------------------------------------------------------------------------
     def _has(self, table: str) -> bool:
@@ -270,7 +287,7 @@ class FeatureEngine:
         t = t.left_join(spend, "customer_id")
         total = t._ctotal.nullif(0.0)
         for i, cat in enumerate(categories):
-            cols[f"share_{_slug(cat)}"] = (t[f"_cat{i}"].fill_null(0.0) / total).fill_null(0.0)
+            cols[f"share_{slug(cat)}"] = (t[f"_cat{i}"].fill_null(0.0) / total).fill_null(0.0)
         return t, list(categories)
 
     def _returns(self, t: Any, cut: Any, cols: dict[str, Any]) -> Any:
@@ -371,4 +388,4 @@ class FeatureEngine:
         return [str(x) for x in top["_v"]]
 
 
-__all__ = ["FeatureEngine"]
+__all__ = ["MAX_CATEGORIES", "MAX_LEVELS", "WINDOWS", "FeatureEngine", "FeatureFrame", "slug"]

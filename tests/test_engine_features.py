@@ -217,3 +217,36 @@ def test_messy_case_covers_what_it_claims(messy) -> None:
         "gender=M",
         "gender=X",
     ]
+
+
+# --- the CLV summary ---------------------------------------------------------------------------
+
+
+def _same_summary(got: pd.DataFrame, ref: pd.DataFrame) -> None:
+    ref = ref.sort_index()  # rfm_summary lists customers by first appearance
+    assert got.index.equals(ref.index)
+    assert list(got.columns) == list(ref.columns)
+    assert (got["frequency"] == ref["frequency"]).all()
+    diff = (got.drop(columns="frequency") - ref.drop(columns="frequency")).abs().max()
+    assert (diff <= ATOL).all(), diff.to_dict()
+
+
+@pytest.mark.parametrize("period_days", [1.0, 7.0, 2.5])
+@pytest.mark.parametrize("cutoff", [None, "2026-06-15"])
+def test_demo_clv_summary_equals_pandas(demo, period_days: float, cutoff: str | None) -> None:
+    from insight_agent.analytics.clv import rfm_summary
+
+    data, engine = demo
+    cut = None if cutoff is None else pd.Timestamp(cutoff)
+    ref = rfm_summary(data.orders, cut, period_days=period_days)
+    _same_summary(engine.clv_summary(cut, period_days=period_days), ref)
+
+
+@pytest.mark.parametrize("period_days", [1.0, 7.0])
+def test_messy_clv_summary_equals_pandas(messy, period_days: float) -> None:
+    from insight_agent.analytics.clv import rfm_summary
+
+    data, engine = messy
+    cut = pd.Timestamp("2025-06-02")  # orders on the cutoff day count
+    ref = rfm_summary(data.orders, cut, period_days=period_days)
+    _same_summary(engine.clv_summary(cut, period_days=period_days), ref)

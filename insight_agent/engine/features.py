@@ -160,6 +160,59 @@ class FeatureEngine:
         )
         return [str(c) for c in spend["category"]]
 
+    # -- the CLV summary ------------------------------------------------------------------
+    def clv_summary(
+        self, cutoff: pd.Timestamp | None = None, *, period_days: float = 1.0
+    ) -> pd.DataFrame:
+        """Per-customer frequency, recency, T and monetary value, as
+        :func:`insight_agent.analytics.clv.rfm_summary` computes them from the order lines
+        (same rules: day resolution, orders on the cutoff day count, one purchase per period
+        counted back from the cutoff day). Indexed by customer_id, sorted.
+        """
+        import ibis
+
+        if not (np.isfinite(period_days) and period_days > 0):
+            from insight_agent.errors import ConfigError
+
+            raise ConfigError(f"period_days must be a positive number of days, got {period_days!r}")
+        lines = self.con.table("orders")
+        epoch = ibis.date(1970, 1, 1)
+        day = lines.order_date.date().delta(epoch, unit="day")
+        if cutoff is None:
+            cutoff_day = int(lines.select(d=day).d.max().execute())
+        else:
+            stamp = pd.Timestamp(cutoff)
+            stamp = stamp.tz_localize(None) if stamp.tz is not None else stamp
+            cutoff_day = int(np.datetime64(stamp.to_datetime64(), "D").astype(np.int64))
+        t = lines.mutate(_age=cutoff_day - day).filter(lambda x: x._age >= 0)
+        if float(period_days).is_integer():
+            period = t._age // int(period_days)
+        else:
+            period = (t._age.cast("float64") / float(period_days)).floor()
+        t = t.mutate(_p=period.cast("int64"))
+        first = t.group_by("customer_id").aggregate(_first=lambda x: x._p.max())
+        j = t.inner_join(first, "customer_id")
+        per = j.group_by("customer_id").aggregate(
+            _first=j._first.max(),
+            _last=j._p.min(),
+            _periods=j._p.nunique(),
+            _repeat=j.amount.sum(where=j._p != j._first),
+        )
+        freq = per._periods - 1
+        out = per.select(
+            "customer_id",
+            frequency=freq.cast("int64"),
+            recency=(per._first - per._last).cast("float64"),
+            T=per._first.cast("float64"),
+            monetary_value=ibis.cases(
+                (freq > 0, per._repeat.fill_null(0.0) / freq.cast("float64")), else_=0.0
+            ),
+        ).to_pyarrow()
+        frame = out.to_pandas().set_index("customer_id").sort_index()
+        frame.index = frame.index.astype("string")
+        frame.index.name = "customer_id"
+        return frame
+
     # -- the feature table ----------------------------------------------------------------
     def features(
         self,

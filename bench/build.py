@@ -22,6 +22,7 @@ import argparse
 import json
 import resource
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -120,6 +121,8 @@ def main() -> None:
                         print(f"{n:,} customers, {engine}: FAILED\n{error}")
                         continue
                     by_size.setdefault((n, engine), []).append(res)
+                    # each run as it ends, so a long session that is stopped keeps its runs
+                    print(json.dumps(res), file=sys.stderr, flush=True)
     for (n, engine), results in by_size.items():
         first = results[0]
         builds = [r["build_s"] for r in results]

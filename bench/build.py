@@ -1,28 +1,61 @@
-"""Time `insight build` stages (reviews excluded) at several sizes, with peak RSS.
+"""Time `insight build` stages (reviews excluded) at several sizes, with peak RSS, against the
+floor: bare DuckDB reading the orders Parquet and grouping it by customer, in the same run.
 
-Each size runs in its own child process: generate demo data (about 13 order lines per
-customer), write it as CSV into a fresh workspace, then run the build exactly as
-`insight build` does. The table shows seconds per stage and the process's peak RSS after
-each stage (peak so far, so it only grows). Targets on a 2-core machine: 100k customers
-under 60 s, 1M under 10 min, within 8 GB.
+Each run of each size is its own child process: generate demo data (about 13 order lines per
+customer), write it as CSV into a fresh workspace, run the build exactly as `insight build`
+does, then time the floor on the orders Parquet the build cached. The table shows the median
+seconds per stage over the runs and the process's peak RSS after each stage (peak so far, so it
+only grows; the largest over the runs). Targets on a 2-core machine (issue #17): 100k customers
+<= 20 s, 1M <= 120 s, build <= 4x the floor at 1M.
 
-    python bench/build.py [--sizes 10000,100000,1000000]
+    python bench/build.py [--sizes 10000,100000,1000000] [--runs 3] [--engines duckdb,pandas]
+
+``--engines duckdb,pandas`` alternates the feature engine run by run (the same data, the same
+noise on a shared machine): ``pandas`` is the build's reference path (analytics/features.py),
+``duckdb`` the engine over the Parquet cache. CPU seconds (user + system, all threads) are
+printed too: on a shared machine they move less than wall time.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
+import statistics
+import sys
 import time
 from pathlib import Path
 
 from _sizes import per_size
 
 
-def _child(n: int, root: Path) -> dict:
+def _floor(orders: Path, threads: int | None = None) -> float:
+    """Seconds for bare DuckDB to read the orders Parquet and group it by customer."""
+    import duckdb
+
+    con = duckdb.connect()
+    if threads:
+        con.execute(f"SET threads = {threads}")
+    t = time.perf_counter()
+    con.execute(
+        "SELECT customer_id, count(*), sum(amount), min(order_date), max(order_date) "
+        f"FROM read_parquet('{orders}') GROUP BY customer_id"
+    ).fetch_arrow_table()
+    seconds = time.perf_counter() - t
+    con.close()
+    return seconds
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _child(n: int, root: Path, engine: str) -> dict:
     from insight_agent.analytics.build import BuildOptions, run_build
     from insight_agent.data.bootstrap import init_workspace
     from insight_agent.data.demo import DemoConfig, generate_frames, write_demo
+    from insight_agent.engine.cache import cached
     from insight_agent.workspace import Workspace, locate
 
     t = time.perf_counter()
@@ -34,42 +67,83 @@ def _child(n: int, root: Path) -> dict:
     tables = {k: paths[k] for k in ("customers", "orders", "campaigns")}
     init_workspace(root / "ws", sources=tables)
     ws = Workspace.open(locate(root / "ws"))
-    t = time.perf_counter()
-    manifest = run_build(ws, BuildOptions())
-    total = time.perf_counter() - t
+    t, cpu = time.perf_counter(), _cpu()
+    manifest = run_build(ws, BuildOptions(engine=engine))
+    total, cpu = time.perf_counter() - t, _cpu() - cpu
+    cache = cached(ws)
+    floor = _floor(cache.path("orders")) if cache is not None else None
     return {
         "customers": n,
         "order_rows": rows,
         "prepare_s": round(prep, 1),
-        "build_s": round(total, 1),
+        "engine": engine,
+        "build_s": round(total, 2),
+        "build_cpu_s": round(cpu, 2),
+        "floor_s": None if floor is None else round(floor, 3),
         "stages": manifest["stages"],
     }
+
+
+def _median_table(results: list[dict]) -> list[tuple[str, str, float, float]]:
+    """(stage, status, median seconds, max peak RSS MB) over runs, in stage order."""
+    rows = []
+    for i, st in enumerate(results[0]["stages"]):
+        runs = [r["stages"][i] for r in results if len(r["stages"]) > i]
+        rows.append(
+            (
+                st["name"],
+                st["status"],
+                statistics.median(s["seconds"] for s in runs),
+                max(s["peak_rss_mb"] for s in runs),
+            )
+        )
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--runs", type=int, default=1, help="runs per size (median reported)")
+    parser.add_argument("--engines", default="duckdb", help="feature engines, alternated")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
+    parser.add_argument("--engine", default="duckdb", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(_child(args.child, Path(args.root))))
+        print(json.dumps(_child(args.child, Path(args.root), args.engine)))
         return
-    for n, res, error in per_size(__file__, args.sizes, []):
-        if res is None:
-            print(f"{n:,} customers: FAILED\n{error}")
-            continue
+    by_size: dict[tuple[int, str], list[dict]] = {}
+    for size in args.sizes.split(","):
+        for _ in range(args.runs):
+            for engine in args.engines.split(","):
+                for n, res, error in per_size(__file__, size, ["--engine", engine]):
+                    if res is None:
+                        print(f"{n:,} customers, {engine}: FAILED\n{error}")
+                        continue
+                    by_size.setdefault((n, engine), []).append(res)
+                    # each run as it ends, so a long session that is stopped keeps its runs
+                    print(json.dumps(res), file=sys.stderr, flush=True)
+    for (n, engine), results in by_size.items():
+        first = results[0]
+        builds = [r["build_s"] for r in results]
+        cpus = [r["build_cpu_s"] for r in results]
+        floors = [r["floor_s"] for r in results if r["floor_s"] is not None]
+        floor = statistics.median(floors) if floors else float("nan")
+        build = statistics.median(builds)
         print(
-            f"\n{res['customers']:,} customers, {res['order_rows']:,} order rows "
-            f"(data prepared in {res['prepare_s']} s, not part of the build)"
+            f"\n{n:,} customers, feature engine {engine}, {first['order_rows']:,} order rows, "
+            f"{len(results)} run(s), "
+            f"medians (data prepared in {first['prepare_s']} s, not part of the build)"
         )
-        print(f"{'stage':<34} {'status':<8} {'seconds':>8} {'peak RSS MB':>12}")
-        for st in res["stages"]:
-            print(
-                f"{st['name']:<34} {st['status']:<8} {st['seconds']:>8.1f} "
-                f"{st['peak_rss_mb']:>12,.0f}"
-            )
-        print(f"{'total build':<34} {'':<8} {res['build_s']:>8.1f}")
+        print(f"{'stage':<34} {'status':<8} {'seconds':>8} {'peak RSS MB':>12} {'floor s':>8}")
+        for name, status, seconds, rss in _median_table(results):
+            print(f"{name:<34} {status:<8} {seconds:>8.2f} {rss:>12,.0f} {floor:>8.3f}")
+        print(f"{'total build':<34} {'':<8} {build:>8.2f} {'':>12} {floor:>8.3f}")
+        print(
+            f"build / floor: {build / floor:.0f}x · builds: {', '.join(f'{b:.1f}' for b in builds)}"
+            f" s · build CPU: {', '.join(f'{c:.1f}' for c in cpus)} s"
+            f" · floors: {', '.join(f'{f:.3f}' for f in floors)} s"
+        )
 
 
 if __name__ == "__main__":

@@ -44,6 +44,9 @@ class BuildOptions:
     positive: str | None = None
     exclude: tuple[str, ...] = ()
     keep: tuple[str, ...] = ()
+    # Where the feature tables come from: "duckdb" (the engine, over the Parquet cache, out of
+    # core) or "pandas" (analytics/features.py, the reference the engine is tested against).
+    engine: str = "duckdb"
     # Threads for OpenMP/BLAS inside scikit-learn. One is the robust default: models train on
     # capped samples, and on a shared 2-core machine two spinning OpenMP threads ran
     # HistGradientBoosting 6x slower (and KMeans 60x) whenever another process held a core,
@@ -123,16 +126,15 @@ def _build(
     stages: list[StageReport],
     say: Progress,
 ) -> dict[str, Any]:
-    from insight_agent.analytics.features import order_table, scoring_cutoff, top_categories
-    from insight_agent.analytics.propensity import dataset_features
     from insight_agent.data.load import load_dataset
 
     with _stage(stages, "load", say) as st:
         data = load_dataset(ws.settings, display=ws.display)
-        # the validated tables as Parquet: `insight metrics` and later commands read these
+        # the validated tables as Parquet: `insight metrics`, the feature engine and later
+        # commands read these
         from insight_agent.engine.cache import write_cache
 
-        write_cache(ws, data)
+        cache = write_cache(ws, data)
         st.details = {
             "customers": len(data.customers),
             "order_rows": len(data.orders),
@@ -143,20 +145,72 @@ def _build(
     if len(data.orders) == 0:
         return _build_without_orders(ws, data, options, writer, stages, say)
 
-    with _stage(stages, "features", say) as st:
+    with contextlib.ExitStack() as cleanup:
+        with _stage(stages, "features", say) as st:
+            features, end, categories, n_orders = _feature_source(ws, data, cache, options, cleanup)
+            X = features(end).X
+            st.details = {
+                "cutoff": str(end.date()),
+                "customers": len(X),
+                "features": X.shape[1],
+                "orders": n_orders,
+                "engine": options.engine,
+            }
+        return _build_from_features(
+            ws, data, options, writer, stages, say, features, X, end, categories
+        )
+
+
+def _feature_source(
+    ws: Workspace,
+    data: Any,
+    cache: Any,
+    options: BuildOptions,
+    cleanup: contextlib.ExitStack,
+) -> tuple[Any, pd.Timestamp, list[str], int]:
+    """Features per cutoff for the whole build (propensity reuses the cutoffs computed here),
+    the scoring cutoff, the category columns and the number of orders. The engine's connection
+    is closed by ``cleanup``.
+
+    The engine (DuckDB over the Parquet cache) by default; ``options.engine == "pandas"`` uses
+    analytics/features.py, the reference the engine's output is tested against.
+    """
+    from insight_agent.analytics.propensity import SliceCache, dataset_features
+
+    if options.engine == "pandas":
+        from insight_agent.analytics.features import order_table, scoring_cutoff, top_categories
+
         table = order_table(data.orders)
-        end = scoring_cutoff(data.orders)
         categories = top_categories(data.orders)
-        # One cache for the whole build: propensity reuses the cutoff features computed here.
         features = dataset_features(data, orders_table=table, categories=categories)
-        now = features(end)
-        X = now.X
-        st.details = {
-            "cutoff": str(end.date()),
-            "customers": len(X),
-            "features": X.shape[1],
-            "orders": len(table),
-        }
+        return features, scoring_cutoff(data.orders), categories, len(table)
+    if options.engine != "duckdb":
+        from insight_agent.errors import ConfigError
+
+        raise ConfigError(f"unknown feature engine {options.engine!r}: use duckdb or pandas")
+    from insight_agent.engine.features import FeatureEngine
+
+    engine = FeatureEngine.from_cache(cache, spill_dir=ws.artifacts / "engine-tmp")
+    cleanup.callback(engine.close)
+    categories = engine.top_categories()
+    features = SliceCache(lambda cutoff: engine.features(cutoff, categories=categories))
+    n_orders = int(engine.order_table().count().execute())
+    return features, engine.scoring_cutoff(), categories, n_orders
+
+
+def _build_from_features(
+    ws: Workspace,
+    data: Any,
+    options: BuildOptions,
+    writer: BuildWriter,
+    stages: list[StageReport],
+    say: Progress,
+    features: Any,
+    X: pd.DataFrame,
+    end: pd.Timestamp,
+    categories: list[str],
+) -> dict[str, Any]:
+    """The stages after the feature table: segments, reviews, propensity, CLV, basket, labels."""
     customers = (
         X[["recency_days", "frequency", "monetary_total", "avg_order_value", "tenure_days"]]
         .round(2)

@@ -7,14 +7,12 @@ not yet appeared by then is left out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
-WINDOWS = (30, 90, 180)
-MAX_CATEGORIES = 12  # category-share columns; the rest fold into "other"
-MAX_LEVELS = 8  # one-hot levels per demographic column
+# Shared with the engine's implementation (engine/features.py), which must match this one.
+from insight_agent.engine.features import MAX_CATEGORIES, MAX_LEVELS, WINDOWS, FeatureFrame
+from insight_agent.engine.features import slug as _slug
 
 # Behavioural columns that segmentation clusters on (all computed below).
 SEGMENT_FEATURES = (
@@ -26,15 +24,6 @@ SEGMENT_FEATURES = (
     "spend_90d",
     "mean_gap_days",
 )
-
-
-@dataclass
-class FeatureFrame:
-    """Features for one cutoff: ``X`` (numeric, one row per customer) and what it describes."""
-
-    X: pd.DataFrame
-    cutoff: pd.Timestamp
-    categories: list[str]
 
 
 def order_table(orders: pd.DataFrame) -> pd.DataFrame:
@@ -260,7 +249,3 @@ def _demographic_features(customers: pd.DataFrame, feats: pd.DataFrame) -> None:
             continue
         for level in levels:
             feats[f"{col}={level}"] = values.eq(level).fillna(False).astype(float)
-
-
-def _slug(name: str) -> str:
-    return "".join(ch if ch.isalnum() else "_" for ch in str(name).lower()).strip("_")

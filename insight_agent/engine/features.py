@@ -1,0 +1,444 @@
+"""The customer feature table at a cutoff, as Ibis expressions run by the engine (DuckDB, out of
+core) over the validated Parquet cache.
+
+Same columns, names, order and values as :func:`insight_agent.analytics.features.customer_features`
+(the pandas reference, kept for the equality test): the rules are that module's, restated as
+group-bys and conditional aggregates so that 10M customers never sit in pandas at once.
+
+* orders are identified by order_id when the export has one (lines without one fall back to
+  ``day:YYYY-MM-DD``), else by customer and day; an order's date is its first line's, its
+  amount the sum of its lines;
+* everything counts events strictly before the cutoff; the population is every customer with
+  an order before it, plus every customer who signed up before it;
+* category shares are of each customer's categorised spend, for the top categories by spend
+  (ties: alphabetical); spend in the remaining categories stays in the denominator ("other");
+* demographic one-hot levels are the (at most 8) most frequent among the population (ties: the
+  level of the lowest customer id first), a column constant in the population is left out.
+
+Where pandas and the engine could differ in the last bit of a float (sums in another order),
+the float32 cast both apply makes the tables equal; the tests assert it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+# The feature definitions both implementations share (analytics/features.py imports them).
+WINDOWS = (30, 90, 180)
+MAX_CATEGORIES = 12  # category-share columns; the rest fold into "other"
+MAX_LEVELS = 8  # one-hot levels per demographic column
+
+
+@dataclass
+class FeatureFrame:
+    """Features for one cutoff: ``X`` (numeric, one row per customer) and what it describes."""
+
+    X: pd.DataFrame
+    cutoff: pd.Timestamp
+    categories: list[str]
+
+
+def slug(name: str) -> str:
+    """A category's column suffix: ``share_<slug>`` (lower case, non-alphanumerics as _)."""
+    return "".join(ch if ch.isalnum() else "_" for ch in str(name).lower()).strip("_")
+
+
+_US_PER_DAY = 86400.0
+_CATEGORICAL = ("gender", "region", "channel", "country")
+_NUMERIC = ("age", "income")
+
+
+def _lit(ts: pd.Timestamp) -> Any:
+    import ibis
+
+    return ibis.literal(pd.Timestamp(ts).to_pydatetime(), type="timestamp")
+
+
+def _days(later: Any, earlier: Any) -> Any:
+    """Days between two timestamps as pandas' ``total_seconds() / 86400`` computes them."""
+    return later.delta(earlier, unit="microsecond").cast("float64") / 1e6 / _US_PER_DAY
+
+
+@dataclass
+class FeatureEngine:
+    """Feature tables over one engine connection (see the module docstring).
+
+    ``con`` is an Ibis backend with the cached tables registered under their names (see
+    :func:`insight_agent.engine.backend.connect`). The order table (one row per order) is
+    materialised once, as a temporary engine table, and shared by every cutoff.
+    """
+
+    con: Any
+    _orders: Any = field(default=None, init=False, repr=False)
+    _rows: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+
+    @classmethod
+    def from_cache(
+        cls,
+        cache: Any,
+        *,
+        spill_dir: Path | None = None,
+        memory_limit: str | None = None,
+        threads: int | None = None,
+    ) -> FeatureEngine:
+        """An engine over a :class:`~insight_agent.engine.cache.TableCache`."""
+        from insight_agent.engine.backend import DEFAULT_MEMORY_LIMIT, connect
+
+        con = connect(
+            cache,
+            spill_dir=spill_dir,
+            memory_limit=memory_limit or DEFAULT_MEMORY_LIMIT,
+            threads=threads,
+        )
+        return cls(con)
+
+    def close(self) -> None:
+        """Drop the materialised order table and close the connection."""
+        self._orders = None
+        self.con.disconnect()
+
+    # -- tables -------------------------------------------------------------------------
+    def _has(self, table: str) -> bool:
+        return table in self.con.list_tables()
+
+    def rows(self, table: str) -> int:
+        """Rows of a registered table (0 when the workspace has none)."""
+        if table not in self._rows:
+            self._rows[table] = (
+                int(self.con.table(table).count().execute()) if self._has(table) else 0
+            )
+        return self._rows[table]
+
+    def _columns(self, table: str) -> list[str]:
+        return list(self.con.table(table).columns) if self._has(table) else []
+
+    def order_table(self) -> Any:
+        """One row per order: customer_id, order_date (first line), amount (lines summed)."""
+        if self._orders is not None:
+            return self._orders
+        lines = self.con.table("orders")
+        by_id = "order_id" in lines.columns and bool(lines.order_id.notnull().any().execute())
+        if by_id:
+            key = lines.order_id.fill_null("day:" + lines.order_date.strftime("%Y-%m-%d"))
+        else:
+            key = lines.order_date.truncate("D").cast("string")
+        orders = (
+            lines.mutate(order_key=key)
+            .group_by(["customer_id", "order_key"])
+            .aggregate(order_date=lambda t: t.order_date.min(), amount=lambda t: t.amount.sum())
+            .select("customer_id", "order_date", "amount")
+        )
+        self._orders = self.con.create_table("_insight_order_table", orders, temp=True)
+        return self._orders
+
+    def scoring_cutoff(self) -> pd.Timestamp:
+        """T for scoring: the day after the last order (so the last day's orders count)."""
+        last = self.con.table("orders").order_date.max().execute()
+        return pd.Timestamp(last).normalize() + pd.Timedelta(days=1)
+
+    def top_categories(
+        self, cutoff: pd.Timestamp | None = None, limit: int = MAX_CATEGORIES
+    ) -> list[str]:
+        """Categories by total spend (of lines before ``cutoff``, or all), largest first;
+        ties alphabetical, as the pandas reference orders them."""
+        if "category" not in self._columns("orders"):
+            return []
+        lines = self.con.table("orders").filter(lambda t: t.category.notnull())
+        if cutoff is not None:
+            lines = lines.filter(lines.order_date < _lit(cutoff))
+        spend = (
+            lines.group_by("category")
+            .aggregate(spend=lambda t: t.amount.sum())
+            .order_by([lambda t: t.spend.desc(), "category"])
+            .limit(limit)
+            .execute()
+        )
+        return [str(c) for c in spend["category"]]
+
+    # -- the CLV summary ------------------------------------------------------------------
+    def clv_summary(
+        self, cutoff: pd.Timestamp | None = None, *, period_days: float = 1.0
+    ) -> pd.DataFrame:
+        """Per-customer frequency, recency, T and monetary value, as
+        :func:`insight_agent.analytics.clv.rfm_summary` computes them from the order lines
+        (same rules: day resolution, orders on the cutoff day count, one purchase per period
+        counted back from the cutoff day). Indexed by customer_id, sorted.
+        """
+        import ibis
+
+        if not (np.isfinite(period_days) and period_days > 0):
+            from insight_agent.errors import ConfigError
+
+            raise ConfigError(f"period_days must be a positive number of days, got {period_days!r}")
+        lines = self.con.table("orders")
+        epoch = ibis.date(1970, 1, 1)
+        day = lines.order_date.date().delta(epoch, unit="day")
+        if cutoff is None:
+            cutoff_day = int(lines.select(d=day).d.max().execute())
+        else:
+            stamp = pd.Timestamp(cutoff)
+            stamp = stamp.tz_localize(None) if stamp.tz is not None else stamp
+            cutoff_day = int(np.datetime64(stamp.to_datetime64(), "D").astype(np.int64))
+        t = lines.mutate(_age=cutoff_day - day).filter(lambda x: x._age >= 0)
+        if float(period_days).is_integer():
+            period = t._age // int(period_days)
+        else:
+            period = (t._age.cast("float64") / float(period_days)).floor()
+        t = t.mutate(_p=period.cast("int64"))
+        first = t.group_by("customer_id").aggregate(_first=lambda x: x._p.max())
+        j = t.inner_join(first, "customer_id")
+        per = j.group_by("customer_id").aggregate(
+            _first=j._first.max(),
+            _last=j._p.min(),
+            _periods=j._p.nunique(),
+            _repeat=j.amount.sum(where=j._p != j._first),
+        )
+        freq = per._periods - 1
+        out = per.select(
+            "customer_id",
+            frequency=freq.cast("int64"),
+            recency=(per._first - per._last).cast("float64"),
+            T=per._first.cast("float64"),
+            monetary_value=ibis.cases(
+                (freq > 0, per._repeat.fill_null(0.0) / freq.cast("float64")), else_=0.0
+            ),
+        ).to_pyarrow()
+        frame = out.to_pandas().set_index("customer_id").sort_index()
+        frame.index = frame.index.astype("string")
+        frame.index.name = "customer_id"
+        return frame
+
+    # -- the feature table ----------------------------------------------------------------
+    def features(
+        self,
+        cutoff: pd.Timestamp,
+        *,
+        categories: list[str] | None = None,
+        demographics: bool = True,
+    ) -> FeatureFrame:
+        """Features of every customer known before ``cutoff``, like
+        :func:`insight_agent.analytics.features.customer_features` (same columns, float32).
+
+        ``categories`` fixes the category-share columns (the training list when scoring).
+        """
+        import ibis
+
+        cutoff = pd.Timestamp(cutoff)
+        cut = _lit(cutoff)
+        past = self.order_table().filter(lambda t: t.order_date < cut)
+        ranked = past.mutate(
+            _rank=ibis.row_number().over(group_by="customer_id", order_by=ibis.desc("order_date"))
+        )
+        since = {w: _lit(cutoff - pd.Timedelta(days=w)) for w in WINDOWS}
+        prev = (past.order_date >= since[180]) & (past.order_date < since[90])
+        aggs: dict[str, Any] = {
+            "_n": ranked.count(),
+            "_m": ranked.amount.sum(),
+            "_first": ranked.order_date.min(),
+            "_last": ranked.order_date.max(),
+            # the second latest order (ties count twice): the last gap is last - this
+            "_last2": ranked.order_date.max(where=ranked._rank == 1),
+            "_prev": ranked.amount.sum(where=prev),
+        }
+        for w in WINDOWS:
+            recent = ranked.order_date >= since[w]
+            aggs[f"_o{w}"] = ranked.count(where=recent)
+            aggs[f"_s{w}"] = ranked.amount.sum(where=recent)
+        buyers = ranked.group_by("customer_id").aggregate(**aggs)
+
+        customers = self.con.table("customers") if self._has("customers") else None
+        ccols = [] if customers is None else list(customers.columns)
+        signup = None
+        if customers is not None and "signup_date" in ccols:
+            signup = customers.filter(customers.signup_date < cut).select(
+                "customer_id", _signup=customers.signup_date
+            )
+        base = buyers.select("customer_id")
+        if signup is not None:
+            base = base.union(signup.select("customer_id"), distinct=True)
+        t = base.left_join(buyers, "customer_id")
+        if signup is not None:
+            t = t.left_join(signup, "customer_id")
+
+        freq = t._n.cast("float64").fill_null(0.0)
+        money = t._m.fill_null(0.0)
+        recency = _days(cut, t._last)
+        first_days = _days(cut, t._first)
+        if signup is not None:
+            tenure = ibis.greatest(first_days, _days(cut, t._signup))
+        else:
+            tenure = first_days
+        cols: dict[str, Any] = {
+            "frequency": freq,
+            "monetary_total": money,
+            "recency_days": recency.fill_null(tenure),
+            "avg_order_value": (t._m / t._n.cast("float64")).fill_null(0.0),
+            "tenure_days": tenure,
+        }
+        for w in WINDOWS:
+            cols[f"orders_{w}d"] = t[f"_o{w}"].cast("float64").fill_null(0.0)
+            cols[f"spend_{w}d"] = t[f"_s{w}"].fill_null(0.0)
+        s90, sprev = cols["spend_90d"], t._prev.fill_null(0.0)
+        cols["spend_trend"] = ((s90 - sprev) / (s90 + sprev).nullif(0.0)).fill_null(0.0)
+
+        # gaps: the mean of consecutive gaps telescopes to (last - first) / (n - 1)
+        mean_gap = (_days(t._last, t._first) / (t._n - 1).nullif(0).cast("float64")).fill_null(
+            tenure
+        )
+        last_gap = _days(t._last, t._last2).fill_null(tenure)
+        floor = ibis.greatest(mean_gap, 1.0)
+        cols["mean_gap_days"] = mean_gap
+        cols["last_gap_days"] = last_gap
+        cols["overdue_ratio"] = ibis.least(cols["recency_days"] / floor, 50.0)
+        cols["gap_trend"] = ibis.least(last_gap / floor, 50.0)
+
+        t, cats = self._categories(t, cutoff, categories, cols)
+        t = self._returns(t, cut, cols)
+        t = self._reviews(t, cut, cols)
+        t = self._campaigns(t, cut, cols)
+        if demographics and customers is not None:
+            t = self._demographics(t, customers, cols)
+
+        names = list(cols)
+        frame = t.select("customer_id", *[cols[n].name(f"c{i}") for i, n in enumerate(names)])
+        out = frame.to_pyarrow().to_pandas()
+        out.columns = ["customer_id", *names]
+        out = out.set_index("customer_id").sort_index()
+        out.index = out.index.astype("string")
+        out.index.name = "customer_id"
+        return FeatureFrame(out.astype(np.float32), cutoff, cats)
+
+    def _categories(
+        self,
+        t: Any,
+        cutoff: pd.Timestamp,
+        categories: list[str] | None,
+        cols: dict[str, Any],
+    ) -> tuple[Any, list[str]]:
+        if "category" not in self._columns("orders"):
+            return t, []
+        if categories is None:
+            categories = self.top_categories(cutoff)
+        if not categories:
+            return t, []
+        cut = _lit(cutoff)
+        lines = self.con.table("orders")
+        per = (
+            lines.filter((lines.order_date < cut) & lines.category.notnull())
+            .group_by(["customer_id", "category"])
+            .aggregate(_cs=lambda x: x.amount.sum())
+        )
+        aggs = {"_ctotal": per._cs.sum()}
+        for i, cat in enumerate(categories):
+            aggs[f"_cat{i}"] = per._cs.sum(where=per.category == cat)
+        spend = per.group_by("customer_id").aggregate(**aggs)
+        t = t.left_join(spend, "customer_id")
+        total = t._ctotal.nullif(0.0)
+        for i, cat in enumerate(categories):
+            cols[f"share_{slug(cat)}"] = (t[f"_cat{i}"].fill_null(0.0) / total).fill_null(0.0)
+        return t, list(categories)
+
+    def _returns(self, t: Any, cut: Any, cols: dict[str, Any]) -> Any:
+        if not self.rows("returns"):
+            return t
+        r = self.con.table("returns")
+        got = (
+            r.filter(r.order_date < cut)
+            .group_by("customer_id")
+            .aggregate(_rn=lambda x: x.count(), _ra=lambda x: -x.amount.sum())
+        )
+        t = t.left_join(got, "customer_id")
+        cols["returns"] = t._rn.cast("float64").fill_null(0.0)
+        share = (t._ra.fill_null(0.0) / cols["monetary_total"].nullif(0.0)).fill_null(0.0)
+        cols["return_share"] = share.clip(lower=0.0, upper=1.0)
+        return t
+
+    def _reviews(self, t: Any, cut: Any, cols: dict[str, Any]) -> Any:
+        columns = self._columns("reviews")
+        if "customer_id" not in columns or not self.rows("reviews"):
+            return t
+        r = self.con.table("reviews")
+        r = r.filter(r.customer_id.notnull())
+        if "date" in columns:
+            r = r.filter(r.date.isnull() | (r.date < cut))
+        aggs: dict[str, Any] = {"_vn": r.count()}
+        if "rating" in columns:
+            aggs["_vr"] = r.rating.mean()
+            aggs["_vneg"] = (r.rating <= 2).fill_null(False).cast("float64").mean()
+        got = r.group_by("customer_id").aggregate(**aggs)
+        t = t.left_join(got, "customer_id")
+        cols["review_count"] = t._vn.cast("float64").fill_null(0.0)
+        if "rating" in columns:
+            cols["avg_rating"] = t._vr.fill_null(3.0)
+            cols["negative_review_share"] = t._vneg.fill_null(0.0)
+        return t
+
+    def _campaigns(self, t: Any, cut: Any, cols: dict[str, Any]) -> Any:
+        if not self.rows("campaigns"):
+            return t
+        c = self.con.table("campaigns")
+        got = (
+            c.filter(c.sent_date < cut)
+            .group_by("customer_id")
+            .aggregate(_kn=lambda x: x.count(), _kr=lambda x: x.responded.cast("float64").mean())
+        )
+        t = t.left_join(got, "customer_id")
+        cols["campaigns_sent"] = t._kn.cast("float64").fill_null(0.0)
+        cols["campaign_response_rate"] = t._kr.fill_null(0.0)
+        return t
+
+    def _demographics(self, t: Any, customers: Any, cols: dict[str, Any]) -> Any:
+        wanted = [c for c in (*_NUMERIC, *_CATEGORICAL) if c in customers.columns]
+        if not wanted:
+            return t
+        people = customers.select("customer_id", *[customers[c].name(f"_d_{c}") for c in wanted])
+        t = t.left_join(people, "customer_id")
+        pop = t.select("customer_id", *[f"_d_{c}" for c in wanted]).cache()
+        try:
+            for col in _NUMERIC:
+                if col not in wanted:
+                    continue
+                values = t[f"_d_{col}"].cast("float64")
+                stats = pop.aggregate(
+                    n=pop[f"_d_{col}"].count(),
+                    median=pop[f"_d_{col}"].cast("float64").median(),
+                ).execute()
+                if not int(stats["n"].iloc[0]):
+                    continue
+                cols[f"{col}_missing"] = values.isnull().cast("float64")
+                cols[col] = values.fill_null(float(stats["median"].iloc[0]))
+            for col in _CATEGORICAL:
+                if col not in wanted:
+                    continue
+                levels = self._levels(pop, f"_d_{col}")
+                if not levels or (len(levels) < 2 and int(pop.count().execute()) > 1):
+                    continue
+                values = t[f"_d_{col}"].cast("string")
+                for level in levels:
+                    cols[f"{col}={level}"] = (values == level).fill_null(False).cast("float64")
+        finally:
+            pop.release()
+        return t
+
+    @staticmethod
+    def _levels(pop: Any, column: str) -> list[str]:
+        """The most frequent values (at most MAX_LEVELS): count desc, then first appearance in
+        customer-id order, as ``value_counts`` ranks them."""
+        v = pop[column].cast("string")
+        top = (
+            pop.filter(v.notnull())
+            .group_by(_v=v)
+            .aggregate(_n=lambda x: x.count(), _first=lambda x: x.customer_id.min())
+            .order_by([lambda x: x._n.desc(), "_first"])
+            .limit(MAX_LEVELS)
+            .execute()
+        )
+        return [str(x) for x in top["_v"]]
+
+
+__all__ = ["MAX_CATEGORIES", "MAX_LEVELS", "WINDOWS", "FeatureEngine", "FeatureFrame", "slug"]

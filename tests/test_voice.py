@@ -20,7 +20,9 @@ CLOTHING = FIXTURES / "public" / "womens_clothing_reviews" / "womens_clothing_re
 
 
 def test_units_split_sentences_and_contrasts_and_keep_spans():
-    text = "Love the colour but it runs small. Ok! The fabric is itchy; returned it.\nWould buy again."
+    text = (
+        "Love the colour but it runs small. Ok! The fabric is itchy; returned it.\nWould buy again."
+    )
     units = split_units(text)
     assert [u.text for u in units] == [
         "Love the colour",
@@ -256,3 +258,45 @@ def test_product_and_category_filters_ignore_case():
     assert ReviewFilters(product="JEANS").matches({"product": "Jeans"}, "text")
     assert ReviewFilters(contains="ZIPPER").matches({}, "the zipper broke")
     assert ReviewFilters(contains="ZIPPER").where_document() == {"$regex": "(?i)ZIPPER"}
+
+
+def test_unit_table_reuses_the_vectors_of_unchanged_reviews(tmp_path):
+    """A re-ingest embeds only new or edited reviews' units; the table round-trips on disk."""
+    from insight_agent.vectorstore.store import FilterTable
+    from insight_agent.vectorstore.unitstore import UnitTable, build_unit_table
+
+    embedded: list[str] = []
+
+    def embed(texts: list[str]) -> np.ndarray:
+        embedded.extend(texts)
+        rng = np.random.default_rng([len(t) for t in texts] or [0])
+        v = rng.normal(size=(len(texts), 8)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    def score(texts: list[str]) -> np.ndarray:
+        return np.array([0.1 if "broke" in t else 0.9 for t in texts])
+
+    def table_for(docs: list[str], texts: list[str], previous=None) -> UnitTable:
+        meta = pd.DataFrame(
+            {c: [""] * len(docs) for c in ("segment", "sentiment", "product", "category")}
+            | {"rating": [5.0] * len(docs), "date": [0] * len(docs)}
+        )
+        reviews = FilterTable.from_frame(docs, meta)
+        return build_unit_table(
+            docs, docs, texts, reviews, embed=embed, score=score, sentiment_source="model",
+            previous=previous, previous_doc_ids=None if previous is None else previous.reviews.ids,
+        )  # fmt: skip
+
+    texts = ["Love the colour. The zipper broke on day two.", "Runs small, size up."]
+    first = table_for(["d1", "d2"], texts)
+    assert len(first) == 3 and embedded == ["Love the colour.", "The zipper broke on day two.",
+                                            "Runs small, size up."]  # fmt: skip
+    assert first.units["sentiment"].tolist() == ["positive", "negative", "positive"]
+    first.save(tmp_path / "units")
+    loaded = UnitTable.load(tmp_path / "units")
+    assert loaded is not None and len(loaded) == 3
+    embedded.clear()
+    # d2 unchanged (same id), d3 new: only d3's unit is embedded, d2's vector is reused
+    second = table_for(["d2", "d3"], [texts[1], "Arrived late."], previous=loaded)
+    assert embedded == ["Arrived late."]
+    np.testing.assert_array_equal(second.vectors[0], np.asarray(loaded.vectors[2]))

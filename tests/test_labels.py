@@ -234,3 +234,56 @@ def test_label_set_under_data_customers(tmp_path: Path) -> None:
     (ws / "insight.toml").write_text(wrong, encoding="utf-8")
     bad = CliRunner().invoke(app, ["validate", "-w", str(ws)])
     assert bad.exit_code == 2 and "labels belong to the customers table" in bad.output
+
+
+@pytest.fixture(scope="module")
+def small_model() -> tuple:
+    """A label model on 800 customers with missing balances and a rare job (3-fold CV)."""
+    from threadpoolctl import threadpool_limits
+
+    from insight_agent.analytics.labels import train_label_model
+
+    frame = bank_like(800)
+    frame.loc[::17, "balance"] = np.nan
+    frame.loc[:4, "job"] = "astronaut"  # 5 of 800 rows: pooled as infrequent
+    with threadpool_limits(limits=1):  # as builds run: spinning OpenMP threads on a busy box
+        model = train_label_model(frame, "y", exclude=["planted_leak"], seed=0, folds=3)
+    return model, frame
+
+
+@pytest.mark.parametrize("family", ["logistic_regression", "hist_gradient_boosting"])
+def test_batched_reasons_equal_one_prediction_per_changed_copy(
+    family: str, small_model: tuple
+) -> None:
+    """Scoring transforms each batch once and rewrites only a feature's own columns; that
+    must give exactly what re-predicting a changed copy of the rows gives, for both model
+    families, with missing numbers, a rare (pooled) level and a level never seen in
+    training."""
+    import copy
+
+    from sklearn.base import clone
+    from threadpoolctl import threadpool_limits
+
+    from insight_agent.analytics.labels import Calibrated, _families, _output_columns
+
+    model, frame = small_model
+    model = copy.copy(model)
+    X = model.features(frame)
+    categorical = [c for c in model.plan.categorical if c in X]
+    y = (frame["y"] == "yes").to_numpy().astype(int)
+    with threadpool_limits(limits=1):  # as builds run
+        base = clone(_families(X, categorical, 0)[family]).fit(X, y)
+        model.pipeline_ = Calibrated(base, model.pipeline_.calibrator).fit()
+        names = list(model.typical_)
+        new = frame.head(300).assign(job=["pilot"] * 5 + list(frame["job"].iloc[5:300]))
+        part = model.features(new)
+        layout = _output_columns(model.pipeline_, list(part.columns))
+        assert layout is not None and set(layout) == set(part.columns)
+        p_fast, fast = model._effects(part, names, layout)
+        p_slow, slow = model._effects_slow(part, names)
+        np.testing.assert_array_equal(p_fast, p_slow)
+        np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-12)
+        assert model._reason_lists(part, names, fast, 3) == model._reason_lists(
+            part, names, slow, 3
+        )
+        assert any(model._reason_lists(part, names, fast, 3))  # some row has a reason

@@ -415,10 +415,9 @@ def _segments(
         "features": seg.features,
         "params": seg.params,
     }
+    # seg.model (scaler, k-means) is not saved: nothing loads it (`insight score --record`
+    # scores the propensity and label models; it does not assign segments)
     writer.write_json("segments.json", payload)
-    import joblib
-
-    joblib.dump(seg.model, writer.path("models", "segments.joblib"))
     st.details = {
         "k": seg.k,
         "tree_fidelity": payload["tree_fidelity"],

@@ -60,6 +60,13 @@ def test_build_writes_a_versioned_build_with_manifest(built):
     ):
         assert (folder / name).is_file(), name
     assert not list((built / ".insight" / "builds").glob(".*.tmp"))
+    # every file has a reader (docs/analytics.md "What a build writes"): no extras
+    written = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+    from insight_agent.analytics.build import _file_name
+
+    models = {f"models/{_file_name(t)}.{x}" for t in manifest["models"] for x in ("json", "joblib")}
+    tables = {"customers.parquet", "customers.sqlite", "manifest.json"}
+    assert written == tables | {"segments.json", "clv.json", "basket.json"} | models
 
 
 def test_customer_table_joins_every_model(built):

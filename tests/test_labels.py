@@ -234,3 +234,131 @@ def test_label_set_under_data_customers(tmp_path: Path) -> None:
     (ws / "insight.toml").write_text(wrong, encoding="utf-8")
     bad = CliRunner().invoke(app, ["validate", "-w", str(ws)])
     assert bad.exit_code == 2 and "labels belong to the customers table" in bad.output
+
+
+@pytest.fixture(scope="module")
+def small_model() -> tuple:
+    """A label model on 800 customers with missing balances and a rare job (3-fold CV)."""
+    from threadpoolctl import threadpool_limits
+
+    from insight_agent.analytics.labels import train_label_model
+
+    frame = bank_like(800)
+    frame.loc[::17, "balance"] = np.nan
+    frame.loc[:4, "job"] = "astronaut"  # 5 of 800 rows: pooled as infrequent
+    with threadpool_limits(limits=1):  # as builds run: spinning OpenMP threads on a busy box
+        model = train_label_model(frame, "y", exclude=["planted_leak"], seed=0, folds=3)
+    return model, frame
+
+
+@pytest.mark.parametrize("family", ["logistic_regression", "hist_gradient_boosting"])
+def test_batched_reasons_equal_one_prediction_per_changed_copy(
+    family: str, small_model: tuple
+) -> None:
+    """Scoring transforms each batch once and rewrites only a feature's own columns; that
+    must give exactly what re-predicting a changed copy of the rows gives, for both model
+    families, with missing numbers, a rare (pooled) level and a level never seen in
+    training."""
+    import copy
+
+    from sklearn.base import clone
+    from threadpoolctl import threadpool_limits
+
+    from insight_agent.analytics.labels import Calibrated, _families, _output_columns
+
+    model, frame = small_model
+    model = copy.copy(model)
+    X = model.features(frame)
+    categorical = [c for c in model.plan.categorical if c in X]
+    y = (frame["y"] == "yes").to_numpy().astype(int)
+    with threadpool_limits(limits=1):  # as builds run
+        base = clone(_families(X, categorical, 0)[family]).fit(X, y)
+        model.pipeline_ = Calibrated(base, model.pipeline_.calibrator).fit()
+        names = list(model.typical_)
+        new = frame.head(300).assign(job=["pilot"] * 5 + list(frame["job"].iloc[5:300]))
+        part = model.features(new)
+        layout = _output_columns(model.pipeline_, list(part.columns))
+        assert layout is not None and set(layout) == set(part.columns)
+        p_fast, fast = model._effects(part, names, layout)
+        p_slow, slow = model._effects_slow(part, names)
+        np.testing.assert_array_equal(p_fast, p_slow)
+        np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-12)
+        assert model._reason_lists(part, names, fast, 3) == model._reason_lists(
+            part, names, slow, 3
+        )
+        assert any(model._reason_lists(part, names, fast, 3))  # some row has a reason
+
+
+def campaign_workspace(root: Path, n: int = 600, campaigns: int = 1) -> Path:
+    """Customers (attributes, no outcome column) plus one campaign send each with a
+    response that depends on the attributes; no orders. Generated here."""
+    frame = bank_like(n).drop(columns=["y", "duration", "planted_leak"])
+    rng = np.random.default_rng(1)
+    logit = -1.6 + 2.2 * (frame.poutcome == "success") + 1.0 * (frame.job == "student")
+    names = ["Spring offer", "Summer sale", "Autumn push"][:campaigns]
+    sends = pd.DataFrame(
+        {
+            "customer_id": frame["customer_id"],
+            "campaign": [names[i % campaigns] for i in range(n)],
+            "sent_date": "2026-03-01",
+            "responded": np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "yes", "no"),
+        }
+    )
+    root.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(root / "customers.csv", index=False)
+    sends.to_csv(root / "campaigns.csv", index=False)
+    tables = {"customers": root / "customers.csv", "campaigns": root / "campaigns.csv"}
+    return write_workspace(root / "ws", tables)
+
+
+def test_campaign_response_without_orders_is_a_label_model(tmp_path: Path) -> None:
+    """Customers + one campaign send each, no orders: the build models response to the
+    campaign from the customer attributes, like a label column."""
+    from insight_agent.analytics.queries import customer_table, model_card
+    from insight_agent.data.bootstrap import open_workspace
+
+    ws = campaign_workspace(tmp_path)
+    built = CliRunner().invoke(app, ["build", "-w", str(ws)])
+    assert built.exit_code == 0, built.output
+    assert "label:response: ROC-AUC" in built.output
+    card = model_card(open_workspace(ws), "response")
+    assert "Spring offer" in card["meaning"] and card["metrics"]["cv_folds"] == 5
+    used = {*card["features"]["numeric"], *card["features"]["categorical"]}
+    assert {"poutcome", "job"} <= used and "responded" not in used
+    table = customer_table(open_workspace(ws))
+    assert table["p_label_response"].between(0.001, 0.999).all()
+    top = table.sort_values("p_label_response", ascending=False).head(30)
+    assert "poutcome = success" in " ".join("; ".join(r) for r in top["label_response_reasons"])
+    ask = CliRunner().invoke(
+        app, ["ask", "who is most likely to respond?", "--llm", "none", "-w", str(ws)]
+    )
+    assert ask.exit_code == 0 and "top_customers" in ask.output, ask.output
+
+
+def test_campaign_response_label_says_which_campaigns_it_pools() -> None:
+    """One campaign: its name; several with one send each: pooled, and which campaign is a
+    feature; several sends per customer: responded to at least one; none: no label."""
+    from insight_agent.analytics.build import campaign_response
+
+    customers = pd.DataFrame({"customer_id": ["a", "b", "c", "d"], "age": [30, 40, 50, 60]})
+    sends = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "c"],
+            "campaign": ["Spring offer"] * 3,
+            "sent_date": pd.Timestamp("2026-03-01"),
+            "responded": [True, False, False],
+        }
+    )
+    frame, label, meaning = campaign_response(customers, sends)
+    assert (label, meaning) == ("response", "responded to Spring offer")
+    assert frame[label].tolist()[:3] == ["yes", "no", "no"] and pd.isna(frame[label].iloc[3])
+    pooled = sends.assign(campaign=["Spring offer", "Summer sale", "Summer sale"])
+    frame, _, meaning = campaign_response(customers, pooled)
+    assert "2 campaigns pooled" in meaning and frame["campaign"].iloc[1] == "Summer sale"
+    repeated = pd.concat([sends, pooled.assign(responded=[False, True, False])])
+    frame, _, meaning = campaign_response(customers, repeated)
+    assert meaning.startswith("responded to at least one") and "campaign" not in frame
+    assert frame["response"].tolist()[:3] == ["yes", "yes", "no"]
+    assert campaign_response(customers, None) is None
+    taken = customers.assign(response=1)
+    assert campaign_response(taken, sends)[1] == "campaign_response"

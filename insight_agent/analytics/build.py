@@ -284,6 +284,25 @@ def _build_without_orders(
             results["reviews"] = _reviews(ws, data, customers, options, st, say)
     if "labels" in options.stages and options.labels:
         results["models"] = _labels(data, options, writer, customers, stages, say, None)
+    if "labels" in options.stages and (
+        response := campaign_response(data.customers, data.campaigns)
+    ):
+        # no orders, so no order-based response model: the campaign's outcome is a label
+        frame, label, meaning = response
+        models = _labels(
+            data,
+            options,
+            writer,
+            customers,
+            stages,
+            say,
+            None,
+            frame=frame,
+            labels=(label,),
+            positive="yes",
+            meaning=meaning,
+        )
+        results.setdefault("models", {}).update(models)
     with _stage(stages, "write", say):
         customers.index.name = "customer_id"
         writer.write_customers(customers)
@@ -318,6 +337,38 @@ def _manifest(
     }
 
 
+def campaign_response(
+    customers: pd.DataFrame, campaigns: pd.DataFrame | None
+) -> tuple[pd.DataFrame, str, str] | None:
+    """The customers table with a yes/no column saying whether each customer responded to
+    the campaign they were sent (customers never sent one: missing, so scored but not
+    trained on), its name and its meaning; None without campaign sends.
+
+    One campaign: "responded to <campaign>". Several, one send per customer: the pooled
+    response to the campaign each was sent, and which campaign becomes a feature. Several
+    sends per customer: responded to at least one of them."""
+    if campaigns is None or campaigns.empty:
+        return None
+    people = customers.drop_duplicates("customer_id").reset_index(drop=True)
+    sends = campaigns.dropna(subset=["customer_id"])
+    per = sends.groupby("customer_id").agg(
+        responded=("responded", "max"), sends=("responded", "size"), campaign=("campaign", "first")
+    )
+    names = sorted(sends["campaign"].dropna().astype(str).unique())
+    label = "response" if "response" not in people.columns else "campaign_response"
+    answered = people["customer_id"].map(per["responded"])
+    people[label] = answered.map({True: "yes", False: "no"}).astype("string")
+    if len(names) == 1:
+        meaning = f"responded to {names[0]}"
+    elif per["sends"].max() == 1:
+        meaning = f"responded to the campaign they were sent ({len(names)} campaigns pooled)"
+        column = "campaign" if "campaign" not in people.columns else "campaign_sent"
+        people[column] = people["customer_id"].map(per["campaign"]).astype("string")
+    else:
+        meaning = f"responded to at least one of their sends ({len(names)} campaigns pooled)"
+    return people, label, meaning
+
+
 def _labels(
     data: Any,
     options: BuildOptions,
@@ -326,21 +377,29 @@ def _labels(
     stages: list[StageReport],
     say: Progress,
     order_features: pd.DataFrame | None,
+    *,
+    frame: pd.DataFrame | None = None,
+    labels: tuple[str, ...] | None = None,
+    positive: str | None = None,
+    meaning: str | None = None,
 ) -> dict[str, Any]:
-    """One model per label column of the customers table (analytics/labels.py)."""
+    """One model per label column of the customers table (analytics/labels.py), or of
+    ``labels`` in ``frame`` (a customers table with a derived label, e.g. campaign response;
+    ``meaning`` then says what the label is)."""
     import joblib
 
     from insight_agent.analytics.labels import label_card, score_label, train_label_model
 
     cards: dict[str, Any] = {}
-    people = data.customers.drop_duplicates("customer_id").reset_index(drop=True)
-    for label in options.labels:
+    people = data.customers if frame is None else frame
+    people = people.drop_duplicates("customer_id").reset_index(drop=True)
+    for label in options.labels if labels is None else labels:
         target = f"label:{label}"
         with _stage(stages, f"propensity:{target}", say) as st:
             model = train_label_model(
                 people,
                 label,
-                positive=options.positive,
+                positive=options.positive if positive is None else positive,
                 exclude=list(options.exclude),
                 keep=list(options.keep),
                 extra_features=order_features,
@@ -360,6 +419,8 @@ def _labels(
             customers[f"{base}_reasons"] = scored["reasons"].reindex(customers.index)
             card = label_card(model)
             card["column"] = col
+            if meaning:
+                card["meaning"] = meaning
             writer.write_json(f"models/{_file_name(target)}.json", card)
             joblib.dump(model, writer.path("models", f"{_file_name(target)}.joblib"))
             cards[target] = {
@@ -408,10 +469,9 @@ def _segments(
         "features": seg.features,
         "params": seg.params,
     }
+    # seg.model (scaler, k-means) is not saved: nothing loads it (`insight score --record`
+    # scores the propensity and label models; it does not assign segments)
     writer.write_json("segments.json", payload)
-    import joblib
-
-    joblib.dump(seg.model, writer.path("models", "segments.joblib"))
     st.details = {
         "k": seg.k,
         "tree_fidelity": payload["tree_fidelity"],

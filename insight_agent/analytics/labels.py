@@ -36,7 +36,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin  # this module is imported lazily
+from sklearn.base import (  # this module is imported lazily
+    BaseEstimator,
+    ClassifierMixin,
+    OneToOneFeatureMixin,
+    TransformerMixin,
+)
 
 from insight_agent.errors import ConfigError, InsufficientData
 
@@ -137,7 +142,8 @@ def plan_features(
             plan.dropped[col] = "known only after the outcome (by its name); keep it to use it"
             continue
         nonnull = s.dropna()
-        if nonnull.nunique() <= 1:
+        levels = nonnull.nunique()
+        if levels <= 1:
             plan.dropped[col] = "constant"
             continue
         if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
@@ -146,9 +152,7 @@ def plan_features(
             plan.dates.append(col)
             dates_seen.append(s)
         else:
-            as_num = pd.to_numeric(nonnull, errors="coerce")
-            levels = nonnull.nunique()
-            if as_num.notna().mean() >= 0.98 and levels > MAX_LEVELS:
+            if levels > MAX_LEVELS and _numeric_share(nonnull) >= 0.98:
                 plan.numeric.append(col)
             elif levels > MAX_LEVELS and levels > 0.05 * n:
                 plan.dropped[col] = (
@@ -162,6 +166,13 @@ def plan_features(
     return plan
 
 
+def _numeric_share(values: pd.Series) -> float:
+    """Share of ``values`` that read as numbers (each distinct value is parsed once)."""
+    counts = values.value_counts(dropna=True)
+    parsed = pd.to_numeric(counts.index.to_series(), errors="coerce")
+    return float(counts[parsed.notna().to_numpy()].sum() / max(len(values), 1))
+
+
 def _matrix(frame: pd.DataFrame, plan: FeaturePlan) -> pd.DataFrame:
     """The raw feature frame: numbers as float, dates as days before the reference, text."""
     out = pd.DataFrame(index=frame.index)
@@ -173,6 +184,33 @@ def _matrix(frame: pd.DataFrame, plan: FeaturePlan) -> pd.DataFrame:
     for col in plan.categorical:
         out[col] = frame[col].astype("string").fillna("(missing)").astype(object)
     return out
+
+
+class LevelCodes(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+    """Text columns as integer codes of their levels in sorted order (unseen levels: -1).
+
+    Placed before the one-hot encoder it gives the same columns in the same order as
+    encoding the text itself (levels sorted, counts for rare-level pooling, unseen levels
+    pooled or ignored), but scikit-learn counts and checks integers in numpy instead of
+    Python objects one by one — most of the build time at 20k rows."""
+
+    def fit(self, X: Any, y: Any = None) -> LevelCodes:
+        """Learn each column's sorted levels (missing values are not a level)."""
+        frame = pd.DataFrame(X)
+        if isinstance(X, pd.DataFrame):
+            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.n_features_in_ = frame.shape[1]
+        self.levels_ = [sorted(set(pd.unique(frame.iloc[:, i].dropna()))) for i in
+                        range(frame.shape[1])]  # fmt: skip
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Codes per cell: the level's position in ``levels_``, -1 when unseen or missing."""
+        frame = pd.DataFrame(X)
+        out = np.empty(frame.shape, dtype=np.int64)
+        for i, levels in enumerate(self.levels_):
+            out[:, i] = pd.Index(levels, dtype=object).get_indexer(frame.iloc[:, i].astype(object))
+        return out
 
 
 def _preprocessor(X: pd.DataFrame, categorical: list[str], scale: bool) -> Any:
@@ -189,7 +227,10 @@ def _preprocessor(X: pd.DataFrame, categorical: list[str], scale: bool) -> Any:
         handle_unknown="infrequent_if_exist", min_frequency=0.01, sparse_output=False
     )
     return ColumnTransformer(
-        [("num", make_pipeline(*steps), numeric), ("cat", onehot, categorical)],
+        [
+            ("num", make_pipeline(*steps), numeric),
+            ("cat", make_pipeline(LevelCodes(), onehot), categorical),
+        ],
         verbose_feature_names_out=False,
     )
 
@@ -320,39 +361,166 @@ class LabelModel:
         """Per row, up to ``n`` reasons: the features whose value moves the score most
         towards the predicted side (positive when p >= threshold), by setting each to its
         typical value (median / most common) and measuring the change."""
+        return self.explain(frame, n, batch)[1]
+
+    def explain(
+        self, frame: pd.DataFrame, n: int = 3, batch: int = 50_000
+    ) -> tuple[np.ndarray, list[list[str]]]:
+        """P(label is positive) and up to ``n`` reasons per row of ``frame`` (see
+        :meth:`reasons`), in batches of ``batch`` rows so memory stays flat.
+
+        The pipeline's preprocessing is column-wise, so each batch is transformed once and a
+        feature set to its typical value only rewrites that feature's own output columns
+        (its number and missing flag, or its one-hot block) before the classifier predicts
+        again — the same probabilities as transforming a changed copy, at a fraction of the
+        cost. Pipelines of another shape take the general route (:meth:`_explain_slow`)."""
         X = self.features(frame)
+        names = [
+            c
+            for c in ([d["feature"] for d in self.drivers] or list(self.typical_))
+            if c in X and c in self.typical_
+        ]  # the drivers: a feature that barely moves the model is never a reason
+        layout = _output_columns(self.pipeline_, list(X.columns)) if n else None
+        p_out = np.empty(len(X))
         out: list[list[str]] = []
         for start in range(0, len(X), batch):
             part = X.iloc[start : start + batch]
-            p = self.pipeline_.predict_proba(part)[:, 1]
-            toward = np.where(p >= self.threshold, 1.0, -1.0)
-            effects = {}
-            # the drivers (the features that move the model): a feature that barely moves
-            # it is never a reason, and each candidate costs one prediction over the batch
-            candidates = [d["feature"] for d in self.drivers] or list(self.typical_)
-            for col in candidates:
-                typical = self.typical_.get(col)
-                if col not in part or col not in self.typical_:
-                    continue
-                changed = part.copy()
-                changed[col] = typical
-                q = self.pipeline_.predict_proba(changed)[:, 1]
-                effects[col] = (p - q) * toward  # > 0: this value pushes towards the call
-            names = list(effects)
-            if not names:
+            if not n:
+                p_out[start : start + len(part)] = self.pipeline_.predict_proba(part)[:, 1]
                 out += [[] for _ in range(len(part))]
                 continue
-            M = np.column_stack([effects[c] for c in names])
-            order = np.argsort(-M, axis=1)[:, :n]
-            values = [part[c].to_numpy() for c in names]  # row access by position: fast
-            for i in range(len(part)):
-                row = []
-                for j in order[i]:
-                    if M[i, j] <= 0.005:
-                        break
-                    row.append(_reason(names[j], values[j][i], self.typical_[names[j]]))
-                out.append(row)
-        return out
+            if layout is None:
+                p, effects = self._effects_slow(part, names)
+            else:
+                p, effects = self._effects(part, names, layout)
+            p_out[start : start + len(part)] = p
+            out += self._reason_lists(part, names, effects, n)
+        return np.clip(p_out, PROB_FLOOR, PROB_CEIL), out
+
+    def _effects(
+        self, part: pd.DataFrame, names: list[str], layout: dict[str, list[int]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """P(1) per row and, per candidate feature, how far its value pushes the score
+        towards the predicted side (p minus p with the feature at its typical value)."""
+        calibrated = self.pipeline_
+        transform, classifier = calibrated.base[0], calibrated.base[-1]
+        typical = pd.DataFrame([{c: self.typical_[c] for c in part.columns}]).astype(
+            part.dtypes.to_dict()
+        )
+        z_typical = np.asarray(transform.transform(typical))[0]
+        Z = np.asarray(transform.transform(part))
+
+        def prob(matrix: np.ndarray) -> np.ndarray:
+            q = calibrated.calibrator.predict(classifier.predict_proba(matrix)[:, 1])
+            return np.clip(q, PROB_FLOOR, PROB_CEIL)
+
+        p = prob(Z)
+        toward = np.where(p >= self.threshold, 1.0, -1.0)
+        M = np.empty((len(part), len(names)))
+        for j, col in enumerate(names):
+            cols = layout[col]
+            saved = Z[:, cols].copy()
+            Z[:, cols] = z_typical[cols]
+            M[:, j] = (p - prob(Z)) * toward  # > 0: this value pushes towards the call
+            Z[:, cols] = saved
+        return p, M
+
+    def _effects_slow(self, part: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_effects` for any pipeline: one prediction over a changed copy per feature."""
+        p = self.pipeline_.predict_proba(part)[:, 1]
+        toward = np.where(p >= self.threshold, 1.0, -1.0)
+        M = np.empty((len(part), len(names)))
+        for j, col in enumerate(names):
+            changed = part.copy()
+            changed[col] = self.typical_[col]
+            M[:, j] = (p - self.pipeline_.predict_proba(changed)[:, 1]) * toward
+        return p, M
+
+    def _reason_lists(
+        self, part: pd.DataFrame, names: list[str], M: np.ndarray, n: int
+    ) -> list[list[str]]:
+        """Per row, the texts of the (up to ``n``) features that push it most, strongest
+        first; a push of 0.005 or less is no reason. Each distinct value is worded once."""
+        if not names:
+            return [[] for _ in range(len(part))]
+        order = np.argsort(-M, axis=1)[:, :n]
+        strong = np.cumprod(np.take_along_axis(M, order, axis=1) > 0.005, axis=1).astype(bool)
+        texts = np.full(order.shape, None, dtype=object)
+        for j, col in enumerate(names):
+            where = (order == j) & strong
+            if not where.any():
+                continue
+            rows = where.any(axis=1)
+            values = part[col].to_numpy()[rows]  # row access by position: fast
+            codes, uniques = pd.factorize(values, use_na_sentinel=False)
+            worded = np.array([_reason(col, v, self.typical_[col]) for v in uniques], dtype=object)
+            per_row = worded[codes]
+            full = np.full(len(part), None, dtype=object)
+            full[rows] = per_row
+            texts[where] = full[np.nonzero(where)[0]]
+        counts = strong.sum(axis=1).tolist()
+        return [row[:k] for row, k in zip(texts.tolist(), counts, strict=True)]
+
+
+def _output_columns(calibrated: Any, columns: list[str]) -> dict[str, list[int]] | None:
+    """For each input column of a fitted ``Calibrated(Pipeline(ColumnTransformer(num, cat),
+    classifier))``, the positions of the transformed columns computed from it alone; None
+    when the pipeline has another shape (or the positions do not add up)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    base = getattr(calibrated, "base", None)
+    if not isinstance(base, Pipeline) or len(base.steps) != 2:
+        return None
+    transform = base[0]
+    if not isinstance(transform, ColumnTransformer) or transform.sparse_output_:
+        return None
+    layout: dict[str, list[int]] = {c: [] for c in columns}
+    covered = 0
+    for name, step, cols in transform.transformers_:
+        if step == "drop" or len(cols) == 0:
+            continue
+        cols = list(cols)
+        if any(c not in layout for c in cols):
+            return None
+        where = transform.output_indices_[name]
+        pos = where.start
+        steps = list(step) if isinstance(step, Pipeline) else [step]
+        if isinstance(steps[0], SimpleImputer) and all(
+            isinstance(later, StandardScaler) for later in steps[1:]
+        ):
+            imputer = steps[0]  # the scaler keeps one column per column
+            kept = range(len(cols))
+            if not imputer.keep_empty_features:
+                kept = [i for i, v in enumerate(imputer.statistics_) if not pd.isna(v)]
+            for i in kept:
+                layout[cols[i]].append(pos)
+                pos += 1
+            if imputer.indicator_ is not None:
+                for i in imputer.indicator_.features_:
+                    layout[cols[i]].append(pos)
+                    pos += 1
+        elif (
+            isinstance(steps[-1], OneHotEncoder)
+            and steps[-1].drop is None
+            and all(isinstance(first, LevelCodes) for first in steps[:-1])
+        ):
+            onehot = steps[-1]  # one block of columns per column
+            for i, levels in enumerate(onehot.categories_):
+                rare = onehot.infrequent_categories_[i]
+                width = len(levels) - (0 if rare is None else len(rare) - 1)
+                layout[cols[i]].extend(range(pos, pos + width))
+                pos += width
+        else:
+            return None
+        if pos != where.stop:
+            return None
+        covered += where.stop - where.start
+    if covered != sum(len(v) for v in layout.values()):
+        return None
+    return layout
 
 
 def _reason(col: str, value: Any, typical: Any) -> str:
@@ -365,7 +533,7 @@ def _reason(col: str, value: Any, typical: Any) -> str:
 
 
 def _num(value: Any) -> str:
-    f = float(value)
+    f = float(value) + 0.0  # -0.0 reads "0"
     return f"{f:,.0f}" if abs(f) >= 100 or f.is_integer() else f"{f:,.2f}"
 
 
@@ -559,7 +727,10 @@ def label_card(model: LabelModel) -> dict[str, Any]:
 
 def score_label(model: LabelModel, customers: pd.DataFrame, n_reasons: int = 3) -> pd.DataFrame:
     """probability, decile (1 = highest) and reasons for every row of ``customers``."""
-    p = model.predict_proba(customers)
+    if n_reasons:
+        p, reasons = model.explain(customers, n_reasons)
+    else:
+        p, reasons = model.predict_proba(customers), [[]] * len(customers)
     ranks = pd.Series(p).rank(method="first", ascending=False)
     decile = np.ceil(ranks / len(p) * 10).clip(1, 10).astype(int)
     out = pd.DataFrame(
@@ -567,7 +738,7 @@ def score_label(model: LabelModel, customers: pd.DataFrame, n_reasons: int = 3) 
         index=customers.index,
     )
     out["probability"] = out["probability"].clip(PROB_FLOOR, PROB_CEIL)
-    out["reasons"] = model.reasons(customers, n_reasons) if n_reasons else [[]] * len(out)
+    out["reasons"] = reasons
     return out
 
 

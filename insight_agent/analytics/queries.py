@@ -68,9 +68,9 @@ def segments_summary(ws: Workspace) -> dict[str, Any]:
 def resolve_target(folder: Path, target: str) -> str:
     """Model file stem for a user's target: churn, purchase, response, or a category name."""
     models = folder / "models"
-    if target in BASE_TARGETS:
+    if target in BASE_TARGETS and (models / f"{target}.json").is_file():
         stem = target
-    else:
+    else:  # "response" without orders is the campaign's label model (label__response)
         name = target.split(":", 1)[-1].lower()
         # a label of the customers table ("y", "label:y") or a product category
         matches = [

@@ -450,7 +450,10 @@ def _next_steps(manifest: dict[str, Any]) -> list[str]:
     models = list(manifest.get("models", {}))
     if models:
         first = "churn" if "churn" in models else models[0].split(":", 1)[-1]
-        steps += [f"insight model-card {first}", f"insight audience -t {first} --top 100"]
+        steps += [
+            f"insight model-card {first}",
+            f"insight audience -t {first} --top 100 -o {first}-top100.csv",
+        ]
     if "segments" in manifest or models:
         steps.append("insight score --customer ID")
     if manifest.get("reviews"):

@@ -168,7 +168,7 @@ def _unit_hits(
     import numpy as np
 
     from insight_agent.vectorstore.opinions import search_units
-    from insight_agent.vectorstore.search import _date_text
+    from insight_agent.vectorstore.search import hit_metadata
 
     vector = np.asarray(index.embedding_function([query])[0], dtype=np.float32)
     found = search_units(
@@ -193,19 +193,7 @@ def _unit_hits(
                 "unit_sentiment": hit["unit_sentiment"],
                 "similarity": hit["similarity"],
                 "match": hit["match"],
-                "rating": None if meta.get("rating", -1) < 0 else meta["rating"],
-                "date": _date_text(meta.get("date", 0)),
-                **{
-                    key: meta.get(key) or None
-                    for key in (
-                        "customer_id",
-                        "segment",
-                        "product",
-                        "category",
-                        "sentiment",
-                        "sentiment_source",
-                    )
-                },
+                **hit_metadata(meta),
             }
         )
     return hits

@@ -223,22 +223,23 @@ def search_reviews(
                 "review_id": meta.pop("review_id", ids[i]),
                 "text": docs[i],
                 "similarity": round(1.0 - float(distances[i]), 3),
-                "rating": None if meta.get("rating", -1) < 0 else meta["rating"],
-                "date": _date_text(meta.get("date", 0)),
-                **{
-                    key: meta.get(key) or None
-                    for key in (
-                        "customer_id",
-                        "segment",
-                        "product",
-                        "category",
-                        "sentiment",
-                        "sentiment_source",
-                    )
-                },
+                **hit_metadata(meta),
             }
         )
     return hits
+
+
+_HIT_KEYS = ("customer_id", "segment", "product", "category", "sentiment", "sentiment_source")
+
+
+def hit_metadata(meta: dict[str, Any]) -> dict[str, Any]:
+    """A hit's rating (None when unrated), date (YYYY-MM-DD or None) and the other metadata
+    shown with a quote (None where the index stores nothing)."""
+    return {
+        "rating": None if meta.get("rating", -1) < 0 else meta["rating"],
+        "date": _date_text(meta.get("date", 0)),
+        **{key: meta.get(key) or None for key in _HIT_KEYS},
+    }
 
 
 def _date_text(value: Any) -> str | None:

@@ -361,16 +361,22 @@ def _quotes(table: Any, rows: np.ndarray, vectors: np.ndarray) -> list[dict[str,
     pool = np.argsort(-closeness, kind="stable")[:QUOTE_POOL]
     picked = mmr(centroid, vectors[pool], QUOTES, lambda_=0.85)
     units = table.units
+    segments = table.reviews.values.get("segment", [])
+    segment_codes = table.reviews.codes.get("segment")
     out = []
     for j in picked:
         row = int(rows[pool[j]])
         doc = int(units["doc"].iat[row])
+        rating = float(table.reviews.rating[doc])
+        segment = segments[segment_codes[doc]] if segment_codes is not None else ""
         out.append(
             {
                 "review_id": str(table.review_ids[doc]),
                 "text": str(units["text"].iat[row]),
                 "span": [int(units["start"].iat[row]), int(units["end"].iat[row])],
                 "sentiment": str(units["sentiment"].iat[row]),
+                "rating": rating if rating >= 0 else None,
+                "segment": segment or None,
             }
         )
     return out

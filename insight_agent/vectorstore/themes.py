@@ -189,7 +189,11 @@ def class_tfidf(
         ngram_range=(1, 2), stop_words=stop, min_df=2 if len(documents) >= 50 else 1
     )
     try:
-        doc_terms = vectorizer.fit_transform(list(documents))
+        with warnings.catch_warnings():
+            # hyphenated or apostrophe stop words ("noise-cancelling", "didn't") tokenise into
+            # pieces that are not in the list: harmless here, and not the user's concern
+            warnings.filterwarnings("ignore", message="Your stop_words may be inconsistent")
+            doc_terms = vectorizer.fit_transform(list(documents))
     except ValueError:  # empty vocabulary: only stop words, numbers of one digit, blanks
         return [[] for _ in range(n_classes)]
     terms = vectorizer.get_feature_names_out()  # sorted alphabetically

@@ -21,6 +21,7 @@ back to the lexicon (and say so).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,12 +197,21 @@ def train_text_sentiment(
 
 
 def load_text_model(directory: Path) -> TextSentiment | None:
-    """The saved model in ``directory``; None when there is none (or it cannot be read)."""
+    """The saved model in ``directory``; None when there is none (or it cannot be read).
+    Loaded once per file version: a chat session's searches do not re-read it per question."""
+    path = Path(directory) / FILE
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        return None
+    return _load(path, stamp)
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: Path, stamp: int) -> TextSentiment | None:
     import joblib
 
-    path = Path(directory) / FILE
-    if not path.is_file():
-        return None
+    del stamp  # part of the cache key only: a rebuilt model is read again
     try:
         model = joblib.load(path)
     except Exception:  # a damaged or incompatible file: behave as if there were no model

@@ -10,6 +10,14 @@ by category). Peak RSS is the child's (the ingest dominates it). Targets (2 core
 reviews/s, <= 1 GB peak, unfiltered p95 <= 10 ms, filtered p95 <= 100 ms at 100k reviews.
 
     python bench/reviews.py [--sizes 2000,20000,100000] [--queries 50] [--keep DIR]
+        [--text demo|clothing]
+
+``--text clothing`` ingests the public clothing reviews fixture (5,000 real reviews, title
+before text as a workspace loads them; ~60 words each against the demo's ~15) repeated under
+fresh review ids up to the size, so every copy is embedded again. ``embed_floor_units_per_s``
+is the floor in the same process: the embedder alone on 2,000 of the ingested units' texts
+(``ingest_vs_floor`` = that rate / the ingest's units per second; 1.0 would mean the ingest
+costs nothing beyond the model).
 
 Queries: 50 different texts (no query repeats, so no cache can help). ``--keep DIR`` leaves
 each size's index in DIR/size-N; a later run with the same DIR re-uses it (its ingest columns
@@ -22,10 +30,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
 from _sizes import per_size
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 QUERIES = [
     "late delivery",
@@ -86,7 +98,33 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def _child(n: int, n_queries: int, root: Path) -> dict:
+FIXTURE = ROOT / "tests/fixtures/public/womens_clothing_reviews/womens_clothing_reviews_5000.csv"
+
+
+def _clothing(n: int):
+    """``n`` real reviews: the fixture loaded as a workspace loads it, repeated under new ids."""
+    import tempfile
+
+    import pandas as pd
+
+    from insight_agent.config import load_settings
+    from insight_agent.data.load import load_dataset
+    from tests.conftest import write_workspace
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = write_workspace(Path(tmp) / "ws", {"reviews": FIXTURE})
+        base = load_dataset(load_settings(ws)).reviews
+    base = base[base["text"].fillna("").str.strip().ne("")].reset_index(drop=True)
+    out = pd.concat([base] * (n // len(base) + 1), ignore_index=True).head(n).copy()
+    out["review_id"] = [f"R{i}" for i in range(len(out))]
+    if "date" not in out or out["date"].isna().all():
+        out["date"] = pd.Timestamp("2026-01-01") + pd.to_timedelta(
+            out.index.to_numpy() % 365, unit="D"
+        )
+    return out
+
+
+def _child(n: int, n_queries: int, root: Path, text: str = "demo") -> dict:
     import pandas as pd
 
     from insight_agent.data.demo import DemoConfig, generate_frames
@@ -94,8 +132,11 @@ def _child(n: int, n_queries: int, root: Path) -> dict:
     from insight_agent.vectorstore.store import open_index
 
     assert n_queries <= len(QUERIES), f"at most {len(QUERIES)} different queries"
-    frames = generate_frames(DemoConfig(n_customers=max(1000, int(n / 0.8)), n_reviews=n))
-    reviews = frames.reviews.copy()
+    if text == "clothing":
+        reviews = _clothing(n)
+    else:
+        frames = generate_frames(DemoConfig(n_customers=max(1000, int(n / 0.8)), n_reviews=n))
+        reviews = frames.reviews.copy()
     reviews["date"] = pd.to_datetime(reviews["date"])
     index = open_index(root)
     t = time.perf_counter()
@@ -108,6 +149,10 @@ def _child(n: int, n_queries: int, root: Path) -> dict:
     from insight_agent.vectorstore.opinions import count_matches
 
     units = index.unit_table()
+    sample = units.units["text"].astype(str).tolist()[:: max(1, len(units) // 2000)][:2000]
+    t = time.perf_counter()
+    index.embedding_function(sample)
+    floor = len(sample) / (time.perf_counter() - t)
     counts = []
     for q in QUERIES[:10]:
         t = time.perf_counter()
@@ -138,6 +183,8 @@ def _child(n: int, n_queries: int, root: Path) -> dict:
         "reingest_added": again.added,
         "units": first.units,
         "units_per_s": round(first.units / max(first.unit_seconds, 1e-9), 1),
+        "embed_floor_units_per_s": round(floor, 1),
+        "ingest_vs_floor": round(floor / max(first.units / max(ingest, 1e-9), 1e-9), 2),
         "peak_rss_mb": round(peak_mb),
         "count_p50_ms": round(statistics.median(counts) * 1000, 1),
         "first_added": first.added,
@@ -154,11 +201,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="2000,20000")
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--keep", help="keep each size's index in KEEP/size-N (and reuse it)")
+    parser.add_argument("--text", choices=["demo", "clothing"], default="demo")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(_child(args.child, args.queries, Path(args.root))))
+        print(json.dumps(_child(args.child, args.queries, Path(args.root), args.text)))
         return
     cols = [
         "reviews",
@@ -167,6 +215,8 @@ def main() -> None:
         "reingest_added",
         "units",
         "units_per_s",
+        "embed_floor_units_per_s",
+        "ingest_vs_floor",
         "peak_rss_mb",
         "count_p50_ms",
         "p50_ms",
@@ -175,10 +225,10 @@ def main() -> None:
         "filtered_p95_ms",
         "chroma_where_p50_ms",
     ]
-    print(f"queries per size: {args.queries} (k=5, no MMR; each query embeds its text)")
+    print(f"text: {args.text}; queries per size: {args.queries} (k=5, no MMR, each embedded)")
     print(" ".join(f"{c:>15}" for c in cols))
     for n, row, error in per_size(
-        __file__, args.sizes, ["--queries", str(args.queries)], keep=args.keep
+        __file__, args.sizes, ["--queries", str(args.queries), "--text", args.text], keep=args.keep
     ):
         if row is None:
             print(f"{n}: FAILED {error}")

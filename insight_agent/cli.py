@@ -1027,6 +1027,10 @@ def reviews_count(
     export: Annotated[
         Path | None, typer.Option(help="Write the matching reviews (ids, sentence) to a CSV.")
     ] = None,
+    phrase: Annotated[
+        bool,
+        typer.Option("--phrase", help="Match the words as a phrase even when they name an aspect."),
+    ] = False,
     workspace: WorkspaceOpt = None,
     chroma_url: ChromaOpt = None,
     as_json: JsonOpt = False,
@@ -1034,7 +1038,9 @@ def reviews_count(
     """How many reviews say something, as a share of the reviews in scope, optionally by group.
 
     Every sentence of every review is compared with the query (exact, not a sample): a review
-    counts when one of its sentences scores at least the threshold (see docs/reviews.md)."""
+    counts when one of its sentences scores at least the threshold (see docs/reviews.md). A
+    query that only names an aspect ("returns", "the fabric") counts the reviews talking about
+    it, by the same rule as `insight reviews themes`; --phrase matches the words instead."""
     from insight_agent.vectorstore.queries import review_count
 
     ws = _open(workspace, quiet=as_json, chroma_url=chroma_url)
@@ -1053,6 +1059,7 @@ def reviews_count(
         product=product,
         category=category,
         contains=contains,
+        phrase=phrase,
     )
     matches = result.pop("matches")
     if export is not None:
@@ -1067,12 +1074,18 @@ def reviews_count(
 
     out = _console()
     scope = ", ".join(f"{k}={v}" for k, v in result["filters"].items())
+    if result.get("aspect"):
+        what = f"talk about {escape(result['aspect'])}"
+        rule = "[dim]· a sentence in the theme (seed words or similar wording)[/]"
+    else:
+        what = f"say “{escape(query)}”"
+        rule = f"[dim]· match score ≥ {result['threshold']:.3f}[/]"
     out.print(
         f"[bold]{result['matching_reviews']:,}[/] of {result['reviews_in_scope']:,} reviews "
-        f"({result['share']:.1%}) say “{escape(query)}”"
+        f"({result['share']:.1%}) {what}"
         + (f" [dim](sentences leaning {result['tone']})[/]" if result.get("tone") else "")
         + (f" [dim]({escape(scope)})[/]" if scope else "")
-        + f" [dim]· match score ≥ {result['threshold']:.3f}[/]"
+        + f" {rule}"
     )
     if result.get("groups"):
         table = Table(box=None, header_style="bold")

@@ -198,6 +198,61 @@ def test_aspect_themes_are_aspects_and_deterministic(units):
     assert first["themes"][0]["label"] == "sizing/fit"
 
 
+@pytest.mark.parametrize(
+    ("query", "aspect"),
+    [
+        ("returns", "returns/refunds"),
+        ("returning the item", "returns/refunds"),
+        ("complaints about the fabric", "material/fabric"),
+        ("quality issues", "quality/durability"),
+        ("customer service", "customer service"),
+        ("Colour", "colour"),
+        ("runs small", None),  # an opinion: matched as a phrase
+        ("zipper broke", None),
+        ("rude customer service", None),
+        ("late delivery", None),
+    ],
+)
+def test_a_count_query_naming_an_aspect_counts_the_aspect(query, aspect):
+    from insight_agent.vectorstore.aspects import DEFAULT_ASPECTS, aspect_list, query_aspect
+
+    assert query_aspect(query, DEFAULT_ASPECTS) == aspect
+    # an aspect added in insight.toml is named by its own words
+    assert query_aspect("hood", aspect_list({"hood": ["hood", "hoodie"]})) == "hood"
+
+
+def test_an_aspect_count_equals_the_aspect_theme(units):
+    """'How many reviews mention returns' and the returns theme are one figure, in any scope."""
+    from insight_agent.vectorstore.aspects import DEFAULT_ASPECTS, count_aspect, find_aspect_themes
+    from insight_agent.vectorstore.search import ReviewFilters
+
+    for filters in (None, ReviewFilters(max_rating=2)):
+        themes = find_aspect_themes(units, filters).to_dict()
+        for name in ("returns/refunds", "material/fabric", "sizing/fit"):
+            theme = next(t for t in themes["themes"] if t["aspect"] == name)
+            got = count_aspect(units, name, name, DEFAULT_ASPECTS, filters=filters)
+            assert got["matching_reviews"] == theme["size"], (name, filters)
+            assert got["reviews_in_scope"] == themes["reviews"]
+    every = count_aspect(units, "fit", "sizing/fit", DEFAULT_ASPECTS)
+    negative = count_aspect(units, "fit", "sizing/fit", DEFAULT_ASPECTS, tone="negative")
+    assert 0 < negative["matching_reviews"] < every["matching_reviews"]
+
+
+def test_review_vectors_are_the_mean_of_their_unit_vectors(clothing_ws, units):
+    """Ingest embeds each text once: a review's Chroma vector is its units' normalised mean."""
+    from insight_agent.vectorstore.store import open_index
+
+    index = open_index(clothing_ws / ".insight")
+    ids = units.reviews.ids[:20].tolist()
+    got = index.collection.get(ids=ids, include=["embeddings"])
+    stored = dict(zip(got["ids"], np.asarray(got["embeddings"], dtype=np.float32), strict=True))
+    doc = units.units["doc"].to_numpy()
+    for d, doc_id in enumerate(ids):
+        mean = np.asarray(units.vectors[doc == d], dtype=np.float32).mean(axis=0)
+        mean /= np.linalg.norm(mean)
+        assert float(stored[doc_id] @ mean) > 0.999
+
+
 def test_cli_count_search_themes_and_filters(clothing_ws, tmp_path):
     from typer.testing import CliRunner
 
@@ -222,6 +277,13 @@ def test_cli_count_search_themes_and_filters(clothing_ws, tmp_path):
     assert "reviews (" in out.output and "category" in out.output
     exported = pd.read_csv(tmp_path / "m.csv")
     assert list(exported.columns) == ["review_id", "doc_id", "matching_unit", "score"]
+    aspect = run.invoke(app, ["reviews", "count", "returns", "--json", *ws])
+    phrase = run.invoke(app, ["reviews", "count", "returns", "--phrase", "--json", *ws])
+    assert aspect.exit_code == 0 and phrase.exit_code == 0, aspect.output + phrase.output
+    import json
+
+    assert json.loads(aspect.output)["aspect"] == "returns/refunds"
+    assert json.loads(phrase.output)["matched_as"] == "phrase"
     lower = run.invoke(
         app, ["reviews", "search", "zipper", "--category", "dresses", "-k", "2", *ws]
     )

@@ -59,16 +59,29 @@ def _count(ctx: ToolContext, args: CountArgs) -> Facts:
         until=args.until.isoformat() if args.until else None,
         category=args.category,
     )
+    if result.get("aspect"):
+        counted = (
+            f"every sentence of every review in scope; a review counts when one of its "
+            f"sentences is about {result['aspect']} (seed words or similar wording, the rule "
+            "the review themes use)"
+        )
+    else:
+        counted = (
+            "every sentence of every review in scope; a review counts when one of its "
+            f"sentences scores >= {result['threshold']:.3f} (calibrated on this data)"
+        )
     facts: dict[str, Any] = {
         "query": args.query,
+        "aspect": result.get("aspect"),
         "tone": args.tone,
         "filters": result["filters"],
         "matching_reviews": result["matching_reviews"],
         "reviews_in_scope": result["reviews_in_scope"],
         "share_of_reviews": result["share"],
-        "counted": "every sentence of every review in scope; a review counts when one of its "
-        f"sentences scores >= {result['threshold']:.3f} (calibrated on this data)",
+        "counted": counted,
     }
+    if not facts["aspect"]:
+        del facts["aspect"]
     if result.get("groups"):
         facts["by"] = result["by"]
         facts["groups"] = result["groups"][:12]
@@ -83,9 +96,10 @@ def _count(ctx: ToolContext, args: CountArgs) -> Facts:
 
 
 def _headline(f: Facts) -> str:
+    what = f"talk about {f['aspect']}" if f.get("aspect") else f"say '{f['query']}'"
     line = (
         f"{f['matching_reviews']:,} of {f['reviews_in_scope']:,} reviews "
-        f"({f['share_of_reviews'] * 100:.1f}%) say '{f['query']}'"
+        f"({f['share_of_reviews'] * 100:.1f}%) {what}"
     )
     if f.get("tone"):
         line += f" (sentences leaning {f['tone']})"
@@ -121,7 +135,14 @@ register(
         _count,
         ("how many reviews", "share of reviews", "what share", "how often", "most complaints"),
         headline=_headline,
-        brief=("query", "matching_reviews", "reviews_in_scope", "share_of_reviews", "groups"),
+        brief=(
+            "query",
+            "aspect",
+            "matching_reviews",
+            "reviews_in_scope",
+            "share_of_reviews",
+            "groups",
+        ),
         shows_quotes=True,
         summary="How many reviews say X (a count and share, by group). Use for 'how many "
         "reviews say ...', 'which category has most complaints about ...'.",

@@ -41,8 +41,11 @@ __all__ = [
     "DEFAULT_ASPECTS",
     "AspectThemes",
     "aspect_list",
+    "assign_aspects",
+    "count_aspect",
     "find_aspect_themes",
     "match_aspects",
+    "query_aspect",
     "theme_table",
 ]
 
@@ -392,6 +395,130 @@ def _other_clusters(vectors: np.ndarray, seed: int) -> np.ndarray:
     return _assign(vectors, k, seed)
 
 
+def assign_aspects(
+    table: Any, rows: np.ndarray, aspects: dict[str, tuple[str, ...]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 1 and 2 of the module docstring for the units ``rows`` (the scope): per unit the
+    aspect's index in ``aspects`` (-1: none), how it was matched ("seed words", "similar
+    wording" or ""), and the units' vectors (float32, unit norm). Themes and aspect counts
+    (:func:`count_aspect`) share it, so "how many reviews mention returns" equals the returns
+    theme's size over the same scope."""
+    texts = table.units["text"].to_numpy(dtype=object)[rows].tolist()
+    vectors = np.asarray(table.vectors[rows], dtype=np.float32)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    theme = match_aspects(texts, aspects).astype(np.int64)
+    how = np.where(theme >= 0, "seed words", "").astype(object)
+    centroids, present = [], []
+    for a in range(len(aspects)):
+        members = theme == a
+        if members.sum() >= 10:
+            c = vectors[members].mean(axis=0)
+            centroids.append(c / max(float(np.linalg.norm(c)), 1e-12))
+            present.append(a)
+    rest = np.flatnonzero(theme < 0)
+    if centroids and len(rest):
+        sims = vectors[rest] @ np.stack(centroids).T
+        order = np.argsort(-sims, axis=1)
+        best = sims[np.arange(len(rest)), order[:, 0]]
+        second = (
+            sims[np.arange(len(rest)), order[:, 1]] if sims.shape[1] > 1 else np.zeros(len(rest))
+        )
+        take = (best >= EXTEND_MIN) & (best - second >= EXTEND_MARGIN)
+        theme[rest[take]] = np.asarray(present)[order[take, 0]]
+        how[rest[take]] = "similar wording"
+    return theme, how, vectors
+
+
+#: Words that name an aspect itself, beyond its name's words: a count query made only of
+#: these ("returns", "the fabric", "pricing") counts the aspect, not the phrase.
+TOPIC_WORDS: dict[str, tuple[str, ...]] = {
+    "sizing/fit": ("size", "sizes", "sizing", "fit", "fitting"),
+    "material/fabric": ("material", "materials", "fabric", "fabrics"),
+    "colour": ("colour", "color", "colours", "colors"),
+    "quality/durability": ("quality", "durability", "durable"),
+    "price/value": ("price", "prices", "pricing", "value", "cost", "costs"),
+    "shipping/delivery": ("shipping", "delivery", "deliveries", "shipment"),
+    "returns/refunds": ("return", "returns", "returning", "refund", "refunds", "exchange"),
+    "customer service": ("customer service", "service", "support", "customer support"),
+    "packaging": ("packaging", "package", "packing"),
+    "style/look": ("style", "styling", "look", "looks"),
+}
+#: Words a count query wraps around its topic ("complaints about returning the item").
+_QUERY_NOISE = frozenset((
+    "a", "an", "the", "of", "about", "with", "on", "for", "to", "our", "their", "its", "it",
+    "this", "that", "these", "those", "my", "your", "any", "and", "or", "complaint",
+    "complaints", "complain", "complaining", "complained", "problem", "problems", "issue",
+    "issues", "mention", "mentions", "mentioning", "mentioned", "talk", "talks", "talking",
+    "say", "says", "saying", "said", "comment", "comments", "feedback", "negative",
+    "positive", "bad", "poor", "good", "praise", "praising", "review", "reviews", "item",
+    "items", "product", "products", "order", "orders",
+))  # fmt: skip
+
+
+def query_aspect(query: str, aspects: dict[str, tuple[str, ...]]) -> str | None:
+    """The aspect a count query names as a topic ("returns", "complaints about the fabric",
+    "returning the item"), or None for an opinion to match as a phrase ("runs small").
+
+    The query's words, without the wrapping words above, must all be topic words of one
+    aspect: its name's words, :data:`TOPIC_WORDS`, compared by stem."""
+    low = query.lower()
+    words = [stem(w) for w in _WORD.findall(low) if w not in _QUERY_NOISE]
+    if not words:
+        return None
+    found = []
+    for name in aspects:
+        topic = {stem(w) for w in _WORD.findall(name.lower())}
+        rest = words
+        for word in TOPIC_WORDS.get(name, ()):
+            if " " not in word:
+                topic.add(stem(word))
+            elif word in low:  # a phrase ("customer service") covers its own words
+                rest = [w for w in rest if w not in {stem(x) for x in word.split()}]
+        if all(w in topic for w in rest):
+            found.append(name)
+    return found[0] if len(found) == 1 else None
+
+
+def count_aspect(
+    table: Any,
+    query: str,
+    aspect: str,
+    aspects: dict[str, tuple[str, ...]],
+    *,
+    filters: Any = None,
+    by: str | None = None,
+    tone: str | None = None,
+) -> dict[str, Any]:
+    """How many reviews (passing ``filters``) talk about ``aspect``: the reviews with a unit the
+    aspect themes put in it (seed words or similar wording, over the same scope), so the count
+    equals that theme's size. Same result shape as
+    :func:`~insight_agent.vectorstore.opinions.count_matches`; a matching review's example is
+    its unit closest to the aspect's centroid."""
+    from insight_agent.vectorstore.opinions import tally, tone_mask
+
+    names = list(aspects)
+    scope_mask = table.unit_mask(filters)
+    rows = np.flatnonzero(scope_mask)
+    theme, how, vectors = assign_aspects(table, rows, aspects)
+    member = theme == names.index(aspect)
+    scores = np.zeros(len(rows), dtype=np.float32)
+    if member.any():
+        centroid = vectors[member].mean(axis=0)
+        centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
+        scores = vectors @ centroid
+    keep = member & tone_mask(table, tone)[rows]
+    head = {
+        "query": query,
+        "aspect": aspect,
+        "matched_as": "aspect",
+        "threshold": None,
+        "rule": f"reviews with a sentence about {aspect} (its seed words, or wording close to "
+        "them), as in the themes",
+        "matched_by": _counts(how[keep]),
+    }
+    return tally(table, filters, scope_mask, rows[keep], scores[keep], by=by, tone=tone, head=head)
+
+
 def find_aspect_themes(
     table: Any,
     filters: Any = None,
@@ -412,30 +539,7 @@ def find_aspect_themes(
         )
     units = table.units
     texts = units["text"].to_numpy(dtype=object)[rows].tolist()
-    vectors = np.asarray(table.vectors[rows], dtype=np.float32)
-    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    theme = match_aspects(texts, aspects).astype(np.int64)
-    how = np.where(theme >= 0, "seed words", "").astype(object)
-
-    # 2. similar wording: nearest aspect centroid, when clearly closest
-    centroids, present = [], []
-    for a in range(len(names)):
-        members = theme == a
-        if members.sum() >= 10:
-            c = vectors[members].mean(axis=0)
-            centroids.append(c / max(float(np.linalg.norm(c)), 1e-12))
-            present.append(a)
-    rest = np.flatnonzero(theme < 0)
-    if centroids and len(rest):
-        sims = vectors[rest] @ np.stack(centroids).T
-        order = np.argsort(-sims, axis=1)
-        best = sims[np.arange(len(rest)), order[:, 0]]
-        second = (
-            sims[np.arange(len(rest)), order[:, 1]] if sims.shape[1] > 1 else np.zeros(len(rest))
-        )
-        take = (best >= EXTEND_MIN) & (best - second >= EXTEND_MARGIN)
-        theme[rest[take]] = np.asarray(present)[order[take, 0]]
-        how[rest[take]] = "similar wording"
+    theme, how, vectors = assign_aspects(table, rows, aspects)
 
     # 3. the rest: clusters labelled by their distinctive words
     stop = set(FILLER) | set(PRODUCT_TYPES) | _product_words(table)

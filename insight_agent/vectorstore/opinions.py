@@ -41,6 +41,8 @@ __all__ = [
     "match_scores",
     "search_units",
     "stem",
+    "tally",
+    "tone_mask",
 ]
 
 LEXICAL_BONUS = 0.15
@@ -307,21 +309,42 @@ def count_matches(
     matching reviews (``matches``: doc, best unit row, score), for export."""
     if threshold is not None:
         table = _with_threshold(table, threshold)
-    mask = table.unit_mask(filters)
-    scope_mask = mask
-    if tone:
-        said = table.units["sentiment"].to_numpy(dtype=object)
-        opposite = {"negative": "positive", "positive": "negative"}.get(tone)
-        mask = mask & ((said != opposite) if opposite else (said == tone))
+    scope_mask = table.unit_mask(filters)
+    rows, scores = match_scores(table, query_vector, query, scope_mask & tone_mask(table, tone))
+    hit = scores >= table.threshold
+    out: dict[str, Any] = {"query": query, "threshold": round(float(table.threshold), 3)}
+    return tally(table, filters, scope_mask, rows[hit], scores[hit], by=by, tone=tone, head=out)
+
+
+def tone_mask(table: Any, tone: str | None) -> np.ndarray:
+    """Units that count for ``tone`` (see :func:`count_matches`); all units for None."""
+    said = table.units["sentiment"].to_numpy(dtype=object)
+    if not tone:
+        return np.ones(len(said), dtype=bool)
+    opposite = {"negative": "positive", "positive": "negative"}.get(tone)
+    return (said != opposite) if opposite else (said == tone)
+
+
+def tally(
+    table: Any,
+    filters: Any,
+    scope_mask: np.ndarray,
+    rows: np.ndarray,
+    scores: np.ndarray,
+    *,
+    by: str | None,
+    tone: str | None,
+    head: dict[str, Any],
+) -> dict[str, Any]:
+    """Reviews in scope (``filters``; ``scope_mask`` over units), matching reviews (those with
+    a unit among ``rows``), the share and, with ``by``, per group; ``matches`` keeps each
+    matching review's best unit (by ``scores``). ``head`` opens the result."""
     in_scope = np.zeros(table.n_reviews, dtype=bool)
     in_scope[table.units["doc"].to_numpy()[scope_mask]] = True
     if filters is not None:  # reviews without units (empty text) still count in the base
         in_scope |= table.reviews.mask(filters) & _no_units(table)
     else:
         in_scope[:] = True
-    rows, scores = match_scores(table, query_vector, query, mask)
-    hit = scores >= table.threshold
-    rows, scores = rows[hit], scores[hit]
     docs_of = table.units["doc"].to_numpy()[rows]
     best = pd.DataFrame({"doc": docs_of, "unit": rows, "score": scores})
     best = best.sort_values(["doc", "score"], ascending=[True, False]).drop_duplicates("doc")
@@ -330,8 +353,7 @@ def count_matches(
     total = int(in_scope.sum())
     n = int(matching.sum())
     out: dict[str, Any] = {
-        "query": query,
-        "threshold": round(float(table.threshold), 3),
+        **head,
         "tone": tone,
         "reviews_in_scope": total,
         "matching_reviews": n,

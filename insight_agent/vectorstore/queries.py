@@ -218,13 +218,20 @@ def review_count(
     product: str | None = None,
     category: str | None = None,
     contains: str | None = None,
+    phrase: bool = False,
 ) -> dict[str, Any]:
     """How many reviews say ``query`` (exact scan over opinion units; see
     :mod:`insight_agent.vectorstore.opinions`), as a share, optionally per group.
 
+    A query that only names an aspect ("returns", "complaints about the fabric") counts the
+    reviews talking about that aspect, by the themes' rule
+    (:func:`~insight_agent.vectorstore.aspects.count_aspect`), so the count agrees with the
+    theme; ``phrase`` forces matching the words as a phrase instead.
+
     JSON-ready except ``matches`` (a DataFrame of matching review rows, for export)."""
     import numpy as np
 
+    from insight_agent.vectorstore.aspects import aspect_list, count_aspect, query_aspect
     from insight_agent.vectorstore.opinions import count_matches
 
     if by and by not in COUNT_BY:
@@ -255,10 +262,16 @@ def review_count(
             "teammate's server collection changed since)",
             hint=f"run `insight build -w {ws.root}` to add them (only units are embedded)",
         )
-    vector = np.asarray(index.embedding_function([query])[0], dtype=np.float32)
-    result = count_matches(
-        units, vector, query, filters=filters, by=by, threshold=threshold, tone=tone
-    )
+    aspects = aspect_list(ws.settings.review_aspects)
+    aspect = None if (phrase or threshold is not None) else query_aspect(query, aspects)
+    if aspect:
+        result = count_aspect(units, query, aspect, aspects, filters=filters, by=by, tone=tone)
+    else:
+        vector = np.asarray(index.embedding_function([query])[0], dtype=np.float32)
+        result = count_matches(
+            units, vector, query, filters=filters, by=by, threshold=threshold, tone=tone
+        )
+        result["matched_as"] = "phrase"
     matches = result["matches"]
     docs = matches["doc"].to_numpy()
     texts = units.units["text"].to_numpy()

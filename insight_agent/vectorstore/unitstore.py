@@ -1,8 +1,10 @@
 """The opinion-unit table: every review's units, their vectors and sentiment, next to Chroma.
 
-Chroma holds one vector per review (search, quotes). Counting "how many reviews say it runs
-small" needs every unit compared with the query, exactly; themes need every unit's vector. Both
-read this table, written by each ingest (:meth:`insight_agent.vectorstore.store.ReviewIndex.sync`):
+Chroma holds one vector per review (search, quotes): in an embedded store, the unit-norm mean
+of that review's unit vectors (see :func:`insight_agent.vectorstore.store.review_vectors`), so
+ingest embeds each text once. Counting "how many reviews say it runs small" needs every unit
+compared with the query, exactly; themes need every unit's vector. Both read this table,
+written by each ingest (:meth:`insight_agent.vectorstore.store.ReviewIndex.sync`):
 
 * ``units.parquet``: one row per unit — doc (row in the review arrays), unit_no, start, end
   (character span in the review), text, p_positive (trained model or lexicon) and sentiment.

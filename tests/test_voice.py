@@ -92,6 +92,23 @@ def test_trained_sentiment_beats_the_lexicon_on_real_reviews(tmp_path):
     assert train_text_sentiment(reviews["text"].head(50), reviews["rating"].head(50)) is None
 
 
+def test_the_exported_term_scorer_equals_the_trained_pipeline(tmp_path):
+    """A search scores its query without scikit-learn, with the same numbers."""
+    from insight_agent.vectorstore.textmodel import _pipeline
+    from insight_agent.vectorstore.textscore import export_terms, load_term_scorer
+
+    frame = pd.read_csv(CLOTHING).dropna(subset=["Review Text", "Rating"]).head(1500)
+    texts = frame["Review Text"].astype(str).tolist()
+    pipeline = _pipeline().fit(texts[:1000], (frame["Rating"].head(1000) >= 4).astype(int))
+    export_terms(pipeline, tmp_path)
+    scorer = load_term_scorer(tmp_path)
+    assert scorer is not None
+    probe = [*texts[1000:], "", "runs small", "Not itchy at all!", "Café crème, naïve façade",
+             "RUNS SMALL!!! runs small", "x y z 12 34"]  # fmt: skip
+    expected = pipeline.predict_proba(probe)[:, 1]
+    np.testing.assert_allclose(scorer.predict_positive(probe), expected, rtol=0, atol=1e-9)
+
+
 # -- a built reviews-only workspace of real reviews -----------------------------------------------
 
 pytest.importorskip("onnxruntime")

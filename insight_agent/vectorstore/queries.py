@@ -146,10 +146,16 @@ def review_search(
 
 
 def query_positive(ws: Workspace, query: str) -> float | None:
-    """The query's own P(positive) by the workspace's sentiment model (else the lexicon)."""
-    from insight_agent.vectorstore.textmodel import load_text_model
+    """The query's own P(positive) by the workspace's sentiment model (else the lexicon); from
+    the model's exported arrays when there are some, so a search does not import scikit-learn."""
+    from insight_agent.vectorstore.textmodel import FILE, load_text_model
+    from insight_agent.vectorstore.textscore import load_term_scorer
 
-    model = load_text_model(ws.artifacts / "reviews")
+    directory = ws.artifacts / "reviews"
+    scorer = load_term_scorer(directory)
+    if scorer is not None:
+        return float(scorer.predict_positive([query])[0])
+    model = load_text_model(directory) if (directory / FILE).exists() else None
     if model is not None:
         return float(model.predict_positive([query])[0])
     try:

@@ -108,13 +108,18 @@ class TextSentiment:
         }
 
     def save(self, directory: Path) -> Path:
-        """Write the model to ``directory/sentiment.joblib`` (atomically)."""
+        """Write the model to ``directory/sentiment.joblib`` (atomically), and its arrays to
+        ``sentiment_terms.npz`` for scoring queries without scikit-learn
+        (:mod:`insight_agent.vectorstore.textscore`)."""
         import joblib
+
+        from insight_agent.vectorstore.textscore import export_terms
 
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / FILE
         tmp = path.with_name(path.name + ".tmp")
         joblib.dump(self, tmp)
+        export_terms(self.pipeline, directory)
         tmp.replace(path)
         return path
 

@@ -2,8 +2,11 @@
 latency (p50/p95, with/without filters) and the count's latency.
 
 Each size runs in its own child process: generate demo reviews, embed and ingest them into a
-fresh embedded Chroma plus the opinion-unit table (timed; the unit part separately), re-ingest
-(should embed nothing), then time `search_reviews` queries without and with metadata filters,
+fresh embedded Chroma plus the opinion-unit table (timed; the unit part separately; before it,
+``train_s``: the sentiment model trained on the rated reviews, as a build does, which then
+labels every unit), re-ingest (should embed nothing), then time the unit search the CLI and the
+agent use (``unit_p50_ms``: embed the query, rank every unit, fetch the hits' reviews from
+Chroma) and whole-review `search_reviews` queries without and with metadata filters,
 as a baseline the median of 10 queries through Chroma's own filtered query (`where`), which the
 search only falls back to, and `count_matches` (embed the query + exact scan over every unit,
 by category). Peak RSS is the child's (the ingest dominates it). Targets (2 cores): >= 150
@@ -139,10 +142,16 @@ def _child(n: int, n_queries: int, root: Path, text: str = "demo") -> dict:
         reviews = frames.reviews.copy()
     reviews["date"] = pd.to_datetime(reviews["date"])
     index = open_index(root)
+    # As `insight build` does: the sentiment model trained on the rated reviews labels units.
+    from insight_agent.vectorstore.textmodel import train_text_sentiment
+
     t = time.perf_counter()
-    first = index.sync(reviews)
+    text_model = train_text_sentiment(reviews["text"], reviews["rating"])
+    train = time.perf_counter() - t
+    t = time.perf_counter()
+    first = index.sync(reviews, text_model=text_model)
     ingest = time.perf_counter() - t
-    again = index.sync(reviews)
+    again = index.sync(reviews, text_model=text_model)
     import resource
 
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -159,6 +168,17 @@ def _child(n: int, n_queries: int, root: Path, text: str = "demo") -> dict:
         vector = index.embedding_function([q])[0]
         count_matches(units, vector, q, by="category")
         counts.append(time.perf_counter() - t)
+    from insight_agent.vectorstore.opinions import search_units
+
+    unit_search = []
+    for q in QUERIES[:n_queries]:
+        t = time.perf_counter()
+        vector = index.embedding_function([q])[0]
+        found = search_units(units, vector, q, k=5)
+        index.collection.get(
+            ids=[str(units.reviews.ids[h["doc"]]) for h in found], include=["documents"]
+        )
+        unit_search.append(time.perf_counter() - t)
     filters = ReviewFilters(max_rating=2, since=reviews["date"].min().date())
     plain, filtered = [], []
     for i in range(n_queries):
@@ -178,6 +198,7 @@ def _child(n: int, n_queries: int, root: Path, text: str = "demo") -> dict:
         baseline.append(time.perf_counter() - t)
     return {
         "reviews": n,
+        "train_s": round(train, 1),
         "ingest_s": round(ingest, 1),
         "reviews_per_s": round(n / ingest, 1),
         "reingest_added": again.added,
@@ -187,6 +208,7 @@ def _child(n: int, n_queries: int, root: Path, text: str = "demo") -> dict:
         "ingest_vs_floor": round(floor / max(first.units / max(ingest, 1e-9), 1e-9), 2),
         "peak_rss_mb": round(peak_mb),
         "count_p50_ms": round(statistics.median(counts) * 1000, 1),
+        "unit_p50_ms": round(statistics.median(unit_search) * 1000, 1),
         "first_added": first.added,
         "p50_ms": round(statistics.median(plain) * 1000, 1),
         "p95_ms": round(_pct(plain, 0.95) * 1000, 1),
@@ -210,6 +232,7 @@ def main() -> None:
         return
     cols = [
         "reviews",
+        "train_s",
         "ingest_s",
         "reviews_per_s",
         "reingest_added",
@@ -219,6 +242,7 @@ def main() -> None:
         "ingest_vs_floor",
         "peak_rss_mb",
         "count_p50_ms",
+        "unit_p50_ms",
         "p50_ms",
         "p95_ms",
         "filtered_p50_ms",

@@ -173,6 +173,15 @@ def test_counts_equal_a_brute_force_scan(units, query):
     assert scoped["matching_reviews"] == brute_force_count(units, vector, query, docs)
 
 
+def test_adjust_many_equals_adjust_on_every_unit(units):
+    """The substring pre-check only skips units the rule gives 0."""
+    texts = units.units["text"].astype(str).tolist()
+    for query in ("runs small", "not itchy", "zipper broke", "love the color", "too big"):
+        rule = MatchRule.for_query(query)
+        expected = np.array([rule.adjust(t) for t in texts])
+        assert np.array_equal(rule.adjust_many(texts), expected), query
+
+
 def test_count_by_group_adds_up_and_lower_threshold_counts_more(units):
     vector = _vector("runs small")
     result = count_matches(units, vector, "runs small", by="category")

@@ -250,6 +250,23 @@ class MatchRule:
                 break
         return adjustment
 
+    def adjust_many(self, texts: Any) -> np.ndarray:
+        """:meth:`adjust` for many texts. A text holding none of the query's stems or their
+        opposites' stems (as substrings, any case) gets 0 without being tokenized: a stem the
+        rule can match is a prefix of one of the text's words, so the result is the same, and
+        most candidates of a search or count are skipped."""
+        items = [str(t) for t in texts]
+        out = np.zeros(len(items), dtype=np.float64)
+        if not self.stems or not items:
+            return out
+        needles = {*self.stems, *(a for _, opposites in self.antonyms for a in opposites)}
+        pattern = re.compile("|".join(re.escape(n) for n in sorted(needles)))
+        for i, text in enumerate(items):
+            low = text.lower()
+            if pattern.search(low):
+                out[i] = self.adjust(text)
+        return out
+
 
 def match_scores(
     table: Any, query_vector: np.ndarray, query: str, unit_mask: np.ndarray | None = None
@@ -268,7 +285,7 @@ def match_scores(
     rule = MatchRule.for_query(query)
     texts = table.units["text"].to_numpy()
     scores = cosine[rows].astype(np.float64)
-    scores += np.fromiter((rule.adjust(str(texts[r])) for r in rows), float, count=len(rows))
+    scores += rule.adjust_many(texts[rows])
     return rows, scores
 
 
@@ -419,7 +436,7 @@ def search_units(
     rule = MatchRule.for_query(query)
     texts = table.units["text"].to_numpy()
     p = table.units["p_positive"].to_numpy()
-    score = cosine[top] + np.fromiter((rule.adjust(str(texts[r])) for r in top), float, len(top))
+    score = cosine[top] + rule.adjust_many(texts[top])
     complaint = query_positive is not None and query_positive < 0.35
     rank = score + (POLARITY_WEIGHT * (0.5 - p[top]) if complaint else 0.0)
     order = np.argsort(-rank, kind="stable")

@@ -279,6 +279,36 @@ def test_review_vectors_are_the_mean_of_their_unit_vectors(clothing_ws, units):
         assert float(stored[doc_id] @ mean) > 0.999
 
 
+def test_search_and_count_answer_from_the_unit_table_without_chroma(clothing_ws, monkeypatch):
+    """Same hits and counts as through Chroma, and a cold process never imports chromadb."""
+    import subprocess
+    import sys
+
+    from insight_agent.config import load_settings
+    from insight_agent.vectorstore import queries
+    from insight_agent.workspace import Workspace
+
+    ws = Workspace(load_settings(clothing_ws))
+    local = queries.review_search(ws, "runs small", k=5, category="dresses")
+    counted = queries.review_count(ws, "zipper broke", by="category")
+    monkeypatch.setattr(queries, "local_units", lambda ws: None)
+    via_chroma = queries.review_search(ws, "runs small", k=5, category="dresses")
+    assert local == via_chroma and local["count"] == 5
+    again = queries.review_count(ws, "zipper broke", by="category")
+    assert counted["matches"].equals(again["matches"])
+    code = (
+        "import sys; from pathlib import Path; from insight_agent.config import load_settings;"
+        "from insight_agent.workspace import Workspace;"
+        "from insight_agent.vectorstore.queries import review_search, review_count;"
+        f"ws = Workspace(load_settings(Path({str(clothing_ws)!r})));"
+        "assert review_search(ws, 'itchy', k=3)['count'] == 3;"
+        "review_count(ws, 'runs small');"
+        "print(sorted(m for m in ('chromadb', 'sklearn') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
 def test_cli_count_search_themes_and_filters(clothing_ws, tmp_path):
     from typer.testing import CliRunner
 

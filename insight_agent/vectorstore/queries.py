@@ -130,19 +130,54 @@ def review_search(
         category=category,
         contains=contains,
     )
+    local = local_units(ws)
+    if local is not None:  # embedded store: the unit table answers without Chroma
+        return _search_result(query, filters, _unit_hits(ws, None, local, query, k, filters))
     index = nonempty_index(ws)
     units = index.unit_table()
     if units is not None:
         hits = _unit_hits(ws, index, units, query, k, filters)
     else:  # an index built before opinion units: whole-review search
         hits = search_reviews(index, query, k=k, filters=filters, diverse=diverse)
+    return _search_result(query, filters, hits, units is not None)
+
+
+def _search_result(
+    query: str, filters: ReviewFilters, hits: list[dict[str, Any]], units: bool = True
+) -> dict[str, Any]:
     return {
         "query": query,
         "filters": {k: str(v) for k, v in vars(filters).items() if v},
         "count": len(hits),
         "hits": hits,
-        "searched": "opinion units" if units is not None else "whole reviews",
+        "searched": "opinion units" if units else "whole reviews",
     }
+
+
+def local_units(ws: Workspace) -> Any:
+    """The embedded store's opinion-unit table when it can answer a search or count on its
+    own (it holds its documents' text and metadata); None with a Chroma server, before the
+    first build, or for a table written by an older version (those go through Chroma)."""
+    if ws.settings.vectorstore.chroma_url:
+        return None
+    from insight_agent.vectorstore.unitstore import UnitTable, unit_dir
+
+    table = UnitTable.load(unit_dir(ws.artifacts))
+    if table is None or not table.has_documents or table.n_reviews == 0:
+        return None
+    return table
+
+
+def _embed_query(index: Any, query: str) -> Any:
+    """The query's vector: through the index's embedding function, or (no index) the same
+    offline model directly."""
+    import numpy as np
+
+    if index is not None:
+        return np.asarray(index.embedding_function([query])[0], dtype=np.float32)
+    from insight_agent.vectorstore.embedder import shared_embedder
+
+    return shared_embedder().embed([query])[0]
 
 
 def query_positive(ws: Workspace, query: str) -> float | None:
@@ -170,22 +205,24 @@ def _unit_hits(
     ws: Workspace, index: Any, units: Any, query: str, k: int, filters: ReviewFilters
 ) -> list[dict[str, Any]]:
     """Hits ranked by their best opinion unit (negation, antonyms and polarity aware), in the
-    shape whole-review search returns, plus the unit, its span and its sentiment."""
-    import numpy as np
-
+    shape whole-review search returns, plus the unit, its span and its sentiment. ``index``
+    None: the texts and metadata come from the unit table (no Chroma)."""
     from insight_agent.vectorstore.opinions import search_units
     from insight_agent.vectorstore.search import hit_metadata
 
-    vector = np.asarray(index.embedding_function([query])[0], dtype=np.float32)
+    vector = _embed_query(index, query)
     found = search_units(
         units, vector, query, k=k, filters=filters, query_positive=query_positive(ws, query)
     )
     if not found:
         return []
     doc_ids = [str(units.reviews.ids[h["doc"]]) for h in found]
-    got = index.collection.get(ids=doc_ids, include=["documents", "metadatas"])
-    rows = zip(got["ids"], got["documents"], got["metadatas"], strict=True)
-    by_id = {i: (d, m) for i, d, m in rows}
+    if index is None:
+        by_id = dict(zip(doc_ids, units.documents([h["doc"] for h in found]), strict=True))
+    else:
+        got = index.collection.get(ids=doc_ids, include=["documents", "metadatas"])
+        rows = zip(got["ids"], got["documents"], got["metadatas"], strict=True)
+        by_id = {i: (d, m) for i, d, m in rows}
     hits = []
     for hit, doc_id in zip(found, doc_ids, strict=True):
         text, meta = by_id.get(doc_id, ("", {}))
@@ -235,7 +272,6 @@ def review_count(
     theme; ``phrase`` forces matching the words as a phrase instead.
 
     JSON-ready except ``matches`` (a DataFrame of matching review rows, for export)."""
-    import numpy as np
 
     from insight_agent.vectorstore.aspects import aspect_list, count_aspect, query_aspect
     from insight_agent.vectorstore.opinions import count_matches
@@ -260,8 +296,10 @@ def review_count(
         category=category,
         contains=contains,
     )
-    index = nonempty_index(ws)
-    units = index.unit_table()
+    index, units = None, local_units(ws)
+    if units is None:
+        index = nonempty_index(ws)
+        units = index.unit_table()
     if units is None:
         raise ConfigError(
             "the review index has no opinion units yet (built by an older version, or a "
@@ -273,7 +311,7 @@ def review_count(
     if aspect:
         result = count_aspect(units, query, aspect, aspects, filters=filters, by=by, tone=tone)
     else:
-        vector = np.asarray(index.embedding_function([query])[0], dtype=np.float32)
+        vector = _embed_query(index, query)
         result = count_matches(
             units, vector, query, filters=filters, by=by, threshold=threshold, tone=tone
         )

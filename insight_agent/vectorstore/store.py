@@ -375,7 +375,9 @@ class ReviewIndex:
         units, unit_start = 0, time.perf_counter()
         unit_table = None
         if self.units_dir is not None:
-            unit_table = self._sync_units(ids, review_ids, texts, table, text_model, unit_progress)
+            unit_table = self._sync_units(
+                ids, review_ids, texts, metas, table, text_model, unit_progress
+            )
             units = len(unit_table)
         unit_seconds = time.perf_counter() - unit_start
         vectors = None
@@ -418,6 +420,7 @@ class ReviewIndex:
         ids: list[str],
         review_ids: list[str],
         texts: list[str],
+        metas: list[dict[str, Any]],
         table: FilterTable,
         text_model: Any,
         progress: Callable[[int, int], None] | None,
@@ -449,6 +452,7 @@ class ReviewIndex:
             previous=previous,
             previous_doc_ids=None if previous is None else previous.reviews.ids,
             progress=progress,
+            metadatas=metas,
         )
         units.save(self.units_dir)
         self._units = units

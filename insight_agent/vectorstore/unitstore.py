@@ -12,6 +12,10 @@ written by each ingest (:meth:`insight_agent.vectorstore.store.ReviewIndex.sync`
 * ``reviews.npz``: per review document, its id and filterable metadata
   (:class:`~insight_agent.vectorstore.store.FilterTable`), so a filter is a numpy mask.
 * ``meta.json``: counts, the similarity threshold for counting, where sentiment came from.
+* ``docs.jsonl`` + ``docs_offsets.npy``: each review document's text and metadata (as Chroma
+  holds them), one JSON line each, and the byte offset of every line. A search reads only its
+  hits' lines, so ``insight reviews search`` and ``count`` answer from this directory without
+  importing or opening Chroma (in an embedded store; with a Chroma server, the server).
 
 An unchanged review keeps its units' vectors from the previous table (same document id), so a
 re-ingest embeds only new or edited reviews' units. The table is used only when its document
@@ -62,6 +66,9 @@ class UnitTable:
     vectors: np.ndarray  # (n_units, dim) float16, maybe memory-mapped
     threshold: float
     sentiment_source: str  # "model" or "lexicon"
+    # Per document (text, metadata): in memory after a build, read by offset after a load.
+    records: list[tuple[str, dict[str, Any]]] | None = None
+    directory: Path | None = None
 
     def __len__(self) -> int:
         return len(self.units)
@@ -98,6 +105,28 @@ class UnitTable:
         out[self.units["doc"].to_numpy()[hit]] = True
         return out
 
+    @property
+    def has_documents(self) -> bool:
+        """Whether the table can give its documents' text and metadata (see :meth:`documents`)."""
+        if self.records is not None:
+            return True
+        return self.directory is not None and (self.directory / "docs_offsets.npy").is_file()
+
+    def documents(self, docs: list[int]) -> list[tuple[str, dict[str, Any]]]:
+        """Text and metadata of the documents ``docs`` (rows of the review arrays)."""
+        if self.records is not None:
+            return [self.records[d] for d in docs]
+        assert self.directory is not None
+        offsets = np.load(self.directory / "docs_offsets.npy", mmap_mode="r")
+        out = []
+        with open(self.directory / "docs.jsonl", "rb") as f:
+            for d in docs:
+                start, end = int(offsets[d]), int(offsets[d + 1])
+                f.seek(start)
+                line = json.loads(f.read(end - start))
+                out.append((line["text"], line["meta"]))
+        return out
+
     def save(self, directory: Path, meta: dict[str, Any] | None = None) -> None:
         """Write the table to ``directory`` (a temporary directory renamed into place)."""
         directory = Path(directory)
@@ -108,6 +137,14 @@ class UnitTable:
         np.save(tmp / "vectors.npy", np.asarray(self.vectors, dtype=np.float16))
         self.reviews.save(tmp / "reviews.npz")
         np.save(tmp / "review_ids.npy", np.asarray(self.review_ids, dtype=str))
+        if self.records is not None:
+            offsets = np.zeros(len(self.records) + 1, dtype=np.int64)
+            with open(tmp / "docs.jsonl", "wb") as f:
+                for i, (text, record) in enumerate(self.records):
+                    line = json.dumps({"text": text, "meta": record}, default=str).encode()
+                    f.write(line + b"\n")
+                    offsets[i + 1] = offsets[i] + len(line) + 1
+            np.save(tmp / "docs_offsets.npy", offsets)
         info = {
             "reviews": self.n_reviews,
             "units": len(self),
@@ -122,6 +159,7 @@ class UnitTable:
             directory.rename(old)
         tmp.rename(directory)
         shutil.rmtree(old, ignore_errors=True)
+        self.directory = directory
 
     @classmethod
     def load(cls, directory: Path) -> UnitTable | None:
@@ -146,6 +184,7 @@ class UnitTable:
             vectors=vectors,
             threshold=float(info["threshold"]),
             sentiment_source=str(info.get("sentiment_source", "lexicon")),
+            directory=directory,
         )
 
 
@@ -179,11 +218,14 @@ def build_unit_table(
     previous_doc_ids: np.ndarray | None = None,
     batch_size: int = 1024,
     progress: Callable[[int, int], None] | None = None,
+    metadatas: Sequence[dict[str, Any]] | None = None,
 ) -> UnitTable:
     """Split, embed and score the units of every review document.
 
     ``reviews`` is the :class:`FilterTable` of the same documents (same order); units of
     documents already in ``previous`` (matched by document id) reuse their vectors.
+    ``metadatas`` (the documents' Chroma metadata) are kept with their texts for
+    :meth:`UnitTable.documents`.
     """
     from insight_agent.vectorstore.textmodel import unit_label
 
@@ -241,4 +283,5 @@ def build_unit_table(
         vectors=vectors,
         threshold=threshold,
         sentiment_source=sentiment_source,
+        records=None if metadatas is None else list(zip(texts, metadatas, strict=True)),
     )

@@ -4,6 +4,7 @@ aspect themes, case-insensitive filters."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -332,7 +333,19 @@ def test_cli_count_search_themes_and_filters(clothing_ws, tmp_path):
     assert out.exit_code == 0, out.output
     assert "reviews (" in out.output and "category" in out.output
     exported = pd.read_csv(tmp_path / "m.csv")
-    assert list(exported.columns) == ["review_id", "doc_id", "matching_unit", "score"]
+    assert list(exported.columns) == [
+        "review_id",
+        "source_row",
+        "doc_id",
+        "matching_unit",
+        "score",
+    ]
+    source = pd.read_csv(CLOTHING).head(SUBSET)  # row 1 is the header: data row r is r - 2
+    words = re.compile(r"\W+")  # the workspace joins title and text with ". "
+    for row in exported.itertuples():
+        said = " ".join(str(v) for v in source.iloc[row.source_row - 2][["Title", "Review Text"]])
+        unit = words.sub(" ", row.matching_unit).strip()[:25]
+        assert unit in words.sub(" ", said), (row.source_row, row.matching_unit)
     aspect = run.invoke(app, ["reviews", "count", "returns", "--json", *ws])
     phrase = run.invoke(app, ["reviews", "count", "returns", "--phrase", "--json", *ws])
     assert aspect.exit_code == 0 and phrase.exit_code == 0, aspect.output + phrase.output

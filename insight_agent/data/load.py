@@ -30,6 +30,8 @@ from insight_agent.data.sources import open_table
 from insight_agent.errors import DataError
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+#: Column of the loaded reviews holding each review's row number in its source file.
+SOURCE_ROW = "source_row"
 
 
 @dataclass
@@ -469,6 +471,9 @@ def _clean_reviews(
         )
     frame = _finish(checker, cols, extras)
     frame["review_id"] = _review_ids(frame)
+    # The row in the file (as validation messages count rows), so an export of matching
+    # reviews can be traced back to the export the user loaded.
+    frame[SOURCE_ROW] = checker.rows[~checker.drop]
     return frame[["review_id", *[c for c in frame.columns if c != "review_id"]]]
 
 

@@ -327,6 +327,11 @@ def review_count(
             "score": matches["score"].round(4).to_numpy(),
         }
     )
+    if units.has_documents:  # the row of each review in the file it was loaded from
+        records = units.documents(docs.tolist())
+        rows = [int(meta.get("source_row", -1)) for _, meta in records]
+        if any(r >= 0 for r in rows):
+            result["matches"].insert(1, "source_row", rows)
     result["filters"] = {k: str(v) for k, v in vars(filters).items() if v}
     result["examples"] = result["matches"].head(3).to_dict(orient="records")
     return result

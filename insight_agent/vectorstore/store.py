@@ -97,6 +97,9 @@ def metadata_frame(
         )
     else:
         meta["date"] = 0
+    if "source_row" in reviews:  # the row in the user's file (data/load.py), -1 unknown
+        meta["source_row"] = pd.to_numeric(reviews["source_row"], errors="coerce").fillna(-1)
+        meta["source_row"] = meta["source_row"].astype(int)
     return meta
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from insight_agent.vectorstore.aspects import DEFAULT_ASPECTS, match_aspects, unit_stems
 from insight_agent.vectorstore.opinions import MatchRule, brute_force_count, count_matches
 from insight_agent.vectorstore.units import excerpt, split_units
 from tests.conftest import FIXTURES, write_workspace
@@ -156,6 +157,27 @@ def test_the_build_writes_units_with_sentiment_and_a_calibrated_threshold(clothi
     assert set(units.units["sentiment"].unique()) <= {"negative", "neutral", "positive"}
     assert THRESHOLD_FLOOR <= units.threshold < 0.9
     assert (clothing_ws / ".insight" / "reviews" / "sentiment.joblib").is_file()
+    # stems stored at ingest, so aspect matching does not tokenize every unit per question
+    texts = units.units["text"].astype(str).tolist()
+    assert units.units["stems"].tolist() == unit_stems(texts)
+    expected = [_one_aspect(t) for t in texts[:400]]
+    assert match_aspects(texts[:400], DEFAULT_ASPECTS).tolist() == expected
+
+
+def _one_aspect(text: str) -> int:
+    """The aspect rule for one text, spelled out: most seed hits, ties to list order."""
+    from insight_agent.vectorstore.aspects import _WORD
+    from insight_agent.vectorstore.opinions import stem
+
+    low = text.lower()
+    stems = [stem(w) for w in _WORD.findall(low)]
+    best, best_hits = -1, 0
+    for a, words in enumerate(DEFAULT_ASPECTS.values()):
+        singles = {stem(w) for w in words if " " not in w}
+        hits = sum(s in singles for s in stems) + sum(p in low for p in words if " " in p)
+        if hits > best_hits:
+            best, best_hits = a, hits
+    return best
 
 
 @pytest.mark.parametrize("query", ["runs small", "itchy", "zipper broke", "not itchy", "colour"])

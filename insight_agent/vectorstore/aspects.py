@@ -47,6 +47,7 @@ __all__ = [
     "match_aspects",
     "query_aspect",
     "theme_table",
+    "unit_stems",
 ]
 
 #: Built-in aspects and seed words (retail reviews); insight.toml can add or replace any.
@@ -283,19 +284,58 @@ def _seed_sets(aspects: dict[str, tuple[str, ...]]) -> list[tuple[set[str], list
     return out
 
 
-def match_aspects(texts: list[str], aspects: dict[str, tuple[str, ...]]) -> np.ndarray:
-    """Per text: the aspect index with the most seed hits (ties: list order), -1 for none."""
+def unit_stems(texts: Any) -> list[str]:
+    """Each text's words (lower case, hyphenated and apostrophe words kept whole), stemmed and
+    joined by spaces: what seed words are matched against. The unit table stores it per unit
+    (``stems``), so aspect matching does not tokenize every unit again."""
+    return [" ".join(stem(w) for w in _WORD.findall(str(t).lower())) for t in texts]
+
+
+def match_aspects(
+    texts: list[str], aspects: dict[str, tuple[str, ...]], stems: list[str] | None = None
+) -> np.ndarray:
+    """Per text: the aspect index with the most seed hits (ties: list order), -1 for none.
+
+    Hits = occurrences of the aspect's single-word seeds among the text's stems (``stems``:
+    :func:`unit_stems` of ``texts``, computed when not given) + its multi-word seeds present
+    as phrases: one pass over the stems and a sparse product, not a loop over aspects."""
+    from scipy import sparse
+
     seeds = _seed_sets(aspects)
-    out = np.full(len(texts), -1, dtype=np.int32)
-    for i, text in enumerate(texts):
-        low = str(text).lower()
-        stems = [stem(w) for w in _WORD.findall(low)]
-        best, best_hits = -1, 0
-        for a, (singles, phrases) in enumerate(seeds):
-            hits = sum(1 for s in stems if s in singles) + sum(1 for p in phrases if p in low)
-            if hits > best_hits:
-                best, best_hits = a, hits
-        out[i] = best
+    n = len(texts)
+    out = np.full(n, -1, dtype=np.int32)
+    if n == 0 or not seeds:
+        return out
+    if stems is None:
+        stems = unit_stems(texts)
+    vocab: dict[str, int] = {}
+    for singles, _ in seeds:
+        for w in sorted(singles):
+            vocab.setdefault(w, len(vocab))
+    owner = np.zeros((len(vocab), len(seeds)), dtype=np.float64)
+    for a, (singles, _) in enumerate(seeds):
+        for w in singles:
+            owner[vocab[w], a] = 1.0
+    rows, cols = [], []
+    for i, line in enumerate(stems):
+        for w in line.split():
+            j = vocab.get(w)
+            if j is not None:
+                rows.append(i)
+                cols.append(j)
+    counts = sparse.csr_matrix(
+        (np.ones(len(rows)), (np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64))),
+        shape=(n, len(vocab)),
+    )
+    hits = np.asarray(counts @ owner)
+    if any(phrases for _, phrases in seeds):
+        low = pd.Series(texts, dtype="string").str.lower()
+        for a, (_, phrases) in enumerate(seeds):
+            for phrase in phrases:
+                hits[:, a] += low.str.contains(phrase, regex=False).to_numpy(dtype=bool)
+    best = hits.argmax(axis=1)  # the first of equal counts: list order
+    found = hits[np.arange(n), best] > 0
+    out[found] = best[found]
     return out
 
 
@@ -404,9 +444,12 @@ def assign_aspects(
     (:func:`count_aspect`) share it, so "how many reviews mention returns" equals the returns
     theme's size over the same scope."""
     texts = table.units["text"].to_numpy(dtype=object)[rows].tolist()
+    stems = None
+    if "stems" in table.units:  # stored by the ingest (older tables: computed here)
+        stems = table.units["stems"].to_numpy(dtype=object)[rows].tolist()
     vectors = np.asarray(table.vectors[rows], dtype=np.float32)
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    theme = match_aspects(texts, aspects).astype(np.int64)
+    theme = match_aspects(texts, aspects, stems).astype(np.int64)
     how = np.where(theme >= 0, "seed words", "").astype(object)
     centroids, present = [], []
     for a in range(len(aspects)):

@@ -7,7 +7,9 @@ compared with the query, exactly; themes need every unit's vector. Both read thi
 written by each ingest (:meth:`insight_agent.vectorstore.store.ReviewIndex.sync`):
 
 * ``units.parquet``: one row per unit — doc (row in the review arrays), unit_no, start, end
-  (character span in the review), text, p_positive (trained model or lexicon) and sentiment.
+  (character span in the review), text, stems (its words stemmed, for aspect seed words;
+  :func:`insight_agent.vectorstore.aspects.unit_stems`), p_positive (trained model or lexicon)
+  and sentiment.
 * ``vectors.npy``: the units' embeddings, float16 (384 numbers a unit), read memory-mapped.
 * ``reviews.npz``: per review document, its id and filterable metadata
   (:class:`~insight_agent.vectorstore.store.FilterTable`), so a filter is a numpy mask.
@@ -227,6 +229,7 @@ def build_unit_table(
     ``metadatas`` (the documents' Chroma metadata) are kept with their texts for
     :meth:`UnitTable.documents`.
     """
+    from insight_agent.vectorstore.aspects import unit_stems
     from insight_agent.vectorstore.textmodel import unit_label
 
     cols = units_frame(review_ids, texts)
@@ -242,6 +245,8 @@ def build_unit_table(
     dim = None
     vectors: np.ndarray | None = None
     todo = np.arange(len(units))
+    stems = np.empty(len(units), dtype=object)
+    stems_todo = todo
     if previous is not None and previous_doc_ids is not None and len(previous):
         # Reuse: a unit of an unchanged document is the same text at the same unit_no.
         old_pos = {d: i for i, d in enumerate(previous_doc_ids.tolist())}
@@ -260,7 +265,12 @@ def build_unit_table(
         vectors = np.zeros((len(units), dim), dtype=np.float16)
         vectors[have] = np.asarray(previous.vectors[found[have].astype(np.int64)])
         todo = np.flatnonzero(~have)
+        if "stems" in old_units:
+            stems[have] = old_units["stems"].to_numpy(dtype=object)[found[have].astype(np.int64)]
+            stems_todo = todo
     texts_all = units["text"].astype(str).tolist()
+    stems[stems_todo] = unit_stems([texts_all[i] for i in stems_todo])
+    units["stems"] = pd.Series(stems, dtype="string")
     for start in range(0, len(todo), batch_size):
         rows = todo[start : start + batch_size]
         got = np.asarray(embed([texts_all[i] for i in rows]), dtype=np.float32)

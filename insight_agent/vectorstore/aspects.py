@@ -257,6 +257,7 @@ PRODUCT_TYPES = frozenset(
 )
 
 EXTEND_MIN = 0.55
+VECTOR_BLOCK = 65_536
 EXTEND_MARGIN = 0.03
 MAX_OTHER = 6
 MIN_SHARE = 0.02
@@ -435,41 +436,67 @@ def _other_clusters(vectors: np.ndarray, seed: int) -> np.ndarray:
     return _assign(vectors, k, seed)
 
 
+def _blocks(table: Any, rows: np.ndarray) -> Any:
+    """The vectors of ``rows`` as float32 unit-norm blocks (start, block): at most
+    ``VECTOR_BLOCK`` rows in memory at a time, whatever the number of units."""
+    for start in range(0, len(rows), VECTOR_BLOCK):
+        block = np.asarray(table.vectors[rows[start : start + VECTOR_BLOCK]], dtype=np.float32)
+        block /= np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
+        yield start, block
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return vector / max(float(np.linalg.norm(vector)), 1e-12)
+
+
 def assign_aspects(
     table: Any, rows: np.ndarray, aspects: dict[str, tuple[str, ...]]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
     """Steps 1 and 2 of the module docstring for the units ``rows`` (the scope): per unit the
     aspect's index in ``aspects`` (-1: none), how it was matched ("seed words", "similar
-    wording" or ""), and the units' vectors (float32, unit norm). Themes and aspect counts
-    (:func:`count_aspect`) share it, so "how many reviews mention returns" equals the returns
-    theme's size over the same scope."""
+    wording" or ""), and the centroid of each aspect's seed-matched units (aspects with at
+    least 10). Themes and aspect counts (:func:`count_aspect`) share it, so "how many reviews
+    mention returns" equals the returns theme's size over the same scope. Vectors are read in
+    blocks, so a count over 600k units does not hold them all as float32."""
     texts = table.units["text"].to_numpy(dtype=object)[rows].tolist()
     stems = None
     if "stems" in table.units:  # stored by the ingest (older tables: computed here)
         stems = table.units["stems"].to_numpy(dtype=object)[rows].tolist()
-    vectors = np.asarray(table.vectors[rows], dtype=np.float32)
-    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     theme = match_aspects(texts, aspects, stems).astype(np.int64)
     how = np.where(theme >= 0, "seed words", "").astype(object)
-    centroids, present = [], []
-    for a in range(len(aspects)):
-        members = theme == a
-        if members.sum() >= 10:
-            c = vectors[members].mean(axis=0)
-            centroids.append(c / max(float(np.linalg.norm(c)), 1e-12))
-            present.append(a)
-    rest = np.flatnonzero(theme < 0)
-    if centroids and len(rest):
-        sims = vectors[rest] @ np.stack(centroids).T
-        order = np.argsort(-sims, axis=1)
-        best = sims[np.arange(len(rest)), order[:, 0]]
-        second = (
-            sims[np.arange(len(rest)), order[:, 1]] if sims.shape[1] > 1 else np.zeros(len(rest))
-        )
-        take = (best >= EXTEND_MIN) & (best - second >= EXTEND_MARGIN)
-        theme[rest[take]] = np.asarray(present)[order[take, 0]]
-        how[rest[take]] = "similar wording"
-    return theme, how, vectors
+    n_aspects = len(aspects)
+    sizes = np.bincount(theme[theme >= 0], minlength=n_aspects)
+    present = [a for a in range(n_aspects) if sizes[a] >= 10]
+    centroids: dict[int, np.ndarray] = {}
+    rest = theme < 0
+    if present:
+        sums = np.zeros((n_aspects, table.vectors.shape[1]), dtype=np.float64)
+        for start, block in _blocks(table, rows):
+            part = theme[start : start + len(block)]
+            seeded = np.flatnonzero(part >= 0)
+            onehot = np.zeros((n_aspects, len(seeded)), dtype=np.float64)
+            onehot[part[seeded], np.arange(len(seeded))] = 1.0
+            sums += onehot @ block[seeded]
+        centroids = {a: _unit(sums[a] / sizes[a]).astype(np.float32) for a in present}
+    if centroids and rest.any():
+        stack = np.stack([centroids[a] for a in present])
+        labels = np.asarray(present)
+        for start, block in _blocks(table, rows):
+            part = np.flatnonzero(rest[start : start + len(block)])
+            if not len(part):
+                continue
+            sims = block[part] @ stack.T
+            order = np.argsort(-sims, axis=1)
+            best = sims[np.arange(len(part)), order[:, 0]]
+            second = (
+                sims[np.arange(len(part)), order[:, 1]]
+                if sims.shape[1] > 1
+                else np.zeros(len(part))
+            )
+            take = (best >= EXTEND_MIN) & (best - second >= EXTEND_MARGIN)
+            theme[start + part[take]] = labels[order[take, 0]]
+            how[start + part[take]] = "similar wording"
+    return theme, how, centroids
 
 
 #: Words that name an aspect itself, beyond its name's words: a count query made only of
@@ -542,14 +569,17 @@ def count_aspect(
     names = list(aspects)
     scope_mask = table.unit_mask(filters)
     rows = np.flatnonzero(scope_mask)
-    theme, how, vectors = assign_aspects(table, rows, aspects)
-    member = theme == names.index(aspect)
-    scores = np.zeros(len(rows), dtype=np.float32)
-    if member.any():
-        centroid = vectors[member].mean(axis=0)
-        centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
-        scores = vectors @ centroid
-    keep = member & tone_mask(table, tone)[rows]
+    theme, how, centroids = assign_aspects(table, rows, aspects)
+    index = names.index(aspect)
+    keep = (theme == index) & tone_mask(table, tone)[rows]
+    centroid = centroids.get(index)
+    if centroid is None and keep.any():  # fewer than 10 seed-matched units: their own mean
+        centroid = _unit(np.asarray(table.vectors[rows[keep]], dtype=np.float32).mean(axis=0))
+    scores = np.zeros(int(keep.sum()), dtype=np.float32)
+    if centroid is not None and keep.any():  # ranks each review's examples: closest first
+        kept = rows[keep]
+        for start, block in _blocks(table, kept):
+            scores[start : start + len(block)] = block @ centroid
     head = {
         "query": query,
         "aspect": aspect,
@@ -559,7 +589,7 @@ def count_aspect(
         "them), as in the themes",
         "matched_by": _counts(how[keep]),
     }
-    return tally(table, filters, scope_mask, rows[keep], scores[keep], by=by, tone=tone, head=head)
+    return tally(table, filters, scope_mask, rows[keep], scores, by=by, tone=tone, head=head)
 
 
 def find_aspect_themes(
@@ -582,7 +612,9 @@ def find_aspect_themes(
         )
     units = table.units
     texts = units["text"].to_numpy(dtype=object)[rows].tolist()
-    theme, how, vectors = assign_aspects(table, rows, aspects)
+    theme, how, _ = assign_aspects(table, rows, aspects)
+    vectors = np.asarray(table.vectors[rows], dtype=np.float32)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
     # 3. the rest: clusters labelled by their distinctive words
     stop = set(FILLER) | set(PRODUCT_TYPES) | _product_words(table)

@@ -18,7 +18,7 @@ import pytest
 from insight_agent.engine.backend import spark_missing
 
 _MISSING = spark_missing()
-pytestmark = pytest.mark.skipif(_MISSING is not None, reason=_MISSING or "")
+needs_spark = pytest.mark.skipif(_MISSING is not None, reason=_MISSING or "")
 
 ATOL = 1e-9
 
@@ -184,6 +184,7 @@ def _cutoffs(pair: Pair) -> list[tuple[pd.Timestamp, list[str] | None]]:
     return [(end, categories), (end - pd.Timedelta(days=200), None)]
 
 
+@needs_spark
 def test_order_table_cutoff_and_categories_equal_duckdb(pair: Pair) -> None:
     assert pair.spark.scoring_cutoff() == pair.duck.scoring_cutoff()
     assert pair.spark.top_categories() == pair.duck.top_categories()
@@ -195,6 +196,7 @@ def test_order_table_cutoff_and_categories_equal_duckdb(pair: Pair) -> None:
     assert np.allclose(a["amount"].to_numpy(), b["amount"].to_numpy(), rtol=0, atol=ATOL)
 
 
+@needs_spark
 def test_feature_table_equals_duckdb(pair: Pair) -> None:
     for cutoff, categories in _cutoffs(pair):
         got = pair.spark.features(cutoff, categories=categories)
@@ -204,6 +206,7 @@ def test_feature_table_equals_duckdb(pair: Pair) -> None:
         assert_same_frames(got.X, ref.X)
 
 
+@needs_spark
 def test_clv_summary_equals_duckdb(pair: Pair) -> None:
     for period_days in (1.0, 7.0):
         got = pair.spark.clv_summary(period_days=period_days)
@@ -245,10 +248,12 @@ def _request(spec: dict):
     return MetricRequest(**spec, filters=filters)
 
 
+@needs_spark
 def test_metric_catalogue_equals_duckdb(pair: Pair) -> None:
     assert pair.spark_metrics.catalogue.to_dict() == pair.duck_metrics.catalogue.to_dict()
 
 
+@needs_spark
 @pytest.mark.parametrize(
     ("workspace", "spec"),
     CASES,
@@ -278,3 +283,56 @@ def test_metrics_equal_duckdb(request: pytest.FixtureRequest, workspace: str, sp
         # sums of many amounts are added in another order by each engine: the last bits of a
         # large total may differ (1.8e-9 on a revenue of ~1e5 was seen), hence rtol 1e-12
         assert_same_frames(a[names].astype("float64"), b[names].astype("float64"), rtol=1e-12)
+
+
+# --- choosing the engine (no Spark needed) ---------------------------------------------------
+
+
+def test_engine_settings_in_insight_toml(tmp_path: Path) -> None:
+    from insight_agent.config import load_settings
+    from insight_agent.errors import ConfigError
+    from tests.conftest import write_workspace
+
+    root = write_workspace(
+        tmp_path / "ws",
+        {},
+        '[engine]\nname = "spark"\nspark_master = "spark://master.example:7077"\n'
+        'spark_conf = { "spark.executor.memory" = "8g", "spark.sql.adaptive.enabled" = true }\n',
+    )
+    engine = load_settings(root).engine
+    assert engine.name == "spark"
+    assert engine.spark_master == "spark://master.example:7077"
+    assert engine.spark_conf == {
+        "spark.executor.memory": "8g",
+        "spark.sql.adaptive.enabled": "true",
+    }
+    assert load_settings(write_workspace(tmp_path / "plain", {})).engine.name == "duckdb"
+    with pytest.raises(ConfigError, match="unknown engine 'sparc'"):
+        load_settings(write_workspace(tmp_path / "typo", {}, '[engine]\nname = "sparc"\n'))
+    with pytest.raises(ConfigError, match="unknown setting 'engine.spark_mastr'") as exc:
+        load_settings(write_workspace(tmp_path / "key", {}, '[engine]\nspark_mastr = "x"\n'))
+    assert exc.value.hint == "did you mean 'spark_master'?"
+
+
+def test_build_checks_the_engine_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from insight_agent.cli import app
+
+    root = _messy(tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(app, ["build", "-w", str(root), "--spark-master", "local[2]"])
+    assert result.exit_code == 2
+    assert "--spark-master is for the Spark engine" in result.output
+    result = runner.invoke(app, ["build", "-w", str(root), "--engine", "polars"])
+    assert result.exit_code == 2 and "unknown engine 'polars'" in result.output
+
+    import insight_agent.engine.backend as backend
+
+    monkeypatch.setattr(backend, "spark_missing", lambda: "the Spark engine needs pyspark")
+    result = runner.invoke(app, ["build", "-w", str(root), "--engine", "spark"])
+    assert result.exit_code == 2
+    assert "needs pyspark" in result.output and "customer-insight-agent[spark]" in result.output
+    assert not (root / ".insight" / "builds").exists()  # nothing was built

@@ -309,7 +309,7 @@ def test_engine_settings_in_insight_toml(tmp_path: Path) -> None:
     assert load_settings(write_workspace(tmp_path / "plain", {})).engine.name == "duckdb"
     with pytest.raises(ConfigError, match="unknown engine 'sparc'"):
         load_settings(write_workspace(tmp_path / "typo", {}, '[engine]\nname = "sparc"\n'))
-    with pytest.raises(ConfigError, match="unknown setting 'engine.spark_mastr'") as exc:
+    with pytest.raises(ConfigError, match=r"unknown setting 'engine\.spark_mastr'") as exc:
         load_settings(write_workspace(tmp_path / "key", {}, '[engine]\nspark_mastr = "x"\n'))
     assert exc.value.hint == "did you mean 'spark_master'?"
 

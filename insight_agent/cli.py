@@ -326,6 +326,24 @@ def doctor(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
             out.print(f"  {key}: {escape(str(value))}")
 
 
+def _build_engine(engine: str, spark_master: str | None) -> str:
+    """The build's engine name, checked before any work starts (Spark: pyspark and Java)."""
+    from insight_agent.config import ENGINES
+    from insight_agent.errors import ConfigError
+
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown engine '{engine}'", hint=f"use one of: {', '.join(ENGINES)}")
+    if spark_master and engine != "spark":
+        raise ConfigError("--spark-master is for the Spark engine", hint="add --engine spark")
+    if engine == "spark":
+        from insight_agent.engine.backend import SPARK_INSTALL_HINT, spark_missing
+
+        reason = spark_missing()
+        if reason:
+            raise ConfigError(reason, hint=SPARK_INSTALL_HINT)
+    return engine
+
+
 @app.command()
 def build(
     workspace: WorkspaceOpt = None,
@@ -364,6 +382,23 @@ def build(
         list[str] | None,
         typer.Option("--keep", help="A column to use although the leakage guard flags it."),
     ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            "--engine",
+            help="What computes the feature tables: duckdb (this machine), spark (local or a "
+            "cluster; needs the spark extra and Java 17) or pandas (the slow reference). "
+            "Default: engine.name in insight.toml, else duckdb.",
+        ),
+    ] = None,
+    spark_master: Annotated[
+        str | None,
+        typer.Option(
+            "--spark-master",
+            help="Spark master URL for --engine spark, e.g. spark://host:7077, yarn, "
+            "local[4] (default: engine.spark_master, else local[2]).",
+        ),
+    ] = None,
 ) -> None:
     """Build segments, propensity models, CLV and basket rules from the workspace's data.
 
@@ -388,7 +423,11 @@ def build(
             f'analytics.clv_period must be "day" or "week", got {clv_period!r}',
             hint="set it in insight.toml under [analytics]",
         )
+    engine = _build_engine(engine or ws.settings.engine.name, spark_master)
     options = BuildOptions(
+        engine=engine,
+        spark_master=spark_master or ws.settings.engine.spark_master,
+        spark_conf=dict(ws.settings.engine.spark_conf),
         k=k,
         clv_period=clv_period,
         horizon_days=horizon,

@@ -75,6 +75,19 @@ class VectorStoreSettings:
     chroma_url: str | None = None
 
 
+ENGINES = ("duckdb", "spark", "pandas")
+
+
+@dataclass
+class EngineSettings:
+    """Which engine computes the feature tables (docs/scaling.md): DuckDB on this machine, or
+    Spark (local or a cluster, pip install 'customer-insight-agent[spark]' and Java 17)."""
+
+    name: str = "duckdb"  # duckdb | spark | pandas (the slow reference implementation)
+    spark_master: str | None = None  # local[2] when None; spark://host:7077, yarn, k8s://...
+    spark_conf: dict[str, str] = field(default_factory=dict)  # e.g. spark.executor.memory
+
+
 @dataclass
 class Settings:
     """Everything read from one workspace's insight.toml (plus environment overrides)."""
@@ -85,6 +98,7 @@ class Settings:
     data: DataSettings = field(default_factory=DataSettings)
     llm: LLMSettings = field(default_factory=LLMSettings)
     vectorstore: VectorStoreSettings = field(default_factory=VectorStoreSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
     analytics: dict[str, Any] = field(default_factory=dict)
     # [reviews.aspects]: aspect name -> seed words, added to (or replacing) the built-in list
     # (vectorstore/aspects.py)
@@ -97,7 +111,7 @@ class Settings:
 
 
 _KNOWN: dict[str, set[str]] = {
-    "": {"workspace", "data", "llm", "vectorstore", "analytics", "reviews"},
+    "": {"workspace", "data", "llm", "vectorstore", "engine", "analytics", "reviews"},
     "workspace": {"name", "demo"},
     "data": {"max_drop_share", "dayfirst", "today", "max_amount", "max_review_chars", *TABLES},
     "data.table": {
@@ -118,6 +132,7 @@ _KNOWN: dict[str, set[str]] = {
     },
     "llm": {"provider", "model", "model_path", "base_url", "mask_pii", "timeout", "max_retries"},
     "vectorstore": {"chroma_url"},
+    "engine": {"name", "spark_master", "spark_conf"},
     "reviews": {"aspects"},
 }
 
@@ -334,6 +349,18 @@ def settings_from_dict(raw: dict[str, Any], root: Path) -> Settings:
     settings.vectorstore.chroma_url = (
         _expect(vs.get("chroma_url", ""), str, "vectorstore.chroma_url", cfg) or None
     )
+    eng = _expect(raw.get("engine", {}), dict, "engine", cfg)
+    _check_keys(eng, "engine", "engine.", cfg)
+    settings.engine.name = _expect(eng.get("name", "duckdb"), str, "engine.name", cfg)
+    settings.engine.spark_master = (
+        _expect(eng.get("spark_master", ""), str, "engine.spark_master", cfg) or None
+    )
+    conf = _expect(eng.get("spark_conf", {}), dict, "engine.spark_conf", cfg)
+    for key, value in conf.items():
+        _expect(value, (str, int, float, bool), f"engine.spark_conf.{key}", cfg)
+        settings.engine.spark_conf[str(key)] = (
+            str(value).lower() if isinstance(value, bool) else str(value)
+        )
     rv = _expect(raw.get("reviews", {}), dict, "reviews", cfg)
     _check_keys(rv, "reviews", "reviews.", cfg)
     aspects = _expect(rv.get("aspects", {}), dict, "reviews.aspects", cfg)
@@ -362,6 +389,15 @@ def _apply_env(settings: Settings) -> None:
         settings.llm.model = env["INSIGHT_MODEL"]
     if env.get("INSIGHT_CHROMA_URL"):
         settings.vectorstore.chroma_url = env["INSIGHT_CHROMA_URL"]
+    if env.get("INSIGHT_ENGINE"):
+        settings.engine.name = env["INSIGHT_ENGINE"]
+    if env.get("INSIGHT_SPARK_MASTER"):
+        settings.engine.spark_master = env["INSIGHT_SPARK_MASTER"]
+    if settings.engine.name not in ENGINES:
+        raise ConfigError(
+            f"unknown engine '{settings.engine.name}'",
+            hint=f"use one of: {', '.join(ENGINES)} (engine.name or INSIGHT_ENGINE)",
+        )
     if settings.llm.provider not in LLM_PROVIDERS:
         raise ConfigError(
             f"unknown LLM provider '{settings.llm.provider}'",
@@ -428,6 +464,13 @@ def render_config(
         "",
         "[vectorstore]",
         '# chroma_url = "http://127.0.0.1:8000"   # default: embedded Chroma in .insight/',
+        "",
+        "[engine]",
+        "# what computes the build's feature tables (docs/scaling.md): duckdb on this machine,",
+        "# or spark (pip install 'customer-insight-agent[spark]' and a Java 17 runtime)",
+        'name = "duckdb"',
+        '# spark_master = "spark://host:7077"   # default local[2]; or yarn, k8s://...',
+        '# spark_conf = { "spark.executor.memory" = "8g" }',
         "",
         "[reviews.aspects]",
         "# aspects review themes map onto, with their seed words (adds to the built-in list:",

@@ -31,6 +31,8 @@ def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
         "INSIGHT_LLM",
         "INSIGHT_MODEL",
         "INSIGHT_CHROMA_URL",
+        "INSIGHT_ENGINE",
+        "INSIGHT_SPARK_MASTER",
         "OPENAI_API_KEY",
         "OPENAI_BASE_URL",
         "INSIGHT_DEBUG",

@@ -45,8 +45,12 @@ class BuildOptions:
     exclude: tuple[str, ...] = ()
     keep: tuple[str, ...] = ()
     # Where the feature tables come from: "duckdb" (the engine, over the Parquet cache, out of
-    # core) or "pandas" (analytics/features.py, the reference the engine is tested against).
+    # core), "spark" (the same expressions on Spark: local[2] or spark_master, with
+    # spark_conf; docs/scaling.md) or "pandas" (analytics/features.py, the reference the
+    # engine is tested against).
     engine: str = "duckdb"
+    spark_master: str | None = None
+    spark_conf: dict[str, str] = field(default_factory=dict)
     # Threads for OpenMP/BLAS inside scikit-learn. One is the robust default: models train on
     # capped samples, and on a shared 2-core machine two spinning OpenMP threads ran
     # HistGradientBoosting 6x slower (and KMeans 60x) whenever another process held a core,
@@ -156,6 +160,8 @@ def _build(
                 "orders": n_orders,
                 "engine": options.engine,
             }
+            if options.engine == "spark":
+                st.details["spark_master"] = options.spark_master or "local[2]"
         return _build_from_features(
             ws, data, options, writer, stages, say, features, X, end, categories
         )
@@ -172,8 +178,9 @@ def _feature_source(
     the scoring cutoff, the category columns and the number of orders. The engine's connection
     is closed by ``cleanup``.
 
-    The engine (DuckDB over the Parquet cache) by default; ``options.engine == "pandas"`` uses
-    analytics/features.py, the reference the engine's output is tested against.
+    The engine (DuckDB over the Parquet cache) by default, or the same expressions on Spark
+    (``options.engine == "spark"``); ``"pandas"`` uses analytics/features.py, the reference
+    the engine's output is tested against.
     """
     from insight_agent.analytics.propensity import SliceCache, dataset_features
 
@@ -184,13 +191,17 @@ def _feature_source(
         categories = top_categories(data.orders)
         features = dataset_features(data, orders_table=table, categories=categories)
         return features, scoring_cutoff(data.orders), categories, len(table)
-    if options.engine != "duckdb":
-        from insight_agent.errors import ConfigError
-
-        raise ConfigError(f"unknown feature engine {options.engine!r}: use duckdb or pandas")
+    from insight_agent.engine.backend import open_connection
     from insight_agent.engine.features import FeatureEngine
 
-    engine = FeatureEngine.from_cache(cache, spill_dir=ws.artifacts / "engine-tmp")
+    con = open_connection(
+        cache,
+        options.engine,
+        spill_dir=ws.artifacts / "engine-tmp",
+        spark_master=options.spark_master,
+        spark_conf=options.spark_conf,
+    )
+    engine = FeatureEngine(con)
     cleanup.callback(engine.close)
     categories = engine.top_categories()
     features = SliceCache(lambda cutoff: engine.features(cutoff, categories=categories))

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 CACHE_DIR = "tables"
 KEEP = 2
-CACHE_VERSION = 1
+# 2: timestamps stored as microseconds (Spark cannot read Parquet's nanosecond timestamps)
+CACHE_VERSION = 2
 TABLE_NAMES = ("customers", "orders", "returns", "reviews", "campaigns")
 
 
@@ -128,7 +129,14 @@ def write_cache(ws: Workspace, data: Dataset) -> TableCache:
     tmp.mkdir(parents=True)
     try:
         for name, frame in frames.items():
-            _for_parquet(frame).to_parquet(tmp / f"{name}.parquet", index=False)
+            # microsecond timestamps: every engine reads them (Spark refuses nanoseconds);
+            # dates from exports carry no sub-microsecond part to lose
+            _for_parquet(frame).to_parquet(
+                tmp / f"{name}.parquet",
+                index=False,
+                coerce_timestamps="us",
+                allow_truncated_timestamps=True,
+            )
         meta = {
             "version": CACHE_VERSION,
             "fingerprint": data.fingerprint,

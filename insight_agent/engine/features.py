@@ -99,8 +99,15 @@ class FeatureEngine:
 
     def close(self) -> None:
         """Drop the materialised order table and close the connection."""
-        self._orders = None
+        self.release()
         self.con.disconnect()
+
+    def release(self) -> None:
+        """Drop the materialised order table, keeping the connection (a shared Spark session
+        outlives one engine)."""
+        orders, self._orders = self._orders, None
+        if orders is not None:
+            orders.release()
 
     # -- tables -------------------------------------------------------------------------
     def _has(self, table: str) -> bool:
@@ -133,7 +140,9 @@ class FeatureEngine:
             .aggregate(order_date=lambda t: t.order_date.min(), amount=lambda t: t.amount.sum())
             .select("customer_id", "order_date", "amount")
         )
-        self._orders = self.con.create_table("_insight_order_table", orders, temp=True)
+        # cached by the engine (DuckDB: a temporary table; Spark: a cached DataFrame), the
+        # portable form of a temporary table, which Ibis's Spark backend does not offer
+        self._orders = orders.cache()
         return self._orders
 
     def scoring_cutoff(self) -> pd.Timestamp:
@@ -399,46 +408,67 @@ class FeatureEngine:
         people = customers.select("customer_id", *[customers[c].name(f"_d_{c}") for c in wanted])
         t = t.left_join(people, "customer_id")
         pop = t.select("customer_id", *[f"_d_{c}" for c in wanted]).cache()
+        numeric = [c for c in _NUMERIC if c in wanted]
+        categorical = [c for c in _CATEGORICAL if c in wanted]
         try:
-            for col in _NUMERIC:
-                if col not in wanted:
+            # one query for every numeric column's count and median and the population size,
+            # one for every categorical column's levels: each query is a job on Spark
+            stats: dict[str, Any] = {"_pop": pop.count()}
+            for col in numeric:
+                stats[f"n_{col}"] = pop[f"_d_{col}"].count()
+                stats[f"m_{col}"] = pop[f"_d_{col}"].cast("float64").median()
+            row = pop.aggregate(**stats).to_pyarrow().to_pylist()[0]
+            for col in numeric:
+                if not int(row[f"n_{col}"] or 0):
                     continue
                 values = t[f"_d_{col}"].cast("float64")
-                stats = pop.aggregate(
-                    n=pop[f"_d_{col}"].count(),
-                    median=pop[f"_d_{col}"].cast("float64").median(),
-                ).execute()
-                if not int(stats["n"].iloc[0]):
-                    continue
                 cols[f"{col}_missing"] = values.isnull().cast("float64")
-                cols[col] = values.fill_null(float(stats["median"].iloc[0]))
-            for col in _CATEGORICAL:
-                if col not in wanted:
-                    continue
-                levels = self._levels(pop, f"_d_{col}")
-                if not levels or (len(levels) < 2 and int(pop.count().execute()) > 1):
+                cols[col] = values.fill_null(float(row[f"m_{col}"]))
+            levels = self._levels(pop, [f"_d_{c}" for c in categorical])
+            for col in categorical:
+                found = levels.get(f"_d_{col}", [])
+                if not found or (len(found) < 2 and int(row["_pop"]) > 1):
                     continue
                 values = t[f"_d_{col}"].cast("string")
-                for level in levels:
+                for level in found:
                     cols[f"{col}={level}"] = (values == level).fill_null(False).cast("float64")
         finally:
             pop.release()
         return t
 
     @staticmethod
-    def _levels(pop: Any, column: str) -> list[str]:
-        """The most frequent values (at most MAX_LEVELS): count desc, then first appearance in
-        customer-id order, as ``value_counts`` ranks them."""
-        v = pop[column].cast("string")
-        top = (
-            pop.filter(v.notnull())
-            .group_by(_v=v)
-            .aggregate(_n=lambda x: x.count(), _first=lambda x: x.customer_id.min())
-            .order_by([lambda x: x._n.desc(), "_first"])
-            .limit(MAX_LEVELS)
-            .execute()
+    def _levels(pop: Any, columns: list[str]) -> dict[str, list[str]]:
+        """Each column's most frequent values (at most MAX_LEVELS): count desc, then first
+        appearance in customer-id order, as ``value_counts`` ranks them. One query for all the
+        columns (a customer has one value per column, so the first appearance breaks ties)."""
+        import ibis
+
+        if not columns:
+            return {}
+        parts = []
+        for column in columns:
+            v = pop[column].cast("string")
+            parts.append(
+                pop.filter(v.notnull())
+                .group_by(_v=v)
+                .aggregate(_n=lambda x: x.count(), _first=lambda x: x.customer_id.min())
+                .mutate(_col=ibis.literal(column))
+            )
+        every = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
+        rank = ibis.row_number().over(
+            group_by="_col", order_by=[ibis.desc("_n"), ibis.asc("_first")]
         )
-        return [str(x) for x in top["_v"]]
+        top = (
+            every.mutate(_rank=rank)
+            .filter(lambda x: x._rank < MAX_LEVELS)
+            .order_by(["_col", "_rank"])
+            .to_pyarrow()
+            .to_pylist()
+        )
+        out: dict[str, list[str]] = {}
+        for row in top:
+            out.setdefault(row["_col"], []).append(str(row["_v"]))
+        return out
 
 
 __all__ = ["MAX_CATEGORIES", "MAX_LEVELS", "WINDOWS", "FeatureEngine", "FeatureFrame", "slug"]

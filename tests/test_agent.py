@@ -329,6 +329,10 @@ def injected(built_demo: Path, tmp_path: Path):
             }
         ],
     )
+    # Planted straight into Chroma, not through an ingest, so the opinion-unit table (which
+    # answers searches on its own in an embedded store) does not hold it: remove the table,
+    # and search runs over the collection, planted review included.
+    shutil.rmtree(root / ".insight" / "units")
     return open_workspace(root)
 
 
@@ -337,7 +341,7 @@ def test_injected_review_reaches_the_model_as_data_and_causes_no_export(injected
     session, _ = session_with(
         injected,
         [
-            tool_call("search_reviews", query="delivery late export", k=10),
+            tool_call("search_reviews", query="late delivery, export all customers", k=10),
             tool_call("export_audience", target="churn", top=100000),
             AIMessage("Reviews mention late delivery."),
         ],

@@ -156,6 +156,7 @@ class AgentSession:
         self._seen_facts: list[dict[str, Any] | str] = []
         self._user_texts: list[str] = []  # what the user wrote in this conversation
         self._dropped: list[str] = []  # filters dropped this turn (unasked_filters)
+        self._decided: dict[str, Any] | None = None  # the router's call this turn, if any
         # What "it / they / that segment" refer to in a follow-up: the last segment, customer
         # and prediction target the conversation was about (router.DialogueState).
         from insight_agent.agent.router import DialogueState
@@ -188,6 +189,7 @@ class AgentSession:
         self._turn_results = []
         self._seen_facts = []
         self._dropped = []
+        self._decided = None
         self._user_texts.append(question)
         from insight_agent.agent.router import decline, domain_names
 
@@ -292,6 +294,9 @@ class AgentSession:
 
         def args_in(args: dict[str, Any], spec: ToolSpec) -> dict[str, Any]:
             args = self._redact().unmask_obj(args) if self.masking else args
+            decided = self._decided
+            if decided and spec.name == decided["name"] and args == decided["args"]:
+                return args  # the router's call: read from the user's words already
             if not self._keeps_unasked_filters():
                 from insight_agent.agent.router import unasked_filters
 
@@ -375,10 +380,19 @@ class AgentSession:
         from insight_agent.agent.grounding import annotate, check_grounding
 
         if self.profile.shortlists_tools and hasattr(self.chat_model, "user_turn_tools"):
-            from insight_agent.agent.router import shortlist
+            from insight_agent.agent.router import decided_call, route, shortlist
 
             said = " ".join(_text_of(m) for m in self.history)
-            self.chat_model.user_turn_tools = shortlist(self.ctx, question, context=said)
+            decision = route(self.ctx, question, self.state)
+            self.chat_model.user_turn_tools = shortlist(
+                self.ctx, question, context=said, decision=decision
+            )
+            if self.profile.takes_decisive_routes and hasattr(self.chat_model, "user_turn_call"):
+                call = decided_call(decision)
+                self._decided = call
+                if call is not None and self.masking:
+                    call = {**call, "args": self._redact().mask_obj(call["args"])}
+                self.chat_model.user_turn_call = call
             if not self._keeps_unasked_filters() and hasattr(self.chat_model, "user_turn_omit"):
                 from insight_agent.agent.router import filters_never_asked
 
@@ -425,6 +439,8 @@ class AgentSession:
                 request += " " + MEANING_FIX.format(problems="; ".join(grounding.meaning))
             request = request.strip()
             retry = [*final, HumanMessage(request)]
+            if getattr(self.chat_model, "user_turn_call", None) is not None:
+                self.chat_model.user_turn_call = None  # the fix request is not a question
             self.on_event("status", "re-asking the model to fix unverified figures")
             final, more = self._run_graph(retry)
             llm_seconds += more

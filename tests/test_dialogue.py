@@ -153,3 +153,10 @@ def test_embedded_model_takes_the_routers_call_on_a_decisive_cue(ws, monkeypatch
     assert turn.tool_calls[0]["args"]["compare"] == "previous"
     assert turn.notes == []
 
+
+def test_a_cap_the_tool_states_is_added_to_an_answer_that_omits_it(ws, monkeypatch) -> None:
+    session, _ = _embedded(ws, monkeypatch, "Here are the 200 customers most likely to churn.")
+    turn = session.ask("give me the 200 customers most likely to churn")
+    assert turn.tool_calls[0]["args"]["n"] == 200
+    assert turn.answer.startswith("Here are the 200 customers most likely to churn.\n(Showing")
+    assert "showing 100 of the 200 asked" in turn.answer.lower()

@@ -455,6 +455,7 @@ class AgentSession:
         self.history = [m for m in final if not _is_fix(m)]
         if fixed:
             self.history.append(AIMessage(_last_text(final)))
+        display = with_cap_notes(display, self._turn_results)
         tokens = _usage(new)
         return TurnResult(
             question=question,
@@ -501,6 +502,22 @@ QUOTES_VIEW_TOKENS = 150  # QUOTES_SHOWN quotes of 15 words and their ids fit
 # instead of the list of quotes the user sees anyway (local.LocalChatModel.answer_prefills).
 REVIEWS_ANSWER_START = "In short, these reviews"
 _QUOTE_FIELDS = ("review_id", "text", "rating", "segment", "date")
+
+
+def with_cap_notes(answer: str, results: list[ToolResult]) -> str:
+    """``answer`` with each cap the tools state ("showing 100 of the 200 asked; `insight
+    audience …` exports all") appended, word for word, unless the answer already says it: a
+    model asked for 200 customers and shown 100 tends to call them "the 200"."""
+    for result in results:
+        facts = result.facts or {}
+        notes = [facts.get("note"), *(facts.get("notes") or [])]
+        for note in notes:
+            if not isinstance(note, str) or not note.startswith("showing "):
+                continue
+            shown = note.split(";", 1)[0]  # "showing 100 of the 200 asked"
+            if shown.lower() not in answer.lower():
+                answer = f"{answer.rstrip()}\n({note[0].upper()}{note[1:]}.)"
+    return answer
 
 
 def turn_quotes(results: list[ToolResult], limit: int = QUOTES_SHOWN) -> list[dict[str, Any]]:

@@ -160,3 +160,18 @@ def test_a_cap_the_tool_states_is_added_to_an_answer_that_omits_it(ws, monkeypat
     assert turn.tool_calls[0]["args"]["n"] == 200
     assert turn.answer.startswith("Here are the 200 customers most likely to churn.\n(Showing")
     assert "showing 100 of the 200 asked" in turn.answer.lower()
+
+
+def test_only_a_review_search_answer_starts_as_a_summary_of_its_reviews(ws, monkeypatch) -> None:
+    """A persona shows quotes too, but its answer is the persona, not "In short, these
+    reviews…" (the embedded model then described the reviews instead of the segment)."""
+    session, engine = _embedded(ws, monkeypatch, " say parcels come late.", "Bargain hunters…")
+    session.ask("what do customers say about late delivery?")
+    assert engine.requests[-1]["messages"][-1] == {
+        "role": "assistant",
+        "content": "In short, these reviews",
+    }
+    session.reset()
+    turn = session.ask("write a persona for the bargain hunters")
+    assert turn.tool_calls[0]["tool"] == "segment_persona"
+    assert engine.requests[-1]["messages"][-1]["role"] == "tool"

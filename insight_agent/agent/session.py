@@ -143,7 +143,10 @@ class AgentSession:
             chat_model,
             answer_tokens=self.options.answer_tokens,
             summaries={s.name: s.summary for s in all_tools() if s.summary},
-            prefills={s.name: REVIEWS_ANSWER_START for s in all_tools() if s.shows_quotes},
+            # a persona or a review count shows quotes too, but answers on its own terms:
+            # started "In short, these reviews", personas came out as "these reviews are
+            # about bargain hunters…" without the segment's size
+            prefills={s.name: REVIEWS_ANSWER_START for s in all_tools() if s.summarises_quotes},
             on_status=lambda note: self.on_event("status", note),
         )
         self.history: list[Any] = []

@@ -767,6 +767,7 @@ for _spec in (
         _search_reviews,
         ("reviews", "say about", "complain", "complaints", "quotes", "feedback", "mention"),
         shows_quotes=True,
+        summarises_quotes=True,
     ),
     ToolSpec(
         "review_themes",

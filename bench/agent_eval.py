@@ -229,11 +229,12 @@ def _engine_timings(messages: list[Any]) -> list[dict[str, float]]:
     return out
 
 
-def time_breakdown(rows: list[dict[str, Any]]) -> list[tuple[str, float, float]]:
-    """Median tokens and seconds of each step of a one-tool question (two model calls), over
-    the warm questions: read the question, write the tool call, read the tool result, write
-    the answer."""
-    two = [r["model_calls"] for r in rows[1:] if len(r.get("model_calls") or []) == 2]
+def time_breakdown(rows: list[dict[str, Any]], calls: int = 2) -> list[tuple[str, float, float]]:
+    """Median tokens and seconds of each step of a one-tool question, over the warm questions.
+    ``calls=2``: the model wrote the call (read the question, write the tool call, read the
+    tool result, write the answer); ``calls=1``: the call was the router's (a decisive cue)
+    and the model only read the question with the result and wrote the answer."""
+    two = [r["model_calls"] for r in rows[1:] if len(r.get("model_calls") or []) == calls]
     if not two:
         return []
     steps = [
@@ -242,6 +243,11 @@ def time_breakdown(rows: list[dict[str, Any]]) -> list[tuple[str, float, float]]
         ("read the tool result (view + chat template)", 1, "prompt"),
         ("write the answer", 1, "predicted"),
     ]
+    if calls == 1:
+        steps = [
+            ("read the question and the tool result (rest cached)", 0, "prompt"),
+            ("write the answer", 0, "predicted"),
+        ]
     return [
         (
             label,
@@ -573,11 +579,13 @@ def main() -> None:
         print(f"\n{r['provider']}: by category")
         print("\n".join(category_table(r, args.repeat)))
     for r in results:
-        breakdown = time_breakdown(r["rows"])
-        if breakdown:
-            n = sum(len(row.get("model_calls") or []) == 2 for row in r["rows"][1:])
+        for calls, how in ((2, "the model wrote the call"), (1, "the router's call")):
+            breakdown = time_breakdown(r["rows"], calls)
+            if not breakdown:
+                continue
+            n = sum(len(row.get("model_calls") or []) == calls for row in r["rows"][1:])
             print(
-                f"\n{r['provider']}: where a warm one-tool question's time goes "
+                f"\n{r['provider']}: where a warm one-tool question's time goes, {how} "
                 f"(medians over {n} questions, engine timings)"
             )
             print("| step | tokens | seconds |\n|---|---|---|")

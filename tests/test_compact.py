@@ -162,3 +162,17 @@ def test_a_table_keeps_its_first_row_even_over_budget() -> None:
     text = compact_facts(facts, 30, keep=("metrics", "top_categories"))
     assert "metrics (9 rows, 8 more not shown):" in text
     assert "metric 0|0.9|0.1" in text and "metric 1|" not in text
+
+
+def test_numpy_scalars_in_nested_records_render() -> None:
+    """review_themes' top categories carry np.float64 lifts: ``value == []`` on one raised."""
+    import numpy as np
+
+    from insight_agent.agent.compact import compact_facts
+
+    facts = {
+        "themes": [
+            {"label": "fit", "top_categories": [{"category": "Shoes", "lift": np.float64(1.22)}]}
+        ]
+    }
+    assert "1.22" in compact_facts(facts, 125)

@@ -105,3 +105,73 @@ def test_asked_counts_are_kept_up_to_the_cap_and_the_cap_is_stated(ws) -> None:
     from insight_agent.tools.registry import ToolContext
 
     assert route(ToolContext(ws), "export the top 100 churners").args["top"] == 100
+
+
+def _embedded(ws, monkeypatch, *answers: str):
+    """A session with the embedded model's LangChain class on a scripted engine (no model)."""
+    from insight_agent.agent.local import LocalChatModel
+    from tests.test_local_llm import ScriptedEngine
+
+    engine = ScriptedEngine(*answers)
+    monkeypatch.setattr(LocalChatModel, "engine", lambda self: engine)
+    session = open_session(
+        ws,
+        llm="local",
+        chat_model=LocalChatModel(force_tool_on_user_turn=True),
+        options=SessionOptions(transcript=False),
+    )
+    return session, engine
+
+
+def test_embedded_model_takes_the_routers_call_on_a_decisive_cue(ws, monkeypatch) -> None:
+    """On a decisive cue the router's call is the embedded model's first reply (counts and
+    follow-ups kept by the same parsing as --llm none); the model only words the answer."""
+    session, engine = _embedded(
+        ws,
+        monkeypatch,
+        "C001506 is the likeliest to churn.",
+        "Lapsing customers are the most likely to churn.",
+        "Lapsing customers has 1,096 customers.",
+    )
+    turn = session.ask("top 50 customers likely to churn")
+    assert [(c["tool"], c["args"]) for c in turn.tool_calls] == [
+        ("top_customers", {"target": "churn", "n": 50})
+    ]
+    assert len(engine.requests) == 1  # no tokens spent writing the call
+    assert engine.requests[0]["messages"][-1]["role"] == "tool"
+    session.reset()
+    session.ask("which segment is most likely to churn?")
+    turn = session.ask("how big is it?")
+    assert [(c["tool"], c["args"]) for c in turn.tool_calls] == [
+        ("segment_profile", {"segment": "Lapsing customers"})
+    ]
+    assert len(engine.requests) == 3
+    # the router's arguments are kept whole ("growing" is no compare cue for the filter that
+    # drops what a model makes up, but the router read it from the question)
+    engine.replies.append("Referral grew fastest.")
+    turn = session.ask("sales by channel last 12 months, which one's growing fastest")
+    assert turn.tool_calls[0]["args"]["compare"] == "previous"
+    assert turn.notes == []
+
+
+def test_a_cap_the_tool_states_is_added_to_an_answer_that_omits_it(ws, monkeypatch) -> None:
+    session, _ = _embedded(ws, monkeypatch, "Here are the 200 customers most likely to churn.")
+    turn = session.ask("give me the 200 customers most likely to churn")
+    assert turn.tool_calls[0]["args"]["n"] == 200
+    assert turn.answer.startswith("Here are the 200 customers most likely to churn.\n(Showing")
+    assert "showing 100 of the 200 asked" in turn.answer.lower()
+
+
+def test_only_a_review_search_answer_starts_as_a_summary_of_its_reviews(ws, monkeypatch) -> None:
+    """A persona shows quotes too, but its answer is the persona, not "In short, these
+    reviews…" (the embedded model then described the reviews instead of the segment)."""
+    session, engine = _embedded(ws, monkeypatch, " say parcels come late.", "Bargain hunters…")
+    session.ask("what do customers say about late delivery?")
+    assert engine.requests[-1]["messages"][-1] == {
+        "role": "assistant",
+        "content": "In short, these reviews",
+    }
+    session.reset()
+    turn = session.ask("write a persona for the bargain hunters")
+    assert turn.tool_calls[0]["tool"] == "segment_persona"
+    assert engine.requests[-1]["messages"][-1]["role"] == "tool"

@@ -612,6 +612,38 @@ def test_one_allowed_tool_is_prefilled_up_to_its_arguments(monkeypatch):
     assert ai.tool_calls[0]["args"] == {"segment": "VIP"}
 
 
+def test_a_decided_call_is_the_reply_on_a_user_turn_without_generating(monkeypatch):
+    """The router's call on a decisive cue (``user_turn_call``) is the model's first reply:
+    no request reaches the engine until the result is there to be worded."""
+    engine = ScriptedEngine("VIP churn is 12.5%.")
+    decided = {"name": "churn_by_segment", "args": {"segment": "VIP"}}
+    model = _model(monkeypatch, engine, force_tool_on_user_turn=True, user_turn_call=decided)
+    bound = model.bind_tools([segment_sizes, churn_by_segment])
+    for ai in (bound.invoke(QUESTION), next(iter(bound.stream(QUESTION)))):
+        assert ai.tool_calls == [
+            {
+                "name": "churn_by_segment",
+                "args": {"segment": "VIP"},
+                "id": "call_1",
+                "type": "tool_call",
+            }
+        ]
+        assert ai.response_metadata["decided"] is True
+    assert engine.requests == []
+    history = [
+        *QUESTION,
+        AIMessage("", tool_calls=[{**decided, "id": "call_1"}]),
+        ToolMessage('{"churn_rate": "12.5%"}', tool_call_id="call_1"),
+    ]
+    assert bound.invoke(history).content == "VIP churn is 12.5%."  # the answer is the model's
+    assert len(engine.requests) == 1
+    # a call naming a tool that is not bound is ignored: the model is asked as before
+    model.user_turn_call = {"name": "export_audience", "args": {}}
+    engine.replies.append(CALL)
+    assert bound.invoke(QUESTION).tool_calls[0]["args"] == {"segment": "VIP"}
+    assert len(engine.requests) == 2
+
+
 def test_unforced_and_none_choices_add_no_prefill(monkeypatch):
     engine = ScriptedEngine("Hello.", CALL)
     model = _model(monkeypatch, engine)

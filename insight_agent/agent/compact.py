@@ -50,7 +50,9 @@ _FULL = _Limits()
 
 
 def _empty(value: Any) -> bool:
-    return value is None or value == [] or value == {} or value == ""
+    # by type, not ``value == []``: a numpy scalar (np.float64 is a float) compared with a
+    # list broadcasts to an empty array, whose truth value raises
+    return value is None or (isinstance(value, list | tuple | dict | str) and not value)
 
 
 def _scalar(value: Any, text: int | None = None, quoted: bool = False) -> str:

@@ -43,6 +43,9 @@ class ProviderProfile:
     answer_tokens: int | None = None  # longest answer (None: the provider's own limit)
     keeps_unasked_filters: bool = True  # False: drop filters the user's words never asked for
     shortlists_tools: bool = False  # the router narrows the tools on a user turn
+    # On a decisive cue the router's call (tool and arguments) is the model's first reply:
+    # the model only words the answer (a 1.5B model lost counts, ratings and measures)
+    takes_decisive_routes: bool = False
     answer_after_result: bool = False  # one tool, then the answer
     reads_tool_summaries: bool = False  # short tool docs instead of full descriptions
 
@@ -99,6 +102,7 @@ register_profile(
         answer_tokens=120,
         keeps_unasked_filters=False,
         shortlists_tools=True,
+        takes_decisive_routes=True,
         answer_after_result=True,
         reads_tool_summaries=True,
     )

@@ -938,6 +938,13 @@ class LocalChatModel(BaseChatModel):
     # decisive cues): the grammar then only admits these tools. None = any bound tool.
     user_turn_tools: list[str] | None = None
     """Make the model call a tool whenever the last message is the user's."""
+    user_turn_call: dict[str, Any] | None = None
+    """A call decided before the model runs, ``{"name": ..., "args": {...}}`` (the router's,
+    on a decisive cue: a customer id, a measure word, "persona of <segment>", "1-star
+    reviews"...): on a user turn the reply is this call, and no token is generated for it.
+    Forced to that one tool anyway, the 1.5B model lost what the user's words pin down
+    (200 customers -> 20, "4 stars and up" -> a max rating, the wrong measure); the model
+    then words the answer from the result."""
     user_turn_omit: dict[str, list[str]] = Field(default_factory=dict)
     """Arguments (per tool) the grammar of the forced call on a user turn leaves out, e.g.
     review filters the question gives no reason for: the 1.5B model otherwise writes them
@@ -1084,6 +1091,25 @@ class LocalChatModel(BaseChatModel):
         }
         return _Request(constrained, FORCED_PREFILL, names, first_id, fallback=fallback)
 
+    def _decided_call(self, messages: list[BaseMessage], tools: list[dict[str, Any]] | None) -> Any:
+        """The reply that is :attr:`user_turn_call` (an ``AIMessage`` with that one call), when
+        the last message is the user's and the call names a bound tool; else None."""
+        from langchain_core.messages import AIMessage, HumanMessage
+        from langchain_core.messages.tool import tool_call
+
+        call = self.user_turn_call
+        if not call or not messages or not isinstance(messages[-1], HumanMessage):
+            return None
+        if call.get("name") not in {t["function"]["name"] for t in tools or ()}:
+            return None
+        made = tool_call(
+            name=call["name"],
+            args=dict(call.get("args") or {}),
+            id=f"call_{_count_prior_calls(messages) + 1}",
+        )
+        meta = {"model_name": self.model_name, "finish_reason": "tool_calls", "decided": True}
+        return AIMessage(content="", tool_calls=[made], response_metadata=meta)
+
     def _reply_text(self, request: _Request, content: str) -> str:
         """The whole reply, prefill included: xllamacpp echoes the prefill in non-streamed
         replies but not in streamed ones."""
@@ -1135,6 +1161,9 @@ class LocalChatModel(BaseChatModel):
         from langchain_core.messages import AIMessage
         from langchain_core.outputs import ChatGeneration, ChatResult
 
+        decided = self._decided_call(messages, kwargs.get("tools"))
+        if decided is not None:
+            return ChatResult(generations=[ChatGeneration(message=decided)])
         request = self._build_request(
             messages, stop, kwargs.get("tools"), kwargs.get("tool_choice")
         )
@@ -1181,11 +1210,14 @@ class LocalChatModel(BaseChatModel):
         from langchain_core.messages.tool import tool_call_chunk as make_chunk
         from langchain_core.outputs import ChatGenerationChunk
 
-        request = self._build_request(
-            messages, stop, kwargs.get("tools"), kwargs.get("tool_choice")
+        decided = self._decided_call(messages, kwargs.get("tools"))
+        request = (
+            None
+            if decided is not None
+            else self._build_request(messages, stop, kwargs.get("tools"), kwargs.get("tool_choice"))
         )
-        if request.prefill:
-            # A forced tool call is never shown as text: generate it in one go.
+        if request is None or request.prefill:
+            # A forced (or decided) tool call is never shown as text: make it in one go.
             result = self._generate(messages, stop, run_manager, **kwargs)
             message = result.generations[0].message
             yield ChatGenerationChunk(

@@ -160,19 +160,37 @@ NEEDS_A_SEGMENT = frozenset(
 )
 
 
-def shortlist(ctx: ToolContext, question: str, context: str = "") -> list[str] | None:
+def shortlist(
+    ctx: ToolContext,
+    question: str,
+    context: str = "",
+    *,
+    state: DialogueState | None = None,
+    decision: Route | None = None,
+) -> list[str] | None:
     """The tools the embedded model may call on the user turn: the one a decisive cue points
     to (a customer id, two segments, "what drives", a profile question...); else, when
     neither the question nor ``context`` (the conversation so far) names a segment, every
     tool but those that need one (asked "which segment brings in the most revenue?", the 1.5B
     model called segment_profile with a segment it made up); else None (any tool). It still
-    writes the arguments and the answer."""
-    decision = route(ctx, question)
+    writes the arguments and the answer. ``state``: the conversation's subject, so "how big
+    is it?" after a segment answer is the decisive profile question it is; ``decision``: the
+    route already taken for this question (not routed again)."""
+    if decision is None:
+        decision = route(ctx, question, state)
     if not decision.scores:
         return [decision.tool]
     if not mentions_segment(ctx, f"{context}\n{question}"):
         return [s.name for s in all_tools() if s.name not in NEEDS_A_SEGMENT]
     return None
+
+
+def decided_call(decision: Route) -> dict[str, Any] | None:
+    """The call a decisive route makes, ``{"name", "args"}`` (None when the route was only
+    scored by similarity: the model chooses then)."""
+    if decision.scores:
+        return None
+    return {"name": decision.tool, "args": dict(decision.args)}
 
 
 def mentions_segment(ctx: ToolContext, text: str) -> bool:

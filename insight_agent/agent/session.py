@@ -143,7 +143,10 @@ class AgentSession:
             chat_model,
             answer_tokens=self.options.answer_tokens,
             summaries={s.name: s.summary for s in all_tools() if s.summary},
-            prefills={s.name: REVIEWS_ANSWER_START for s in all_tools() if s.shows_quotes},
+            # a persona or a review count shows quotes too, but answers on its own terms:
+            # started "In short, these reviews", personas came out as "these reviews are
+            # about bargain hunters…" without the segment's size
+            prefills={s.name: REVIEWS_ANSWER_START for s in all_tools() if s.summarises_quotes},
             on_status=lambda note: self.on_event("status", note),
         )
         self.history: list[Any] = []
@@ -156,6 +159,7 @@ class AgentSession:
         self._seen_facts: list[dict[str, Any] | str] = []
         self._user_texts: list[str] = []  # what the user wrote in this conversation
         self._dropped: list[str] = []  # filters dropped this turn (unasked_filters)
+        self._decided: dict[str, Any] | None = None  # the router's call this turn, if any
         # What "it / they / that segment" refer to in a follow-up: the last segment, customer
         # and prediction target the conversation was about (router.DialogueState).
         from insight_agent.agent.router import DialogueState
@@ -188,6 +192,7 @@ class AgentSession:
         self._turn_results = []
         self._seen_facts = []
         self._dropped = []
+        self._decided = None
         self._user_texts.append(question)
         from insight_agent.agent.router import decline, domain_names
 
@@ -292,6 +297,9 @@ class AgentSession:
 
         def args_in(args: dict[str, Any], spec: ToolSpec) -> dict[str, Any]:
             args = self._redact().unmask_obj(args) if self.masking else args
+            decided = self._decided
+            if decided and spec.name == decided["name"] and args == decided["args"]:
+                return args  # the router's call: read from the user's words already
             if not self._keeps_unasked_filters():
                 from insight_agent.agent.router import unasked_filters
 
@@ -375,10 +383,19 @@ class AgentSession:
         from insight_agent.agent.grounding import annotate, check_grounding
 
         if self.profile.shortlists_tools and hasattr(self.chat_model, "user_turn_tools"):
-            from insight_agent.agent.router import shortlist
+            from insight_agent.agent.router import decided_call, route, shortlist
 
             said = " ".join(_text_of(m) for m in self.history)
-            self.chat_model.user_turn_tools = shortlist(self.ctx, question, context=said)
+            decision = route(self.ctx, question, self.state)
+            self.chat_model.user_turn_tools = shortlist(
+                self.ctx, question, context=said, decision=decision
+            )
+            if self.profile.takes_decisive_routes and hasattr(self.chat_model, "user_turn_call"):
+                call = decided_call(decision)
+                self._decided = call
+                if call is not None and self.masking:
+                    call = {**call, "args": self._redact().mask_obj(call["args"])}
+                self.chat_model.user_turn_call = call
             if not self._keeps_unasked_filters() and hasattr(self.chat_model, "user_turn_omit"):
                 from insight_agent.agent.router import filters_never_asked
 
@@ -425,6 +442,8 @@ class AgentSession:
                 request += " " + MEANING_FIX.format(problems="; ".join(grounding.meaning))
             request = request.strip()
             retry = [*final, HumanMessage(request)]
+            if getattr(self.chat_model, "user_turn_call", None) is not None:
+                self.chat_model.user_turn_call = None  # the fix request is not a question
             self.on_event("status", "re-asking the model to fix unverified figures")
             final, more = self._run_graph(retry)
             llm_seconds += more
@@ -439,6 +458,7 @@ class AgentSession:
         self.history = [m for m in final if not _is_fix(m)]
         if fixed:
             self.history.append(AIMessage(_last_text(final)))
+        display = with_cap_notes(display, self._turn_results)
         tokens = _usage(new)
         return TurnResult(
             question=question,
@@ -485,6 +505,22 @@ QUOTES_VIEW_TOKENS = 150  # QUOTES_SHOWN quotes of 15 words and their ids fit
 # instead of the list of quotes the user sees anyway (local.LocalChatModel.answer_prefills).
 REVIEWS_ANSWER_START = "In short, these reviews"
 _QUOTE_FIELDS = ("review_id", "text", "rating", "segment", "date")
+
+
+def with_cap_notes(answer: str, results: list[ToolResult]) -> str:
+    """``answer`` with each cap the tools state ("showing 100 of the 200 asked; `insight
+    audience …` exports all") appended, word for word, unless the answer already says it: a
+    model asked for 200 customers and shown 100 tends to call them "the 200"."""
+    for result in results:
+        facts = result.facts or {}
+        notes = [facts.get("note"), *(facts.get("notes") or [])]
+        for note in notes:
+            if not isinstance(note, str) or not note.startswith("showing "):
+                continue
+            shown = note.split(";", 1)[0]  # "showing 100 of the 200 asked"
+            if shown.lower() not in answer.lower():
+                answer = f"{answer.rstrip()}\n({note[0].upper()}{note[1:]}.)"
+    return answer
 
 
 def turn_quotes(results: list[ToolResult], limit: int = QUOTES_SHOWN) -> list[dict[str, Any]]:

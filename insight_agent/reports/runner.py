@@ -65,7 +65,15 @@ def _tools_hash() -> str:
     from insight_agent.tools.registry import all_tools
 
     schema = [
-        (t.name, t.description, t.summary, t.args.model_json_schema(), t.brief, t.shows_quotes)
+        (
+            t.name,
+            t.description,
+            t.summary,
+            t.args.model_json_schema(),
+            t.brief,
+            t.shows_quotes,
+            t.summarises_quotes,
+        )
         for t in all_tools()
     ]
     shown = [

@@ -397,8 +397,11 @@ def _h_top(f: Facts) -> str | None:
     if not f["customers"]:
         return None
     c = f["customers"][0]
+    listed = f"Top {f['customers_listed']}"
+    if f.get("customers_asked"):  # over the cap: the answer must not pass 100 off as 200
+        listed += f" (of the {f['customers_asked']} asked)"
     return (
-        f"Top {f['customers_listed']} customers by {f['target']} probability; the highest is "
+        f"{listed} customers by {f['target']} probability; the highest is "
         f"{c['customer_id']} ({c['segment']}) at {c['probability']}."
     )
 
@@ -764,6 +767,7 @@ for _spec in (
         _search_reviews,
         ("reviews", "say about", "complain", "complaints", "quotes", "feedback", "mention"),
         shows_quotes=True,
+        summarises_quotes=True,
     ),
     ToolSpec(
         "review_themes",

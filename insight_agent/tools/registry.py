@@ -69,6 +69,10 @@ class ToolSpec:
     # Its facts' ``quotes`` (review quotes with ids) are printed verbatim under the answer:
     # the model is shown a few, cut short, and only summarises them (agent/session.py).
     shows_quotes: bool = False
+    # Its answer summarises those quotes (a review search): the embedded model's answer is
+    # started for it ("In short, these reviews", agent/session.py). Not for tools that show
+    # quotes beside an answer of their own (a persona, a count of reviews).
+    summarises_quotes: bool = False
     # A short docstring for the embedded model, which reads the tools as Python signatures
     # (agent/local.py): what the tool gives and its "Use for ..." cues in ~25 tokens. Every
     # token of the tools prompt is attended to on every later token: the full descriptions and

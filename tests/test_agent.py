@@ -476,12 +476,13 @@ def test_unasked_filters(args, said, unasked):
 def test_segment_tools_are_not_offered_when_no_segment_is_named(ws):
     """Asked "which segment brings in the most revenue?", the 1.5B model called
     segment_profile with a segment it picked itself."""
-    from insight_agent.agent.router import NEEDS_A_SEGMENT, mentions_segment, shortlist
+    from insight_agent.agent.router import mentions_segment, needs_a_segment, shortlist
     from insight_agent.tools.registry import ToolContext
 
     ctx = ToolContext(ws)
+    assert {"segment_profile", "compare_segments", "segment_persona"} <= needs_a_segment()
     allowed = shortlist(ctx, "Which segment brings in the most revenue?")
-    assert allowed and not NEEDS_A_SEGMENT & set(allowed) and "list_segments" in allowed
+    assert allowed and not needs_a_segment() & set(allowed) and "list_segments" in allowed
     # a segment named earlier in the conversation keeps them available
     assert shortlist(ctx, "And their revenue share?", context="Tell me about S3.") is None
     for text in ("new customers", "a bargain hunter", "High value loyal", "s2", "Lapsing"):

@@ -148,16 +148,9 @@ def _similarities(question: str) -> dict[str, float]:
     return {name: float(v @ q) for name, v in zip(names, vectors, strict=True)}
 
 
-# Tools whose required argument is a segment: never right when no segment was named.
-NEEDS_A_SEGMENT = frozenset(
-    {
-        "segment_profile",
-        "compare_segments",
-        "compare_review_themes",
-        "segment_persona",
-        "segment_playbook",
-    }
-)
+def needs_a_segment() -> frozenset[str]:
+    """Tools whose required argument is a segment: never right when no segment was named."""
+    return frozenset(s.name for s in all_tools() if s.needs_segment)
 
 
 def shortlist(
@@ -181,7 +174,7 @@ def shortlist(
     if not decision.scores:
         return [decision.tool]
     if not mentions_segment(ctx, f"{context}\n{question}"):
-        return [s.name for s in all_tools() if s.name not in NEEDS_A_SEGMENT]
+        return [s.name for s in all_tools() if not s.needs_segment]
     return None
 
 
@@ -587,14 +580,12 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
     for spec in all_tools():
         # query_metrics is chosen by its own cues (a measure word) or not at all: its
         # arguments cannot come from similarity alone
-        if spec.writes or spec.name in {"customer_profile", "compare_review_themes",
-                                        "query_metrics", "segment_persona",
-                                        "segment_playbook"}:  # fmt: skip
+        if spec.writes or spec.by_cue_only:
             continue
         hits = sum(1 for k in spec.keywords if k in q)
         scores[spec.name] = round(hits + 2.0 * sims.get(spec.name, 0.0), 3)
     best = max(scores, key=lambda name: (scores[name], name))
-    if best in NEEDS_A_SEGMENT and best != "segment_profile" and len(segments) < 2:
+    if best in needs_a_segment() and best != "segment_profile" and len(segments) < 2:
         # a tool whose segments nobody named cannot answer: the one named, or all of them
         best = "segment_profile" if segments else "list_segments"
     args = _args_for(ctx, best, question, segments)
@@ -684,15 +675,6 @@ _COUNT_CUE = re.compile(
     r"|dozen|hundred|few|couple|handful|more|fewer|less|all|every)\b",
     re.I,
 )
-# How many rows a tool lists: with no number in what the user wrote the default serves, and
-# the 1.5B model otherwise spends ~4 tokens writing it ("n": 10) on every such call.
-_COUNTS: dict[str, tuple[str, ...]] = {"top_customers": ("n",), "search_reviews": ("k",)}
-_FILTERS: dict[str, tuple[str, ...]] = {
-    "search_reviews": ("sentiment", "min_rating", "max_rating", "since", "until", "category"),
-    "review_themes": ("sentiment",),
-    "basket_rules": ("category",),
-    "query_metrics": ("period", "compare", "top"),
-}
 _TOP_CUE = re.compile(r"\b(?:top|best|highest|largest|biggest|bottom|worst|lowest|smallest|"
                       r"most|least|fewest|leading)\b", re.I)  # fmt: skip
 _COMPARE_CUE = re.compile(
@@ -751,13 +733,16 @@ def filters_never_asked(ctx: ToolContext, said: str) -> dict[str, list[str]]:
     indexed ones is named; a basket category is only checked once written
     (:func:`unasked_filters`)."""
     text = said.lower()
+    specs = all_tools()
     omit = {
-        tool: [name for name in names if not _asked(name, None, text)]
-        for tool, names in _FILTERS.items()
+        spec.name: [name for name in spec.filter_args if not _asked(name, None, text)]
+        for spec in specs
+        if spec.filter_args
     }
     if not _COUNT_CUE.search(text):
-        for tool, names in _COUNTS.items():
-            omit.setdefault(tool, []).extend(names)
+        for spec in specs:
+            if spec.count_args:
+                omit.setdefault(spec.name, []).extend(spec.count_args)
     known = _review_categories(ctx)
     if known is not None and not any(
         re.search(rf"\b{re.escape(c.lower())}\b", text) for c in known
@@ -778,9 +763,10 @@ def unasked_filters(tool: str, args: dict[str, Any], said: str) -> list[str]:
     conversation) asks for: a sentiment without a word for it, ratings without a number or
     "stars", dates without a date, month or period, a category the user never named."""
     text = said.lower()
+    spec = next((s for s in all_tools() if s.name == tool), None)
     return [
         name
-        for name in _FILTERS.get(tool, ())
+        for name in (spec.filter_args if spec else ())
         if args.get(name) not in (None, "") and not _asked(name, args[name], text)
     ]
 
@@ -912,148 +898,13 @@ def _review_query(question: str) -> str:
 # --- answers ---------------------------------------------------------------------------------
 
 
-def _pct(value: Any) -> str:
-    return f"{float(value) * 100:.1f}%"
-
-
-def _money(value: Any) -> str:
-    return f"{float(value):,.2f}" if float(value) % 1 else f"{float(value):,.0f}"
-
-
 def render(tool: str, facts: dict[str, Any]) -> str:
-    """A short templated answer from a tool's facts (figures quoted as the facts give them)."""
-    f = facts
+    """A short templated answer from a tool's facts (figures quoted as the facts give them):
+    the tool's own ``answer`` (ToolSpec), else its plain scalar facts."""
     spec = next((s for s in all_tools() if s.name == tool), None)
     if spec is not None and spec.answer is not None:
         return spec.answer(facts)
-    if tool == "churn_risk_by_segment":
-        top = f["segments"][0]
-        lines = [
-            f"{f['highest_churn_segment']} has the highest churn risk: mean churn probability "
-            f"{top['mean_churn_probability']} and {top['high_risk_customers']:,} of "
-            f"{top['customers']:,} customers at high risk ({_pct(top['share_high_risk'])})."
-        ]
-        lines += [f"- {s['segment']}: {s['mean_churn_probability']}" for s in f["segments"][1:4]]
-        lines.append(f"Model reliability: {f['model_reliability']} (ROC-AUC {f['model_roc_auc']}).")
-        return "\n".join(lines)
-    if tool == "list_segments":
-        lines = [
-            f"{f['segments_count']} segments; {f['top_revenue_segment']} brings the most "
-            f"revenue and {f['largest_segment']} is the largest."
-        ]
-        lines += [
-            f"- {s['name']} ({s['id']}): {s['customers']:,} customers, "
-            f"{_pct(s['share_revenue'])} of revenue"
-            for s in f["segments"]
-        ]
-        return "\n".join(lines)
-    if tool == "segment_profile":
-        b = f.get("behaviour", {})
-        line = (
-            f"{f['name']}: {f['customers']:,} customers ({_pct(f['share_customers'])}), "
-            f"{_pct(f['share_revenue'])} of revenue."
-        )
-        if "recency_days" in b:
-            line += f" Median {b['recency_days']['median']} days since the last order"
-            if "frequency" in b:
-                line += f", {b['frequency']['median']} orders"
-            line += "."
-        if f.get("propensity", {}).get("mean_churn_probability") is not None:
-            line += f" Mean churn probability {f['propensity']['mean_churn_probability']}."
-        if f.get("top_categories"):
-            line += " Top categories: " + ", ".join(c[0] for c in f["top_categories"]) + "."
-        return line
-    if tool == "compare_segments":
-        lines = [f"Biggest difference: {f['biggest_difference']}."]
-        for row in f["metrics"][:4]:
-            lines.append(
-                f"- {row['metric']}: {f['segment_a']} {row[f['segment_a']]} vs "
-                f"{f['segment_b']} {row[f['segment_b']]}"
-            )
-        return "\n".join(lines)
-    if tool == "top_customers":
-        lines = [f"Top {f['customers_listed']} customers by {f['target']} probability:"]
-        lines += [
-            f"- {c['customer_id']}"
-            + (f" ({c['segment']})" if c.get("segment") else "")
-            + f": {c['probability']}"
-            + (f" — {c['reasons'][0]}" if c["reasons"] else "")
-            for c in f["customers"]
-        ]
-        if f.get("customers_asked"):
-            lines.append(f"Note: {f['note']}.")
-        return "\n".join(lines)
-    if tool == "customer_profile":
-        line = f"{f['customer_id']} is in {f['segment']}."
-        if "churn_probability" in f:
-            line += f" Churn probability {f['churn_probability']}"
-            if f.get("churn_reasons"):
-                line += f" ({f['churn_reasons'][0]})"
-            line += "."
-        if "clv_12m" in f:
-            line += f" Expected value over the next year: {_money(f['clv_12m'])}."
-        return line
-    if tool == "model_quality":
-        return (
-            f"The {f['target']} model is {f['reliability']}: ROC-AUC {f['roc_auc']}; the top "
-            f"10% of scores hold {_pct(f['top_10pct_capture'])} of positives (lift "
-            f"{f['top_decile_lift']}x). Top drivers: {', '.join(f['top_drivers'][:3])}."
-        )
-    if tool == "clv_summary":
-        top = f["segments"][0]
-        return (
-            f"Expected customer value over the next year is {_money(f['total_clv'])} in total; "
-            f"{f['highest_value_segment']} is worth most ({_money(top['total_clv'])}, "
-            f"{_pct(top['share_of_clv'])} of the total)."
-        )
-    if tool == "basket_rules":
-        lines = []
-        if f.get("rules"):
-            r = f["rules"][0]
-            lines.append(
-                f"Strongest rule: {r['rule']} (confidence {_pct(r['confidence'])}, lift "
-                f"{r['lift']})."
-            )
-        if f.get("next_best_categories"):
-            lines.append(
-                f"Next best for {f['segment']}: "
-                + ", ".join(c["category"] for c in f["next_best_categories"])
-                + "."
-            )
-        return "\n".join(lines) or "No basket rules for that."
-    if tool == "search_reviews":
-        if not f["quotes"]:
-            return "No reviews match that."
-        lines = [f"{f['quotes_found']} matching reviews, for example:"]
-        lines += [f'- "{q["text"]}" [{q["review_id"]}]' for q in f["quotes"]]
-        return "\n".join(lines)
-    if tool == "review_themes":
-        themes = f.get("themes", [])
-        if not themes:
-            return "No review themes found."
-        lines = [f"Main themes in {f.get('reviews', 'the')} reviews:"]
-        lines += [f"- {t['label']}: {_pct(t['share'])}" for t in themes[:5]]
-        return "\n".join(lines)
-    if tool == "compare_review_themes":
-        top = f.get("largest_difference") or {}
-        if not top:
-            return "No theme differs between the two segments."
-        return (
-            f"The largest difference is {top.get('label')}: {_pct(top['share_a'])} vs "
-            f"{_pct(top['share_b'])} (p = {top.get('p_value')})."
-        )
-    if tool == "dataset_overview":
-        rows = f.get("rows", {})
-        return (
-            f"{rows.get('customers', f['customers_scored']):,} customers, "
-            f"{rows.get('orders', 0):,} order lines and {rows.get('reviews', 0):,} reviews, "
-            f"data up to {f['data_up_to']}; {f['segments']} segments."
-        )
-    if tool == "export_audience":
-        if f.get("exported"):
-            return f"Saved {f['customers']:,} customers to {f['path']}."
-        return f"Nothing exported: {f['reason']}."
-    return ", ".join(f"{k}: {v}" for k, v in f.items() if not isinstance(v, list | dict))
+    return ", ".join(f"{k}: {v}" for k, v in facts.items() if not isinstance(v, list | dict))
 
 
 def retry_with_listed_name(

@@ -44,6 +44,7 @@ from sklearn.base import (  # this module is imported lazily
 )
 
 from insight_agent.errors import ConfigError, InsufficientData
+from insight_agent.formatting import short_number
 
 FORMAT_VERSION = 1
 PROB_FLOOR, PROB_CEIL = 0.001, 0.999
@@ -528,13 +529,8 @@ def _reason(col: str, value: Any, typical: Any) -> str:
     if isinstance(value, int | float | np.floating | np.integer) and not isinstance(value, bool):
         if pd.isna(value):
             return f"{label} unknown"
-        return f"{label} {_num(value)} (typical {_num(typical)})"
+        return f"{label} {short_number(value)} (typical {short_number(typical)})"
     return f"{label} = {value}"
-
-
-def _num(value: Any) -> str:
-    f = float(value) + 0.0  # -0.0 reads "0"
-    return f"{f:,.0f}" if abs(f) >= 100 or f.is_integer() else f"{f:,.2f}"
 
 
 def _sample(y: np.ndarray, max_rows: int, seed: int) -> np.ndarray:

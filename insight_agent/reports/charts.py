@@ -25,6 +25,8 @@ import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from insight_agent.formatting import axis_amount, axis_pct
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -93,7 +95,7 @@ def segment_sizes_chart(segments: Sequence[Mapping[str, Any]]) -> bytes:
     ]
     with _style():
         fig, ax = _new(height=_bar_height(len(rows)))
-        _grouped_hbars(ax, names, series, _pct)
+        _grouped_hbars(ax, names, series, axis_pct)
         _percent_axis(ax, "x", max(max(v) for _, v, _ in series))
         ax.set_title("Segment size and revenue share")
         ax.set_xlabel("Share of all customers / of all revenue")
@@ -117,7 +119,7 @@ def churn_risk_chart(segments: Sequence[Mapping[str, Any]]) -> bytes:
     ]
     with _style():
         fig, ax = _new(height=_bar_height(len(rows)))
-        _grouped_hbars(ax, names, series, _pct)
+        _grouped_hbars(ax, names, series, axis_pct)
         _percent_axis(ax, "x", max(max(v) for _, v, _ in series))
         ax.set_title("Churn risk by segment")
         ax.set_xlabel("Probability / share of the segment's customers")
@@ -185,7 +187,7 @@ def clv_distribution_chart(
     p99 = float(np.percentile(basis, 99))
     low = min(0.0, float(basis.min()))
     title = f"Customer lifetime value{' by segment' if groups else ''}"
-    title += f" (top 1% clipped at {_money(p99)})"
+    title += f" (top 1% clipped at {axis_amount(p99)})"
 
     with _style():
         if groups:
@@ -205,7 +207,7 @@ def clv_distribution_chart(
                 ax.barh(i, p75 - p25, left=p25, height=0.55, color=BLUE, zorder=3)
                 ax.vlines(median, i - 0.275, i + 0.275, color="white", linewidth=1.6, zorder=4)
                 ax.annotate(
-                    f"median {_money(median)}",
+                    f"median {axis_amount(median)}",
                     xy=(p95, i),
                     xytext=(4, 0),
                     textcoords="offset points",
@@ -227,7 +229,7 @@ def clv_distribution_chart(
             median = float(np.median(basis))
             ax.axvline(median, color=ORANGE, linewidth=1.5)
             ax.annotate(
-                f"median {_money(median)}",
+                f"median {axis_amount(median)}",
                 xy=(median, 1.0),
                 xycoords=("data", "axes fraction"),
                 xytext=(4, -12),
@@ -238,7 +240,7 @@ def clv_distribution_chart(
             ax.yaxis.grid(True)
             ax.set_xlabel("Predicted customer lifetime value")
             ax.set_ylabel("Customers")
-        ax.xaxis.set_major_formatter(_tick_formatter(_money))
+        ax.xaxis.set_major_formatter(_tick_formatter(axis_amount))
         ax.set_title(title)
         return _png(fig)
 
@@ -286,7 +288,7 @@ def theme_shares_chart(shares: Mapping[str, Mapping[str, float]]) -> bytes:
             # Value labels only where the slice is wide enough to hold them.
             ax.bar_label(
                 bars,
-                labels=[_pct(w) if w >= 0.06 else "" for w in widths],
+                labels=[axis_pct(w) if w >= 0.06 else "" for w in widths],
                 label_type="center",
                 fontsize=7.5,
                 color="white",
@@ -314,7 +316,7 @@ def metric_chart(facts: Mapping[str, Any]) -> bytes:
     m = measures[0]
     name, by = m["name"], list(facts.get("by") or [])
     percent = m.get("unit") in ("share", "probability")
-    fmt = _pct if percent else _money
+    fmt = axis_pct if percent else axis_amount
     period = facts.get("period") or {}
     title = f"{m.get('label', name)}"
     if by:
@@ -453,17 +455,6 @@ def _finite(value: Any, what: str) -> float:
     if not math.isfinite(number):
         raise ValueError(f"{what} must be a finite number, got {value!r}")
     return number
-
-
-def _pct(share: float) -> str:
-    """12% / 3.4% / 0%: one decimal below 10% so small shares do not all read "0%"."""
-    if share != 0 and abs(share) < 0.1:
-        return f"{share:.1%}"
-    return f"{share:.0%}"
-
-
-def _money(value: float) -> str:
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
 def _wrap(text: str, width: int = 22) -> str:

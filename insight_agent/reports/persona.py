@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from insight_agent.agent.llm import model_name
+from insight_agent.formatting import number, pct
 from insight_agent.tools.registry import ToolContext
 from insight_agent.tools.segments import collect_facts
 
@@ -53,15 +54,6 @@ class Persona:
         return asdict(self)
 
 
-def _pct(value: Any) -> str:
-    return f"{float(value) * 100:.1f}%"
-
-
-def _num(value: Any) -> str:
-    value = float(value)
-    return f"{value:,.0f}" if value == int(value) else f"{value:,.2f}".rstrip("0").rstrip(".")
-
-
 # --- the data-only persona card (no LLM) ------------------------------------------------------
 
 
@@ -71,43 +63,43 @@ def template_persona(facts: dict[str, Any]) -> Persona:
     name = p["name"]
     b = p.get("behaviour", {})
     summary = (
-        f"{p['customers']:,} customers ({_pct(p['share_customers'])} of customers) bringing "
-        f"{_pct(p['share_revenue'])} of revenue"
+        f"{p['customers']:,} customers ({pct(p['share_customers'])} of customers) bringing "
+        f"{pct(p['share_revenue'])} of revenue"
     )
     if "recency_days" in b:
-        summary += f"; median {_num(b['recency_days']['median'])} days since their last order"
+        summary += f"; median {number(b['recency_days']['median'])} days since their last order"
     summary += "."
     sections: dict[str, list[str]] = {s: [] for s in SECTIONS}
     who = p.get("who", {})
     if who.get("median_age") is not None:
-        sections["Who they are"].append(f"Median age {_num(who['median_age'])}.")
+        sections["Who they are"].append(f"Median age {number(who['median_age'])}.")
     for key, label in (("gender_mix", "Gender"), ("region_mix", "Regions")):
         if who.get(key):
-            mix = ", ".join(f"{k} {_pct(v)}" for k, v in who[key])
+            mix = ", ".join(f"{k} {pct(v)}" for k, v in who[key])
             sections["Who they are"].append(f"{label} of {name}: {mix}.")
     if "tenure_days" in b:
         sections["Who they are"].append(
-            f"Customers for a median {_num(b['tenure_days']['median'])} days "
-            f"({_num(b['tenure_days']['vs_average'])}x the average customer)."
+            f"Customers for a median {number(b['tenure_days']['median'])} days "
+            f"({number(b['tenure_days']['vs_average'])}x the average customer)."
         )
     for diff in facts.get("differs_from_others", [])[:2]:
         sections["Who they are"].append(
-            f"Their median {diff['metric']} ({_num(diff['median'])}) is "
-            f"{_num(diff['vs_average'])}x the average customer's."
+            f"Their median {diff['metric']} ({number(diff['median'])}) is "
+            f"{number(diff['vs_average'])}x the average customer's."
         )
     buy = sections["What they buy and when"]
     if p.get("top_categories"):
         buy.append(
             f"{name} buy mostly "
-            + ", ".join(f"{c} ({_pct(s)} of their spend)" for c, s in p["top_categories"])
+            + ", ".join(f"{c} ({pct(s)} of their spend)" for c, s in p["top_categories"])
             + "."
         )
     if "frequency" in b and "avg_order_value" in b:
         buy.append(
-            f"A median {_num(b['frequency']['median'])} orders of "
-            f"{_num(b['avg_order_value']['median'])} each"
+            f"A median {number(b['frequency']['median'])} orders of "
+            f"{number(b['avg_order_value']['median'])} each"
             + (
-                f", every {_num(b['mean_gap_days']['median'])} days or so."
+                f", every {number(b['mean_gap_days']['median'])} days or so."
                 if "mean_gap_days" in b
                 else "."
             )
@@ -120,7 +112,7 @@ def template_persona(facts: dict[str, Any]) -> Persona:
     ]
     for theme in positive[:2]:
         goals.append(
-            f"Reviews praise {theme['label']} ({_pct(theme['share'])} of their reviews, "
+            f"Reviews praise {theme['label']} ({pct(theme['share'])} of their reviews, "
             f"average rating {theme['avg_rating']})."
         )
     prop = p.get("propensity", {})
@@ -134,15 +126,15 @@ def template_persona(facts: dict[str, Any]) -> Persona:
     for theme in negative[:3]:
         if (theme.get("share_negative") or 0) >= 0.34:
             pains.append(
-                f"{theme['label']}: {_pct(theme['share'])} of their reviews, "
-                f"{_pct(theme['share_negative'])} of them negative."
+                f"{theme['label']}: {pct(theme['share'])} of their reviews, "
+                f"{pct(theme['share_negative'])} of them negative."
             )
     if prop.get("share_high_churn_risk") is not None:
-        pains.append(f"{_pct(prop['share_high_churn_risk'])} of {name} are at high churn risk.")
+        pains.append(f"{pct(prop['share_high_churn_risk'])} of {name} are at high churn risk.")
     channels = sections["Channels"]
     if who.get("channel_mix"):
         channels.append(
-            "Acquired through " + ", ".join(f"{k} ({_pct(v)})" for k, v in who["channel_mix"]) + "."
+            "Acquired through " + ", ".join(f"{k} ({pct(v)})" for k, v in who["channel_mix"]) + "."
         )
     if prop.get("mean_response_probability") is not None:
         channels.append(f"Mean campaign response probability {prop['mean_response_probability']}.")
@@ -151,15 +143,15 @@ def template_persona(facts: dict[str, Any]) -> Persona:
         best = facts["next_best_categories"][0]
         dos.append(
             f"Lead with {best['category']}: the next-best category for "
-            f"{_pct(best['share'])} of {name}."
+            f"{pct(best['share'])} of {name}."
         )
     churn_share = prop.get("share_high_churn_risk")
     if churn_share is not None and churn_share >= 0.5:
-        dos.append(f"Win-back first: {_pct(churn_share)} of {name} are at high churn risk.")
+        dos.append(f"Win-back first: {pct(churn_share)} of {name} are at high churn risk.")
     if negative and (negative[0].get("share_negative") or 0) >= 0.34:
         donts.append(
             f"Don't ignore {negative[0]['label']}: address it before promoting more "
-            f"({_pct(negative[0]['share_negative'])} of those reviews are negative)."
+            f"({pct(negative[0]['share_negative'])} of those reviews are negative)."
         )
     for section, lines in sections.items():
         if not lines:

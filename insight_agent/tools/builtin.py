@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from insight_agent.formatting import amount, pct
 from insight_agent.tools.registry import (
     DATA_NOTE,
     Facts,
@@ -344,10 +345,6 @@ def _export_audience(ctx: ToolContext, args: ExportArgs) -> Facts:
 # --- headlines: the answer in one sentence, with figures exactly as in the facts -------------
 
 
-def _p1(share: Any) -> str:
-    return f"{float(share) * 100:.1f}%"
-
-
 def _h_overview(f: Facts) -> str:
     rows = f.get("rows", {})
     return (
@@ -363,14 +360,14 @@ def _h_segments(f: Facts) -> str:
     return (
         f"{f['segments_count']} segments. Largest: {largest['name']} with "
         f"{largest['customers']:,} customers. Most revenue: {top['name']} with "
-        f"{_p1(top['share_revenue'])} of revenue."
+        f"{pct(top['share_revenue'])} of revenue."
     )
 
 
 def _h_profile(f: Facts) -> str:
     return (
-        f"{f['name']}: {f['customers']:,} customers ({_p1(f['share_customers'])} of customers) "
-        f"bringing {_p1(f['share_revenue'])} of revenue."
+        f"{f['name']}: {f['customers']:,} customers ({pct(f['share_customers'])} of customers) "
+        f"bringing {pct(f['share_revenue'])} of revenue."
     )
 
 
@@ -419,7 +416,7 @@ def _h_clv(f: Facts) -> str | None:
     top = f["segments"][0]
     return (
         f"{top['segment']} is worth the most: {top['total_clv']:,} of {f['total_clv']:,} "
-        f"expected over the next 12 months ({_p1(top['share_of_clv'])})."
+        f"expected over the next 12 months ({pct(top['share_of_clv'])})."
     )
 
 
@@ -428,14 +425,14 @@ def _h_basket(f: Facts) -> str | None:
     if f.get("rules"):
         r = f["rules"][0]
         parts.append(
-            f"Strongest rule: {r['rule']} (confidence {_p1(r['confidence'])}, lift {r['lift']})."
+            f"Strongest rule: {r['rule']} (confidence {pct(r['confidence'])}, lift {r['lift']})."
         )
     elif f.get("note"):
         parts.append(f"{f['note'][0].upper()}{f['note'][1:]}.")
     if f.get("next_best_categories"):
         best = f["next_best_categories"][0]
         parts.append(
-            f"Next best for {f['segment']}: {best['category']} ({_p1(best['share'])} of them)."
+            f"Next best for {f['segment']}: {best['category']} ({pct(best['share'])} of them)."
         )
     return " ".join(parts) or None
 
@@ -457,8 +454,8 @@ def _h_themes(f: Facts) -> str | None:
         which += " (" + ", ".join(f"{k}={v}" for k, v in scope.items()) + ")"
     return (
         f"{f['reviews']:,} {which} in {f['k']} themes. Largest: '{big['label']}' "
-        f"({_p1(big['share'])} of reviews mention it). Most negative: '{neg['label']}' "
-        f"({_p1(neg['share_negative'])} "
+        f"({pct(big['share'])} of reviews mention it). Most negative: '{neg['label']}' "
+        f"({pct(neg['share_negative'])} "
         + ("of its sentences negative)." if f.get("units") else "negative).")
     )
 
@@ -469,171 +466,166 @@ def _h_theme_compare(f: Facts) -> str | None:
         return None
     verdict = "significant" if d.get("significant") else "not significant"
     return (
-        f"Largest difference: '{d['label']}', {_p1(d['share_a'])} of {f['segment_a']} reviews "
-        f"vs {_p1(d['share_b'])} of {f['segment_b']} reviews ({verdict})."
+        f"Largest difference: '{d['label']}', {pct(d['share_a'])} of {f['segment_a']} reviews "
+        f"vs {pct(d['share_b'])} of {f['segment_b']} reviews ({verdict})."
     )
 
 
-_HEADLINES = {
-    "dataset_overview": _h_overview,
-    "list_segments": _h_segments,
-    "segment_profile": _h_profile,
-    "compare_segments": _h_compare,
-    "churn_risk_by_segment": _h_churn,
-    "top_customers": _h_top,
-    "customer_profile": _h_customer,
-    "clv_summary": _h_clv,
-    "basket_rules": _h_basket,
-    "search_reviews": _h_reviews,
-    "review_themes": _h_themes,
-    "compare_review_themes": _h_theme_compare,
-}
+# --- template answers: the no-LLM provider's answer from the facts alone -------------------
 
 
-# What a small model must still see when a result is squeezed into a few hundred tokens
-# (agent/compact.py): top-level keys, "record.key" inside a record, "table.column" for a
-# column of a list of records (a table named whole keeps all its columns). Everything else
-# may go first — facts the headline already states, too.
-_BRIEF: dict[str, tuple[str, ...]] = {
-    # the headline states the row counts, the cutoff date and the number of segments
-    "dataset_overview": ("total_spend", "models"),
-    # every segment's name matters more than its medians ("what segments do we have?")
-    "list_segments": ("segments.name", "segments.customers", "segments.share_revenue"),
-    "segment_profile": (
-        "name",
-        "customers",
-        "share_customers",
-        "share_revenue",
-        "top_categories",
-        "who.median_age",
-        "who.gender_mix",
-        "propensity.mean_churn_probability",
-        "clv_12m.mean",
-    ),
-    "compare_segments": (
-        "segment_a",
-        "segment_b",
-        "biggest_difference",
-        "metrics",
-        "top_categories",
-    ),
-    "churn_risk_by_segment": (
-        "lowest_churn_segment",
-        "high_risk_customers_total",
-        "model_reliability",
-        "segments.segment",
-        "segments.customers",
-        "segments.mean_churn_probability",
-        "segments.high_risk_customers",
-    ),
-    "top_customers": (
-        "target",
-        "segment",
-        "customers.customer_id",
-        "customers.segment",
-        "customers.probability",
-        "customers.clv_12m",
-    ),
-    "customer_profile": (
-        "customer_id",
-        "segment",
-        "recency_days",
-        "frequency",
-        "monetary_total",
-        "churn_probability",
-        "churn_reasons",
-        "purchase_probability",
-        "response_probability",
-        "clv_12m",
-        "next_best_category",
-        "next_best_reason",
-    ),
-    "model_quality": (
-        "target",
-        "meaning",
-        "roc_auc",
-        "reliability",
-        "top_decile_lift",
-        "base_rate",
-        "top_drivers",
-    ),
-    "clv_summary": (
-        "total_clv",
-        "mean_clv",
-        "segments.segment",
-        "segments.customers",
-        "segments.total_clv",
-        "segments.share_of_clv",
-        "segments.mean_clv",
-    ),
-    "basket_rules": (
-        "segment",
-        "next_best_categories",
-        "rules.rule",
-        "rules.confidence",
-        "rules.lift",
-    ),
-    "search_reviews": (
-        "query",
-        "quotes_found",
-        "note",
-        "quotes.review_id",
-        "quotes.rating",
-        "quotes.segment",
-        "quotes.sentiment",
-        "quotes.text",
-    ),
-    "review_themes": (
-        "reviews",
-        "themes.label",
-        "themes.share",
-        "themes.avg_rating",
-        "themes.share_negative",
-    ),
-    "compare_review_themes": (
-        "segment_a",
-        "segment_b",
-        "themes.label",
-        "themes.share_a",
-        "themes.share_b",
-        "themes.significant",
-    ),
-}
+def _a_overview(f: Facts) -> str:
+    rows = f.get("rows", {})
+    return (
+        f"{rows.get('customers', f['customers_scored']):,} customers, "
+        f"{rows.get('orders', 0):,} order lines and {rows.get('reviews', 0):,} reviews, "
+        f"data up to {f['data_up_to']}; {f['segments']} segments."
+    )
 
 
-# What the embedded model reads of each tool besides its signature (ToolSpec.summary): the
-# "Use for" cues that pick the tool, and only the argument notes the signature cannot show.
-_SUMMARIES: dict[str, str] = {
-    "dataset_overview": "Counts of customers, orders and reviews, the data's end date, total "
-    "spend and each model's ROC-AUC. Use for 'what data do we have', 'how many customers'.",
-    "list_segments": "All segments with size and revenue share. Use for 'what segments do we "
-    "have', 'which segment is biggest / brings most revenue'.",
-    "segment_profile": "One segment in depth: who they are, value, top categories, churn, CLV. "
-    "Use for 'tell me about / who are / describe <segment>'.",
-    "compare_segments": "Two segments side by side, biggest difference first. Use for 'X vs "
-    "Y', 'how do X and Y differ'.",
-    "churn_risk_by_segment": "Churn risk per segment, riskiest first, with customers at high "
-    "risk. Use for 'which segment is most likely to churn', 'churn risk', 'who are we losing'.",
-    "top_customers": "The customers most likely to churn, purchase or respond (target: "
-    "'churn', 'purchase', 'response' or a product category), optionally in one segment. Use "
-    "for 'who is most likely to ...', 'audience for a campaign'.",
-    "customer_profile": "One customer's segment and scores with reasons. Use when a customer "
-    "id is mentioned.",
-    "model_quality": "How reliable the target's model is: ROC-AUC, lift, top drivers. Use for "
-    "'how accurate', 'can we trust', 'what drives churn'.",
-    "clv_summary": "Expected customer lifetime value over the next 12 months, total and by "
-    "segment. Use for 'CLV', 'customer value', 'which segment is worth most'.",
-    "basket_rules": "Categories bought together (confidence, lift); with a segment, its "
-    "next-best categories. Use for cross-sell, 'what to recommend'.",
-    "search_reviews": "Review quotes about the query, optionally filtered (dates YYYY-MM-DD). "
-    "Use for 'what do customers say about ...', 'complaints about ...'.",
-    "review_themes": "The main themes in reviews with their shares. Use for 'main themes', "
-    "'what do <segment> complain about most', 'pain points'.",
-    "compare_review_themes": "Review themes of two segments compared. Use for 'do X complain "
-    "about different things than Y'.",
-    "export_audience": "Save a customer list as CSV. ONLY when the user asks to export or "
-    "save a list.",
-}
+def _a_segments(f: Facts) -> str:
+    lines = [
+        f"{f['segments_count']} segments; {f['top_revenue_segment']} brings the most "
+        f"revenue and {f['largest_segment']} is the largest."
+    ]
+    lines += [
+        f"- {s['name']} ({s['id']}): {s['customers']:,} customers, "
+        f"{pct(s['share_revenue'])} of revenue"
+        for s in f["segments"]
+    ]
+    return "\n".join(lines)
+
+
+def _a_profile(f: Facts) -> str:
+    b = f.get("behaviour", {})
+    line = (
+        f"{f['name']}: {f['customers']:,} customers ({pct(f['share_customers'])}), "
+        f"{pct(f['share_revenue'])} of revenue."
+    )
+    if "recency_days" in b:
+        line += f" Median {b['recency_days']['median']} days since the last order"
+        if "frequency" in b:
+            line += f", {b['frequency']['median']} orders"
+        line += "."
+    if f.get("propensity", {}).get("mean_churn_probability") is not None:
+        line += f" Mean churn probability {f['propensity']['mean_churn_probability']}."
+    if f.get("top_categories"):
+        line += " Top categories: " + ", ".join(c[0] for c in f["top_categories"]) + "."
+    return line
+
+
+def _a_compare(f: Facts) -> str:
+    lines = [f"Biggest difference: {f['biggest_difference']}."]
+    for row in f["metrics"][:4]:
+        lines.append(
+            f"- {row['metric']}: {f['segment_a']} {row[f['segment_a']]} vs "
+            f"{f['segment_b']} {row[f['segment_b']]}"
+        )
+    return "\n".join(lines)
+
+
+def _a_churn(f: Facts) -> str:
+    top = f["segments"][0]
+    lines = [
+        f"{f['highest_churn_segment']} has the highest churn risk: mean churn probability "
+        f"{top['mean_churn_probability']} and {top['high_risk_customers']:,} of "
+        f"{top['customers']:,} customers at high risk ({pct(top['share_high_risk'])})."
+    ]
+    lines += [f"- {s['segment']}: {s['mean_churn_probability']}" for s in f["segments"][1:4]]
+    lines.append(f"Model reliability: {f['model_reliability']} (ROC-AUC {f['model_roc_auc']}).")
+    return "\n".join(lines)
+
+
+def _a_top(f: Facts) -> str:
+    lines = [f"Top {f['customers_listed']} customers by {f['target']} probability:"]
+    lines += [
+        f"- {c['customer_id']}"
+        + (f" ({c['segment']})" if c.get("segment") else "")
+        + f": {c['probability']}"
+        + (f" — {c['reasons'][0]}" if c["reasons"] else "")
+        for c in f["customers"]
+    ]
+    if f.get("customers_asked"):
+        lines.append(f"Note: {f['note']}.")
+    return "\n".join(lines)
+
+
+def _a_customer(f: Facts) -> str:
+    line = f"{f['customer_id']} is in {f['segment']}."
+    if "churn_probability" in f:
+        line += f" Churn probability {f['churn_probability']}"
+        if f.get("churn_reasons"):
+            line += f" ({f['churn_reasons'][0]})"
+        line += "."
+    if "clv_12m" in f:
+        line += f" Expected value over the next year: {amount(f['clv_12m'])}."
+    return line
+
+
+def _a_model(f: Facts) -> str:
+    return (
+        f"The {f['target']} model is {f['reliability']}: ROC-AUC {f['roc_auc']}; the top "
+        f"10% of scores hold {pct(f['top_10pct_capture'])} of positives (lift "
+        f"{f['top_decile_lift']}x). Top drivers: {', '.join(f['top_drivers'][:3])}."
+    )
+
+
+def _a_clv(f: Facts) -> str:
+    top = f["segments"][0]
+    return (
+        f"Expected customer value over the next year is {amount(f['total_clv'])} in total; "
+        f"{f['highest_value_segment']} is worth most ({amount(top['total_clv'])}, "
+        f"{pct(top['share_of_clv'])} of the total)."
+    )
+
+
+def _a_basket(f: Facts) -> str:
+    lines = []
+    if f.get("rules"):
+        r = f["rules"][0]
+        lines.append(
+            f"Strongest rule: {r['rule']} (confidence {pct(r['confidence'])}, lift {r['lift']})."
+        )
+    if f.get("next_best_categories"):
+        lines.append(
+            f"Next best for {f['segment']}: "
+            + ", ".join(c["category"] for c in f["next_best_categories"])
+            + "."
+        )
+    return "\n".join(lines) or "No basket rules for that."
+
+
+def _a_reviews(f: Facts) -> str:
+    if not f["quotes"]:
+        return "No reviews match that."
+    lines = [f"{f['quotes_found']} matching reviews, for example:"]
+    lines += [f'- "{q["text"]}" [{q["review_id"]}]' for q in f["quotes"]]
+    return "\n".join(lines)
+
+
+def _a_themes(f: Facts) -> str:
+    themes = f.get("themes", [])
+    if not themes:
+        return "No review themes found."
+    lines = [f"Main themes in {f.get('reviews', 'the')} reviews:"]
+    lines += [f"- {t['label']}: {pct(t['share'])}" for t in themes[:5]]
+    return "\n".join(lines)
+
+
+def _a_theme_compare(f: Facts) -> str:
+    top = f.get("largest_difference") or {}
+    if not top:
+        return "No theme differs between the two segments."
+    return (
+        f"The largest difference is {top.get('label')}: {pct(top['share_a'])} vs "
+        f"{pct(top['share_b'])} (p = {top.get('p_value')})."
+    )
+
+
+def _a_export(f: Facts) -> str:
+    if f.get("exported"):
+        return f"Saved {f['customers']:,} customers to {f['path']}."
+    return f"Nothing exported: {f['reason']}."
 
 
 def _targets(ctx: ToolContext) -> list[str]:
@@ -680,6 +672,17 @@ for _spec in (
         NoArgs,
         _dataset_overview,
         ("overview", "data", "dataset", "how many customers", "orders", "summary", "what do we"),
+        headline=_h_overview,
+        answer=_a_overview,
+        # the headline states the row counts, the cutoff date and the number of segments
+        brief=(
+            "total_spend",
+            "models",
+        ),
+        summary=(
+            "Counts of customers, orders and reviews, the data's end date, total spend and each "
+            "model's ROC-AUC. Use for 'what data do we have', 'how many customers'."
+        ),
     ),
     ToolSpec(
         "list_segments",
@@ -689,6 +692,18 @@ for _spec in (
         NoArgs,
         _list_segments,
         ("segments", "segment sizes", "groups", "biggest segment", "revenue share", "clusters"),
+        headline=_h_segments,
+        answer=_a_segments,
+        # every segment's name matters more than its medians ("what segments do we have?")
+        brief=(
+            "segments.name",
+            "segments.customers",
+            "segments.share_revenue",
+        ),
+        summary=(
+            "All segments with size and revenue share. Use for 'what segments do we have', 'which"
+            " segment is biggest / brings most revenue'."
+        ),
     ),
     ToolSpec(
         "segment_profile",
@@ -698,6 +713,24 @@ for _spec in (
         SegmentArgs,
         _segment_profile,
         ("profile", "tell me about", "who are", "describe", "persona"),
+        headline=_h_profile,
+        answer=_a_profile,
+        brief=(
+            "name",
+            "customers",
+            "share_customers",
+            "share_revenue",
+            "top_categories",
+            "who.median_age",
+            "who.gender_mix",
+            "propensity.mean_churn_probability",
+            "clv_12m.mean",
+        ),
+        summary=(
+            "One segment in depth: who they are, value, top categories, churn, CLV. Use for 'tell"
+            " me about / who are / describe <segment>'."
+        ),
+        needs_segment=True,
     ),
     ToolSpec(
         "compare_segments",
@@ -706,6 +739,20 @@ for _spec in (
         CompareArgs,
         _compare_segments,
         ("compare", "versus", "vs", "differ", "difference between"),
+        headline=_h_compare,
+        answer=_a_compare,
+        brief=(
+            "segment_a",
+            "segment_b",
+            "biggest_difference",
+            "metrics",
+            "top_categories",
+        ),
+        summary=(
+            "Two segments side by side, biggest difference first. Use for 'X vs Y', 'how do X and"
+            " Y differ'."
+        ),
+        needs_segment=True,
     ),
     ToolSpec(
         "churn_risk_by_segment",
@@ -715,6 +762,21 @@ for _spec in (
         NoArgs,
         _churn_by_segment,
         ("churn", "at risk", "losing", "lapse", "attrition", "leave", "retention risk"),
+        headline=_h_churn,
+        answer=_a_churn,
+        brief=(
+            "lowest_churn_segment",
+            "high_risk_customers_total",
+            "model_reliability",
+            "segments.segment",
+            "segments.customers",
+            "segments.mean_churn_probability",
+            "segments.high_risk_customers",
+        ),
+        summary=(
+            "Churn risk per segment, riskiest first, with customers at high risk. Use for 'which "
+            "segment is most likely to churn', 'churn risk', 'who are we losing'."
+        ),
     ),
     ToolSpec(
         "top_customers",
@@ -724,6 +786,22 @@ for _spec in (
         TopCustomersArgs,
         _top_customers,
         ("top customers", "most likely", "audience", "target list", "who should we", "preview"),
+        headline=_h_top,
+        answer=_a_top,
+        brief=(
+            "target",
+            "segment",
+            "customers.customer_id",
+            "customers.segment",
+            "customers.probability",
+            "customers.clv_12m",
+        ),
+        summary=(
+            "The customers most likely to churn, purchase or respond (target: 'churn', "
+            "'purchase', 'response' or a product category), optionally in one segment. Use for "
+            "'who is most likely to ...', 'audience for a campaign'."
+        ),
+        count_args=("n",),
     ),
     ToolSpec(
         "customer_profile",
@@ -732,6 +810,26 @@ for _spec in (
         CustomerArgs,
         _customer_profile,
         ("customer", "this customer", "score for", "profile of customer"),
+        headline=_h_customer,
+        answer=_a_customer,
+        brief=(
+            "customer_id",
+            "segment",
+            "recency_days",
+            "frequency",
+            "monetary_total",
+            "churn_probability",
+            "churn_reasons",
+            "purchase_probability",
+            "response_probability",
+            "clv_12m",
+            "next_best_category",
+            "next_best_reason",
+        ),
+        summary=(
+            "One customer's segment and scores with reasons. Use when a customer id is mentioned."
+        ),
+        by_cue_only=True,
     ),
     ToolSpec(
         "model_quality",
@@ -740,6 +838,20 @@ for _spec in (
         TargetArgs,
         _model_quality,
         ("accurate", "accuracy", "reliable", "trust", "auc", "lift", "drivers", "model"),
+        answer=_a_model,
+        brief=(
+            "target",
+            "meaning",
+            "roc_auc",
+            "reliability",
+            "top_decile_lift",
+            "base_rate",
+            "top_drivers",
+        ),
+        summary=(
+            "How reliable the target's model is: ROC-AUC, lift, top drivers. Use for 'how "
+            "accurate', 'can we trust', 'what drives churn'."
+        ),
     ),
     ToolSpec(
         "clv_summary",
@@ -748,6 +860,21 @@ for _spec in (
         NoArgs,
         _clv_summary,
         ("clv", "lifetime value", "worth", "value", "future revenue"),
+        headline=_h_clv,
+        answer=_a_clv,
+        brief=(
+            "total_clv",
+            "mean_clv",
+            "segments.segment",
+            "segments.customers",
+            "segments.total_clv",
+            "segments.share_of_clv",
+            "segments.mean_clv",
+        ),
+        summary=(
+            "Expected customer lifetime value over the next 12 months, total and by segment. Use "
+            "for 'CLV', 'customer value', 'which segment is worth most'."
+        ),
     ),
     ToolSpec(
         "basket_rules",
@@ -757,6 +884,20 @@ for _spec in (
         BasketArgs,
         _basket_rules,
         ("bought together", "cross-sell", "cross sell", "basket", "recommend", "next best"),
+        headline=_h_basket,
+        answer=_a_basket,
+        brief=(
+            "segment",
+            "next_best_categories",
+            "rules.rule",
+            "rules.confidence",
+            "rules.lift",
+        ),
+        summary=(
+            "Categories bought together (confidence, lift); with a segment, its next-best "
+            "categories. Use for cross-sell, 'what to recommend'."
+        ),
+        filter_args=("category",),
     ),
     ToolSpec(
         "search_reviews",
@@ -768,6 +909,24 @@ for _spec in (
         ("reviews", "say about", "complain", "complaints", "quotes", "feedback", "mention"),
         shows_quotes=True,
         summarises_quotes=True,
+        headline=_h_reviews,
+        answer=_a_reviews,
+        brief=(
+            "query",
+            "quotes_found",
+            "note",
+            "quotes.review_id",
+            "quotes.rating",
+            "quotes.segment",
+            "quotes.sentiment",
+            "quotes.text",
+        ),
+        summary=(
+            "Review quotes about the query, optionally filtered (dates YYYY-MM-DD). Use for 'what"
+            " do customers say about ...', 'complaints about ...'."
+        ),
+        filter_args=("sentiment", "min_rating", "max_rating", "since", "until", "category"),
+        count_args=("k",),
     ),
     ToolSpec(
         "review_themes",
@@ -779,6 +938,20 @@ for _spec in (
         ThemeArgs,
         _review_themes,
         ("themes", "topics", "pain points", "main issues", "common complaints", "voice"),
+        headline=_h_themes,
+        answer=_a_themes,
+        brief=(
+            "reviews",
+            "themes.label",
+            "themes.share",
+            "themes.avg_rating",
+            "themes.share_negative",
+        ),
+        summary=(
+            "The main themes in reviews with their shares. Use for 'main themes', 'what do "
+            "<segment> complain about most', 'pain points'."
+        ),
+        filter_args=("sentiment",),
     ),
     ToolSpec(
         "compare_review_themes",
@@ -787,6 +960,22 @@ for _spec in (
         CompareArgs,
         _compare_review_themes,
         ("themes differ", "compare reviews", "complain differently"),
+        headline=_h_theme_compare,
+        answer=_a_theme_compare,
+        brief=(
+            "segment_a",
+            "segment_b",
+            "themes.label",
+            "themes.share_a",
+            "themes.share_b",
+            "themes.significant",
+        ),
+        summary=(
+            "Review themes of two segments compared. Use for 'do X complain about different "
+            "things than Y'."
+        ),
+        needs_segment=True,
+        by_cue_only=True,
     ),
     ToolSpec(
         "export_audience",
@@ -797,13 +986,10 @@ for _spec in (
         _export_audience,
         ("export", "save list", "download", "csv"),
         writes=True,
+        answer=_a_export,
+        summary=("Save a customer list as CSV. ONLY when the user asks to export or save a list."),
     ),
 ):
-    if _spec.name in _HEADLINES:
-        _spec = dataclasses.replace(_spec, headline=_HEADLINES[_spec.name])
-    _spec = dataclasses.replace(
-        _spec, brief=_BRIEF.get(_spec.name, ()), summary=_SUMMARIES.get(_spec.name, "")
-    )
     if "target" in _spec.args.model_fields:
         _spec = dataclasses.replace(_spec, args_for=_with_targets(_spec.args))
     register(_spec)

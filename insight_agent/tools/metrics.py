@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from insight_agent.formatting import pct, signed_pct
 from insight_agent.tools.registry import Facts, ToolContext, ToolSpec, register
 
 MAX_TOOL_ROWS = 25  # rows a model is shown; the CLI's `insight metrics` gives them all
@@ -94,7 +95,7 @@ def _fmt(value: Any, unit: str) -> str:
     if value is None:
         return "n/a"
     if unit == "share":
-        return f"{float(value) * 100:.1f}%"
+        return pct(value)
     if isinstance(value, int):
         return f"{value:,}"
     return f"{float(value):,.2f}" if unit == "currency" else f"{value}"
@@ -120,9 +121,9 @@ def headline(facts: Facts) -> str | None:
         row = rows[0]
         line = f"{label} in {_span(facts)}: {_fmt(row.get(name), unit)}"
         if facts.get("compared_with") and row.get(f"{name}_previous") is not None:
-            pct = row.get(f"{name}_change_pct")
-            move = "" if pct is None else (f", {'up' if pct >= 0 else 'down'} "
-                                           f"{abs(pct) * 100:.1f}%")  # fmt: skip
+            change = row.get(f"{name}_change_pct")
+            move = "" if change is None else (f", {'up' if change >= 0 else 'down'} "
+                                              f"{pct(abs(change))}")  # fmt: skip
             line += (
                 f" vs {_fmt(row[f'{name}_previous'], unit)} in "
                 f"{facts['compared_with']['start']} to {facts['compared_with']['end']}{move}"
@@ -158,9 +159,9 @@ def answer(facts: Facts) -> str:
             parts = []
             for m in facts["measures"]:
                 part = f"{m['name']} {_fmt(row.get(m['name']), m['unit'])}"
-                pct = row.get(f"{m['name']}_change_pct")
-                if pct is not None:
-                    part += f" ({'+' if pct >= 0 else '-'}{abs(pct) * 100:.1f}% vs before)"
+                change = row.get(f"{m['name']}_change_pct")
+                if change is not None:
+                    part += f" ({signed_pct(change)} vs before)"
                 parts.append(part)
             figures = ", ".join(parts)
             lines.append(f"- {' / '.join(str(row[d]) for d in by)}: {figures}")
@@ -394,5 +395,7 @@ SPEC = register(
         "over a period. Use for 'revenue last month', 'sales by channel', trends.",
         args_for=_args_for,
         answer=answer,
+        filter_args=("period", "compare", "top"),
+        by_cue_only=True,
     )
 )

@@ -82,8 +82,19 @@ class ToolSpec:
     # The argument model for one workspace (e.g. its measures and dimensions as enums, so a
     # model can only choose names that exist); None: ``args`` everywhere.
     args_for: Callable[[ToolContext], type[BaseModel]] | None = None
-    # The answer from the facts alone (the no-LLM provider's template); None: the router's.
+    # The answer from the facts alone (the no-LLM provider's template); None: its plain facts.
     answer: Callable[[Facts], str] | None = None
+    # Routing (agent/router.py). Its required argument is a segment: never right when the
+    # conversation names none.
+    needs_segment: bool = False
+    # Chosen only by the router's own cues (a customer id, a measure word, "persona of"),
+    # never by similarity: its arguments cannot come from similarity alone.
+    by_cue_only: bool = False
+    # Optional filters the user's words must give a reason for (a sentiment word, "stars", a
+    # date): the embedded model may not write them otherwise.
+    filter_args: tuple[str, ...] = ()
+    # How many rows it lists: with no number in what the user wrote, the default serves.
+    count_args: tuple[str, ...] = ()
 
     def args_model(self, ctx: ToolContext) -> type[BaseModel]:
         """The argument model in this workspace (``args`` when the workspace cannot say)."""

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from insight_agent.formatting import pct
 from insight_agent.tools.registry import DATA_NOTE, Facts, ToolContext, ToolSpec, register
 from insight_agent.tools.registry import review_text as _review_text
 
@@ -99,7 +100,7 @@ def _headline(f: Facts) -> str:
     what = f"talk about {f['aspect']}" if f.get("aspect") else f"say '{f['query']}'"
     line = (
         f"{f['matching_reviews']:,} of {f['reviews_in_scope']:,} reviews "
-        f"({f['share_of_reviews'] * 100:.1f}%) {what}"
+        f"({pct(f['share_of_reviews'])}) {what}"
     )
     if f.get("tone"):
         line += f" (sentences leaning {f['tone']})"
@@ -108,7 +109,7 @@ def _headline(f: Facts) -> str:
         top = groups[0]
         line += (
             f"; most in {f['by']} {top[f['by']]}: {top['matching']:,} of {top['reviews']:,} "
-            f"({top['share'] * 100:.1f}%)"
+            f"({pct(top['share'])})"
         )
     return line + "."
 
@@ -117,8 +118,7 @@ def _answer(f: Facts) -> str:
     lines = [_headline(f)]
     for row in (f.get("groups") or [])[1:6]:
         lines.append(
-            f"- {row[f['by']]}: {row['matching']:,} of {row['reviews']:,} "
-            f"({row['share'] * 100:.1f}%)"
+            f"- {row[f['by']]}: {row['matching']:,} of {row['reviews']:,} ({pct(row['share'])})"
         )
     return "\n".join(lines)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from insight_agent.formatting import pct
 from insight_agent.tools.registry import (
     DATA_NOTE,
     Facts,
@@ -144,8 +145,8 @@ def _persona(ctx: ToolContext, args: SegmentOnly) -> Facts:
 
 def _h_persona(f: Facts) -> str:
     line = (
-        f"{f['segment']}: {f['customers']:,} customers ({f['share_customers'] * 100:.1f}% of "
-        f"customers, {f['share_revenue'] * 100:.1f}% of revenue)"
+        f"{f['segment']}: {f['customers']:,} customers ({pct(f['share_customers'])} of "
+        f"customers, {pct(f['share_revenue'])} of revenue)"
     )
     cats = [c[0] if isinstance(c, list | tuple) else str(c) for c in f.get("top_categories", [])]
     if cats:
@@ -166,9 +167,7 @@ def _a_persona(f: Facts) -> str:
     themes = [t for t in f.get("review_themes", []) if t.get("share_negative")]
     if themes:
         worst = max(themes, key=lambda t: t["share_negative"])
-        lines.append(
-            f"- Pain point: '{worst['label']}' ({worst['share_negative'] * 100:.1f}% negative)"
-        )
+        lines.append(f"- Pain point: '{worst['label']}' ({pct(worst['share_negative'])} negative)")
     for q in f.get("quotes", [])[:2]:
         lines.append(f'- "{q["text"]}" [{q["review_id"]}]')
     return "\n".join(lines)
@@ -270,7 +269,7 @@ def _h_playbook(f: Facts) -> str:
         parts.append(f"address '{f['pain_points'][0]['theme']}'")
     if f.get("best_campaign"):
         c = f["best_campaign"]
-        parts.append(f"best response to {c['campaign']} ({c['response_rate'] * 100:.1f}%)")
+        parts.append(f"best response to {c['campaign']} ({pct(c['response_rate'])})")
     return (parts[0] + " " + "; ".join(parts[1:]) + ".") if len(parts) > 1 else parts[0]
 
 
@@ -309,6 +308,8 @@ register(
         summary="A persona of one segment (who, what they buy, pain points, quotes). Use for "
         "'persona for <segment>'.",
         answer=_a_persona,
+        needs_segment=True,
+        by_cue_only=True,
     )
 )
 register(
@@ -333,5 +334,7 @@ register(
         summary="What to offer one segment and how (categories, pain points, best campaign). "
         "Use for 'what should we offer <segment>', 'win back <segment>'.",
         answer=_a_playbook,
+        needs_segment=True,
+        by_cue_only=True,
     )
 )

@@ -81,6 +81,14 @@ def test_not_figures(text: str) -> None:
     assert raws(text) == []
 
 
+def test_a_ratings_scale_is_not_a_figure() -> None:
+    """The embedded model wrote "a rating of 2 out of 5" about a 2-star review: the 5 is the
+    scale, not a claim; "2 out of 5 customers" still has two figures to check."""
+    assert raws("late, with a rating of 2 out of 5.") == ["2"]
+    assert raws("rated 4.2 out of 5 stars, and 3 out of 10") == ["4.2", "3"]
+    assert raws("2 out of 5 customers came back") == ["2", "5"]
+
+
 def test_list_markers_are_not_figures() -> None:
     text = "1. Lapsing big spenders\n2) Loyal regulars\n  - 3. nested\n## 4. Heading\nSee 5. here"
     assert raws(text) == ["5"]

@@ -20,6 +20,8 @@ What counts as a figure (:func:`extract_figures`)
       next to a month name (``24 Nov``, ``November 24th, 2026``, ``Nov 2026``); version strings
       like ``1.2.3``;
     * list markers: ``1.`` or ``2)`` at the start of a line (after optional ``#``/``-``/``*``);
+    * a rating's scale: the ``5`` of "rated 2 out of 5" or "4.2 out of 5 stars" (not of "2
+      out of 5 customers", a count to check);
     * numbers in words (``two segments``, ``third``).
 
     Years: a bare integer from 1900 to 2100 (no thousands separator, sign, decimals, currency
@@ -105,6 +107,7 @@ _NOT_FIGURES = re.compile(
     | \b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}(?:,?\s+\d{{4}}\b)?  # 24 Nov 2026
     | \b{_MONTH}\s+\d{{4}}\b                                 # Nov 2026
     | ^[ \t]*(?:\#{{1,6}}[ \t]+)?(?:[-*+][ \t]+)?\d{{1,3}}[.)](?=\s)  # list markers
+    | (?<=\d)\s+out\s+of\s+(?:5|10)\b(?:\s+stars?\b)?(?!\s+[a-z])  # a rating's scale
     """,
     re.VERBOSE | re.MULTILINE,
 )

@@ -17,9 +17,9 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from insight_agent.config import LLM_PROVIDERS, Settings
@@ -75,6 +75,27 @@ class ProviderProfile:
         if hasattr(chat_model, "on_retry"):  # a hosted endpoint: say so before each retry
             update["on_retry"] = on_status
         return chat_model.model_copy(update=update) if update else chat_model
+
+
+@dataclass(frozen=True)
+class TurnPlan:
+    """What a session decides about a user turn before the model reads it (for a provider
+    whose profile ``shortlists_tools``): the tools its call may use (None: any), the call that
+    is its first reply (the router's, on a decisive cue; None: the model chooses), and the
+    optional arguments, per tool, its grammar leaves out (filters nobody asked for)."""
+
+    tools: list[str] | None = None
+    call: dict[str, Any] | None = None
+    omit: dict[str, list[str]] = field(default_factory=dict)
+
+
+@runtime_checkable
+class PlansTurns(Protocol):
+    """A chat model that takes a :class:`TurnPlan` (the embedded model); a session hands the
+    plan over through this one method and sets nothing else on the model."""
+
+    def plan_turn(self, plan: TurnPlan | None) -> None:
+        """Apply ``plan`` to the next user turn; None clears it."""
 
 
 _PROFILES: dict[str, ProviderProfile] = {}

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from langchain_core.language_models.chat_models import BaseChatModel
 from pydantic import Field
 
+from insight_agent.agent.llm import TurnPlan
 from insight_agent.errors import ConfigError, InsightError
 
 if TYPE_CHECKING:
@@ -934,10 +935,10 @@ class LocalChatModel(BaseChatModel):
     """Longest reply, in tokens."""
     seed: int = 42
     force_tool_on_user_turn: bool = False
-    # A shortlist for the forced call on a user turn (e.g. from the deterministic router's
-    # decisive cues): the grammar then only admits these tools. None = any bound tool.
-    user_turn_tools: list[str] | None = None
     """Make the model call a tool whenever the last message is the user's."""
+    user_turn_tools: list[str] | None = None
+    """A shortlist for the forced call on a user turn (e.g. from the deterministic router's
+    decisive cues): the grammar then only admits these tools. None = any bound tool."""
     user_turn_call: dict[str, Any] | None = None
     """A call decided before the model runs, ``{"name": ..., "args": {...}}`` (the router's,
     on a decisive cue: a customer id, a measure word, "persona of <segment>", "1-star
@@ -1090,6 +1091,15 @@ class LocalChatModel(BaseChatModel):
             "grammar": grammar,
         }
         return _Request(constrained, FORCED_PREFILL, names, first_id, fallback=fallback)
+
+    def plan_turn(self, plan: TurnPlan | None) -> None:
+        """Take the session's plan for the next user turn (:class:`~.llm.TurnPlan`): the tools
+        the forced call may use, the call decided already, the arguments its grammar leaves
+        out. None: no plan (any bound tool, the model writes the call)."""
+        plan = plan or TurnPlan()
+        self.user_turn_tools = list(plan.tools) if plan.tools is not None else None
+        self.user_turn_call = plan.call
+        self.user_turn_omit = dict(plan.omit)
 
     def _decided_call(self, messages: list[BaseMessage], tools: list[dict[str, Any]] | None) -> Any:
         """The reply that is :attr:`user_turn_call` (an ``AIMessage`` with that one call), when

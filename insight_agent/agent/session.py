@@ -18,12 +18,14 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from insight_agent.agent.llm import (
+    PlansTurns,
     ProviderChoice,
+    TurnPlan,
     explain_provider_error,
     masks_pii,
     model_name,
@@ -376,31 +378,39 @@ class AgentSession:
         streamer.flush()
         return final, time.perf_counter() - start
 
+    def _plan_turn(self, question: str) -> TurnPlan | None:
+        """What the model may do on this user turn, as the profile asks: the router's
+        shortlist of tools, its call on a decisive cue, the filters nobody asked for (None:
+        the profile plans nothing)."""
+        if not self.profile.shortlists_tools:
+            return None
+        from insight_agent.agent.router import decided_call, route, shortlist
+
+        said = " ".join(_text_of(m) for m in self.history)
+        decision = route(self.ctx, question, self.state)
+        tools = shortlist(self.ctx, question, context=said, decision=decision)
+        call = decided_call(decision) if self.profile.takes_decisive_routes else None
+        self._decided = call
+        if call is not None and self.masking:
+            call = {**call, "args": self._redact().mask_obj(call["args"])}
+        omit: dict[str, list[str]] = {}
+        if not self._keeps_unasked_filters():
+            from insight_agent.agent.router import filters_never_asked
+
+            asked_by_user = " ".join(self._user_texts)  # this question included
+            omit = filters_never_asked(self.ctx, asked_by_user)
+        return TurnPlan(tools=tools, call=call, omit=omit)
+
     def _ask_model(self, question: str) -> TurnResult:
         from langchain_core.messages import AIMessage, HumanMessage
 
         from insight_agent.agent.budget import trim_history
         from insight_agent.agent.grounding import annotate, check_grounding
 
-        if self.profile.shortlists_tools and hasattr(self.chat_model, "user_turn_tools"):
-            from insight_agent.agent.router import decided_call, route, shortlist
-
-            said = " ".join(_text_of(m) for m in self.history)
-            decision = route(self.ctx, question, self.state)
-            self.chat_model.user_turn_tools = shortlist(
-                self.ctx, question, context=said, decision=decision
-            )
-            if self.profile.takes_decisive_routes and hasattr(self.chat_model, "user_turn_call"):
-                call = decided_call(decision)
-                self._decided = call
-                if call is not None and self.masking:
-                    call = {**call, "args": self._redact().mask_obj(call["args"])}
-                self.chat_model.user_turn_call = call
-            if not self._keeps_unasked_filters() and hasattr(self.chat_model, "user_turn_omit"):
-                from insight_agent.agent.router import filters_never_asked
-
-                asked_by_user = " ".join(self._user_texts)  # this question included
-                self.chat_model.user_turn_omit = filters_never_asked(self.ctx, asked_by_user)
+        planner = self.chat_model if isinstance(self.chat_model, PlansTurns) else None
+        plan = self._plan_turn(question) if planner is not None else None
+        if planner is not None:
+            planner.plan_turn(plan)
         # a follow-up that refers back ("how big is it?") gets what it refers to spelled out
         question_in = self.state.spell_out(self.ctx, question)
         shown = self._redact().mask(question_in) if self.masking else question_in
@@ -442,8 +452,8 @@ class AgentSession:
                 request += " " + MEANING_FIX.format(problems="; ".join(grounding.meaning))
             request = request.strip()
             retry = [*final, HumanMessage(request)]
-            if getattr(self.chat_model, "user_turn_call", None) is not None:
-                self.chat_model.user_turn_call = None  # the fix request is not a question
+            if planner is not None and plan is not None:
+                planner.plan_turn(replace(plan, call=None))  # the fix request is no question
             self.on_event("status", "re-asking the model to fix unverified figures")
             final, more = self._run_graph(retry)
             llm_seconds += more

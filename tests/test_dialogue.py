@@ -3,6 +3,7 @@ about (every provider); counts, star ratings and dates in a question become argu
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -129,16 +130,16 @@ def test_embedded_model_takes_the_routers_call_on_a_decisive_cue(ws, monkeypatch
     session, engine = _embedded(
         ws,
         monkeypatch,
-        "C001506 is the likeliest to churn.",
-        "Lapsing customers are the most likely to churn.",
-        "Lapsing customers has 1,096 customers.",
+        " C001506 is the likeliest to churn.",
+        " Lapsing customers are the most likely to churn.",
+        " Lapsing customers has 1,096 customers.",
     )
     turn = session.ask("top 50 customers likely to churn")
     assert [(c["tool"], c["args"]) for c in turn.tool_calls] == [
         ("top_customers", {"target": "churn", "n": 50})
     ]
     assert len(engine.requests) == 1  # no tokens spent writing the call
-    assert engine.requests[0]["messages"][-1]["role"] == "tool"
+    assert engine.requests[0]["messages"][-2]["role"] == "tool"
     session.reset()
     session.ask("which segment is most likely to churn?")
     turn = session.ask("how big is it?")
@@ -155,9 +156,18 @@ def test_embedded_model_takes_the_routers_call_on_a_decisive_cue(ws, monkeypatch
 
 
 def test_a_cap_the_tool_states_is_added_to_an_answer_that_omits_it(ws, monkeypatch) -> None:
-    session, _ = _embedded(ws, monkeypatch, "Here are the 200 customers most likely to churn.")
+    session, _ = _embedded(ws, monkeypatch, " Here are the 200 customers most likely to churn.")
     turn = session.ask("give me the 200 customers most likely to churn")
     assert turn.tool_calls[0]["args"]["n"] == 200
+    # the headline (the answer's start) says "of the 200 asked", and the note how to get all
+    first, note = turn.answer.split("\n")
+    assert first.startswith("Top 100 (of the 200 asked) customers by churn probability")
+    assert first.endswith(" Here are the 200 customers most likely to churn.")
+    assert note.startswith("(Showing 100 of the 200 asked; `insight audience")
+    session, _ = _embedded(ws, monkeypatch, "Here are the 200 customers most likely to churn.")
+    # a provider whose answers do not start with the headline: the cap note is added
+    session.profile = dataclasses.replace(session.profile, answer_starts_with_headline=False)
+    turn = session.ask("give me the 200 customers most likely to churn")
     assert turn.answer.startswith("Here are the 200 customers most likely to churn.\n(Showing")
     assert "showing 100 of the 200 asked" in turn.answer.lower()
 
@@ -174,4 +184,21 @@ def test_only_a_review_search_answer_starts_as_a_summary_of_its_reviews(ws, monk
     session.reset()
     turn = session.ask("write a persona for the bargain hunters")
     assert turn.tool_calls[0]["tool"] == "segment_persona"
-    assert engine.requests[-1]["messages"][-1]["role"] == "tool"
+    assert engine.requests[-1]["messages"][-1]["content"].startswith("Bargain hunters: ")
+
+
+def test_the_answer_after_a_result_starts_with_its_headline(ws, monkeypatch) -> None:
+    """The embedded model left out what the headline says (a persona without the segment's
+    size; "The main themes in reviews with their shares." naming no theme): its answer now
+    starts with the headline, read as a prefill rather than written, and it adds the rest."""
+    session, engine = _embedded(ws, monkeypatch, " They shop on price.", " Fit tops the list.")
+    turn = session.ask("can u do a persona of our new customers")
+    headline = turn.tool_calls[0]["result"]["headline"]
+    assert headline.startswith("New customers: ") and " customers (" in headline
+    assert engine.requests[-1]["messages"][-1] == {"role": "assistant", "content": headline}
+    assert turn.answer == headline + " They shop on price."
+    assert turn.grounding["unverified"] == []
+    session.reset()
+    turn = session.ask("main review themes?")
+    assert turn.answer.startswith(turn.tool_calls[0]["result"]["headline"])
+    assert turn.answer.endswith(" Fit tops the list.")

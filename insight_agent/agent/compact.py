@@ -346,24 +346,31 @@ def asked_for(facts: Any, question: str, keep: tuple[str, ...] = ()) -> tuple[st
     return tuple(picked)
 
 
-def quotes_for_summary(facts: dict[str, Any], shown: int, words: int = 15) -> dict[str, Any]:
-    """A review search as the model should read it when the user sees the quotes anyway.
+def quotes_for_summary(
+    facts: dict[str, Any], shown: int, words: int = 15, *, search: bool = True
+) -> dict[str, Any]:
+    """A result with review quotes as the model should read it when the user sees the quotes
+    anyway.
 
     The session prints the first ``shown`` quotes verbatim under the answer, so the model
     only has to say what they have in common: it gets those quotes (no more: a table with
     "3 more not shown" invited the 1.5B model to write the missing ones itself), each cut to
-    its first ``words`` words, and a headline saying so (query, count and filters are in it).
+    its first ``words`` words. For a review ``search`` the headline says so (query, count and
+    filters are in it); any other tool (a persona, a count) keeps its own headline: replaced,
+    a persona's size and share went missing from the view, and from the answers.
     """
     quotes = list(facts.get("quotes") or [])[:shown]
     if not quotes:
         return facts
-    # the headline says what the query, count and filters lines would repeat
-    out = {k: v for k, v in facts.items() if k not in ("query", "quotes_found", "filters")}
-    out["headline"] = (
-        f"{facts.get('quotes_found', len(quotes))} matching reviews for "
-        f"'{facts.get('query', '')}'; the user sees the first {len(quotes)} in full under your "
-        "answer."
-    )
+    out = dict(facts)
+    if search:
+        # the headline says what the query, count and filters lines would repeat
+        out = {k: v for k, v in facts.items() if k not in ("query", "quotes_found", "filters")}
+        out["headline"] = (
+            f"{facts.get('quotes_found', len(quotes))} matching reviews for "
+            f"'{facts.get('query', '')}'; the user sees the first {len(quotes)} in full under "
+            "your answer."
+        )
     out["quotes"] = [
         {**{k: v for k, v in q.items() if k != "sentiment"}, "text": _first_words(q, words)}
         for q in quotes

@@ -47,6 +47,10 @@ class ProviderProfile:
     # the model only words the answer (a 1.5B model lost counts, ratings and measures)
     takes_decisive_routes: bool = False
     answer_after_result: bool = False  # one tool, then the answer
+    # The answer after a result starts with the result's headline, read rather than written:
+    # the 1.5B model otherwise left out what it says (a persona without the segment's size,
+    # "The main themes in reviews with their shares." with no theme) or miscopied its figures
+    answer_starts_with_headline: bool = False
     reads_tool_summaries: bool = False  # short tool docs instead of full descriptions
 
     def prepare(
@@ -87,6 +91,9 @@ class TurnPlan:
     tools: list[str] | None = None
     call: dict[str, Any] | None = None
     omit: dict[str, list[str]] = field(default_factory=dict)
+    # Filled by the session as results arrive (profile ``answer_starts_with_headline``): tool
+    # name -> the text the answer after its result starts with, the result's headline.
+    answer_starts: dict[str, str] = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -125,6 +132,7 @@ register_profile(
         shortlists_tools=True,
         takes_decisive_routes=True,
         answer_after_result=True,
+        answer_starts_with_headline=True,
         reads_tool_summaries=True,
     )
 )

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.language_models.chat_models import BaseChatModel
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from insight_agent.agent.llm import TurnPlan
 from insight_agent.errors import ConfigError, InsightError
@@ -950,6 +950,7 @@ class LocalChatModel(BaseChatModel):
     """Arguments (per tool) the grammar of the forced call on a user turn leaves out, e.g.
     review filters the question gives no reason for: the 1.5B model otherwise writes them
     from the signature alone (~45 tokens, 2-3 s, and a result filtered on nothing asked)."""
+    _answer_starts: dict[str, str] = PrivateAttr(default_factory=dict)
     answer_prefills: dict[str, str] = Field(default_factory=dict)
     """Text the answer starts with right after a given tool's result, e.g. ``{"search_reviews":
     "In short, these reviews"}``: told in words not to list the quotes the user already sees,
@@ -1100,6 +1101,7 @@ class LocalChatModel(BaseChatModel):
         self.user_turn_tools = list(plan.tools) if plan.tools is not None else None
         self.user_turn_call = plan.call
         self.user_turn_omit = dict(plan.omit)
+        self._answer_starts = plan.answer_starts  # the session's dict: filled during the turn
 
     def _decided_call(self, messages: list[BaseMessage], tools: list[dict[str, Any]] | None) -> Any:
         """The reply that is :attr:`user_turn_call` (an ``AIMessage`` with that one call), when
@@ -1130,12 +1132,14 @@ class LocalChatModel(BaseChatModel):
 
     def _answer_prefill(self, messages: list[BaseMessage]) -> str:
         """The start of the answer when the last message is a result of a tool listed in
-        :attr:`answer_prefills` (text is never forced on a user turn)."""
+        :attr:`answer_prefills`, else the start the turn plan gives for that tool's result
+        (its headline); text is never forced on a user turn."""
         from langchain_core.messages import ToolMessage
 
-        if not self.answer_prefills or not messages or not isinstance(messages[-1], ToolMessage):
+        if not messages or not isinstance(messages[-1], ToolMessage):
             return ""
-        return self.answer_prefills.get(messages[-1].name or "", "")
+        name = messages[-1].name or ""
+        return self.answer_prefills.get(name) or self._answer_starts.get(name, "")
 
     def _metadata(self, response: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
         meta: dict[str, Any] = {"model_name": self.model_name, "finish_reason": finish_reason}

@@ -162,6 +162,7 @@ class AgentSession:
         self._user_texts: list[str] = []  # what the user wrote in this conversation
         self._dropped: list[str] = []  # filters dropped this turn (unasked_filters)
         self._decided: dict[str, Any] | None = None  # the router's call this turn, if any
+        self._plan: TurnPlan | None = None  # this user turn's plan (PlansTurns models)
         # What "it / they / that segment" refer to in a follow-up: the last segment, customer
         # and prediction target the conversation was about (router.DialogueState).
         from insight_agent.agent.router import DialogueState
@@ -195,6 +196,7 @@ class AgentSession:
         self._seen_facts = []
         self._dropped = []
         self._decided = None
+        self._plan = None
         self._user_texts.append(question)
         from insight_agent.agent.router import decline, domain_names
 
@@ -284,7 +286,7 @@ class AgentSession:
         def facts_out(facts: dict[str, Any], spec: ToolSpec) -> dict[str, Any] | str:
             limit = budget
             if spec.shows_quotes:  # the user sees them under the answer
-                facts = quotes_for_summary(facts, QUOTES_SHOWN)
+                facts = quotes_for_summary(facts, QUOTES_SHOWN, search=spec.summarises_quotes)
                 # the model must read every quote the user is shown, or it describes the
                 # one it missed from imagination
                 limit = max(budget, QUOTES_VIEW_TOKENS)
@@ -292,7 +294,17 @@ class AgentSession:
                 question = self._user_texts[-1] if self._user_texts else ""
                 text = compact_facts(facts, limit, keep=spec.brief, question=question)
                 self._seen_facts.append(text)  # ground answers on what the model actually saw
-                return self._redact().mask(text) if self.masking else text
+                shown = self._redact().mask(text) if self.masking else text
+                plan = self._plan
+                if (
+                    plan is not None
+                    and self.profile.answer_starts_with_headline
+                    and not spec.summarises_quotes
+                    and not _empty_text(facts.get("headline"))
+                ):
+                    # the view's first line is the headline (agent/compact.py)
+                    plan.answer_starts[spec.name] = shown.split("\n", 1)[0].strip()
+                return shown
             capped = cap_json(facts, budget)
             self._seen_facts.append(capped)
             return self._redact().mask_obj(capped) if self.masking else capped
@@ -409,6 +421,7 @@ class AgentSession:
 
         planner = self.chat_model if isinstance(self.chat_model, PlansTurns) else None
         plan = self._plan_turn(question) if planner is not None else None
+        self._plan = plan
         if planner is not None:
             planner.plan_turn(plan)
         # a follow-up that refers back ("how big is it?") gets what it refers to spelled out
@@ -514,6 +527,12 @@ QUOTES_VIEW_TOKENS = 150  # QUOTES_SHOWN quotes of 15 words and their ids fit
 # How the embedded model's answer starts after a review search: one summarising sentence
 # instead of the list of quotes the user sees anyway (local.LocalChatModel.answer_prefills).
 REVIEWS_ANSWER_START = "In short, these reviews"
+
+
+def _empty_text(value: Any) -> bool:
+    return not isinstance(value, str) or not value.strip()
+
+
 _QUOTE_FIELDS = ("review_id", "text", "rating", "segment", "date")
 
 

@@ -202,3 +202,28 @@ def test_the_answer_after_a_result_starts_with_its_headline(ws, monkeypatch) -> 
     turn = session.ask("main review themes?")
     assert turn.answer.startswith(turn.tool_calls[0]["result"]["headline"])
     assert turn.answer.endswith(" Fit tops the list.")
+
+
+def test_the_segment_a_superlative_asks_for_is_the_follow_ups_subject(ws) -> None:
+    """Asked "which segment brings in the most revenue?", the embedded model's answer (its
+    headline) named the largest segment first, and "describe that segment" went to it."""
+    from insight_agent.agent.router import DialogueState
+    from insight_agent.tools.registry import ToolContext, call_tool
+
+    ctx = ToolContext(ws)
+    result = call_tool(ctx, "list_segments", {})
+    facts = result.facts
+    answer = f"Largest: {facts['largest_segment']}. Most revenue: {facts['top_revenue_segment']}."
+    assert facts["largest_segment"] != facts["top_revenue_segment"]
+    for question, key in [
+        ("which segment brings in the most revenue", "top_revenue_segment"),
+        ("what is our biggest segment?", "largest_segment"),
+        ("list our segments", "largest_segment"),  # no superlative: the first one named
+    ]:
+        state = DialogueState()
+        state.update(ctx, [result], answer, question)
+        assert state.segment == facts[key], question
+    churn = call_tool(ctx, "churn_risk_by_segment", {})
+    state = DialogueState()
+    state.update(ctx, [churn], "", "which segment is least likely to churn?")
+    assert state.segment == churn.facts["lowest_churn_segment"]

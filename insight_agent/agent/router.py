@@ -345,6 +345,35 @@ _REFERS_BACK = re.compile(
 )
 
 
+# Words of a facts key naming one segment ("top_revenue_segment", "largest_segment") and the
+# question words that ask for it.
+_PICK_CUES: dict[str, tuple[str, ...]] = {
+    "revenue": ("revenue", "sales", "spend", "money"),
+    "largest": ("largest", "biggest", "most customers", "size", "how many customers"),
+    "churn": ("churn", "risk", "losing", "leave", "lapse"),
+    "value": ("value", "worth", "clv"),
+}
+_LOW_CUE = re.compile(r"\b(?:least|lowest|smallest|fewest|bottom)\b")
+
+
+def _picked_segment(results: list[ToolResult], question: str) -> str | None:
+    """The segment a one-segment facts key holds when the question asks for exactly that key
+    ("the most revenue" -> ``top_revenue_segment``, not the ``largest_segment`` an answer may
+    name first); None when no key or several match."""
+    q = question.lower()
+    found: set[str] = set()
+    for r in results:
+        for key, value in (r.facts or {}).items():
+            if not key.endswith("_segment") or not isinstance(value, str):
+                continue
+            words = key.split("_")
+            if bool({"lowest", "smallest", "least"} & set(words)) != bool(_LOW_CUE.search(q)):
+                continue  # "lowest_churn_segment" answers "least likely to churn" only
+            if any(cue in q for w in words for cue in _PICK_CUES.get(w, ())):
+                found.add(value)
+    return found.pop() if len(found) == 1 else None
+
+
 @dataclass
 class DialogueState:
     """The conversation's subject so far: the last segment, customer, prediction target and
@@ -375,9 +404,13 @@ class DialogueState:
             return f"{question} (they/it = the {self.segment} segment)"
         return question
 
-    def update(self, ctx: ToolContext, results: list[ToolResult], answer: str) -> None:
+    def update(
+        self, ctx: ToolContext, results: list[ToolResult], answer: str, question: str = ""
+    ) -> None:
         """Remember what this turn was about: the segment in the tools' arguments, else the
-        first segment the answer names; the customer, target and period asked for."""
+        segment the question's superlative picks from the facts ("which segment brings in
+        the most revenue?" -> ``top_revenue_segment``), else the first segment the answer
+        names; the customer, target and period asked for."""
         segment = None
         if results:
             self.subject = None
@@ -402,6 +435,9 @@ class DialogueState:
                 self.period = str(args["period"])
             if segment:
                 break
+        if segment is None:
+            picked = _picked_segment(ok, question)
+            segment = _resolved(ctx, picked) if picked else None
         if segment is None:
             named = _segments_in(ctx, answer.split("\n", 1)[0])
             segment = named[0] if named else None

@@ -212,7 +212,7 @@ class AgentSession:
         else:
             result = self._ask_model(question)
         if declined is None:  # a decline's list of what Insight can do names no subject
-            self.state.update(self.ctx, self._turn_results, result.answer)
+            self.state.update(self.ctx, self._turn_results, result.answer, question)
         result.timings["total_s"] = round(time.perf_counter() - start, 3)
         self.usage["input"] += result.tokens.get("input", 0)
         self.usage["output"] += result.tokens.get("output", 0)

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from insight_agent.tools.registry import ToolContext, ToolResult, ToolSpec, all_tools, call_tool
+from insight_agent.tools.registry import (
+    ToolContext,
+    ToolResult,
+    ToolSpec,
+    all_tools,
+    call_tool,
+    get_tool,
+)
 
 GENERIC = {"customers", "customer", "shoppers", "shopper", "segment", "spend", "value", "the"}
 NEGATIVE_CUES = ("complain", "complaint", "problem", "issue", "unhappy", "negative", "bad", "pain")
@@ -799,10 +806,13 @@ def unasked_filters(tool: str, args: dict[str, Any], said: str) -> list[str]:
     conversation) asks for: a sentiment without a word for it, ratings without a number or
     "stars", dates without a date, month or period, a category the user never named."""
     text = said.lower()
-    spec = next((s for s in all_tools() if s.name == tool), None)
+    try:
+        filters = get_tool(tool).filter_args
+    except KeyError:  # a name the model made up: validation reports it
+        filters = ()
     return [
         name
-        for name in (spec.filter_args if spec else ())
+        for name in filters
         if args.get(name) not in (None, "") and not _asked(name, args[name], text)
     ]
 
@@ -937,9 +947,12 @@ def _review_query(question: str) -> str:
 def render(tool: str, facts: dict[str, Any]) -> str:
     """A short templated answer from a tool's facts (figures quoted as the facts give them):
     the tool's own ``answer`` (ToolSpec), else its plain scalar facts."""
-    spec = next((s for s in all_tools() if s.name == tool), None)
-    if spec is not None and spec.answer is not None:
-        return spec.answer(facts)
+    try:
+        answer = get_tool(tool).answer
+    except KeyError:
+        answer = None
+    if answer is not None:
+        return answer(facts)
     return ", ".join(f"{k}: {v}" for k, v in facts.items() if not isinstance(v, list | dict))
 
 

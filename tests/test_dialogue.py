@@ -29,7 +29,8 @@ def test_none_follow_ups_keep_the_segment(ws) -> None:
     assert first.answer.startswith("Lapsing customers")
     turns = {
         "How big is it?": "segment_profile",
-        "What do they complain about?": "search_reviews",
+        # what they complain about, with shares (themes of their negative reviews)
+        "What do they complain about?": "review_themes",
         "What should we offer them?": "segment_playbook",
     }
     for question, tool in turns.items():

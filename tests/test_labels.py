@@ -121,6 +121,62 @@ def test_label_cli_model_card_audience_and_ask(label_ws: Path, tmp_path: Path) -
     assert ask.exit_code == 0 and "top_customers" in ask.output
 
 
+def test_label_rate_and_attribute_measures_equal_pandas(label_ws: Path) -> None:
+    """A customers table with a yes/no label: its rate (and the workspace's word for it,
+    "response rate") and the mean of a numeric attribute, broken down by job, are exactly
+    what pandas computes; a table with no rows offers no measure."""
+    from insight_agent.analytics.queries import metrics_engine, query_metrics
+    from insight_agent.data.bootstrap import open_workspace
+
+    ws = open_workspace(label_ws)
+    frame = bank_like()
+    by_job = frame.groupby("job")
+    rate = (frame.y == "yes").groupby(frame.job).mean()
+    facts = query_metrics(ws, ["response_rate", "average_balance"], by=["job"])
+    assert facts["measures"][0]["name"] == "y_rate"
+    assert facts["measures"][0]["aggregation"] == "share_of_customers"
+    for row in facts["rows"]:
+        assert row["y_rate"] == pytest.approx(rate[row["job"]], abs=5e-4)
+        assert row["average_balance"] == pytest.approx(by_job.balance.mean()[row["job"]], abs=5e-3)
+    cat = metrics_engine(ws).catalogue
+    assert "mean_y_probability" in cat.measures and "median_age" in cat.measures
+    assert not {"returns", "revenue", "orders"} & set(cat.measures)  # no orders: no rows
+
+
+def test_router_on_a_label_workspace_answers_or_says_what_is_missing(label_ws: Path) -> None:
+    """Asked what only orders, segments or reviews could answer, a customers-and-label
+    workspace says what is missing and what it can answer instead; it never answers with
+    the label's model in their place."""
+    from insight_agent.agent.session import SessionOptions, open_session
+    from insight_agent.data.bootstrap import open_workspace
+
+    session = open_session(
+        open_workspace(label_ws), llm="none", options=SessionOptions(transcript=False)
+    )
+    answered = {
+        "what's the response rate by job?": "query_metrics",
+        "which group is most likely to say yes?": "model_quality",
+        "give me an overview of the data": "dataset_overview",
+        "average balance by job": "query_metrics",
+    }
+    for question, tool in answered.items():
+        turn = session.ask(question)
+        assert [c["tool"] for c in turn.tool_calls] == [tool], question
+        assert turn.tool_calls[0]["error"] is None, (question, turn.tool_calls[0]["error"])
+    missing = {
+        "what segments do we have?": "no customer segments",
+        "who is likely to churn?": "no churn or purchase model",
+        "what do customers complain about?": "no reviews",
+        "what's our revenue by month?": "no orders",
+        "what sells well together?": "no basket rules",
+    }
+    for question, why in missing.items():
+        turn = session.ask(question)
+        assert turn.tool_calls == [], question
+        assert why in turn.answer and "y rate" in turn.answer, (question, turn.answer)
+        assert "declined: no_data" in turn.notes
+
+
 def test_saved_label_model_scores_a_new_record_like_the_build(label_ws: Path) -> None:
     import joblib
 

@@ -453,3 +453,35 @@ def test_unit_table_reuses_the_vectors_of_unchanged_reviews(tmp_path):
     second = table_for(["d2", "d3"], [texts[1], "Arrived late."], previous=loaded)
     assert embedded == ["Arrived late."]
     np.testing.assert_array_equal(second.vectors[0], np.asarray(loaded.vectors[2]))
+
+
+def test_router_on_a_reviews_only_workspace(clothing_ws):
+    """Real review questions get themes with the asked polarity and category, a topic gets
+    a search, and order, segment or churn questions say what data is missing."""
+    from insight_agent.agent.session import SessionOptions, open_session
+    from insight_agent.data.bootstrap import open_workspace
+
+    session = open_session(
+        open_workspace(clothing_ws), llm="none", options=SessionOptions(transcript=False)
+    )
+    routed = {
+        "what do shoppers dislike about dresses?": (
+            "review_themes", {"sentiment": "negative", "category": "Dresses"}),
+        "is fit a bigger problem than fabric?": ("review_themes", {"sentiment": "negative"}),
+        "what are the main complaints?": ("review_themes", {"sentiment": "negative"}),
+        "what do customers complain about regarding the zipper?": (
+            "search_reviews", {"query": "zipper", "sentiment": "negative"}),
+        "which department gets the worst ratings?": (
+            "query_metrics", {"measures": ["average_rating"], "by": ["category"]}),
+    }  # fmt: skip
+    for question, (tool, args) in routed.items():
+        turn = session.ask(question)
+        call = turn.tool_calls[0]
+        assert call["tool"] == tool, question
+        assert {k: call["args"].get(k) for k in args} == args, question
+        assert call["error"] is None, question
+    for question in ("what segments do we have?", "who is likely to churn?",
+                     "what's our revenue by month?"):  # fmt: skip
+        turn = session.ask(question)
+        assert turn.tool_calls == [] and "I can't answer that from this workspace" in turn.answer
+        assert "what customers say in reviews" in turn.answer, turn.answer

@@ -15,19 +15,65 @@ from functools import lru_cache
 from typing import Any
 
 from insight_agent.tools.registry import (
+    DATA_KINDS,
     ToolContext,
     ToolResult,
     ToolSpec,
     all_tools,
+    available_tools,
     call_tool,
     get_tool,
+    missing_data,
+    workspace_has,
 )
 
 GENERIC = {"customers", "customer", "shoppers", "shopper", "segment", "spend", "value", "the"}
-NEGATIVE_CUES = ("complain", "complaint", "problem", "issue", "unhappy", "negative", "bad", "pain")
+NEGATIVE_CUES = ("complain", "complaint", "problem", "issue", "unhappy", "negative", "bad", "pain",
+                 "dislike", "don't like", "do not like", "hate", "annoy", "disappoint",
+                 "frustrat")  # fmt: skip
 POSITIVE_CUES = ("love", "praise", "happy", "positive", "like about", "compliment")
-REVIEW_CUES = ("review", "say", "said", "complain", "feedback", "quote", "mention", "voice")
+REVIEW_CUES = ("review", "say", "said", "complain", "feedback", "quote", "mention", "voice",
+               "dislike", "like about", "love about", "hate about", "think of", "think about",
+               "opinion")  # fmt: skip
 THEME_CUES = ("theme", "topic", "pain point", "main issue", "most common", "complain about most")
+# "what are the main complaints?", "is fit a bigger problem than fabric?", "what do shoppers
+# dislike about dresses?": what reviews are about, with its shares (themes), not 3 quotes
+_THEME_Q = re.compile(
+    r"\b(?:main|biggest|top|common|frequent|recurring|key|major)\s+(?:complaints?|problems?|"
+    r"issues?|gripes?|praise|compliments?)\b"
+    r"|\b(?:bigger|larger|worse|smaller|more common|more frequent)\s+(?:problem|issue|complaint|"
+    r"pain point|concern)s?\b"
+    r"|\bwhat (?:do|does|did) (?:\w+ ){0,2}(?:like|love|dislike|hate|enjoy|praise|complain)\w*"
+    r" (?:about|in|with)\b(?P<tail>.*)",
+    re.I,
+)
+
+
+def _asks_themes(ctx: ToolContext, q: str, segments: list[str]) -> bool:
+    """Whether ``q`` asks what reviews are about (themes with shares): a theme word, "main
+    complaints", "a bigger problem than", or "what do they complain about?" with nothing
+    after "about" but a category or segment. With a topic after it ("… about late
+    delivery?") it asks for those reviews (a search)."""
+    if any(c in q for c in THEME_CUES):
+        return True
+    m = _THEME_Q.search(q)
+    if m is None:
+        return False
+    tail = re.sub(r"[^a-z0-9 ]+", " ", (m["tail"] or "").lower())
+    tail = re.sub(r"\b(?:the|our|their|them|it|its|this|that|these|those|most|mostly|"
+                  r"customers?|shoppers?|people|segment|group)\b", " ", tail).strip()  # fmt: skip
+    if not tail:
+        return True
+    category = _review_category_named(ctx, tail)
+    rest = tail
+    for name in [category, *segments]:
+        if name:
+            stem = re.sub(r"(?:es|s)$", "", name.lower())
+            rest = re.sub(rf"\b{re.escape(stem)}\w*", " ", rest)
+    for name in segments:  # "lapsing customers" named by a distinctive word
+        for word in re.findall(r"[a-z]+", name.lower()):
+            rest = re.sub(rf"\b{re.escape(word[:4])}\w*", " ", rest) if len(word) > 3 else rest
+    return not rest.strip()
 
 
 @dataclass
@@ -75,7 +121,13 @@ def _target(ctx: ToolContext, question: str) -> str:
     for label in labels:  # a label of the customers table named in the question
         if re.search(rf"\b{re.escape(label.lower())}\b", q):
             return label
-    if labels and not _base_models(ctx):  # a workspace with only its own labels
+    if (
+        labels
+        and not _base_models(ctx)
+        and not re.search(
+            r"churn|laps|leav|losing|\blose\b|buy again|purchas|order again|come back", q
+        )
+    ):  # a workspace with only its own labels (churn asked there: declined, no_data)
         return labels[0]
     if re.search(r"respon|campaign|email|offer", q):
         return "response"
@@ -180,8 +232,11 @@ def shortlist(
         decision = route(ctx, question, state)
     if not decision.scores:
         return [decision.tool]
+    tools = available_tools(ctx)
     if not mentions_segment(ctx, f"{context}\n{question}"):
-        return [s.name for s in all_tools() if not s.needs_segment]
+        return [s.name for s in tools if not s.needs_segment]
+    if len(tools) < len(all_tools()):
+        return [s.name for s in tools]  # only what this workspace's data can answer
     return None
 
 
@@ -245,7 +300,8 @@ _DOMAIN = re.compile(
     r"unhappy|happy|satisf|theme|pain|product|categor|basket|cross|recommend|model|predict|"
     r"accura|data|metric|trend|month|week|quarter|year|aov|average|median|total|how many|"
     r"growth|market|brand|channel|region|countr|deliver|shipping|return|price|quality|repeat|"
-    r"\brate\b|gmv|units|sold|"
+    r"\brate\b|gmv|units|sold|outcome|driver|\bdrives?\b|likel|probab|conver|subscri|signed up|"
+    r"sign-?ups?|upgrade|cancel|renew|attribute|balance|income|"
     r"size|fit|support|service|insight|report",
     re.I,
 )
@@ -264,6 +320,83 @@ CAN_ANSWER = (
     "month last 12 months'); who the segments are; churn risk and who is likely to churn; "
     "customer value (CLV); what customers say in reviews; what to cross-sell"
 )
+
+
+def can_answer(ctx: ToolContext) -> str:
+    """What this workspace's data can answer, as a list for a decline ("I can tell you
+    about: …"): only what its build holds (a customers table with a yes/no label offers
+    no churn or reviews); CAN_ANSWER when there is no build to tell from."""
+    has = workspace_has(ctx)
+    if has is None:
+        return CAN_ANSWER
+    parts: list[str] = []
+    try:
+        from insight_agent.analytics.queries import metrics_engine
+
+        cat = metrics_engine(ctx.ws).catalogue
+    except Exception:
+        cat = None
+    if cat is not None and "revenue" in cat.measures:
+        parts.append(CAN_ANSWER.split(";")[0])
+    elif cat is not None and cat.measures:
+        rates = [m for m in cat.measures.values() if m.aggregation == "share_of_customers"]
+        lead = rates[0] if rates else next(iter(cat.measures.values()))
+        shown = [lead.label.lower(), *[m.label.lower() for m in cat.measures.values()
+                                       if m is not lead][:2]]  # fmt: skip
+        dims = [d for d in cat.dims_for(lead.table) if cat.dimensions[d].source != "time"][:3]
+        listed = f"{', '.join(shown[:-1])} or {shown[-1]}" if len(shown) > 1 else shown[0]
+        by = f", broken down by {', '.join(dims)}" if dims else ""
+        example = f"{lead.name.replace('_', ' ')}{' by ' + dims[-1] if dims else ''}"
+        parts.append(f"figures such as {listed}{by} (e.g. '{example}')")
+    if "segments" in has:
+        parts.append("who the segments are")
+    if "churn" in has:
+        parts.append("churn risk and who is likely to churn")
+    elif "models" in has:
+        parts.append(f"who is most likely to {_outcome(ctx)}, and what drives it")
+    if "clv" in has:
+        parts.append("customer value (CLV)")
+    if "reviews" in has:
+        parts.append("what customers say in reviews (themes, counts, quotes)")
+    if "basket" in has:
+        parts.append("what to cross-sell")
+    return "; ".join(parts) if parts else "an overview of the data (`insight validate`)"
+
+
+def _outcome(ctx: ToolContext) -> str:
+    """The outcome the build's prediction model is about, in words: "have y = yes"."""
+    from insight_agent.analytics.artifacts import current_build
+    from insight_agent.analytics.queries import label_values
+
+    try:
+        labels = label_values(current_build(ctx.ws))
+    except Exception:
+        labels = {}
+    if labels:
+        return " or ".join(f"have {k} = {v}" for k, v in sorted(labels.items()))
+    return "respond to a campaign"
+
+
+def no_data(ctx: ToolContext, decision: Route) -> Decline | None:
+    """A decline for a question only ``decision``'s tool answers when this workspace lacks
+    its data ("what do reviewers complain about?" with no reviews): what is missing, how to
+    add it, and what the data can answer instead. None when the tool can answer."""
+    missing = missing_data(ctx, decision.tool, decision.args)
+    if decision.tool == "query_metrics":  # measures this workspace's tables cannot give
+        from insight_agent.tools.metrics import lacking_data
+
+        for measure in decision.args.get("measures", []):
+            why = lacking_data(ctx, str(measure))
+            if why is not None and why not in missing:
+                missing.append(why)
+    if not missing:
+        return None
+    lacks = "; and ".join(DATA_KINDS.get(kind, kind) for kind in missing)
+    return Decline(
+        "no_data",
+        f"I can't answer that from this workspace: it has {lacks}. "
+        f"I can tell you about: {can_answer(ctx)}.",
+    )
 
 
 def domain_names(ctx: ToolContext) -> list[str]:
@@ -290,39 +423,40 @@ class Decline:
 
 
 def decline(
-    question: str, *, follow_up: bool = False, names: list[str] | None = None
+    question: str,
+    *,
+    follow_up: bool = False,
+    names: list[str] | None = None,
+    can: str = CAN_ANSWER,
 ) -> Decline | None:
-    """A one-sentence refusal with what Insight can answer instead, for requests to write or
-    run code/SQL, to change or delete data, to reveal the system prompt, and (on a first turn,
-    or a question that does not refer back) for questions outside customer analytics."""
+    """A one-sentence refusal with what Insight can answer instead (``can``: what this
+    workspace's data answers, :func:`can_answer`), for requests to write or run code/SQL, to
+    change or delete data, to reveal the system prompt, and (on a first turn, or a question
+    that does not refer back) for questions outside customer analytics."""
     q = question.strip()
     if _PROMPT.search(q):
         return Decline(
             "prompt",
             "I can't share or change my instructions. I can answer questions about your "
-            f"customers: {CAN_ANSWER}.",
+            f"customers: {can}.",
         )
     if _CODE.search(q):
         return Decline(
             "code",
             "I don't write or run code or SQL: I answer with Insight's own tools. Ask for the "
             "figure itself (e.g. 'revenue by month last 12 months', or `insight metrics "
-            "--list` for every measure), or for: " + CAN_ANSWER + ".",
+            "--list` for every measure), or for: " + can + ".",
         )
     if _CHANGE.search(q):
         return Decline(
             "change",
             "I can't change or delete data: Insight only reads your exports (edit the files "
-            "and run `insight build` to update the models). I can tell you about: "
-            + CAN_ANSWER
-            + ".",
+            "and run `insight build` to update the models). I can tell you about: " + can + ".",
         )
     if _OFF_TOPIC.search(q):
         return Decline(
             "out_of_scope",
-            "I can't answer that from your customer data. I can tell you about: "
-            + CAN_ANSWER
-            + ".",
+            "I can't answer that from your customer data. I can tell you about: " + can + ".",
         )
     if _DOMAIN.search(q) or _ID.search(q) or (follow_up and _FOLLOW_UP.search(q)):
         return None
@@ -339,7 +473,7 @@ def decline(
         return None
     return Decline(
         "out_of_scope",
-        "I can't answer that from your customer data. I can tell you about: " + CAN_ANSWER + ".",
+        "I can't answer that from your customer data. I can tell you about: " + can + ".",
     )
 
 
@@ -574,6 +708,15 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
         q,
     ):
         return Route("segment_profile", {"segment": segments[0]})
+    if (
+        not segments
+        and "segments" not in (workspace_has(ctx) or {"segments"})
+        and re.search(
+            r"\b(?:which|what) (?:groups?|kinds?|types?|sorts?|profiles?)\b.{0,50}\blikel",
+            q,
+        )
+    ):  # no segments: the groups are the model's drivers ("highest for contact = telephone")
+        return Route("model_quality", {"target": _target(ctx, question)})
     if re.search(
         r"\btop\s+\d+\b|\bwhich customers\b(?! groups?)|\bwhich of (?:them|those|these)\b"
         r"|\b(?:customers|they|them|who)\b.{0,20}\b(?:are|is) (?:the )?most likely\b"
@@ -603,13 +746,19 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
         return Route("compare_review_themes", {"segment_a": segments[0], "segment_b": segments[1]})
     if len(segments) >= 2:
         return Route("compare_segments", {"segment_a": segments[0], "segment_b": segments[1]})
-    if about_reviews or any(c in q for c in THEME_CUES):
-        if any(c in q for c in THEME_CUES):
+    themes = _asks_themes(ctx, q, segments)
+    if about_reviews or themes:
+        category = _review_category_named(ctx, q)
+        if themes:
             args = {"sentiment": sentiment} if sentiment else {}
             if segments:
                 args["segment"] = segments[0]
+            if category:
+                args["category"] = category
             return Route("review_themes", args)
         scope, text = review_scope(ctx, question)
+        if category:
+            scope["category"] = category
         many = re.search(r"\b(\d{1,3})\s+(?:[a-z-]+\s+)?(?:reviews|quotes|comments)\b", q)
         args = {"query": _review_query(text), "k": min(10, int(many[1])) if many else 3, **scope}
         if segments:
@@ -672,7 +821,14 @@ def _metrics_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[
     # a segment's share of revenue or customers is a segment fact (list_segments, profile)
     if re.search(r"\b(?:revenue|customer|spend) share\b|\bshare of (?:revenue|customers)\b", q):
         return None
-    return route_args(ctx, question, segments)
+    args = route_args(ctx, question, segments)
+    if args is None:
+        from insight_agent.tools.metrics import missing_measures
+
+        lacking = missing_measures(ctx, question)
+        if lacking:  # "revenue by month" with no orders: declined by no_data, not re-routed
+            return {"measures": lacking}
+    return args
 
 
 def _args_for(ctx: ToolContext, tool: str, question: str, segments: list[str]) -> dict[str, Any]:
@@ -767,6 +923,16 @@ def _review_categories(ctx: ToolContext) -> list[str] | None:
         return None
 
 
+def _review_category_named(ctx: ToolContext, q: str) -> str | None:
+    """The indexed review category ``q`` (lower case) names, in any number ("dresses",
+    "a dress" for Dresses), else None."""
+    for category in _review_categories(ctx) or []:
+        stem = re.sub(r"(?:es|s)$", "", category.lower())
+        if len(stem) >= 3 and re.search(rf"\b{re.escape(stem)}(?:es|s)?\b", q):
+            return category
+    return None
+
+
 def filters_never_asked(ctx: ToolContext, said: str) -> dict[str, list[str]]:
     """Per tool, the optional filters nothing in ``said`` could ask for, whatever their value
     (no sentiment word, no number or "stars", no date or period, no segment named): the
@@ -793,6 +959,7 @@ def filters_never_asked(ctx: ToolContext, said: str) -> dict[str, list[str]]:
         # no indexed review category named: "late delivery" is a query, not the category
         # "delivery" (which no review has: the model's filter found nothing)
         omit["search_reviews"].append("category")
+        omit["review_themes"].append("category")
     if not mentions_segment(ctx, said):
         for spec in all_tools():
             field = spec.args.model_fields.get("segment")
@@ -938,7 +1105,13 @@ def _count_route(question: str, segments: list[str]) -> Route | None:
 
 def _review_query(question: str) -> str:
     m = re.search(r"\babout\s+(.+?)[?.!]*$", question.strip(), re.I)
-    return m.group(1) if m and len(m.group(1)) > 2 else question.strip().rstrip("?")
+    if not m or len(m.group(1)) <= 2:
+        return question.strip().rstrip("?")
+    # "about regarding late delivery" / "about the jeans": the topic, not its lead-in
+    topic = re.sub(
+        r"^(?:(?:regarding|concerning|re|with|the|their|our|its)\s+)+", "", m[1], flags=re.I
+    )
+    return topic if len(topic) > 2 else m[1]
 
 
 # --- answers ---------------------------------------------------------------------------------
@@ -1008,17 +1181,25 @@ def route_and_answer(
     state: DialogueState | None = None,
     *,
     declines_checked: bool = False,
+    decision: Route | None = None,
 ) -> tuple[str, list[ToolResult]]:
     """Route, call the tool, render the answer (or the tool's error); a question no tool can
-    answer gets a decline and no call."""
+    answer gets a decline and no call. ``decision``: the route already taken, if any."""
     declined = None
     if not declines_checked:  # the session has checked already, knowing the conversation
         declined = decline(
-            question, follow_up=state is not None and state.active, names=domain_names(ctx)
+            question,
+            follow_up=state is not None and state.active,
+            names=domain_names(ctx),
+            can=can_answer(ctx),
         )
     if declined is not None:
         return declined.answer, []
-    decision = route(ctx, question, state)
+    if decision is None:
+        decision = route(ctx, question, state)
+    lacking = no_data(ctx, decision)
+    if lacking is not None:
+        return lacking.answer, []
     result = call_tool(ctx, decision.tool, decision.args)
     retried = retry_with_listed_name(ctx, decision.tool, decision.args, result)
     if retried is not None:

@@ -38,6 +38,7 @@ from insight_agent.tools.registry import (
     ToolSpec,
     all_tools,
     as_langchain_tools,
+    available_tools,
     get_tool,
 )
 
@@ -114,6 +115,14 @@ def system_prompt(ctx: ToolContext) -> str:
     from insight_agent.prompts import load_prompt
 
     text = load_prompt("system")
+    lacks = _lacks(ctx)
+    if lacks:  # the tools for it are not offered: the model must say so, not improvise
+        from insight_agent.agent.router import can_answer
+
+        text = (
+            f"{text.rstrip()}\n\nThis workspace has {lacks}. Asked about that, say so in one "
+            f"sentence and offer what it can answer: {can_answer(ctx)}.\n"
+        )
     try:
         names = segment_names(ctx.ws)
     except (InsightError, OSError, KeyError, ValueError):
@@ -122,6 +131,20 @@ def system_prompt(ctx: ToolContext) -> str:
         return text
     listing = "; ".join(names.values())
     return f"{text.rstrip()}\n\nThe segments: {listing}.\n"
+
+
+def _lacks(ctx: ToolContext) -> str:
+    """What this workspace's build lacks, in words ("no reviews (add …); no churn …")."""
+    from insight_agent.tools.registry import DATA_KINDS, workspace_has
+
+    has = workspace_has(ctx)
+    if has is None:
+        return ""
+    return "; ".join(
+        text
+        for kind, text in DATA_KINDS.items()
+        if kind in ("segments", "churn", "models", "clv", "basket", "reviews") and kind not in has
+    )
 
 
 class AgentSession:
@@ -198,19 +221,26 @@ class AgentSession:
         self._decided = None
         self._plan = None
         self._user_texts.append(question)
-        from insight_agent.agent.router import decline, domain_names
+        from insight_agent.agent.router import can_answer, decline, domain_names, no_data, route
 
         declined = decline(
             question,
             follow_up=len(self._user_texts) > 1 or self.state.active,
             names=domain_names(self.ctx),
+            can=can_answer(self.ctx),
         )
+        decision = None
+        if declined is None and (self.chat_model is None or self.profile.shortlists_tools):
+            # the route this provider takes anyway; a question only a tool whose data this
+            # workspace lacks can answer is declined with what is missing
+            decision = route(self.ctx, question, self.state)
+            declined = no_data(self.ctx, decision)
         if declined is not None:
             result = self._declined(question, declined)
         elif self.chat_model is None:
-            result = self._ask_router(question)
+            result = self._ask_router(question, decision)
         else:
-            result = self._ask_model(question)
+            result = self._ask_model(question, decision)
         if declined is None:  # a decline's list of what Insight can do names no subject
             self.state.update(self.ctx, self._turn_results, result.answer, question)
         result.timings["total_s"] = round(time.perf_counter() - start, 3)
@@ -243,11 +273,13 @@ class AgentSession:
             notes=[f"declined: {declined.kind}"],
         )
 
-    def _ask_router(self, question: str) -> TurnResult:
+    def _ask_router(self, question: str, decision: Any = None) -> TurnResult:
         from insight_agent.agent.grounding import annotate, check_grounding
         from insight_agent.agent.router import route_and_answer
 
-        answer, results = route_and_answer(self.ctx, question, self.state, declines_checked=True)
+        answer, results = route_and_answer(
+            self.ctx, question, self.state, declines_checked=True, decision=decision
+        )
         self._turn_results = list(results)
         for r in results:
             self.on_event("tool", r)
@@ -333,6 +365,7 @@ class AgentSession:
 
         tools = as_langchain_tools(
             self.ctx,
+            specs=available_tools(self.ctx),  # only what this workspace's data can answer
             on_result=self._on_result,
             args_in=args_in,
             facts_out=facts_out,
@@ -390,16 +423,17 @@ class AgentSession:
         streamer.flush()
         return final, time.perf_counter() - start
 
-    def _plan_turn(self, question: str) -> TurnPlan | None:
+    def _plan_turn(self, question: str, decision: Any = None) -> TurnPlan | None:
         """What the model may do on this user turn, as the profile asks: the router's
         shortlist of tools, its call on a decisive cue, the filters nobody asked for (None:
-        the profile plans nothing)."""
+        the profile plans nothing). ``decision``: the route already taken, if any."""
         if not self.profile.shortlists_tools:
             return None
         from insight_agent.agent.router import decided_call, route, shortlist
 
         said = " ".join(_text_of(m) for m in self.history)
-        decision = route(self.ctx, question, self.state)
+        if decision is None:
+            decision = route(self.ctx, question, self.state)
         tools = shortlist(self.ctx, question, context=said, decision=decision)
         call = decided_call(decision) if self.profile.takes_decisive_routes else None
         self._decided = call
@@ -413,14 +447,14 @@ class AgentSession:
             omit = filters_never_asked(self.ctx, asked_by_user)
         return TurnPlan(tools=tools, call=call, omit=omit)
 
-    def _ask_model(self, question: str) -> TurnResult:
+    def _ask_model(self, question: str, decision: Any = None) -> TurnResult:
         from langchain_core.messages import AIMessage, HumanMessage
 
         from insight_agent.agent.budget import trim_history
         from insight_agent.agent.grounding import annotate, check_grounding
 
         planner = self.chat_model if isinstance(self.chat_model, PlansTurns) else None
-        plan = self._plan_turn(question) if planner is not None else None
+        plan = self._plan_turn(question, decision) if planner is not None else None
         self._plan = plan
         if planner is not None:
             planner.plan_turn(plan)

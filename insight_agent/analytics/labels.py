@@ -702,6 +702,8 @@ def label_card(model: LabelModel) -> dict[str, Any]:
     """The model card (same shape as the other targets' cards)."""
     return {
         "target": model.target_name,
+        "label": model.label,
+        "positive": model.positive,
         "meaning": f"{model.label} = {model.positive} (the customers table's own label)",
         "horizon_days": None,
         "family": model.family,

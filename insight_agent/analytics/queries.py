@@ -536,13 +536,21 @@ def dataset_overview(ws: Workspace) -> dict[str, Any]:
         "data_up_to": manifest["data"]["cutoff"],
         "rows": manifest["data"].get("rows", {}),
         "customers_scored": len(table),
-        "total_spend": round(float(table["monetary_total"].sum())),
-        "median_orders_per_customer": _round(table["frequency"].median(), 1),
-        "segments": manifest.get("segments", {}).get("k"),
-        "models": models,
     }
+    if "monetary_total" in table:  # a build without orders has no spend or frequency
+        out["total_spend"] = round(float(table["monetary_total"].sum()))
+        out["median_orders_per_customer"] = _round(table["frequency"].median(), 1)
+    out["segments"] = manifest.get("segments", {}).get("k")
+    out["models"] = models
     if "reviews" in manifest:
         out["reviews_indexed"] = manifest["reviews"].get("total")
+    skipped = {
+        st["name"]: st.get("message", "")
+        for st in manifest.get("stages", [])
+        if st.get("status") == "skipped" and st.get("name") != "reviews"
+    }
+    if skipped:  # what this data could not give, and why (one reason per stage)
+        out["not_built"] = skipped
     return out
 
 
@@ -568,8 +576,31 @@ def metrics_engine(ws: Workspace) -> Any:
     if key not in _ENGINES:
         _ENGINES.clear()
         con = connect(cache, scores=scores, spill_dir=ws.artifacts / "engine-tmp")
-        _ENGINES[key] = MetricsEngine(con, dayfirst=ws.settings.data.dayfirst)
+        labels = label_values(scores.parent) if scores is not None else {}
+        _ENGINES[key] = MetricsEngine(con, dayfirst=ws.settings.data.dayfirst, labels=labels)
     return _ENGINES[key]
+
+
+def label_values(folder: Path) -> dict[str, str]:
+    """The build's label models of customers-table columns: label column -> the value the
+    model took as positive (its card says; older cards only in their ``meaning``)."""
+    import json
+
+    out: dict[str, str] = {}
+    for path in sorted((folder / "models").glob("label__*.json")):
+        try:
+            card = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        label, positive = card.get("label"), card.get("positive")
+        if label is None or positive is None:
+            m = re.match(r"^(.+?) = (.+?) \(the customers table's own label\)$",
+                         str(card.get("meaning", "")))  # fmt: skip
+            if not m:
+                continue  # a derived label (campaign response): not a customers column
+            label, positive = m[1], m[2]
+        out[str(label)] = str(positive)
+    return out
 
 
 def query_metrics(

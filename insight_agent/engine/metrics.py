@@ -57,12 +57,15 @@ class Measure:
     name: str
     label: str
     table: str
-    unit: str  # currency | count | share | probability | rating | per_customer
+    unit: str  # currency | count | share | probability | rating | number (an attribute)
     aggregation: str  # total | count | mean | median | rate | share_of_customers | ...
     meaning: str
     expr: Callable[[Any, dict[str, Any]], Any] | None = None
     needs: tuple[str, ...] = ()
     digits: int = 2
+    # Phrases (regular expressions, lower case) a person uses for this workspace-specific
+    # measure ("y rate", "average balance"); the built-in ones are in tools/metrics.py.
+    words: tuple[str, ...] = ()
 
     def describe(self) -> dict[str, str]:
         """What the figure is (JSON-ready): name, label, unit, aggregation, meaning."""
@@ -241,11 +244,20 @@ class Catalogue:
     data_up_to: dt.date | None
     data_from: dt.date | None
     notes: list[str] = field(default_factory=list)
+    # This workspace's own aliases (they win over ALIASES): "response_rate" is the label's
+    # rate when the label is the only outcome the workspace has.
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    def resolve(self, name: str) -> str | None:
+        """The measure ``name`` stands for here (its own name or an alias), or None."""
+        key = norm(name)
+        key = self.aliases.get(key, ALIASES.get(key, key))
+        return key if key in self.measures else None
 
     def measure(self, name: str) -> Measure:
         """The measure called ``name`` (aliases and case accepted); ConfigError otherwise."""
         key = norm(name)
-        key = ALIASES.get(key, key)
+        key = self.aliases.get(key, ALIASES.get(key, key))
         if key in self.measures:
             return self.measures[key]
         raise ConfigError(f"no measure '{name}' in this workspace", hint=self._choices(key, "m"))
@@ -286,23 +298,40 @@ class Catalogue:
         }
 
 
-def build_catalogue(con: Any) -> Catalogue:
-    """The catalogue of the tables registered on ``con`` (see engine.backend.connect)."""
+def build_catalogue(con: Any, labels: dict[str, str] | None = None) -> Catalogue:
+    """The catalogue of the tables registered on ``con`` (see engine.backend.connect).
+    ``labels``: the build's label models, label column -> its positive value (each gets a
+    rate and a mean predicted probability)."""
     present = set(con.list_tables())
     columns = {name: list(con.table(name).columns) for name in present}
+    # a table with no rows offers no measure (a customers-only export has an empty orders
+    # table: "returns" there is a measure of nothing)
+    empty = {
+        t
+        for t in ("orders", "returns", "campaigns", "reviews")
+        if t in present and con.table(t).count().to_pyarrow().as_py() == 0
+    }
     measures: dict[str, Measure] = {}
     for m in _catalogue_measures():
-        if m.table not in present or any(c not in columns[m.table] for c in m.needs):
+        if m.table not in present or m.table in empty:
+            continue
+        if any(c not in columns[m.table] for c in m.needs):
             continue
         if m.table == "customers" and _derived_customers(columns):
             continue  # customers made from order ids: active_customers says it better
-        if m.name in ("new_customers", "returning_customers", "repeat_rate") and (
-            con.table("orders").count().to_pyarrow().as_py() == 0
-        ):
-            continue
         measures[m.name] = m
-    if "orders" in present and con.table("orders").count().to_pyarrow().as_py() == 0:
-        measures = {k: v for k, v in measures.items() if v.table != "orders"}
+    aliases: dict[str, str] = {}
+    if "customers" in present and not _derived_customers(columns):
+        measures.update(_attribute_measures(con, columns, labels or {}))
+        rates = _label_measures(columns, labels or {})
+        measures.update(rates)
+        rate_names = [n for n, m in rates.items() if m.aggregation == "share_of_customers"]
+        if len(rate_names) == 1 and "response_rate" not in measures:
+            # the customers table's one outcome is what "response / conversion rate" means
+            # here (the bank's "y": subscribed after the call); the answer names the label
+            for word in ("response_rate", "conversion_rate", "success_rate", "outcome_rate",
+                         "subscription_rate", "take_up_rate", "uptake_rate"):  # fmt: skip
+                aliases[word] = rate_names[0]
     facts = [t for t in ("orders", "returns", "campaigns", "reviews", "customers") if t in present]
     has_customer_id = {t for t in facts if "customer_id" in columns[t]} | (
         {"scores"} if "scores" in present else set()
@@ -364,7 +393,81 @@ def build_catalogue(con: Any) -> Catalogue:
     notes = []
     if "scores" not in present:
         notes.append("no build yet: segment and model measures appear after `insight build`")
-    return Catalogue(measures, dims, columns, up_to, first, notes)
+    return Catalogue(measures, dims, columns, up_to, first, notes, aliases)
+
+
+def _label_measures(columns: dict[str, list[str]], labels: dict[str, str]) -> dict[str, Measure]:
+    """Per label model of the customers table: the share of customers with the positive
+    value (as the model was trained on it) and the mean predicted probability."""
+    out: dict[str, Measure] = {}
+    scores = columns.get("scores", [])
+    for label, positive in sorted(labels.items()):
+        if label not in columns["customers"]:
+            continue
+        key = norm(label)
+        said = re.escape(label.lower().replace("_", " "))
+
+        def rate(t: Any, c: dict[str, Any], _label: str = label, _pos: str = positive) -> Any:
+            col = t[_label].cast("string").strip()
+            # missing labels stay missing (as in training): the mean skips them
+            return (col.lower() == _pos.strip().lower()).cast("float64").mean()
+
+        out[f"{key}_rate"] = Measure(
+            f"{key}_rate", f"Share with {label} = {positive}", "customers", "share",
+            "share_of_customers",
+            f"share of customers whose {label} is {positive} (the customers table's own label)",
+            rate, digits=3,
+            words=(rf"\b{said}[- ]rate\b", rf"\b(?:share|percent\w*|proportion|%|how many)"
+                   rf"\b.{{0,30}}\b(?:with|said|say|says|saying|answered) "
+                   rf"(?:{said}|{re.escape(positive.lower())})\b"),
+        )  # fmt: skip
+        col = f"p_label_{label}"
+        if col in scores:
+            out[f"mean_{key}_probability"] = Measure(
+                f"mean_{key}_probability", f"Mean predicted probability of {label} = {positive}",
+                "scores", "probability", "mean",
+                f"mean probability the model gives that {label} is {positive}, per customer",
+                lambda t, c, _c=col: t[_c].mean(), needs=(col,), digits=3,
+                words=(rf"\b(?:predicted|expected|modelled|model) (?:{said} )?(?:rate|"
+                       rf"probability|likelihood)\b",),
+            )  # fmt: skip
+    return out
+
+
+# Numeric customer columns that are not attributes to average.
+_NOT_AVERAGED = re.compile(r"(?:^|_)(?:id|ids|key|code|zip|postcode|year|month|day|week)$")
+
+
+def _attribute_measures(
+    con: Any, columns: dict[str, list[str]], labels: dict[str, str]
+) -> dict[str, Measure]:
+    """The mean and median of each numeric customer attribute (balance, income, age,
+    tenure …): "average balance by job"."""
+    schema = con.table("customers").schema()
+    out: dict[str, Measure] = {}
+    for col in columns["customers"]:
+        key = norm(col)
+        if (
+            col == "customer_id"
+            or col in labels
+            or _PII.search(col)
+            or _NOT_AVERAGED.search(key)
+            or not schema[col].is_numeric()
+            or schema[col].is_boolean()
+        ):
+            continue
+        said = re.escape(col.lower().replace("_", " "))
+        for agg, word, fn in (("mean", "average", "mean"), ("median", "median", "median")):
+            name = f"{word}_{key}"
+            out[name] = Measure(
+                name, f"{word.capitalize()} {col}", "customers", "number", agg,
+                f"{'mean' if agg == 'mean' else 'median'} of the customers' {col} "
+                "(customers table, missing values skipped)",
+                lambda t, c, _c=col, _f=fn: getattr(t[_c], _f)(),
+                words=(rf"\b(?:{word}|{'avg|mean|typical' if agg == 'mean' else 'middle'}) "
+                       rf"{said}\b",),
+            )  # fmt: skip
+    return out
 
 
 def _derived_customers(columns: dict[str, list[str]]) -> bool:
@@ -459,9 +562,11 @@ class MetricRequest:
 class MetricsEngine:
     """Answers :class:`MetricRequest` s over one connection (see :func:`open_metrics`)."""
 
-    def __init__(self, con: Any, *, dayfirst: bool = False) -> None:
+    def __init__(
+        self, con: Any, *, dayfirst: bool = False, labels: dict[str, str] | None = None
+    ) -> None:
         self.con = con
-        self.catalogue = build_catalogue(con)
+        self.catalogue = build_catalogue(con, labels)
         self.dayfirst = dayfirst
         self._levels: dict[str, list[str]] = {}
 

@@ -88,6 +88,7 @@ class ThemeArgs(_Args):
     sentiment: Literal["positive", "neutral", "negative"] | None = Field(
         None, description="only reviews with this sentiment"
     )
+    category: str | None = Field(None, description="only reviews of this product category")
 
 
 class ExportArgs(_Args):
@@ -293,7 +294,9 @@ def _theme_rows(themes: list[dict[str, Any]]) -> list[Facts]:
 def _review_themes(ctx: ToolContext, args: ThemeArgs) -> Facts:
     from insight_agent.vectorstore.queries import review_themes
 
-    result = review_themes(ctx.ws, segment=args.segment, sentiment=args.sentiment)
+    result = review_themes(
+        ctx.ws, segment=args.segment, sentiment=args.sentiment, category=args.category
+    )
     out = {k: v for k, v in result.items() if k != "themes"}
     out["themes"] = _theme_rows(result.get("themes", []))
     out["note"] = DATA_NOTE
@@ -347,11 +350,17 @@ def _export_audience(ctx: ToolContext, args: ExportArgs) -> Facts:
 
 def _h_overview(f: Facts) -> str:
     rows = f.get("rows", {})
-    return (
+    line = (
         f"{rows.get('customers', f['customers_scored']):,} customers, "
-        f"{rows.get('orders', 0):,} order lines and {rows.get('reviews', 0):,} reviews; "
-        f"data up to {f['data_up_to']}; {f['segments']} segments."
+        f"{rows.get('orders', 0):,} order lines and {rows.get('reviews', 0):,} reviews"
     )
+    if f.get("data_up_to"):
+        line += f"; data up to {f['data_up_to']}"
+    line += f"; {f['segments']} segments" if f.get("segments") else "; no segments"
+    labels = [name.split(":", 1)[1] for name in f.get("models", {}) if name.startswith("label:")]
+    if labels:
+        line += f"; a model of {', '.join(labels)}"
+    return line + "."
 
 
 def _h_segments(f: Facts) -> str:
@@ -475,12 +484,11 @@ def _h_theme_compare(f: Facts) -> str | None:
 
 
 def _a_overview(f: Facts) -> str:
-    rows = f.get("rows", {})
-    return (
-        f"{rows.get('customers', f['customers_scored']):,} customers, "
-        f"{rows.get('orders', 0):,} order lines and {rows.get('reviews', 0):,} reviews, "
-        f"data up to {f['data_up_to']}; {f['segments']} segments."
-    )
+    line = _h_overview(f)
+    if f.get("not_built"):
+        reasons = sorted(set(f["not_built"].values()))
+        line += f" Not built: {', '.join(f['not_built'])} ({'; '.join(reasons)})."
+    return line
 
 
 def _a_segments(f: Facts) -> str:
@@ -704,6 +712,7 @@ for _spec in (
             "All segments with size and revenue share. Use for 'what segments do we have', 'which"
             " segment is biggest / brings most revenue'."
         ),
+        needs=("segments",),
     ),
     ToolSpec(
         "segment_profile",
@@ -731,6 +740,7 @@ for _spec in (
             " me about / who are / describe <segment>'."
         ),
         needs_segment=True,
+        needs=("segments",),
     ),
     ToolSpec(
         "compare_segments",
@@ -753,6 +763,7 @@ for _spec in (
             " Y differ'."
         ),
         needs_segment=True,
+        needs=("segments",),
     ),
     ToolSpec(
         "churn_risk_by_segment",
@@ -777,6 +788,7 @@ for _spec in (
             "Churn risk per segment, riskiest first, with customers at high risk. Use for 'which "
             "segment is most likely to churn', 'churn risk', 'who are we losing'."
         ),
+        needs=("segments", "churn"),
     ),
     ToolSpec(
         "top_customers",
@@ -802,6 +814,7 @@ for _spec in (
             "'who is most likely to ...', 'audience for a campaign'."
         ),
         count_args=("n",),
+        needs=("models",),
     ),
     ToolSpec(
         "customer_profile",
@@ -852,6 +865,7 @@ for _spec in (
             "How reliable the target's model is: ROC-AUC, lift, top drivers. Use for 'how "
             "accurate', 'can we trust', 'what drives churn'."
         ),
+        needs=("models",),
     ),
     ToolSpec(
         "clv_summary",
@@ -875,6 +889,7 @@ for _spec in (
             "Expected customer lifetime value over the next 12 months, total and by segment. Use "
             "for 'CLV', 'customer value', 'which segment is worth most'."
         ),
+        needs=("clv",),
     ),
     ToolSpec(
         "basket_rules",
@@ -898,6 +913,7 @@ for _spec in (
             "categories. Use for cross-sell, 'what to recommend'."
         ),
         filter_args=("category",),
+        needs=("basket",),
     ),
     ToolSpec(
         "search_reviews",
@@ -927,6 +943,7 @@ for _spec in (
         ),
         filter_args=("sentiment", "min_rating", "max_rating", "since", "until", "category"),
         count_args=("k",),
+        needs=("reviews",),
     ),
     ToolSpec(
         "review_themes",
@@ -951,7 +968,8 @@ for _spec in (
             "The main themes in reviews with their shares. Use for 'main themes', 'what do "
             "<segment> complain about most', 'pain points'."
         ),
-        filter_args=("sentiment",),
+        filter_args=("sentiment", "category"),
+        needs=("reviews",),
     ),
     ToolSpec(
         "compare_review_themes",
@@ -976,6 +994,7 @@ for _spec in (
         ),
         needs_segment=True,
         by_cue_only=True,
+        needs=("reviews", "segments"),
     ),
     ToolSpec(
         "export_audience",
@@ -988,6 +1007,7 @@ for _spec in (
         writes=True,
         answer=_a_export,
         summary=("Save a customer list as CSV. ONLY when the user asks to export or save a list."),
+        needs=("models",),
     ),
 ):
     if "target" in _spec.args.model_fields:

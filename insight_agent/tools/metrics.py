@@ -248,16 +248,10 @@ def normalise(question: str) -> str:
     return " ".join(words)
 
 
-def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str, Any] | None:
-    """Arguments for ``query_metrics`` when ``question`` asks for a descriptive figure (a
-    measure word such as revenue, orders, AOV, response rate), else None."""
-    q = normalise(question)
-    if "persona" in q or (
-        re.search(r"\breviews? (?:about|on|of|mentioning|saying|that)\b", q)
-        and not re.search(r"\bhow many\b|\bnumber of\b|\bcount\b", q)
-    ):
-        return None  # a persona; review quotes (search_reviews), not a count of them
-    measures = []
+def _named_measures(q: str) -> tuple[list[str], list[str], str]:
+    """The built-in measures ``q`` (normalised) names, the words that named them, and ``q``
+    with those words taken out."""
+    measures: list[str] = []
     said: list[str] = []  # the words that named measures
     both = re.search(r"\bnew\s*(?:vs\.?|versus|and|or|/)\s*returning\b", q)
     if both:  # "new vs returning customers"
@@ -270,17 +264,94 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
             measures.append(name)
             said.append(found[0])
             rest = re.sub(pattern, " ", rest)  # "average order value" is not also "orders"
-    if not measures:
+    return measures, said, rest
+
+
+def _not_a_figure(q: str) -> bool:
+    """A persona, or review quotes (search_reviews) rather than a count of them."""
+    return "persona" in q or bool(
+        re.search(r"\breviews? (?:about|on|of|mentioning|saying|that)\b", q)
+        and not re.search(r"\bhow many\b|\bnumber of\b|\bcount\b", q)
+    )
+
+
+def missing_measures(ctx: ToolContext, question: str) -> list[str]:
+    """Built-in measures the question names that this workspace cannot compute ("revenue by
+    month" over a reviews-only export): the router declines them with what data is missing,
+    instead of answering with some other figure."""
+    from insight_agent.analytics.queries import metrics_engine
+
+    q = normalise(question)
+    named = [] if _not_a_figure(q) else _named_measures(q)[0]
+    if not named:
+        return []
+    try:
+        cat = metrics_engine(ctx.ws).catalogue
+    except Exception:
+        return []
+    if "customers" in named and cat.resolve("customers") is None:
+        named = ["active_customers" if m == "customers" else m for m in named]
+    return [m for m in dict.fromkeys(named) if cat.resolve(m) is None]
+
+
+def lacking_data(ctx: ToolContext, measure: str) -> str | None:
+    """Why this workspace cannot compute a built-in ``measure``, as a DATA_KINDS key ("orders"
+    for revenue with no orders, "churn" for a churn probability with no churn model) or, when
+    the table is there but a column is not, as words ("no quantity column in its orders");
+    None when it can, or for a name Insight does not know."""
+    from insight_agent.analytics.queries import metrics_engine
+    from insight_agent.engine.metrics import ALIASES, _catalogue_measures, norm
+
+    key = ALIASES.get(norm(measure), norm(measure))
+    found = next((m for m in _catalogue_measures() if m.name == key), None)
+    if found is None:
         return None
+    try:
+        cat = metrics_engine(ctx.ws).catalogue
+    except Exception:
+        return None
+    if cat.resolve(key) is not None:
+        return None
+    if found.table == "scores":
+        return "clv" if "clv_12m" in found.needs else "churn"
+    if found.table == "returns":
+        has_orders = any(m.table == "orders" for m in cat.measures.values())
+        return "no returns in its orders (no negative amounts)" if has_orders else "orders"
+    table = found.table
+    if any(m.table == found.table for m in cat.measures.values()) and found.needs:
+        return f"no {' or '.join(found.needs)} column in its {found.table}"
+    return table
+
+
+def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str, Any] | None:
+    """Arguments for ``query_metrics`` when ``question`` asks for a descriptive figure (a
+    measure word such as revenue, orders, AOV, response rate), else None."""
+    q = normalise(question)
+    if _not_a_figure(q):
+        return None
+    measures, said, rest = _named_measures(q)
     try:
         from insight_agent.analytics.queries import metrics_engine
 
         cat = metrics_engine(ctx.ws).catalogue
     except Exception:
         return None
+    for measure in cat.measures.values():  # this workspace's own: "y rate", "average balance"
+        for pattern in measure.words:
+            found = re.search(pattern, rest)
+            if found:
+                measures.append(measure.name)
+                said.append(found[0])
+                rest = re.sub(pattern, " ", rest)
+                break
+    if not measures:
+        return None
     if "customers" in measures and "customers" not in cat.measures:
         measures = ["active_customers" if m == "customers" else m for m in measures]
-    measures = [m for m in dict.fromkeys(measures) if m in cat.measures]
+    # through the workspace's aliases: "response rate" is the label's rate where the label
+    # is the only outcome
+    resolved = (cat.resolve(m) for m in measures)
+    measures = [m for m in dict.fromkeys(resolved) if m is not None]
     if not measures:
         return None
     args: dict[str, Any] = {"measures": measures[:3]}

@@ -95,6 +95,9 @@ class ToolSpec:
     filter_args: tuple[str, ...] = ()
     # How many rows it lists: with no number in what the user wrote, the default serves.
     count_args: tuple[str, ...] = ()
+    # What the build must hold for it to answer (keys of DATA_KINDS): a tool whose data the
+    # workspace lacks is not offered, and a question only it answers is declined with why.
+    needs: tuple[str, ...] = ()
 
     def args_model(self, ctx: ToolContext) -> type[BaseModel]:
         """The argument model in this workspace (``args`` when the workspace cannot say)."""
@@ -133,6 +136,77 @@ class ToolResult:
 
 
 _REGISTRY: dict[str, ToolSpec] = {}
+
+# What a build may lack, and what the user would add to get it.
+DATA_KINDS: dict[str, str] = {
+    "segments": "no customer segments (they need order history: add [data.orders] to "
+    "insight.toml and run `insight build`)",
+    "churn": "no churn or purchase model (they need order history: add [data.orders] and run "
+    "`insight build`)",
+    "models": "no prediction model (add [data.orders], or model a yes/no column of the "
+    "customers table with `insight build --label COLUMN`)",
+    "clv": "no customer lifetime value (it needs order history with amounts: add [data.orders])",
+    "basket": "no basket rules (they need orders with products or categories)",
+    "reviews": "no reviews (add [data.reviews] to insight.toml and run `insight build`)",
+    "orders": "no orders (add [data.orders] to insight.toml)",
+    "campaigns": "no campaign sends (add [data.campaigns] to insight.toml)",
+    "customers": "no customers table (add [data.customers] to insight.toml)",
+}
+_HAS: dict[str, frozenset[str]] = {}
+
+
+def workspace_has(ctx: ToolContext) -> frozenset[str] | None:
+    """The kinds of data (DATA_KINDS) the current build holds, from its manifest's finished
+    stages; None when there is no readable build (each tool then says what to run)."""
+    from insight_agent.analytics.artifacts import current_build
+
+    try:
+        folder = current_build(ctx.ws)
+    except Exception:
+        return None
+    key = str(folder)
+    if key not in _HAS:
+        try:
+            stages = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["stages"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        done = {str(st.get("name")) for st in stages if st.get("status") == "ok"}
+        has = {kind for kind in ("segments", "clv", "basket") if kind in done}
+        if "propensity:churn" in done:
+            has.add("churn")
+        if any(name.startswith("propensity:") for name in done):
+            has.add("models")
+        reviews = next((st for st in stages if st.get("name") == "reviews"), None)
+        if (
+            reviews
+            and reviews.get("status") == "ok"
+            and (reviews.get("details") or {}).get("total", 1)
+        ):
+            has.add("reviews")
+        _HAS[key] = frozenset(has)
+    return _HAS[key]
+
+
+def missing_data(ctx: ToolContext, tool: str, args: dict[str, Any] | None = None) -> list[str]:
+    """What ``tool`` (called with ``args``) needs that this workspace's build lacks (empty:
+    it can answer, or there is no build to tell from). A churn or purchase target needs the
+    order-based models, whatever other model the build has."""
+    has = workspace_has(ctx)
+    if has is None:
+        return []
+    try:
+        needs = list(get_tool(tool).needs)
+    except KeyError:
+        return []
+    target = str((args or {}).get("target") or "")
+    if target in ("churn", "purchase") and "churn" not in needs:
+        needs.append("churn")
+    return [kind for kind in needs if kind not in has]
+
+
+def available_tools(ctx: ToolContext) -> list[ToolSpec]:
+    """The tools this workspace's data can answer (every tool when there is no build)."""
+    return [spec for spec in all_tools() if not missing_data(ctx, spec.name)]
 
 
 def register(spec: ToolSpec) -> ToolSpec:

@@ -147,5 +147,6 @@ register(
         summary="How many reviews say X (a count and share, by group). Use for 'how many "
         "reviews say ...', 'which category has most complaints about ...'.",
         answer=_answer,
+        needs=("reviews",),
     )
 )

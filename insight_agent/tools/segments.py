@@ -310,6 +310,7 @@ register(
         answer=_a_persona,
         needs_segment=True,
         by_cue_only=True,
+        needs=("segments",),
     )
 )
 register(
@@ -336,5 +337,6 @@ register(
         answer=_a_playbook,
         needs_segment=True,
         by_cue_only=True,
+        needs=("segments",),
     )
 )

@@ -7,6 +7,13 @@ arguments, true answers, declines, kept scope, pass^k and seconds per question.
     python bench/agent_eval.py --providers none --repeat 3           # pass^3
     python bench/agent_eval.py --providers none --category metrics,scope
 
+A file may carry its own ``workspace:`` (``name``, ``toml``: an insight.toml whose ``{root}``
+is this repository, ``build``: extra ``insight build`` options, ``head``: NAME -> [fixture,
+rows] written as NAME.csv beside it): the eval builds it once under
+``.eval-workspaces/`` (kept between runs, rebuilt when the block changes) unless
+``--workspace`` is given. examples/eval/bank.yaml and clothing.yaml run on public data that no
+one tuned the demo on.
+
 The file holds entries of three shapes: a question (``q``, ``tool``, ``args``, ``facts``,
 ``scope``), a decline (``q``, ``decline: true``: no tool may be called) and a dialogue
 (``turns:``, each a question as above, asked one after the other in one session). Each entry
@@ -91,6 +98,36 @@ def load_entries(path: Path) -> list[dict[str, Any]]:
         label = raw.get("dialogue") or turns[0]["q"]
         entries.append({"label": label, "category": category, "turns": turns})
     return entries
+
+
+def file_workspace(path: Path) -> Path | None:
+    """The workspace a questions file declares (``workspace:``), built once under
+    ``.eval-workspaces/NAME-HASH``; None when it declares none."""
+    import hashlib
+    import subprocess
+
+    import yaml
+
+    spec = yaml.safe_load(path.read_text()).get("workspace")
+    if not spec:
+        return None
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
+    root = ROOT / ".eval-workspaces" / f"{spec['name']}-{key}"
+    if (root / ".insight" / "current").is_file():
+        return root
+    root.mkdir(parents=True, exist_ok=True)
+    import pandas as pd
+
+    for name, (source, rows) in (spec.get("head") or {}).items():
+        # the first ROWS rows of a fixture, as NAME.csv (a faster build than the whole file)
+        pd.read_csv(ROOT / source).head(rows).to_csv(root / f"{name}.csv", index=False)
+    (root / "insight.toml").write_text(spec["toml"].replace("{root}", str(ROOT)))
+    print(f"building the {spec['name']} workspace in {root}…", file=sys.stderr)
+    cmd = [sys.executable, "-m", "insight_agent", "build", "-w", str(root), *spec.get("build", [])]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"building {root} failed:\n{done.stdout}\n{done.stderr}")
+    return root
 
 
 # --- argument matching -------------------------------------------------------------------------
@@ -550,7 +587,7 @@ def main() -> None:
     from insight_agent.data.bootstrap import open_workspace
 
     threadpool_limits(1)
-    ws = open_workspace(args.workspace)
+    ws = open_workspace(args.workspace or file_workspace(args.questions))
     try:
         current_build(ws)
     except NoBuild:

@@ -639,7 +639,13 @@ def _print_catalogue(catalogue: dict[str, Any]) -> None:
         out.print(f"  [bold]{d['name']}[/] [dim]for {', '.join(d['applies_to'])}[/]")
     for note in catalogue.get("notes", []):
         out.print(f"[dim]note: {escape(note)}[/]")
-    out.print("[dim]e.g. insight metrics revenue --by month --period 'last 12 months'[/]")
+    names = [m["name"] for m in catalogue.get("measures", [])]
+    dims = [d["name"] for d in catalogue.get("dimensions", [])]
+    if "revenue" in names and "month" in dims:
+        out.print("[dim]e.g. insight metrics revenue --by month --period 'last 12 months'[/]")
+    elif names:  # an example this workspace can run
+        by = f" --by {dims[0]}" if dims else ""
+        out.print(f"[dim]e.g. insight metrics {names[0]}{by}[/]")
 
 
 def _metric_cell(value: Any, unit: str) -> str:

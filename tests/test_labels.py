@@ -163,6 +163,16 @@ def test_router_on_a_label_workspace_answers_or_says_what_is_missing(label_ws: P
         turn = session.ask(question)
         assert [c["tool"] for c in turn.tool_calls] == [tool], question
         assert turn.tool_calls[0]["error"] is None, (question, turn.tool_calls[0]["error"])
+    turn = session.ask("do students say yes more often than retired people?")
+    assert turn.tool_calls[0]["args"]["by"] == ["job"], turn.tool_calls  # two jobs compared
+    turn = session.ask("export the top 200 prospects to csv")  # 200 is a count, not customer 200
+    assert [(c["tool"], c["args"].get("top")) for c in turn.tool_calls] == [
+        ("export_audience", 200)
+    ]
+    turn = session.ask("what share of customers have a housing loan?")
+    rows = {r["housing"]: r for r in turn.tool_calls[0]["result"]["rows"]}
+    share = (bank_like().housing == "yes").mean()
+    assert rows["yes"]["customers_share"] == pytest.approx(share, abs=5e-4)
     missing = {
         "what segments do we have?": "no customer segments",
         "who is likely to churn?": "no churn or purchase model",

@@ -39,6 +39,8 @@ CUTOFF = dt.date(2026, 9, 30)
         ("since 2026-01-01", "2026-01-01", "2026-09-30"),
         ("2026-01-01 to 2026-03-31", "2026-01-01", "2026-03-31"),
         ("in the last 3 months", "2026-07-01", "2026-09-30"),
+        ("Q3", "2026-07-01", "2026-09-30"),  # the latest Q3 starting by the cutoff
+        ("q4", "2025-10-01", "2025-12-31"),
     ],
 )
 def test_periods_resolve_against_the_cutoff(text: str, start: str, end: str) -> None:
@@ -326,6 +328,22 @@ def test_tool_schema_lists_the_workspace_measures(ws) -> None:
         ("Top 3 categories by revenue", {"measures": ["revenue"], "by": ["category"], "top": 3}),
         ("How many new customers did we get in 2025-Q3?",
          {"measures": ["new_customers"], "period": "2025-q3"}),
+        # two values of one column compare it; one value filters by it
+        ("did the spring sale do better than black friday?",
+         {"measures": ["response_rate"], "by": ["campaign"]}),
+        ("revenue from kitchen vs footwear", {"measures": ["revenue"], "by": ["category"]}),
+        ("revenue in the north region last quarter",
+         {"measures": ["revenue"], "period": "last quarter", "where": ["region=North"]}),
+        ("how are we doing this year compared to last",
+         {"measures": ["revenue"], "period": "this year", "compare": "year"}),
+        ("avg clv by age band", {"measures": ["mean_clv"], "by": ["age_band"]}),
+        ("which region spends the most per order?",
+         {"measures": ["average_order_value"], "by": ["region"]}),
+        ("how many new custs did we get in q3", {"measures": ["new_customers"], "period": "q3"}),
+        ("which 3 campaigns had the worst response rate",
+         {"measures": ["response_rate"], "by": ["campaign"], "top": 3, "ascending": True}),
+        ("share of 1-2 star reveiws by month this year pls",
+         {"measures": ["share_negative"], "by": ["month"], "period": "this year"}),
     ],
 )  # fmt: skip
 def test_router_sends_metric_questions_to_query_metrics(ws, question, expected) -> None:

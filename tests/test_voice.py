@@ -473,6 +473,10 @@ def test_router_on_a_reviews_only_workspace(clothing_ws):
             "search_reviews", {"query": "zipper", "sentiment": "negative"}),
         "which department gets the worst ratings?": (
             "query_metrics", {"measures": ["average_rating"], "by": ["category"]}),
+        "which dept gets the most 'too tight' comments": (
+            "count_reviews", {"query": "too tight", "by": "category"}),
+        "show me some quotes abt tops being see-through": (
+            "search_reviews", {"query": "see-through", "category": "Tops"}),
     }  # fmt: skip
     for question, (tool, args) in routed.items():
         turn = session.ask(question)
@@ -480,8 +484,13 @@ def test_router_on_a_reviews_only_workspace(clothing_ws):
         assert call["tool"] == tool, question
         assert {k: call["args"].get(k) for k in args} == args, question
         assert call["error"] is None, question
+    session.ask("what are the main complaints about dresses?")
+    follow = session.ask("and about tops?")  # the same question, for tops
+    assert follow.tool_calls[0]["tool"] == "review_themes"
+    assert follow.tool_calls[0]["args"] == {"sentiment": "negative", "category": "Tops"}
     for question in ("what segments do we have?", "who is likely to churn?",
-                     "what's our revenue by month?"):  # fmt: skip
+                     "what's our revenue by month?", "which customer segment leaves the worst "
+                     "reviews", "whats the lifetime value of our reviewers"):  # fmt: skip
         turn = session.ask(question)
         assert turn.tool_calls == [] and "I can't answer that from this workspace" in turn.answer
         assert "what customers say in reviews" in turn.answer, turn.answer

@@ -30,14 +30,16 @@ from insight_agent.tools.registry import (
 GENERIC = {"customers", "customer", "shoppers", "shopper", "segment", "spend", "value", "the"}
 NEGATIVE_CUES = ("complain", "complaint", "problem", "issue", "unhappy", "negative", "bad", "pain",
                  "dislike", "don't like", "do not like", "hate", "annoy", "disappoint",
-                 "frustrat")  # fmt: skip
+                 "frustrat", "moan", "gripe", "whin", "grumbl")  # fmt: skip
 POSITIVE_CUES = ("love", "praise", "happy", "positive", "like about", "compliment")
 REVIEW_CUES = ("review", "say", "said", "complain", "feedback", "quote", "mention", "voice",
+               "moan", "gripe", "whin", "grumbl", "comment",
                "dislike", "like about", "love about", "hate about", "think of", "think about",
                "opinion")  # fmt: skip
 THEME_CUES = ("theme", "topic", "pain point", "main issue", "most common", "complain about most")
 # "what are the main complaints?", "is fit a bigger problem than fabric?", "what do shoppers
 # dislike about dresses?": what reviews are about, with its shares (themes), not 3 quotes
+_REVIEW_TOOLS = ("review_themes", "search_reviews", "count_reviews")
 _THEME_Q = re.compile(
     r"\b(?:main|biggest|top|common|frequent|recurring|key|major)\s+(?:complaints?|problems?|"
     r"issues?|gripes?|praise|compliments?)\b"
@@ -110,6 +112,12 @@ def _segments_in(ctx: ToolContext, question: str) -> list[str]:
             # every distinctive word must appear ("occasional ... higher"), or the only one
             if hits and len(hits) == len([w for w in words if len(w) > 3]):
                 pos = min(hits)
+            elif words and all(len(w) <= 3 for w in words):
+                # a short name word needs its noun: "the new ones", "new buyers"
+                short = re.search(rf"\b{re.escape(' '.join(words))}\s+(?:ones|customers|buyers|"
+                                  r"shoppers|people|clients|folks|guys)\b", q)  # fmt: skip
+                if short:
+                    pos = short.start()
         if pos >= 0:
             found.append((pos, name))
     return [name for _, name in sorted(found)]
@@ -176,8 +184,17 @@ def _customer_id(ctx: ToolContext, question: str) -> str | None:
         folder = current_build(ctx.ws)
     except Exception:
         return None
-    for token in re.findall(r"[A-Za-z0-9_\-]{3,}", question):
-        if any(ch.isdigit() for ch in token) and lookup_customer(folder, token) is not None:
+    for m in re.finditer(r"[A-Za-z0-9_\-]{3,}", question):
+        token = m[0]
+        if not any(ch.isdigit() for ch in token):
+            continue
+        if token.isdigit() and not re.search(
+            r"\b(?:customers?|clients?|id|ids|accounts?|no\.?|number|#)\s*#?\s*$",
+            question[: m.start()],
+            re.I,
+        ):
+            continue  # "top 200": a count, though customer 200 exists
+        if lookup_customer(folder, token) is not None:
             return token
     return None
 
@@ -271,8 +288,9 @@ def mentions_segment(ctx: ToolContext, text: str) -> bool:
 # --- declines: questions no tool can answer truthfully -------------------------------------
 
 _CODE = re.compile(
-    r"\b(?:write|give|show|generate|create|make|produce|draft)\b.{0,40}?"
-    r"\b(?:code|sql|python|script|query|function|regex|pandas|program)\b"
+    r"\b(?:write|give|gimme|show|generate|create|make|produce|draft|need|want|send|provide)\b"
+    r".{0,40}?\b(?:code|sql|python|script|query|function|regex|pandas|program)\b"
+    r"|\b(?:pandas|python|sql|javascript|vba|excel formula|r) (?:code|script|snippet|query)\b"
     r"|\b(?:run|execute|eval)\b.{0,30}?\b(?:sql|code|query|script|command|python)\b"
     r"|\bselect\s+.+\s+from\s+\w+|\bdrop\s+table\b",
     re.I,
@@ -295,6 +313,7 @@ _PROMPT = re.compile(
 # Words of the domain: a question with none of them, far from every tool, is out of scope.
 _DOMAIN = re.compile(
     r"custom|client|shopper|buyer|segment|persona|churn|lapse|loyal|retain|retention|revenue|"
+    r"losing|\blose\b|\bleav|moan|gripe|comment|dept|"
     r"sales?\b|sell|order|purchas|bought|buy|spend|spent|value|clv|worth|campaign|email|offer|"
     r"promot|discount|target|audience|respon|review|complain|feedback|rating|stars?\b|say|"
     r"unhappy|happy|satisf|theme|pain|product|categor|basket|cross|recommend|model|predict|"
@@ -302,7 +321,8 @@ _DOMAIN = re.compile(
     r"growth|market|brand|channel|region|countr|deliver|shipping|return|price|quality|repeat|"
     r"\brate\b|gmv|units|sold|outcome|driver|\bdrives?\b|likel|probab|conver|subscri|signed up|"
     r"sign-?ups?|upgrade|cancel|renew|attribute|balance|income|"
-    r"size|fit|support|service|insight|report",
+    r"size|sizing|fit|fabric|material|colou?r|issue|problem|love|hate|dislike|rated|"
+    r"support|service|insight|report",
     re.I,
 )
 _FOLLOW_UP = re.compile(r"\b(?:it|they|them|their|that|those|these|this one|what about|how "
@@ -312,6 +332,14 @@ _ID = re.compile(r"\b[A-Za-z]{1,4}[-_]?\d{3,}\b")  # a customer or review id: C0
 _OFF_TOPIC = re.compile(
     r"\b(?:weather|forecast|joke|poem|recipe|stock price|share price|bitcoin|crypto|"
     r"world cup|election|capital of|translate|horoscope|lottery)\b",
+    re.I,
+)
+# Marketing data Insight never reads (web analytics, ad platforms, competitors, social).
+_NOT_IN_DATA = re.compile(
+    r"\b(?:website|web ?site|site|web|online) (?:traffic|visits?|visitors|sessions|users)\b"
+    r"|\bpage ?views?\b|\bbounce rate\b|\bclick[- ]?through|\bctr\b|\bcpc\b|\bcpm\b"
+    r"|\bimpressions\b|\bfollowers\b|\bsocial media\b|\bad ?spend\b|\broas\b|\bseo\b"
+    r"|\bcompetitors?\b|\bmarket share\b|\bgoogle analytics\b|\bcart abandon",
     re.I,
 )
 OUT_OF_SCOPE_SIMILARITY = 0.25  # below this, no tool's description is near the question
@@ -385,6 +413,14 @@ def no_data(ctx: ToolContext, decision: Route) -> Decline | None:
     if decision.tool == "query_metrics":  # measures this workspace's tables cannot give
         from insight_agent.tools.metrics import lacking_data
 
+        if decision.args.get("period"):
+            try:
+                from insight_agent.analytics.queries import metrics_engine
+
+                if metrics_engine(ctx.ws).catalogue.data_up_to is None:
+                    missing.append("dates")  # a period asked where no table has a date
+            except Exception:
+                pass
         for measure in decision.args.get("measures", []):
             why = lacking_data(ctx, str(measure))
             if why is not None and why not in missing:
@@ -411,7 +447,21 @@ def domain_names(ctx: ToolContext) -> list[str]:
     except Exception:
         pass
     names += _categories(ctx)
-    return sorted(set(names))
+    names += _review_categories(ctx) or []
+    try:  # the values of this workspace's attributes: "married", "cellular", "tops"
+        from insight_agent.analytics.queries import metrics_engine
+        from insight_agent.tools.metrics import _NOT_BY_VALUE, _VAGUE_LEVELS
+
+        engine = metrics_engine(ctx.ws)
+        for dim in engine.catalogue.dimensions.values():
+            if dim.source in ("customer", "fact") and not dim.numeric:
+                if dim.name not in _NOT_BY_VALUE:
+                    names += [v for v in engine.levels(dim) if len(v) > 4
+                              and v.lower() not in _VAGUE_LEVELS]  # fmt: skip
+                names.append(dim.name)
+    except Exception:
+        pass
+    return sorted({n for n in names if len(n) > 3})
 
 
 @dataclass
@@ -452,6 +502,13 @@ def decline(
             "change",
             "I can't change or delete data: Insight only reads your exports (edit the files "
             "and run `insight build` to update the models). I can tell you about: " + can + ".",
+        )
+    if _NOT_IN_DATA.search(q):
+        return Decline(
+            "out_of_scope",
+            "I can't answer that: Insight reads your customers, orders, campaigns and reviews, "
+            "not web analytics, ad platforms, social media or competitors' data. I can tell you "
+            "about: " + can + ".",
         )
     if _OFF_TOPIC.search(q):
         return Decline(
@@ -601,8 +658,18 @@ class DialogueState:
         for key in ("by", "period", "compare", "top"):
             if new.get(key):
                 args[key] = new[key]
-        if new.get("where"):
-            args["where"] = new["where"]
+        if not new.get("compare") and args.get("period"):  # "and vs the month before?"
+            from insight_agent.tools.metrics import _PREV_CMP, _YEAR_CMP
+
+            if _YEAR_CMP.search(question):
+                args["compare"] = "year"
+            elif _PREV_CMP.search(question) or re.search(r"\bvs\.?\b|\bbefore\b", question):
+                args["compare"] = "previous"
+        where = [w for w in new.get("where") or [] if not str(w).startswith("segment=")]
+        if segments:  # a segment named in the follow-up filters the same figure
+            where.append(f"segment={segments[0]}")
+        if where:
+            args["where"] = where
         return args
 
 
@@ -634,6 +701,16 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
     customer = _customer_id(ctx, question)
     if customer:
         return Route("customer_profile", {"customer_id": customer})
+    has = workspace_has(ctx)
+    if has is not None and "segments" not in has and re.search(r"\bsegments?\b", q):
+        return Route("list_segments", {})  # declined: this workspace has no segments
+    if has is not None and "clv" not in has and re.search(r"\bclv\b|lifetime value", q):
+        return Route("clv_summary", {})  # declined: no CLV (not "reviewers'" reviews)
+    undated = _undated_period(ctx, q)
+    if undated is not None:  # declined: no dates (and no orders, for "revenue by month")
+        from insight_agent.tools.metrics import missing_measures
+
+        return Route("query_metrics", {"measures": missing_measures(ctx, q), "period": undated})
     if re.search(r"\b(export|save|download)\b", q) or re.search(r"\bcsv\b", q):
         args: dict[str, Any] = {"target": _target(ctx, question)}
         if segments:
@@ -641,6 +718,13 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
         count = _count(question)
         if count:
             args["top"] = count
+        floor = re.search(
+            r"\b(?:over|above|more than|at least|>=?)\s*(\d{1,2}(?:\.\d+)?)\s*%|\b(?:over|above|"
+            r"more than|at least|>=?)\s*(0?\.\d+)\s+(?:chance|probability|likelihood)",
+            q,
+        )
+        if floor:  # "everyone with over 60% chance of converting"
+            args["min_probability"] = float(floor[1]) / 100 if floor[1] else float(floor[2])
         return Route("export_audience", args)
     if len(segments) == 1 and re.search(r"\bpersonas?\b", q):
         return Route("segment_persona", {"segment": segments[0]})
@@ -681,22 +765,42 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
         if "sentiment" in fields:
             sentiment = re.search(r"negative|positive|neutral", q)[0]  # type: ignore[index]
             return Route(tool, {**last_args, "sentiment": sentiment})
+    if state is not None and state.last and state.last[0] in _REVIEW_TOOLS:
+        again = re.search(
+            r"^\s*(?:and|what about|how about|same for|now)\s+(?:about\s+|for\s+|on\s+|with\s+)?"
+            r"(?:the\s+)?(?P<what>.+?)[?.!]*$",
+            q,
+        )
+        if again:  # "and about tops?" after the dresses' complaints: the same, for tops
+            tool, last_args = state.last
+            category = _review_category_named(ctx, again["what"])
+            args = dict(last_args)
+            if category:
+                args["category"] = category
+            elif segments:
+                args["segment"] = segments[0]
+            elif tool != "review_themes":
+                args["query"] = again["what"]
+            else:
+                args = {}
+            if args:
+                return Route(tool, args)
     counted = _count_route(question, segments)
     if counted is not None:
         return counted
     metrics = _metrics_args(ctx, question, segments)
     if (
-        metrics is None
+        (metrics is None or named)
         and state is not None
         and state.metrics
         and re.search(r"^\s*(?:and|what about|how about|same|now|ok|also|then)\b", q)
-    ):
+    ):  # "and for new customers?": the last figure for that segment, not a new measure
         metrics = state.follow_metrics(ctx, question, segments)
     if metrics is not None:
         return Route("query_metrics", metrics)
     if re.search(
         r"\bdrive[sn]?\b|\bdrivers?\b|\baccura|\btrust\b|\breliab|\bhow (?:good|well)\b.*\bmodel\b"
-        r"|\bmodel\b.*\b(?:good|perform|work)",
+        r"|\bmodel\b.*\b(?:good|perform|work)|\bmatter(?:s|ed)?\b|\binfluenc|\bmake a difference\b",
         q,
     ):
         return Route("model_quality", {"target": _target(ctx, question)})
@@ -760,7 +864,11 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
         if category:
             scope["category"] = category
         many = re.search(r"\b(\d{1,3})\s+(?:[a-z-]+\s+)?(?:reviews|quotes|comments)\b", q)
-        args = {"query": _review_query(text), "k": min(10, int(many[1])) if many else 3, **scope}
+        args = {
+            "query": _review_query(text, scope.get("category")),
+            "k": min(10, int(many[1])) if many else 3,
+            **scope,
+        }
         if segments:
             args["segment"] = segments[0]
         if sentiment and "max_rating" not in scope and "min_rating" not in scope:
@@ -786,6 +894,26 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
     return Route(best, args, scores)
 
 
+def _undated_period(ctx: ToolContext, q: str) -> str | None:
+    """The period or trend a question asks for when none of the workspace's tables has a
+    date ("how have sign ups trended over the last 6 months" on a customers-only export)."""
+    try:
+        from insight_agent.analytics.queries import metrics_engine
+
+        if metrics_engine(ctx.ws).catalogue.data_up_to is not None:
+            return None
+    except Exception:
+        return None
+    from insight_agent.tools.metrics import _PERIOD
+
+    found = _PERIOD.search(q)
+    if found:
+        return found[1]
+    trend = re.search(r"\btrend\w*|\bover time\b|\b(?:by|per|each) (?:day|week|month|quarter|"
+                      r"year)\b|\b(?:daily|weekly|monthly|quarterly|yearly)\b", q)  # fmt: skip
+    return trend[0] if trend else None
+
+
 def _metrics_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str, Any] | None:
     """query_metrics arguments when the question asks for a descriptive figure; None when it
     does not, or when another tool answers it better: which *segment* is worth or brings the
@@ -797,9 +925,18 @@ def _metrics_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[
         r"\b(?:last|past|this|since|month|week|quarter|year|20\d\d)\b", q
     ):
         return None
+    by_attribute = re.search(
+        r"\b(?:by|per|across|for each|in each|each) (?!segment)(?:age|gender|region|country|"
+        r"channel|categor|month|quarter|year|week|job|income)",
+        q,
+    )
+    if re.search(r"\bclv\b|lifetime value|\bchurn", q) and by_attribute:
+        # "avg clv by age band", "high churn risk in each region": a metrics breakdown
+        return route_args(ctx, question, segments)
     if re.search(r"\btop\s+\d+\s+customers\b|\blikely\b|\bclv\b|lifetime value|\bchurn|"
-                 r"\bat risk\b|\brisk of\b|\bdataset\b|\bdata set\b", q):  # fmt: skip
-        return None  # predictions, CLV and the data overview have their own tools
+                 r"\bat risk\b|\brisk of\b|\bdataset\b|\bdata set\b|\bdrive[sn]?\b|\bdrivers?\b|"
+                 r"\bmatter(?:s|ed)?\b|\binfluenc", q):  # fmt: skip
+        return None  # predictions, their drivers, CLV and the data overview: own tools
     # a period, a time grain or a breakdown by segment makes it a metrics question after all
     timed = bool(
         re.search(
@@ -819,7 +956,12 @@ def _metrics_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[
     ):
         return None  # "what do new customers look like?" names a segment, not a measure
     # a segment's share of revenue or customers is a segment fact (list_segments, profile)
-    if re.search(r"\b(?:revenue|customer|spend) share\b|\bshare of (?:revenue|customers)\b", q):
+    # (where there are segments; without them, "share of customers with a housing loan" is
+    # a breakdown of customers)
+    has_segments = "segments" in (workspace_has(ctx) or {"segments"})
+    if (segments or has_segments) and re.search(
+        r"\b(?:revenue|customer|spend) share\b|\bshare of (?:revenue|customers)\b", q
+    ):
         return None
     args = route_args(ctx, question, segments)
     if args is None:
@@ -1067,11 +1209,22 @@ _COUNT_Q = re.compile(
     r"\s*(?:that\s+|about\s+|of\s+|it'?s\s+|the\s+)?(?P<what>.+?)[?.!]*$",
     re.I,
 )
+_BY_WORDS = r"category|categories|department|departments|dept|product|segment|month|rating"
 _MOST_Q = re.compile(
-    r"\b(?:which|what) (?P<by>category|categories|department|product|segment|month|rating)\b"
+    rf"\b(?:which|what) (?P<by>{_BY_WORDS})\b"
     r".*?\b(?:most|fewest|least|highest|lowest|more|biggest)\b.*?"
-    r"\b(?P<kind>complain\w*|mention\w*|reviews?|comments|praise)\b\s*"
-    r"(?:about|of|mentioning|saying|that say|on)\s+(?:the\s+)?(?P<what>.+?)[?.!]*$",
+    r"\b(?P<kind>complain\w*|mention\w*|reviews?|comments?|praise)\b\s*"
+    r"(?:about|of|mentioning|saying|that say|on)\s+(?:the\s+)?(?P<what>.+?)[?.!]*$"
+    # "which dept gets the most 'too tight' comments?"
+    rf"|\b(?:which|what) (?P<by2>{_BY_WORDS})\b.*?\b(?:most|fewest|least|more)\s+"
+    r"['\"‘“](?P<what2>[^'\"’”]{3,60})['\"’”]\s*(?P<kind2>complain\w*|mentions?|reviews?|comments?)",
+    re.I,
+)
+# "reviews mentioning sending it back - count by star rating"
+_COUNT_BY = re.compile(
+    r"^(?:reviews?|comments?)\s+(?:mentioning|saying|about|that say)\s+(?P<what>.+?)\s*[-–,:]?\s*"
+    r"(?:count(?:ed)?|tally|number)\s+(?:by|per)\s+(?:star\s+)?(?P<by>rating|category|department|"
+    r"month|segment|sentiment)s?\b",
     re.I,
 )
 
@@ -1080,20 +1233,28 @@ def _count_route(question: str, segments: list[str]) -> Route | None:
     """ "how many reviews say it runs small?", "what share of customers complain about the
     zipper?", "which category gets the most complaints about sizing?": counted, not quoted."""
     text = question.strip()
-    most = _MOST_Q.search(text)
+    most = _MOST_Q.search(text) or _COUNT_BY.search(text)
     m = most or _COUNT_Q.search(text)
     if m is None:
         return None
+    found = m.groupdict()
     what = re.sub(
-        r"^(?:it|they|that it|that they|the|its|their)\s+", "", m["what"].strip(), flags=re.I
+        r"^(?:it|they|that it|that they|the|its|their)\s+",
+        "",
+        (found.get("what") or found.get("what2") or "").strip(),
+        flags=re.I,
     )
     if len(what) < 3:
         return None
     args: dict[str, Any] = {"query": what}
     if most is not None:
-        by = most["by"].lower()
-        args["by"] = {"categories": "category", "department": "category"}.get(by, by)
-    said = (most["kind"] if most is not None else m.group(0)).lower()
+        by = (found.get("by") or found.get("by2") or "").lower()
+        grouped = {"categories": "category", "department": "category", "departments": "category",
+                   "dept": "category"}  # fmt: skip
+        args["by"] = grouped.get(by, by)
+    said = (
+        (found.get("kind") or found.get("kind2") or "") if most is not None else m.group(0)
+    ).lower()
     if re.search(r"complain", said):
         args["tone"] = "negative"
     elif re.search(r"prais", said):
@@ -1103,8 +1264,17 @@ def _count_route(question: str, segments: list[str]) -> Route | None:
     return Route("count_reviews", args)
 
 
-def _review_query(question: str) -> str:
-    m = re.search(r"\babout\s+(.+?)[?.!]*$", question.strip(), re.I)
+def _review_query(question: str, category: str | None = None) -> str:
+    """What the reviews should be about: the words after "about" ("abt"), without a lead-in
+    ("regarding", "the") or the category already applied as a filter ("tops being
+    see-through" -> "see-through")."""
+    m = re.search(r"\b(?:about|abt)\s+(.+?)[?.!]*$", question.strip(), re.I)
+    if m and category:
+        stem = re.escape(re.sub(r"(?:es|s)$", "", category.lower()))
+        lead = rf"^(?:the\s+)?{stem}\w*\s+(?:being|is|are|that (?:are|is)|which (?:are|is))\s+"
+        rest = re.sub(lead, "", m[1], flags=re.I)
+        if rest != m[1] and len(rest) > 2:
+            return rest
     if not m or len(m.group(1)) <= 2:
         return question.strip().rstrip("?")
     # "about regarding late delivery" / "about the jeans": the topic, not its lead-in

@@ -27,7 +27,7 @@ import datetime as dt
 import difflib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from insight_agent.engine import periods as P
@@ -48,6 +48,12 @@ MAX_ROWS = 500  # a breakdown longer than this is cut (the result says so)
 # Customer columns never offered as dimensions: identifiers and contact details.
 _PII = re.compile(r"name|mail|phone|address|street|zip|postal|postcode|ssn|iban|card", re.I)
 MAX_LEVELS = 60  # a text column with more distinct values is not a dimension (except product)
+# Measures whose rows add up to the total under any non-time breakdown (sums and row counts;
+# not distinct counts: an order or a buyer can fall in two categories).
+ADDITIVE = frozenset(
+    {"revenue", "order_lines", "units", "returns", "returned_value", "campaign_sends",
+     "responses", "reviews", "customers", "total_clv"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -332,13 +338,22 @@ def build_catalogue(con: Any, labels: dict[str, str] | None = None) -> Catalogue
             for word in ("response_rate", "conversion_rate", "success_rate", "outcome_rate",
                          "subscription_rate", "take_up_rate", "uptake_rate"):  # fmt: skip
                 aliases[word] = rate_names[0]
-    facts = [t for t in ("orders", "returns", "campaigns", "reviews", "customers") if t in present]
+            rate = measures[rate_names[0]]
+            positive = re.escape(rate.label.rsplit(" = ", 1)[-1].lower())
+            measures[rate.name] = replace(rate, words=(*rate.words, *(
+                # and so are the verbs for it: "which age group responds best?"
+                r"\brespon\w*", rf"\b(?:say|says|said|saying|answer\w*) {positive}\b",
+                r"\bsubscri\w*", r"\bsign(?:s|ed|ing)? up\b", r"\bconver\w*",
+                r"\btake[- ]?up\b", r"\b(?:works?|worked|performs?|performed|does|did|do) "
+                r"better\b", r"\bmore (?:effective|successful)\b")))  # fmt: skip
+    facts = [t for t in ("orders", "returns", "campaigns", "reviews", "customers")
+             if t in present and t not in empty]  # fmt: skip
     has_customer_id = {t for t in facts if "customer_id" in columns[t]} | (
         {"scores"} if "scores" in present else set()
     )
     dims: dict[str, Dimension] = {}
     timed = tuple(t for t in facts if TIME_COLUMN.get(t) in columns[t])
-    for grain in TIME_DIMS:
+    for grain in TIME_DIMS if timed else ():  # no dated rows: no time breakdown
         dims[grain] = Dimension(grain, grain.capitalize(), "time", tables=timed)
     # columns of the fact tables themselves
     fact_cols: dict[str, list[str]] = {
@@ -417,7 +432,8 @@ def _label_measures(columns: dict[str, list[str]], labels: dict[str, str]) -> di
             "share_of_customers",
             f"share of customers whose {label} is {positive} (the customers table's own label)",
             rate, digits=3,
-            words=(rf"\b{said}[- ]rate\b", rf"\b(?:share|percent\w*|proportion|%|how many)"
+            words=(rf"\b(?:{said}|{re.escape(positive.lower())})[- ]rate\b",
+                   rf"\b(?:share|percent\w*|proportion|%|how many)"
                    rf"\b.{{0,30}}\b(?:with|said|say|says|saying|answered) "
                    rf"(?:{said}|{re.escape(positive.lower())})\b"),
         )  # fmt: skip
@@ -465,7 +481,7 @@ def _attribute_measures(
                 "(customers table, missing values skipped)",
                 lambda t, c, _c=col, _f=fn: getattr(t[_c], _f)(),
                 words=(rf"\b(?:{word}|{'avg|mean|typical' if agg == 'mean' else 'middle'}) "
-                       rf"{said}\b",),
+                       rf"(?:[a-z]+ )?{said}\b",),  # "avg call duration"
             )  # fmt: skip
     return out
 
@@ -847,6 +863,14 @@ class MetricsEngine:
             keys = [f"d__{d.name}" for d in by]
             frame = frame.sort_values([first, *keys], ascending=[request.ascending] +
                                       [True] * len(keys), na_position="last")  # fmt: skip
+        # an additive figure broken down by non-time values also gets each row's share of
+        # the total ("what share of customers have a housing loan?")
+        shares = (
+            [m.name for m in measures if m.name in ADDITIVE]
+            if by and compare_period is None and all(d.source != "time" for d in by)
+            else []
+        )
+        totals = {name: frame[name].sum() for name in shares}
         total_rows = len(frame)
         cap = min(request.top or MAX_ROWS, MAX_ROWS)
         if total_rows > cap:
@@ -860,6 +884,8 @@ class MetricsEngine:
                 row[d.name] = _label(r[f"d__{d.name}"], d)
             for m in measures:
                 row[m.name] = _round(r.get(m.name), m)
+                if m.name in totals and totals[m.name] and row[m.name] is not None:
+                    row[f"{m.name}_share"] = round(float(r.get(m.name)) / totals[m.name], 3)
                 if compare_period is not None:
                     prev = _round(r.get(f"{m.name}__prev"), m)
                     row[f"{m.name}_previous"] = prev

@@ -162,6 +162,11 @@ def _named(text: str, cutoff: dt.date, dayfirst: bool) -> Period | None:
         year = int(m[1] or m[4])
         q = int(m[2] or m[3])
         return _calendar(f"{year}-Q{q}", dt.date(year, 3 * q - 2, 1), "quarter")
+    m = re.fullmatch(r"q([1-4])", t)
+    if m:  # "Q3": the latest third quarter starting on or before the cutoff
+        q = int(m[1])
+        year = cutoff.year if 3 * q - 2 <= cutoff.month else cutoff.year - 1
+        return _calendar(f"{year}-Q{q}", dt.date(year, 3 * q - 2, 1), "quarter")
     m = re.fullmatch(r"((?:19|20)\d\d)-(\d{1,2})", t)
     if m and 1 <= int(m[2]) <= 12:
         return _calendar(f"{m[1]}-{int(m[2]):02d}", dt.date(int(m[1]), int(m[2]), 1), "month")

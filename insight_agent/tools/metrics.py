@@ -144,9 +144,11 @@ def headline(facts: Facts) -> str | None:
     top = rows[0]
     keys = " / ".join(str(top[d]) for d in by)
     order = "lowest" if facts.get("sorted_by", "").endswith("(lowest first)") else "highest"
+    share = top.get(f"{name}_share")
+    of_all = f" ({pct(share)} of the total)" if share is not None else ""
     return (
         f"{label} by {' and '.join(by)}, {_span(facts)}: {order} is {keys} with "
-        f"{_fmt(top.get(name), unit)} ({facts['rows_total']} {by[0]} values)."
+        f"{_fmt(top.get(name), unit)}{of_all} ({facts['rows_total']} {by[0]} values)."
     )
 
 
@@ -159,6 +161,8 @@ def answer(facts: Facts) -> str:
             parts = []
             for m in facts["measures"]:
                 part = f"{m['name']} {_fmt(row.get(m['name']), m['unit'])}"
+                if row.get(f"{m['name']}_share") is not None:
+                    part += f" ({pct(row[m['name'] + '_share'])} of the total)"
                 change = row.get(f"{m['name']}_change_pct")
                 if change is not None:
                     part += f" ({signed_pct(change)} vs before)"
@@ -174,7 +178,9 @@ def answer(facts: Facts) -> str:
 # --- routing cues (the no-LLM router, and the shortlist the embedded model may call) --------
 
 _MEASURE_WORDS: tuple[tuple[str, str], ...] = (
-    (r"average order value|\baov\b|basket size|order value", "average_order_value"),
+    (r"average order value|\baov\b|basket size|order value|"
+     r"\b(?:spend|spends|spent|spending|pays?|paid) (?:the )?(?:most |least |more |less )?"
+     r"(?:on average )?per order\b", "average_order_value"),
     (r"revenue per customer|spend per customer", "revenue_per_customer"),
     (r"repeat (?:purchase )?rate|repeat customers", "repeat_rate"),
     (r"response rate|conversion rate|respon\w+ rate", "response_rate"),
@@ -186,16 +192,28 @@ _MEASURE_WORDS: tuple[tuple[str, str], ...] = (
      "active_customers"),
     (r"average (?:star )?rating|avg rating|mean rating|"
      r"\b(?:worst|best|lowest|highest|top|bottom)[- ](?:star )?ratings?\b|\bratings?(?= by| per)|"
-     r"\b(?:best|worst|highest|lowest)[- ]rated\b", "average_rating"),
-    (r"share (?:of )?negative|negative share|% negative", "share_negative"),
+     r"\b(?:best|worst|highest|lowest|better|worse)[- ]rated\b|"
+     r"\brated (?:better|worse|higher|lower|best|worst)\b", "average_rating"),
+    (r"(?:share|%|percent\w*|proportion|fraction) (?:of )?(?:negative|bad|poor|low[- ]rated|"
+     r"unhappy|(?:1-2|1 (?:or|and|to) 2|one or two|low)[- ]?stars?)(?: reviews?| ratings?| ones)?|"
+     r"negative share|% negative",
+     "share_negative"),
+    (r"(?:customers |people |ppl )?(?:at |with )?high churn risk|high[- ]risk customers",
+     "high_churn_risk_customers"),
+    (r"(?:average |mean |avg )?churn (?:probability|risk|likelihood)", "mean_churn_probability"),
+    (r"(?:average|mean|typical) (?:customer )?(?:clv|lifetime value)", "mean_clv"),
+    (r"median (?:customer )?(?:clv|lifetime value)", "median_clv"),
+    (r"total (?:clv|lifetime value)", "total_clv"),
     (r"(?:how many|number of|count of) reviews|\breviews(?= per| by)|\breviews in total",
      "reviews"),
     (r"\breturns\b|returned", "returns"),
     (r"\bunits\b|items sold", "units"),
-    (r"revenue|\bsales\b|turnover|takings|\bgmv\b|how much (?:did we|we) (?:sell|make)",
-     "revenue"),
+    (r"revenue|\bsales\b|turnover|takings|\bgmv\b|how much (?:did we|we) (?:sell|make)|"
+     r"how (?:are|were|is|was) (?:we|business|things) (?:doing|going)|how did we do|"
+     r"\bperformance\b", "revenue"),
     (r"(?:how many|number of|count of|total) orders|\borders\b", "orders"),
-    (r"(?:how many|number of|count of|most|fewest|more|fewer) customers", "customers"),
+    (r"(?:how many|number of|count of|most|fewest|more|fewer) customers|"
+     r"(?:share|percent\w*|proportion|fraction|%) of (?:our |the |all )?customers", "customers"),
 )  # fmt: skip
 _TIME_WORDS = (
     (r"\bdaily\b|per day|by day|each day", "day"),
@@ -211,12 +229,13 @@ _PERIOD = re.compile(
     r"|(?:last|previous|this|current) (?:week|month|quarter|year)"
     r"|\b(?:ytd|mtd|qtd|year to date|month to date)\b"
     r"|(?:since|from) \d{4}-\d{2}-\d{2}"
-    r"|\d{4}-q[1-4]|q[1-4] \d{4}|\d{4}-\d{2}(?!-)"
+    r"|\d{4}-q[1-4]|q[1-4] \d{4}|\bq[1-4]\b|\d{4}-\d{2}(?!-)"
     r"|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]* \d{4}"
     r"|(?<![\d-])(?:19|20)\d\d(?![\d-]))",
     re.I,
 )
-_YEAR_CMP = re.compile(r"year[- ]over[- ]year|\byoy\b|same (?:period|time|month|quarter) last "
+_YEAR_CMP = re.compile(r"year[- ]over[- ]year|\byoy\b|(?:the )?year before|prior year|"
+                       r"previous year|a year earlier|same (?:period|time|month|quarter) last "
                        r"year|(?:vs\.?|versus|compared (?:to|with)) (?:the )?(?:same .* )?last "
                        r"year|a year (?:ago|earlier)", re.I)  # fmt: skip
 _PREV_CMP = re.compile(r"(?:vs\.?|versus|compared (?:to|with)|than) (?:the )?(?:previous|prior|"
@@ -226,10 +245,18 @@ _PREV_CMP = re.compile(r"(?:vs\.?|versus|compared (?:to|with)|than) (?:the )?(?:
                        r"\bgrowth\b|\bgrow(?:ing|s)?\b|\bchange[ds]?\b|\bgrew\b|\bup or down\b|"
                        r"\bdeclin|\bfall(?:ing)?\b|\bdrop(?:ped|ping)?\b", re.I)  # fmt: skip
 # What people type: "hw many", "revnue", "ordres" … read as the words they meant.
-_TYPOS = {"hw": "how", "hoe": "how", "whats": "what is", "u": "you", "no.": "number of"}
+_TYPOS = {"hw": "how", "hoe": "how", "whats": "what is", "u": "you", "no.": "number of",
+          "rev": "revenue", "revs": "revenue", "custs": "customers", "cust": "customer",
+          "avg": "average", "avg.": "average", "ords": "orders", "qty": "units",
+          "hows": "how is", "yr": "year", "yrs": "years", "mo": "month", "mos": "months",
+          "12m": "12 months", "6m": "6 months", "3m": "3 months", "ppl": "people",
+          "abt": "about", "dept": "department", "depts": "departments", "r": "are",
+          "pls": "please", "diff": "different"}  # fmt: skip
 _VOCAB = ("revenue", "orders", "sales", "reviews", "customers", "returns", "rating", "ratings",
           "average", "repeat", "response", "campaign", "campaigns", "channel", "category",
-          "segment", "month", "quarter", "weekly", "monthly")  # fmt: skip
+          "segment", "month", "quarter", "weekly", "monthly", "subcategory", "department",
+          "region", "country", "gender", "product", "products", "comments",
+          "category")  # fmt: skip
 
 
 def normalise(question: str) -> str:
@@ -241,9 +268,10 @@ def normalise(question: str) -> str:
     for word in re.findall(r"[\w.%'/-]+|[^\w\s]", question.lower()):
         word = _TYPOS.get(word, word)
         inflected = word.rstrip("s") in _VOCAB or f"{word}s" in _VOCAB
-        if word.isalpha() and len(word) >= 6 and word not in _VOCAB and not inflected:
+        if word.isalpha() and len(word) >= 5 and word not in _VOCAB and not inflected:
             close = difflib.get_close_matches(word, _VOCAB, n=1, cutoff=0.8)
-            word = close[0] if close else word
+            # "responds" is a verb of "response", not a misspelling of it
+            word = close[0] if close and close[0][:5] != word[:5] else word
         words.append(word)
     return " ".join(words)
 
@@ -267,9 +295,64 @@ def _named_measures(q: str) -> tuple[list[str], list[str], str]:
     return measures, said, rest
 
 
+# Values too common to say which attribute a question means ("yes" is every yes/no column's).
+# Nor marketing words that name a value of one column but mean more ("email" is a campaign
+# medium before it is the acquisition channel "Email").
+_VAGUE_LEVELS = frozenset({"yes", "no", "unknown", "other", "others", "none", "missing", "true",
+                           "false", "n/a", "na", "all", "any", "(missing)", "email", "search",
+                           "social", "direct", "online", "store", "web", "mobile", "app",
+                           "referral"})  # fmt: skip
+_NOT_BY_VALUE = ("segment", "product")  # segments are matched by name; products are too many
+
+
+def _levels_named(ctx: ToolContext, cat: Any, q: str) -> dict[str, list[str]]:
+    """Per text dimension, the values ``q`` names in any number ("dresses" for Dresses,
+    "married", "cellular"); vague values ("yes", "unknown") never count."""
+    from insight_agent.analytics.queries import metrics_engine
+
+    try:
+        engine = metrics_engine(ctx.ws)
+    except Exception:
+        return {}
+    out: dict[str, list[str]] = {}
+    taken: set[str] = set()  # "Jackets" is a category and a subcategory: the category's
+    for dim in cat.dimensions.values():
+        if dim.source == "time" or dim.numeric or dim.name in _NOT_BY_VALUE:
+            continue
+        try:
+            values = engine.levels(dim)
+        except Exception:
+            continue
+        hits = []
+        for value in values:
+            low = value.lower().strip()
+            if low in _VAGUE_LEVELS or len(low) < 3:
+                continue
+            stem = re.sub(r"(?:es|s)$", "", low) if len(low) > 4 else low
+            if low not in taken and re.search(rf"(?<![\w-]){re.escape(stem)}(?:e?s)?(?![\w-])", q):
+                hits.append(value)
+                taken.add(low)
+        if hits:
+            out[dim.name] = hits
+    return out
+
+
+def _dims_by_name(cat: Any, q: str) -> list[str]:
+    """Text dimensions whose own name ``q`` says as a word ("loan", "education")."""
+    return [
+        d.name
+        for d in cat.dimensions.values()
+        if d.source in ("customer", "fact")
+        and not d.numeric
+        and d.name not in _NOT_BY_VALUE
+        and len(d.name) >= 3
+        and re.search(rf"\b{re.escape(d.name.replace('_', ' '))}\b", q)
+    ]
+
+
 def _not_a_figure(q: str) -> bool:
     """A persona, or review quotes (search_reviews) rather than a count of them."""
-    return "persona" in q or bool(
+    return bool(re.search(r"\bpersonas?\b", q)) or bool(
         re.search(r"\breviews? (?:about|on|of|mentioning|saying|that)\b", q)
         and not re.search(r"\bhow many\b|\bnumber of\b|\bcount\b", q)
     )
@@ -344,6 +427,13 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
                 said.append(found[0])
                 rest = re.sub(pattern, " ", rest)
                 break
+    if (
+        not measures
+        and "response_rate" in cat.measures
+        and re.search(r"\bcampaigns?\b|\bsale\b|\bpromo", q)
+        and re.search(r"\bbetter\b|\bworse\b|\bperform|\bworked\b|\bsuccess|\bcompar|\bvs\b", q)
+    ):  # "did the spring sale do better than black friday?": campaigns compare by response
+        measures = ["response_rate"]
     if not measures:
         return None
     if "customers" in measures and "customers" not in cat.measures:
@@ -371,9 +461,13 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
         )
     ]
     # "which campaign had the best …", "top 3 categories by …": the rows are campaigns
-    phrases += re.findall(r"\b(?:which|what) ([a-z]+(?: [a-z]+)?) (?:has|had|have|is|was|gets?|"
-                          r"got|brings?|brought|drives?|shows?|with)\b", q)  # fmt: skip
+    phrases += re.findall(r"\b(?:which|what) ([a-z]+(?: [a-z]+)?) (?:has|had|have|is|was|are|"
+                          r"were|gets?|got|brings?|brought|drives?|shows?|with|respond(?:s|ed)?|"
+                          r"convert(?:s|ed)?|spends?|spent|buys?|bought|orders?|ordered|"
+                          r"performs?|performed|does|did|do|says?|said|gives?|gave)\b",
+                          q)  # fmt: skip
     phrases += re.findall(r"\b(?:top|bottom|best|worst) \d{0,3} ?([a-z]+)\b", q)
+    phrases += re.findall(r"\b(?:which|what) \d{1,3} ([a-z]+)\b", q)  # "which 3 campaigns"
     for phrase in phrases:
         if any(phrase.split()[0] in w for w in said):
             continue  # "the worst ratings" named the measure, not a breakdown
@@ -387,12 +481,40 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
             if key in cat.dimensions and key not in by:
                 by.append(key)
                 break
+    levels = _levels_named(ctx, cat, rest)
+    outcome = next(
+        (m.name.removesuffix("_rate") for m in cat.measures.values()
+         if m.aggregation == "share_of_customers" and m.name.endswith("_rate")),
+        None,
+    )  # fmt: skip
+    if (
+        not by
+        and outcome in cat.dimensions
+        and re.search(
+            r"\b(?:yes|no)\s+(?:vs\.?|versus|or|and|compared (?:to|with))\s+(?:yes|no)\b", q
+        )
+    ):  # "avg call duration for people who said yes vs no": the outcome splits the figure
+        by.append(outcome)  # type: ignore[arg-type]
+        if len(args["measures"]) > 1:
+            args["measures"] = [m for m in args["measures"] if m != f"{outcome}_rate"]
+    if not by:
+        # "do married people say yes more than single people?", "cellular vs telephone":
+        # two values of one attribute compare its values; "with and without a personal
+        # loan", "share with a housing loan": the attribute named is the breakdown
+        compared = next((d for d, found in levels.items() if len(found) >= 2), None)
+        named = next((d for d in _dims_by_name(cat, rest) if len(levels.get(d, [])) != 1), None)
+        if compared or named:
+            by.append(compared or named)  # type: ignore[arg-type]
     if by:
         args["by"] = by[:2]
     found = _PERIOD.search(q)
     if found:
         args["period"] = found[1]
-    if _YEAR_CMP.search(q) and found:
+    year_long = found is not None and re.search(r"\byear\b|^(?:19|20)\d\d$", found[1])
+    if found and (
+        _YEAR_CMP.search(q)
+        or (year_long and re.search(r"\bcompar|\bvs\.?\b|\bversus\b|\bthan\b", q))
+    ):  # "this year compared to last": the same period a year earlier
         args["compare"] = "year"
     elif _PREV_CMP.search(q) and found:
         args["compare"] = "previous"
@@ -400,22 +522,19 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
     named_by_measure = segments and any(segments[0].lower() in w for w in said)
     if segments and "segment" not in by and not named_by_measure:
         where.append(f"segment={segments[0]}")
-    if "category" in cat.dimensions and "category" not in by:
-        try:
-            from insight_agent.analytics.queries import metrics_engine
-
-            for level in metrics_engine(ctx.ws).levels(cat.dimensions["category"]):
-                if re.search(rf"\b{re.escape(level.lower())}\b", q):
-                    where.append(f"category={level}")
-                    break
-        except Exception:
-            pass
+    for dim, found in levels.items():  # one value named: a filter ("share negative for jackets")
+        if len(found) == 1 and dim not in by:
+            where.append(f"{dim}={found[0]}")
     if where:
         args["where"] = where
     if by and not re.search(r"\d", q) and re.search(r"\b(?:worst|lowest|least|fewest|bottom)\b", q):
         args["ascending"] = True  # "which department gets the worst ratings?": lowest first
     top = re.search(r"\b(?:top|best|highest|largest|biggest) (\d{1,3})\b", q)
     low = re.search(r"\b(?:bottom|worst|lowest|smallest) (\d{1,3})\b", q)
+    which_n = re.search(r"\b(?:which|what) (\d{1,3}) [a-z]+", q)
+    if which_n and not (top or low):  # "which 3 campaigns had the worst response rate"
+        worst = re.search(r"\b(?:worst|lowest|least|fewest|bottom|smallest)\b", q)
+        low, top = (which_n, None) if worst else (None, which_n)
     if top or low:
         args["top"] = int((top or low)[1])  # type: ignore[index]
         if low:

@@ -151,6 +151,8 @@ DATA_KINDS: dict[str, str] = {
     "orders": "no orders (add [data.orders] to insight.toml)",
     "campaigns": "no campaign sends (add [data.campaigns] to insight.toml)",
     "customers": "no customers table (add [data.customers] to insight.toml)",
+    "dates": "no dates (none of its tables has a date column, so there are no trends or "
+    "periods: add dated orders, campaigns or reviews)",
 }
 _HAS: dict[str, frozenset[str]] = {}
 

@@ -147,8 +147,9 @@ def test_router_on_a_label_workspace_answers_or_says_what_is_missing(label_ws: P
     """Asked what only orders, segments or reviews could answer, a customers-and-label
     workspace says what is missing and what it can answer instead; it never answers with
     the label's model in their place."""
-    from insight_agent.agent.session import SessionOptions, open_session
+    from insight_agent.agent.session import SessionOptions, open_session, system_prompt
     from insight_agent.data.bootstrap import open_workspace
+    from insight_agent.tools.registry import ToolContext, available_tools
 
     session = open_session(
         open_workspace(label_ws), llm="none", options=SessionOptions(transcript=False)
@@ -163,6 +164,11 @@ def test_router_on_a_label_workspace_answers_or_says_what_is_missing(label_ws: P
         turn = session.ask(question)
         assert [c["tool"] for c in turn.tool_calls] == [tool], question
         assert turn.tool_calls[0]["error"] is None, (question, turn.tool_calls[0]["error"])
+    ctx = ToolContext(open_workspace(label_ws))
+    offered = {spec.name for spec in available_tools(ctx)}  # what a model is given
+    assert {"query_metrics", "model_quality", "top_customers", "dataset_overview"} <= offered
+    assert not {"search_reviews", "list_segments", "clv_summary", "basket_rules"} & offered
+    assert "no reviews" in system_prompt(ctx) and "y rate" in system_prompt(ctx)
     turn = session.ask("do students say yes more often than retired people?")
     assert turn.tool_calls[0]["args"]["by"] == ["job"], turn.tool_calls  # two jobs compared
     turn = session.ask("export the top 200 prospects to csv")  # 200 is a count, not customer 200

@@ -376,18 +376,17 @@ def can_answer(ctx: ToolContext) -> str:
         by = f", broken down by {', '.join(dims)}" if dims else ""
         example = f"{lead.name.replace('_', ' ')}{' by ' + dims[-1] if dims else ''}"
         parts.append(f"figures such as {listed}{by} (e.g. '{example}')")
-    if "segments" in has:
-        parts.append("who the segments are")
-    if "churn" in has:
-        parts.append("churn risk and who is likely to churn")
-    elif "models" in has:
-        parts.append(f"who is most likely to {_outcome(ctx)}, and what drives it")
-    if "clv" in has:
-        parts.append("customer value (CLV)")
-    if "reviews" in has:
-        parts.append("what customers say in reviews (themes, counts, quotes)")
-    if "basket" in has:
-        parts.append("what to cross-sell")
+    offers = {  # in the order they are listed; a label model only where there is no churn
+        "segments": "who the segments are",
+        "churn": "churn risk and who is likely to churn",
+        "models": None if "churn" in has else "who is most likely to {outcome}, and what drives it",
+        "clv": "customer value (CLV)",
+        "reviews": "what customers say in reviews (themes, counts, quotes)",
+        "basket": "what to cross-sell",
+    }
+    for kind, text in offers.items():
+        if kind in has and text:
+            parts.append(text.format(outcome=_outcome(ctx)) if "{" in text else text)
     return "; ".join(parts) if parts else "an overview of the data (`insight validate`)"
 
 
@@ -450,14 +449,14 @@ def domain_names(ctx: ToolContext) -> list[str]:
     names += _review_categories(ctx) or []
     try:  # the values of this workspace's attributes: "married", "cellular", "tops"
         from insight_agent.analytics.queries import metrics_engine
-        from insight_agent.tools.metrics import _NOT_BY_VALUE, _VAGUE_LEVELS
+        from insight_agent.tools.metrics import NOT_BY_VALUE, VAGUE_LEVELS
 
         engine = metrics_engine(ctx.ws)
         for dim in engine.catalogue.dimensions.values():
             if dim.source in ("customer", "fact") and not dim.numeric:
-                if dim.name not in _NOT_BY_VALUE:
+                if dim.name not in NOT_BY_VALUE:
                     names += [v for v in engine.levels(dim) if len(v) > 4
-                              and v.lower() not in _VAGUE_LEVELS]  # fmt: skip
+                              and v.lower() not in VAGUE_LEVELS]  # fmt: skip
                 names.append(dim.name)
     except Exception:
         pass
@@ -659,12 +658,11 @@ class DialogueState:
             if new.get(key):
                 args[key] = new[key]
         if not new.get("compare") and args.get("period"):  # "and vs the month before?"
-            from insight_agent.tools.metrics import _PREV_CMP, _YEAR_CMP
+            from insight_agent.tools.metrics import compare_said
 
-            if _YEAR_CMP.search(question):
-                args["compare"] = "year"
-            elif _PREV_CMP.search(question) or re.search(r"\bvs\.?\b|\bbefore\b", question):
-                args["compare"] = "previous"
+            how = compare_said(question)
+            if how:
+                args["compare"] = how
         where = [w for w in new.get("where") or [] if not str(w).startswith("segment=")]
         if segments:  # a segment named in the follow-up filters the same figure
             where.append(f"segment={segments[0]}")
@@ -807,7 +805,7 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
     if re.search(r"\bgoes? (?:well )?with\b|\bpair(?:s|ed)? (?:well )?with\b|\bw/", q):
         return Route("basket_rules", _args_for(ctx, "basket_rules", question, segments))
     if len(segments) == 1 and re.search(
-        r"\bwho are\b|\blook like\b|\bdescribe\b|\btell me about\b|\bprofile\b|"
+        r"\bwho are\b|\blook like\b|\bdescribe\b|\btell me (?:about|abt)\b|\bprofile\b|"
         r"\bhow (?:big|large|many|much|valuable)\b|\bsize\b",
         q,
     ):
@@ -825,7 +823,7 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
         r"\btop\s+\d+\b|\bwhich customers\b(?! groups?)|\bwhich of (?:them|those|these)\b"
         r"|\b(?:customers|they|them|who)\b.{0,20}\b(?:are|is) (?:the )?most likely\b"
         r"|\bcustomers (?:are |who are )?(?:most )?likely"
-        r"|\bwho (?:is|are) (?:most )?likely\b|\baudience\b",
+        r"|\bwho(?:'s| is| are) (?:most )?likely\b|\baudience\b",
         q,
     ):
         args = _args_for(ctx, "top_customers", question, segments)
@@ -952,7 +950,9 @@ def _metrics_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[
     if (
         segments
         and not timed
-        and re.search(r"\blook like\b|\bwho are\b|\bdescribe\b|\btell me about\b|\bprofile\b", q)
+        and re.search(
+            r"\blook like\b|\bwho are\b|\bdescribe\b|\btell me (?:about|abt)\b|\bprofile\b", q
+        )
     ):
         return None  # "what do new customers look like?" names a segment, not a measure
     # a segment's share of revenue or customers is a segment fact (list_segments, profile)

@@ -104,7 +104,7 @@ def _ratio(a: Any, b: Any) -> Any:
     return a / b.nullif(0)
 
 
-def _catalogue_measures() -> list[Measure]:
+def builtin_measures() -> list[Measure]:
     """Every measure Insight knows; those whose table or columns are missing are dropped."""
     m = Measure
     return [
@@ -318,7 +318,7 @@ def build_catalogue(con: Any, labels: dict[str, str] | None = None) -> Catalogue
         if t in present and con.table(t).count().to_pyarrow().as_py() == 0
     }
     measures: dict[str, Measure] = {}
-    for m in _catalogue_measures():
+    for m in builtin_measures():
         if m.table not in present or m.table in empty:
             continue
         if any(c not in columns[m.table] for c in m.needs):

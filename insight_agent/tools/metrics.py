@@ -244,6 +244,18 @@ _PREV_CMP = re.compile(r"(?:vs\.?|versus|compared (?:to|with)|than) (?:the )?(?:
                        r"the (?:day|week|month|quarter|year|period) before|"
                        r"\bgrowth\b|\bgrow(?:ing|s)?\b|\bchange[ds]?\b|\bgrew\b|\bup or down\b|"
                        r"\bdeclin|\bfall(?:ing)?\b|\bdrop(?:ped|ping)?\b", re.I)  # fmt: skip
+
+
+def compare_said(text: str) -> str | None:
+    """The comparison ``text`` asks for, whatever its period: "year" ("vs the year before",
+    "yoy"), "previous" ("vs the month before", "growth") or None."""
+    if _YEAR_CMP.search(text):
+        return "year"
+    if _PREV_CMP.search(text) or re.search(r"\bvs\.?\b|\bbefore\b", text, re.I):
+        return "previous"
+    return None
+
+
 # What people type: "hw many", "revnue", "ordres" … read as the words they meant.
 _TYPOS = {"hw": "how", "hoe": "how", "whats": "what is", "u": "you", "no.": "number of",
           "rev": "revenue", "revs": "revenue", "custs": "customers", "cust": "customer",
@@ -255,8 +267,7 @@ _TYPOS = {"hw": "how", "hoe": "how", "whats": "what is", "u": "you", "no.": "num
 _VOCAB = ("revenue", "orders", "sales", "reviews", "customers", "returns", "rating", "ratings",
           "average", "repeat", "response", "campaign", "campaigns", "channel", "category",
           "segment", "month", "quarter", "weekly", "monthly", "subcategory", "department",
-          "region", "country", "gender", "product", "products", "comments",
-          "category")  # fmt: skip
+          "region", "country", "gender", "product", "products", "comments")  # fmt: skip
 
 
 def normalise(question: str) -> str:
@@ -298,11 +309,11 @@ def _named_measures(q: str) -> tuple[list[str], list[str], str]:
 # Values too common to say which attribute a question means ("yes" is every yes/no column's).
 # Nor marketing words that name a value of one column but mean more ("email" is a campaign
 # medium before it is the acquisition channel "Email").
-_VAGUE_LEVELS = frozenset({"yes", "no", "unknown", "other", "others", "none", "missing", "true",
+VAGUE_LEVELS = frozenset({"yes", "no", "unknown", "other", "others", "none", "missing", "true",
                            "false", "n/a", "na", "all", "any", "(missing)", "email", "search",
                            "social", "direct", "online", "store", "web", "mobile", "app",
                            "referral"})  # fmt: skip
-_NOT_BY_VALUE = ("segment", "product")  # segments are matched by name; products are too many
+NOT_BY_VALUE = ("segment", "product")  # segments are matched by name; products are too many
 
 
 def _levels_named(ctx: ToolContext, cat: Any, q: str) -> dict[str, list[str]]:
@@ -317,7 +328,7 @@ def _levels_named(ctx: ToolContext, cat: Any, q: str) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     taken: set[str] = set()  # "Jackets" is a category and a subcategory: the category's
     for dim in cat.dimensions.values():
-        if dim.source == "time" or dim.numeric or dim.name in _NOT_BY_VALUE:
+        if dim.source == "time" or dim.numeric or dim.name in NOT_BY_VALUE:
             continue
         try:
             values = engine.levels(dim)
@@ -326,7 +337,7 @@ def _levels_named(ctx: ToolContext, cat: Any, q: str) -> dict[str, list[str]]:
         hits = []
         for value in values:
             low = value.lower().strip()
-            if low in _VAGUE_LEVELS or len(low) < 3:
+            if low in VAGUE_LEVELS or len(low) < 3:
                 continue
             stem = re.sub(r"(?:es|s)$", "", low) if len(low) > 4 else low
             if low not in taken and re.search(rf"(?<![\w-]){re.escape(stem)}(?:e?s)?(?![\w-])", q):
@@ -344,7 +355,7 @@ def _dims_by_name(cat: Any, q: str) -> list[str]:
         for d in cat.dimensions.values()
         if d.source in ("customer", "fact")
         and not d.numeric
-        and d.name not in _NOT_BY_VALUE
+        and d.name not in NOT_BY_VALUE
         and len(d.name) >= 3
         and re.search(rf"\b{re.escape(d.name.replace('_', ' '))}\b", q)
     ]
@@ -383,10 +394,10 @@ def lacking_data(ctx: ToolContext, measure: str) -> str | None:
     the table is there but a column is not, as words ("no quantity column in its orders");
     None when it can, or for a name Insight does not know."""
     from insight_agent.analytics.queries import metrics_engine
-    from insight_agent.engine.metrics import ALIASES, _catalogue_measures, norm
+    from insight_agent.engine.metrics import ALIASES, builtin_measures, norm
 
     key = ALIASES.get(norm(measure), norm(measure))
-    found = next((m for m in _catalogue_measures() if m.name == key), None)
+    found = next((m for m in builtin_measures() if m.name == key), None)
     if found is None:
         return None
     try:

@@ -340,6 +340,9 @@ def test_tool_schema_lists_the_workspace_measures(ws) -> None:
         ("which region spends the most per order?",
          {"measures": ["average_order_value"], "by": ["region"]}),
         ("how many new custs did we get in q3", {"measures": ["new_customers"], "period": "q3"}),
+        # change without a period: the last 3 months against the 3 before
+        ("which category is growing fastest?", {"measures": ["revenue"], "by": ["category"],
+                                                "period": "last 3 months", "compare": "previous"}),
         ("which 3 campaigns had the worst response rate",
          {"measures": ["response_rate"], "by": ["campaign"], "top": 3, "ascending": True}),
         ("share of 1-2 star reveiws by month this year pls",
@@ -467,3 +470,23 @@ def test_public_clothing_reviews_answer_by_department(tmp_path: Path) -> None:
     }
     assert got == pytest.approx(expected.to_dict(), abs=0.006)
     assert facts["rows"][0]["category"] == expected.idxmin()
+
+
+def test_a_compared_breakdown_names_the_biggest_rise_and_fall(ws) -> None:
+    """ "Which category grew fastest / dropped the most?": the headline names the rows with
+    the largest and smallest change, as the rows give them."""
+    from insight_agent.formatting import signed_pct
+    from insight_agent.tools.registry import ToolContext, call_tool
+
+    args = {"measures": ["revenue"], "by": ["category"], "period": "last 3 months",
+            "compare": "previous"}  # fmt: skip
+    result = call_tool(ToolContext(ws), "query_metrics", args)
+    rows = result.facts["rows"]
+    up = max(rows, key=lambda r: r["revenue_change_pct"])
+    down = min(rows, key=lambda r: r["revenue_change_pct"])
+    line = result.facts["headline"]
+    assert (
+        f"biggest rise vs before: {up['category']} ({signed_pct(up['revenue_change_pct'])})" in line
+    )
+    fell = "biggest fall" if down["revenue_change_pct"] < 0 else "none fell, smallest rise"
+    assert f"{fell}: {down['category']} ({signed_pct(down['revenue_change_pct'])})" in line

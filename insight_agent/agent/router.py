@@ -912,6 +912,9 @@ def _undated_period(ctx: ToolContext, q: str) -> str | None:
     return trend[0] if trend else None
 
 
+_GROWING = r"grow\w*|grew|fastest|declin\w*|shrink\w*"  # change over time: a metrics question
+
+
 def _metrics_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str, Any] | None:
     """query_metrics arguments when the question asks for a descriptive figure; None when it
     does not, or when another tool answers it better: which *segment* is worth or brings the
@@ -920,7 +923,7 @@ def _metrics_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[
 
     q = question.lower()
     if re.search(r"\bwhich segments?\b|\bwhat segments?\b", q) and not re.search(
-        r"\b(?:last|past|this|since|month|week|quarter|year|20\d\d)\b", q
+        rf"\b(?:last|past|this|since|month|week|quarter|year|20\d\d|{_GROWING})\b", q
     ):
         return None
     by_attribute = re.search(
@@ -938,8 +941,8 @@ def _metrics_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[
     # a period, a time grain or a breakdown by segment makes it a metrics question after all
     timed = bool(
         re.search(
-            r"\b(?:last|past|this|since|month|week|quarter|year|daily|weekly|monthly|trend|"
-            r"20\d\d)\b|\b(?:by|per|each|across) segments?\b",
+            rf"\b(?:last|past|this|since|month|week|quarter|year|daily|weekly|monthly|trend|"
+            rf"20\d\d|{_GROWING})\b|\b(?:by|per|each|across) segments?\b",
             q,
         )
     )

@@ -146,10 +146,27 @@ def headline(facts: Facts) -> str | None:
     order = "lowest" if facts.get("sorted_by", "").endswith("(lowest first)") else "highest"
     share = top.get(f"{name}_share")
     of_all = f" ({pct(share)} of the total)" if share is not None else ""
-    return (
+    line = (
         f"{label} by {' and '.join(by)}, {_span(facts)}: {order} is {keys} with "
-        f"{_fmt(top.get(name), unit)}{of_all} ({facts['rows_total']} {by[0]} values)."
+        f"{_fmt(top.get(name), unit)}{of_all} ({facts['rows_total']} {by[0]} values)"
     )
+    return line + _moves(facts, name, by) + "."
+
+
+def _moves(facts: Facts, name: str, by: list[str]) -> str:
+    """With a comparison: the biggest rise and the biggest fall (or, when nothing fell, the
+    smallest rise) among the rows, for "which … grew fastest / dropped the most?"."""
+    key = f"{name}_change_pct"
+    moved = [r for r in facts.get("rows") or [] if r.get(key) is not None]
+    if not facts.get("compared_with") or len(moved) < 2:
+        return ""
+    up = max(moved, key=lambda r: r[key])
+    down = min(moved, key=lambda r: r[key])
+    where = " / ".join(str(up[d]) for d in by), " / ".join(str(down[d]) for d in by)
+    line = f"; biggest rise vs before: {where[0]} ({signed_pct(up[key])})"
+    if down[key] < 0:
+        return line + f"; biggest fall: {where[1]} ({signed_pct(down[key])})"
+    return line + f"; none fell, smallest rise: {where[1]} ({signed_pct(down[key])})"
 
 
 def answer(facts: Facts) -> str:
@@ -244,6 +261,13 @@ _PREV_CMP = re.compile(r"(?:vs\.?|versus|compared (?:to|with)|than) (?:the )?(?:
                        r"the (?:day|week|month|quarter|year|period) before|"
                        r"\bgrowth\b|\bgrow(?:ing|s)?\b|\bchange[ds]?\b|\bgrew\b|\bup or down\b|"
                        r"\bdeclin|\bfall(?:ing)?\b|\bdrop(?:ped|ping)?\b", re.I)  # fmt: skip
+
+
+# Growth words: a question about change over time, compared with the period before.
+_GROWTH = re.compile(r"\bgrow(?:ing|s|th)?\b|\bgrew\b|\bfastest\b|\bdeclin\w*|\bshrink\w*|"
+                     r"\bdrop(?:ped|ping|s)?\b|\bfell\b|\bfalling\b|\bincreas\w*|\bdecreas\w*",
+                     re.I)  # fmt: skip
+GROWTH_PERIOD = "last 3 months"  # the window a growth question with no period is read over
 
 
 def compare_said(text: str) -> str | None:
@@ -438,6 +462,8 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
                 said.append(found[0])
                 rest = re.sub(pattern, " ", rest)
                 break
+    if not measures and _GROWTH.search(q) and "revenue" in cat.measures:
+        measures = ["revenue"]  # "which category is growing fastest?": in sales
     if (
         not measures
         and "response_rate" in cat.measures
@@ -521,6 +547,9 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
     found = _PERIOD.search(q)
     if found:
         args["period"] = found[1]
+    elif _GROWTH.search(q):  # "which category is growing fastest?": recent months vs before
+        args["period"] = GROWTH_PERIOD
+        args["compare"] = "previous"
     year_long = found is not None and re.search(r"\byear\b|^(?:19|20)\d\d$", found[1])
     if found and (
         _YEAR_CMP.search(q)

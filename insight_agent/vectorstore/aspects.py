@@ -209,6 +209,39 @@ FILLER = frozenset(
         "wouldn",
         "ll",
         "re",
+        # verbs and words of telling, not of what was said ("hopes, say, 10", "big, did, …")
+        "did",
+        "does",
+        "say",
+        "says",
+        "said",
+        "saying",
+        "went",
+        "came",
+        "come",
+        "comes",
+        "got",
+        "getting",
+        "thing",
+        "things",
+        "hope",
+        "hopes",
+        "hoped",
+        "hoping",
+        "feel",
+        "felt",
+        "know",
+        "knew",
+        "need",
+        "needed",
+        "probably",
+        "maybe",
+        "kept",
+        "keep",
+        "received",
+        "arrived",
+        "saw",
+        "see",
     ]
 )
 #: Product-type nouns (what was bought, not what was said about it), left out of labels too,
@@ -381,9 +414,11 @@ class AspectThemes:
 
 
 def _keywords(texts: list[str], labels: np.ndarray, k: int, stop: set[str]) -> list[list[str]]:
+    """Up to 6 distinctive words per cluster, without numbers ("10" labelled a theme)."""
     from insight_agent.vectorstore.themes import class_tfidf
 
-    return class_tfidf(texts, labels, k, top_n=6, extra_stop_words=sorted(stop))
+    found = class_tfidf(texts, labels, k, top_n=10, extra_stop_words=sorted(stop))
+    return [[w for w in words if not any(ch.isdigit() for ch in w)][:6] for words in found]
 
 
 def _product_words(table: Any) -> set[str]:

@@ -23,6 +23,10 @@ from insight_agent.agent.router import decline
         ("hows our website traffic this month", "out_of_scope"),  # data Insight never reads
         ("what are our competitors charging for shoes?", "out_of_scope"),
         ("gimme pandas code to plot the rating distribution", "code"),
+        (
+            "random q but any good ideas for my sister's birthday dinner this weekend?",
+            "out_of_scope",
+        ),
     ],
 )
 def test_declined(question: str, kind: str) -> None:

@@ -343,6 +343,13 @@ def test_tool_schema_lists_the_workspace_measures(ws) -> None:
         # change without a period: the last 3 months against the 3 before
         ("which category is growing fastest?", {"measures": ["revenue"], "by": ["category"],
                                                 "period": "last 3 months", "compare": "previous"}),
+        ("Which region is worst at actually responding to our campaigns?",
+         {"measures": ["response_rate"], "by": ["region"], "ascending": True}),
+        ("do repeat rates differ much between segments",
+         {"measures": ["repeat_rate"], "by": ["segment"]}),
+        ("Footwear revenue by quarter please, and put it next to the same quarter a year earlier",
+         {"measures": ["revenue"], "by": ["quarter"], "compare": "year",
+          "where": ["category=Footwear"]}),
         ("which 3 campaigns had the worst response rate",
          {"measures": ["response_rate"], "by": ["campaign"], "top": 3, "ascending": True}),
         ("share of 1-2 star reveiws by month this year pls",

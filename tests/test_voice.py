@@ -475,6 +475,11 @@ def test_router_on_a_reviews_only_workspace(clothing_ws):
             "query_metrics", {"measures": ["average_rating"], "by": ["category"]}),
         "which dept gets the most 'too tight' comments": (
             "count_reviews", {"query": "too tight", "by": "category"}),
+        "what % of tops reviews complain about shrinking after a wash?": (
+            "count_reviews", {"query": "shrinking after a wash", "category": "Tops",
+                              "tone": "negative"}),
+        "How many reviews say things run small, and which category gets that the most?": (
+            "count_reviews", {"query": "things run small", "by": "category"}),
         "show me some quotes abt tops being see-through": (
             "search_reviews", {"query": "see-through", "category": "Tops"}),
     }  # fmt: skip

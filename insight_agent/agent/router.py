@@ -331,7 +331,9 @@ _ID = re.compile(r"\b[A-Za-z]{1,4}[-_]?\d{3,}\b")  # a customer or review id: C0
 # Plainly off-topic, even mid-conversation.
 _OFF_TOPIC = re.compile(
     r"\b(?:weather|forecast|joke|poem|recipe|stock price|share price|bitcoin|crypto|"
-    r"world cup|election|capital of|translate|horoscope|lottery)\b",
+    r"world cup|election|capital of|translate|horoscope|lottery|birthday|dinner|restaurant|"
+    r"vacation|holiday plans|movie|my (?:sister|brother|mom|mum|dad|wife|husband|partner|"
+    r"girlfriend|boyfriend|friend|kids?|son|daughter))\b",
     re.I,
 )
 # Marketing data Insight never reads (web analytics, ad platforms, competitors, social).
@@ -783,7 +785,7 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
                 args = {}
             if args:
                 return Route(tool, args)
-    counted = _count_route(question, segments)
+    counted = _count_route(question, segments, _review_category_named(ctx, q))
     if counted is not None:
         return counted
     metrics = _metrics_args(ctx, question, segments)
@@ -934,7 +936,8 @@ def _metrics_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[
     if re.search(r"\bclv\b|lifetime value|\bchurn", q) and by_attribute:
         # "avg clv by age band", "high churn risk in each region": a metrics breakdown
         return route_args(ctx, question, segments)
-    if re.search(r"\btop\s+\d+\s+customers\b|\blikely\b|\bclv\b|lifetime value|\bchurn|"
+    likely = re.search(r"\blikely\b", q) and not re.search(r"\brate\b", q)  # "the yes rate"
+    if likely or re.search(r"\btop\s+\d+\s+customers\b|\bclv\b|lifetime value|\bchurn|"
                  r"\bat risk\b|\brisk of\b|\bdataset\b|\bdata set\b|\bdrive[sn]?\b|\bdrivers?\b|"
                  r"\bmatter(?:s|ed)?\b|\binfluenc", q):  # fmt: skip
         return None  # predictions, their drivers, CLV and the data overview: own tools
@@ -942,7 +945,7 @@ def _metrics_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[
     timed = bool(
         re.search(
             rf"\b(?:last|past|this|since|month|week|quarter|year|daily|weekly|monthly|trend|"
-            rf"20\d\d|{_GROWING})\b|\b(?:by|per|each|across) segments?\b",
+            rf"20\d\d|{_GROWING})\b|\b(?:by|per|each|across|between|among) (?:the )?segments?\b",
             q,
         )
     )
@@ -1207,8 +1210,12 @@ _SAYING = (
     r"report\w*|call\w*|note\w*|think|find|found|feel|felt)"
 )
 _COUNT_Q = re.compile(
-    r"\b(?:how many|what (?:share|percentage|proportion|fraction|percent|part)|what %|"
-    r"how (?:often|common|frequent(?:ly)?))\b.*?\b" + _SAYERS + r"\b.*?\b" + _SAYING + r"\b"
+    r"(?:\b(?:how many|what (?:share|percentage|proportion|fraction|percent|part)|"
+    r"how (?:often|common|frequent(?:ly)?))\b|\bwhat ?%).*?\b"
+    + _SAYERS
+    + r"\b.*?\b"
+    + _SAYING
+    + r"\b"
     r"\s*(?:that\s+|about\s+|of\s+|it'?s\s+|the\s+)?(?P<what>.+?)[?.!]*$",
     re.I,
 )
@@ -1232,7 +1239,7 @@ _COUNT_BY = re.compile(
 )
 
 
-def _count_route(question: str, segments: list[str]) -> Route | None:
+def _count_route(question: str, segments: list[str], category: str | None = None) -> Route | None:
     """ "how many reviews say it runs small?", "what share of customers complain about the
     zipper?", "which category gets the most complaints about sizing?": counted, not quoted."""
     text = question.strip()
@@ -1262,8 +1269,23 @@ def _count_route(question: str, segments: list[str]) -> Route | None:
         args["tone"] = "negative"
     elif re.search(r"prais", said):
         args["tone"] = "positive"
+    if "by" not in args:  # "…, and which category gets that the most?", "broken down by dept"
+        grouped = re.search(
+            r"\bwhich (category|department|dept|segment|rating|month)\b|\b(?:broken down|split|"
+            r"grouped|count(?:ed)?|break(?:ing)? (?:it )?down) (?:it )?by (?:star )?(category|"
+            r"department|dept|segment|rating|month|sentiment)s?\b",
+            text,
+            re.I,
+        )
+        if grouped:
+            by = (grouped[1] or grouped[2]).lower()
+            args["by"] = "category" if by in ("department", "dept") else by
+            args["query"] = re.sub(r"[,;]?\s*(?:and )?(?:which|broken|split|grouped|count|break)"
+                                   r"\b.*$", "", what, flags=re.I).strip() or what  # fmt: skip
     if segments:
         args["segment"] = segments[0]
+    if category:
+        args["category"] = category
     return Route("count_reviews", args)
 
 

@@ -200,7 +200,9 @@ _MEASURE_WORDS: tuple[tuple[str, str], ...] = (
      r"(?:on average )?per order\b", "average_order_value"),
     (r"revenue per customer|spend per customer", "revenue_per_customer"),
     (r"repeat (?:purchase )?rate|repeat customers", "repeat_rate"),
-    (r"response rate|conversion rate|respon\w+ rate", "response_rate"),
+    (r"response rate|conversion rate|respon\w+ rate|"
+     r"\brespond\w* to (?:our |the |their )?(?:campaigns?|emails?|offers?|promos?)",
+     "response_rate"),
     (r"\bresponses\b", "responses"),
     (r"\b(?:campaign )?sends\b|emails? sent", "campaign_sends"),
     (r"new customers|first[- ]time (?:buyers|customers)|acquired", "new_customers"),
@@ -364,9 +366,10 @@ def _levels_named(ctx: ToolContext, cat: Any, q: str) -> dict[str, list[str]]:
             if low in VAGUE_LEVELS or len(low) < 3:
                 continue
             stem = re.sub(r"(?:es|s)$", "", low) if len(low) > 4 else low
-            if low not in taken and re.search(rf"(?<![\w-]){re.escape(stem)}(?:e?s)?(?![\w-])", q):
+            key = low.rstrip("s")  # "Intimate" and "Intimates": the first column's
+            if key not in taken and re.search(rf"(?<![\w-]){re.escape(stem)}(?:e?s)?(?![\w-])", q):
                 hits.append(value)
-                taken.add(low)
+                taken.add(key)
         if hits:
             out[dim.name] = hits
     return out
@@ -477,10 +480,10 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
         measures = ["active_customers" if m == "customers" else m for m in measures]
     # through the workspace's aliases: "response rate" is the label's rate where the label
     # is the only outcome
-    resolved = (cat.resolve(m) for m in measures)
-    measures = [m for m in dict.fromkeys(resolved) if m is not None]
-    if not measures:
+    resolved = [cat.resolve(m) for m in measures]
+    if None in resolved:  # a figure these tables cannot give: declined (no_data), never dropped
         return None
+    measures = list(dict.fromkeys(m for m in resolved if m is not None))
     args: dict[str, Any] = {"measures": measures[:3]}
     by: list[str] = []
     for pattern, grain in _TIME_WORDS:
@@ -492,7 +495,7 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
     phrases = [
         m[1]
         for m in re.finditer(
-            r"\b(?:by|per|for each|each|across|split by|broken down by) "
+            r"\b(?:by|per|for each|each|across|between|among|split by|broken down by) "
             r"([a-z][a-z ]{1,24}?)(?=[?.,!]|$| and | over | in | last | this | for )",
             rest,  # with the measure words taken out: "revenue per customer by segment"
         )
@@ -528,7 +531,10 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
         not by
         and outcome in cat.dimensions
         and re.search(
-            r"\b(?:yes|no)\s+(?:vs\.?|versus|or|and|compared (?:to|with))\s+(?:yes|no)\b", q
+            r"\b(?:yes|no)\s+(?:vs\.?|versus|or|and|compared (?:to|with))\s+(?:yes|no)\b|"
+            r"\b(?:subscribed|said yes|converted|responded|signed up)\b.{0,40}\b(?:didn'?t|did not|"
+            r"not|said no|never)\b",
+            q,
         )
     ):  # "avg call duration for people who said yes vs no": the outcome splits the figure
         by.append(outcome)  # type: ignore[arg-type]
@@ -551,7 +557,8 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
         args["period"] = GROWTH_PERIOD
         args["compare"] = "previous"
     year_long = found is not None and re.search(r"\byear\b|^(?:19|20)\d\d$", found[1])
-    if found and (
+    timed_by = any(b in ("day", "week", "month", "quarter", "year") for b in by)
+    if (found or timed_by) and (
         _YEAR_CMP.search(q)
         or (year_long and re.search(r"\bcompar|\bvs\.?\b|\bversus\b|\bthan\b", q))
     ):  # "this year compared to last": the same period a year earlier

@@ -46,6 +46,8 @@ def test_declined(question: str, kind: str) -> None:
         "Add up revenue for 2025",
         "Who are our best customers?",
         "who are we losing",
+        "I need a query of revenue by month",  # a figure, not code
+        "which dinner items sell best?",  # a restaurant's business, not a personal aside
         "do new customers moan about different stuff than the loyal ones?",
     ],
 )

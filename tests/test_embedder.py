@@ -46,6 +46,16 @@ def test_same_text_same_vector(embedder: LocalEmbedder) -> None:
     np.testing.assert_allclose(in_batch[-1], alone[0], atol=1e-5)
 
 
+def test_release_lets_the_model_go_and_the_next_call_reloads_it() -> None:
+    """A large ingest releases the model before writing to Chroma; embedding afterwards
+    loads it again and gives the same vectors."""
+    embedder = LocalEmbedder(threads=1)
+    before = embedder.embed(REVIEWS[:3])
+    embedder.release()
+    assert embedder._session is None
+    np.testing.assert_allclose(embedder.embed(REVIEWS[:3]), before, atol=1e-6)
+
+
 def test_order_preserved_across_length_sorted_batches(embedder: LocalEmbedder) -> None:
     texts = [*REVIEWS, *(r.upper() for r in REVIEWS), "ok", "A much longer review. " * 12]
     perm = list(range(len(texts)))

@@ -455,6 +455,56 @@ def test_unit_table_reuses_the_vectors_of_unchanged_reviews(tmp_path):
     np.testing.assert_array_equal(second.vectors[0], np.asarray(loaded.vectors[2]))
 
 
+def test_unit_vectors_streamed_to_disk_equal_the_in_memory_build(tmp_path):
+    """An ingest writes unit vectors block by block to a file (memory stays flat): the table,
+    its threshold and the vectors read back with plain reads equal an in-memory build."""
+    from insight_agent.vectorstore.store import FilterTable, MetaRows, review_vectors
+    from insight_agent.vectorstore.unitstore import UnitTable, build_unit_table
+
+    rng = np.random.default_rng(7)
+    words = ["fit", "fabric", "zipper", "colour", "price", "runs", "small", "soft", "broke"]
+    texts = [
+        ". ".join(" ".join(rng.choice(words, 4)) for _ in range(rng.integers(1, 5))) + "."
+        for _ in range(400)
+    ]
+    docs = [f"d{i}" for i in range(len(texts))]
+
+    def embed(batch: list[str]) -> np.ndarray:
+        v = np.array([[hash((t, j)) % 997 for j in range(16)] for t in batch], dtype=np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    def score(batch: list[str]) -> np.ndarray:
+        return np.array([0.2 if "broke" in t else 0.8 for t in batch])
+
+    meta = pd.DataFrame(
+        {c: ["x"] * len(docs) for c in ("segment", "sentiment", "product", "category")}
+        | {"rating": [5.0] * len(docs), "date": [0] * len(docs)}
+    )
+    reviews = FilterTable.from_frame(docs, meta)
+    kwargs = {"embed": embed, "score": score, "sentiment_source": "model", "batch_size": 64}
+    memory = build_unit_table(docs, docs, texts, reviews, **kwargs)
+    streamed = build_unit_table(docs, docs, texts, reviews, workdir=tmp_path / "w", **kwargs)
+    assert isinstance(streamed.vectors, np.memmap) and streamed.staged
+    np.testing.assert_array_equal(np.asarray(streamed.vectors), memory.vectors)
+    assert streamed.threshold == memory.threshold
+    pd.testing.assert_frame_equal(streamed.units, memory.units)
+    rows = rng.integers(0, len(memory), 300)
+    np.testing.assert_array_equal(
+        streamed.vector_rows(rows), memory.vectors[rows].astype(np.float32)
+    )
+    some = [5, 0, 399, 17]
+    np.testing.assert_allclose(review_vectors(streamed, some), review_vectors(memory, some))
+    streamed.save(tmp_path / "units")
+    assert not (tmp_path / "w" / "vectors.npy").exists()  # moved into the table, not copied
+    loaded = UnitTable.load(tmp_path / "units")
+    assert loaded is not None
+    np.testing.assert_array_equal(np.asarray(loaded.vectors), memory.vectors)
+    np.testing.assert_array_equal(streamed.vector_rows(rows), loaded.vector_rows(rows))
+    records = MetaRows(meta)
+    assert len(records) == len(meta) and records[399] == meta.to_dict(orient="records")[399]
+    assert records[-1] == records[399] and records[1:3] == meta.iloc[1:3].to_dict("records")
+
+
 def test_router_on_a_reviews_only_workspace(clothing_ws):
     """Real review questions get themes with the asked polarity and category, a topic gets
     a search, and order, segment or churn questions say what data is missing."""

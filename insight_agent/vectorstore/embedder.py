@@ -285,6 +285,17 @@ class LocalEmbedder:
             self._tokenizer = tokenizer
             self._session = session
 
+    def release(self) -> None:
+        """Let the model and its buffers go (the next :meth:`embed` loads it again) and hand
+        the freed memory back to the system."""
+        with self._lock:
+            self._session = None
+            self._tokenizer = None
+        import gc
+
+        gc.collect()
+        _trim_heap()
+
     # -- embedding -------------------------------------------------------------------------
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -356,6 +367,18 @@ def _token_batches(order: np.ndarray, lengths: np.ndarray, max_rows: int) -> lis
         batches.append(order[start:end])
         start = end
     return batches
+
+
+def _trim_heap() -> None:
+    """Return freed heap memory to the system (glibc's malloc_trim; a no-op elsewhere)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 @functools.lru_cache(maxsize=8)

@@ -24,8 +24,9 @@ and other embedders plug in the same way.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,49 @@ def metadata_frame(
         meta["source_row"] = pd.to_numeric(reviews["source_row"], errors="coerce").fillna(-1)
         meta["source_row"] = meta["source_row"].astype(int)
     return meta
+
+
+class MetaRows(Sequence[dict[str, Any]]):
+    """The rows of a metadata frame as Chroma metadata dicts, made a chunk at a time when
+    asked for (equal to ``frame.to_dict(orient="records")[i]``) rather than all held at once
+    (about 60 MB at 100k reviews)."""
+
+    CHUNK = 4096
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self._chunk = -1
+        self._rows: list[dict[str, Any]] = []
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = int(i)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        chunk = i // self.CHUNK
+        if chunk != self._chunk:
+            part = self.frame.iloc[chunk * self.CHUNK : (chunk + 1) * self.CHUNK]
+            self._rows, self._chunk = part.to_dict(orient="records"), chunk
+        return self._rows[i - chunk * self.CHUNK]
+
+
+# An ingest that embedded at least this many units lets the embedding model go before the
+# reviews are written to Chroma: a model and its buffers hold about 350 MB, Chroma's index at
+# 100k reviews another 250 MB. Below it, reloading (about a second) would cost more than the
+# memory is worth.
+RELEASE_AFTER_UNITS = 10_000
+
+
+def _release_embedder(embedding_function: Any) -> None:
+    embedder = getattr(embedding_function, "embedder", None)
+    if embedder is not None and hasattr(embedder, "release"):
+        embedder.release()
 
 
 @dataclass
@@ -363,7 +407,7 @@ class ReviewIndex:
         review_ids = reviews["review_id"].astype(str).tolist()
         ids = [doc_id(r, t) for r, t in zip(review_ids, texts, strict=True)]
         meta = metadata_frame(reviews, segments, text_model)
-        metas = meta.to_dict(orient="records")
+        metas = MetaRows(meta)
         existing = self._existing()
         wanted = dict(zip(ids, range(len(ids)), strict=True))
         stale = [i for i in existing if i not in wanted]
@@ -382,14 +426,14 @@ class ReviewIndex:
                 ids, review_ids, texts, metas, table, text_model, unit_progress
             )
             units = len(unit_table)
+            if unit_table.embedded >= RELEASE_AFTER_UNITS:
+                _release_embedder(self.embedding_function)
         unit_seconds = time.perf_counter() - unit_start
-        vectors = None
-        if unit_table:
-            vectors = review_vectors(unit_table, [wanted[i] for i in new])
         done = 0
         for chunk in _batches(new, batch_size):
             rows = [wanted[i] for i in chunk]
-            block = None if vectors is None else vectors[done : done + len(chunk)]
+            # Each batch's review vectors from its units (read now, not all held at once).
+            block = review_vectors(unit_table, rows) if unit_table else None
             if block is not None and not np.isfinite(block).all():
                 block = None  # a review with no units (empty text): let Chroma embed it
             self.collection.add(
@@ -423,7 +467,7 @@ class ReviewIndex:
         ids: list[str],
         review_ids: list[str],
         texts: list[str],
-        metas: list[dict[str, Any]],
+        metas: MetaRows,
         table: FilterTable,
         text_model: Any,
         progress: Callable[[int, int], None] | None,
@@ -434,6 +478,9 @@ class ReviewIndex:
 
         assert self.units_dir is not None
         previous = UnitTable.load(self.units_dir)
+        # The new vectors are written here as they are made, then moved into the table.
+        workdir = self.units_dir.with_name(self.units_dir.name + ".build")
+        shutil.rmtree(workdir, ignore_errors=True)
 
         def score(items: list[str]) -> Any:
             if text_model is not None:
@@ -456,8 +503,10 @@ class ReviewIndex:
             previous_doc_ids=None if previous is None else previous.reviews.ids,
             progress=progress,
             metadatas=metas,
+            workdir=workdir,
         )
         units.save(self.units_dir)
+        shutil.rmtree(workdir, ignore_errors=True)
         self._units = units
         return units
 
@@ -473,17 +522,21 @@ class ReviewIndex:
 
 def review_vectors(units: Any, docs: list[int]) -> np.ndarray:
     """Unit-norm mean of each document's unit vectors (rows of ``docs``, in that order); NaN
-    rows for documents without units."""
-    out = np.zeros((len(docs), units.vectors.shape[1]), dtype=np.float32)
+    rows for documents without units. Reads only those documents' unit vectors."""
+    dim = units.vectors.shape[1]
+    out = np.zeros((len(docs), dim), dtype=np.float32)
     if not docs:
         return out
-    where = np.full(units.n_reviews, -1, dtype=np.int64)
-    where[np.asarray(docs, dtype=np.int64)] = np.arange(len(docs))
-    slot = where[units.units["doc"].to_numpy()]
-    keep = np.flatnonzero(slot >= 0)
-    for start in range(0, len(keep), 65_536):  # the vectors may be memory-mapped float16
-        rows = keep[start : start + 65_536]
-        np.add.at(out, slot[rows], np.asarray(units.vectors[rows], dtype=np.float32))
+    # Units are stored in document order, so a document's units are one run of rows.
+    doc = units.units["doc"].to_numpy()
+    wanted = np.asarray(docs, dtype=np.int64)
+    first = np.searchsorted(doc, wanted, side="left")
+    last = np.searchsorted(doc, wanted, side="right")
+    lengths = last - first
+    if lengths.sum():
+        rows = np.concatenate([np.arange(a, b) for a, b in zip(first, last, strict=True)])
+        slot = np.repeat(np.arange(len(docs)), lengths)
+        np.add.at(out, slot, units.vector_rows(rows))
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         return out / np.where(norms > 0, norms, np.nan)

@@ -69,8 +69,11 @@ class UnitTable:
     threshold: float
     sentiment_source: str  # "model" or "lexicon"
     # Per document (text, metadata): in memory after a build, read by offset after a load.
-    records: list[tuple[str, dict[str, Any]]] | None = None
+    records: Sequence[tuple[str, dict[str, Any]]] | None = None
     directory: Path | None = None
+    # The vectors live in a build's staging file, which save() moves into place.
+    staged: bool = False
+    embedded: int = 0  # units this build embedded (the rest reused their vectors)
 
     def __len__(self) -> int:
         return len(self.units)
@@ -89,6 +92,16 @@ class UnitTable:
             block = np.asarray(source[start : start + SCAN_CHUNK], dtype=np.float32)
             out[start : start + len(block)] = block @ q
         return out
+
+    def vector_rows(self, rows: np.ndarray) -> np.ndarray:
+        """The vectors of ``rows`` as float32. A table backed by a file is read with plain
+        reads, so the pages do not stay mapped into the process (resident memory stays flat
+        while an ingest reads every vector once)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        path = getattr(self.vectors, "filename", None)
+        if path is None or not Path(path).is_file():
+            return np.asarray(self.vectors[rows], dtype=np.float32)
+        return read_vector_rows(Path(path), self.vectors.offset, self.vectors.shape, rows)
 
     def unit_mask(self, filters: Any | None) -> np.ndarray:
         """Which units belong to reviews passing ``filters`` (ReviewFilters) and its keyword."""
@@ -136,7 +149,14 @@ class UnitTable:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         self.units.to_parquet(tmp / "units.parquet", index=False)
-        np.save(tmp / "vectors.npy", np.asarray(self.vectors, dtype=np.float16))
+        source = getattr(self.vectors, "filename", None)
+        if source is not None and self.vectors.dtype == np.float16 and Path(source).is_file():
+            if self.staged:
+                shutil.move(source, tmp / "vectors.npy")
+            else:
+                shutil.copyfile(source, tmp / "vectors.npy")
+        else:
+            np.save(tmp / "vectors.npy", np.asarray(self.vectors, dtype=np.float16))
         self.reviews.save(tmp / "reviews.npz")
         np.save(tmp / "review_ids.npy", np.asarray(self.review_ids, dtype=str))
         if self.records is not None:
@@ -162,6 +182,9 @@ class UnitTable:
         tmp.rename(directory)
         shutil.rmtree(old, ignore_errors=True)
         self.directory = directory
+        if source is not None:  # the array's file moved (or was copied): map the saved one
+            self.vectors = np.load(directory / "vectors.npy", mmap_mode="r")
+            self.staged = False
 
     @classmethod
     def load(cls, directory: Path) -> UnitTable | None:
@@ -190,21 +213,102 @@ class UnitTable:
         )
 
 
-def calibrate_threshold(vectors: np.ndarray, docs: np.ndarray, seed: int = 0) -> float:
-    """The counting threshold for this data (see the module docstring)."""
-    n = len(vectors)
+def null_pairs(docs: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
+    """The random pairs of units from different reviews the threshold is calibrated on (rows
+    ``a[i]``, ``b[i]``); None when there are too few units or pairs to calibrate."""
+    n = len(docs)
     if n < 50:
-        return THRESHOLD_FLOOR
+        return None
     rng = np.random.default_rng(seed)
     a = rng.integers(0, n, NULL_PAIRS)
     b = rng.integers(0, n, NULL_PAIRS)
     keep = docs[a] != docs[b]
     if keep.sum() < 100:
-        return THRESHOLD_FLOOR
-    va = np.asarray(vectors[a[keep]], dtype=np.float32)
-    vb = np.asarray(vectors[b[keep]], dtype=np.float32)
-    sims = np.einsum("ij,ij->i", va, vb)
+        return None
+    return a[keep], b[keep]
+
+
+def threshold_from_pairs(va: np.ndarray, vb: np.ndarray) -> float:
+    """The counting threshold from the vectors of :func:`null_pairs`' pairs."""
+    sims = np.einsum("ij,ij->i", np.asarray(va, np.float32), np.asarray(vb, np.float32))
     return round(max(THRESHOLD_FLOOR, float(np.quantile(sims, NULL_QUANTILE))), 3)
+
+
+def calibrate_threshold(vectors: np.ndarray, docs: np.ndarray, seed: int = 0) -> float:
+    """The counting threshold for this data (see the module docstring)."""
+    pairs = null_pairs(np.asarray(docs), seed)
+    if pairs is None:
+        return THRESHOLD_FLOOR
+    a, b = pairs
+    return threshold_from_pairs(vectors[a], vectors[b])
+
+
+READ_WINDOW = 8192  # rows per plain read (6 MB of float16 at 384 numbers a row)
+
+
+def read_vector_rows(
+    path: Path, offset: int, shape: tuple[int, ...], rows: np.ndarray
+) -> np.ndarray:
+    """Rows of the float16 ``.npy`` at ``path`` (data from byte ``offset``) as float32, read in
+    windows with plain file reads (no memory map)."""
+    dim = int(shape[1])
+    out = np.empty((len(rows), dim), dtype=np.float32)
+    if not len(rows):
+        return out
+    order = np.argsort(rows, kind="stable")
+    ranked = rows[order]
+    if ranked[0] < 0 or ranked[-1] >= shape[0]:
+        raise IndexError(f"vector rows out of range 0..{shape[0] - 1}")
+    item = np.dtype(np.float16).itemsize
+    with open(path, "rb") as f:
+        i = 0
+        while i < len(ranked):
+            lo = int(ranked[i])
+            j = int(np.searchsorted(ranked, lo + READ_WINDOW, side="left"))
+            hi = int(ranked[j - 1]) + 1
+            f.seek(offset + lo * dim * item)
+            block = np.fromfile(f, dtype="<f2", count=(hi - lo) * dim).reshape(hi - lo, dim)
+            out[order[i:j]] = block[ranked[i:j] - lo]
+            i = j
+    return out
+
+
+class _VectorSink:
+    """Unit vectors written block by block, in row order: to a float16 ``.npy`` file when a
+    directory is given (so an ingest does not hold every vector in memory), else to an
+    array."""
+
+    def __init__(self, n: int, directory: Path | None) -> None:
+        self.n = n
+        self.path = None if directory is None else Path(directory) / "vectors.npy"
+        self.file: Any = None
+        self.array: np.ndarray | None = None
+        self.written = 0
+
+    def write(self, block: np.ndarray) -> None:
+        block = np.ascontiguousarray(block, dtype="<f2")
+        if self.path is None:
+            if self.array is None:
+                self.array = np.zeros((self.n, block.shape[1]), dtype=np.float16)
+            self.array[self.written : self.written + len(block)] = block
+        else:
+            if self.file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.file = open(self.path, "wb")  # noqa: SIM115 - closed in finish()
+                header = {"descr": "<f2", "fortran_order": False, "shape": (self.n, block.shape[1])}
+                np.lib.format.write_array_header_1_0(self.file, header)
+            self.file.write(block.tobytes())
+        self.written += len(block)
+
+    def finish(self, dim: int) -> np.ndarray:
+        """The written vectors: memory-mapped from the file, or the array."""
+        if self.written == 0:
+            self.write(np.zeros((0, dim), dtype=np.float16))
+        if self.path is None:
+            assert self.array is not None
+            return self.array
+        self.file.close()
+        return np.load(self.path, mmap_mode="r")
 
 
 def build_unit_table(
@@ -221,13 +325,16 @@ def build_unit_table(
     batch_size: int = 1024,
     progress: Callable[[int, int], None] | None = None,
     metadatas: Sequence[dict[str, Any]] | None = None,
+    workdir: Path | None = None,
 ) -> UnitTable:
     """Split, embed and score the units of every review document.
 
     ``reviews`` is the :class:`FilterTable` of the same documents (same order); units of
     documents already in ``previous`` (matched by document id) reuse their vectors.
     ``metadatas`` (the documents' Chroma metadata) are kept with their texts for
-    :meth:`UnitTable.documents`.
+    :meth:`UnitTable.documents`. With ``workdir`` the vectors are written block by block to
+    ``workdir/vectors.npy`` (moved into place by :meth:`UnitTable.save`), so memory does not
+    grow with the number of units; without it they are kept in memory.
     """
     from insight_agent.vectorstore.aspects import unit_stems
     from insight_agent.vectorstore.textmodel import unit_label
@@ -242,11 +349,11 @@ def build_unit_table(
             "text": pd.Series(cols["text"], dtype="string"),
         }
     )
-    dim = None
-    vectors: np.ndarray | None = None
-    todo = np.arange(len(units))
-    stems = np.empty(len(units), dtype=object)
-    stems_todo = todo
+    del cols
+    n = len(units)
+    found = np.full(n, -1, dtype=np.int64)  # the unit's row in ``previous``, -1 to embed
+    stems = np.empty(n, dtype=object)
+    old_stems = None
     if previous is not None and previous_doc_ids is not None and len(previous):
         # Reuse: a unit of an unchanged document is the same text at the same unit_no.
         old_pos = {d: i for i, d in enumerate(previous_doc_ids.tolist())}
@@ -259,39 +366,88 @@ def build_unit_table(
         )
         mapped = np.array([old_pos.get(d, -1) for d in doc_ids], dtype=np.int64)[units["doc"]]
         key = pd.MultiIndex.from_arrays([mapped, units["unit_no"].to_numpy()])
-        found = old_key.reindex(key).to_numpy()
-        have = ~pd.isna(found)
-        dim = previous.vectors.shape[1]
-        vectors = np.zeros((len(units), dim), dtype=np.float16)
-        vectors[have] = np.asarray(previous.vectors[found[have].astype(np.int64)])
-        todo = np.flatnonzero(~have)
+        got = old_key.reindex(key).to_numpy()
+        have = ~pd.isna(got)
+        found[have] = got[have].astype(np.int64)
         if "stems" in old_units:
-            stems[have] = old_units["stems"].to_numpy(dtype=object)[found[have].astype(np.int64)]
-            stems_todo = todo
-    texts_all = units["text"].astype(str).tolist()
-    stems[stems_todo] = unit_stems([texts_all[i] for i in stems_todo])
+            old_stems = old_units["stems"].to_numpy(dtype=object)
+    reused = found >= 0
+    n_todo = int((~reused).sum())
+    pairs = null_pairs(units["doc"].to_numpy())
+    sampled = None if pairs is None else np.unique(np.concatenate(pairs))
+    sample = None
+    sink = _VectorSink(n, workdir)
+    p = np.empty(n, dtype=np.float32)
+    dim = previous.vectors.shape[1] if previous is not None and len(previous) else None
+    done = 0
+    # Block by block, in row order: reuse or embed the vectors, score and stem the texts.
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        texts_block = units["text"].iloc[start:stop].astype(str).tolist()
+        old = found[start:stop]
+        keep = old >= 0
+        block: np.ndarray | None = None
+        if keep.any():
+            assert previous is not None
+            block = np.zeros((stop - start, previous.vectors.shape[1]), dtype=np.float16)
+            block[keep] = previous.vector_rows(old[keep])
+            if old_stems is not None:
+                stems[start:stop][keep] = old_stems[old[keep]]
+        todo = np.flatnonzero(~keep)
+        if len(todo):
+            vectors = np.asarray(embed([texts_block[i] for i in todo]), dtype=np.float32)
+            dim = vectors.shape[1]
+            if block is None:
+                block = np.zeros((stop - start, dim), dtype=np.float16)
+            block[todo] = vectors
+            done += len(todo)
+            if progress:
+                progress(done, n_todo)
+        assert block is not None
+        sink.write(block)
+        missing = [i for i in range(stop - start) if stems[start + i] is None]
+        if missing:
+            new_stems = unit_stems([texts_block[i] for i in missing])
+            stems[[start + i for i in missing]] = new_stems
+        p[start:stop] = np.asarray(score(texts_block), dtype=np.float32)
+        if sampled is not None:
+            lo, hi = np.searchsorted(sampled, [start, stop])
+            if sample is None:
+                sample = np.zeros((len(sampled), block.shape[1]), dtype=np.float16)
+            sample[lo:hi] = block[sampled[lo:hi] - start]
+    vectors_all = sink.finish(dim or 384)
     units["stems"] = pd.Series(stems, dtype="string")
-    for start in range(0, len(todo), batch_size):
-        rows = todo[start : start + batch_size]
-        got = np.asarray(embed([texts_all[i] for i in rows]), dtype=np.float32)
-        if vectors is None:
-            dim = got.shape[1]
-            vectors = np.zeros((len(units), dim), dtype=np.float16)
-        vectors[rows] = got.astype(np.float16)
-        if progress:
-            progress(min(start + batch_size, len(todo)), len(todo))
-    if vectors is None:
-        vectors = np.zeros((0, dim or 384), dtype=np.float16)
-    p = np.asarray(score(texts_all), dtype=np.float32) if len(units) else np.empty(0, np.float32)
     units["p_positive"] = p
     units["sentiment"] = pd.Series([unit_label(float(v)) for v in p], dtype="string")
-    threshold = calibrate_threshold(vectors, units["doc"].to_numpy())
+    threshold = THRESHOLD_FLOOR
+    if pairs is not None and sample is not None:
+        a, b = pairs
+        threshold = threshold_from_pairs(
+            sample[np.searchsorted(sampled, a)], sample[np.searchsorted(sampled, b)]
+        )
     return UnitTable(
         reviews=reviews,
         review_ids=np.asarray(review_ids, dtype=str),
         units=units,
-        vectors=vectors,
+        vectors=vectors_all,
         threshold=threshold,
         sentiment_source=sentiment_source,
-        records=None if metadatas is None else list(zip(texts, metadatas, strict=True)),
+        records=None if metadatas is None else _Records(texts, metadatas),
+        staged=workdir is not None,
+        embedded=done,
     )
+
+
+class _Records(Sequence[tuple[str, dict[str, Any]]]):
+    """(text, metadata) per document, without building a list of pairs."""
+
+    def __init__(self, texts: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
+        self.texts, self.metadatas = texts, metadatas
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return self.texts[i], self.metadatas[i]

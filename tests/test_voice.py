@@ -228,6 +228,27 @@ def test_a_negated_match_ranks_below_a_true_complaint(clothing_ws, units):
     assert all("small" in h["unit"].lower() for h in small[:5]), [h["unit"] for h in small]
 
 
+def test_quotes_from_negative_reviews_are_their_complaints(clothing_ws, units, monkeypatch):
+    """Filtered to negative reviews, a neutral topic's hits quote the reviews' negative
+    sentences first: "colour" in a 1-star review is its complaint, not its "love the
+    colour"; positive reviews lean the other way."""
+    from insight_agent.vectorstore import opinions
+    from insight_agent.vectorstore.search import ReviewFilters
+
+    def positive_units(sentiment: str) -> int:
+        hits = opinions.search_units(
+            units, _vector("colour"), "colour", k=20, filters=ReviewFilters(sentiment=sentiment)
+        )
+        assert len(hits) == 20
+        return sum(h["unit_sentiment"] == "positive" for h in hits)
+
+    leaning = positive_units("negative"), positive_units("positive")
+    monkeypatch.setattr(opinions, "POLARITY_WEIGHT", 0.0)
+    flat = positive_units("negative"), positive_units("positive")
+    assert leaning[0] < flat[0], (leaning, flat)
+    assert leaning[1] >= flat[1], (leaning, flat)
+
+
 def test_aspect_themes_are_aspects_and_deterministic(units):
     from insight_agent.vectorstore.aspects import find_aspect_themes
 

@@ -20,7 +20,9 @@ with the same rule gives the same number).
 
 **Search** (``search_units``): the best unit of each review ranks the review. A complaint-shaped
 query (the sentiment model, or the lexicon, scores it negative) also ranks negative units first:
-``+POLARITY_WEIGHT × (0.5 - P(positive of the unit))``. An explicit sentiment filter still wins.
+``+POLARITY_WEIGHT × (0.5 - P(positive of the unit))``. An explicit sentiment filter still wins,
+and leans the same way: with reviews filtered to negative ones, their negative units rank first
+(the quote is the complaint), with positive ones their positive units.
 """
 
 from __future__ import annotations
@@ -437,8 +439,15 @@ def search_units(
     texts = table.units["text"].to_numpy()
     p = table.units["p_positive"].to_numpy()
     score = cosine[top] + rule.adjust_many(texts[top])
-    complaint = query_positive is not None and query_positive < 0.35
-    rank = score + (POLARITY_WEIGHT * (0.5 - p[top]) if complaint else 0.0)
+    # Toward negative units: a complaint-shaped query, or reviews filtered to negative ones
+    # (a 1-star review's quote should be its complaint, not its "love the colour"); toward
+    # positive units for positive reviews.
+    wanted = getattr(filters, "sentiment", None)
+    complaint = wanted == "negative" or (
+        wanted is None and query_positive is not None and query_positive < 0.35
+    )
+    lean = 1.0 if complaint else -1.0 if wanted == "positive" else 0.0
+    rank = score + lean * POLARITY_WEIGHT * (0.5 - p[top])
     order = np.argsort(-rank, kind="stable")
     docs = table.units["doc"].to_numpy()
     seen: set[int] = set()

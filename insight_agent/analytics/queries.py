@@ -18,6 +18,7 @@ from insight_agent.analytics.artifacts import (
     read_json,
 )
 from insight_agent.errors import ConfigError, InsightError
+from insight_agent.names import match_value
 from insight_agent.workspace import Workspace, atomic_path
 
 BASE_TARGETS = ("churn", "purchase", "response")
@@ -501,13 +502,12 @@ def basket_summary(
 
 
 def _basket_category(ws: Workspace, basket: dict[str, Any], text: str) -> str:
-    """The basket category named by ``text`` (any case); ConfigError listing the categories
-    otherwise, saying so when ``text`` is a segment (models mix the two up)."""
+    """The basket category named by ``text`` (any case or number); ConfigError listing the
+    categories otherwise, saying so when ``text`` is a segment (models mix the two up)."""
     known = {r["item"] for r in basket.get("by_segment", [])}
     for rule in basket.get("facts", {}).get("top_rules", []):
         known.update(side.strip() for side in rule["rule"].split("→"))
-    by_lower = {name.lower(): name for name in known}
-    found = by_lower.get(str(text).strip().lower())
+    found = match_value(text, known)
     if found:
         return found
     listing = ", ".join(sorted(known))

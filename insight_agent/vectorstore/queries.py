@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from insight_agent.errors import ConfigError
+from insight_agent.names import match_value
 from insight_agent.vectorstore.search import (
     SENTIMENTS,
     ReviewFilters,
@@ -41,8 +42,9 @@ def _segment_name(ws: Workspace, segment: str | None) -> str | None:
 
 def _indexed(ws: Workspace, column: str, value: str | None) -> str | None:
     """A review ``column`` value (category, product) as the index stores it, matched in any
-    case; ConfigError listing the indexed values when none matches (a filter on a value no
-    review has finds nothing, silently: the model passed "delivery" for "late delivery")."""
+    case and number (:func:`insight_agent.names.match_value`); ConfigError listing the indexed
+    values when none matches (a filter on a value no review has finds nothing, silently: the
+    model passed "delivery" for "late delivery")."""
     if not value:
         return None
     from insight_agent.vectorstore.store import indexed_values
@@ -55,8 +57,7 @@ def _indexed(ws: Workspace, column: str, value: str | None) -> str | None:
             f"the reviews have no {column} values to filter on",
             hint=f"leave {column} out, or map a {column} column under [data.reviews]",
         )
-    by_lower = {v.lower(): v for v in known}
-    found = by_lower.get(str(value).strip().lower())
+    found = match_value(value, known)
     if found is None:
         shown = known if len(known) <= 30 else [*known[:30], f"... ({len(known)} in all)"]
         raise ConfigError(

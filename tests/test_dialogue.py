@@ -228,3 +228,19 @@ def test_the_segment_a_superlative_asks_for_is_the_follow_ups_subject(ws) -> Non
     state = DialogueState()
     state.update(ctx, [churn], "", "which segment is least likely to churn?")
     assert state.segment == churn.facts["lowest_churn_segment"]
+
+
+def test_a_comparison_follow_up_keeps_the_figure_and_its_period(ws) -> None:
+    """ "vs the same month last year?" compares the last figure; "last year" is not its period."""
+    from insight_agent.agent.session import SessionOptions, open_session
+
+    session = open_session(ws, llm="none", options=SessionOptions(transcript=False))
+    session.ask("how many active customers last month?")
+    turn = session.ask("vs the same month last year?")
+    args = turn.tool_calls[0]["args"]
+    assert (turn.tool_calls[0]["tool"], args["measures"], args["period"], args["compare"]) == (
+        "query_metrics", ["active_customers"], "last month", "year"
+    )  # fmt: skip
+    turn = session.ask("look up customer C000010")
+    facts = turn.tool_calls[0]["result"]
+    assert f"{int(facts['frequency']):,} orders" in turn.answer, turn.answer

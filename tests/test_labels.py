@@ -193,6 +193,17 @@ def test_router_on_a_label_workspace_answers_or_says_what_is_missing(label_ws: P
         assert turn.tool_calls == [], question
         assert why in turn.answer and "y rate" in turn.answer, (question, turn.answer)
         assert "declined: no_data" in turn.notes
+    # a breakdown by an attribute no column holds is declined, never answered unbroken
+    for question, why in {
+        "y rate by region": "no region column",
+        "what's the gender mix of people who said yes?": "no gender column",
+        "which products convert best?": "no product column",
+    }.items():
+        turn = session.ask(question)
+        assert turn.tool_calls == [], (question, turn.tool_calls)
+        assert why in turn.answer and "job" in turn.answer, (question, turn.answer)
+    turn = session.ask("y rate by age")  # held as age_band: answered
+    assert turn.tool_calls[0]["args"]["by"] == ["age_band"], turn.tool_calls
 
 
 def test_saved_label_model_scores_a_new_record_like_the_build(label_ws: Path) -> None:

@@ -41,6 +41,9 @@ CUTOFF = dt.date(2026, 9, 30)
         ("in the last 3 months", "2026-07-01", "2026-09-30"),
         ("Q3", "2026-07-01", "2026-09-30"),  # the latest Q3 starting by the cutoff
         ("q4", "2025-10-01", "2025-12-31"),
+        ("feb 97", "1997-02-01", "1997-02-28"),  # a two-digit year from 32 needs no apostrophe
+        ("jun '25", "2025-06-01", "2025-06-30"),
+        ("since march 2026", "2026-03-01", "2026-09-30"),
     ],
 )
 def test_periods_resolve_against_the_cutoff(text: str, start: str, end: str) -> None:
@@ -354,6 +357,17 @@ def test_tool_schema_lists_the_workspace_measures(ws) -> None:
          {"measures": ["response_rate"], "by": ["campaign"], "top": 3, "ascending": True}),
         ("share of 1-2 star reveiws by month this year pls",
          {"measures": ["share_negative"], "by": ["month"], "period": "this year"}),
+        # two named periods a year apart; "3 worst"; "the 3 months before that"
+        ("how many ppl bought in march 2026 vs march 2025",
+         {"measures": ["active_customers"], "period": "march 2026", "compare": "year"}),
+        ("how much have we sold since march 2026",
+         {"measures": ["revenue"], "period": "since march 2026"}),
+        ("which were our 3 worst months for sales",
+         {"measures": ["revenue"], "by": ["month"], "top": 3, "ascending": True}),
+        ("orders in the last 3 months compared to the 3 months before that",
+         {"measures": ["orders"], "period": "last 3 months", "compare": "previous"}),
+        ("how did Q2 revenue stack up against Q2 last year",
+         {"measures": ["revenue"], "period": "q2", "compare": "year"}),
     ],
 )  # fmt: skip
 def test_router_sends_metric_questions_to_query_metrics(ws, question, expected) -> None:

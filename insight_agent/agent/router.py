@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from insight_agent.names import mentioned, mentions
 from insight_agent.tools.registry import (
     DATA_KINDS,
     ToolContext,
@@ -69,9 +70,8 @@ def _asks_themes(ctx: ToolContext, q: str, segments: list[str]) -> bool:
     category = _review_category_named(ctx, tail)
     rest = tail
     for name in [category, *segments]:
-        if name:
-            stem = re.sub(r"(?:es|s)$", "", name.lower())
-            rest = re.sub(rf"\b{re.escape(stem)}\w*", " ", rest)
+        for start, end in reversed(mentions(rest, name) if name else []):
+            rest = rest[:start] + " " + rest[end:]
     for name in segments:  # "lapsing customers" named by a distinctive word
         for word in re.findall(r"[a-z]+", name.lower()):
             rest = re.sub(rf"\b{re.escape(word[:4])}\w*", " ", rest) if len(word) > 3 else rest
@@ -363,6 +363,18 @@ def can_answer(ctx: ToolContext) -> str:
     has = workspace_has(ctx)
     if has is None:
         return CAN_ANSWER
+    from insight_agent.analytics.artifacts import current_build
+
+    key = str(current_build(ctx.ws))  # workspace_has read it: there is a build
+    if key not in _CAN:
+        _CAN[key] = _can_answer(ctx, has)
+    return _CAN[key]
+
+
+_CAN: dict[str, str] = {}  # per build folder: what it can answer (reads its catalogue, cards)
+
+
+def _can_answer(ctx: ToolContext, has: frozenset[str]) -> str:
     parts: list[str] = []
     try:
         from insight_agent.analytics.queries import metrics_engine
@@ -371,7 +383,10 @@ def can_answer(ctx: ToolContext) -> str:
     except Exception:
         cat = None
     if cat is not None and "revenue" in cat.measures:
-        parts.append(CAN_ANSWER.split(";")[0])
+        lead = CAN_ANSWER.split(";")[0]
+        if "response_rate" not in cat.measures:
+            lead = lead.replace(" or response rates", " or repeat rates")
+        parts.append(lead)
     elif cat is not None and cat.measures:
         rates = [m for m in cat.measures.values() if m.aggregation == "share_of_customers"]
         lead = rates[0] if rates else next(iter(cat.measures.values()))
@@ -410,11 +425,18 @@ def _outcome(ctx: ToolContext) -> str:
     return "respond to a campaign"
 
 
-def no_data(ctx: ToolContext, decision: Route) -> Decline | None:
+def no_data(ctx: ToolContext, decision: Route, question: str = "") -> Decline | None:
     """A decline for a question only ``decision``'s tool answers when this workspace lacks
-    its data ("what do reviewers complain about?" with no reviews): what is missing, how to
-    add it, and what the data can answer instead. None when the tool can answer."""
+    its data ("what do reviewers complain about?" with no reviews), or that asks for figures
+    by an attribute no column holds ("revenue by region" with no region): what is missing,
+    how to add it, and what the data can answer instead. None when the tool can answer."""
     missing = missing_data(ctx, decision.tool, decision.args)
+    if question:
+        from insight_agent.tools.metrics import missing_dimensions
+
+        absent = missing_dimensions(ctx, question)
+        if absent:
+            missing.append(_no_column(ctx, absent))
     if decision.tool == "query_metrics":  # measures this workspace's tables cannot give
         from insight_agent.tools.metrics import lacking_data
 
@@ -438,6 +460,19 @@ def no_data(ctx: ToolContext, decision: Route) -> Decline | None:
         f"I can't answer that from this workspace: it has {lacks}. "
         f"I can tell you about: {can_answer(ctx)}.",
     )
+
+
+def _no_column(ctx: ToolContext, absent: list[str]) -> str:
+    """ "no region column in its tables (figures break down by month, …)"."""
+    said = " or ".join(absent)
+    try:
+        from insight_agent.analytics.queries import metrics_engine
+
+        dims = list(metrics_engine(ctx.ws).catalogue.dimensions)
+    except Exception:
+        dims = []
+    by = f" (its figures break down by {', '.join(dims)})" if dims else ""
+    return f"no {said} column in its tables{by}; add one to the export and run `insight build`"
 
 
 def domain_names(ctx: ToolContext) -> list[str]:
@@ -797,8 +832,12 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
         (metrics is None or named)
         and state is not None
         and state.metrics
-        and re.search(r"^\s*(?:and|what about|how about|same|now|ok|also|then)\b", q)
-    ):  # "and for new customers?": the last figure for that segment, not a new measure
+        and re.search(
+            r"^\s*(?:and|what about|how about|same|now|ok|also|then|vs\.?|versus|against|"
+            r"compared (?:to|with)|by|split by|broken down by)\b",
+            q,
+        )
+    ):  # "and for new customers?", "vs the same month last year?": the last figure again
         metrics = state.follow_metrics(ctx, question, segments)
     if metrics is not None:
         return Route("query_metrics", metrics)
@@ -1078,11 +1117,8 @@ def _review_categories(ctx: ToolContext) -> list[str] | None:
 def _review_category_named(ctx: ToolContext, q: str) -> str | None:
     """The indexed review category ``q`` (lower case) names, in any number ("dresses",
     "a dress" for Dresses), else None."""
-    for category in _review_categories(ctx) or []:
-        stem = re.sub(r"(?:es|s)$", "", category.lower())
-        if len(stem) >= 3 and re.search(rf"\b{re.escape(stem)}(?:es|s)?\b", q):
-            return category
-    return None
+    named = mentioned(q, _review_categories(ctx) or [])
+    return named[0] if named else None
 
 
 def filters_never_asked(ctx: ToolContext, said: str) -> dict[str, list[str]]:
@@ -1299,11 +1335,14 @@ def _review_query(question: str, category: str | None = None) -> str:
     see-through" -> "see-through")."""
     m = re.search(r"\b(?:about|abt)\s+(.+?)[?.!]*$", question.strip(), re.I)
     if m and category:
-        stem = re.escape(re.sub(r"(?:es|s)$", "", category.lower()))
-        lead = rf"^(?:the\s+)?{stem}\w*\s+(?:being|is|are|that (?:are|is)|which (?:are|is))\s+"
-        rest = re.sub(lead, "", m[1], flags=re.I)
-        if rest != m[1] and len(rest) > 2:
-            return rest
+        topic = re.sub(r"^the\s+", "", m[1], flags=re.I)
+        said = mentions(topic, category)
+        if said and said[0][0] == 0:
+            after = topic[said[0][1] :]
+            verb = r"^\s+(?:being|is|are|that (?:are|is)|which (?:are|is))\s+"
+            rest = re.sub(verb, "", after, flags=re.I)
+            if rest != after and len(rest) > 2:
+                return rest
     if not m or len(m.group(1)) <= 2:
         return question.strip().rstrip("?")
     # "about regarding late delivery" / "about the jeans": the topic, not its lead-in
@@ -1396,7 +1435,7 @@ def route_and_answer(
         return declined.answer, []
     if decision is None:
         decision = route(ctx, question, state)
-    lacking = no_data(ctx, decision)
+    lacking = no_data(ctx, decision, question)
     if lacking is not None:
         return lacking.answer, []
     result = call_tool(ctx, decision.tool, decision.args)

@@ -234,7 +234,7 @@ class AgentSession:
             # the route this provider takes anyway; a question only a tool whose data this
             # workspace lacks can answer is declined with what is missing
             decision = route(self.ctx, question, self.state)
-            declined = no_data(self.ctx, decision)
+            declined = no_data(self.ctx, decision, question)
         if declined is not None:
             result = self._declined(question, declined)
         elif self.chat_model is None:

@@ -7,7 +7,8 @@ answers state the resolved dates. Rules:
 * ``last week|month|quarter|year`` (also "previous …") — the latest *complete* calendar unit:
   the cutoff's own unit when the cutoff is its last day, else the one before;
 * ``this week|month|quarter|year``, ``mtd``, ``qtd``, ``ytd`` — from the unit's start to the cutoff;
-* ``2025``, ``2025-Q3`` / ``Q3 2025``, ``2025-03`` / ``March 2025``, ``2025-03-05``;
+* ``2025``, ``2025-Q3`` / ``Q3 2025``, ``2025-03`` / ``March 2025`` / ``mar '25`` (``feb 97``:
+  a two-digit year from 32 on needs no apostrophe), ``2025-03-05``;
 * ``since DATE`` / ``from DATE`` (to the cutoff), ``until DATE`` / ``before DATE`` (from the start
   of the data), ``DATE to DATE`` / ``DATE..DATE`` / ``between DATE and DATE``;
 * ``all`` / ``all time`` / nothing — the whole history.
@@ -152,6 +153,16 @@ def _date(text: str, dayfirst: bool = False) -> dt.date | None:
     return None
 
 
+def _full_year(text: str, cutoff: dt.date) -> int:
+    """A year as written: "1998"; "'98" or "98" is the latest such year not after the year
+    after the cutoff (1998 for data of 1998, 2021 for "'21" in data of 2026)."""
+    digits = text.lstrip("'")
+    if len(digits) == 4:
+        return int(digits)
+    year = (cutoff.year // 100) * 100 + int(digits)
+    return year - 100 if year > cutoff.year + 1 else year
+
+
 def _named(text: str, cutoff: dt.date, dayfirst: bool) -> Period | None:
     """A period given by its name: a year, quarter, month or day (no relative words)."""
     t = text.strip().lower()
@@ -170,9 +181,9 @@ def _named(text: str, cutoff: dt.date, dayfirst: bool) -> Period | None:
     m = re.fullmatch(r"((?:19|20)\d\d)-(\d{1,2})", t)
     if m and 1 <= int(m[2]) <= 12:
         return _calendar(f"{m[1]}-{int(m[2]):02d}", dt.date(int(m[1]), int(m[2]), 1), "month")
-    m = re.fullmatch(r"([a-z]+)\.?,?\s+((?:19|20)\d\d)", t)
-    if m and m[1] in _MONTHS:
-        start = dt.date(int(m[2]), _MONTHS[m[1]], 1)
+    m = re.fullmatch(r"([a-z]+)\.?,?\s+((?:19|20)\d\d|'\d\d|[3-9]\d)", t)
+    if m and m[1] in _MONTHS:  # "March 1998", "feb 97", "jun '21"
+        start = dt.date(_full_year(m[2], cutoff), _MONTHS[m[1]], 1)
         return _calendar(start.strftime("%Y-%m"), start, "month")
     m = re.fullmatch(r"([a-z]+)", t)
     if m and m[1] in _MONTHS:  # "March": the latest March on or before the cutoff

@@ -560,6 +560,10 @@ def _a_top(f: Facts) -> str:
 
 def _a_customer(f: Facts) -> str:
     line = f"{f['customer_id']} is in {f['segment']}."
+    if "frequency" in f and "monetary_total" in f:  # what a lookup is first asked for
+        orders = int(f["frequency"])
+        spent = amount(f["monetary_total"])
+        line += f" {orders:,} order{'s' if orders != 1 else ''}, {spent} spent."
     if "churn_probability" in f:
         line += f" Churn probability {f['churn_probability']}"
         if f.get("churn_reasons"):

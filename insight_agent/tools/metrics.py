@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from insight_agent.formatting import pct, signed_pct
+from insight_agent.names import mentions, value_key
 from insight_agent.tools.registry import Facts, ToolContext, ToolSpec, register
 
 MAX_TOOL_ROWS = 25  # rows a model is shown; the CLI's `insight metrics` gives them all
@@ -108,18 +109,24 @@ def _span(facts: Facts) -> str:
     return f"{p['label']} ({p.get('start') or '…'} to {p['end']})"
 
 
+def _in_span(facts: Facts) -> str:
+    """ "in last month (…)", "since 1998-03-01 (…)": the period with its preposition."""
+    label = str(facts["period"]["label"])
+    return ("" if label.startswith(("since ", "until ")) else "in ") + _span(facts)
+
+
 def headline(facts: Facts) -> str | None:
     """The answer in one sentence, figures exactly as in the rows."""
     rows = facts.get("rows") or []
     if not rows:
-        return f"No data for that in {_span(facts)}."
+        return f"No data for that {_in_span(facts)}."
     m = facts["measures"][0]
     name, unit = m["name"], m["unit"]
     label = m["label"]
     by = facts.get("by") or []
     if not by:
         row = rows[0]
-        line = f"{label} in {_span(facts)}: {_fmt(row.get(name), unit)}"
+        line = f"{label} {_in_span(facts)}: {_fmt(row.get(name), unit)}"
         if facts.get("compared_with") and row.get(f"{name}_previous") is not None:
             change = row.get(f"{name}_change_pct")
             move = "" if change is None else (f", {'up' if change >= 0 else 'down'} "
@@ -205,10 +212,12 @@ _MEASURE_WORDS: tuple[tuple[str, str], ...] = (
      "response_rate"),
     (r"\bresponses\b", "responses"),
     (r"\b(?:campaign )?sends\b|emails? sent", "campaign_sends"),
-    (r"new customers|first[- ]time (?:buyers|customers)|acquired", "new_customers"),
+    (r"new customers|first[- ]time (?:buyers|customers)|acquired|new customer (?:acquisition|"
+     r"count|numbers|signups?)|customer acquisition", "new_customers"),
     (r"returning customers", "returning_customers"),
-    (r"active customers|\bbuyers\b|customers (?:who )?(?:bought|ordered|purchased)",
-     "active_customers"),
+    (r"active customers|\bbuyers\b|(?:customers|people|ppl|shoppers) (?:who |that )?"
+     r"(?:bought|ordered|purchased|shopped)|how many (?:customers |people |ppl )?"
+     r"(?:bought|ordered|purchased|shopped)\b", "active_customers"),
     (r"average (?:star )?rating|avg rating|mean rating|"
      r"\b(?:worst|best|lowest|highest|top|bottom)[- ](?:star )?ratings?\b|\bratings?(?= by| per)|"
      r"\b(?:best|worst|highest|lowest|better|worse)[- ]rated\b|"
@@ -228,6 +237,7 @@ _MEASURE_WORDS: tuple[tuple[str, str], ...] = (
     (r"\breturns\b|returned", "returns"),
     (r"\bunits\b|items sold", "units"),
     (r"revenue|\bsales\b|turnover|takings|\bgmv\b|how much (?:did we|we) (?:sell|make)|"
+     r"how much (?:have|had) we (?:sold|made)|how much (?:was|did we|we) (?:sold|sell)|"
      r"how (?:are|were|is|was) (?:we|business|things) (?:doing|going)|how did we do|"
      r"\bperformance\b", "revenue"),
     (r"(?:how many|number of|count of|total) orders|\borders\b", "orders"),
@@ -247,20 +257,35 @@ _PERIOD = re.compile(
     r"(?:days?|weeks?|months?|quarters?|years?)"
     r"|(?:last|previous|this|current) (?:week|month|quarter|year)"
     r"|\b(?:ytd|mtd|qtd|year to date|month to date)\b"
-    r"|(?:since|from) \d{4}-\d{2}-\d{2}"
+    r"|(?:since|from|after) (?:\d{4}-\d{2}-\d{2}|\d{4}-q[1-4]|q[1-4] \d{4}|\d{4}-\d{2}"
+    r"|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]* (?:\d{4}|'\d{2}|[3-9]\d\b)"
+    r"|(?:19|20)\d\d(?![\d-]))"
     r"|\d{4}-q[1-4]|q[1-4] \d{4}|\bq[1-4]\b|\d{4}-\d{2}(?!-)"
-    r"|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]* \d{4}"
+    # "March 1998", "feb 97", "jun '21" (a two-digit year of 32-99 or with an apostrophe;
+    # "May 12" is a day)
+    r"|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]* (?:\d{4}|'\d{2}|[3-9]\d\b)"
     r"|(?<![\d-])(?:19|20)\d\d(?![\d-]))",
     re.I,
 )
 _YEAR_CMP = re.compile(r"year[- ]over[- ]year|\byoy\b|(?:the )?year before|prior year|"
                        r"previous year|a year earlier|same (?:period|time|month|quarter) last "
-                       r"year|(?:vs\.?|versus|compared (?:to|with)) (?:the )?(?:same .* )?last "
-                       r"year|a year (?:ago|earlier)", re.I)  # fmt: skip
+                       r"year|(?:vs\.?|versus|compared (?:to|with)|against|with) (?:the )?"
+                       r"(?:same .* )?(?:q[1-4] |(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|"
+                       r"dec)[a-z]* )?(?:of )?last year|a year (?:ago|earlier)|"
+                       r"\bq[1-4] (?:of )?last year\b", re.I)  # fmt: skip
+# "the same month last year", "Q1 last year": a year-earlier comparison whose "last year" is
+# not the period asked about.
+_SAME_LAST_YEAR = re.compile(r"\bsame (?:period|time|day|week|month|quarter) (?:of |as )?last year"
+                             r"|\b(?:q[1-4]|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"
+                             r"[a-z]*) (?:of )?last year\b", re.I)  # fmt: skip
 _PREV_CMP = re.compile(r"(?:vs\.?|versus|compared (?:to|with)|than) (?:the )?(?:previous|prior|"
                        r"last) (?:period|month|quarter|week)|period[- ]over[- ]period|"
                        r"month[- ]over[- ]month|\bmom\b|quarter[- ]over[- ]quarter|"
                        r"the (?:day|week|month|quarter|year|period) before|"
+                       r"the (?:\d+|two|three|six|twelve) (?:days|weeks|months|quarters) "
+                       r"(?:before|prior|earlier)|(?:vs\.?|versus|compared (?:to|with)|than|"
+                       r"against) (?:the )?(?:previous|prior|preceding) (?:\d+|two|three|six|"
+                       r"twelve)\b|"
                        r"\bgrowth\b|\bgrow(?:ing|s)?\b|\bchange[ds]?\b|\bgrew\b|\bup or down\b|"
                        r"\bdeclin|\bfall(?:ing)?\b|\bdrop(?:ped|ping)?\b", re.I)  # fmt: skip
 
@@ -365,9 +390,8 @@ def _levels_named(ctx: ToolContext, cat: Any, q: str) -> dict[str, list[str]]:
             low = value.lower().strip()
             if low in VAGUE_LEVELS or len(low) < 3:
                 continue
-            stem = re.sub(r"(?:es|s)$", "", low) if len(low) > 4 else low
-            key = low.rstrip("s")  # "Intimate" and "Intimates": the first column's
-            if key not in taken and re.search(rf"(?<![\w-]){re.escape(stem)}(?:e?s)?(?![\w-])", q):
+            key = value_key(low)  # "Intimate" and "Intimates": the first column's
+            if key not in taken and mentions(q, value):
                 hits.append(value)
                 taken.add(key)
         if hits:
@@ -413,6 +437,72 @@ def missing_measures(ctx: ToolContext, question: str) -> list[str]:
     if "customers" in named and cat.resolve("customers") is None:
         named = ["active_customers" if m == "customers" else m for m in named]
     return [m for m in dict.fromkeys(named) if cat.resolve(m) is None]
+
+
+# Attributes marketers break figures down by, as they say them (singular and plural), and the
+# dimension names that hold them. A question that asks by one of these where this workspace has
+# none is declined with what it has, rather than answered with the figure unbroken.
+ATTRIBUTES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # name in answers: (words people say, dimension names that answer them)
+    "region": (("region", "regions", "state", "states", "province", "provinces", "territory",
+                "territories"), ("region", "state", "province", "territory")),
+    "country": (("country", "countries"), ("country",)),
+    "city": (("city", "cities"), ("city", "town")),
+    "channel": (("channel", "channels"), ("channel", "sales_channel", "contact")),
+    "store": (("store", "stores", "branch", "branches"), ("store", "branch", "shop")),
+    "gender": (("gender", "genders", "sex"), ("gender", "sex")),
+    "age": (("age", "ages", "age group", "age groups", "age band", "age bands"),
+            ("age_band", "age")),
+    "category": (("category", "categories", "department", "departments"),
+                 ("category", "department", "subcategory")),
+    "product": (("product", "products", "sku", "skus", "item", "items", "album", "albums"),
+                ("product", "sku", "item", "title", "subcategory")),
+    "genre": (("genre", "genres"), ("genre",)),
+    "artist": (("artist", "artists"), ("artist",)),
+    "brand": (("brand", "brands"), ("brand",)),
+    "device": (("device", "devices"), ("device",)),
+    "campaign": (("campaign", "campaigns"), ("campaign",)),
+}  # fmt: skip
+
+
+def _asked_by(q: str, word: str) -> bool:
+    """Whether ``q`` asks for figures by ``word`` (an attribute), not merely mentions it."""
+    w = re.escape(word)
+    return bool(
+        re.search(
+            rf"\b(?:by|per|across|each|every|split by|broken down by|breakdown by)\s+"
+            rf"(?:the\s+|their\s+|our\s+|customer\s+)?{w}\b"
+            rf"|\b(?:which|what)\s+(?:\d+\s+)?{w}\b"
+            rf"|\b{w}(?:\s+(?:and|&)\s+[a-z]+)?\s+(?:mix|split|breakdown|distribution)\b"
+            rf"|\b[a-z]+\s+(?:and|&)\s+{w}\s+(?:mix|split|breakdown|distribution)\b"
+            rf"|\b(?:top|bottom|best|worst)\s+(?:\d+\s+)?(?:best[- ]?)?(?:selling\s+)?{w}\b"
+            rf"|\bbest[- ]?selling\s+{w}\b",
+            q,
+        )
+    )
+
+
+def missing_dimensions(ctx: ToolContext, question: str) -> list[str]:
+    """Attributes the question asks figures by ("revenue by region", "which genres sell
+    best", "the age and gender mix") that no column of this workspace holds; empty when there
+    is no catalogue to tell from."""
+    from insight_agent.analytics.queries import metrics_engine
+    from insight_agent.engine.metrics import ALIASES, norm
+
+    try:
+        cat = metrics_engine(ctx.ws).catalogue
+    except Exception:
+        return []
+    q = normalise(question)
+    held = set(cat.dimensions) | {ALIASES.get(d, d) for d in cat.dimensions}
+    columns = {word for name in [*cat.dimensions, *cat.measures] for word in name.split("_")}
+    missing = []
+    for name, (words, dims) in ATTRIBUTES.items():
+        if any(d in held for d in dims) or any(norm(w) in columns for w in words[:1]):
+            continue  # held, or a column by that name feeds a measure ("average_campaign")
+        if any(_asked_by(q, w) for w in words):
+            missing.append(name)
+    return missing
 
 
 def lacking_data(ctx: ToolContext, measure: str) -> str | None:
@@ -551,14 +641,23 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
     if by:
         args["by"] = by[:2]
     found = _PERIOD.search(q)
-    if found:
+    same = _SAME_LAST_YEAR.search(q)
+    if found and same and same.start() <= found.start() < same.end():
+        # "vs the same month last year": the comparison, not the period asked about
+        found = _PERIOD.search(q[: same.start()]) or _PERIOD.search(q, same.end())
+    paired = _two_periods(cat, q, found)
+    if paired:  # "june 98 vs june 97": the later one, compared with the earlier
+        args["period"], args["compare"] = paired
+    elif found:
         args["period"] = found[1]
     elif _GROWTH.search(q):  # "which category is growing fastest?": recent months vs before
         args["period"] = GROWTH_PERIOD
         args["compare"] = "previous"
     year_long = found is not None and re.search(r"\byear\b|^(?:19|20)\d\d$", found[1])
     timed_by = any(b in ("day", "week", "month", "quarter", "year") for b in by)
-    if (found or timed_by) and (
+    if paired:
+        pass
+    elif (found or timed_by) and (
         _YEAR_CMP.search(q)
         or (year_long and re.search(r"\bcompar|\bvs\.?\b|\bversus\b|\bthan\b", q))
     ):  # "this year compared to last": the same period a year earlier
@@ -576,8 +675,12 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
         args["where"] = where
     if by and not re.search(r"\d", q) and re.search(r"\b(?:worst|lowest|least|fewest|bottom)\b", q):
         args["ascending"] = True  # "which department gets the worst ratings?": lowest first
-    top = re.search(r"\b(?:top|best|highest|largest|biggest) (\d{1,3})\b", q)
-    low = re.search(r"\b(?:bottom|worst|lowest|smallest) (\d{1,3})\b", q)
+    top = re.search(r"\b(?:top|best|highest|largest|biggest) (\d{1,3})\b", q) or re.search(
+        r"\b(\d{1,3}) (?:top|best|highest|largest|biggest|strongest)\b", q
+    )  # "the 3 best months"
+    low = re.search(r"\b(?:bottom|worst|lowest|smallest) (\d{1,3})\b", q) or re.search(
+        r"\b(\d{1,3}) (?:bottom|worst|lowest|smallest|weakest)\b", q
+    )
     which_n = re.search(r"\b(?:which|what) (\d{1,3}) [a-z]+", q)
     if which_n and not (top or low):  # "which 3 campaigns had the worst response rate"
         worst = re.search(r"\b(?:worst|lowest|least|fewest|bottom|smallest)\b", q)
@@ -587,6 +690,30 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
         if low:
             args["ascending"] = True
     return args
+
+
+def _two_periods(cat: Any, q: str, first: Any) -> tuple[str, str] | None:
+    """(period, "year" | "previous") when ``q`` names two calendar periods one year or one
+    unit apart ("june 98 vs june 97", "Q2 vs Q1 1998"): the later period, compared with the
+    earlier; None otherwise."""
+    from insight_agent.engine.periods import comparison, parse_period
+
+    second = _PERIOD.search(q, first.end()) if first else None
+    if second is None or cat.data_up_to is None:
+        return None
+    try:
+        a = parse_period(first[1], cat.data_up_to)
+        b = parse_period(second[1], cat.data_up_to)
+    except Exception:
+        return None
+    if a.unit is None or a.unit != b.unit or a.start is None or b.start is None:
+        return None
+    later, earlier, text = (a, b, first[1]) if a.start > b.start else (b, a, second[1])
+    for how in ("year", "previous"):
+        shifted = comparison(later, how)
+        if (shifted.start, shifted.end) == (earlier.start, earlier.end):
+            return text, how
+    return None
 
 
 SPEC = register(

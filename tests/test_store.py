@@ -158,3 +158,38 @@ def test_the_filter_table_follows_ingest(tmp_path, reviews, embedding_function):
     # is not used
     index.collection.delete(ids=[str(index.filter_table().ids[0])])
     assert index.filter_table() is None
+
+
+def test_a_reingest_reads_what_chroma_holds_from_the_unit_table(tmp_path, reviews, monkeypatch):
+    """An embedded store's re-ingest takes the held documents and their metadata from the
+    unit table the last finished ingest wrote (asking Chroma for all of them cost ~500 MB at
+    100k reviews); after an ingest that did not finish, it asks Chroma again."""
+    import json
+
+    from insight_agent.vectorstore.store import open_index
+
+    index = open_index(tmp_path)
+    index.sync(reviews)
+    asked: list[int] = []
+    original = ReviewIndex._existing
+
+    def counted(self: ReviewIndex) -> dict:
+        asked.append(1)
+        return original(self)
+
+    monkeypatch.setattr(ReviewIndex, "_existing", counted)
+    edited = reviews.copy()
+    edited.loc[0, "text"] = "My zebra-striped teapot exploded in the microwave."
+    edited.loc[1, "rating"] = 5 if edited.loc[1, "rating"] != 5 else 1
+    report = index.sync(edited)
+    assert asked == []
+    assert (report.added, report.removed, report.metadata_updated) == (1, 1, 1)
+    row1 = doc_id(str(edited.loc[1, "review_id"]), edited.loc[1, "text"])
+    got = index.collection.get(ids=[row1], include=["metadatas"])
+    assert got["metadatas"][0]["rating"] == float(edited.loc[1, "rating"])
+    meta = tmp_path / "units" / "meta.json"
+    info = json.loads(meta.read_text())
+    assert info["collection_synced"] is True
+    meta.write_text(json.dumps({**info, "collection_synced": False}))  # as if interrupted
+    again = index.sync(edited)
+    assert asked == [1] and (again.added, again.removed, again.metadata_updated) == (0, 0, 0)

@@ -408,8 +408,23 @@ class ReviewIndex:
         ids = [doc_id(r, t) for r, t in zip(review_ids, texts, strict=True)]
         meta = metadata_frame(reviews, segments, text_model)
         metas = MetaRows(meta)
-        existing = self._existing()
         wanted = dict(zip(ids, range(len(ids)), strict=True))
+        previous = self._previous_units()
+        if previous is not None and self._holds(previous):
+            # What the collection holds, from the table the last finished ingest wrote, read
+            # a line at a time: asking Chroma for every document's metadata cost about 500 MB
+            # at 100k reviews.
+            existing: Any = set(previous.reviews.ids.tolist())
+            changed = [
+                i
+                for i, old in previous.iter_metadata()
+                if i in wanted and _comparable(old) != _comparable(metas[wanted[i]])
+            ]
+        else:
+            held = self._existing()
+            changed = [i for i in ids if i in held and held[i] != _comparable(metas[wanted[i]])]
+            existing = set(held)
+            del held
         stale = [i for i in existing if i not in wanted]
         for chunk in _batches(stale, 5000):
             self.collection.delete(ids=chunk)
@@ -423,7 +438,7 @@ class ReviewIndex:
         unit_table = None
         if self.units_dir is not None:
             unit_table = self._sync_units(
-                ids, review_ids, texts, metas, table, text_model, unit_progress
+                ids, review_ids, texts, metas, table, text_model, unit_progress, previous
             )
             units = len(unit_table)
             if unit_table.embedded >= RELEASE_AFTER_UNITS:
@@ -445,12 +460,13 @@ class ReviewIndex:
             done += len(chunk)
             if progress:
                 progress(done, len(new))
-        changed = [i for i in ids if i in existing and existing[i] != _comparable(metas[wanted[i]])]
         for chunk in _batches(changed, 5000):
             self.collection.update(ids=chunk, metadatas=[metas[wanted[i]] for i in chunk])
         if self.table_path is not None:
             self._table = table
             self._table.save(self.table_path)
+        if unit_table is not None and unit_table.directory is not None:
+            unit_table.mark_synced()  # the collection now holds exactly the table's documents
         return SyncReport(
             total=len(ids),
             added=len(new),
@@ -471,13 +487,12 @@ class ReviewIndex:
         table: FilterTable,
         text_model: Any,
         progress: Callable[[int, int], None] | None,
+        previous: Any,
     ) -> Any:
-
         from insight_agent.vectorstore.sentiment import lexicon_score
-        from insight_agent.vectorstore.unitstore import UnitTable, build_unit_table
+        from insight_agent.vectorstore.unitstore import build_unit_table
 
         assert self.units_dir is not None
-        previous = UnitTable.load(self.units_dir)
         # The new vectors are written here as they are made, then moved into the table.
         workdir = self.units_dir.with_name(self.units_dir.name + ".build")
         shutil.rmtree(workdir, ignore_errors=True)
@@ -509,6 +524,25 @@ class ReviewIndex:
         shutil.rmtree(workdir, ignore_errors=True)
         self._units = units
         return units
+
+    def _previous_units(self) -> Any:
+        """The unit table the last ingest wrote (its vectors are reused), or None."""
+        if self.units_dir is None:
+            return None
+        from insight_agent.vectorstore.unitstore import UnitTable
+
+        return UnitTable.load(self.units_dir)
+
+    def _holds(self, previous: Any) -> bool:
+        """Whether the collection holds exactly ``previous``'s documents: an embedded store
+        (no one else writes to it) whose last ingest finished after writing the table, with
+        the same document count. A server's collection is always asked."""
+        return (
+            self.table_path is not None
+            and previous.synced
+            and previous.has_documents
+            and previous.n_reviews == self.collection.count()
+        )
 
     def _existing(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,6 +141,40 @@ class UnitTable:
                 line = json.loads(f.read(end - start))
                 out.append((line["text"], line["meta"]))
         return out
+
+    def iter_metadata(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(document id, metadata) of every document in order, a line at a time."""
+        ids = self.reviews.ids
+        if self.records is not None:
+            for d, (_, meta) in enumerate(self.records):
+                yield str(ids[d]), meta
+            return
+        assert self.directory is not None
+        with open(self.directory / "docs.jsonl", "rb") as f:
+            for d, line in enumerate(f):
+                yield str(ids[d]), json.loads(line)["meta"]
+
+    @property
+    def synced(self) -> bool:
+        """Whether the ingest that wrote this table finished writing the Chroma collection."""
+        if self.directory is None:
+            return False
+        try:
+            info = json.loads((self.directory / "meta.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return bool(info.get("collection_synced"))
+
+    def mark_synced(self) -> None:
+        """Record that the Chroma collection now holds exactly this table's documents (the
+        next ingest then reads what it holds from here, not from Chroma)."""
+        assert self.directory is not None
+        path = self.directory / "meta.json"
+        info = json.loads(path.read_text(encoding="utf-8"))
+        info["collection_synced"] = True
+        tmp = path.with_name("meta.json.tmp")
+        tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)
 
     def save(self, directory: Path, meta: dict[str, Any] | None = None) -> None:
         """Write the table to ``directory`` (a temporary directory renamed into place)."""

@@ -202,6 +202,11 @@ def test_router_on_a_label_workspace_answers_or_says_what_is_missing(label_ws: P
         turn = session.ask(question)
         assert turn.tool_calls == [], (question, turn.tool_calls)
         assert why in turn.answer and "job" in turn.answer, (question, turn.answer)
+    from insight_agent.tools.metrics import missing_dimensions
+
+    ctx = ToolContext(open_workspace(label_ws))  # a plan names no breakdown
+    assert missing_dimensions(ctx, "what campaign should we run for the yes crowd?") == []
+    assert missing_dimensions(ctx, "which campaign converts best?") == ["campaign"]
     turn = session.ask("y rate by age")  # held as age_band: answered
     assert turn.tool_calls[0]["args"]["by"] == ["age_band"], turn.tool_calls
 

@@ -251,6 +251,10 @@ _TIME_WORDS = (
     (r"\bquarterly\b|per quarter|by quarter|each quarter", "quarter"),
     (r"\byearly\b|\bannual\b|per year|by year|each year", "year"),
 )
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*"  # a month by name
+# "March 1998", "feb 97", "jun '21" (a two-digit year of 32-99 or with an apostrophe; "May 12"
+# is a day)
+_MONTH_YEAR = _MONTH + r" (?:\d{4}|'\d{2}|[3-9]\d\b)"
 _PERIOD = re.compile(
     r"\b(?:in |during |over |for )?(?:the )?"
     r"((?:last|past|previous|trailing) (?:\d+|a|one|two|three|six|twelve) "
@@ -258,26 +262,20 @@ _PERIOD = re.compile(
     r"|(?:last|previous|this|current) (?:week|month|quarter|year)"
     r"|\b(?:ytd|mtd|qtd|year to date|month to date)\b"
     r"|(?:since|from|after) (?:\d{4}-\d{2}-\d{2}|\d{4}-q[1-4]|q[1-4] \d{4}|\d{4}-\d{2}"
-    r"|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]* (?:\d{4}|'\d{2}|[3-9]\d\b)"
-    r"|(?:19|20)\d\d(?![\d-]))"
+    rf"|{_MONTH_YEAR}|(?:19|20)\d\d(?![\d-]))"
     r"|\d{4}-q[1-4]|q[1-4] \d{4}|\bq[1-4]\b|\d{4}-\d{2}(?!-)"
-    # "March 1998", "feb 97", "jun '21" (a two-digit year of 32-99 or with an apostrophe;
-    # "May 12" is a day)
-    r"|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]* (?:\d{4}|'\d{2}|[3-9]\d\b)"
+    rf"|{_MONTH_YEAR}"
     r"|(?<![\d-])(?:19|20)\d\d(?![\d-]))",
     re.I,
 )
-_YEAR_CMP = re.compile(r"year[- ]over[- ]year|\byoy\b|(?:the )?year before|prior year|"
-                       r"previous year|a year earlier|same (?:period|time|month|quarter) last "
-                       r"year|(?:vs\.?|versus|compared (?:to|with)|against|with) (?:the )?"
-                       r"(?:same .* )?(?:q[1-4] |(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|"
-                       r"dec)[a-z]* )?(?:of )?last year|a year (?:ago|earlier)|"
-                       r"\bq[1-4] (?:of )?last year\b", re.I)  # fmt: skip
 # "the same month last year", "Q1 last year": a year-earlier comparison whose "last year" is
 # not the period asked about.
-_SAME_LAST_YEAR = re.compile(r"\bsame (?:period|time|day|week|month|quarter) (?:of |as )?last year"
-                             r"|\b(?:q[1-4]|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"
-                             r"[a-z]*) (?:of )?last year\b", re.I)  # fmt: skip
+_SAME_LAST_YEAR = re.compile(r"\bsame (?:period|time|day|week|month|quarter) (?:of |as )?last "
+                             rf"year|\b(?:q[1-4]|{_MONTH}) (?:of )?last year\b", re.I)  # fmt: skip
+_YEAR_CMP = re.compile(r"year[- ]over[- ]year|\byoy\b|(?:the )?year before|prior year|"
+                       r"previous year|a year earlier|a year ago|(?:vs\.?|versus|against|with|"
+                       r"compared (?:to|with)) (?:the )?(?:same .* )?last year|"
+                       + _SAME_LAST_YEAR.pattern, re.I)  # fmt: skip
 _PREV_CMP = re.compile(r"(?:vs\.?|versus|compared (?:to|with)|than) (?:the )?(?:previous|prior|"
                        r"last) (?:period|month|quarter|week)|period[- ]over[- ]period|"
                        r"month[- ]over[- ]month|\bmom\b|quarter[- ]over[- ]quarter|"
@@ -472,7 +470,7 @@ def _asked_by(q: str, word: str) -> bool:
         re.search(
             rf"\b(?:by|per|across|each|every|split by|broken down by|breakdown by)\s+"
             rf"(?:the\s+|their\s+|our\s+|customer\s+)?{w}\b"
-            rf"|\b(?:which|what)\s+(?:\d+\s+)?{w}\b"
+            rf"|\b(?:which|what)\s+(?:\d+\s+)?{w}\b(?!\s+(?:should|could|would|can|shall|to)\b)"
             rf"|\b{w}(?:\s+(?:and|&)\s+[a-z]+)?\s+(?:mix|split|breakdown|distribution)\b"
             rf"|\b[a-z]+\s+(?:and|&)\s+{w}\s+(?:mix|split|breakdown|distribution)\b"
             rf"|\b(?:top|bottom|best|worst)\s+(?:\d+\s+)?(?:best[- ]?)?(?:selling\s+)?{w}\b"
@@ -656,7 +654,7 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
     year_long = found is not None and re.search(r"\byear\b|^(?:19|20)\d\d$", found[1])
     timed_by = any(b in ("day", "week", "month", "quarter", "year") for b in by)
     if paired:
-        pass
+        pass  # the two periods said which comparison
     elif (found or timed_by) and (
         _YEAR_CMP.search(q)
         or (year_long and re.search(r"\bcompar|\bvs\.?\b|\bversus\b|\bthan\b", q))

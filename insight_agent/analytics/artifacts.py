@@ -81,11 +81,9 @@ class BuildWriter:
         table.to_parquet(self.path("customers.parquet"))
         flat = table.copy()
         for col in flat.columns:
-            if (
-                flat[col].dtype == object
-                and flat[col].map(lambda v: isinstance(v, list | dict)).any()
-            ):
-                flat[col] = flat[col].map(json.dumps)
+            # any() stops at the first list: reason columns hold one in their first row
+            if flat[col].dtype == object and any(isinstance(v, list | dict) for v in flat[col]):
+                flat[col] = [json.dumps(v) for v in flat[col]]
         db = self.path("customers.sqlite")
         with sqlite3.connect(db) as con:
             flat.reset_index().to_sql("customers", con, index=False)

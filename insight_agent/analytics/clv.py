@@ -31,6 +31,7 @@ import pandas as pd
 from scipy import integrate, optimize, special
 
 from insight_agent import __version__
+from insight_agent.data.ids import isin
 from insight_agent.errors import ConfigError, DataError, InsufficientData
 
 ORDER_COLUMNS = ("customer_id", "order_date", "amount")
@@ -916,7 +917,7 @@ def customer_values(result: ClvResult, index: pd.Index) -> tuple[pd.DataFrame, d
     """
     per = result.customers.reindex(index)
     one_time = per["frequency"].eq(0).to_numpy()
-    zero_value = index.isin(result.without_value)
+    zero_value = isin(index, result.without_value)
     no_orders = per["clv"].isna().to_numpy() & ~zero_value
     p_alive = per["p_alive"].round(3)
     out = pd.DataFrame(

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from insight_agent.analytics.features import FeatureFrame, customer_features, order_table
+from insight_agent.data.ids import isin
 from insight_agent.errors import InsufficientData
 
 MIN_CLASS = 50
@@ -112,16 +113,16 @@ def _labels(
     window = orders[(orders["order_date"] >= cutoff) & (orders["order_date"] < end)]
     if target.kind == "churn":
         active = X.index[(X["frequency"] > 0) & (X["recency_days"] <= ACTIVE_DAYS)]
-        return pd.Series((~active.isin(window["customer_id"].unique())).astype(int), index=active)
+        return pd.Series((~isin(active, window["customer_id"].unique())).astype(int), index=active)
     if target.kind == "purchase":
-        return pd.Series(X.index.isin(window["customer_id"].unique()).astype(int), index=X.index)
+        return pd.Series(isin(X.index, window["customer_id"].unique()).astype(int), index=X.index)
     if target.kind == "category":
         cat = window.loc[window["category"] == target.category, "customer_id"].unique()
-        return pd.Series(X.index.isin(cat).astype(int), index=X.index)
+        return pd.Series(isin(X.index, cat).astype(int), index=X.index)
     if campaigns is None:
         raise InsufficientData("campaign response needs a campaigns table")
     sends = campaigns[(campaigns["sent_date"] >= cutoff) & (campaigns["sent_date"] < end)]
-    sends = sends[sends["customer_id"].isin(X.index)]
+    sends = sends[isin(sends["customer_id"], X.index)]
     responded = sends.groupby("customer_id")["responded"].max().astype(int)
     return responded
 
@@ -570,6 +571,8 @@ def score_customers(model: PropensityModel, X: pd.DataFrame, *, n_reasons: int =
     typical_recency = model.medians.get("recency_days")
     order = np.argsort(-effects, axis=1)
     reasons = []
+    # Many customers share a value (counts, days, levels): format each (driver, value) once.
+    texts: dict[tuple[int, float], str] = {}
     for i in range(len(A)):
         row: list[str] = []
         for j in order[i]:
@@ -579,7 +582,10 @@ def score_customers(model: PropensityModel, X: pd.DataFrame, *, n_reasons: int =
             if few_orders[i] and feat in _ORDER_HISTORY:
                 text = _few_orders_text(orders[i], recency[i], typical_recency)
             else:
-                text = reason_text(feat, values[i, j], typical[j])
+                key = (j, float(values[i, j]))
+                text = texts.get(key)
+                if text is None:
+                    text = texts[key] = reason_text(feat, values[i, j], typical[j])
             if text not in row:
                 row.append(text)
         reasons.append(row)

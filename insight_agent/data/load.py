@@ -22,6 +22,7 @@ import pandas as pd
 
 from insight_agent.config import TABLES, Settings, TableSource
 from insight_agent.data import parse
+from insight_agent.data.ids import isin
 from insight_agent.data.readers import Layout, RawTable, looks_like_data
 from insight_agent.data.report import MAX_ROWS_KEPT, Problem, TableReport, ValidationFailed
 from insight_agent.data.report import ValidationReport as ValidationReport
@@ -327,7 +328,7 @@ def _clean_orders(
     )
     if known_customers is not None:
         ids = cols["customer_id"]
-        unknown = ids.notna().to_numpy() & ~ids.isin(known_customers).to_numpy()
+        unknown = ids.notna().to_numpy() & ~isin(ids, known_customers)
         checker.flag(
             unknown,
             "unknown_customer",
@@ -446,7 +447,7 @@ def _clean_reviews(
         cols["date"] = cols["date"].mask(future)
     if "customer_id" in cols and known_customers is not None:
         ids = cols["customer_id"]
-        unknown = ids.notna().to_numpy() & ~ids.isin(known_customers).to_numpy()
+        unknown = ids.notna().to_numpy() & ~isin(ids, known_customers)
         checker.flag(
             unknown,
             "unknown_customer",
@@ -528,7 +529,7 @@ def _clean_campaigns(
     )
     if known_customers is not None:
         ids = cols["customer_id"]
-        unknown = ids.notna().to_numpy() & ~ids.isin(known_customers).to_numpy()
+        unknown = ids.notna().to_numpy() & ~isin(ids, known_customers)
         checker.flag(
             unknown,
             "unknown_customer",

@@ -250,3 +250,59 @@ def test_messy_clv_summary_equals_pandas(messy, period_days: float) -> None:
     cut = pd.Timestamp("2025-06-02")  # orders on the cutoff day count
     ref = rfm_summary(data.orders, cut, period_days=period_days)
     _same_summary(engine.clv_summary(cut, period_days=period_days), ref)
+
+
+# --- the propensity labels' outcomes -----------------------------------------------------------
+
+
+def _same_outcomes(data, engine, windows: list[tuple[str, int]]) -> None:
+    from insight_agent.analytics.propensity import Outcomes
+
+    ref, got = Outcomes(data.orders, data.campaigns), engine.outcomes()
+    assert got.first_order() == ref.first_order()
+    assert got.has_campaigns == ref.has_campaigns
+    categories = [None, *sorted(data.orders["category"].dropna().unique()), "No such category"]
+    for start, days in windows:
+        a, b = pd.Timestamp(start), pd.Timestamp(start) + pd.Timedelta(days=days)
+        for category in categories:
+            assert sorted(got.buyers(a, b, category)) == sorted(ref.buyers(a, b, category))
+        if ref.has_campaigns:
+            r, g = ref.responses(a, b), got.responses(a, b)
+            assert g.index.equals(r.index)
+            assert g.tolist() == r.tolist()
+
+
+def test_demo_outcomes_equal_pandas(demo) -> None:
+    data, engine = demo
+    end = scoring_cutoff(data.orders)
+    windows = [(str((end - pd.Timedelta(days=90 * k)).date()), 90) for k in range(1, 5)]
+    _same_outcomes(data, engine, [*windows, ("2000-01-01", 30)])  # and an empty window
+
+
+def test_messy_outcomes_equal_pandas(messy) -> None:
+    data, engine = messy
+    # A3's two lines fall on one day; the window bounds cut through the data's dates
+    _same_outcomes(data, engine, [("2025-06-02", 30), ("2025-01-01", 200), ("2025-06-21", 1)])
+
+
+def test_demo_propensity_same_model_from_either_outcomes(demo) -> None:
+    """A model trained on the engine's outcomes is the one trained on the frames."""
+    from insight_agent.analytics.propensity import SliceCache, Target, train_propensity
+
+    data, engine = demo
+    end = scoring_cutoff(data.orders)
+    features = SliceCache(lambda c: engine.features(c))
+    ref = train_propensity(Target("purchase", "purchase"), data.orders, features, end)
+    got = train_propensity(Target("purchase", "purchase"), engine.outcomes(), features, end)
+    assert got.metrics == ref.metrics
+    assert got.features == ref.features
+
+
+@pytest.mark.parametrize("which", ["demo", "messy"])
+def test_category_spend_equals_pandas(request: pytest.FixtureRequest, which: str) -> None:
+    from insight_agent.analytics.features import category_spend
+
+    data, engine = request.getfixturevalue(which)
+    ref, got = category_spend(data.orders), engine.category_spend()
+    assert got.index.equals(ref.index)
+    assert np.allclose(got.to_numpy(), ref.to_numpy(), rtol=0, atol=ATOL)

@@ -215,6 +215,22 @@ def test_clv_summary_equals_duckdb(pair: Pair) -> None:
         assert_same_frames(got, ref)
 
 
+@needs_spark
+def test_outcomes_equal_duckdb(pair: Pair) -> None:
+    """The propensity labels' windows: who bought (per category) and who responded."""
+    got, ref = pair.spark.outcomes(), pair.duck.outcomes()
+    assert got.first_order() == ref.first_order()
+    assert got.has_campaigns == ref.has_campaigns
+    cutoff = _cutoffs(pair)[0][0]
+    start, end = cutoff - pd.Timedelta(days=120), cutoff
+    for category in (None, *pair.duck.top_categories()[:2]):
+        assert sorted(got.buyers(start, end, category)) == sorted(ref.buyers(start, end, category))
+    if ref.has_campaigns:
+        r, g = ref.responses(start, end), got.responses(start, end)
+        assert g.index.equals(r.index)
+        assert g.tolist() == r.tolist()
+
+
 # (workspace, request): the demo has order ids, channels, categories, campaigns, ratings and
 # regions; the messy export has no order ids, a return, unrated and undated reviews.
 DEMO = [

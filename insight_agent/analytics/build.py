@@ -151,20 +151,33 @@ def _build(
 
     with contextlib.ExitStack() as cleanup:
         with _stage(stages, "features", say) as st:
-            features, end, categories, n_orders = _feature_source(ws, data, cache, options, cleanup)
-            X = features(end).X
+            source = _feature_source(ws, data, cache, options, cleanup)
+            X = source.features(source.end).X
             st.details = {
-                "cutoff": str(end.date()),
+                "cutoff": str(source.end.date()),
                 "customers": len(X),
                 "features": X.shape[1],
-                "orders": n_orders,
+                "orders": source.n_orders,
                 "engine": options.engine,
             }
             if options.engine == "spark":
                 st.details["spark_master"] = options.spark_master or "local[2]"
-        return _build_from_features(
-            ws, data, options, writer, stages, say, features, X, end, categories
-        )
+        return _build_from_features(ws, data, options, writer, stages, say, source, X)
+
+
+@dataclass
+class _Source:
+    """What the stages after the feature table read about the orders, from the engine (or
+    from pandas, the reference): features per cutoff (propensity reuses the cutoffs computed
+    here), the scoring cutoff, the category columns, the number of orders, the propensity
+    labels' outcomes and each customer's spend per category."""
+
+    features: Any  # SliceCache: cutoff -> FeatureFrame
+    end: pd.Timestamp
+    categories: list[str]
+    n_orders: int
+    outcomes: Any  # analytics.propensity.Outcomes
+    category_spend: Callable[[], pd.Series | None]
 
 
 def _feature_source(
@@ -173,24 +186,34 @@ def _feature_source(
     cache: Any,
     options: BuildOptions,
     cleanup: contextlib.ExitStack,
-) -> tuple[Any, pd.Timestamp, list[str], int]:
-    """Features per cutoff for the whole build (propensity reuses the cutoffs computed here),
-    the scoring cutoff, the category columns and the number of orders. The engine's connection
-    is closed by ``cleanup``.
+) -> _Source:
+    """Where the build's order-based stages read from. The engine's connection is closed by
+    ``cleanup``.
 
     The engine (DuckDB over the Parquet cache) by default, or the same expressions on Spark
     (``options.engine == "spark"``); ``"pandas"`` uses analytics/features.py, the reference
     the engine's output is tested against.
     """
-    from insight_agent.analytics.propensity import SliceCache, dataset_features
+    from insight_agent.analytics.propensity import Outcomes, SliceCache, dataset_features
 
     if options.engine == "pandas":
-        from insight_agent.analytics.features import order_table, scoring_cutoff, top_categories
+        from insight_agent.analytics.features import (
+            category_spend,
+            order_table,
+            scoring_cutoff,
+            top_categories,
+        )
 
         table = order_table(data.orders)
         categories = top_categories(data.orders)
-        features = dataset_features(data, orders_table=table, categories=categories)
-        return features, scoring_cutoff(data.orders), categories, len(table)
+        return _Source(
+            features=dataset_features(data, orders_table=table, categories=categories),
+            end=scoring_cutoff(data.orders),
+            categories=categories,
+            n_orders=len(table),
+            outcomes=Outcomes(data.orders, data.campaigns),
+            category_spend=lambda: category_spend(data.orders),
+        )
     from insight_agent.engine.backend import open_connection
     from insight_agent.engine.features import FeatureEngine
 
@@ -204,9 +227,14 @@ def _feature_source(
     engine = FeatureEngine(con)
     cleanup.callback(engine.close)
     categories = engine.top_categories()
-    features = SliceCache(lambda cutoff: engine.features(cutoff, categories=categories))
-    n_orders = int(engine.order_table().count().execute())
-    return features, engine.scoring_cutoff(), categories, n_orders
+    return _Source(
+        features=SliceCache(lambda cutoff: engine.features(cutoff, categories=categories)),
+        end=engine.scoring_cutoff(),
+        categories=categories,
+        n_orders=int(engine.order_table().count().execute()),
+        outcomes=engine.outcomes(),
+        category_spend=engine.category_spend,
+    )
 
 
 def _build_from_features(
@@ -216,10 +244,8 @@ def _build_from_features(
     writer: BuildWriter,
     stages: list[StageReport],
     say: Progress,
-    features: Any,
+    source: _Source,
     X: pd.DataFrame,
-    end: pd.Timestamp,
-    categories: list[str],
 ) -> dict[str, Any]:
     """The stages after the feature table: segments, reviews, propensity, CLV, basket, labels."""
     customers = (
@@ -237,17 +263,17 @@ def _build_from_features(
 
     if "segments" in options.stages:
         with _stage(stages, "segments", say) as st:
-            results["segments"] = _segments(X, data.orders, options, writer, customers, st)
+            results["segments"] = _segments(
+                X, source.category_spend(), options, writer, customers, st
+            )
     if "reviews" in options.stages:
         with _stage(stages, "reviews", say) as st:
             results["reviews"] = _reviews(ws, data, customers, options, st, say)
     if "propensity" in options.stages:
-        results["models"] = _propensity(
-            data, features, X, end, categories, options, writer, customers, stages, say
-        )
+        results["models"] = _propensity(source, X, options, writer, customers, stages, say)
     if "clv" in options.stages:
         with _stage(stages, "clv", say) as st:
-            results["clv"] = _clv(data.orders, end, options, writer, customers, st)
+            results["clv"] = _clv(data.orders, source.end, options, writer, customers, st)
     if "basket" in options.stages:
         with _stage(stages, "basket", say) as st:
             results["basket"] = _basket(data.orders, writer, customers, st)
@@ -258,7 +284,7 @@ def _build_from_features(
     with _stage(stages, "write", say):
         customers.index.name = "customer_id"
         writer.write_customers(customers)
-    return _manifest(writer, data, options, stages, str(end.date()), results)
+    return _manifest(writer, data, options, stages, str(source.end.date()), results)
 
 
 DEMOGRAPHICS = ("age", "gender", "region", "country", "channel", "income")
@@ -447,13 +473,12 @@ def _labels(
 
 def _segments(
     X: pd.DataFrame,
-    orders: pd.DataFrame,
+    category_spend: pd.Series | None,
     options: BuildOptions,
     writer: BuildWriter,
     customers: pd.DataFrame,
     st: StageReport,
 ) -> dict[str, Any]:
-    from insight_agent.analytics.features import category_spend
     from insight_agent.analytics.segmentation import segment_customers
 
     seg = segment_customers(
@@ -461,7 +486,7 @@ def _segments(
         k=options.k,
         k_range=options.k_range,
         seed=options.seed,
-        category_spend=category_spend(orders),
+        category_spend=category_spend,
     )
     customers["segment"] = seg.labels.reindex(customers.index)
     customers["segment_name"] = customers["segment"].map(seg.names)
@@ -542,11 +567,8 @@ def _reviews(
 
 
 def _propensity(
-    data: Any,
-    features: Any,
+    source: _Source,
     X: pd.DataFrame,
-    end: pd.Timestamp,
-    categories: list[str],
     options: BuildOptions,
     writer: BuildWriter,
     customers: pd.DataFrame,
@@ -564,12 +586,13 @@ def _propensity(
     )
 
     targets = [Target("churn", "churn"), Target("purchase", "purchase")]
-    if data.campaigns is not None and len(data.campaigns):
+    outcomes, end = source.outcomes, source.end
+    if outcomes.has_campaigns:
         targets.append(Target("response", "response"))
     targets += [
-        Target(f"category:{c}", "category", c) for c in categories[: options.category_models]
+        Target(f"category:{c}", "category", c) for c in source.categories[: options.category_models]
     ]
-    history_start = data.orders["order_date"].min()
+    history_start = outcomes.first_order()
     chosen_family: list[str] | None = None
     cards: dict[str, Any] = {}
     for target in targets:
@@ -577,11 +600,10 @@ def _propensity(
             families = chosen_family if target.kind == "category" else None
             model = train_propensity(
                 target,
-                data.orders,
-                features,
+                outcomes,
+                source.features,
                 end,
                 horizon_days=options.horizon_days,
-                campaigns=data.campaigns,
                 history_start=history_start,
                 families=families,
                 seed=options.seed,

@@ -64,13 +64,17 @@ def top_categories(orders: pd.DataFrame, limit: int = MAX_CATEGORIES) -> list[st
     return [str(c) for c in spend.index[:limit]]
 
 
-def category_spend(orders: pd.DataFrame) -> pd.DataFrame | None:
-    """Spend per customer (rows) and category (columns); None without categories."""
+def category_spend(orders: pd.DataFrame) -> pd.Series | None:
+    """Spend per customer and category: a Series indexed by (customer_id, category), sorted,
+    with only the pairs that have categorised order lines; None without categories.
+
+    Long, not customer x category: a category column holding product names would otherwise
+    make a column per product for every customer."""
     if "category" not in orders or orders["category"].isna().all():
         return None
-    return orders.pivot_table(
-        index="customer_id", columns="category", values="amount", aggfunc="sum", fill_value=0.0
-    )
+    lines = orders.dropna(subset=["category"])
+    spend = lines.groupby(["customer_id", "category"], sort=True)["amount"].sum()
+    return spend.astype("float64").rename("spend")
 
 
 def _days(delta: pd.Series) -> pd.Series:

@@ -100,31 +100,80 @@ class PropensityModel:
         return np.log(q / (1 - q))
 
 
+class Outcomes:
+    """What happened in a window, for the labels: who bought (in a category) and who
+    responded to a campaign sent in it.
+
+    This one reads the validated order lines and sends as pandas frames. The engine's
+    (:meth:`insight_agent.engine.features.FeatureEngine.outcomes`) answers the same questions
+    with queries, so a build on the engine trains without the order lines in memory.
+    Windows are cached: every target of a build asks for the same few.
+    """
+
+    def __init__(self, orders: pd.DataFrame, campaigns: pd.DataFrame | None = None) -> None:
+        self._orders_frame = orders
+        self._campaigns = campaigns
+        self._windows: dict[tuple[pd.Timestamp, pd.Timestamp], pd.DataFrame] = {}
+
+    @property
+    def has_campaigns(self) -> bool:
+        """Whether there are campaign sends to learn responses from."""
+        return self._campaigns is not None and len(self._campaigns) > 0
+
+    def first_order(self) -> pd.Timestamp:
+        """The first order date (NaT without orders)."""
+        return pd.Timestamp(self._orders_frame["order_date"].min())
+
+    def _window(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        """Distinct (customer_id[, category]) of the order lines dated in [start, end)."""
+        orders = self._orders_frame
+        dates = orders["order_date"]
+        cols = ["customer_id"] + (["category"] if "category" in orders else [])
+        return orders.loc[(dates >= start) & (dates < end), cols].drop_duplicates()
+
+    def buyers(
+        self, start: pd.Timestamp, end: pd.Timestamp, category: str | None = None
+    ) -> np.ndarray:
+        """Ids of the customers with an order line in [start, end) (in ``category``)."""
+        key = (pd.Timestamp(start), pd.Timestamp(end))
+        if key not in self._windows:
+            self._windows[key] = self._window(*key)
+        window = self._windows[key]
+        if category is not None:
+            if "category" not in window:
+                return np.array([], dtype=object)
+            window = window[window["category"].eq(category).fillna(False).to_numpy(dtype=bool)]
+        return window["customer_id"].unique()
+
+    def responses(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
+        """Per customer sent a campaign in [start, end): 1 when they responded to one of
+        those sends, else 0 (index customer_id, sorted)."""
+        if self._campaigns is None:
+            raise InsufficientData("campaign response needs a campaigns table")
+        sends = self._campaigns
+        sends = sends[(sends["sent_date"] >= start) & (sends["sent_date"] < end)]
+        return sends.groupby("customer_id")["responded"].max().astype(int)
+
+
 def _labels(
     target: Target,
     X: pd.DataFrame,
     cutoff: pd.Timestamp,
     horizon: int,
-    orders: pd.DataFrame,
-    campaigns: pd.DataFrame | None,
+    outcomes: Outcomes,
 ) -> pd.Series:
     """Outcome in [cutoff, cutoff + horizon) for the target's population (index subset of X)."""
     end = cutoff + pd.Timedelta(days=horizon)
-    window = orders[(orders["order_date"] >= cutoff) & (orders["order_date"] < end)]
     if target.kind == "churn":
         active = X.index[(X["frequency"] > 0) & (X["recency_days"] <= ACTIVE_DAYS)]
-        return pd.Series((~isin(active, window["customer_id"].unique())).astype(int), index=active)
+        return pd.Series((~isin(active, outcomes.buyers(cutoff, end))).astype(int), index=active)
     if target.kind == "purchase":
-        return pd.Series(isin(X.index, window["customer_id"].unique()).astype(int), index=X.index)
+        return pd.Series(isin(X.index, outcomes.buyers(cutoff, end)).astype(int), index=X.index)
     if target.kind == "category":
-        cat = window.loc[window["category"] == target.category, "customer_id"].unique()
+        cat = outcomes.buyers(cutoff, end, target.category)
         return pd.Series(isin(X.index, cat).astype(int), index=X.index)
-    if campaigns is None:
-        raise InsufficientData("campaign response needs a campaigns table")
-    sends = campaigns[(campaigns["sent_date"] >= cutoff) & (campaigns["sent_date"] < end)]
-    sends = sends[isin(sends["customer_id"], X.index)]
-    responded = sends.groupby("customer_id")["responded"].max().astype(int)
-    return responded
+    responded = outcomes.responses(cutoff, end)
+    return responded[isin(responded.index, X.index)]
 
 
 def _sample(idx: np.ndarray, y: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
@@ -339,8 +388,7 @@ def _stack(
     cutoffs: list[pd.Timestamp],
     features: SliceCache,
     horizon: int,
-    orders: pd.DataFrame,
-    campaigns: pd.DataFrame | None,
+    outcomes: Outcomes,
     columns: list[str] | None,
     limit: int,
     rng: np.random.Generator,
@@ -355,7 +403,7 @@ def _stack(
     per_window = max(1, limit // max(1, len(cutoffs)))
     for c in cutoffs:
         X = features(c).X
-        y = _labels(target, X, c, horizon, orders, campaigns)
+        y = _labels(target, X, c, horizon, outcomes)
         values = y.to_numpy()
         pos += int(values.sum())
         neg += int(len(values) - values.sum())
@@ -379,7 +427,7 @@ def _check_classes(rows: _Rows, target: Target, where: str, min_class: int) -> N
 
 def train_propensity(
     target: Target,
-    orders: pd.DataFrame,
+    orders: pd.DataFrame | Outcomes,
     features: SliceCache,
     end: pd.Timestamp,
     *,
@@ -394,10 +442,12 @@ def train_propensity(
     """Train, compare, calibrate and explain one propensity model (see module docstring).
 
     ``end`` is T (exclusive end of data); ``features(c)`` gives features at cutoff c.
-    ``families`` limits the model families compared (default: both).
+    ``families`` limits the model families compared (default: both). ``orders`` is the order
+    lines (with ``campaigns``, the sends) or an :class:`Outcomes` answering from them.
     """
     H = pd.Timedelta(days=horizon_days)
-    start = history_start if history_start is not None else orders["order_date"].min()
+    outcomes = orders if isinstance(orders, Outcomes) else Outcomes(orders, campaigns)
+    start = history_start if history_start is not None else outcomes.first_order()
     history = (end - start).days
     if history < 2 * horizon_days + 30:
         raise InsufficientData(
@@ -409,13 +459,11 @@ def train_propensity(
     train_cuts = [
         end - (i + 2) * H for i in range(train_slices) if (end - (i + 2) * H - start).days >= 30
     ]
-    train = _stack(
-        target, train_cuts, features, horizon_days, orders, campaigns, None, MAX_TRAIN_ROWS, rng
-    )
+    train = _stack(target, train_cuts, features, horizon_days, outcomes, None, MAX_TRAIN_ROWS, rng)
     _check_classes(train, target, "training windows", min_class)
     columns = [c for c in train.X.columns if train.X[c].std() > 0]
     held_out = _stack(
-        target, [eval_cut], features, horizon_days, orders, campaigns, columns, MAX_EVAL_ROWS, rng
+        target, [eval_cut], features, horizon_days, outcomes, columns, MAX_EVAL_ROWS, rng
     )
     _check_classes(held_out, target, f"held-out window from {eval_cut.date()}", min_class)
     X_ev, y_ev = held_out.X, held_out.y
@@ -468,7 +516,7 @@ def train_propensity(
     # Final model: the same recipe on windows shifted forward by H (the latest data).
     final_cuts = [c + H for c in train_cuts]
     latest = _stack(
-        target, final_cuts, features, horizon_days, orders, campaigns, columns, MAX_TRAIN_ROWS, rng
+        target, final_cuts, features, horizon_days, outcomes, columns, MAX_TRAIN_ROWS, rng
     )
     X_fin = latest.X
     final = _fit_calibrated(makers[best], X_fin.to_numpy(dtype=float), latest.y, seed)

@@ -79,12 +79,14 @@ def segment_customers(
     k_range: tuple[int, int] = (3, 8),
     seed: int = 0,
     minibatch_above: int = 200_000,
-    category_spend: pd.DataFrame | None = None,
+    category_spend: pd.Series | None = None,
     revenue: pd.Series | None = None,
 ) -> SegmentationResult:
     """Segment the customers in feature frame ``X`` (index customer_id).
 
-    ``category_spend`` (customer x category spend) gives each segment's top categories;
+    ``category_spend`` (spend indexed by customer_id and category, as
+    :func:`insight_agent.analytics.features.category_spend` gives it) gives each segment's top
+    categories;
     ``revenue`` (per customer) its revenue share (default: ``monetary_total``).
     Raises :class:`InsufficientData` for too few customers, features without variation, or
     data with no segment structure.
@@ -235,11 +237,12 @@ def _profiles(
     X: pd.DataFrame,
     labels: pd.Series,
     features: list[str],
-    category_spend: pd.DataFrame | None,
+    category_spend: pd.Series | None,
     revenue: pd.Series | None,
 ) -> pd.DataFrame:
     rev = revenue.reindex(X.index).fillna(0.0) if revenue is not None else X["monetary_total"]
     groups = labels.reindex(X.index)
+    by_segment = _segment_spend(category_spend, groups)
     overall = X[features].mean()
     rows = {}
     total_rev = float(rev.sum()) or 1.0
@@ -260,9 +263,10 @@ def _profiles(
             if f"median_{f}" not in row and f in X:
                 row[f"median_{f}"] = float(X.loc[idx, f].median())
         row["median_cycle_days"] = purchase_cycle(X.loc[idx])
-        if category_spend is not None and len(category_spend.columns):
-            spend = category_spend.reindex(idx).fillna(0.0).sum()
-            share = (spend / spend.sum()).sort_values(ascending=False) if spend.sum() else spend
+        if by_segment is not None:
+            spend = by_segment.get(seg, pd.Series(dtype="float64"))
+            total = float(spend.sum())
+            share = (spend / total).sort_values(ascending=False, kind="stable") if total else spend
             row["top_categories"] = [
                 (str(c), round(float(s), 3)) for c, s in share.head(3).items() if s > 0
             ]
@@ -270,6 +274,21 @@ def _profiles(
     profiles = pd.DataFrame.from_dict(rows, orient="index")
     profiles.index.name = "segment"
     return profiles.sort_values(["share_revenue", "customers"], ascending=False)
+
+
+def _segment_spend(
+    category_spend: pd.Series | None, groups: pd.Series
+) -> dict[Any, pd.Series] | None:
+    """Each segment's spend per category (categories alphabetical), from spend indexed by
+    (customer_id, category); None without categories."""
+    if category_spend is None or not len(category_spend):
+        return None
+    customers = category_spend.index.get_level_values(0)
+    segment = groups.reindex(customers).to_numpy()
+    known = pd.notna(segment)
+    spend = category_spend[known]
+    per = spend.groupby([segment[known], spend.index.get_level_values(1)], sort=True).sum()
+    return {seg: part.droplevel(0) for seg, part in per.groupby(level=0, sort=False)}
 
 
 def purchase_cycle(X: pd.DataFrame) -> float:

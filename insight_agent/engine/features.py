@@ -145,6 +145,33 @@ class FeatureEngine:
         self._orders = orders.cache()
         return self._orders
 
+    def category_spend(self) -> pd.Series | None:
+        """Spend per customer and category, like
+        :func:`insight_agent.analytics.features.category_spend`: indexed by (customer_id,
+        category), sorted, float64; None without categories."""
+        if "category" not in self._columns("orders"):
+            return None
+        lines = self.con.table("orders").filter(lambda t: t.category.notnull())
+        found = (
+            lines.group_by(["customer_id", "category"])
+            .aggregate(spend=lambda t: t.amount.sum())
+            .to_pyarrow()
+            .to_pandas()
+        )
+        if found.empty:
+            return None
+        for col in ("customer_id", "category"):
+            found[col] = found[col].astype("string")
+        spend = found.set_index(["customer_id", "category"])["spend"].sort_index()
+        return spend.astype("float64")
+
+    def outcomes(self) -> Any:
+        """Who bought / responded in a window, for the propensity labels
+        (:class:`insight_agent.engine.outcomes.EngineOutcomes`)."""
+        from insight_agent.engine.outcomes import EngineOutcomes
+
+        return EngineOutcomes(self)
+
     def scoring_cutoff(self) -> pd.Timestamp:
         """T for scoring: the day after the last order (so the last day's orders count)."""
         last = self.con.table("orders").order_date.max().execute()

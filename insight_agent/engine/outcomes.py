@@ -1,0 +1,83 @@
+"""The propensity labels' outcomes as engine queries: who bought (in a category) and who
+responded to a campaign in a window, without the order lines in memory.
+
+Same answers as :class:`insight_agent.analytics.propensity.Outcomes` over the validated
+frames (the tests hold the two equal); one small query per window, cached, on DuckDB or Spark.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from insight_agent.analytics.propensity import Outcomes
+
+if TYPE_CHECKING:
+    from insight_agent.engine.features import FeatureEngine
+
+
+class EngineOutcomes(Outcomes):
+    """:class:`Outcomes` answered by a :class:`FeatureEngine`'s connection."""
+
+    def __init__(self, engine: FeatureEngine) -> None:
+        super().__init__(pd.DataFrame(), None)
+        self._engine = engine
+
+    @property
+    def has_campaigns(self) -> bool:
+        """Whether the workspace has campaign sends."""
+        return self._engine.rows("campaigns") > 0
+
+    def first_order(self) -> pd.Timestamp:
+        """The first order date (NaT without orders)."""
+        return pd.Timestamp(self._engine.con.table("orders").order_date.min().execute())
+
+    def _window(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        from insight_agent.engine.features import _lit
+
+        lines = self._engine.con.table("orders")
+        cols = ["customer_id"] + (["category"] if "category" in lines.columns else [])
+        found = (
+            lines.filter((lines.order_date >= _lit(start)) & (lines.order_date < _lit(end)))
+            .select(*cols)
+            .distinct()
+            .to_pyarrow()
+        )
+        return _frame(found)
+
+    def responses(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
+        """Per customer sent a campaign in [start, end): 1 when they responded to one of
+        those sends, else 0 (index customer_id, sorted)."""
+        from insight_agent.engine.features import _lit
+        from insight_agent.errors import InsufficientData
+
+        if not self._engine._has("campaigns"):
+            raise InsufficientData("campaign response needs a campaigns table")
+        sends = self._engine.con.table("campaigns")
+        found = (
+            sends.filter(
+                (sends.sent_date >= _lit(start))
+                & (sends.sent_date < _lit(end))
+                & sends.customer_id.notnull()
+            )
+            .group_by("customer_id")
+            .aggregate(responded=lambda t: t.responded.cast("int64").max())
+            .to_pyarrow()
+        )
+        frame = _frame(found)
+        out = frame.set_index("customer_id")["responded"].sort_index()
+        out.index.name = "customer_id"
+        return out.astype(int)
+
+
+def _frame(table: Any) -> pd.DataFrame:
+    """An Arrow result as pandas with text columns as pandas' string dtype."""
+    frame = table.to_pandas()
+    for col in frame.columns:
+        if frame[col].dtype == object:
+            frame[col] = frame[col].astype("string")
+    return frame
+
+
+__all__ = ["EngineOutcomes"]

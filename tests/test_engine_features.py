@@ -306,3 +306,34 @@ def test_category_spend_equals_pandas(request: pytest.FixtureRequest, which: str
     ref, got = category_spend(data.orders), engine.category_spend()
     assert got.index.equals(ref.index)
     assert np.allclose(got.to_numpy(), ref.to_numpy(), rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize("which", ["demo", "messy"])
+@pytest.mark.parametrize("period_days", [1.0, 7.0])
+def test_clv_inputs_equal_pandas(
+    request: pytest.FixtureRequest, demo_workspace: Path, tmp_path: Path, which: str, period_days
+) -> None:
+    """What the build's CLV stage fits on: the summary of the positive lines, the customers
+    with none, the count of non-positive lines (zero-value lines added to test the last two)."""
+    from dataclasses import replace
+
+    from insight_agent.analytics.clv import clv_inputs
+
+    data, _ = request.getfixturevalue(which)
+    free = data.orders.iloc[[0, 1]].copy()
+    free["amount"] = 0.0  # one customer's only line, and one beside paid lines
+    free["customer_id"] = ["ZERO-ONLY", data.orders["customer_id"].iloc[1]]
+    orders = pd.concat([data.orders, free], ignore_index=True)
+    cut = scoring_cutoff(orders) - pd.Timedelta(days=1)
+    ref = clv_inputs(orders, cut, period_days=period_days)
+    shutil.copytree(demo_workspace, tmp_path / "ws")  # any workspace: a cache of its own
+    engine = _engine(tmp_path / "ws", replace(data, orders=orders, fingerprint=f"free-{which}"))
+    try:
+        got = engine.clv_inputs(cut, period_days=period_days)
+    finally:
+        engine.close()
+    assert got.cutoff == ref.cutoff
+    _same_summary(got.summary, ref.summary)
+    assert list(got.without_value) == sorted(ref.without_value) == ["ZERO-ONLY"]
+    assert got.nonpositive_lines == ref.nonpositive_lines
+    assert ref.nonpositive_lines == 2 + int((data.orders["amount"] <= 0).sum())

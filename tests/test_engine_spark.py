@@ -216,6 +216,18 @@ def test_clv_summary_equals_duckdb(pair: Pair) -> None:
 
 
 @needs_spark
+def test_clv_inputs_and_category_spend_equal_duckdb(pair: Pair) -> None:
+    cut = _cutoffs(pair)[0][0] - pd.Timedelta(days=1)
+    got, ref = pair.spark.clv_inputs(cut), pair.duck.clv_inputs(cut)
+    assert (got.cutoff, got.nonpositive_lines) == (ref.cutoff, ref.nonpositive_lines)
+    assert list(got.without_value) == list(ref.without_value)
+    assert_same_frames(got.summary, ref.summary)
+    spend, spend_ref = pair.spark.category_spend(), pair.duck.category_spend()
+    assert spend.index.equals(spend_ref.index)
+    assert np.allclose(spend.to_numpy(), spend_ref.to_numpy(), rtol=1e-12, atol=ATOL)
+
+
+@needs_spark
 def test_outcomes_equal_duckdb(pair: Pair) -> None:
     """The propensity labels' windows: who bought (per category) and who responded."""
     got, ref = pair.spark.outcomes(), pair.duck.outcomes()

@@ -178,6 +178,8 @@ class _Source:
     n_orders: int
     outcomes: Any  # analytics.propensity.Outcomes
     category_spend: Callable[[], pd.Series | None]
+    # (cutoff, period_days) -> analytics.clv.ClvInputs
+    clv_inputs: Callable[[pd.Timestamp, float], Any]
 
 
 def _feature_source(
@@ -197,6 +199,7 @@ def _feature_source(
     from insight_agent.analytics.propensity import Outcomes, SliceCache, dataset_features
 
     if options.engine == "pandas":
+        from insight_agent.analytics.clv import clv_inputs
         from insight_agent.analytics.features import (
             category_spend,
             order_table,
@@ -213,6 +216,7 @@ def _feature_source(
             n_orders=len(table),
             outcomes=Outcomes(data.orders, data.campaigns),
             category_spend=lambda: category_spend(data.orders),
+            clv_inputs=lambda cut, days: clv_inputs(data.orders, cut, period_days=days),
         )
     from insight_agent.engine.backend import open_connection
     from insight_agent.engine.features import FeatureEngine
@@ -234,6 +238,7 @@ def _feature_source(
         n_orders=int(engine.order_table().count().execute()),
         outcomes=engine.outcomes(),
         category_spend=engine.category_spend,
+        clv_inputs=lambda cut, days: engine.clv_inputs(cut, period_days=days),
     )
 
 
@@ -273,7 +278,7 @@ def _build_from_features(
         results["models"] = _propensity(source, X, options, writer, customers, stages, say)
     if "clv" in options.stages:
         with _stage(stages, "clv", say) as st:
-            results["clv"] = _clv(data.orders, source.end, options, writer, customers, st)
+            results["clv"] = _clv(source, options, writer, customers, st)
     if "basket" in options.stages:
         with _stage(stages, "basket", say) as st:
             results["basket"] = _basket(data.orders, writer, customers, st)
@@ -652,8 +657,7 @@ def model_card(model: Any) -> dict[str, Any]:
 
 
 def _clv(
-    orders: pd.DataFrame,
-    end: pd.Timestamp,
+    source: _Source,
     options: BuildOptions,
     writer: BuildWriter,
     customers: pd.DataFrame,
@@ -662,9 +666,10 @@ def _clv(
     from insight_agent.analytics.clv import customer_values, fit_clv, summarise_clv
 
     period_days = {"day": 1.0, "week": 7.0}[options.clv_period]
+    # the last day before the scoring cutoff T; its orders count
+    inputs = source.clv_inputs(source.end - pd.Timedelta(days=1), period_days)
     result = fit_clv(
-        orders,
-        end - pd.Timedelta(days=1),
+        inputs,
         horizon_days=options.clv_horizon_days,
         period_days=period_days,
     )

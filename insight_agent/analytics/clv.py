@@ -766,8 +766,47 @@ def _discount_factor(horizon_days: float, annual_discount_rate: float) -> float:
     return float(np.mean((1.0 + annual_discount_rate) ** -ends))
 
 
+@dataclass
+class ClvInputs:
+    """What the CLV models are fitted on, from the order lines up to a cutoff day: the
+    :func:`rfm_summary` of the lines with a positive amount, the customers whose lines there
+    are all non-positive (``without_value``) and how many lines (of all) were non-positive.
+
+    :func:`clv_inputs` computes it from pandas frames; the engine's
+    :meth:`~insight_agent.engine.features.FeatureEngine.clv_inputs` with queries."""
+
+    summary: pd.DataFrame
+    cutoff: pd.Timestamp  # midnight of the cutoff day (its orders count)
+    without_value: pd.Index
+    nonpositive_lines: int
+
+
+def clv_inputs(
+    orders: pd.DataFrame, cutoff: pd.Timestamp | None = None, *, period_days: float = 7.0
+) -> ClvInputs:
+    """:class:`ClvInputs` from order lines (cutoff default: the last order's day)."""
+    if len(orders) == 0:
+        raise InsufficientData("There are no orders to estimate customer lifetime value from.")
+    amounts = pd.to_numeric(orders["amount"], errors="coerce") if "amount" in orders else None
+    positive = orders if amounts is None or (amounts > 0).all() else orders[amounts > 0]
+    if cutoff is None:
+        _require_columns(orders)
+        cut = _naive(pd.Timestamp(pd.to_datetime(orders["order_date"]).max())).normalize()
+    else:
+        cut = _naive(pd.Timestamp(cutoff)).normalize()
+    # The cutoff comes from all orders, so a trailing refund does not move it. Sorted by id,
+    # as the engine returns it: the fit then sums its likelihood in the same order.
+    summary = rfm_summary(positive, cut, period_days=period_days).sort_index()
+    return ClvInputs(
+        summary=summary,
+        cutoff=cut,
+        without_value=_without_value(orders, cut, summary.index),
+        nonpositive_lines=int(len(orders) - len(positive)),
+    )
+
+
 def fit_clv(
-    orders: pd.DataFrame,
+    orders: pd.DataFrame | ClvInputs,
     cutoff: pd.Timestamp | None = None,
     *,
     horizon_days: float = 365,
@@ -776,6 +815,9 @@ def fit_clv(
     min_repeat_buyers: int = 30,
 ) -> ClvResult:
     """Fit BG/NBD and Gamma-Gamma on ``orders`` up to ``cutoff`` and value every customer.
+
+    ``orders`` is the order lines, or the :class:`ClvInputs` already computed from them (by
+    the engine; ``cutoff`` is then the inputs' own).
 
     Orders with a non-positive amount (returns, free items) are left out and counted in
     ``diagnostics``; customers whose orders all have a non-positive amount get no CLV and
@@ -808,17 +850,12 @@ def fit_clv(
         "CLV needs customers who came back: use a longer order history, or a shorter "
         "period_days so that purchases in the same week count separately."
     )
-    if len(orders) == 0:
-        raise InsufficientData("There are no orders to estimate customer lifetime value from.")
-    amounts = pd.to_numeric(orders["amount"], errors="coerce") if "amount" in orders else None
-    positive = orders if amounts is None or (amounts > 0).all() else orders[amounts > 0]
-    if cutoff is None:
-        _require_columns(orders)
-        cut = _naive(pd.Timestamp(pd.to_datetime(orders["order_date"]).max())).normalize()
-    else:
-        cut = _naive(pd.Timestamp(cutoff)).normalize()
-    # The cutoff comes from all orders, so a trailing refund does not move it.
-    summary = rfm_summary(positive, cut, period_days=period_days)
+    inputs = (
+        orders
+        if isinstance(orders, ClvInputs)
+        else clv_inputs(orders, cutoff, period_days=period_days)
+    )
+    summary, cut = inputs.summary, inputs.cutoff
     n_customers = len(summary)
     if n_customers == 0:
         raise InsufficientData(
@@ -869,13 +906,13 @@ def fit_clv(
     customers["clv"] = spend * purchases * discount
 
     params = {**(bgnbd.params_ or {}), **(gamma_gamma.params_ or {})}
-    without_value = _without_value(orders, cut, summary.index)
+    without_value = inputs.without_value
     diagnostics = {
         "n_customers": n_customers,
         "n_repeat_buyers": n_repeat,
         "n_one_time_buyers": n_customers - n_repeat,
         "n_customers_without_value": len(without_value),
-        "n_orders_nonpositive_amount": int(len(orders) - len(positive)),
+        "n_orders_nonpositive_amount": inputs.nonpositive_lines,
         "frequency_monetary_corr": gamma_gamma.diagnostics_["frequency_monetary_corr"],
         "params_at_limit": bgnbd.diagnostics_["at_limit"] + gamma_gamma.diagnostics_["at_limit"],
         "discount_factor": discount,

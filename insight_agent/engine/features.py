@@ -198,12 +198,17 @@ class FeatureEngine:
 
     # -- the CLV summary ------------------------------------------------------------------
     def clv_summary(
-        self, cutoff: pd.Timestamp | None = None, *, period_days: float = 1.0
+        self,
+        cutoff: pd.Timestamp | None = None,
+        *,
+        period_days: float = 1.0,
+        positive_only: bool = False,
     ) -> pd.DataFrame:
         """Per-customer frequency, recency, T and monetary value, as
         :func:`insight_agent.analytics.clv.rfm_summary` computes them from the order lines
         (same rules: day resolution, orders on the cutoff day count, one purchase per period
-        counted back from the cutoff day). Indexed by customer_id, sorted.
+        counted back from the cutoff day). Indexed by customer_id, sorted. ``positive_only``
+        leaves out lines with an amount of 0 or less (as the CLV fit does).
         """
         import ibis
 
@@ -212,6 +217,8 @@ class FeatureEngine:
 
             raise ConfigError(f"period_days must be a positive number of days, got {period_days!r}")
         lines = self.con.table("orders")
+        if positive_only:
+            lines = lines.filter(lines.amount > 0)
         epoch = ibis.date(1970, 1, 1)
         day = lines.order_date.date().delta(epoch, unit="day")
         if cutoff is None:
@@ -248,6 +255,34 @@ class FeatureEngine:
         frame.index = frame.index.astype("string")
         frame.index.name = "customer_id"
         return frame
+
+    def clv_inputs(self, cutoff: pd.Timestamp | None = None, *, period_days: float = 7.0) -> Any:
+        """What the CLV fit needs (:class:`insight_agent.analytics.clv.ClvInputs`), as
+        :func:`insight_agent.analytics.clv.clv_inputs` computes it from the order lines."""
+
+        from insight_agent.analytics.clv import ClvInputs
+        from insight_agent.errors import InsufficientData
+
+        lines = self.con.table("orders")
+        if self.rows("orders") == 0:
+            raise InsufficientData("There are no orders to estimate customer lifetime value from.")
+        if cutoff is None:
+            cut = pd.Timestamp(lines.order_date.max().execute()).normalize()
+        else:
+            stamp = pd.Timestamp(cutoff)
+            cut = (stamp.tz_localize(None) if stamp.tz is not None else stamp).normalize()
+        summary = self.clv_summary(cut, period_days=period_days, positive_only=True)
+        upto = lines.filter(lines.order_date < _lit(cut + pd.Timedelta(days=1)))
+        per = upto.group_by("customer_id").aggregate(_pos=upto.amount.count(where=upto.amount > 0))
+        # customers with lines up to the cutoff day, none of them with a positive amount
+        ids = per.filter(per._pos == 0).customer_id.to_pyarrow().to_pandas()
+        nonpositive = lines.count(where=~(lines.amount > 0).fill_null(False)).execute()
+        return ClvInputs(
+            summary=summary,
+            cutoff=cut,
+            without_value=pd.Index(sorted(ids.dropna()), name="customer_id", dtype="string"),
+            nonpositive_lines=int(nonpositive),
+        )
 
     # -- the feature table ----------------------------------------------------------------
     def features(

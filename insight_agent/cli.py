@@ -449,12 +449,14 @@ def build(
     with err.status("building…") as status:
 
         def progress(stage: str, message: str) -> None:
-            if message == "running":
-                status.update(f"[bold]{escape(stage)}[/]…")
+            if message.startswith("running"):  # "running · about 2 min left"
+                left = message.removeprefix("running").strip(" ·")
+                status.update(f"[bold]{escape(stage)}[/]…" + (f" ({escape(left)})" if left else ""))
             elif message.startswith("embedding "):  # live review-ingest progress: rate, ETA
                 status.update(f"[bold]{escape(stage)}[/]: {escape(message)}")
             else:
-                mark = "[green]✓[/]" if message == "ok" else "[yellow]–[/]"
+                done = message.startswith(("ok", "resumed"))
+                mark = "[green]✓[/]" if done else "[yellow]–[/]"
                 err.print(f"{mark} {escape(stage)}: {escape(message)}")
 
         manifest = run_build(ws, options, progress)

@@ -273,3 +273,47 @@ def test_engine_build_equals_the_pandas_reference(built: Path, tmp_path: Path) -
             assert same.all(), (col, a[~same].head(), b[~same].head())
         else:
             assert a.astype(str).tolist() == b.astype(str).tolist(), col
+
+
+def test_an_interrupted_build_resumes_after_its_last_finished_step(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped during CLV, the build leaves its finished steps; the next build of the same
+    data and options restores them and writes the customer table a build in one go writes."""
+    import insight_agent.analytics.build as build_module
+    from insight_agent.analytics.build import BuildOptions, run_build
+    from insight_agent.workspace import Workspace, locate
+
+    root = tmp_path / "ws"
+    shutil.copytree(built, root, ignore=shutil.ignore_patterns("builds", "current", "chroma"))
+    ws = Workspace.open(locate(root))
+    options = BuildOptions(stages=("segments", "propensity", "clv", "basket"))
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    heard: list[tuple[str, str]] = []
+    with monkeypatch.context() as patch:
+        patch.setattr(build_module, "_clv", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            run_build(ws, options, lambda stage, msg: heard.append((stage, msg)))
+    assert "resume after the last one" in heard[-1][1]
+    builds = root / ".insight" / "builds"
+    (left,) = [p for p in builds.iterdir() if p.name.startswith(".")]
+    assert not (root / ".insight" / "current").exists()  # nothing half-built is published
+
+    heard.clear()
+    manifest = run_build(ws, BuildOptions(stages=options.stages, threads=2))  # same results
+    assert manifest["build_id"] == left.name.strip(".").removesuffix(".tmp")
+    resumed = [s["name"] for s in manifest["stages"] if s["resumed"]]
+    assert resumed[0] == "segments" and "propensity:churn" in resumed
+    assert "clv" not in resumed and "basket" not in resumed
+    assert not any(p.name.startswith(".") for p in builds.iterdir())  # no leftover
+    folder = builds / manifest["build_id"]
+    assert not (folder / "checkpoint").exists()
+    assert (folder / "models" / "churn.joblib").is_file()
+    got = pd.read_parquet(folder / "customers.parquet")
+    current = (built / ".insight" / "current").read_text().strip()
+    ref = pd.read_parquet(built / ".insight" / "builds" / current / "customers.parquet")
+    assert list(got.columns) == list(ref.columns)
+    pd.testing.assert_frame_equal(got, ref)

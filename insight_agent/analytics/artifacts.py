@@ -90,8 +90,20 @@ class BuildWriter:
             con.execute("CREATE UNIQUE INDEX idx_customer ON customers(customer_id)")
         con.close()
 
+    def adopt(self, folder: Path) -> None:
+        """Continue an interrupted build in ``folder`` (``.<build_id>.tmp``, see
+        :mod:`insight_agent.analytics.checkpoint`) instead of this writer's empty folder."""
+        if folder == self.tmp:
+            return
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp = folder
+        self.build_id = folder.name.removeprefix(".").removesuffix(".tmp")
+
     def commit(self) -> Path:
         """Move the finished build into place, point ``current`` at it, prune old builds."""
+        from insight_agent.analytics.checkpoint import FOLDER
+
+        shutil.rmtree(self.tmp / FOLDER, ignore_errors=True)  # resume state, not an artifact
         final = self.builds / self.build_id
         for leftover in self.tmp.rglob("*"):
             if leftover.is_file():
@@ -102,9 +114,11 @@ class BuildWriter:
         self._prune()
         return final
 
-    def abort(self) -> None:
-        """Discard the unfinished build."""
-        shutil.rmtree(self.tmp, ignore_errors=True)
+    def abort(self, *, keep: bool = False) -> None:
+        """Discard the unfinished build, or with ``keep`` leave it for the next build to
+        resume (it holds a checkpoint of its finished steps)."""
+        if not keep:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def _prune(self) -> None:
         builds = sorted(

@@ -17,6 +17,8 @@ from typing import Any
 import pandas as pd
 
 from insight_agent.analytics.artifacts import BuildWriter, library_versions
+from insight_agent.analytics.checkpoint import FOLDER as CHECKPOINT_FOLDER
+from insight_agent.analytics.checkpoint import Checkpoint, resume_key
 from insight_agent.errors import InsufficientData
 from insight_agent.workspace import Workspace
 
@@ -68,6 +70,7 @@ class StageReport:
     peak_rss_mb: float = 0.0
     message: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    resumed: bool = False  # finished by an interrupted build and restored from its checkpoint
 
 
 def _rss_mb() -> float:
@@ -88,7 +91,8 @@ def run_build(
 ) -> dict[str, Any]:
     """Build every model for the workspace and publish the artifacts; return the manifest."""
     options = options or BuildOptions()
-    say = progress or (lambda stage, msg: None)
+    pace = Pace(_previous_seconds(ws))
+    say = pace.wrap(progress or (lambda stage, msg: None))
     stages: list[StageReport] = []
     started = time.perf_counter()
     from threadpoolctl import threadpool_limits
@@ -96,14 +100,154 @@ def run_build(
     with ws.lock(), threadpool_limits(limits=options.threads):
         writer = BuildWriter(ws)
         try:
-            manifest = _build(ws, options, writer, stages, say)
+            manifest = _build(ws, options, writer, stages, say, pace)
             manifest["seconds"] = round(time.perf_counter() - started, 2)
             writer.write_json("manifest.json", manifest)
             writer.commit()
         except BaseException:
-            writer.abort()
+            keep = _resumable(writer)
+            writer.abort(keep=keep)
+            if keep:
+                say("build", "stopped; the finished steps are kept: run `insight build` again "
+                    "(same data and options) to resume after the last one")  # fmt: skip
             raise
     return manifest
+
+
+Step = Callable[[str, Callable[[], Any]], Any]
+
+
+def _previous_seconds(ws: Workspace) -> tuple[dict[str, float], int]:
+    """Seconds per stage of the workspace's current build, and its order lines (for ETAs)."""
+    from insight_agent.analytics.artifacts import current_build, read_json
+
+    try:
+        manifest = read_json(current_build(ws), "manifest.json")
+    except Exception:  # no build yet, or an unreadable one: no estimate
+        return {}, 0
+    # a resumed stage's report keeps the seconds it took when it ran
+    seconds = {s["name"]: float(s.get("seconds") or 0.0) for s in manifest.get("stages", [])}
+    return seconds, int(manifest.get("data", {}).get("rows", {}).get("orders") or 0)
+
+
+class Pace:
+    """Each stage's throughput and the build's time left, added to the progress messages.
+
+    The estimate is the last build's time for the stages still to run, scaled by the order
+    lines now against then (every stage grows with the data); none for a first build.
+    ``rows`` (order lines) and ``customers`` are set as the build learns them.
+    """
+
+    def __init__(self, previous: tuple[dict[str, float], int]) -> None:
+        self.before, self.before_rows = previous
+        self.rows = 0
+        self.customers = 0
+        self.done: set[str] = set()
+        self.started: dict[str, float] = {}
+
+    def left(self, running: str | None = None) -> float | None:
+        """Seconds the remaining stages took last time, scaled to this data (None: unknown)."""
+        if not self.before:
+            return None
+        # before the data is read, assume it is the size it was
+        scale = self.rows / self.before_rows if self.rows and self.before_rows else 1.0
+        rest = sum(s for name, s in self.before.items() if name not in self.done)
+        if running in self.started and running in self.before:
+            spent = time.perf_counter() - self.started[running]
+            rest -= min(spent, self.before[running] * scale) / scale
+        return max(rest * scale, 0.0)
+
+    def wrap(self, say: Progress) -> Progress:
+        """``say`` with "running · about 2 min left" and "ok · 52,000 customers/s"."""
+
+        def paced(stage: str, message: str) -> None:
+            if message == "running":
+                self.started[stage] = time.perf_counter()
+                left = self.left(stage)
+                if left is not None and left >= 1:
+                    message = f"running · about {_duration(left)} left"
+            elif (
+                stage in self.started
+                and stage not in self.done
+                and (message == "ok" or message.startswith(("ok:", "skipped")))  # the stage's end
+            ):
+                self.done.add(stage)
+                seconds = time.perf_counter() - self.started[stage]
+                count, unit = (
+                    (self.rows, "order lines") if stage == "load" else (self.customers, "customers")
+                )
+                if message == "ok" and count and seconds > 0:
+                    message = f"ok · {count / seconds:,.0f} {unit}/s"
+            say(stage, message)
+
+        return paced
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _resume(
+    writer: BuildWriter, fingerprint: str, options: BuildOptions, say: Progress
+) -> Checkpoint:
+    """The checkpoint this build records its steps in: an interrupted build's, when one of
+    the same data, options and library versions is left (the writer adopts its folder)."""
+    key = resume_key(fingerprint, asdict(options), library_versions())
+    found = Checkpoint.find(writer.builds, key, exclude=writer.tmp)
+    if found is not None:
+        writer.adopt(found)
+    checkpoint = Checkpoint(writer.tmp, key)
+    if checkpoint.finished:
+        say("resume", f"resuming build {writer.build_id}: {len(checkpoint.finished)} finished "
+            f"step(s) kept ({', '.join(checkpoint.finished)})")  # fmt: skip
+    return checkpoint
+
+
+def _resumable(writer: BuildWriter) -> bool:
+    """Whether a failed build leaves finished steps for the next one to resume."""
+    state = writer.tmp / CHECKPOINT_FOLDER / "state.json"
+    return state.is_file()
+
+
+def _stepper(
+    checkpoint: Checkpoint | None,
+    stages: list[StageReport],
+    customers: pd.DataFrame,
+    say: Progress,
+) -> Step:
+    """``step(name, run)``: run a step (``run()`` times its own stages and returns the
+    step's result) and checkpoint it — its stage reports, result and the customer columns it
+    added — or, when an interrupted build finished it, restore all three instead."""
+
+    def step(name: str, run: Callable[[], Any]) -> Any:
+        done = checkpoint.get(name) if checkpoint is not None else None
+        if checkpoint is not None and done is not None:
+            for saved in done["reports"]:
+                report = StageReport(**{**saved, "resumed": True})
+                stages.append(report)
+                say(report.name, "resumed: finished by the interrupted build")
+            columns = checkpoint.columns(name)
+            if columns is not None:
+                for col in columns.columns:
+                    customers[col] = columns[col].reindex(customers.index)
+            return done["result"]
+        first, before = len(stages), set(customers.columns)
+        result = run()
+        if checkpoint is not None:
+            added = [c for c in customers.columns if c not in before]
+            checkpoint.record(
+                name,
+                [asdict(r) for r in stages[first:]],
+                result,
+                customers[added] if added else None,
+            )
+        return result
+
+    return step
 
 
 @contextlib.contextmanager
@@ -129,6 +273,7 @@ def _build(
     writer: BuildWriter,
     stages: list[StageReport],
     say: Progress,
+    pace: Pace,
 ) -> dict[str, Any]:
     from insight_agent.data.load import load_dataset
 
@@ -139,6 +284,7 @@ def _build(
         from insight_agent.engine.cache import write_cache
 
         cache = write_cache(ws, data)
+        pace.rows = len(data.orders)
         st.details = {
             "customers": len(data.customers),
             "order_rows": len(data.orders),
@@ -148,11 +294,13 @@ def _build(
         }
     if len(data.orders) == 0:
         return _build_without_orders(ws, data, options, writer, stages, say)
+    checkpoint = _resume(writer, data.fingerprint, options, say)
 
     with contextlib.ExitStack() as cleanup:
         with _stage(stages, "features", say) as st:
             source = _feature_source(ws, data, cache, options, cleanup)
             X = source.features(source.end).X
+            pace.customers = len(X)
             st.details = {
                 "cutoff": str(source.end.date()),
                 "customers": len(X),
@@ -162,7 +310,7 @@ def _build(
             }
             if options.engine == "spark":
                 st.details["spark_master"] = options.spark_master or "local[2]"
-        return _build_from_features(ws, data, options, writer, stages, say, source, X)
+        return _build_from_features(ws, data, options, writer, stages, say, source, X, checkpoint)
 
 
 @dataclass
@@ -251,8 +399,10 @@ def _build_from_features(
     say: Progress,
     source: _Source,
     X: pd.DataFrame,
+    checkpoint: Checkpoint | None,
 ) -> dict[str, Any]:
-    """The stages after the feature table: segments, reviews, propensity, CLV, basket, labels."""
+    """The stages after the feature table: segments, reviews, propensity, CLV, basket, labels.
+    Each is a step of ``checkpoint``: restored when an interrupted build finished it."""
     customers = (
         X[["recency_days", "frequency", "monetary_total", "avg_order_value", "tenure_days"]]
         .round(2)
@@ -265,25 +415,33 @@ def _build_from_features(
         if column in people and people[column].notna().any():
             customers[column] = people[column].reindex(customers.index)
     results: dict[str, Any] = {}
+    step = _stepper(checkpoint, stages, customers, say)
+
+    def staged(name: str, run: Callable[[StageReport], Any]) -> None:
+        """One stage as one step; its result goes to the manifest unless it was skipped."""
+
+        def one() -> Any:
+            with _stage(stages, name, say) as st:
+                return run(st)
+            return None  # skipped (InsufficientData): the report says why
+
+        value = step(name, one)
+        if value is not None:
+            results[name] = value
 
     if "segments" in options.stages:
-        with _stage(stages, "segments", say) as st:
-            results["segments"] = _segments(
-                X, source.category_spend(), options, writer, customers, st
-            )
+        spend = source.category_spend
+        staged("segments", lambda st: _segments(X, spend(), options, writer, customers, st))
     if "reviews" in options.stages:
-        with _stage(stages, "reviews", say) as st:
-            results["reviews"] = _reviews(ws, data, customers, options, st, say)
+        staged("reviews", lambda st: _reviews(ws, data, customers, options, st, say))
     if "propensity" in options.stages:
-        results["models"] = _propensity(source, X, options, writer, customers, stages, say)
+        results["models"] = _propensity(source, X, options, writer, customers, stages, say, step)
     if "clv" in options.stages:
-        with _stage(stages, "clv", say) as st:
-            results["clv"] = _clv(source, options, writer, customers, st)
+        staged("clv", lambda st: _clv(source, options, writer, customers, st))
     if "basket" in options.stages:
-        with _stage(stages, "basket", say) as st:
-            results["basket"] = _basket(data.orders, writer, customers, st)
+        staged("basket", lambda st: _basket(data.orders, writer, customers, st))
     if "labels" in options.stages and options.labels:
-        labels = _labels(data, options, writer, customers, stages, say, X)
+        labels = step("labels", lambda: _labels(data, options, writer, customers, stages, say, X))
         results.setdefault("models", {}).update(labels)
 
     with _stage(stages, "write", say):
@@ -579,7 +737,10 @@ def _propensity(
     customers: pd.DataFrame,
     stages: list[StageReport],
     say: Progress,
+    step: Step,
 ) -> dict[str, Any]:
+    """One model per target (churn, purchase, response, top categories), each its own step
+    (checkpointed: an interrupted build resumes after the last finished model)."""
     import joblib
 
     from insight_agent.analytics.propensity import (
@@ -600,7 +761,8 @@ def _propensity(
     history_start = outcomes.first_order()
     chosen_family: list[str] | None = None
     cards: dict[str, Any] = {}
-    for target in targets:
+
+    def train(target: Target) -> dict[str, Any] | None:
         with _stage(stages, f"propensity:{target.name}", say) as st:
             families = chosen_family if target.kind == "category" else None
             model = train_propensity(
@@ -613,8 +775,6 @@ def _propensity(
                 families=families,
                 seed=options.seed,
             )
-            if target.kind == "purchase":
-                chosen_family = [model.family]  # category models reuse it (build time)
             col = target_column(target.name)
             scored = score_customers(model, X, n_reasons=3 if target.kind != "category" else 0)
             # rounded, then bounded again: 4 decimals must not turn 0.99996 into 1.0
@@ -626,13 +786,22 @@ def _propensity(
             card["column"] = col
             writer.write_json(f"models/{_file_name(target.name)}.json", card)
             joblib.dump(model, writer.path("models", f"{_file_name(target.name)}.joblib"))
-            cards[target.name] = {
+            st.details = {
                 "roc_auc": model.metrics["roc_auc"],
                 "pr_auc": model.metrics["pr_auc"],
                 "family": model.family,
                 "column": col,
             }
-            st.details = cards[target.name]
+            return st.details
+        return None  # skipped: too few positives, too little history...
+
+    for target in targets:
+        card = step(f"propensity:{target.name}", lambda t=target: train(t))
+        if card is None:
+            continue
+        cards[target.name] = card
+        if target.kind == "purchase":
+            chosen_family = [card["family"]]  # category models reuse it (build time)
     return cards
 
 

@@ -17,6 +17,7 @@ from insight_agent.analytics.features import (
     scoring_cutoff,
     top_categories,
 )
+from insight_agent.errors import InsufficientData
 
 ATOL = 1e-9
 
@@ -337,3 +338,32 @@ def test_clv_inputs_equal_pandas(
     assert list(got.without_value) == sorted(ref.without_value) == ["ZERO-ONLY"]
     assert got.nonpositive_lines == ref.nonpositive_lines
     assert ref.nonpositive_lines == 2 + int((data.orders["amount"] <= 0).sum())
+
+
+@pytest.mark.parametrize("which", ["demo", "messy"])
+def test_basket_from_engine_lines_equals_pandas(request: pytest.FixtureRequest, which: str) -> None:
+    """Rules, next-best items and segment shares from the engine's reduced lines are the ones
+    the full order lines give."""
+    from insight_agent.analytics.basket import association_rules, next_best, next_best_by_segment
+
+    data, engine = request.getfixturevalue(which)
+    lines = engine.basket_lines()
+    assert len(lines) <= len(data.orders)
+    try:
+        ref = association_rules(data.orders, level="category")
+    except InsufficientData:  # the messy export has no basket with two categories
+        with pytest.raises(InsufficientData):
+            association_rules(lines, level="category")
+        return
+    got = association_rules(lines, level="category")
+    assert got.n_baskets == ref.n_baskets
+    pd.testing.assert_frame_equal(got.rules, ref.rules)
+    ids = pd.Index(sorted(data.customers["customer_id"].unique()))
+    pd.testing.assert_frame_equal(
+        next_best(lines, got, customers=ids), next_best(data.orders, ref, customers=ids)
+    )
+    segments = pd.Series([f"S{i % 3}" for i in range(len(ids))], index=ids)
+    pd.testing.assert_frame_equal(
+        next_best_by_segment(lines, got, segments),
+        next_best_by_segment(data.orders, ref, segments),
+    )

@@ -228,6 +228,17 @@ def test_clv_inputs_and_category_spend_equal_duckdb(pair: Pair) -> None:
 
 
 @needs_spark
+def test_basket_lines_equal_duckdb(pair: Pair) -> None:
+    got, ref = pair.spark.basket_lines(), pair.duck.basket_lines()
+    assert list(got.columns) == list(ref.columns)
+    for col in ("customer_id", "category", "order_id"):
+        if col in ref:
+            assert got[col].tolist() == ref[col].tolist()
+    assert (pd.to_datetime(got["order_date"]) == pd.to_datetime(ref["order_date"])).all()
+    assert np.allclose(got["amount"].to_numpy(), ref["amount"].to_numpy(), rtol=1e-12, atol=ATOL)
+
+
+@needs_spark
 def test_outcomes_equal_duckdb(pair: Pair) -> None:
     """The propensity labels' windows: who bought (per category) and who responded."""
     got, ref = pair.spark.outcomes(), pair.duck.outcomes()

@@ -299,6 +299,10 @@ def _build(
     with contextlib.ExitStack() as cleanup:
         with _stage(stages, "features", say) as st:
             source = _feature_source(ws, data, cache, options, cleanup)
+            if options.engine != "pandas":
+                # every later stage reads the orders from the engine: the validated lines
+                # (millions of rows at scale) need not stay in memory
+                data.orders, data.returns = data.orders.iloc[:0], data.returns.iloc[:0]
             X = source.features(source.end).X
             pace.customers = len(X)
             st.details = {
@@ -328,6 +332,8 @@ class _Source:
     category_spend: Callable[[], pd.Series | None]
     # (cutoff, period_days) -> analytics.clv.ClvInputs
     clv_inputs: Callable[[pd.Timestamp, float], Any]
+    # the order lines the basket analysis reads (the engine reduces them first)
+    basket_lines: Callable[[], pd.DataFrame]
 
 
 def _feature_source(
@@ -365,6 +371,7 @@ def _feature_source(
             outcomes=Outcomes(data.orders, data.campaigns),
             category_spend=lambda: category_spend(data.orders),
             clv_inputs=lambda cut, days: clv_inputs(data.orders, cut, period_days=days),
+            basket_lines=lambda: data.orders,
         )
     from insight_agent.engine.backend import open_connection
     from insight_agent.engine.features import FeatureEngine
@@ -387,6 +394,7 @@ def _feature_source(
         outcomes=engine.outcomes(),
         category_spend=engine.category_spend,
         clv_inputs=lambda cut, days: engine.clv_inputs(cut, period_days=days),
+        basket_lines=engine.basket_lines,
     )
 
 
@@ -439,7 +447,7 @@ def _build_from_features(
     if "clv" in options.stages:
         staged("clv", lambda st: _clv(source, options, writer, customers, st))
     if "basket" in options.stages:
-        staged("basket", lambda st: _basket(data.orders, writer, customers, st))
+        staged("basket", lambda st: _basket(source.basket_lines(), writer, customers, st))
     if "labels" in options.stages and options.labels:
         labels = step("labels", lambda: _labels(data, options, writer, customers, stages, say, X))
         results.setdefault("models", {}).update(labels)

@@ -165,6 +165,44 @@ class FeatureEngine:
         spend = found.set_index(["customer_id", "category"])["spend"].sort_index()
         return spend.astype("float64")
 
+    def basket_lines(self) -> pd.DataFrame:
+        """The order lines reduced to what the basket analysis reads
+        (:mod:`insight_agent.analytics.basket`): one row per customer, basket and category
+        (the basket being the order_id, or the day for lines without one), with the spend
+        summed (negative amounts as 0). The rules, next-best items and segment shares come out
+        as from the full lines: a basket holds each item once, and spend is only summed."""
+        import ibis
+
+        lines = self.con.table("orders")
+        cols = lines.columns
+        if "category" not in cols:
+            return pd.DataFrame(columns=["customer_id", "order_date", "amount"])
+        has_id = "order_id" in cols
+        day = lines.order_date.truncate("D")
+        keys: dict[str, Any] = {"customer_id": lines.customer_id, "category": lines.category}
+        if has_id:
+            keys["order_id"] = lines.order_id
+            # the day only matters for lines without an order id
+            keys["_day"] = ibis.cases((lines.order_id.isnull(), day), else_=ibis.null("timestamp"))
+        else:
+            keys["_day"] = day
+        order = ["customer_id", *(["order_id"] if has_id else []), "order_date", "category"]
+        found = (
+            lines.group_by(**keys)
+            .aggregate(
+                order_date=lines.order_date.min(),
+                amount=ibis.greatest(lines.amount, 0.0).sum(),
+            )
+            .select(*order, "amount")
+            .order_by(order)  # the same rows in the same order on every engine
+            .to_pyarrow()
+            .to_pandas()
+        )
+        for col in ("customer_id", "category", "order_id"):
+            if col in found:
+                found[col] = found[col].astype("string")
+        return found
+
     def outcomes(self) -> Any:
         """Who bought / responded in a window, for the propensity labels
         (:class:`insight_agent.engine.outcomes.EngineOutcomes`)."""

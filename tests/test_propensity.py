@@ -145,3 +145,11 @@ def test_reasons_explain_the_call_in_the_cards_direction(churn):
                     assert X.loc[cid, "recency_days"] < model.medians["recency_days"], r
     one = X.index[X["frequency"] == 1]
     assert not any("every" in r or "gap" in r for rs in scored.loc[one, "reasons"] for r in rs)
+
+
+def test_scoring_in_batches_gives_the_same_table(churn, demo_data):
+    """Rows are scored a batch at a time (memory); deciles still rank all of them."""
+    model, fn, end = churn
+    X = fn(end).X
+    whole = score_customers(model, X, batch=len(X))
+    pd.testing.assert_frame_equal(score_customers(model, X, batch=777), whole)

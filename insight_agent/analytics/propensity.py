@@ -38,6 +38,7 @@ MAX_EVAL_ROWS = 200_000  # held-out metrics on a stratified sample beyond this
 MAX_PERM_ROWS = 2_000
 ACTIVE_DAYS = 365  # churn is defined among customers who bought in the year before the cutoff
 REASON_FEATURES = 6
+SCORE_BATCH = 100_000  # rows scored at a time (bounds the what-if copies' memory)
 MIN_REASON_LOG_ODDS = 0.1  # a reason moves the customer's odds by at least ~10%
 # Nothing is stated as certain: every probability lies in [0.001, 0.999] (as for label models).
 # The calibration steps are already smoothed away from 0 and 1 (CalibratedModel); this bound is
@@ -573,7 +574,9 @@ def _drivers(
     return out
 
 
-def score_customers(model: PropensityModel, X: pd.DataFrame, *, n_reasons: int = 3) -> pd.DataFrame:
+def score_customers(
+    model: PropensityModel, X: pd.DataFrame, *, n_reasons: int = 3, batch: int = SCORE_BATCH
+) -> pd.DataFrame:
     """Probability, decile (1 = highest) and top reasons for every row of ``X``.
 
     A reason is a driver whose value moves this customer's score towards the model's call
@@ -583,17 +586,39 @@ def score_customers(model: PropensityModel, X: pd.DataFrame, *, n_reasons: int =
     never a churn reason when the card says spend lowers churn). Customers with one order
     (or none) get "one order so far, N days ago" instead of gap-based reasons: the time
     between orders is undefined for them.
+
+    Rows are scored ``batch`` at a time (the what-if copies of a million rows would otherwise
+    all be in memory at once); deciles rank all of them.
     """
-    A = X.reindex(columns=model.features, fill_value=0.0)
-    p = model.predict(A)
+    p = np.empty(len(X), dtype=float)
+    reasons: list[list[str]] = []
+    texts: dict[tuple[int, float], str] = {}  # shared by batches: values repeat across them
+    for lo in range(0, len(X), max(1, batch)):
+        part = X.iloc[lo : lo + batch]
+        A = part.reindex(columns=model.features, fill_value=0.0)
+        p[lo : lo + len(A)] = model.predict(A)
+        reasons += _reasons(model, part, A, p[lo : lo + len(A)], n_reasons, texts)
     out = pd.DataFrame({"probability": p}, index=X.index)
     ranks = pd.Series(p).rank(method="first", ascending=False).to_numpy()
     out["decile"] = np.ceil(ranks / max(len(p), 1) * 10).clip(1, 10).astype(int)
+    out["reasons"] = reasons
+    return out
+
+
+def _reasons(
+    model: PropensityModel,
+    X: pd.DataFrame,
+    A: pd.DataFrame,
+    p: np.ndarray,
+    n_reasons: int,
+    texts: dict[tuple[int, float], str],
+) -> list[list[str]]:
+    """The reasons of rows ``X`` (``A``: their model columns, ``p``: their probabilities);
+    see :func:`score_customers`."""
     top = model.drivers[:REASON_FEATURES] if n_reasons else []
     drivers = [d["feature"] for d in top]
     if not drivers:
-        out["reasons"] = [[] for _ in range(len(out))]
-        return out
+        return [[] for _ in range(len(A))]
     toward = np.where(p >= float(model.metrics.get("threshold", 0.5)), 1.0, -1.0)
     values = A[drivers].to_numpy(dtype=float)
     typical = np.array([model.medians.get(f, 0.0) for f in drivers])
@@ -620,7 +645,6 @@ def score_customers(model: PropensityModel, X: pd.DataFrame, *, n_reasons: int =
     order = np.argsort(-effects, axis=1)
     reasons = []
     # Many customers share a value (counts, days, levels): format each (driver, value) once.
-    texts: dict[tuple[int, float], str] = {}
     for i in range(len(A)):
         row: list[str] = []
         for j in order[i]:
@@ -637,8 +661,7 @@ def score_customers(model: PropensityModel, X: pd.DataFrame, *, n_reasons: int =
             if text not in row:
                 row.append(text)
         reasons.append(row)
-    out["reasons"] = reasons
-    return out
+    return reasons
 
 
 # Features that describe the rhythm of a customer's orders: undefined with one order or none

@@ -86,3 +86,6 @@ def test_pace_adds_throughput_and_time_left(monkeypatch) -> None:
         ("features", "ok · 500 customers/s"),
     ]
     assert Pace(({}, 0)).left() is None  # a first build: no estimate
+    say("segments", "resumed: finished by the interrupted build")  # done, without a rate
+    assert heard[-1] == ("segments", "resumed: finished by the interrupted build")
+    assert pace.left() == 0.0

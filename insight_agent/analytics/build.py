@@ -18,8 +18,9 @@ import pandas as pd
 
 from insight_agent.analytics.artifacts import BuildWriter, library_versions
 from insight_agent.analytics.checkpoint import FOLDER as CHECKPOINT_FOLDER
+from insight_agent.analytics.checkpoint import STATE as CHECKPOINT_STATE
 from insight_agent.analytics.checkpoint import Checkpoint, resume_key
-from insight_agent.errors import InsufficientData
+from insight_agent.errors import InsightError, InsufficientData
 from insight_agent.workspace import Workspace
 
 Progress = Callable[[str, str], None]  # (stage, message)
@@ -123,7 +124,7 @@ def _previous_seconds(ws: Workspace) -> tuple[dict[str, float], int]:
 
     try:
         manifest = read_json(current_build(ws), "manifest.json")
-    except Exception:  # no build yet, or an unreadable one: no estimate
+    except (InsightError, OSError, ValueError):  # no build yet, or an unreadable one
         return {}, 0
     # a resumed stage's report keeps the seconds it took when it ran
     seconds = {s["name"]: float(s.get("seconds") or 0.0) for s in manifest.get("stages", [])}
@@ -166,18 +167,17 @@ class Pace:
                 left = self.left(stage)
                 if left is not None and left >= 1:
                     message = f"running · about {_duration(left)} left"
-            elif (
-                stage in self.started
-                and stage not in self.done
-                and (message == "ok" or message.startswith(("ok:", "skipped")))  # the stage's end
-            ):
+            elif stage not in self.done and (
+                message == "ok" or message.startswith(("ok:", "skipped", "resumed"))
+            ):  # the stage's end (a resumed one ran in the interrupted build)
                 self.done.add(stage)
-                seconds = time.perf_counter() - self.started[stage]
                 count, unit = (
                     (self.rows, "order lines") if stage == "load" else (self.customers, "customers")
                 )
-                if message == "ok" and count and seconds > 0:
-                    message = f"ok · {count / seconds:,.0f} {unit}/s"
+                if message == "ok" and count and stage in self.started:
+                    seconds = time.perf_counter() - self.started[stage]
+                    if seconds > 0:
+                        message = f"ok · {count / seconds:,.0f} {unit}/s"
             say(stage, message)
 
         return paced
@@ -209,8 +209,7 @@ def _resume(
 
 def _resumable(writer: BuildWriter) -> bool:
     """Whether a failed build leaves finished steps for the next one to resume."""
-    state = writer.tmp / CHECKPOINT_FOLDER / "state.json"
-    return state.is_file()
+    return (writer.tmp / CHECKPOINT_FOLDER / CHECKPOINT_STATE).is_file()
 
 
 def _stepper(

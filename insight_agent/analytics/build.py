@@ -382,6 +382,10 @@ def _feature_source(
         spark_master=options.spark_master,
         spark_conf=options.spark_conf,
     )
+    if options.engine == "duckdb":
+        # jemalloc inside DuckDB keeps freed pages until told to purge them: with a thread
+        # doing it, a 1M-customer build's basket query left ~0.3-0.8 GB less resident
+        con.raw_sql("SET allocator_background_threads = true")
     engine = FeatureEngine(con)
     cleanup.callback(engine.close)
     categories = engine.top_categories()

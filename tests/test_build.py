@@ -263,13 +263,26 @@ def test_engine_build_equals_the_pandas_reference(built: Path, tmp_path: Path) -
     ref = pd.read_parquet(folder / "customers.parquet")
     current = (built / ".insight" / "current").read_text().strip()
     got = pd.read_parquet(built / ".insight" / "builds" / current / "customers.parquet")
-    assert got.index.equals(ref.index)
     assert set(ref.columns) <= set(got.columns)
+    assert_same_customers(got, ref)
+
+
+# CLV comes from an optimiser whose last digits vary from run to run (thread pools, summation
+# order); these columns are rounded, so a value may land one rounding step apart.
+ROUNDING_STEP = {"clv_12m": 0.01, "expected_purchases_12m": 0.01, "p_alive": 0.001}
+
+
+def assert_same_customers(got: pd.DataFrame, ref: pd.DataFrame) -> None:
+    """Same customers; every column of ``ref`` equal (floats within 1e-6, CLV columns within
+    one rounding step)."""
+    assert got.index.equals(ref.index)
     for col in ref.columns:
         a, b = got[col], ref[col]
         if pd.api.types.is_float_dtype(b):
-            # CLV is fitted by an optimiser on sums taken in another order: the last digits
-            same = np.isclose(a.to_numpy(float), b.to_numpy(float), rtol=1e-6, equal_nan=True)
+            atol = ROUNDING_STEP.get(col, 0.0) * 1.01
+            same = np.isclose(
+                a.to_numpy(float), b.to_numpy(float), rtol=1e-6, atol=atol, equal_nan=True
+            )
             assert same.all(), (col, a[~same].head(), b[~same].head())
         else:
             assert a.astype(str).tolist() == b.astype(str).tolist(), col
@@ -316,4 +329,5 @@ def test_an_interrupted_build_resumes_after_its_last_finished_step(
     current = (built / ".insight" / "current").read_text().strip()
     ref = pd.read_parquet(built / ".insight" / "builds" / current / "customers.parquet")
     assert list(got.columns) == list(ref.columns)
-    pd.testing.assert_frame_equal(got, ref)
+    assert (got.dtypes == ref.dtypes).all()
+    assert_same_customers(got, ref)

@@ -18,6 +18,7 @@ negatives in a slice, or less than 2×H of history.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,36 +102,36 @@ class PropensityModel:
         return np.log(q / (1 - q))
 
 
-class Outcomes:
+class WindowOutcomes(ABC):
     """What happened in a window, for the labels: who bought (in a category) and who
     responded to a campaign sent in it.
 
-    This one reads the validated order lines and sends as pandas frames. The engine's
-    (:meth:`insight_agent.engine.features.FeatureEngine.outcomes`) answers the same questions
-    with queries, so a build on the engine trains without the order lines in memory.
-    Windows are cached: every target of a build asks for the same few.
+    :class:`Outcomes` reads the validated order lines and sends as pandas frames; the engine's
+    (:class:`insight_agent.engine.outcomes.EngineOutcomes`) answers the same questions with
+    queries, so a build on the engine trains without the order lines in memory. Windows are
+    cached here: every target of a build asks for the same few.
     """
 
-    def __init__(self, orders: pd.DataFrame, campaigns: pd.DataFrame | None = None) -> None:
-        self._orders_frame = orders
-        self._campaigns = campaigns
+    def __init__(self) -> None:
         self._windows: dict[tuple[pd.Timestamp, pd.Timestamp], pd.DataFrame] = {}
 
     @property
+    @abstractmethod
     def has_campaigns(self) -> bool:
         """Whether there are campaign sends to learn responses from."""
-        return self._campaigns is not None and len(self._campaigns) > 0
 
+    @abstractmethod
     def first_order(self) -> pd.Timestamp:
         """The first order date (NaT without orders)."""
-        return pd.Timestamp(self._orders_frame["order_date"].min())
 
+    @abstractmethod
     def _window(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         """Distinct (customer_id[, category]) of the order lines dated in [start, end)."""
-        orders = self._orders_frame
-        dates = orders["order_date"]
-        cols = ["customer_id"] + (["category"] if "category" in orders else [])
-        return orders.loc[(dates >= start) & (dates < end), cols].drop_duplicates()
+
+    @abstractmethod
+    def responses(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
+        """Per customer sent a campaign in [start, end): 1 when they responded to one of
+        those sends, else 0 (index customer_id, sorted)."""
 
     def buyers(
         self, start: pd.Timestamp, end: pd.Timestamp, category: str | None = None
@@ -145,6 +146,30 @@ class Outcomes:
                 return np.array([], dtype=object)
             window = window[window["category"].eq(category).fillna(False).to_numpy(dtype=bool)]
         return window["customer_id"].unique()
+
+
+class Outcomes(WindowOutcomes):
+    """:class:`WindowOutcomes` from the validated order lines and sends (pandas frames)."""
+
+    def __init__(self, orders: pd.DataFrame, campaigns: pd.DataFrame | None = None) -> None:
+        super().__init__()
+        self._orders_frame = orders
+        self._campaigns = campaigns
+
+    @property
+    def has_campaigns(self) -> bool:
+        """Whether there are campaign sends to learn responses from."""
+        return self._campaigns is not None and len(self._campaigns) > 0
+
+    def first_order(self) -> pd.Timestamp:
+        """The first order date (NaT without orders)."""
+        return pd.Timestamp(self._orders_frame["order_date"].min())
+
+    def _window(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        orders = self._orders_frame
+        dates = orders["order_date"]
+        cols = ["customer_id"] + (["category"] if "category" in orders else [])
+        return orders.loc[(dates >= start) & (dates < end), cols].drop_duplicates()
 
     def responses(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
         """Per customer sent a campaign in [start, end): 1 when they responded to one of
@@ -161,7 +186,7 @@ def _labels(
     X: pd.DataFrame,
     cutoff: pd.Timestamp,
     horizon: int,
-    outcomes: Outcomes,
+    outcomes: WindowOutcomes,
 ) -> pd.Series:
     """Outcome in [cutoff, cutoff + horizon) for the target's population (index subset of X)."""
     end = cutoff + pd.Timedelta(days=horizon)
@@ -389,7 +414,7 @@ def _stack(
     cutoffs: list[pd.Timestamp],
     features: SliceCache,
     horizon: int,
-    outcomes: Outcomes,
+    outcomes: WindowOutcomes,
     columns: list[str] | None,
     limit: int,
     rng: np.random.Generator,
@@ -428,7 +453,7 @@ def _check_classes(rows: _Rows, target: Target, where: str, min_class: int) -> N
 
 def train_propensity(
     target: Target,
-    orders: pd.DataFrame | Outcomes,
+    orders: pd.DataFrame | WindowOutcomes,
     features: SliceCache,
     end: pd.Timestamp,
     *,
@@ -444,10 +469,10 @@ def train_propensity(
 
     ``end`` is T (exclusive end of data); ``features(c)`` gives features at cutoff c.
     ``families`` limits the model families compared (default: both). ``orders`` is the order
-    lines (with ``campaigns``, the sends) or an :class:`Outcomes` answering from them.
+    lines (with ``campaigns``, the sends) or a :class:`WindowOutcomes` answering from them.
     """
     H = pd.Timedelta(days=horizon_days)
-    outcomes = orders if isinstance(orders, Outcomes) else Outcomes(orders, campaigns)
+    outcomes = orders if isinstance(orders, WindowOutcomes) else Outcomes(orders, campaigns)
     start = history_start if history_start is not None else outcomes.first_order()
     history = (end - start).days
     if history < 2 * horizon_days + 30:

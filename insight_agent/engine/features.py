@@ -53,6 +53,25 @@ _CATEGORICAL = ("gender", "region", "channel", "country")
 _NUMERIC = ("age", "income")
 
 
+def to_frame(table: Any, index: str | None = None) -> pd.DataFrame:
+    """An Arrow query result as pandas, text columns (and the ``index`` column, when given)
+    as pandas' string dtype, the same as the validated frames, sorted by ``index``.
+
+    Arrow strings come back as pandas' default ``str`` (NaN for missing) or as objects; the
+    pandas reference holds them as "string" (NA for missing), and frames compared or joined
+    across the two must agree."""
+    frame = table.to_pandas()
+    for col in frame.columns:
+        dtype = frame[col].dtype
+        if pd.api.types.is_string_dtype(dtype) and not (
+            isinstance(dtype, pd.StringDtype) and dtype.na_value is pd.NA
+        ):
+            frame[col] = frame[col].astype("string")
+    if index is not None:
+        frame = frame.set_index(index).sort_index()
+    return frame
+
+
 def _lit(ts: pd.Timestamp) -> Any:
     import ibis
 
@@ -156,12 +175,10 @@ class FeatureEngine:
             lines.group_by(["customer_id", "category"])
             .aggregate(spend=lambda t: t.amount.sum())
             .to_pyarrow()
-            .to_pandas()
         )
+        found = to_frame(found)
         if found.empty:
             return None
-        for col in ("customer_id", "category"):
-            found[col] = found[col].astype("string")
         spend = found.set_index(["customer_id", "category"])["spend"].sort_index()
         return spend.astype("float64")
 
@@ -196,12 +213,8 @@ class FeatureEngine:
             .select(*order, "amount")
             .order_by(order)  # the same rows in the same order on every engine
             .to_pyarrow()
-            .to_pandas()
         )
-        for col in ("customer_id", "category", "order_id"):
-            if col in found:
-                found[col] = found[col].astype("string")
-        return found
+        return to_frame(found)
 
     def outcomes(self) -> Any:
         """Who bought / responded in a window, for the propensity labels
@@ -289,10 +302,7 @@ class FeatureEngine:
                 (freq > 0, per._repeat.fill_null(0.0) / freq.cast("float64")), else_=0.0
             ),
         ).to_pyarrow()
-        frame = out.to_pandas().set_index("customer_id").sort_index()
-        frame.index = frame.index.astype("string")
-        frame.index.name = "customer_id"
-        return frame
+        return to_frame(out, index="customer_id")
 
     def clv_inputs(self, cutoff: pd.Timestamp | None = None, *, period_days: float = 7.0) -> Any:
         """What the CLV fit needs (:class:`insight_agent.analytics.clv.ClvInputs`), as
@@ -415,11 +425,8 @@ class FeatureEngine:
 
         names = list(cols)
         frame = t.select("customer_id", *[cols[n].name(f"c{i}") for i, n in enumerate(names)])
-        out = frame.to_pyarrow().to_pandas()
-        out.columns = ["customer_id", *names]
-        out = out.set_index("customer_id").sort_index()
-        out.index = out.index.astype("string")
-        out.index.name = "customer_id"
+        out = to_frame(frame.to_pyarrow(), index="customer_id")
+        out.columns = names
         return FeatureFrame(out.astype(np.float32), cutoff, cats)
 
     def _categories(

@@ -7,21 +7,21 @@ frames (the tests hold the two equal); one small query per window, cached, on Du
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from insight_agent.analytics.propensity import Outcomes
+from insight_agent.analytics.propensity import WindowOutcomes
 
 if TYPE_CHECKING:
     from insight_agent.engine.features import FeatureEngine
 
 
-class EngineOutcomes(Outcomes):
-    """:class:`Outcomes` answered by a :class:`FeatureEngine`'s connection."""
+class EngineOutcomes(WindowOutcomes):
+    """:class:`WindowOutcomes` answered by a :class:`FeatureEngine`'s connection."""
 
     def __init__(self, engine: FeatureEngine) -> None:
-        super().__init__(pd.DataFrame(), None)
+        super().__init__()
         self._engine = engine
 
     @property
@@ -34,7 +34,7 @@ class EngineOutcomes(Outcomes):
         return pd.Timestamp(self._engine.con.table("orders").order_date.min().execute())
 
     def _window(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-        from insight_agent.engine.features import _lit
+        from insight_agent.engine.features import _lit, to_frame
 
         lines = self._engine.con.table("orders")
         cols = ["customer_id"] + (["category"] if "category" in lines.columns else [])
@@ -44,12 +44,12 @@ class EngineOutcomes(Outcomes):
             .distinct()
             .to_pyarrow()
         )
-        return _frame(found)
+        return to_frame(found)
 
     def responses(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
         """Per customer sent a campaign in [start, end): 1 when they responded to one of
         those sends, else 0 (index customer_id, sorted)."""
-        from insight_agent.engine.features import _lit
+        from insight_agent.engine.features import _lit, to_frame
         from insight_agent.errors import InsufficientData
 
         if not self._engine._has("campaigns"):
@@ -65,19 +65,10 @@ class EngineOutcomes(Outcomes):
             .aggregate(responded=lambda t: t.responded.cast("int64").max())
             .to_pyarrow()
         )
-        frame = _frame(found)
+        frame = to_frame(found)
         out = frame.set_index("customer_id")["responded"].sort_index()
         out.index.name = "customer_id"
         return out.astype(int)
-
-
-def _frame(table: Any) -> pd.DataFrame:
-    """An Arrow result as pandas with text columns as pandas' string dtype."""
-    frame = table.to_pandas()
-    for col in frame.columns:
-        if frame[col].dtype == object:
-            frame[col] = frame[col].astype("string")
-    return frame
 
 
 __all__ = ["EngineOutcomes"]

@@ -267,6 +267,32 @@ def test_engine_build_equals_the_pandas_reference(built: Path, tmp_path: Path) -
     assert_same_customers(got, ref)
 
 
+def test_engine_build_equals_the_pandas_reference_on_real_orders(tmp_path: Path) -> None:
+    """The same on data no one generated: the public CDNOW transactions (whitespace file, no
+    header, compact dates, no customers file, no categories or campaigns)."""
+    from insight_agent.analytics.build import BuildOptions, run_build
+    from insight_agent.workspace import Workspace, locate
+
+    cdnow = Path(__file__).parent / "fixtures" / "cdnow" / "CDNOW_sample.txt"
+    tables = {}
+    for engine in ("duckdb", "pandas"):
+        root = tmp_path / engine
+        root.mkdir()
+        (root / "insight.toml").write_text(
+            "[workspace]\nname = 'cdnow'\n[data]\ntoday = 1998-07-01\n[data.orders]\n"
+            f"path = '{cdnow}'\nheader = false\n"
+            "names = ['customer_id', '', 'order_date', 'quantity', 'amount']\n"
+        )
+        stages = ("segments", "propensity", "clv")
+        run_build(Workspace.open(locate(root)), BuildOptions(engine=engine, stages=stages))
+        folder = root / ".insight" / "builds" / (root / ".insight" / "current").read_text().strip()
+        tables[engine] = pd.read_parquet(folder / "customers.parquet")
+    assert len(tables["pandas"]) == 2357
+    assert {"p_churn", "churn_reasons", "clv_12m", "segment"} <= set(tables["pandas"].columns)
+    assert list(tables["duckdb"].columns) == list(tables["pandas"].columns)
+    assert_same_customers(tables["duckdb"], tables["pandas"])
+
+
 # CLV comes from an optimiser whose last digits vary from run to run (thread pools, summation
 # order); these columns are rounded, so a value may land one rounding step apart.
 ROUNDING_STEP = {"clv_12m": 0.01, "expected_purchases_12m": 0.01, "p_alive": 0.001}

@@ -274,24 +274,23 @@ def _build(
     say: Progress,
     pace: Pace,
 ) -> dict[str, Any]:
-    from insight_agent.data.load import load_dataset
+    from insight_agent.engine.cache import load_and_cache
 
     with _stage(stages, "load", say) as st:
-        data = load_dataset(ws.settings, display=ws.display)
         # the validated tables as Parquet: `insight metrics`, the feature engine and later
-        # commands read these
-        from insight_agent.engine.cache import write_cache
-
-        cache = write_cache(ws, data)
-        pace.rows = len(data.orders)
+        # commands read these; a large orders file goes there in chunks, not into memory
+        data, cache = load_and_cache(ws)
+        pace.rows = data.rows("orders")
         st.details = {
             "customers": len(data.customers),
-            "order_rows": len(data.orders),
-            "returns": len(data.returns),
-            "reviews": 0 if data.reviews is None else len(data.reviews),
-            "campaign_sends": 0 if data.campaigns is None else len(data.campaigns),
+            "order_rows": data.rows("orders"),
+            "returns": data.rows("returns"),
+            "reviews": data.rows("reviews"),
+            "campaign_sends": data.rows("campaigns"),
         }
-    if len(data.orders) == 0:
+        if data.streamed:
+            st.details["orders_read_in_chunks"] = data.report.tables["orders"].chunks
+    if data.rows("orders") == 0:
         return _build_without_orders(ws, data, options, writer, stages, say)
     checkpoint = _resume(writer, data.fingerprint, options, say)
 
@@ -351,6 +350,10 @@ def _feature_source(
     """
     from insight_agent.analytics.propensity import Outcomes, SliceCache, dataset_features
 
+    if options.engine == "pandas" and data.streamed:
+        # the reference path reads the order lines in memory: from the cache, where the
+        # chunked load wrote them
+        data.orders, data.returns = cache.read("orders"), cache.read("returns")
     if options.engine == "pandas":
         from insight_agent.analytics.clv import clv_inputs
         from insight_agent.analytics.features import (

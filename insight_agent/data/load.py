@@ -15,7 +15,7 @@ import datetime as dt
 import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -27,12 +27,35 @@ from insight_agent.data.readers import Layout, RawTable, looks_like_data
 from insight_agent.data.report import MAX_ROWS_KEPT, Problem, TableReport, ValidationFailed
 from insight_agent.data.report import ValidationReport as ValidationReport
 from insight_agent.data.schema import SCHEMA, ColumnMatch, Table, match_columns, normalise
-from insight_agent.data.sources import open_table
+from insight_agent.data.sources import TableReader, open_table
 from insight_agent.errors import DataError
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 #: Column of the loaded reviews holding each review's row number in its source file.
 SOURCE_ROW = "source_row"
+#: An orders file larger than this is validated STREAM_ROWS records at a time, each chunk's
+#: rows going straight to the Parquet cache (:class:`TableSink`), so loading holds one chunk
+#: and not the file: at 13M order lines the whole file took 3.8 GB.
+STREAM_BYTES = 128 * 1024 * 1024
+STREAM_ROWS = 1_000_000
+
+
+class TableSink(Protocol):
+    """Where a table validated in chunks goes (the Parquet cache's writer)."""
+
+    def part(self, table: str, frame: pd.DataFrame, *, as_text: tuple[str, ...] = ()) -> None:
+        """Append the validated rows of one chunk to ``table``. ``as_text`` columns were read
+        as text: the table gets the type a whole-file read infers for them (numbers when
+        every value is one)."""
+        ...
+
+    def discard(self, table: str) -> None:
+        """Forget what was written to ``table`` (it is read whole instead)."""
+        ...
+
+    def distinct(self, tables: list[str], column: str) -> pd.Series:
+        """The sorted distinct non-missing values of ``column`` over ``tables``' rows."""
+        ...
 
 
 @dataclass
@@ -47,6 +70,16 @@ class Dataset:
     report: ValidationReport
     fingerprint: str
     sources: dict[str, str] = field(default_factory=dict)  # table -> file shown to the user
+    # tables validated in chunks straight into the cache: rows written (their frames here
+    # are empty, with the columns; read them from the cache)
+    streamed: dict[str, int] = field(default_factory=dict)
+
+    def rows(self, table: str) -> int:
+        """Rows of a validated table (0 when the workspace has none), streamed or not."""
+        if table in self.streamed:
+            return self.streamed[table]
+        frame = getattr(self, table)
+        return 0 if frame is None else len(frame)
 
 
 class _Checker:
@@ -76,7 +109,7 @@ class _Checker:
         blank = frame.isna().all(axis=1).to_numpy()
         if blank.any():
             self.drop |= blank
-            self.tr.blank_rows = int(blank.sum())
+            self.tr.blank_rows += int(blank.sum())
         self.blank = blank
 
     def flag(
@@ -227,15 +260,14 @@ def _finish(checker: _Checker, cols: dict[str, pd.Series], extras: list[str]) ->
         if extra not in data:
             data[extra] = checker.raw[extra][keep].reset_index(drop=True)
     frame = pd.DataFrame(data)
-    checker.tr.rows_kept = len(frame)
+    checker.tr.rows_kept += len(frame)
     return frame
 
 
-def _check_drop_share(checker: _Checker, share: float) -> None:
-    tr = checker.tr
+def _check_drop_share(report: ValidationReport, tr: TableReport, share: float) -> None:
     read = tr.rows_read - tr.blank_rows
     if read and tr.rows_dropped / read > share:
-        checker.report.add(
+        report.add(
             Problem(
                 table=tr.table,
                 file=tr.file,
@@ -548,10 +580,21 @@ def _clean_campaigns(
 _FREE_TEXT = {"reviews": ("text", "title")}
 
 
-def _read(
-    name: str, source: TableSource, settings: Settings, report: ValidationReport, display: str
-) -> tuple[_Checker, list[str]] | None:
-    """Read one file and map its columns; record fatal problems and return None on failure."""
+@dataclass
+class _Opened:
+    """A table whose layout and columns are known, not read yet."""
+
+    table: Table
+    reader: TableReader
+    layout: Layout
+    match: ColumnMatch
+    text_columns: list[str]  # file columns read as text (ids, free text)
+    free_text: list[str]  # file columns where only an empty cell is missing
+    report: TableReport
+
+
+def _open(name: str, source: TableSource, report: ValidationReport, display: str) -> _Opened | None:
+    """Inspect one file and map its columns; record fatal problems and return None on failure."""
     table = SCHEMA[name]
     tr = TableReport(table=name, file=display)
     report.tables[name] = tr
@@ -586,17 +629,27 @@ def _read(
                 file=display,
                 hint=f"read as: {layout.describe()}. {_what_to_set(name, layout, missing, match)}",
             )
-        id_sources = [
-            match.mapping[c.name]
-            for c in table.columns
-            if c.kind in ("id", "text") and c.name in match.mapping
-        ]
-        free_text = [match.mapping[c] for c in _FREE_TEXT.get(name, ()) if c in match.mapping]
-        raw = reader.read(text_columns=id_sources, keep_na_text=free_text, layout=layout)
     except DataError as exc:
         report.add_error(name, exc)
         return None
-    for canon, candidates in match.ambiguous.items():
+    id_sources = [
+        match.mapping[c.name]
+        for c in table.columns
+        if c.kind in ("id", "text") and c.name in match.mapping
+    ]
+    free_text = [match.mapping[c] for c in _FREE_TEXT.get(name, ()) if c in match.mapping]
+    tr.columns = dict(match.mapping)
+    return _Opened(table, reader, layout, match, id_sources, free_text, tr)
+
+
+def _notes(
+    opened: _Opened, source: TableSource, report: ValidationReport, bad_lines: list[int]
+) -> None:
+    """What reading a table found besides its rows: ambiguous columns, skipped lines, the
+    encoding, a missing header row."""
+    name, tr, layout = opened.table.name, opened.report, opened.layout
+    display = tr.file
+    for canon, candidates in opened.match.ambiguous.items():
         report.add(
             Problem(
                 table=name,
@@ -608,33 +661,28 @@ def _read(
                 action=f"used '{candidates[0]}'; set data.{name}.columns.{canon} to choose",
             )
         )
-    tr.rows_read = len(raw.frame)
-    tr.columns = dict(match.mapping)
-    tr.extra_columns = [c for c in match.extras if c in raw.frame.columns]
-    tr.encoding, tr.delimiter = raw.encoding, raw.delimiter
-    checker = _Checker(table, raw, match.mapping, report, tr)
-    if raw.bad_lines:
-        tr.rows_read += len(raw.bad_lines)
-        tr.dropped["wrong_field_count"] = len(raw.bad_lines)
+    if bad_lines:
+        tr.rows_read += len(bad_lines)
+        tr.dropped["wrong_field_count"] = len(bad_lines)
         report.add(
             Problem(
                 table=name,
                 file=display,
                 code="wrong_field_count",
-                rows=raw.bad_lines[:MAX_ROWS_KEPT],
-                count=len(raw.bad_lines),
+                rows=bad_lines[:MAX_ROWS_KEPT],
+                count=len(bad_lines),
                 message="wrong number of fields (unquoted delimiter?)",
                 action="row dropped",
             )
         )
-    if raw.encoding and raw.encoding not in ("utf-8-sig", "utf-8") and not source.encoding:
+    if tr.encoding and tr.encoding not in ("utf-8-sig", "utf-8") and not source.encoding:
         report.add(
             Problem(
                 table=name,
                 file=display,
                 code="encoding",
                 severity="info",
-                message=layout.encoding_note or f"not UTF-8; read as {raw.encoding}",
+                message=layout.encoding_note or f"not UTF-8; read as {tr.encoding}",
                 action=f'set data.{name}.encoding = "..." if characters look wrong',
             )
         )
@@ -653,7 +701,137 @@ def _read(
                 ),
             )
         )
+
+
+def _read(
+    name: str, source: TableSource, settings: Settings, report: ValidationReport, display: str
+) -> tuple[_Checker, list[str]] | None:
+    """Read one file whole and map its columns; record fatal problems and return None on
+    failure."""
+    opened = _open(name, source, report, display)
+    if opened is None:
+        return None
+    return _read_whole(opened, source, report)
+
+
+def _read_whole(
+    opened: _Opened, source: TableSource, report: ValidationReport
+) -> tuple[_Checker, list[str]] | None:
+    name, tr = opened.table.name, opened.report
+    try:
+        raw = opened.reader.read(
+            text_columns=opened.text_columns, keep_na_text=opened.free_text, layout=opened.layout
+        )
+    except DataError as exc:
+        report.add_error(name, exc)
+        return None
+    tr.rows_read = len(raw.frame)
+    tr.extra_columns = [c for c in opened.match.extras if c in raw.frame.columns]
+    tr.encoding, tr.delimiter = raw.encoding, raw.delimiter
+    checker = _Checker(opened.table, raw, opened.match.mapping, report, tr)
+    _notes(opened, source, report, raw.bad_lines)
     return checker, tr.extra_columns
+
+
+def _stream(
+    opened: _Opened,
+    source: TableSource,
+    settings: Settings,
+    report: ValidationReport,
+    today: dt.date,
+    known: set[str] | None,
+    sink: TableSink,
+) -> tuple[pd.DataFrame, int] | None:
+    """Validate the orders file in chunks of :data:`STREAM_ROWS` records, each chunk's kept
+    rows (and returns) written to ``sink``. The checks and messages are those of a whole-file
+    load; a problem seen in several chunks is reported once, with its total count and the
+    first rows. Returns (an empty frame with the table's columns, the number of returns), or
+    None when the file cannot be read in chunks (ragged rows, a decoding error, no rows): the
+    caller then reads it whole, which reports why.
+    """
+    name, tr = opened.table.name, opened.report
+    # The file's own extra columns are read as text: each chunk would infer its own type
+    # (a column of numbers with one blank becomes floats in that chunk only); the cache
+    # writer types them over all the rows, as a whole-file read does.
+    extras = tuple(c for c in opened.match.extras if c not in opened.text_columns)
+    chunks = opened.reader.read_chunks(
+        layout=opened.layout,
+        rows=STREAM_ROWS,
+        text_columns=[*opened.text_columns, *extras],
+        keep_na_text=opened.free_text,
+    )
+    if chunks is None:
+        return None
+    found = ValidationReport(max_drop_share=report.max_drop_share)
+    head: pd.DataFrame | None = None
+    returns = 0
+    chunk_iter = iter(chunks)
+    while True:
+        try:
+            raw = next(chunk_iter)
+        except StopIteration:
+            break
+        except Exception:  # the whole-file read names the file, row and cause
+            sink.discard(name)
+            sink.discard("returns")
+            report.tables[name] = TableReport(table=name, file=tr.file, columns=tr.columns)
+            opened.report = report.tables[name]
+            return None
+        if head is None:
+            tr.extra_columns = [c for c in opened.match.extras if c in raw.frame.columns]
+            tr.encoding, tr.delimiter = raw.encoding, raw.delimiter
+        tr.rows_read += len(raw.frame)
+        tr.chunks += 1
+        checker = _Checker(opened.table, raw, opened.match.mapping, found, tr)
+        frame = _clean_orders(checker, settings, today, tr.extra_columns, known)
+        is_return = (frame["amount"] < 0).to_numpy()
+        returns += int(is_return.sum())
+        sink.part("returns", frame[is_return].reset_index(drop=True), as_text=extras)
+        frame = frame[~is_return].reset_index(drop=True)
+        sink.part(name, frame, as_text=extras)
+        if head is None:
+            head = frame.iloc[:0]
+    if head is None:  # no rows: the whole-file read says so
+        sink.discard(name)
+        sink.discard("returns")
+        return None
+    _notes(opened, source, report, [])
+    for problem in _merged(found.problems):
+        report.add(problem)
+    return head, returns
+
+
+def _merged(problems: list[Problem]) -> list[Problem]:
+    """Problems of several chunks, one per kind: counts summed, the first rows and example
+    kept."""
+    out: dict[tuple[Any, ...], Problem] = {}
+    for p in problems:
+        key = (p.table, p.file, p.code, p.column, p.message, p.severity, p.action)
+        if key not in out:
+            out[key] = Problem(**{**p.__dict__, "rows": list(p.rows)})
+            continue
+        kept = out[key]
+        kept.count += p.count
+        kept.rows = (kept.rows + p.rows)[:MAX_ROWS_KEPT]
+        kept.example = kept.example if kept.example is not None else p.example
+    return list(out.values())
+
+
+def _returns_note(report: ValidationReport, count: int) -> None:
+    tr = report.tables["orders"]
+    tr.returns = count
+    report.add(
+        Problem(
+            table="orders",
+            file=tr.file,
+            code="returns",
+            severity="info",
+            column=tr.columns.get("amount") or tr.columns.get("quantity"),
+            count=count,
+            message="negative amounts (returns or cancellations)",
+            action="kept apart as returns, not counted as purchases",
+        )
+    )
 
 
 def _span(columns: list[str]) -> str:
@@ -714,10 +892,17 @@ def _empty_orders() -> pd.DataFrame:
 
 
 def run_checks(
-    settings: Settings, *, max_drop_share: float | None = None, display: Any = None
+    settings: Settings,
+    *,
+    max_drop_share: float | None = None,
+    display: Any = None,
+    sink: TableSink | None = None,
 ) -> tuple[dict[str, pd.DataFrame], ValidationReport]:
     """Validate every configured table; return the clean frames and the report (never raises
-    for data problems: they are in the report)."""
+    for data problems: they are in the report).
+
+    With a ``sink``, an orders file over :data:`STREAM_BYTES` is validated in chunks written
+    to it; its frame (and the returns') is then empty, with the columns."""
     share = settings.data.max_drop_share if max_drop_share is None else max_drop_share
     report = ValidationReport(max_drop_share=share)
     today = settings.data.today or dt.date.today()
@@ -744,10 +929,24 @@ def run_checks(
         "reviews": _clean_reviews,
         "campaigns": _clean_campaigns,
     }
+    streamed_returns: int | None = None
     for name in TABLES:  # customers first: the others are checked against its ids
         if name not in sources:
             continue
-        read = _read(name, sources[name], settings, report, show(sources[name].path))
+        opened = _open(name, sources[name], report, show(sources[name].path))
+        if opened is None:
+            continue
+        if (
+            sink is not None
+            and name == "orders"
+            and opened.reader.size() > STREAM_BYTES
+            and (done := _stream(opened, sources[name], settings, report, today, known, sink))
+        ):
+            frames[name], streamed_returns = done
+            frames["returns"] = done[0]
+            _check_drop_share(report, opened.report, share)
+            continue
+        read = _read_whole(opened, sources[name], report)
         if read is None:
             continue
         checker, extras = read
@@ -755,28 +954,18 @@ def run_checks(
             frame = cleaners[name](checker, settings, today, extras)
         else:
             frame = cleaners[name](checker, settings, today, extras, known)
-        _check_drop_share(checker, share)
+        _check_drop_share(report, checker.tr, share)
         frames[name] = frame
         if name == "customers":
             known = set(frame["customer_id"].dropna())
-    if "orders" in frames:
+    if streamed_returns is not None:
+        if streamed_returns:
+            _returns_note(report, streamed_returns)
+    elif "orders" in frames:
         orders = frames["orders"]
         is_return = (orders["amount"] < 0).to_numpy()
         if is_return.any():
-            tr = report.tables["orders"]
-            tr.returns = int(is_return.sum())
-            report.add(
-                Problem(
-                    table="orders",
-                    file=tr.file,
-                    code="returns",
-                    severity="info",
-                    column=tr.columns.get("amount") or tr.columns.get("quantity"),
-                    count=tr.returns,
-                    message="negative amounts (returns or cancellations)",
-                    action="kept apart as returns, not counted as purchases",
-                )
-            )
+            _returns_note(report, int(is_return.sum()))
         frames["returns"] = orders[is_return].reset_index(drop=True)
         frames["orders"] = orders[~is_return].reset_index(drop=True)
     return frames, report
@@ -790,22 +979,35 @@ def validate(
 
 
 def load_dataset(
-    settings: Settings, *, max_drop_share: float | None = None, display: Any = None
+    settings: Settings,
+    *,
+    max_drop_share: float | None = None,
+    display: Any = None,
+    sink: TableSink | None = None,
 ) -> Dataset:
     """Load the workspace's tables, validated; raise :class:`ValidationFailed` on fatal problems.
 
-    Customers are derived from orders when there is no customers file.
+    Customers are derived from orders when there is no customers file. With a ``sink``, a
+    large orders file goes to it in chunks (see :func:`run_checks`; ``Dataset.streamed``).
     """
-    frames, report = run_checks(settings, max_drop_share=max_drop_share, display=display)
+    frames, report = run_checks(settings, max_drop_share=max_drop_share, display=display, sink=sink)
     if report.fatal:
         raise ValidationFailed(report)
+    streamed: dict[str, int] = {}
+    if sink is not None and "orders" in frames:
+        tr = report.tables["orders"]
+        if tr.chunks:  # validated in chunks: the rows are in the sink
+            streamed = {"orders": tr.rows_kept - tr.returns, "returns": tr.returns}
     if "orders" not in frames:
         frames["orders"] = _empty_orders()
         frames["returns"] = _empty_orders()
     if "customers" not in frames:
-        ids = pd.concat([frames["orders"]["customer_id"], frames["returns"]["customer_id"]])
-        ids = ids.dropna().unique()
-        frames["customers"] = pd.DataFrame({"customer_id": pd.Series(sorted(ids), dtype="string")})
+        if streamed and sink is not None:
+            ids = sink.distinct(["orders", "returns"], "customer_id")
+        else:
+            both = pd.concat([frames["orders"]["customer_id"], frames["returns"]["customer_id"]])
+            ids = pd.Series(sorted(both.dropna().unique()), dtype="string")
+        frames["customers"] = pd.DataFrame({"customer_id": ids.astype("string")})
         report.tables["customers"] = TableReport(
             table="customers",
             file="(derived from orders)",
@@ -823,6 +1025,7 @@ def load_dataset(
         report=report,
         fingerprint=fingerprint(settings),
         sources={k: show(v.path) for k, v in settings.data.tables.items()},
+        streamed=streamed,
     )
 
 

@@ -19,6 +19,7 @@ import io
 import re
 import unicodedata
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -1038,6 +1039,61 @@ def _read_text(
     if layout.delimiter == FIXED:  # pragma: no cover - read_fwf pads short lines, never ragged
         raise DataError("cannot read fixed-width columns", file=display)
     return _read_ragged_csv(path, display, layout, keep, setting)
+
+
+def read_text_chunks(
+    path: Path,
+    display: str,
+    layout: Layout,
+    *,
+    text_columns: list[str] | None = None,
+    keep_na_text: list[str] | None = None,
+    rows: int,
+) -> Iterator[RawTable]:
+    """A delimited text file ``rows`` records at a time, read as :func:`read_table` reads
+    the whole file (same options, row numbers continuing across chunks).
+
+    For large files, so that loading holds one chunk, not the file. pandas infers each
+    chunk's column types on its own; the validator parses every column anyway. Any reading
+    problem (ragged rows, an undecodable byte, a parser error) is raised as it is; the caller
+    reads the whole file instead, which reports it as :func:`read_table` does.
+    """
+    import pandas as pd
+
+    if layout.format != "csv" or layout.delimiter == FIXED:
+        raise ValueError(f"{display}: only delimited text is read in chunks")
+    text_columns = text_columns or []
+    keep = [c for c in (keep_na_text or []) if c in layout.columns]
+    dtype = {c: str for c in text_columns if c in layout.columns} or None
+    kwargs: dict[str, Any] = {
+        "encoding": layout.encoding,
+        "skip_blank_lines": False,
+        "dtype": dtype,
+        "header": 0 if layout.header else None,
+        "names": _names_to_pass(layout),
+    }
+    if keep:
+        kwargs.update(keep_default_na=False, na_values=_na_values(layout.columns, keep))
+    first_row = 2 if layout.header else 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reader = pd.read_csv(path, chunksize=rows, **_sep(layout.delimiter), **kwargs)
+        with reader:
+            for frame in reader:
+                if not isinstance(frame.index, pd.RangeIndex):
+                    # pandas made the first column an index: a row has an extra field
+                    raise pd.errors.ParserError("a row has more fields than the header")
+                start = int(frame.index.start)
+                frame = frame.reset_index(drop=True)
+                frame.columns = [str(c) for c in frame.columns]
+                yield RawTable(
+                    frame,
+                    display,
+                    layout.encoding,
+                    layout.delimiter,
+                    first_row=first_row + start,
+                    layout=layout,
+                )
 
 
 def _names_to_pass(layout: Layout) -> list[str] | None:

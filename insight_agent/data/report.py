@@ -67,6 +67,7 @@ class TableReport:
     encoding: str | None = None
     delimiter: str | None = None
     derived: bool = False  # customers derived from orders (no customers file)
+    chunks: int = 0  # read in this many chunks (a large file; 0: read whole)
 
     @property
     def rows_dropped(self) -> int:

@@ -15,12 +15,20 @@ Excel, Parquet; compressed or not), whose format is told by the file name.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from insight_agent.config import TableSource
-from insight_agent.data.readers import Layout, RawTable, inspect_file, read_table
+from insight_agent.data.readers import (
+    FIXED,
+    Layout,
+    RawTable,
+    inspect_file,
+    read_table,
+    read_text_chunks,
+)
 
 __all__ = ["FileTable", "TableReader", "open_table"]
 
@@ -47,6 +55,26 @@ class TableReader(Protocol):
     def digest(self, hasher: Any) -> None:
         """Feed the table's content identity (bytes, or a version) into ``hasher``."""
         ...
+
+    def size(self) -> int:
+        """Bytes to read (0 when unknown): large tables are loaded in chunks."""
+        ...
+
+    def read_chunks(
+        self,
+        *,
+        layout: Layout,
+        rows: int,
+        text_columns: list[str] | None = None,
+        keep_na_text: list[str] | None = None,
+    ) -> Iterator[RawTable] | None:
+        """The rows ``rows`` at a time, as :meth:`read` reads them; None when this table is
+        only read whole."""
+        ...
+
+
+# compressed text: its size on disk says little about its rows; read whole, as before
+_COMPRESSED = {".gz", ".bz2", ".zip", ".xz", ".zst"}
 
 
 @dataclass
@@ -92,6 +120,33 @@ class FileTable:
             keep_na_text=keep_na_text,
             layout=layout,
             **self._options(),
+        )
+
+    def size(self) -> int:
+        """The file's size in bytes (0 when it is missing)."""
+        path = Path(self.source.path)
+        return path.stat().st_size if path.is_file() else 0
+
+    def read_chunks(
+        self,
+        *,
+        layout: Layout,
+        rows: int,
+        text_columns: list[str] | None = None,
+        keep_na_text: list[str] | None = None,
+    ) -> Iterator[RawTable] | None:
+        """Delimited text in chunks (:func:`insight_agent.data.readers.read_text_chunks`);
+        None for Excel, Parquet, fixed-width and compressed files."""
+        path = Path(self.source.path)
+        if layout.format != "csv" or layout.delimiter == FIXED or path.suffix in _COMPRESSED:
+            return None
+        return read_text_chunks(
+            path,
+            self.display,
+            layout,
+            text_columns=text_columns,
+            keep_na_text=keep_na_text,
+            rows=rows,
         )
 
     def digest(self, hasher: Any) -> None:

@@ -55,11 +55,21 @@ class TableCache:
         return self.meta.get("data_up_to")
 
     def read(self, table: str) -> pd.DataFrame | None:
-        """One cached table as pandas (None when absent)."""
+        """One cached table as pandas (None when absent), text as pandas' "string" dtype, as
+        validation makes it (a table merged from chunks carries no pandas metadata)."""
         import pandas as pd
 
         path = self.path(table)
-        return None if path is None else pd.read_parquet(path)
+        if path is None:
+            return None
+        frame = pd.read_parquet(path)
+        for col in frame.columns:
+            dtype = frame[col].dtype
+            if pd.api.types.is_string_dtype(dtype) and not (
+                isinstance(dtype, pd.StringDtype) and dtype.na_value is pd.NA
+            ):
+                frame[col] = frame[col].astype("string")
+        return frame
 
 
 def _root(ws: Workspace) -> Path:
@@ -108,57 +118,191 @@ def _end_date(frames: dict[str, pd.DataFrame]) -> str | None:
     return None
 
 
-def write_cache(ws: Workspace, data: Dataset) -> TableCache:
-    """Write the validated tables of ``data`` (idempotent: an existing cache is reused)."""
-    found = cached(ws, data.fingerprint)
-    if found is not None:
-        return found
-    frames: dict[str, pd.DataFrame] = {
-        "customers": data.customers,
-        "orders": data.orders,
-        "returns": data.returns,
-    }
-    if data.reviews is not None:
-        frames["reviews"] = data.reviews
-    if data.campaigns is not None:
-        frames["campaigns"] = data.campaigns
-    # Customers derived from orders are not a table the user gave us; still cached (ids).
-    final = _folder(ws, data.fingerprint)
-    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        for name, frame in frames.items():
-            # microsecond timestamps: every engine reads them (Spark refuses nanoseconds);
-            # dates from exports carry no sub-microsecond part to lose
-            _for_parquet(frame).to_parquet(
-                tmp / f"{name}.parquet",
-                index=False,
-                coerce_timestamps="us",
-                allow_truncated_timestamps=True,
-            )
-        meta = {
-            "version": CACHE_VERSION,
-            "fingerprint": data.fingerprint,
-            "tables": {name: len(frame) for name, frame in frames.items()},
-            "columns": {name: list(map(str, frame.columns)) for name, frame in frames.items()},
-            "sources": data.sources,
-            "derived_customers": bool(
-                data.report.tables.get("customers") and data.report.tables["customers"].derived
-            ),
-            "data_up_to": _end_date(frames),
+def _write_frame(frame: pd.DataFrame, path: Path) -> None:
+    # microsecond timestamps: every engine reads them (Spark refuses nanoseconds); dates from
+    # exports carry no sub-microsecond part to lose
+    _for_parquet(frame).to_parquet(
+        path, index=False, coerce_timestamps="us", allow_truncated_timestamps=True
+    )
+
+
+class CacheWriter:
+    """Writes one fingerprint's cache folder, in a temporary folder renamed into place.
+
+    Also the sink a large orders file is validated into
+    (:class:`insight_agent.data.load.TableSink`): each chunk's rows become one Parquet part,
+    merged into the table's file by DuckDB (out of core, in order) when the cache is written.
+    """
+
+    def __init__(self, ws: Workspace, fingerprint: str) -> None:
+        self.ws = ws
+        self.fingerprint = fingerprint
+        self.final = _folder(ws, fingerprint)
+        self.tmp = self.final.with_name(f".{self.final.name}.{os.getpid()}.tmp")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir(parents=True)
+        self._parts: dict[str, int] = {}
+        self._as_text: dict[str, tuple[str, ...]] = {}
+
+    def _part_folder(self, table: str) -> Path:
+        return self.tmp / "_parts" / table
+
+    def part(self, table: str, frame: pd.DataFrame, *, as_text: tuple[str, ...] = ()) -> None:
+        """Append one chunk of ``table``'s validated rows; ``as_text`` columns are typed when
+        the parts are merged (see :meth:`_merge`)."""
+        self._as_text[table] = as_text
+        folder = self._part_folder(table)
+        folder.mkdir(parents=True, exist_ok=True)
+        n = self._parts.get(table, 0)
+        self._parts[table] = n + 1
+        _write_frame(frame, folder / f"{n:06d}.parquet")
+
+    def discard(self, table: str) -> None:
+        """Forget the parts of ``table``."""
+        shutil.rmtree(self._part_folder(table), ignore_errors=True)
+        self._parts.pop(table, None)
+
+    def _query(self, sql: str, params: list[Any] | None = None) -> Any:
+        import duckdb
+
+        con = duckdb.connect()
+        try:
+            con.execute("SET preserve_insertion_order = true")
+            return con.execute(sql, params or []).fetchall()
+        finally:
+            con.close()
+
+    def _glob(self, tables: list[str]) -> list[str]:
+        return [str(self._part_folder(t) / "*.parquet") for t in tables if t in self._parts]
+
+    def distinct(self, tables: list[str], column: str) -> pd.Series:
+        """The sorted distinct non-missing values of ``column`` in ``tables``' parts."""
+        import pandas as pd
+
+        globs = self._glob(tables)
+        if not globs:
+            return pd.Series([], dtype="string")
+        rows = self._query(
+            f'SELECT DISTINCT "{column}" FROM read_parquet(?, union_by_name = true) '
+            f'WHERE "{column}" IS NOT NULL ORDER BY 1',
+            [globs],
+        )
+        return pd.Series([r[0] for r in rows], dtype="string")
+
+    def _merge(self, table: str) -> Path:
+        """One Parquet file from ``table``'s parts, in the order they were written.
+
+        Columns read as text get the type pandas infers for a whole file: whole numbers with
+        no blank -> BIGINT; numbers (blanks allowed, or nothing but blanks) -> DOUBLE; else
+        the text as read. A column whose type still differs between chunks gets their common
+        type."""
+        path = self.tmp / f"{table}.parquet"
+        target = str(path).replace("'", "''")
+        source = "read_parquet(?, union_by_name = true)"
+        globs = self._glob([table])
+        casts = {}
+        for col in self._as_text.get(table, ()):
+            name = '"' + col.replace('"', '""') + '"'
+            present, numbers, whole, rows = self._query(
+                f"SELECT count({name}), count(TRY_CAST({name} AS DOUBLE)), "
+                f"count(*) FILTER (WHERE regexp_full_match({name}, '\\s*[+-]?[0-9]+\\s*')), "
+                f"count(*) FROM {source}",
+                [globs],
+            )[0]
+            if present == numbers:
+                kind = "BIGINT" if whole == present == rows and rows else "DOUBLE"
+                casts[col] = f"CAST({name} AS {kind}) AS {name}"
+        select = f"* REPLACE ({', '.join(casts.values())})" if casts else "*"
+        self._query(f"COPY (SELECT {select} FROM {source}) TO '{target}' (FORMAT parquet)", [globs])
+        return path
+
+    def write(self, data: Dataset) -> TableCache:
+        """Write ``data``'s tables (its streamed ones from their parts) and publish them."""
+        import pyarrow.parquet as pq
+
+        found = cached(self.ws, self.fingerprint)
+        if found is not None:
+            self.close()
+            return found
+        frames: dict[str, pd.DataFrame] = {
+            "customers": data.customers,
+            "orders": data.orders,
+            "returns": data.returns,
         }
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True), "utf-8")
-        if cached(ws, data.fingerprint) is not None:  # another process finished first
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            shutil.rmtree(final, ignore_errors=True)  # a half-written folder (no meta.json)
-            os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _prune(ws, keep=final)
-    return TableCache(final, data.fingerprint, meta)
+        if data.reviews is not None:
+            frames["reviews"] = data.reviews
+        if data.campaigns is not None:
+            frames["campaigns"] = data.campaigns
+        # Customers derived from orders are not a table the user gave us; still cached (ids).
+        try:
+            counts: dict[str, int] = {}
+            columns: dict[str, list[str]] = {}
+            for name, frame in frames.items():
+                if name in data.streamed and name in self._parts:
+                    schema = pq.read_schema(self._merge(name))
+                    counts[name] = data.streamed[name]
+                    columns[name] = [str(c) for c in schema.names]
+                else:
+                    _write_frame(frame, self.tmp / f"{name}.parquet")
+                    counts[name] = len(frame)
+                    columns[name] = list(map(str, frame.columns))
+            shutil.rmtree(self.tmp / "_parts", ignore_errors=True)
+            meta = {
+                "version": CACHE_VERSION,
+                "fingerprint": data.fingerprint,
+                "tables": counts,
+                "columns": columns,
+                "sources": data.sources,
+                "derived_customers": bool(
+                    data.report.tables.get("customers") and data.report.tables["customers"].derived
+                ),
+                "data_up_to": self._end_date(frames, data.streamed),
+            }
+            (self.tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True), "utf-8")
+            if cached(self.ws, self.fingerprint) is not None:  # another process finished first
+                shutil.rmtree(self.tmp, ignore_errors=True)
+            else:
+                shutil.rmtree(self.final, ignore_errors=True)  # a half-written folder
+                os.replace(self.tmp, self.final)
+        except BaseException:
+            self.close()
+            raise
+        _prune(self.ws, keep=self.final)
+        return TableCache(self.final, self.fingerprint, meta)
+
+    def _end_date(self, frames: dict[str, pd.DataFrame], streamed: dict[str, int]) -> str | None:
+        if streamed.get("orders"):
+            path = str(self.tmp / "orders.parquet")
+            last = self._query("SELECT max(order_date) FROM read_parquet(?)", [path])[0][0]
+            if last is not None:
+                return str(last.date())
+        return _end_date(frames)
+
+    def close(self) -> None:
+        """Remove the temporary folder (after :meth:`write` published it, nothing is left)."""
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def write_cache(ws: Workspace, data: Dataset, writer: CacheWriter | None = None) -> TableCache:
+    """Write the validated tables of ``data`` (idempotent: an existing cache is reused).
+    ``writer`` holds the tables ``data`` streamed into it while loading."""
+    return (writer or CacheWriter(ws, data.fingerprint)).write(data)
+
+
+def load_and_cache(ws: Workspace) -> tuple[Dataset, TableCache]:
+    """Validate the workspace's data and write (or reuse) its cache. A large orders file is
+    validated in chunks straight into the cache (``Dataset.streamed``); its frame is empty.
+
+    Raises :class:`insight_agent.data.report.ValidationFailed` when the data cannot load.
+    """
+    from insight_agent.data.load import fingerprint, load_dataset
+
+    writer = CacheWriter(ws, fingerprint(ws.settings))
+    try:
+        data = load_dataset(ws.settings, display=ws.display, sink=writer)
+        return data, writer.write(data)
+    finally:
+        writer.close()
 
 
 def _prune(ws: Workspace, keep: Path) -> None:
@@ -181,9 +325,7 @@ def ensure_cache(ws: Workspace) -> TableCache:
     found = cached(ws)
     if found is not None:
         return found
-    from insight_agent.data.load import load_dataset
-
-    return write_cache(ws, load_dataset(ws.settings, display=ws.display))
+    return load_and_cache(ws)[1]
 
 
 def validate_and_cache(ws: Workspace, *, max_drop_share: float | None = None) -> Any:
@@ -193,17 +335,24 @@ def validate_and_cache(ws: Workspace, *, max_drop_share: float | None = None) ->
     A one-off ``max_drop_share`` validates only: data loaded under another ceiling is not the
     workspace's data and is not cached.
     """
-    from insight_agent.data.load import load_dataset, validate
+    from insight_agent.data.load import validate
     from insight_agent.data.report import ValidationFailed
 
     if max_drop_share is not None:
         return validate(ws.settings, max_drop_share=max_drop_share, display=ws.display)
     try:
-        data = load_dataset(ws.settings, display=ws.display)
+        data, _ = load_and_cache(ws)
     except ValidationFailed as exc:
         return exc.report
-    write_cache(ws, data)
     return data.report
 
 
-__all__ = ["TableCache", "cached", "ensure_cache", "validate_and_cache", "write_cache"]
+__all__ = [
+    "CacheWriter",
+    "TableCache",
+    "cached",
+    "ensure_cache",
+    "load_and_cache",
+    "validate_and_cache",
+    "write_cache",
+]

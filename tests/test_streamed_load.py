@@ -1,0 +1,162 @@
+"""A large orders file is validated in chunks straight into the Parquet cache: the cache, the
+customers and the validation report are those of a whole-file load."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import insight_agent.data.load as load_module
+from insight_agent.engine.cache import load_and_cache
+from insight_agent.workspace import Workspace, locate
+from tests.conftest import FIXTURES, write_workspace
+
+CUSTOMERS = "customer_id,signup_date,region\n" + "".join(
+    f"C{i},2024-0{1 + i % 9}-1{i % 10},{'North' if i % 3 else 'South'}\n" for i in range(40)
+)
+
+
+def _messy_orders() -> str:
+    """Order lines with a problem of every kind, spread so that chunks see different ones,
+    an extra column that is a number in some chunks and text in others, blank lines and a
+    quoted line break."""
+    rows = ["order_id,customer_id,order_date,amount,category,note"]
+    for i in range(120):
+        cid, date, amount, note = f"C{i % 40}", f"2025-{1 + i % 12:02d}-{1 + i % 28:02d}", "", ""
+        amount = f"{10 + i * 1.5:.2f}"
+        note = str(i) if i < 60 else f"n{i}"
+        if i == 5:
+            date = "not a date"
+        elif i == 17:
+            amount = '"12,50"'  # decimal comma, quoted
+        elif i == 23:
+            amount = "lots"
+        elif i == 31:
+            cid = ""
+        elif i == 44:
+            date = "2031-01-01"  # future
+        elif i == 52:
+            amount = "99999999999"  # above max_amount
+        elif i in (61, 62, 90):
+            amount = f"-{i}.00"  # returns
+        elif i == 75:
+            cid = "C999"  # unknown customer
+        elif i == 88:
+            note = '"two\nlines"'
+        elif i == 101:
+            date = "20250407"  # compact, among ISO dates
+        rows.append(f"O{i // 2},{cid},{date},{amount},{['Shoes', 'Bags', ''][i % 3]},{note}")
+        if i in (40, 99):
+            rows.append("")
+    return "\n".join(rows) + "\n"
+
+
+def _cases(tmp: Path) -> dict[str, dict[str, Path]]:
+    messy = tmp / "messy"
+    messy.mkdir()
+    (messy / "customers.csv").write_text(CUSTOMERS, encoding="utf-8")
+    (messy / "orders.csv").write_text(_messy_orders(), encoding="utf-8")
+    return {
+        "messy": {"customers": messy / "customers.csv", "orders": messy / "orders.csv"},
+        "online_retail": {"orders": FIXTURES / "good" / "online_retail.csv"},
+        "ragged": {"orders": FIXTURES / "bad" / "orders_ragged.csv"},
+    }
+
+
+def _load(root: Path, tables: dict[str, Path], extra: str = ""):
+    write_workspace(root, tables, extra)
+    return load_and_cache(Workspace.open(locate(root)))
+
+
+def _problems(report) -> list[dict]:
+    return sorted(
+        (asdict(p) for p in report.problems), key=lambda p: (p["table"], p["code"], p["column"])
+    )
+
+
+@pytest.mark.parametrize(("case", "rows"), [("messy", 7), ("online_retail", 2), ("ragged", 2)])
+def test_a_chunked_load_writes_what_a_whole_load_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str, rows: int
+) -> None:
+    tables = _cases(tmp_path)[case]
+    monkeypatch.setattr(load_module, "STREAM_BYTES", 1 << 40)
+    lenient = "max_drop_share = 0.5\n"
+    whole, whole_cache = _load(tmp_path / "whole", tables, lenient)
+    monkeypatch.setattr(load_module, "STREAM_BYTES", 0)
+    monkeypatch.setattr(load_module, "STREAM_ROWS", rows)
+    part, part_cache = _load(tmp_path / "chunks", tables, lenient)
+
+    chunks = part.report.tables["orders"].chunks
+    if case == "ragged":  # cannot be read in chunks: read whole, reported as before
+        assert chunks == 0 and not part.streamed
+    else:
+        assert chunks >= 3 and set(part.streamed) == {"orders", "returns"}
+        assert len(part.orders) == 0  # the rows are in the cache, not in memory
+        assert part.rows("orders") == whole.rows("orders") > 0
+    pd.testing.assert_frame_equal(part.customers, whole.customers)
+    assert whole_cache.tables == part_cache.tables
+    assert whole_cache.data_up_to == part_cache.data_up_to
+    for table in whole_cache.tables:
+        pd.testing.assert_frame_equal(part_cache.read(table), whole_cache.read(table))
+    for name, tr in whole.report.tables.items():
+        got = asdict(part.report.tables[name])
+        assert {**got, "chunks": 0} == asdict(tr), name
+    assert _problems(part.report) == _problems(whole.report)
+
+
+def test_a_chunked_load_with_too_many_bad_rows_fails_as_a_whole_load_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from insight_agent.data.report import ValidationFailed
+
+    tables = _cases(tmp_path)["messy"]
+    monkeypatch.setattr(load_module, "STREAM_BYTES", 0)
+    monkeypatch.setattr(load_module, "STREAM_ROWS", 10)
+    with pytest.raises(ValidationFailed) as failed:
+        _load(tmp_path / "strict", tables, "max_drop_share = 0.01\n")
+    codes = {p.code for p in failed.value.report.errors}
+    assert codes == {"too_many_dropped"}
+    # nothing half-written is left behind
+    cache_root = tmp_path / "strict" / ".insight" / "tables"
+    assert not cache_root.exists() or not any(cache_root.iterdir())
+
+
+def test_a_chunked_build_equals_a_whole_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The build reads a chunk-loaded workspace from the cache, on the engine and on the
+    pandas reference, and both write the table a whole-file load gives."""
+    from insight_agent.analytics.build import BuildOptions, run_build
+    from tests.test_build import assert_same_customers
+
+    cdnow = FIXTURES / "cdnow" / "CDNOW_sample.txt"
+    toml = (
+        "[workspace]\nname = 'cdnow'\n[data]\ntoday = 1998-07-01\n[data.orders]\n"
+        f"path = '{cdnow}'\nheader = false\n"
+        "names = ['customer_id', '', 'order_date', 'quantity', 'amount']\n"
+    )
+    out = {}
+    for label, stream, engine in (
+        ("whole", 1 << 40, "duckdb"),
+        ("chunks", 0, "duckdb"),
+        ("chunks-pandas", 0, "pandas"),
+    ):
+        monkeypatch.setattr(load_module, "STREAM_BYTES", stream)
+        monkeypatch.setattr(load_module, "STREAM_ROWS", 500)
+        root = tmp_path / label
+        root.mkdir()
+        (root / "insight.toml").write_text(toml)
+        manifest = run_build(
+            Workspace.open(locate(root)),
+            BuildOptions(engine=engine, stages=("segments", "propensity", "clv")),
+        )
+        load = next(s for s in manifest["stages"] if s["name"] == "load")
+        assert ("orders_read_in_chunks" in load["details"]) == (stream == 0)
+        folder = root / ".insight" / "builds" / (root / ".insight" / "current").read_text().strip()
+        out[label] = pd.read_parquet(folder / "customers.parquet")
+        shutil.rmtree(root / ".insight" / "engine-tmp", ignore_errors=True)
+    assert len(out["whole"]) == 2357
+    assert_same_customers(out["chunks"], out["whole"])
+    assert_same_customers(out["chunks-pandas"], out["whole"])

@@ -452,3 +452,80 @@ def test_campaign_response_label_says_which_campaigns_it_pools() -> None:
     assert campaign_response(customers, None) is None
     taken = customers.assign(response=1)
     assert campaign_response(taken, sends)[1] == "campaign_response"
+
+
+@pytest.fixture(scope="module")
+def telco_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The public IBM telco table (tests/fixtures/public/telco_churn): customers only, with a
+    yes/no ``churn`` column as the label and no orders, dates or campaigns."""
+    from tests.conftest import FIXTURES
+
+    root = tmp_path_factory.mktemp("telco") / "ws"
+    root.mkdir()
+    data = FIXTURES / "public" / "telco_churn" / "wa_churn.csv.gz"
+    (root / "insight.toml").write_text(
+        f'[workspace]\nname = "telco"\n[data.customers]\npath = "{data}"\nlabel = "churn"\n'
+        '[data.customers.columns]\ncustomer_id = "rownames"\n',
+        encoding="utf-8",
+    )
+    built = CliRunner().invoke(app, ["build", "-w", str(root)])
+    assert built.exit_code == 0, built.output
+    return root
+
+
+def test_a_churn_label_is_what_churn_means_without_orders(telco_ws: Path) -> None:
+    """Where churn is the customers table's own column, "churn by contract" is that column's
+    rate broken down (equal to pandas), "who will churn" its model, a follow-up keeps the
+    last figure's filters, and a question about campaigns is declined, not answered with
+    the churn label."""
+    from insight_agent.agent.session import SessionOptions, open_session
+    from insight_agent.data.bootstrap import open_workspace
+    from tests.conftest import FIXTURES
+
+    frame = pd.read_csv(FIXTURES / "public" / "telco_churn" / "wa_churn.csv.gz")
+    churned = frame["churn"].eq("Yes")
+    session = open_session(
+        open_workspace(telco_ws), llm="none", options=SessionOptions(transcript=False)
+    )
+
+    def ask(question: str) -> tuple[str, dict, dict]:
+        turn = session.ask(question)
+        assert len(turn.tool_calls) == 1, (question, turn.answer)
+        call = turn.tool_calls[0]
+        assert call["error"] is None, (question, call["error"])
+        return call["tool"], call["args"], call["result"]
+
+    tool, args, result = ask("churn by contract type pls")
+    assert (tool, args["measures"], args["by"]) == ("query_metrics", ["churn_rate"], ["contract"])
+    rates = {r["contract"]: r["churn_rate"] for r in result["rows"]}
+    expected = churned.groupby(frame["contract"]).mean()
+    assert rates == pytest.approx(expected.to_dict(), abs=5e-4)
+    tool, args, _ = ask("which internet type churns least")
+    assert args["by"] == ["internet_service"] and args.get("ascending") is True
+    tool, args, result = ask("avg monthly charges for churners")
+    assert args["where"] == ["churn=Yes"] and args["measures"] == ["average_monthly_charges"]
+    assert result["rows"][0]["average_monthly_charges"] == pytest.approx(
+        frame.loc[churned, "monthly_charges"].mean(), abs=5e-3
+    )
+    _, args, _ = ask("churn for ppl without online security?")
+    assert args["where"] == ["online_security=No"]
+    _, args, _ = ask("how many custs r on month to month")
+    assert args["where"] == ["contract=Month-to-month"]
+    _, args, _ = ask("how many custs have fiber?")
+    assert args["where"] == ["internet_service=Fiber optic"]
+    _, args, _ = ask("whats their churn rate")  # the same customers
+    assert args["measures"] == ["churn_rate"] and args["where"] == ["internet_service=Fiber optic"]
+    tool, args, _ = ask("top 2 payment methods by churn rate")
+    assert (tool, args["by"], args["top"]) == ("query_metrics", ["payment_method"], 2)
+    tool, args, _ = ask("who's most likely to churn?")
+    assert (tool, args["target"]) == ("top_customers", "churn")
+    assert ask("show me 25")[:2] == ("top_customers", {"target": "churn", "n": 25})
+    assert ask("how accurate is the churn model?")[0] == "model_quality"
+    turn = session.ask("tell me about customer 6543")
+    assert "None" not in turn.answer and "Customer 6543" in turn.answer
+    assert "churn probability" in turn.answer.lower()
+    for question in ("which email campaign got the best response", "is churn going up month "
+                     "over month?"):  # fmt: skip
+        turn = session.ask(question)
+        assert turn.tool_calls == [], (question, turn.tool_calls)
+        assert "declined: no_data" in turn.notes

@@ -124,6 +124,8 @@ def _segments_in(ctx: ToolContext, question: str) -> list[str]:
 
 
 def _target(ctx: ToolContext, question: str) -> str:
+    from insight_agent.engine.metrics import CHURN_LABEL
+
     q = question.lower()
     labels = _labels(ctx)
     for label in labels:  # a label of the customers table named in the question
@@ -135,8 +137,16 @@ def _target(ctx: ToolContext, question: str) -> str:
         and not re.search(
             r"churn|laps|leav|losing|\blose\b|buy again|purchas|order again|come back", q
         )
+        and not (
+            re.search(r"respon|campaign|email|offer", q)
+            and all(CHURN_LABEL.search(label.lower()) for label in labels)
+        )
     ):  # a workspace with only its own labels (churn asked there: declined, no_data)
         return labels[0]
+    if labels and not _base_models(ctx) and re.search(r"churn|\bleav|cancel|attrition", q):
+        lost = [label for label in labels if CHURN_LABEL.search(label.lower())]
+        if lost:  # "who will cancel?" where the churn column is the label
+            return lost[0]
     if re.search(r"respon|campaign|email|offer", q):
         return "response"
     if re.search(r"\bbuy|purchas|order again|come back", q) and not re.search(r"churn|lapse", q):
@@ -145,6 +155,23 @@ def _target(ctx: ToolContext, question: str) -> str:
                 return category
         return "purchase"
     return "churn"
+
+
+def _churn_is_a_label(ctx: ToolContext) -> bool:
+    """True where "churn" is the customers table's own label: a build with a label model
+    of that meaning and no order-based churn model (a telco's churn column)."""
+    has = workspace_has(ctx)
+    if has is None or "churn" in has:
+        return False
+    try:
+        from insight_agent.analytics.queries import metrics_engine
+
+        return metrics_engine(ctx.ws).catalogue.resolve("churn") not in (
+            None,
+            "mean_churn_probability",
+        )
+    except Exception:
+        return False
 
 
 def _labels(ctx: ToolContext) -> list[str]:
@@ -684,17 +711,45 @@ class DialogueState:
             self.subject = self.subject or "segment"
 
     def follow_metrics(
-        self, ctx: ToolContext, question: str, segments: list[str]
+        self,
+        ctx: ToolContext,
+        question: str,
+        segments: list[str],
+        fresh: dict[str, Any] | None = None,
     ) -> dict[str, Any] | None:
         """The last metrics question changed as a follow-up says: "and by channel?", "same
-        for the lapsing segment", "what about last year?"."""
+        for the lapsing segment", "what about last year?", "and the median?"; ``fresh``: the
+        follow-up's own arguments when it names a measure ("and avg monthly charges for
+        those?": that measure, the last breakdown and filters)."""
         from insight_agent.tools.metrics import route_args
 
         if not self.metrics:
             return None
-        measures = " and ".join(m.replace("_", " ") for m in self.metrics.get("measures", []))
+        old = list(self.metrics.get("measures", []))
+        if fresh and fresh.get("measures"):
+            old = list(fresh["measures"])
+        else:  # "and the median?" / "what about the average?": the other aggregation
+            swap = re.search(r"\b(median|average|avg|mean)\b", question.lower())
+            if swap:
+                want = "median" if swap[1] == "median" else "average"
+                other = "average" if want == "median" else "median"
+                try:
+                    from insight_agent.analytics.queries import metrics_engine
+
+                    known = metrics_engine(ctx.ws).catalogue.measures
+                except Exception:
+                    known = {}
+                old = [
+                    f"{want}_{m.removeprefix(other + '_')}"
+                    if m.startswith(other + "_")
+                    and f"{want}_{m.removeprefix(other + '_')}" in known
+                    else m
+                    for m in old
+                ]
+        measures = " and ".join(m.replace("_", " ") for m in old)
         new = route_args(ctx, f"{measures} {question}", segments) or {}
         args = dict(self.metrics)
+        args["measures"] = old
         for key in ("by", "period", "compare", "top"):
             if new.get(key):
                 args[key] = new[key]
@@ -750,8 +805,26 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
         from insight_agent.tools.metrics import missing_measures
 
         return Route("query_metrics", {"measures": missing_measures(ctx, q), "period": undated})
+    listed = state.last if state is not None and state.last else None
+    if listed and listed[0] == "top_customers":
+        more = re.search(r"^\s*(?:ok\s+|now\s+)?(?:show|give|list)?\s*(?:me\s+)?(?:the\s+)?"
+                         r"(?:top\s+)?(\d{1,4})\s*(?:of (?:them|those)|more|instead)?\s*[?.!]*$",
+                         q)  # fmt: skip
+        if more:  # "show me 25": the same list, that long
+            return Route("top_customers", {**listed[1], "n": int(more[1])})
     if re.search(r"\b(export|save|download)\b", q) or re.search(r"\bcsv\b", q):
         args: dict[str, Any] = {"target": _target(ctx, question)}
+        if (
+            listed
+            and listed[0] == "top_customers"
+            and _REFERS_BACK.search(q)
+            and _count(question) is None
+        ):  # "ok export those": the list just shown
+            args["target"] = listed[1].get("target", args["target"])
+            if listed[1].get("n"):
+                args["top"] = int(listed[1]["n"])
+            if listed[1].get("segment"):
+                args["segment"] = listed[1]["segment"]
         if segments:
             args["segment"] = segments[0]
         count = _count(question)
@@ -828,17 +901,26 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
     if counted is not None:
         return counted
     metrics = _metrics_args(ctx, question, segments)
-    if (
-        (metrics is None or named)
-        and state is not None
+    follows = (
+        state is not None
         and state.metrics
         and re.search(
             r"^\s*(?:and|what about|how about|same|now|ok|also|then|vs\.?|versus|against|"
             r"compared (?:to|with)|by|split by|broken down by)\b",
             q,
         )
+    )
+    if (
+        state is not None
+        and state.metrics
+        and (
+            ((metrics is None or named) and follows)
+            # "whats their churn rate", "and avg monthly charges for those?": a new measure for
+            # the same customers (the last figure's filters and breakdown)
+            or (metrics is not None and not named and _REFERS_BACK.search(q) and not state.segment)
+        )
     ):  # "and for new customers?", "vs the same month last year?": the last figure again
-        metrics = state.follow_metrics(ctx, question, segments)
+        metrics = state.follow_metrics(ctx, question, segments, fresh=metrics)
     if metrics is not None:
         return Route("query_metrics", metrics)
     if re.search(
@@ -864,6 +946,20 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
         )
     ):  # no segments: the groups are the model's drivers ("highest for contact = telephone")
         return Route("model_quality", {"target": _target(ctx, question)})
+    if (
+        re.search(r"\btop\s+\d+\b", q)
+        and not _top_of_customers(ctx, q)
+        and (metrics := _metrics_args(ctx, question, segments)) is not None
+    ):  # "top 2 payment methods by churn rate": a ranking of values, not of customers
+        return Route("query_metrics", metrics)
+    if re.search(
+        r"\b\d{1,4}\s+(?:most\s+)?(?:at[- ]risk|high[- ]risk|likely)\s+(?:customers|custs?|"
+        r"clients|people|accounts|churners)\b",
+        q,
+    ):  # "give me 150 at-risk custs"
+        args = _args_for(ctx, "top_customers", question, segments)
+        args["n"] = int(re.search(r"\b(\d{1,4})\s+(?:most\s+)?(?:at|high|likely)", q)[1])  # type: ignore[index]
+        return Route("top_customers", args)
     if re.search(
         r"\btop\s+\d+\b|\bwhich customers\b(?! groups?)|\bwhich of (?:them|those|these)\b"
         r"|\b(?:customers|they|them|who)\b.{0,20}\b(?:are|is) (?:the )?most likely\b"
@@ -887,6 +983,7 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
         and re.search(r"\b(?:segments?|groups?|which|where)\b", q)
         and not segments
         and not about_reviews
+        and ("segments" in (has or {"segments"}) or re.search(r"\bsegments?\b", q))
     ):
         return Route("churn_risk_by_segment", {})  # "which groups are we losing?"
     if len(segments) >= 2 and (about_reviews or "theme" in q):
@@ -937,14 +1034,40 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
     return Route(best, args, scores)
 
 
+def _top_of_customers(ctx: ToolContext, q: str) -> bool:
+    """Whether "top N …" ranks customers ("top 15 customers", "top 20", "top 10 churners")
+    rather than the values of a dimension ("top 2 payment methods", "top 3 categories")."""
+    found = re.search(r"\btop\s+\d+\s+((?:[a-z-]+\s*){0,3})", q)
+    if found is None:
+        return True
+    said = found[1].strip()
+    if not said or re.match(r"(?:customers?|custs?|clients?|people|buyers|shoppers|accounts|"
+                            r"users|members|subscribers|churners|spenders|most|at|high|by)\b",
+                            said):  # fmt: skip
+        return True
+    try:
+        from insight_agent.analytics.queries import metrics_engine
+        from insight_agent.names import mentions
+
+        dims = metrics_engine(ctx.ws).catalogue.dimensions.values()
+    except Exception:
+        return True
+    return not any(
+        mentions(said, d.name.replace("_", " ")) or mentions(said, d.label) for d in dims
+    )
+
+
 def _undated_period(ctx: ToolContext, q: str) -> str | None:
     """The period or trend a question asks for when none of the workspace's tables has a
     date ("how have sign ups trended over the last 6 months" on a customers-only export)."""
     try:
         from insight_agent.analytics.queries import metrics_engine
+        from insight_agent.tools.metrics import without_columns
 
-        if metrics_engine(ctx.ws).catalogue.data_up_to is not None:
+        catalogue = metrics_engine(ctx.ws).catalogue
+        if catalogue.data_up_to is not None:
             return None
+        q = without_columns(catalogue, q)  # "avg monthly charges" names a column
     except Exception:
         return None
     from insight_agent.tools.metrics import _PERIOD
@@ -953,7 +1076,10 @@ def _undated_period(ctx: ToolContext, q: str) -> str | None:
     if found:
         return found[1]
     trend = re.search(r"\btrend\w*|\bover time\b|\b(?:by|per|each) (?:day|week|month|quarter|"
-                      r"year)\b|\b(?:daily|weekly|monthly|quarterly|yearly)\b", q)  # fmt: skip
+                      r"year)\b|\b(?:daily|weekly|monthly|quarterly|yearly)\b|"
+                      r"\b(?:day|week|month|quarter|year) (?:over|on|by) (?:day|week|month|"
+                      r"quarter|year)\b|\bgoing (?:up|down)\b|\b(?:rising|falling)\b",
+                      q)  # fmt: skip
     return trend[0] if trend else None
 
 
@@ -980,9 +1106,14 @@ def _metrics_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[
         # "avg clv by age band", "high churn risk in each region": a metrics breakdown
         return route_args(ctx, question, segments)
     likely = re.search(r"\blikely\b", q) and not re.search(r"\brate\b", q)  # "the yes rate"
-    if likely or re.search(r"\btop\s+\d+\s+customers\b|\bclv\b|lifetime value|\bchurn|"
-                 r"\bat risk\b|\brisk of\b|\bdataset\b|\bdata set\b|\bdrive[sn]?\b|"
-                 r"\bdrivers?\b", q):  # fmt: skip
+    # where churn is the customers table's own label (no order-based churn model), "churn by
+    # contract" is that label's rate broken down: a figure, not a prediction
+    churn_word = r"" if _churn_is_a_label(ctx) else r"|\bchurn"
+    if likely or re.search(r"\btop\s+\d+\s+customers\b|\bclv\b|lifetime value"
+                 + churn_word + r"|\bat[- ]risk\b|\brisk of\b|\bdataset\b|\bdata set\b|"
+                 r"\bdrive[sn]?\b|\bdrivers?\b|\baccura\w*|\bmodel\b.{0,30}\b(?:good|"
+                 r"perform|work|trust|reliab)|\b(?:good|trust|reliab\w*)\b.{0,30}\bmodel\b",
+                 q):  # fmt: skip
         return None  # predictions, their drivers, CLV and the data overview: own tools
     # a period, a time grain or a breakdown by segment makes it a metrics question after all
     timed = bool(

@@ -332,7 +332,14 @@ def build_catalogue(con: Any, labels: dict[str, str] | None = None) -> Catalogue
         rates = _label_measures(columns, labels or {})
         measures.update(rates)
         rate_names = [n for n, m in rates.items() if m.aggregation == "share_of_customers"]
-        if len(rate_names) == 1 and "response_rate" not in measures:
+        lost = [n for n in rate_names if CHURN_LABEL.search(n.removesuffix("_rate"))]
+        if len(lost) == 1 and "p_churn" not in columns.get("scores", []):
+            # a churn / attrition column is what "churn" means in a workspace without the
+            # order-based churn model: "churn by contract", "which plan loses the most"
+            aliases.update(churn=lost[0], churn_rate=lost[0], attrition_rate=lost[0])
+            rate = measures[lost[0]]
+            measures[rate.name] = replace(rate, words=(*rate.words, _CHURN_WORDS))
+        elif len(rate_names) == 1 and "response_rate" not in measures:
             # the customers table's one outcome is what "response / conversion rate" means
             # here (the bank's "y": subscribed after the call); the answer names the label
             for word in ("response_rate", "conversion_rate", "success_rate", "outcome_rate",
@@ -411,6 +418,15 @@ def build_catalogue(con: Any, labels: dict[str, str] | None = None) -> Catalogue
     return Catalogue(measures, dims, columns, up_to, first, notes, aliases)
 
 
+# A label column that records customers lost ("churn", "Exited", "attrition", "cancelled")
+CHURN_LABEL = re.compile(r"churn|attrit|exited|cancel|lapsed|defect|left_|_left|^left$", re.I)
+# How people say it: "churn rate", "churned", "who cancels", "attrition", "which plan loses"
+_CHURN_WORDS = (
+    r"\bchurn\w*|\battrition\b|\bcancel\w*|\bleav(?:e|es|ing)\b|\blos(?:e|es|ing) (?:the )?"
+    r"most\b|\bquit\w*"
+)
+
+
 def _label_measures(columns: dict[str, list[str]], labels: dict[str, str]) -> dict[str, Measure]:
     """Per label model of the customers table: the share of customers with the positive
     value (as the model was trained on it) and the mean predicted probability."""
@@ -472,7 +488,7 @@ def _attribute_measures(
             or schema[col].is_boolean()
         ):
             continue
-        said = re.escape(col.lower().replace("_", " "))
+        said = column_words(col)
         for agg, word, fn in (("mean", "average", "mean"), ("median", "median", "median")):
             name = f"{word}_{key}"
             out[name] = Measure(
@@ -484,6 +500,15 @@ def _attribute_measures(
                        rf"(?:[a-z]+ )?{said}\b",),  # "avg call duration"
             )  # fmt: skip
     return out
+
+
+def column_words(col: str) -> str:
+    """A regex for a column's name said in words, in any number: "monthly charge(s)" for
+    monthly_charges, "total charge" for TotalCharges' snake form."""
+    from insight_agent.names import word_key
+
+    words = re.findall(r"[a-z0-9]+", col.lower())
+    return r"\s+".join(re.escape(word_key(w)) + r"(?:e?s)?" for w in words)
 
 
 def _derived_customers(columns: dict[str, list[str]]) -> bool:

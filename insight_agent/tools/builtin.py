@@ -211,6 +211,15 @@ def _customer_profile(ctx: ToolContext, args: CustomerArgs) -> Facts:
     for key in ("clv_12m", "p_alive", "clv_note", "next_best_category", "next_best_reason"):
         if row.get(key) is not None:
             out[key] = row[key]
+    # the customers table's own labels (a churn column, a campaign's yes/no)
+    for key in sorted(row):
+        if key.startswith("p_label_") and row[key] is not None:
+            label = key.removeprefix("p_label_")
+            if f"{label}_probability" in out:  # the order-based model of the same name
+                continue
+            out[f"{label}_probability"] = round(float(row[key]), 3)
+            out[f"{label}_decile"] = row.get(f"label_{label}_decile")
+            out[f"{label}_reasons"] = _reasons(row.get(f"label_{label}_reasons"))
     return out
 
 
@@ -413,10 +422,22 @@ def _h_top(f: Facts) -> str | None:
 
 
 def _h_customer(f: Facts) -> str:
-    line = f"{f['customer_id']} is in {f['segment']}"
-    if "churn_probability" in f:
-        line += f"; churn probability {f['churn_probability']}"
+    if f.get("segment"):
+        line = f"{f['customer_id']} is in {f['segment']}"
+        if "churn_probability" in f:
+            line += f"; churn probability {f['churn_probability']}"
+    else:
+        line = f"Customer {f['customer_id']}"
+        if "churn_probability" in f:
+            line += f": churn probability {f['churn_probability']}"
     return line + "."
+
+
+def _customer_line(f: Facts) -> str:
+    """ "C42 is in Loyal regulars." / "Customer 6543:" where the build has no segments."""
+    if f.get("segment"):
+        return f"{f['customer_id']} is in {f['segment']}."
+    return f"Customer {f['customer_id']}:"
 
 
 def _h_clv(f: Facts) -> str | None:
@@ -559,7 +580,7 @@ def _a_top(f: Facts) -> str:
 
 
 def _a_customer(f: Facts) -> str:
-    line = f"{f['customer_id']} is in {f['segment']}."
+    line = _customer_line(f)
     if "frequency" in f and "monetary_total" in f:  # what a lookup is first asked for
         orders = int(f["frequency"])
         spent = amount(f["monetary_total"])
@@ -571,6 +592,17 @@ def _a_customer(f: Facts) -> str:
         line += "."
     if "clv_12m" in f:
         line += f" Expected value over the next year: {amount(f['clv_12m'])}."
+    for key in f:  # label models other than churn ("y probability 0.31")
+        label = key.removesuffix("_probability")
+        if key.endswith("_probability") and label not in ("churn", "purchase", "response"):
+            line += f" {label} probability {f[key]}"
+            if f.get(f"{label}_decile"):
+                line += f" (decile {f[f'{label}_decile']})"
+            if f.get(f"{label}_reasons"):
+                line += f": {f[f'{label}_reasons'][0]}"
+            line += "."
+    if line.endswith(":"):
+        line += " no segment, scores or orders in the current build."
     return line
 
 
@@ -578,7 +610,8 @@ def _a_model(f: Facts) -> str:
     return (
         f"The {f['target']} model is {f['reliability']}: ROC-AUC {f['roc_auc']}; the top "
         f"10% of scores hold {pct(f['top_10pct_capture'])} of positives (lift "
-        f"{f['top_decile_lift']}x). Top drivers: {', '.join(f['top_drivers'][:3])}."
+        f"{f['top_decile_lift']}x; base rate {pct(f['base_rate'])}). Top drivers: "
+        f"{', '.join(f['top_drivers'][:3])}."
     )
 
 

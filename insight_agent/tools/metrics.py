@@ -242,7 +242,9 @@ _MEASURE_WORDS: tuple[tuple[str, str], ...] = (
      r"\bperformance\b", "revenue"),
     (r"(?:how many|number of|count of|total) orders|\borders\b", "orders"),
     (r"(?:how many|number of|count of|most|fewest|more|fewer) customers|"
-     r"(?:share|percent\w*|proportion|fraction|%) of (?:our |the |all )?customers", "customers"),
+     r"(?:share|percent\w*|proportion|fraction|%) of (?:our |the |all )?customers|"
+     r"\bcustomer (?:count|numbers|totals?)\b|^customers (?:by|per|split by|broken down by)\b",
+     "customers"),
 )  # fmt: skip
 _TIME_WORDS = (
     (r"\bdaily\b|per day|by day|each day", "day"),
@@ -365,6 +367,37 @@ VAGUE_LEVELS = frozenset({"yes", "no", "unknown", "other", "others", "none", "mi
 NOT_BY_VALUE = ("segment", "product")  # segments are matched by name; products are too many
 
 
+def _lost_customers(cat: Any, q: str, measures: list[str], by: list[str]) -> tuple[str, str] | None:
+    """(the churn label's rate, its filter) when ``q`` asks a figure of the customers who
+    churned ("for churners", "of those who left") besides that rate; else None."""
+    rate = cat.resolve("churn")
+    measure = cat.measures.get(rate or "")
+    if (
+        measure is None
+        or measure.aggregation != "share_of_customers"
+        or len(measures) < 2
+        or rate not in measures
+        or not re.search(r"\bchurn(?:ers|ed)\b|\bwho (?:churned|left|cancell?ed|quit)\b", q)
+        or re.search(r"\bvs\.?\b|\bversus\b|\bstayed\b|\bnon[- ]?churn|\bcompar", q)
+    ):
+        return None
+    label = rate.removesuffix("_rate")
+    if label not in cat.dimensions or label in by:
+        return None
+    return rate, f"{label}={measure.label.rsplit(' = ', 1)[-1]}"
+
+
+def without_columns(cat: Any, q: str) -> str:
+    """``q`` with the customers table's column names taken out ("monthly charges",
+    "total_charges"): their words are not periods or time grains."""
+    from insight_agent.engine.metrics import column_words
+
+    for col in cat.columns.get("customers", []):
+        if len(re.findall(r"[a-z0-9]+", col.lower())) > 1:
+            q = re.sub(rf"\b{column_words(col)}\b|\b{re.escape(col.lower())}\b", " ", q)
+    return q
+
+
 def _levels_named(ctx: ToolContext, cat: Any, q: str) -> dict[str, list[str]]:
     """Per text dimension, the values ``q`` names in any number ("dresses" for Dresses,
     "married", "cellular"); vague values ("yes", "unknown") never count."""
@@ -376,25 +409,66 @@ def _levels_named(ctx: ToolContext, cat: Any, q: str) -> dict[str, list[str]]:
         return {}
     out: dict[str, list[str]] = {}
     taken: set[str] = set()  # "Jackets" is a category and a subcategory: the category's
+    levels: dict[str, list[str]] = {}
     for dim in cat.dimensions.values():
         if dim.source == "time" or dim.numeric or dim.name in NOT_BY_VALUE:
             continue
         try:
-            values = engine.levels(dim)
+            levels[dim.name] = [
+                v for v in engine.levels(dim) if v.lower().strip() not in VAGUE_LEVELS
+            ]
         except Exception:
             continue
+    # a long first word said alone names its value when no other value starts with it
+    # ("fiber" for Fiber optic, "electronic" for Electronic check)
+    firsts: dict[str, list[str]] = {}
+    for values in levels.values():
+        for value in values:
+            words = value.lower().split()
+            if len(words) > 1 and len(words[0]) >= 5 and words[0].isalpha():
+                firsts.setdefault(words[0], []).append(value)
+    for name, values in levels.items():
         hits = []
         for value in values:
             low = value.lower().strip()
-            if low in VAGUE_LEVELS or len(low) < 3:
+            if len(low) < 3:
                 continue
             key = value_key(low)  # "Intimate" and "Intimates": the first column's
-            if key not in taken and mentions(q, value):
+            said = (
+                mentions(q, value)
+                # "month to month" for Month-to-month
+                or ("-" in value and mentions(q, value.replace("-", " ")))
+                or (firsts.get(low.split()[0], []) == [value] and bool(mentions(q, low.split()[0])))
+            )
+            if key not in taken and said:
                 hits.append(value)
                 taken.add(key)
         if hits:
-            out[dim.name] = hits
+            out[name] = hits
     return out
+
+
+def _without(ctx: ToolContext, cat: Any, q: str) -> str | None:
+    """ "dim=No" when ``q`` asks about the customers without a yes/no attribute ("people
+    without online security", "custs with no tech support"); None otherwise (and for "with
+    and without", which compares both)."""
+    if re.search(r"\bwith and without\b|\bvs\.?\b|\bversus\b", q):
+        return None
+    for dim in _dims_by_name(cat, q):
+        said = re.escape(dim.replace("_", " "))
+        if not re.search(rf"\b(?:without|with no|w/o|no|lacking|don'?t have|do not have) "
+                         rf"(?:an? |any )?{said}\b", q):  # fmt: skip
+            continue
+        try:
+            from insight_agent.analytics.queries import metrics_engine
+
+            values = metrics_engine(ctx.ws).levels(cat.dimensions[dim])
+        except Exception:
+            return None
+        no = [v for v in values if v.strip().lower() == "no"]
+        if no:
+            return f"{dim}={no[0]}"
+    return None
 
 
 def _dims_by_name(cat: Any, q: str) -> list[str]:
@@ -575,7 +649,7 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
     args: dict[str, Any] = {"measures": measures[:3]}
     by: list[str] = []
     for pattern, grain in _TIME_WORDS:
-        if re.search(pattern, q):
+        if re.search(pattern, without_columns(cat, q)):
             by.append(grain)
             break
     from insight_agent.engine.metrics import ALIASES, norm
@@ -592,9 +666,16 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
     phrases += re.findall(r"\b(?:which|what) ([a-z]+(?: [a-z]+)?) (?:has|had|have|is|was|are|"
                           r"were|gets?|got|brings?|brought|drives?|shows?|with|respond(?:s|ed)?|"
                           r"convert(?:s|ed)?|spends?|spent|buys?|bought|orders?|ordered|"
-                          r"performs?|performed|does|did|do|says?|said|gives?|gave)\b",
+                          r"performs?|performed|does|did|do|says?|said|gives?|gave|churns?|"
+                          r"churned|cancels?|cancell?ed|leaves?|left|loses?|lost)\b",
                           q)  # fmt: skip
-    phrases += re.findall(r"\b(?:top|bottom|best|worst) \d{0,3} ?([a-z]+)\b", q)
+    phrases += re.findall(r"\b(?:top|bottom|best|worst) \d{0,3} ?([a-z]+(?: [a-z]+){0,2})\b", q)
+    # "by tech support and contract": the second breakdown too
+    phrases += re.findall(
+        r"\b(?:by|per|split by|broken down by) [a-z ]{1,24}? and ([a-z][a-z ]{1,24}?)"
+        r"(?=[?.,!]|$| over | in | last | this | for )",
+        rest,
+    )
     phrases += re.findall(r"\b(?:which|what) \d{1,3} ([a-z]+)\b", q)  # "which 3 campaigns"
     for phrase in phrases:
         if any(phrase.split()[0] in w for w in said):
@@ -609,6 +690,14 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
             if key in cat.dimensions and key not in by:
                 by.append(key)
                 break
+        else:  # "internet type", "payment": the first word of one dimension's name
+            first = [
+                d
+                for d in cat.dimensions
+                if words and len(words[0]) >= 5 and d.split("_")[0] == words[0] and "_" in d
+            ]
+            if len(first) == 1 and first[0] not in by:
+                by.append(first[0])
     levels = _levels_named(ctx, cat, rest)
     outcome = next(
         (m.name.removesuffix("_rate") for m in cat.measures.values()
@@ -621,14 +710,20 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
         and re.search(
             r"\b(?:yes|no)\s+(?:vs\.?|versus|or|and|compared (?:to|with))\s+(?:yes|no)\b|"
             r"\b(?:subscribed|said yes|converted|responded|signed up)\b.{0,40}\b(?:didn'?t|did not|"
-            r"not|said no|never)\b",
+            r"not|said no|never)\b|"
+            r"\b(?:churned|churners|cancell?ed|exited|left)\b.{0,40}\b(?:vs\.?|versus|stayed|"
+            r"retained|non[- ]?churn\w*|didn'?t|did not|not)\b",
             q,
         )
     ):  # "avg call duration for people who said yes vs no": the outcome splits the figure
         by.append(outcome)  # type: ignore[arg-type]
         if len(args["measures"]) > 1:
             args["measures"] = [m for m in args["measures"] if m != f"{outcome}_rate"]
-    if not by:
+    lacking = _without(ctx, cat, rest)
+    if lacking is not None and lacking.split("=", 1)[0] not in by:
+        # "churn for people without online security": the No group of that yes/no column
+        levels[lacking.split("=", 1)[0]] = [lacking.split("=", 1)[1]]
+    elif not by:
         # "do married people say yes more than single people?", "cellular vs telephone":
         # two values of one attribute compare its values; "with and without a personal
         # loan", "share with a housing loan": the attribute named is the breakdown
@@ -669,6 +764,11 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
     for dim, found in levels.items():  # one value named: a filter ("share negative for jackets")
         if len(found) == 1 and dim not in by:
             where.append(f"{dim}={found[0]}")
+    lost = _lost_customers(cat, q, args["measures"], by)
+    if lost is not None:  # "avg monthly charges for churners": the label's yes-group
+        rate, condition = lost
+        args["measures"] = [m for m in args["measures"] if m != rate]
+        where.append(condition)
     if where:
         args["where"] = where
     if by and not re.search(r"\d", q) and re.search(r"\b(?:worst|lowest|least|fewest|bottom)\b", q):

@@ -176,8 +176,17 @@ def workspace_has(ctx: ToolContext) -> frozenset[str] | None:
         has = {kind for kind in ("segments", "clv", "basket") if kind in done}
         if "propensity:churn" in done:
             has.add("churn")
+        if "propensity:response" in done:
+            has.add("response")
         if any(name.startswith("propensity:") for name in done):
             has.add("models")
+        # the customers table's own labels, by name: a label called "churn" is the churn
+        # model of a workspace without orders
+        has.update(
+            "label:" + name.split(":", 2)[2].lower()
+            for name in done
+            if name.startswith("propensity:label:")
+        )
         reviews = next((st for st in stages if st.get("name") == "reviews"), None)
         if (
             reviews
@@ -192,7 +201,8 @@ def workspace_has(ctx: ToolContext) -> frozenset[str] | None:
 def missing_data(ctx: ToolContext, tool: str, args: dict[str, Any] | None = None) -> list[str]:
     """What ``tool`` (called with ``args``) needs that this workspace's build lacks (empty:
     it can answer, or there is no build to tell from). A churn or purchase target needs the
-    order-based models, whatever other model the build has."""
+    order-based models, whatever other model the build has, unless the customers table has
+    a label of that name (a churn column, modelled without orders)."""
     has = workspace_has(ctx)
     if has is None:
         return []
@@ -201,8 +211,14 @@ def missing_data(ctx: ToolContext, tool: str, args: dict[str, Any] | None = None
     except KeyError:
         return []
     target = str((args or {}).get("target") or "")
-    if target in ("churn", "purchase") and "churn" not in needs:
+    if target in ("churn", "purchase") and "churn" not in needs and f"label:{target}" not in has:
         needs.append("churn")
+    # a response model needs campaign sends, or a label of the customers table to stand in
+    if target == "response" and "response" not in has:
+        from insight_agent.engine.metrics import CHURN_LABEL
+
+        if not any(k.startswith("label:") and not CHURN_LABEL.search(k[6:]) for k in has):
+            needs.append("campaigns")
     return [kind for kind in needs if kind not in has]
 
 

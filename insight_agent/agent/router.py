@@ -920,7 +920,8 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
             or (metrics is not None and not named and _REFERS_BACK.search(q) and not state.segment)
         )
     ):  # "and for new customers?", "vs the same month last year?": the last figure again
-        metrics = state.follow_metrics(ctx, question, segments, fresh=metrics)
+        # a segment named ("and for new customers?") is the filter, not a new measure
+        metrics = state.follow_metrics(ctx, question, segments, fresh=None if named else metrics)
     if metrics is not None:
         return Route("query_metrics", metrics)
     if re.search(

@@ -160,3 +160,32 @@ def test_a_chunked_build_equals_a_whole_one(tmp_path: Path, monkeypatch: pytest.
     assert len(out["whole"]) == 2357
     assert_same_customers(out["chunks"], out["whole"])
     assert_same_customers(out["chunks-pandas"], out["whole"])
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_unchanged_data_is_read_back_from_the_cache_not_validated_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stream: bool
+) -> None:
+    """The cache keeps the validation report: a second load of the same files and settings
+    reads the dataset and report back (a resumed or repeated build skips validation)."""
+    tables = _cases(tmp_path)["messy"]
+    monkeypatch.setattr(load_module, "STREAM_BYTES", 0 if stream else 1 << 40)
+    monkeypatch.setattr(load_module, "STREAM_ROWS", 7)
+    first, cache = _load(tmp_path / "ws", tables, "max_drop_share = 0.5\n")
+
+    def no_second_validation(*args, **kwargs):
+        raise AssertionError("validated again")
+
+    monkeypatch.setattr(load_module, "load_dataset", no_second_validation)
+    again, cache_again = load_and_cache(Workspace.open(locate(tmp_path / "ws")))
+    assert cache_again.folder == cache.folder
+    assert again.report.to_dict() == first.report.to_dict()
+    assert again.streamed == first.streamed and again.rows("orders") == first.rows("orders")
+    pd.testing.assert_frame_equal(again.customers, cache.read("customers"))
+    if not stream:
+        pd.testing.assert_frame_equal(again.orders, cache.read("orders"))
+    # a changed file is validated again
+    with open(tables["orders"], "a", encoding="utf-8") as fh:
+        fh.write("O999,C1,2025-03-03,10.00,Shoes,x\n")
+    with pytest.raises(AssertionError, match="validated again"):
+        load_and_cache(Workspace.open(locate(tmp_path / "ws")))

@@ -126,6 +126,21 @@ class ValidationReport:
         }
 
 
+def report_from_dict(data: dict[str, Any]) -> ValidationReport:
+    """The :class:`ValidationReport` that :meth:`ValidationReport.to_dict` wrote."""
+    tables = {}
+    for name, fields in data.get("tables", {}).items():
+        known = {k: v for k, v in fields.items() if k in TableReport.__dataclass_fields__}
+        tables[name] = TableReport(**known)
+    problems = [
+        Problem(**{k: v for k, v in p.items() if k in Problem.__dataclass_fields__})
+        for p in data.get("problems", [])
+    ]
+    return ValidationReport(
+        tables=tables, problems=problems, max_drop_share=data.get("max_drop_share", 0.05)
+    )
+
+
 class ValidationFailed(DataError):
     """Loading stopped on fatal problems; ``report`` has all of them."""
 

@@ -27,7 +27,11 @@ if TYPE_CHECKING:
 CACHE_DIR = "tables"
 KEEP = 2
 # 2: timestamps stored as microseconds (Spark cannot read Parquet's nanosecond timestamps)
-CACHE_VERSION = 2
+# 3: the validation report is kept, so unchanged data is not validated again
+CACHE_VERSION = 3
+# A cached orders table larger than this stays in the cache when the dataset is read back
+# (Dataset.streamed), as a large file loaded in chunks does.
+INLINE_ORDER_ROWS = 2_000_000
 TABLE_NAMES = ("customers", "orders", "returns", "reviews", "campaigns")
 
 
@@ -257,6 +261,8 @@ class CacheWriter:
                     data.report.tables.get("customers") and data.report.tables["customers"].derived
                 ),
                 "data_up_to": self._end_date(frames, data.streamed),
+                "report": data.report.to_dict(),
+                "streamed": data.streamed,
             }
             (self.tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True), "utf-8")
             if cached(self.ws, self.fingerprint) is not None:  # another process finished first
@@ -289,15 +295,55 @@ def write_cache(ws: Workspace, data: Dataset, writer: CacheWriter | None = None)
     return (writer or CacheWriter(ws, data.fingerprint)).write(data)
 
 
+def read_dataset(cache: TableCache) -> Dataset:
+    """The validated dataset as the cache holds it, with the report validation wrote: what a
+    load of the same files and settings gives, without reading them again. Orders beyond
+    :data:`INLINE_ORDER_ROWS` stay in the cache (``Dataset.streamed``), as when they were
+    loaded in chunks."""
+    import pyarrow.parquet as pq
+
+    from insight_agent.data.load import Dataset
+    from insight_agent.data.report import report_from_dict
+
+    streamed: dict[str, int] = {}
+    frames: dict[str, Any] = {}
+    big = cache.tables.get("orders", 0) > INLINE_ORDER_ROWS or bool(cache.meta.get("streamed"))
+    for name in ("orders", "returns"):
+        path = cache.path(name)
+        if path is None:
+            raise FileNotFoundError(f"{cache.folder}: {name}.parquet is missing")
+        if big:  # both stay in the cache, as after a chunked load
+            streamed[name] = cache.tables.get(name, 0)
+            frames[name] = pq.read_schema(path).empty_table().to_pandas()
+        else:
+            frames[name] = cache.read(name)
+    return Dataset(
+        customers=cache.read("customers"),
+        orders=frames["orders"],
+        returns=frames["returns"],
+        reviews=cache.read("reviews"),
+        campaigns=cache.read("campaigns"),
+        report=report_from_dict(cache.meta["report"]),
+        fingerprint=cache.fingerprint,
+        sources=dict(cache.meta.get("sources", {})),
+        streamed=streamed,
+    )
+
+
 def load_and_cache(ws: Workspace) -> tuple[Dataset, TableCache]:
-    """Validate the workspace's data and write (or reuse) its cache. A large orders file is
-    validated in chunks straight into the cache (``Dataset.streamed``); its frame is empty.
+    """Validate the workspace's data and write its cache; or, when the cache of the same
+    files and settings exists, read the dataset and report back from it. A large orders file
+    is validated in chunks straight into the cache (``Dataset.streamed``); its frame is empty.
 
     Raises :class:`insight_agent.data.report.ValidationFailed` when the data cannot load.
     """
     from insight_agent.data.load import fingerprint, load_dataset
 
-    writer = CacheWriter(ws, fingerprint(ws.settings))
+    fp = fingerprint(ws.settings)
+    found = cached(ws, fp)
+    if found is not None and "report" in found.meta:
+        return read_dataset(found), found
+    writer = CacheWriter(ws, fp)
     try:
         data = load_dataset(ws.settings, display=ws.display, sink=writer)
         return data, writer.write(data)

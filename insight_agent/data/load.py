@@ -703,17 +703,6 @@ def _notes(
         )
 
 
-def _read(
-    name: str, source: TableSource, settings: Settings, report: ValidationReport, display: str
-) -> tuple[_Checker, list[str]] | None:
-    """Read one file whole and map its columns; record fatal problems and return None on
-    failure."""
-    opened = _open(name, source, report, display)
-    if opened is None:
-        return None
-    return _read_whole(opened, source, report)
-
-
 def _read_whole(
     opened: _Opened, source: TableSource, report: ValidationReport
 ) -> tuple[_Checker, list[str]] | None:

@@ -397,3 +397,40 @@ def test_meaning_mismatch_is_flagged(answer: str, source: dict, problem: str) ->
 def test_meaning_that_fits_is_not_flagged(answer: str, source: dict) -> None:
     result = check_grounding(answer, [source])
     assert result.ok, result.to_dict()
+
+
+def test_a_short_breakdown_is_listed_under_an_answer_that_leaves_rows_out() -> None:
+    """ "Churn by contract" answered with the top value only gets the three rows under it;
+    an answer that states every row's figure is left alone; long tables are not pasted."""
+    from insight_agent.agent.session import with_breakdown_rows
+    from insight_agent.tools.registry import ToolResult
+
+    rows = [
+        {"contract": "Month-to-month", "churn_rate": 0.427},
+        {"contract": "One year", "churn_rate": 0.113},
+        {"contract": "Two year", "churn_rate": 0.028},
+    ]
+    facts = {
+        "headline": "Churn rate by contract: highest is Month-to-month with 42.7%.",
+        "by": ["contract"],
+        "period": {"label": "all data", "start": None, "end": None},
+        "data_up_to": None,
+        "rows_total": 3,
+        "rows": rows,
+        "measures": [
+            {
+                "name": "churn_rate",
+                "label": "Share with churn = Yes",
+                "unit": "share",
+                "aggregation": "share_of_customers",
+            }
+        ],
+    }
+    result = ToolResult("query_metrics", {}, facts, None, 0.01)
+    short = "Month-to-month contracts churn most, at 42.7%."
+    shown = with_breakdown_rows(short, [result])
+    assert shown.startswith(short) and "11.3%" in shown and "2.8%" in shown
+    whole = "Month-to-month 42.7%, one year 11.3%, two year 2.8%."
+    assert with_breakdown_rows(whole, [result]) == whole
+    many = {**facts, "rows": rows * 5, "rows_total": 15}
+    assert with_breakdown_rows(short, [ToolResult("query_metrics", {}, many, None, 0.0)]) == short

@@ -516,6 +516,7 @@ class AgentSession:
         if fixed:
             self.history.append(AIMessage(_last_text(final)))
         display = with_cap_notes(display, self._turn_results)
+        display = with_breakdown_rows(display, self._turn_results)
         tokens = _usage(new)
         return TurnResult(
             question=question,
@@ -584,6 +585,37 @@ def with_cap_notes(answer: str, results: list[ToolResult]) -> str:
             if shown.lower() not in answer.lower():
                 answer = f"{answer.rstrip()}\n({note[0].upper()}{note[1:]}.)"
     return answer
+
+
+# A breakdown this short is shown whole under the answer when the answer leaves rows out.
+BREAKDOWN_ROWS_SHOWN = 12
+
+
+def with_breakdown_rows(answer: str, results: list[ToolResult]) -> str:
+    """``answer`` with the rows of a short metrics breakdown ("churn rate by contract": three
+    rows) listed under it, as the tool gave them, when the answer does not state every row's
+    figure: a model tends to name the top value and drop the rest, and the figures behind an
+    answer belong under it (as the quotes behind a review answer do)."""
+    from insight_agent.agent.router import render
+
+    for result in results:
+        facts = result.facts or {}
+        if result.name != "query_metrics" or not facts.get("by"):
+            continue
+        rows = facts.get("rows") or []
+        if not 1 < len(rows) <= BREAKDOWN_ROWS_SHOWN:
+            continue
+        lines = [ln for ln in render(result.name, facts).splitlines() if ln.startswith("- ")]
+        missing = [ln for ln in lines if _row_figure(ln) not in answer]
+        if missing:
+            answer = answer.rstrip() + "\n" + "\n".join(lines)
+    return answer
+
+
+def _row_figure(line: str) -> str:
+    """The first figure of a rendered row ("- One year: churn_rate 11.3%" -> "11.3%")."""
+    found = re.search(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?%?", line.split(":", 1)[-1])
+    return found[0] if found else line
 
 
 def turn_quotes(results: list[ToolResult], limit: int = QUOTES_SHOWN) -> list[dict[str, Any]]:

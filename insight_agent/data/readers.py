@@ -980,16 +980,10 @@ def _fwf_probe(
         ) from exc
 
 
-def _read_text(
-    path: Path,
-    display: str,
-    layout: Layout,
-    text_columns: list[str],
-    keep: list[str],
-    setting: str,
-) -> RawTable:
-    import pandas as pd
-
+def _text_options(layout: Layout, text_columns: list[str], keep: list[str]) -> dict[str, Any]:
+    """pandas' reading options for a text file, whole or in chunks: ``text_columns`` kept as
+    text, every line a record (blank ones too, so row numbers hold), "NA" and the like kept
+    as text in the ``keep`` columns."""
     dtype = {c: str for c in text_columns if c in layout.columns} or None
     kwargs: dict[str, Any] = {
         "encoding": layout.encoding,
@@ -1000,6 +994,20 @@ def _read_text(
     }
     if keep:
         kwargs.update(keep_default_na=False, na_values=_na_values(layout.columns, keep))
+    return kwargs
+
+
+def _read_text(
+    path: Path,
+    display: str,
+    layout: Layout,
+    text_columns: list[str],
+    keep: list[str],
+    setting: str,
+) -> RawTable:
+    import pandas as pd
+
+    kwargs = _text_options(layout, text_columns, keep)
     first_row = 2 if layout.header else 1
     try:
         with warnings.catch_warnings():
@@ -1064,16 +1072,7 @@ def read_text_chunks(
         raise ValueError(f"{display}: only delimited text is read in chunks")
     text_columns = text_columns or []
     keep = [c for c in (keep_na_text or []) if c in layout.columns]
-    dtype = {c: str for c in text_columns if c in layout.columns} or None
-    kwargs: dict[str, Any] = {
-        "encoding": layout.encoding,
-        "skip_blank_lines": False,
-        "dtype": dtype,
-        "header": 0 if layout.header else None,
-        "names": _names_to_pass(layout),
-    }
-    if keep:
-        kwargs.update(keep_default_na=False, na_values=_na_values(layout.columns, keep))
+    kwargs = _text_options(layout, text_columns, keep)
     first_row = 2 if layout.header else 1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -21,10 +21,19 @@ _NOT_PLURAL = ("ss", "us", "is", "as")
 _ES_PLURAL = ("sses", "xes", "zes", "ches", "shes")
 
 
+# British spellings people type for values the data may spell the American way (or back):
+# both sides of a comparison go through word_key, so either spelling matches either.
+_SPELLING = {"fibre": "fiber", "colour": "color", "colours": "colors", "centre": "center",
+             "centres": "centers", "grey": "gray", "jewellery": "jewelry",
+             "aluminium": "aluminum", "favourite": "favorite", "favourites": "favorites",
+             "cheque": "check", "cheques": "checks", "catalogue": "catalog"}  # fmt: skip
+
+
 def word_key(word: str) -> str:
     """``word`` lower case without a plural ending: dresses → dress, tops → top, accessories
-    → accessory, boxes → box, shoes → shoe; dress, status and jeans' singular stay put."""
-    w = word.lower()
+    → accessory, boxes → box, shoes → shoe; dress, status and jeans' singular stay put;
+    British spellings as American ones (fibre → fiber, colours → color)."""
+    w = _SPELLING.get(word.lower(), word.lower())
     if len(w) <= 3 or not w.endswith("s") or w.endswith(_NOT_PLURAL):
         return w
     if w.endswith("ies") and len(w) > 4:

@@ -520,7 +520,10 @@ def test_a_churn_label_is_what_churn_means_without_orders(telco_ws: Path) -> Non
     tool, args, _ = ask("who's most likely to churn?")
     assert (tool, args["target"]) == ("top_customers", "churn")
     assert ask("show me 25")[:2] == ("top_customers", {"target": "churn", "n": 25})
-    assert ask("how accurate is the churn model?")[0] == "model_quality"
+    tool, _, result = ask("how accurate is the churn model?")
+    assert tool == "model_quality" and f"base rate {churned.mean():.1%}" in result["headline"]
+    _, args, _ = ask("churn among month-to-month fibre custs")  # British spelling
+    assert sorted(args["where"]) == ["contract=Month-to-month", "internet_service=Fiber optic"]
     turn = session.ask("tell me about customer 6543")
     assert "None" not in turn.answer and "Customer 6543" in turn.answer
     assert "churn probability" in turn.answer.lower()

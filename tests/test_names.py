@@ -57,3 +57,12 @@ def test_match_value_exact_first_then_any_number_unless_ambiguous() -> None:
     assert match_value("top", known) is None
     assert match_value("", known) is None
     assert value_key("Skincare Gift Sets") == "skincare gift set"
+
+
+def test_british_and_american_spellings_match_either_way() -> None:
+    """ "fibre" for Fiber optic, "colour" for Color, "grey" for Gray (and back)."""
+    assert mentions("churn among month-to-month fibre custs", "Fiber optic") == []  # two words
+    assert mentions("churn for fibre custs", "Fiber") == [(10, 15)]
+    assert match_value("colours", ["Color", "Size"]) == "Color"
+    assert match_value("gray", ["Grey", "Blue"]) == "Grey"
+    assert word_key("Centres") == "center"

@@ -108,10 +108,12 @@ def model_card(ws: Workspace, target: str) -> dict[str, Any]:
         if auc >= 0.6
         else "not better than chance"
     )
+    # the base rate says what the lift and capture are measured against ("26.5% churn")
+    base = f"; base rate {m['base_rate']:.1%}" if m.get("base_rate") is not None else ""
     card["headline"] = (
         f"{card['meaning']}: ROC-AUC {auc:.2f} on the held-out window; the top "
         f"10% of scores hold {m['capture_by_decile'][0]:.0%} of positives "
-        f"(lift {m['top_decile_lift']:.1f}x)"
+        f"(lift {m['top_decile_lift']:.1f}x{base})"
     )
     return card
 

@@ -166,10 +166,7 @@ def _churn_is_a_label(ctx: ToolContext) -> bool:
     try:
         from insight_agent.analytics.queries import metrics_engine
 
-        catalogue = metrics_engine(ctx.ws).catalogue
-        measure = catalogue.measures.get(catalogue.resolve("churn") or "")
-        # the label's rate; the order-based model's mean probability is a prediction
-        return measure is not None and measure.aggregation == "share_of_customers"
+        return metrics_engine(ctx.ws).catalogue.churn_label_rate() is not None
     except Exception:
         return False
 

@@ -66,14 +66,22 @@ class TableCache:
         path = self.path(table)
         if path is None:
             return None
-        frame = pd.read_parquet(path)
-        for col in frame.columns:
-            dtype = frame[col].dtype
-            if pd.api.types.is_string_dtype(dtype) and not (
-                isinstance(dtype, pd.StringDtype) and dtype.na_value is pd.NA
-            ):
-                frame[col] = frame[col].astype("string")
-        return frame
+        return text_as_string(pd.read_parquet(path))
+
+
+def text_as_string(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its text columns as pandas' "string" dtype (NA for missing), as
+    validation makes them: Parquet without pandas metadata and Arrow results come back as
+    pandas 3's default ``str`` (NaN for missing) or as objects. In place; returned."""
+    import pandas as pd
+
+    for col in frame.columns:
+        dtype = frame[col].dtype
+        if pd.api.types.is_string_dtype(dtype) and not (
+            isinstance(dtype, pd.StringDtype) and dtype.na_value is pd.NA
+        ):
+            frame[col] = frame[col].astype("string")
+    return frame
 
 
 def _root(ws: Workspace) -> Path:

@@ -60,13 +60,9 @@ def to_frame(table: Any, index: str | None = None) -> pd.DataFrame:
     Arrow strings come back as pandas' default ``str`` (NaN for missing) or as objects; the
     pandas reference holds them as "string" (NA for missing), and frames compared or joined
     across the two must agree."""
-    frame = table.to_pandas()
-    for col in frame.columns:
-        dtype = frame[col].dtype
-        if pd.api.types.is_string_dtype(dtype) and not (
-            isinstance(dtype, pd.StringDtype) and dtype.na_value is pd.NA
-        ):
-            frame[col] = frame[col].astype("string")
+    from insight_agent.engine.cache import text_as_string
+
+    frame = text_as_string(table.to_pandas())
     if index is not None:
         frame = frame.set_index(index).sort_index()
     return frame

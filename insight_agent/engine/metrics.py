@@ -254,6 +254,14 @@ class Catalogue:
     # rate when the label is the only outcome the workspace has.
     aliases: dict[str, str] = field(default_factory=dict)
 
+    def churn_label_rate(self) -> Measure | None:
+        """The rate of the customers table's churn-like label where "churn" means it (no
+        order-based churn model in the build); None otherwise."""
+        measure = self.measures.get(self.resolve("churn") or "")
+        return (
+            measure if measure is not None and measure.aggregation == "share_of_customers" else None
+        )
+
     def resolve(self, name: str) -> str | None:
         """The measure ``name`` stands for here (its own name or an alias), or None."""
         key = norm(name)

@@ -370,21 +370,19 @@ NOT_BY_VALUE = ("segment", "product")  # segments are matched by name; products 
 def _lost_customers(cat: Any, q: str, measures: list[str], by: list[str]) -> tuple[str, str] | None:
     """(the churn label's rate, its filter) when ``q`` asks a figure of the customers who
     churned ("for churners", "of those who left") besides that rate; else None."""
-    rate = cat.resolve("churn")
-    measure = cat.measures.get(rate or "")
+    measure = cat.churn_label_rate()
     if (
         measure is None
-        or measure.aggregation != "share_of_customers"
         or len(measures) < 2
-        or rate not in measures
+        or measure.name not in measures
         or not re.search(r"\bchurn(?:ers|ed)\b|\bwho (?:churned|left|cancell?ed|quit)\b", q)
         or re.search(r"\bvs\.?\b|\bversus\b|\bstayed\b|\bnon[- ]?churn|\bcompar", q)
     ):
         return None
-    label = rate.removesuffix("_rate")
+    label = measure.name.removesuffix("_rate")
     if label not in cat.dimensions or label in by:
         return None
-    return rate, f"{label}={measure.label.rsplit(' = ', 1)[-1]}"
+    return measure.name, f"{label}={measure.label.rsplit(' = ', 1)[-1]}"
 
 
 def without_columns(cat: Any, q: str) -> str:

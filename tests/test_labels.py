@@ -532,3 +532,61 @@ def test_a_churn_label_is_what_churn_means_without_orders(telco_ws: Path) -> Non
         turn = session.ask(question)
         assert turn.tool_calls == [], (question, turn.tool_calls)
         assert "declined: no_data" in turn.notes
+
+
+def test_yes_no_columns_are_groups_and_shares(telco_ws: Path) -> None:
+    """A 0/1 column (senior_citizen, paperless_billing) breaks figures down into Yes and No
+    and has a share, both equal to pandas; its words name the groups ("seniors vs non
+    seniors", "without dependents", "how many seniors") and the column's everyday words
+    name its figure ("monthly bill", "lifetime spend")."""
+    from insight_agent.agent.session import SessionOptions, open_session
+    from insight_agent.analytics.queries import metrics_engine
+    from insight_agent.data.bootstrap import open_workspace
+    from tests.conftest import FIXTURES
+
+    frame = pd.read_csv(FIXTURES / "public" / "telco_churn" / "wa_churn.csv.gz")
+    churned = frame["churn"].eq("Yes")
+    ws = open_workspace(telco_ws)
+    cat = metrics_engine(ws).catalogue
+    assert cat.dimensions["senior_citizen"].flag and "average_senior_citizen" not in cat.measures
+    assert cat.resolve("average_paperless_billing") == "share_paperless_billing"
+    session = open_session(ws, llm="none", options=SessionOptions(transcript=False))
+
+    def ask(question: str) -> tuple[dict, dict]:
+        turn = session.ask(question)
+        assert len(turn.tool_calls) == 1, (question, turn.answer)
+        call = turn.tool_calls[0]
+        assert call["tool"] == "query_metrics" and call["error"] is None, (question, call)
+        return call["args"], call["result"]
+
+    args, result = ask("churn rate seniors vs non seniors")
+    assert args["by"] == ["senior_citizen"]
+    rates = {r["senior_citizen"]: r["churn_rate"] for r in result["rows"]}
+    expected = churned.groupby(frame["senior_citizen"].map({1: "Yes", 0: "No"})).mean()
+    assert rates == pytest.approx(expected.to_dict(), abs=5e-4)
+    args, result = ask("share of customers on paperless billing?")
+    assert args["measures"] == ["share_paperless_billing"] and not args.get("by")
+    assert result["rows"][0]["share_paperless_billing"] == pytest.approx(
+        frame["paperless_billing"].mean(), abs=5e-4
+    )
+    args, _ = ask("churn for people without dependents")
+    assert args["where"] == ["dependents=No"]
+    args, result = ask("how many seniors do we have")
+    assert args["where"] == ["senior_citizen=Yes"]
+    assert result["rows"][0]["customers"] == int(frame["senior_citizen"].sum())
+    from insight_agent.engine.metrics import MetricRequest, parse_filter
+
+    engine = metrics_engine(ws)
+    by_value = [  # the column's own values filter the same group as Yes / No
+        engine.query(MetricRequest(["customers"], filters=[parse_filter(f"senior_citizen={v}")]))
+        ["rows"][0]["customers"]
+        for v in ("1", "yes", "true", "0")
+    ]  # fmt: skip
+    assert by_value == [1142, 1142, 1142, 7043 - 1142]
+    args, result = ask("avg monthly bill across all custs?")
+    assert args["measures"] == ["average_monthly_charges"]
+    args, result = ask("whats the avg lifetime spend per customer so far")
+    assert args["measures"] == ["average_total_charges"]
+    assert result["rows"][0]["average_total_charges"] == pytest.approx(
+        pd.to_numeric(frame["total_charges"], errors="coerce").mean(), abs=5e-3
+    )

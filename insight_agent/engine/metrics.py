@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -47,6 +47,8 @@ MISSING = "(missing)"
 MAX_ROWS = 500  # a breakdown longer than this is cut (the result says so)
 # Customer columns never offered as dimensions: identifiers and contact details.
 _PII = re.compile(r"name|mail|phone|address|street|zip|postal|postcode|ssn|iban|card", re.I)
+_FLAG_VALUES = {"1": "Yes", "1.0": "Yes", "true": "Yes", "y": "Yes", "0": "No", "0.0": "No",
+                "false": "No", "n": "No"}  # fmt: skip
 MAX_LEVELS = 60  # a text column with more distinct values is not a dimension (except product)
 # Measures whose rows add up to the total under any non-time breakdown (sums and row counts;
 # not distinct counts: an order or a buyer can fall in two categories).
@@ -94,6 +96,8 @@ class Dimension:
     column: str | None = None
     tables: tuple[str, ...] = ()  # fact tables it applies to
     numeric: bool = False
+    # a 0/1 (or true/false) customer column: its values read "Yes" / "No"
+    flag: bool = False
 
 
 def _orders_count(t: Any, ctx: dict[str, Any]) -> Any:
@@ -335,8 +339,14 @@ def build_catalogue(con: Any, labels: dict[str, str] | None = None) -> Catalogue
             continue  # customers made from order ids: active_customers says it better
         measures[m.name] = m
     aliases: dict[str, str] = {}
+    flags: list[str] = []
     if "customers" in present and not _derived_customers(columns):
-        measures.update(_attribute_measures(con, columns, labels or {}))
+        flags = flag_columns(con, columns["customers"], labels or {})
+        measures.update(_attribute_measures(con, columns, labels or {}, flags))
+        for col in flags:  # "share on paperless billing", "% seniors"
+            share = _flag_share(col)
+            measures[share.name] = share
+            aliases[f"average_{norm(col)}"] = share.name
         rates = _label_measures(columns, labels or {})
         measures.update(rates)
         rate_names = [n for n, m in rates.items() if m.aggregation == "share_of_customers"]
@@ -405,7 +415,7 @@ def build_catalogue(con: Any, labels: dict[str, str] | None = None) -> Catalogue
             dims["age_band"] = Dimension("age_band", "Age band", "customer", "age",
                                          tuple(sorted(people | {"scores"} & present)))  # fmt: skip
         cands = [c for c in ("gender", "region", "country", "channel") if c in cust]
-        cands += _extra_levels(con, "customers", cust)
+        cands += _extra_levels(con, "customers", cust) + flags
         for col in cands:
             name = norm(col)
             if name in dims:
@@ -418,7 +428,8 @@ def build_catalogue(con: Any, labels: dict[str, str] | None = None) -> Catalogue
                                                          "customer", col, rest)  # fmt: skip
                 continue
             dims[name] = Dimension(name, col.replace("_", " ").capitalize(), "customer", col,
-                                   tuple(sorted(people | ({"scores"} & present))))  # fmt: skip
+                                   tuple(sorted(people | ({"scores"} & present))),
+                                   flag=col in flags)  # fmt: skip
     up_to, first = _date_range(con, present)
     notes = []
     if "scores" not in present:
@@ -478,11 +489,60 @@ def _label_measures(columns: dict[str, list[str]], labels: dict[str, str]) -> di
 _NOT_AVERAGED = re.compile(r"(?:^|_)(?:id|ids|key|code|zip|postcode|year|month|day|week)$")
 
 
+def flag_columns(con: Any, cols: list[str], labels: dict[str, str]) -> list[str]:
+    """Customer columns holding only 0 and 1 (or true and false): yes/no attributes such as
+    senior_citizen or paperless_billing. They break figures down ("seniors vs non seniors")
+    and their share is a measure; their mean or median as a number would mislead."""
+    t = con.table("customers")
+    schema = t.schema()
+    cands = [
+        c
+        for c in cols
+        if c != "customer_id"
+        and c not in labels
+        and not _PII.search(c)
+        and (schema[c].is_boolean() or schema[c].is_integer() or schema[c].is_floating())
+    ]
+    if not cands:
+        return []
+    stats = t.aggregate(**{
+        f"o{i}": (t[c].cast("float64").isin([0.0, 1.0]) | t[c].isnull()).all()
+        for i, c in enumerate(cands)
+    } | {f"n{i}": t[c].cast("float64").nunique() for i, c in enumerate(cands)})  # fmt: skip
+    row = stats.to_pyarrow().to_pylist()[0]
+    return [c for i, c in enumerate(cands) if row[f"o{i}"] and row[f"n{i}"] == 2]
+
+
+def flag_words(col: str) -> str:
+    """A regex for a yes/no column said in words: its name, or its first word alone when
+    that is long enough to be distinctive ("seniors" for senior_citizen, "paperless")."""
+    words = re.findall(r"[a-z0-9]+", col.lower())
+    whole = column_words(col)
+    if len(words) > 1 and len(words[0]) >= 5 and words[0].isalpha():
+        return rf"(?:{whole}|{re.escape(words[0])}s?)"
+    return whole
+
+
+def _flag_share(col: str) -> Measure:
+    key = norm(col)
+    said = flag_words(col)
+    return Measure(
+        f"share_{key}", f"Share with {col} = 1", "customers", "share", "share_of_customers",
+        f"share of customers whose {col} is 1 (yes), missing values skipped",
+        lambda t, c, _c=col: t[_c].cast("float64").mean(), digits=3,
+        words=(rf"(?:\b(?:share|percent\w*|proportion|fraction)\b|%)(?:\s+of)?(?:\s+(?:our|the|all))?"
+               rf"(?:\s+(?:customers?|custs?|people|ppl|users|members|subscribers?|clients?))?"
+               rf"(?:\s+(?:who|that))?(?:\s+(?:are|is|have|has|use|uses|pay|pays|get|gets))?"
+               rf"(?:\s+(?:on|with|using|in|having|by))?(?:\s+an?)?\s+{said}\b",
+               rf"\b{said}\s+(?:share|rate|percent\w*|proportion)\b"),
+    )  # fmt: skip
+
+
 def _attribute_measures(
-    con: Any, columns: dict[str, list[str]], labels: dict[str, str]
+    con: Any, columns: dict[str, list[str]], labels: dict[str, str], flags: Sequence[str] = ()
 ) -> dict[str, Measure]:
     """The mean and median of each numeric customer attribute (balance, income, age,
-    tenure …): "average balance by job"."""
+    tenure …): "average balance by job". Yes/no columns (``flags``) get a share instead."""
     schema = con.table("customers").schema()
     out: dict[str, Measure] = {}
     for col in columns["customers"]:
@@ -490,6 +550,7 @@ def _attribute_measures(
         if (
             col == "customer_id"
             or col in labels
+            or col in flags
             or _PII.search(col)
             or _NOT_AVERAGED.search(key)
             or not schema[col].is_numeric()
@@ -511,12 +572,28 @@ def _attribute_measures(
 
 
 def column_words(col: str) -> str:
-    """A regex for a column's name said in words, in any number: "monthly charge(s)" for
-    monthly_charges, "total charge" for TotalCharges' snake form."""
+    """A regex for a column's name said in words, in any number and with the usual
+    synonyms: "monthly charge(s)" or "monthly bill" for monthly_charges, "total charge" or
+    "lifetime spend" for TotalCharges' snake form."""
     from insight_agent.names import word_key
 
     words = re.findall(r"[a-z0-9]+", col.lower())
-    return r"\s+".join(re.escape(word_key(w)) + r"(?:e?s)?" for w in words)
+    return r"\s+".join(
+        "(?:"
+        + "|".join(re.escape(k) for k in (word_key(w), *_SAID_AS.get(word_key(w), ())))
+        + r")(?:e?s)?"
+        for w in words
+    )
+
+
+# How people say a column's words in a question ("avg monthly bill" for monthly_charges,
+# "lifetime spend" for total_charges); keys are names.word_key forms.
+_SAID_AS = {
+    "charge": ("bill", "billing", "fee", "spend", "payment"),
+    "total": ("lifetime", "cumulative", "all time", "all-time"),
+    "income": ("salary", "earning"),
+    "salary": ("income", "pay"),
+}
 
 
 def _derived_customers(columns: dict[str, list[str]]) -> bool:
@@ -673,6 +750,9 @@ class MetricsEngine:
             )  # fmt: skip
         if dim.numeric:
             return col
+        if dim.flag:
+            return ibis.cases((col.isnull(), MISSING), (col.cast("float64") == 1, "Yes"),
+                              else_="No")  # fmt: skip
         return col.cast("string").fill_null(MISSING)
 
     def _column(self, t: Any, table: str, dim: Dimension) -> Any:
@@ -696,6 +776,8 @@ class MetricsEngine:
                 return float(value)
             except ValueError:
                 raise ConfigError(f"{dim.name} needs a number, not '{value}'") from None
+        if dim.flag:  # "senior_citizen=1", "=true", "=yes"
+            value = _FLAG_VALUES.get(value.strip().lower(), value)
         if dim.name == "segment":
             value = re.sub(r"^\s*S\d+\s+|\s*\(S\d+\)\s*$", "", value)  # "S2 Lapsing customers"
         levels = self.levels(dim)

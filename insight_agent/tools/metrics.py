@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from insight_agent.formatting import pct, signed_pct
+from insight_agent.formatting import number, pct, signed_pct
 from insight_agent.names import mentions, value_key
 from insight_agent.tools.registry import Facts, ToolContext, ToolSpec, register
 
@@ -99,7 +99,7 @@ def _fmt(value: Any, unit: str) -> str:
         return pct(value)
     if isinstance(value, int):
         return f"{value:,}"
-    return f"{float(value):,.2f}" if unit == "currency" else f"{value}"
+    return f"{float(value):,.2f}" if unit == "currency" else number(value)
 
 
 def _span(facts: Facts) -> str:
@@ -469,6 +469,36 @@ def _without(ctx: ToolContext, cat: Any, q: str) -> str | None:
     return None
 
 
+_NEGATED = (
+    r"(?:non[- ]?|not\s+|without\s+(?:an?\s+|any\s+)?|with\s+no\s+|no\s+|w/o\s+|"
+    r"(?:don'?t|do not|doesn'?t|does not)\s+(?:have|use)\s+(?:an?\s+|any\s+)?)"
+)
+
+
+def flags_said(cat: Any, q: str) -> dict[str, str]:
+    """Yes/no attributes (0/1 columns) ``q`` names by their words: "both" when it compares
+    the two groups ("seniors vs non seniors", "with and without dependents", "paperless or
+    not"), "No" for the group without ("non seniors", "custs without dependents"), "Yes" for
+    the group with ("churn for seniors")."""
+    from insight_agent.engine.metrics import flag_words
+
+    out: dict[str, str] = {}
+    for dim in cat.dimensions.values():
+        if not dim.flag or dim.column is None:
+            continue
+        said = flag_words(dim.column)
+        hits = [bool(h[1]) for h in re.finditer(rf"\b({_NEGATED})?{said}\b", q)]
+        if not hits:
+            continue
+        if (any(hits) and not all(hits)) or re.search(
+            rf"\bwith and without\s+(?:an?\s+)?{said}\b|\b{said}\s+(?:or not|vs\.?|versus)\b", q
+        ):
+            out[dim.name] = "both"
+        else:
+            out[dim.name] = "No" if all(hits) else "Yes"
+    return out
+
+
 def _dims_by_name(cat: Any, q: str) -> list[str]:
     """Text dimensions whose own name ``q`` says as a word ("loan", "education")."""
     return [
@@ -620,11 +650,41 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
     for measure in cat.measures.values():  # this workspace's own: "y rate", "average balance"
         for pattern in measure.words:
             found = re.search(pattern, rest)
+            if found is None and measure.name.startswith("share_"):
+                # "share of customers on paperless billing": the words that named the
+                # built-in head count name the yes/no column's share
+                found = re.search(pattern, q)
             if found:
                 measures.append(measure.name)
                 said.append(found[0])
                 rest = re.sub(pattern, " ", rest)
                 break
+    unknown = [m for m in measures if cat.resolve(m) is None]
+    if unknown:
+        # "avg lifetime spend per customer" over a customers table: "spend per customer" is
+        # revenue per customer elsewhere, but here the words name a column of its own
+        own = [
+            m.name
+            for m in cat.measures.values()
+            if m.name not in measures and any(re.search(p, q) for p in m.words)
+        ]
+        if own:
+            measures = [m for m in measures if m not in unknown] + own[:1]
+    flags = flags_said(cat, rest)
+    if (
+        not measures
+        and flags
+        and "customers" in cat.measures
+        and re.search(r"\bhow many\b|\bnumber of\b|\bcount of\b", q)
+    ):  # "how many seniors do we have?": customers, of that group
+        measures = ["customers"]
+    shares = [m for m in measures if m.startswith("share_") and m in cat.measures]
+    if (
+        shares
+        and "customers" in measures
+        and any(re.search(r"%|share|percent|proportion|fraction", w) for w in said)
+    ):  # "share of customers on paperless billing": the flag's share, not a head count
+        measures = [m for m in measures if m != "customers"]
     if not measures and _GROWTH.search(q) and "revenue" in cat.measures:
         measures = ["revenue"]  # "which category is growing fastest?": in sales
     if (
@@ -717,6 +777,13 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
         by.append(outcome)  # type: ignore[arg-type]
         if len(args["measures"]) > 1:
             args["measures"] = [m for m in args["measures"] if m != f"{outcome}_rate"]
+    for dim, group in flags.items():  # "seniors vs non seniors", "churn for seniors"
+        if f"share_{dim}" in args["measures"] or dim in by:
+            continue  # the share of that group is the figure asked for
+        if group == "both":
+            by.append(dim)
+        else:
+            levels[dim] = [group]
     lacking = _without(ctx, cat, rest)
     if lacking is not None and lacking.split("=", 1)[0] not in by:
         # "churn for people without online security": the No group of that yes/no column
@@ -729,6 +796,8 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
         named = next((d for d in _dims_by_name(cat, rest) if len(levels.get(d, [])) != 1), None)
         if compared or named:
             by.append(compared or named)  # type: ignore[arg-type]
+    # "share on paperless billing": not broken down by the column whose share it is
+    by = [b for b in by if f"share_{b}" not in args["measures"]]
     if by:
         args["by"] = by[:2]
     found = _PERIOD.search(q)

@@ -21,12 +21,15 @@ _NOT_PLURAL = ("ss", "us", "is", "as")
 _ES_PLURAL = ("sses", "xes", "zes", "ches", "shes")
 
 
-# British spellings people type for values the data may spell the American way (or back):
-# both sides of a comparison go through word_key, so either spelling matches either.
+# British spellings people type for values the data may spell the American way (or back),
+# and regional names of one thing: both sides of a comparison go through word_key, so
+# either matches either.
 _SPELLING = {"fibre": "fiber", "colour": "color", "colours": "colors", "centre": "center",
              "centres": "centers", "grey": "gray", "jewellery": "jewelry",
              "aluminium": "aluminum", "favourite": "favorite", "favourites": "favorites",
-             "cheque": "check", "cheques": "checks", "catalogue": "catalog"}  # fmt: skip
+             "cheque": "check", "cheques": "checks", "catalogue": "catalog",
+             # one thing under regional names: gas (US) is petrol (UK) is fuel
+             "gas": "fuel", "gasoline": "fuel", "petrol": "fuel"}  # fmt: skip
 
 
 def word_key(word: str) -> str:
@@ -60,7 +63,13 @@ def _same(
 
 def mentions(text: str, name: str) -> list[tuple[int, int]]:
     """Character spans of ``text`` where ``name`` is said as whole words, in any case and
-    number ("a dress" and "DRESSES" for Dresses; "blue-collar workers" for blue-collar)."""
+    number ("a dress" and "DRESSES" for Dresses; "blue-collar workers" for blue-collar). A
+    name of alternatives ("BEERS/ALES", "Tops/Blouses") is said by any of them of four
+    letters or more ("beer sales")."""
+    if "/" in name and not re.search(r"\d/\d", name):
+        parts = [p for p in name.split("/") if len(p.strip()) >= 4]
+        if len(parts) >= 2:
+            return sorted({span for part in parts for span in mentions(text, part)})
     want = _words(name)
     if not want:
         return []

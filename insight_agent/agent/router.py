@@ -16,7 +16,6 @@ from typing import Any
 
 from insight_agent.names import mentioned, mentions
 from insight_agent.tools.registry import (
-    DATA_KINDS,
     ToolContext,
     ToolResult,
     ToolSpec,
@@ -25,6 +24,7 @@ from insight_agent.tools.registry import (
     call_tool,
     get_tool,
     missing_data,
+    why_missing,
     workspace_has,
 )
 
@@ -149,10 +149,14 @@ def _target(ctx: ToolContext, question: str) -> str:
             return lost[0]
     if re.search(r"respon|campaign|email|offer", q):
         return "response"
-    if re.search(r"\bbuy|purchas|order again|come back", q) and not re.search(r"churn|lapse", q):
-        for category in _categories(ctx):
-            if category.lower() in q:
-                return category
+    if not re.search(r"churn|lapse", q):
+        # a category model named ("likeliest gas buyers" for FUEL, "the fuel model")
+        named = mentioned(question, _categories(ctx))
+        if named:
+            return named[0]
+    if re.search(r"\bbuy|purchas|order again|come back|shop again", q) and not re.search(
+        r"churn|lapse", q
+    ):
         return "purchase"
     return "churn"
 
@@ -201,6 +205,18 @@ def _categories(ctx: ToolContext) -> list[str]:
     return sorted(p.stem.split("__", 1)[1] for p in models.glob("category__*.json"))
 
 
+def _order_categories(ctx: ToolContext) -> list[str]:
+    """The orders' category values (empty when the workspace has none)."""
+    try:
+        from insight_agent.analytics.queries import metrics_engine
+
+        engine = metrics_engine(ctx.ws)
+        dim = engine.catalogue.dimensions.get("category")
+        return engine.levels(dim) if dim is not None and "orders" in dim.tables else []
+    except Exception:
+        return []
+
+
 def _customer_id(ctx: ToolContext, question: str) -> str | None:
     from insight_agent.analytics.artifacts import current_build, lookup_customer
 
@@ -213,7 +229,8 @@ def _customer_id(ctx: ToolContext, question: str) -> str | None:
         if not any(ch.isdigit() for ch in token):
             continue
         if token.isdigit() and not re.search(
-            r"\b(?:customers?|clients?|id|ids|accounts?|no\.?|number|#)\s*#?\s*$",
+            r"\b(?:customers?|clients?|households?|hh|members?|shoppers?|users?|buyers?|"
+            r"subscribers?|id|ids|accounts?|no\.?|number|#)\s*#?\s*$",
             question[: m.start()],
             re.I,
         ):
@@ -348,7 +365,8 @@ _DOMAIN = re.compile(
     r"\brate\b|gmv|units|sold|outcome|driver|\bdrives?\b|likel|probab|conver|subscri|signed up|"
     r"sign-?ups?|upgrade|cancel|renew|attribute|balance|income|"
     r"size|sizing|fit|fabric|material|colou?r|issue|problem|love|hate|dislike|rated|"
-    r"support|service|insight|report",
+    r"support|service|insight|report|household|\bhh\b|\btrips?\b|"
+    r"\b(?:take|took|bring|brought) in\b",
     re.I,
 )
 _FOLLOW_UP = re.compile(r"\b(?:it|they|them|their|that|those|these|this one|what about|how "
@@ -446,6 +464,9 @@ def _outcome(ctx: ToolContext) -> str:
         labels = {}
     if labels:
         return " or ".join(f"have {k} = {v}" for k, v in sorted(labels.items()))
+    categories = _categories(ctx)
+    if categories and "response" not in (workspace_has(ctx) or ()):
+        return "buy " + " or ".join(categories)  # the category models are all there is
     return "respond to a campaign"
 
 
@@ -478,7 +499,7 @@ def no_data(ctx: ToolContext, decision: Route, question: str = "") -> Decline | 
                 missing.append(why)
     if not missing:
         return None
-    lacks = "; and ".join(DATA_KINDS.get(kind, kind) for kind in missing)
+    lacks = "; and ".join(why_missing(ctx, kind) for kind in missing)
     return Decline(
         "no_data",
         f"I can't answer that from this workspace: it has {lacks}. "
@@ -581,7 +602,10 @@ def decline(
         )
     if _DOMAIN.search(q) or _ID.search(q) or (follow_up and _FOLLOW_UP.search(q)):
         return None
-    if names and any(re.search(rf"\b{re.escape(n.lower()[:4])}", q.lower()) for n in names):
+    if names and (
+        any(re.search(rf"\b{re.escape(n.lower()[:4])}", q.lower()) for n in names)
+        or mentioned(q, names)  # "gas" for FUEL
+    ):
         return None  # a segment or category of this workspace ("the bargain hunters")
     from insight_agent.tools.metrics import normalise
 
@@ -761,6 +785,12 @@ class DialogueState:
             where.append(f"segment={segments[0]}")
         if where:
             args["where"] = where
+            # "just grocery" after a breakdown by category: that row, not the breakdown
+            filtered = {str(w).split("=", 1)[0].rstrip("!<>") for w in where}
+            kept = [b for b in args.get("by") or [] if b not in filtered]
+            if kept != list(args.get("by") or []):
+                args["by"] = kept
+                args.pop("top", None)
         return args
 
 
@@ -903,7 +933,7 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
         and state.metrics
         and re.search(
             r"^\s*(?:and|what about|how about|same|now|ok|also|then|vs\.?|versus|against|"
-            r"compared (?:to|with)|by|split by|broken down by)\b",
+            r"compared (?:to|with)|by|split by|broken down by|just|only)\b",
             q,
         )
     )
@@ -911,7 +941,8 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
         state is not None
         and state.metrics
         and (
-            ((metrics is None or named) and follows)
+            # "now by units", "just grocery - how many baskets?": the last figure changed
+            follows
             # "whats their churn rate", "and avg monthly charges for those?": a new measure for
             # the same customers (the last figure's filters and breakdown)
             or (metrics is not None and not named and _REFERS_BACK.search(q) and not state.segment)
@@ -1164,9 +1195,12 @@ def _args_for(ctx: ToolContext, tool: str, question: str, segments: list[str]) -
         if count:
             args["n"] = count  # the tool lists up to its cap and says so
     if "category" in fields:
-        for category in _categories(ctx):
-            if category.lower() in question.lower():
-                args["category"] = category
+        # any category of the orders for basket rules ("what do people buy with produce"),
+        # a category with a model for predictions; said in any number or regional name
+        known = _order_categories(ctx) if tool == "basket_rules" else []
+        named = mentioned(question, known or _categories(ctx))
+        if named:
+            args["category"] = named[0]
     if tool == "segment_profile" and "segment" not in args:
         args["segment"] = ""  # the tool's error lists the segments
     return args

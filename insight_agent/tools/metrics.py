@@ -7,6 +7,7 @@ dimensions as enums (:func:`_args_for`), so a model can only choose names that e
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any, Literal
 
@@ -106,7 +107,8 @@ def _span(facts: Facts) -> str:
     p = facts["period"]
     if not p.get("end"):
         return p["label"]
-    return f"{p['label']} ({p.get('start') or '…'} to {p['end']})"
+    dates = f"{p.get('start') or '…'} to {p['end']}"
+    return dates if p["label"] == dates else f"{p['label']} ({dates})"
 
 
 def _in_span(facts: Facts) -> str:
@@ -115,19 +117,34 @@ def _in_span(facts: Facts) -> str:
     return ("" if label.startswith(("since ", "until ")) else "in ") + _span(facts)
 
 
+def _for(facts: Facts) -> str:
+    """ " for category = PRODUCE": the filters a figure was computed under, as the sentence
+    must say them (a filtered figure stated as "revenue in all data" is a wrong answer)."""
+    filters = facts.get("filters") or []
+    if not filters:
+        return ""
+    said = [re.sub(r"\s*(!=|>=|<=|=|<|>)\s*", r" \1 ", f, count=1) for f in filters]
+    return " for " + " and ".join(said)
+
+
 def headline(facts: Facts) -> str | None:
     """The answer in one sentence, figures exactly as in the rows."""
     rows = facts.get("rows") or []
     if not rows:
-        return f"No data for that {_in_span(facts)}."
+        return f"No data{_for(facts)} {_in_span(facts)}."
     m = facts["measures"][0]
     name, unit = m["name"], m["unit"]
-    label = m["label"]
+    label = m["label"] + _for(facts)
     by = facts.get("by") or []
     if not by:
         row = rows[0]
         line = f"{label} {_in_span(facts)}: {_fmt(row.get(name), unit)}"
-        if facts.get("compared_with") and row.get(f"{name}_previous") is not None:
+        cmp = facts.get("compared_with")
+        if cmp and row.get(f"{name}_previous") is None:
+            # "dec vs the same month last year" on data that starts after it: say so, never
+            # leave the comparison out without a word
+            line += f" (no data for {cmp['start']} to {cmp['end']} to compare with)"
+        elif cmp:
             change = row.get(f"{name}_change_pct")
             move = "" if change is None else (f", {'up' if change >= 0 else 'down'} "
                                               f"{pct(abs(change))}")  # fmt: skip
@@ -176,12 +193,18 @@ def _moves(facts: Facts, name: str, by: list[str]) -> str:
     return line + f"; none fell, smallest rise: {where[1]} ({signed_pct(down[key])})"
 
 
+ROWS_SHOWN = 12  # rows of a breakdown listed under an answer
+MAX_ROWS_SHOWN = 50  # … and at most, when the question asked for more ("top 15")
+
+
 def answer(facts: Facts) -> str:
-    """The templated answer (no LLM): the headline and up to 12 rows."""
+    """The templated answer (no LLM): the headline and up to 12 rows (the rows asked for,
+    up to 50, when the question named a number: "top 15 products")."""
     lines = [headline(facts) or ""]
     by = facts.get("by") or []
+    shown = min(max(int(facts.get("top") or 0), ROWS_SHOWN), MAX_ROWS_SHOWN)
     if by and len(facts.get("rows") or []) > 1:
-        for row in facts["rows"][:12]:
+        for row in facts["rows"][:shown]:
             parts = []
             for m in facts["measures"]:
                 part = f"{m['name']} {_fmt(row.get(m['name']), m['unit'])}"
@@ -193,7 +216,7 @@ def answer(facts: Facts) -> str:
                 parts.append(part)
             figures = ", ".join(parts)
             lines.append(f"- {' / '.join(str(row[d]) for d in by)}: {figures}")
-        if facts["rows_total"] > 12:
+        if facts["rows_total"] > shown:
             lines.append(f"({facts['rows_total']} rows in all: `insight metrics` lists them)")
     lines += [f"Note: {n}" for n in facts.get("notes", [])]
     return "\n".join(lines)
@@ -203,6 +226,9 @@ def answer(facts: Facts) -> str:
 
 _MEASURE_WORDS: tuple[tuple[str, str], ...] = (
     (r"average order value|\baov\b|basket size|order value|"
+     r"\b(?:average|typical|mean) (?:basket|ticket|transaction|trip)\b|"
+     r"\b(?:basket|ticket|transaction|trip) (?:\$ ?)?(?:value|spend|amount|size)\b|"
+     r"\b(?:basket|ticket) \$|\bspend per (?:basket|trip|visit|transaction)\b|"
      r"\b(?:spend|spends|spent|spending|pays?|paid) (?:the )?(?:most |least |more |less )?"
      r"(?:on average )?per order\b", "average_order_value"),
     (r"revenue per customer|spend per customer", "revenue_per_customer"),
@@ -237,10 +263,20 @@ _MEASURE_WORDS: tuple[tuple[str, str], ...] = (
     (r"\breturns\b|returned", "returns"),
     (r"\bunits\b|items sold", "units"),
     (r"revenue|\bsales\b|turnover|takings|\bgmv\b|how much (?:did we|we) (?:sell|make)|"
+     r"how much (?:do|does|did|have|had)? ?(?:we|you|they|it|i) (?:sell|sold|make|made|"
+     r"take in|took in|bring in|brought in|earn|earned)|"
+     r"how much (?:do|does|did|have|had) (?:they|those|these|customers|people|shoppers|he|she)"
+     r" (?:spend|spent)\b(?! per)|"
      r"how much (?:have|had) we (?:sold|made)|how much (?:was|did we|we) (?:sold|sell)|"
      r"how (?:are|were|is|was) (?:we|business|things) (?:doing|going)|how did we do|"
      r"\bperformance\b", "revenue"),
-    (r"(?:how many|number of|count of|total) orders|\borders\b", "orders"),
+    # figures no export of orders gives without costs: named so they are declined, never
+    # answered with revenue (a workspace with a profit column has its own measure for it)
+    (r"\bprofit\w*|\bmargins?\b|\bcogs\b|\bcost of (?:goods|sales)\b|\bmark-?ups?\b", "profit"),
+    (r"(?:how many|number of|count of|total) (?:orders|baskets|transactions|shopping visits|"
+     r"store visits|visits|receipts|tickets)|\borders\b|"
+     r"\b(?:baskets|transactions)(?= (?:from|between|since|in|during|last|this|per|by|each|"
+     r"over|vs|did|were|we)\b)", "orders"),
     (r"(?:how many|number of|count of|most|fewest|more|fewer) customers|"
      r"(?:share|percent\w*|proportion|fraction|%) of (?:our |the |all )?customers|"
      r"\bcustomer (?:count|numbers|totals?)\b|^customers (?:by|per|split by|broken down by)\b",
@@ -257,6 +293,20 @@ _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*"  # a month
 # "March 1998", "feb 97", "jun '21" (a two-digit year of 32-99 or with an apostrophe; "May 12"
 # is a day)
 _MONTH_YEAR = _MONTH + r" (?:\d{4}|'\d{2}|[3-9]\d\b)"
+# A month by a name that is nothing else ("may" is a verb first; "mar", "dec" are not words
+# a marketer types otherwise).
+_MONTH_ALONE = (
+    r"\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|june?|july?|aug(?:ust)?|"
+    r"sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\b"
+)
+_STRICT_MONTH = _MONTH_ALONE[:-3] + r"|may)\b"
+# A day as people write it: 2017-03-01, 3/1/2017, "mar 1 2017", "1st march 2017", "oct 1"
+_DAY = re.compile(
+    r"(\d{4}-\d{1,2}-\d{1,2})|(\d{1,2}/\d{1,2}/\d{4})"
+    rf"|({_STRICT_MONTH})\.? (\d{{1,2}})(?:st|nd|rd|th)?(?:,? (\d{{4}}))?\b"
+    rf"|\b(\d{{1,2}})(?:st|nd|rd|th)? (?:of )?({_STRICT_MONTH})(?:,? (\d{{4}}))?",
+    re.I,
+)
 _PERIOD = re.compile(
     r"\b(?:in |during |over |for )?(?:the )?"
     r"((?:last|past|previous|trailing) (?:\d+|a|one|two|three|six|twelve) "
@@ -267,7 +317,12 @@ _PERIOD = re.compile(
     rf"|{_MONTH_YEAR}|(?:19|20)\d\d(?![\d-]))"
     r"|\d{4}-q[1-4]|q[1-4] \d{4}|\bq[1-4]\b|\d{4}-\d{2}(?!-)"
     rf"|{_MONTH_YEAR}"
-    r"|(?<![\d-])(?:19|20)\d\d(?![\d-]))",
+    r"|(?<![\d-])(?:19|20)\d\d(?![\d-])"
+    # a month named alone ("dec vs nov"): the latest one up to the cutoff; "may" only where
+    # it cannot be the verb ("in may", "may vs april")
+    rf"|{_MONTH_ALONE}(?! \d)"
+    r"|(?:(?<=\bin )|(?<=\bfor )|(?<=\bof )|(?<=\bvs )|(?<=\bduring ))may\b(?! \d)"
+    r"|\bmay(?= (?:vs\.?|versus|and|or|compared|sales|revenue|orders)\b))",
     re.I,
 )
 # "the same month last year", "Q1 last year": a year-earlier comparison whose "last year" is
@@ -314,7 +369,12 @@ _TYPOS = {"hw": "how", "hoe": "how", "whats": "what is", "u": "you", "no.": "num
           "hows": "how is", "yr": "year", "yrs": "years", "mo": "month", "mos": "months",
           "12m": "12 months", "6m": "6 months", "3m": "3 months", "ppl": "people",
           "abt": "about", "dept": "department", "depts": "departments", "r": "are",
-          "pls": "please", "diff": "different"}  # fmt: skip
+          "pls": "please", "diff": "different", "qtr": "quarter", "qtrs": "quarters",
+          "q's": "quarters", "wk": "week", "wks": "weeks",
+          # retail words for the same things: a household is the customer, a shopping trip
+          # (a visit, a ticket) is an order
+          "households": "customers", "household": "customer", "hh": "customers",
+          "hhs": "customers", "trips": "orders", "trip": "order"}  # fmt: skip
 _VOCAB = ("revenue", "orders", "sales", "reviews", "customers", "returns", "rating", "ratings",
           "average", "repeat", "response", "campaign", "campaigns", "channel", "category",
           "segment", "month", "quarter", "weekly", "monthly", "subcategory", "department",
@@ -443,7 +503,28 @@ def _levels_named(ctx: ToolContext, cat: Any, q: str) -> dict[str, list[str]]:
                 taken.add(key)
         if hits:
             out[name] = hits
+    product = cat.dimensions.get("product")
+    if product is not None and not product.numeric and product.source == "fact":
+        # products last, and only by their whole name ("beer" for BEERS/ALES): there are
+        # many, so a word another column's value took, or a short code, never counts
+        try:
+            values = engine.levels(product)
+        except Exception:
+            values = []
+        hits = [
+            v
+            for v in values[:_MAX_PRODUCTS]
+            if re.search(r"[a-z]{4}", v.lower())
+            and v.lower().strip() not in VAGUE_LEVELS
+            and value_key(v) not in taken
+            and mentions(q, v)
+        ]
+        if hits:
+            out["product"] = hits
     return out
+
+
+_MAX_PRODUCTS = 5000  # products matched by name in a question (engine.levels' own cap)
 
 
 def _without(ctx: ToolContext, cat: Any, q: str) -> str | None:
@@ -605,6 +686,12 @@ def missing_dimensions(ctx: ToolContext, question: str) -> list[str]:
     return missing
 
 
+# Figures people ask for that orders, customers, campaigns and reviews do not hold.
+NOT_IN_ORDERS = {
+    "profit": "no cost, margin or profit column in its tables (revenue is all it has of money)"
+}
+
+
 def lacking_data(ctx: ToolContext, measure: str) -> str | None:
     """Why this workspace cannot compute a built-in ``measure``, as a DATA_KINDS key ("orders"
     for revenue with no orders, "churn" for a churn probability with no churn model) or, when
@@ -615,7 +702,7 @@ def lacking_data(ctx: ToolContext, measure: str) -> str | None:
 
     key = ALIASES.get(norm(measure), norm(measure))
     found = next((m for m in builtin_measures() if m.name == key), None)
-    if found is None:
+    if found is None and key not in NOT_IN_ORDERS:
         return None
     try:
         cat = metrics_engine(ctx.ws).catalogue
@@ -623,6 +710,17 @@ def lacking_data(ctx: ToolContext, measure: str) -> str | None:
         return None
     if cat.resolve(key) is not None:
         return None
+    if found is None:
+        held = [
+            f"{col} ({table})"
+            for table, cols in cat.columns.items()
+            for col in cols
+            if re.search(r"profit|margin|cost|cogs", col, re.I)
+        ]
+        if held:  # the column is there; the figure is not defined over it yet
+            return (f"no measure defined over {', '.join(held)} yet (revenue is the money "
+                    "figure it computes)")  # fmt: skip
+        return NOT_IN_ORDERS[key]
     if found.table == "scores":
         return "clv" if "clv_12m" in found.needs else "churn"
     if found.table == "returns":
@@ -644,7 +742,8 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
     try:
         from insight_agent.analytics.queries import metrics_engine
 
-        cat = metrics_engine(ctx.ws).catalogue
+        engine = metrics_engine(ctx.ws)
+        cat = engine.catalogue
     except Exception:
         return None
     for measure in cat.measures.values():  # this workspace's own: "y rate", "average balance"
@@ -796,11 +895,22 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
         named = next((d for d in _dims_by_name(cat, rest) if len(levels.get(d, [])) != 1), None)
         if compared or named:
             by.append(compared or named)  # type: ignore[arg-type]
+    share_of_total = re.search(
+        r"(?:%|\bshare|\bpercent\w*|\bproportion|\bfraction|\bhow much) of (?:our |the |all |"
+        r"total )?(?:sales|revenue|orders|units|customers|spend)\b|\b(?:sales|revenue) share\b",
+        q,
+    )
+    named_once = [d for d, found in levels.items() if len(found) == 1 and d not in by]
+    if share_of_total and not by and len(named_once) == 1:
+        # "what % of our sales is private label": that value's share of the total, read
+        # from the breakdown by its column (the answer gives each row's share)
+        by.append(named_once[0])
     # "share on paperless billing": not broken down by the column whose share it is
     by = [b for b in by if f"share_{b}" not in args["measures"]]
     if by:
         args["by"] = by[:2]
-    found = _PERIOD.search(q)
+    ranged = day_period(q, cat.data_up_to, dayfirst=getattr(engine, "dayfirst", False))
+    found = None if ranged else _PERIOD.search(q)
     same = _SAME_LAST_YEAR.search(q)
     if found and same and same.start() <= found.start() < same.end():
         # "vs the same month last year": the comparison, not the period asked about
@@ -810,6 +920,8 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
         args["period"], args["compare"] = paired
     elif found:
         args["period"] = found[1]
+    elif ranged:  # "between mar 1 and may 31 2017", "since oct 1 2017"
+        args["period"] = ranged
     elif _GROWTH.search(q):  # "which category is growing fastest?": recent months vs before
         args["period"] = GROWTH_PERIOD
         args["compare"] = "previous"
@@ -855,6 +967,72 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
         if low:
             args["ascending"] = True
     return args
+
+
+def day_period(q: str, cutoff: dt.date | None, *, dayfirst: bool = False) -> str | None:
+    """A period ``q`` gives by days, as :func:`~insight_agent.engine.periods.parse_period`
+    reads it: "between mar 1 and may 31 2017" -> "2017-03-01 to 2017-05-31", "since oct 1
+    2017", "until 3/31/2017", "on dec 24"; None when it names no day that way. A day said
+    without its year takes the range's other year, else the latest such day up to the
+    cutoff."""
+    days = list(_DAY.finditer(q))
+    if not days or cutoff is None:
+        return None
+
+    def as_date(m: re.Match[str], year: int | None) -> dt.date | None:
+        try:
+            if m[1]:
+                return dt.date.fromisoformat("-".join(f"{int(p):02d}" for p in m[1].split("-")))
+            if m[2]:
+                a, b, y = (int(p) for p in m[2].split("/"))
+                day, month = (a, b) if dayfirst or a > 12 else (b, a)
+                return dt.date(y, month, day)
+            month_word, day_text, year_text = (m[3], m[4], m[5]) if m[3] else (m[7], m[6], m[8])
+            month = _MONTH_NUMBER[month_word.lower()[:3]]
+            day = int(day_text)
+            if year_text:
+                return dt.date(int(year_text), month, day)
+            if year is None:  # the latest such day up to the cutoff
+                year = (
+                    cutoff.year if (month, day) <= (cutoff.month, cutoff.day) else cutoff.year - 1
+                )
+            return dt.date(year, month, day)
+        except ValueError:
+            return None
+
+    if len(days) >= 2 and re.fullmatch(
+        r"\s*(?:to|and|through|thru|until|till|-|–|—)\s*", q[days[0].end() : days[1].start()]
+    ):
+        end = as_date(days[1], None)
+        start = as_date(days[0], end.year if end else None)
+        if start is None or end is None:
+            return None
+        if start > end and not (days[0][1] or days[0][2] or days[0][5] or days[0][8]):
+            start = start.replace(year=start.year - 1)  # "dec 15 to jan 15 2018"
+        return f"{start.isoformat()} to {end.isoformat()}"
+    first = days[0]
+    day = as_date(first, None)
+    if day is None:
+        return None
+    before = q[: first.start()]
+    if re.search(r"\b(?:since|from|starting(?: from| on)?)\s+(?:the\s+)?$", before):
+        return f"since {day.isoformat()}"
+    if re.search(r"\bafter\s+(?:the\s+)?$", before):
+        return f"since {(day + dt.timedelta(days=1)).isoformat()}"
+    if re.search(r"\b(?:until|till|up to|through|thru|before)\s+(?:the\s+)?$", before):
+        return f"until {day.isoformat()}" if "before" not in before[-8:] else (
+            f"until {(day - dt.timedelta(days=1)).isoformat()}")  # fmt: skip
+    if re.search(r"\bon\s+(?:the\s+)?$", before):
+        return day.isoformat()
+    return None
+
+
+_MONTH_NUMBER = {
+    m: i
+    for i, m in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
+    )
+}
 
 
 def _two_periods(cat: Any, q: str, first: Any) -> tuple[str, str] | None:

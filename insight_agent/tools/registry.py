@@ -198,6 +198,41 @@ def workspace_has(ctx: ToolContext) -> frozenset[str] | None:
     return _HAS[key]
 
 
+# The build stages behind a kind of data: when the workspace has what they need but the
+# build skipped them (too few lapsed customers to learn churn from), the reason is the answer.
+_STAGES_OF = {
+    "churn": ("propensity:churn", "propensity:purchase"),
+    "segments": ("segments",),
+    "clv": ("clv",),
+    "basket": ("basket",),
+    "response": ("propensity:response",),
+}
+
+
+def why_missing(ctx: ToolContext, kind: str) -> str:
+    """What the workspace lacks, in words: the build's own reason when it skipped the stage
+    ("no churn or purchase model: the build skipped them: not enough data to model churn
+    …"), else what to add (DATA_KINDS)."""
+    from insight_agent.analytics.artifacts import current_build
+
+    generic = DATA_KINDS.get(kind, kind)
+    try:
+        stages = json.loads((current_build(ctx.ws) / "manifest.json").read_text("utf-8"))["stages"]
+    except Exception:
+        return generic
+    reasons = [
+        str(st.get("message") or "")
+        for st in stages
+        if st.get("name") in _STAGES_OF.get(kind, ()) and st.get("status") == "skipped"
+    ]
+    # "no orders table" reasons say what DATA_KINDS says; only a data-driven skip is news
+    reasons = [r for r in reasons if r and not re.search(r"\bno \w+ table\b|no orders", r)]
+    if not reasons:
+        return generic
+    what = generic.split(" (", 1)[0]
+    return f"{what}: the build skipped it ({'; '.join(dict.fromkeys(reasons))})"
+
+
 def missing_data(ctx: ToolContext, tool: str, args: dict[str, Any] | None = None) -> list[str]:
     """What ``tool`` (called with ``args``) needs that this workspace's build lacks (empty:
     it can answer, or there is no build to tell from). A churn or purchase target needs the

@@ -1,0 +1,179 @@
+"""Questions in a grocer's words on real transactions (84.51° Complete Journey, 300 whole
+households: tests/fixtures/public/complete_journey), answered by the no-LLM router over the
+validated cache and checked against pandas on the raw file: households are customers, trips
+and baskets are orders, "dec vs nov" and "between mar 1 and may 31 2017" are periods, a
+value named by part of its name ("beer" for BEERS/ALES, "gas" for FUEL) is a filter, a share
+of sales is read from the breakdown, follow-ups change the last figure, and profit (no cost
+column) is declined."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from insight_agent.cli import app
+from tests.conftest import FIXTURES
+
+DATA = FIXTURES / "public" / "complete_journey" / "cj_transactions_300hh.csv.gz"
+
+
+@pytest.fixture(scope="module")
+def lines() -> pd.DataFrame:
+    frame = pd.read_csv(DATA)
+    frame["day"] = pd.to_datetime(frame["transaction_timestamp"]).dt.normalize()
+    return frame
+
+
+@pytest.fixture(scope="module")
+def grocer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The transactions as the orders table, validated (the metrics need no build)."""
+    root = tmp_path_factory.mktemp("grocer") / "ws"
+    root.mkdir()
+    (root / "insight.toml").write_text(
+        f'[workspace]\nname = "grocer"\n[data.orders]\npath = "{DATA}"\n'
+        '[data.orders.columns]\ncustomer_id = "household_id"\norder_id = "basket_id"\n'
+        'order_date = "transaction_timestamp"\namount = "sales_value"\nquantity = "quantity"\n'
+        'category = "department"\nproduct = "product_category"\n',
+        encoding="utf-8",
+    )
+    done = CliRunner().invoke(app, ["validate", "-w", str(root)])
+    assert done.exit_code == 0, done.output
+    return root
+
+
+def _between(frame: pd.DataFrame, start: str, end: str) -> pd.DataFrame:
+    return frame[(frame["day"] >= start) & (frame["day"] <= end)]
+
+
+def test_a_grocers_words_get_the_figures_pandas_gives(grocer: Path, lines: pd.DataFrame) -> None:
+    from insight_agent.agent.session import SessionOptions, open_session
+    from insight_agent.data.bootstrap import open_workspace
+
+    session = open_session(
+        open_workspace(grocer), llm="none", options=SessionOptions(transcript=False)
+    )
+
+    def ask(question: str) -> tuple[dict, dict, str]:
+        turn = session.ask(question)
+        assert len(turn.tool_calls) == 1, (question, turn.answer)
+        call = turn.tool_calls[0]
+        assert call["tool"] == "query_metrics" and call["error"] is None, (question, call)
+        return call["args"], call["result"], turn.answer
+
+    def figure(question: str, measure: str) -> float:
+        return ask(question)[1]["rows"][0][measure]
+
+    revenue = lines["sales_value"]
+    dec, nov = _between(lines, "2017-12-01", "2017-12-31"), _between(lines, "2017-11-01",
+                                                                      "2017-11-30")  # fmt: skip
+    assert figure("how many shopping trips total", "orders") == lines["basket_id"].nunique()
+    aov = revenue.sum() / lines["basket_id"].nunique()
+    assert figure("avg basket $ value?", "average_order_value") == pytest.approx(aov, abs=5e-3)
+    spend = revenue.sum() / lines["household_id"].nunique()
+    assert figure("avg spend per household?", "revenue_per_customer") == pytest.approx(
+        spend, abs=5e-3
+    )
+    args, result, answer = ask("how did dec do vs nov, sales")
+    assert args["compare"] == "previous"
+    row = result["rows"][0]
+    assert row["revenue"] == pytest.approx(dec["sales_value"].sum(), abs=5e-3)
+    assert row["revenue_previous"] == pytest.approx(nov["sales_value"].sum(), abs=5e-3)
+    assert result["period"]["start"] == "2017-12-01" and "up 9.3%" in answer
+    q4 = _between(lines, "2017-10-01", "2017-12-31")
+    assert figure("units sold last qtr", "units") == q4["quantity"].sum()
+    # a value by part of its name, said the grocer's way; the sentence states the filter
+    args, result, answer = ask("beer sales last quarter?")
+    assert args["where"] == ["product=BEERS/ALES"] and "for product = BEERS/ALES" in answer
+    beer = q4.loc[q4["product_category"] == "BEERS/ALES", "sales_value"].sum()
+    assert result["rows"][0]["revenue"] == pytest.approx(beer, abs=5e-3)
+    args, result, _ = ask("how much did we take in on gas in 2017")
+    assert args["where"] == ["category=FUEL"]
+    fuel = _between(lines, "2017-01-01", "2017-12-31")
+    fuel = fuel.loc[fuel["department"] == "FUEL", "sales_value"].sum()
+    assert result["rows"][0]["revenue"] == pytest.approx(fuel, abs=5e-3)
+    # "what % of sales is X": X's row of the breakdown, with its share of the total
+    args, result, answer = ask("what % of our sales is private label")
+    assert args["by"] == ["brand"] and not args.get("where")
+    private = revenue[lines["brand"] == "Private"].sum() / revenue.sum()
+    assert f"{private:.1%}" in answer
+    # periods given by days, with and without a year on each
+    for question, start, end in (
+        ("sales between mar 1 and may 31 2017", "2017-03-01", "2017-05-31"),
+        ("revenue since oct 1 2017", "2017-10-01", "2018-01-01"),
+    ):
+        args, result, _ = ask(question)
+        assert (result["period"]["start"], result["period"]["end"]) == (start, end), question
+        expected = _between(lines, start, end)["sales_value"].sum()
+        assert result["rows"][0]["revenue"] == pytest.approx(expected, abs=5e-3)
+    first = lines.groupby("household_id")["day"].min()
+    new_q2 = int(((first >= "2017-04-01") & (first <= "2017-06-30")).sum())
+    assert figure("how many new households came in q2", "new_customers") == new_q2
+
+
+def test_follow_ups_change_the_last_figure(grocer: Path, lines: pd.DataFrame) -> None:
+    from insight_agent.agent.session import SessionOptions, open_session
+    from insight_agent.data.bootstrap import open_workspace
+
+    session = open_session(
+        open_workspace(grocer), llm="none", options=SessionOptions(transcript=False)
+    )
+
+    def args_of(question: str) -> dict:
+        turn = session.ask(question)
+        assert len(turn.tool_calls) == 1, (question, turn.answer)
+        return turn.tool_calls[0]["args"]
+
+    args_of("sales last month?")
+    assert args_of("and by dept?")["by"] == ["category"]
+    args = args_of("just grocery - how many baskets?")  # that row, same period
+    assert (args["measures"], args["where"], args.get("by") or [], args["period"]) == (
+        ["orders"],
+        ["category=GROCERY"],
+        [],
+        "last month",
+    )
+    args_of("top 5 depts by sales")
+    args = args_of("now by units")
+    assert (args["measures"], args["by"], args["top"]) == (["units"], ["category"], 5)
+    args_of("how many households bought beer in dec")
+    args = args_of("and how much did they spend on it")
+    assert (args["measures"], args["where"]) == (["revenue"], ["product=BEERS/ALES"])
+
+
+def test_figures_the_data_cannot_give_are_declined(grocer: Path) -> None:
+    from insight_agent.agent.session import SessionOptions, open_session
+    from insight_agent.data.bootstrap import open_workspace
+
+    session = open_session(
+        open_workspace(grocer), llm="none", options=SessionOptions(transcript=False)
+    )
+    for question in ("profit margin by dept?", "whats our gross margin last quarter"):
+        turn = session.ask(question)
+        assert turn.tool_calls == [], (question, turn.tool_calls)
+        assert "no cost, margin or profit column" in turn.answer
+
+
+def test_days_and_months_as_people_write_them() -> None:
+    from insight_agent.tools.metrics import _PERIOD, day_period, normalise
+
+    cutoff = dt.date(2018, 1, 1)
+    assert day_period("sales from dec 15 to jan 1", cutoff) == "2017-12-15 to 2018-01-01"
+    assert day_period("sales until 3/31/2017", cutoff) == "until 2017-03-31"
+    assert day_period("sales on the 1st of march 2017", cutoff) == "2017-03-01"
+    assert day_period("sales last 12 months", cutoff) is None
+    months = [m[1] for m in _PERIOD.finditer(normalise("trips in dec vs nov"))]
+    assert months == ["dec", "nov"]
+    assert not _PERIOD.search("may i see the sales")  # "may" the verb is no month
+    assert [m[1] for m in _PERIOD.finditer("sales in may")] == ["may"]
+
+
+def test_names_of_alternatives_and_regional_words() -> None:
+    from insight_agent.names import mentions
+
+    assert mentions("beer sales", "BEERS/ALES") and mentions("ale", "BEERS/ALES") == []
+    assert mentions("how much on gas", "FUEL") and mentions("petrol", "Fuel")
+    assert mentions("1/2 price", "1/2")  # a fraction is one name

@@ -179,6 +179,10 @@ class _Normaliser:
         dim, op, val = m.groups()
         dim = self._name(dim, "d")
         val = self.segment(val) if dim == "segment" else val.lower()
+        flag = self.cat is not None and getattr(self.cat.dimensions.get(dim), "flag", False)
+        if flag:  # a yes/no column: "=1", "=true" and "=Yes" are one group
+            val = {"1": "yes", "1.0": "yes", "true": "yes", "0": "no", "0.0": "no",
+                   "false": "no"}.get(val, val)  # fmt: skip
         return f"{dim}{op}{val}"
 
     def value(self, key: str, value: Any) -> Any:

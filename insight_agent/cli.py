@@ -638,7 +638,9 @@ def _print_catalogue(catalogue: dict[str, Any]) -> None:
         out.print(f"  [bold]{m['name']}[/] — {escape(m['meaning'])} [dim]({m['aggregation']})[/]")
     out.print("[bold]Dimensions[/] (--by, --where):")
     for d in catalogue["dimensions"]:
-        out.print(f"  [bold]{d['name']}[/] [dim]for {', '.join(d['applies_to'])}[/]")
+        kind = {"yes/no": " (yes/no)", "number": " (number)"}.get(d.get("kind", ""), "")
+        only = "" if d.get("breakdown", True) else ", filters only (many values)"
+        out.print(f"  [bold]{d['name']}[/]{kind} [dim]for {', '.join(d['applies_to'])}{only}[/]")
     for note in catalogue.get("notes", []):
         out.print(f"[dim]note: {escape(note)}[/]")
     names = [m["name"] for m in catalogue.get("measures", [])]

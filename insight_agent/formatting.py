@@ -11,8 +11,12 @@ from typing import Any
 
 
 def pct(share: Any, digits: int = 1) -> str:
-    """A share (0.311) as a percentage: "31.1%"."""
-    return f"{float(share) * 100:.{digits}f}%"
+    """A share (0.311) as a percentage: "31.1%"; halves round up as people round them
+    (0.7045 is "70.5%", where binary floats would give "70.4%")."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    value = Decimal(repr(float(share))) * 100
+    return f"{value.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)}%"
 
 
 def signed_pct(change: Any) -> str:

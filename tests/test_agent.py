@@ -531,16 +531,17 @@ def test_review_search_takes_an_indexed_category_in_any_case_and_names_them_othe
     assert "Footwear" in wrong.error and "leave category out" in wrong.error
 
 
-def test_basket_rules_refuse_a_category_that_is_not_one(ws):
-    """The embedded model passed a segment as the category and got an empty, headline-less
-    result it misread; now the error says what to pass instead."""
+def test_basket_rules_read_a_segment_passed_as_the_category_as_the_segment(ws):
+    """The embedded model passed a segment as the category ("cross-sell ideas for bargain
+    hunters"): it gets that segment's next-best categories, with a note saying how the
+    question was read; a name that is neither gets the categories listed."""
     from insight_agent.tools.registry import ToolContext, call_tool
 
     ctx = ToolContext(ws)
     mixed_up = call_tool(ctx, "basket_rules", {"category": "Bargain hunters"})
-    assert mixed_up.facts is None
-    assert "is a segment (Bargain hunters), not a product category" in mixed_up.error
-    assert "pass it as segment" in mixed_up.error and "Footwear" in mixed_up.error
+    assert mixed_up.error is None and mixed_up.facts["segment"] == "Bargain hunters"
+    assert mixed_up.facts["next_best_categories"]
+    assert "'Bargain hunters' is a segment" in mixed_up.facts["note"]
     unknown = call_tool(ctx, "basket_rules", {"category": "Spaceships"})
     assert unknown.facts is None and "no product category 'Spaceships'" in unknown.error
     found = call_tool(ctx, "basket_rules", {"category": "footwear"})  # any case

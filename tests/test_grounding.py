@@ -401,7 +401,8 @@ def test_meaning_that_fits_is_not_flagged(answer: str, source: dict) -> None:
 
 def test_a_short_breakdown_is_listed_under_an_answer_that_leaves_rows_out() -> None:
     """ "Churn by contract" answered with the top value only gets the three rows under it;
-    an answer that states every row's figure is left alone; long tables are not pasted."""
+    an answer that states every row's figure is left alone; a long table shows its first
+    rows and how many there are."""
     from insight_agent.agent.session import with_breakdown_rows
     from insight_agent.tools.registry import ToolResult
 
@@ -432,5 +433,7 @@ def test_a_short_breakdown_is_listed_under_an_answer_that_leaves_rows_out() -> N
     assert shown.startswith(short) and "11.3%" in shown and "2.8%" in shown
     whole = "Month-to-month 42.7%, one year 11.3%, two year 2.8%."
     assert with_breakdown_rows(whole, [result]) == whole
+    # a longer breakdown: its first 12 rows and how many there are ("sales by dept": 28)
     many = {**facts, "rows": rows * 5, "rows_total": 15}
-    assert with_breakdown_rows(short, [ToolResult("query_metrics", {}, many, None, 0.0)]) == short
+    shown = with_breakdown_rows(short, [ToolResult("query_metrics", {}, many, None, 0.0)])
+    assert shown.count("\n- ") == 12 and "(15 rows in all" in shown

@@ -137,7 +137,7 @@ def test_revenue_by_month_equals_pandas(ws, frames) -> None:
 def test_response_rate_by_campaign_equals_pandas(ws, frames) -> None:
     facts = _q(ws, "response_rate", "campaign_sends", by=["campaign"])
     c = frames["campaigns"]
-    expected = c.groupby("campaign").responded.mean().round(3).to_dict()
+    expected = c.groupby("campaign").responded.mean().round(6).to_dict()
     got = {r["campaign"]: r["response_rate"] for r in facts["rows"]}
     assert got == pytest.approx(expected, abs=1e-9)
     sends = {r["campaign"]: r["campaign_sends"] for r in facts["rows"]}
@@ -204,7 +204,7 @@ def test_new_returning_and_repeat_rate_equal_pandas(ws, frames) -> None:
 def test_model_measures_by_segment_equal_the_build(ws, frames) -> None:
     facts = _q(ws, "mean_churn_probability", "total_clv", by=["segment"])
     s = frames["scores"]
-    churn = s.groupby("segment_name").p_churn.mean().round(3).to_dict()
+    churn = s.groupby("segment_name").p_churn.mean().round(6).to_dict()
     clv = s.groupby("segment_name").clv_12m.sum().round(2).to_dict()
     for row in facts["rows"]:
         assert row["mean_churn_probability"] == pytest.approx(churn[row["segment"]], abs=1e-9)

@@ -224,12 +224,14 @@ def _customer_id(ctx: ToolContext, question: str) -> str | None:
         folder = current_build(ctx.ws)
     except Exception:
         return None
-    for m in re.finditer(r"[A-Za-z0-9_\-]{3,}", question):
+    for m in re.finditer(r"[A-Za-z0-9_\-]+", question):
         token = m[0]
         if not any(ch.isdigit() for ch in token):
             continue
+        if len(token) < 3 and not token.isdigit():
+            continue
         if token.isdigit() and not re.search(
-            r"\b(?:customers?|clients?|households?|hh|members?|shoppers?|users?|buyers?|"
+            r"\b(?:customers?|custs?|clients?|households?|hh|members?|shoppers?|users?|buyers?|"
             r"subscribers?|id|ids|accounts?|no\.?|number|#)\s*#?\s*$",
             question[: m.start()],
             re.I,
@@ -342,8 +344,9 @@ _CHANGE = re.compile(
     r"^(?:please\s+|can you\s+|could you\s+|go ahead and\s+|now\s+)?"
     r"(?:delete|drop|remove|erase|truncate|wipe|purge|overwrite|modify|edit|update|alter|"
     r"change|rename|insert|add|reset)\b.{0,60}?"
-    r"\b(?:data|customers?|records?|rows?|tables?|orders?|reviews?|database|files?|"
-    r"segments?|models?|accounts?|everything|emails?|history)\b",
+    r"\b(?:data|customers?|records?|rows?|tables?|orders?|reviews?|database|db|files?|"
+    r"segments?|models?|accounts?|everything|emails?|history|responders|non-?responders|"
+    r"buyers|churners|people|users|members|subscribers|transactions)\b",
     re.I,
 )
 _PROMPT = re.compile(
@@ -387,7 +390,9 @@ _NOT_IN_DATA = re.compile(
     r"\b(?:website|web ?site|site|web|online) (?:traffic|visits?|visitors|sessions|users)\b"
     r"|\bpage ?views?\b|\bbounce rate\b|\bclick[- ]?through|\bctr\b|\bcpc\b|\bcpm\b"
     r"|\bimpressions\b|\bfollowers\b|\bsocial media\b|\bad ?spend\b|\broas\b|\bseo\b"
-    r"|\bcompetitors?\b|\bmarket share\b|\bgoogle analytics\b|\bcart abandon",
+    r"|\bcompetitors?\b|\bmarket share\b|\bgoogle analytics\b|\bcart abandon"
+    # email engagement: sends and responses are data, opens and subject lines are not
+    r"|\bopen rates?\b|\bopens\b|\bsubject lines?\b|\bunsubscrib\w*|\bclicks?\b",
     re.I,
 )
 OUT_OF_SCOPE_SIMILARITY = 0.25  # below this, no tool's description is near the question
@@ -858,8 +863,9 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
         if count:
             args["top"] = count
         floor = re.search(
-            r"\b(?:over|above|more than|at least|>=?)\s*(\d{1,2}(?:\.\d+)?)\s*%|\b(?:over|above|"
-            r"more than|at least|>=?)\s*(0?\.\d+)\s+(?:chance|probability|likelihood)",
+            r"(?:\b(?:over|above|more than|at least)\s*|>=?\s*)(\d{1,2}(?:\.\d+)?)\s*%|"
+            r"(?:\b(?:over|above|more than|at least)\s*|>=?\s*)(0?\.\d+)\s+"
+            r"(?:chance|probability|likelihood)",
             q,
         )
         if floor:  # "everyone with over 60% chance of converting"

@@ -588,14 +588,14 @@ def with_cap_notes(answer: str, results: list[ToolResult]) -> str:
 
 
 # A breakdown this short is shown whole under the answer when the answer leaves rows out.
-BREAKDOWN_ROWS_SHOWN = 12
 
 
 def with_breakdown_rows(answer: str, results: list[ToolResult]) -> str:
-    """``answer`` with the rows of a short metrics breakdown ("churn rate by contract": three
-    rows) listed under it, as the tool gave them, when the answer does not state every row's
-    figure: a model tends to name the top value and drop the rest, and the figures behind an
-    answer belong under it (as the quotes behind a review answer do)."""
+    """``answer`` with the rows of a metrics breakdown ("churn rate by contract": three rows;
+    a longer one's first rows and how many there are) listed under it, as the tool's template
+    gives them, when the answer does not state every row's figure: a model tends to name the
+    top value and drop the rest, and the figures behind an answer belong under it (as the
+    quotes behind a review answer do)."""
     from insight_agent.agent.router import render
 
     for result in results:
@@ -603,10 +603,15 @@ def with_breakdown_rows(answer: str, results: list[ToolResult]) -> str:
         if result.name != "query_metrics" or not facts.get("by"):
             continue
         rows = facts.get("rows") or []
-        if not 1 < len(rows) <= BREAKDOWN_ROWS_SHOWN:
+        if len(rows) < 2:
             continue
-        lines = [ln for ln in render(result.name, facts).splitlines() if ln.startswith("- ")]
-        missing = [ln for ln in lines if _row_figure(ln) not in answer]
+        # the first rows and, for a longer breakdown, the line that says how many there are
+        lines = [
+            ln
+            for ln in render(result.name, facts).splitlines()
+            if ln.startswith("- ") or (ln.startswith("(") and "rows in all" in ln)
+        ]
+        missing = [ln for ln in lines if ln.startswith("- ") and _row_figure(ln) not in answer]
         if missing:
             answer = answer.rstrip() + "\n" + "\n".join(lines)
     return answer

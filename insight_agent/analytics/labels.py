@@ -147,6 +147,12 @@ def plan_features(
         if levels <= 1:
             plan.dropped[col] = "constant"
             continue
+        if low not in keep and _row_number(col, nonnull, levels):
+            plan.dropped[col] = (
+                "a row or record number (its order says nothing about the customer); keep it "
+                "to use it"
+            )
+            continue
         if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
             plan.numeric.append(col)
         elif pd.api.types.is_datetime64_any_dtype(s):
@@ -165,6 +171,18 @@ def plan_features(
     if dates_seen:
         plan.reference = str(max(s.max() for s in dates_seen).date())
     return plan
+
+
+def _row_number(col: str, values: pd.Series, levels: int) -> bool:
+    """A row or record number: named like one ("Seq#", "row", "index"), or whole numbers
+    that are all different and run without gaps (1, 2, 3 … in any order)."""
+    from insight_agent.engine.metrics import ROW_NUMBER
+
+    if ROW_NUMBER.match(_norm(col)):
+        return True
+    if not pd.api.types.is_integer_dtype(values) or levels != len(values) or levels < 50:
+        return False
+    return int(values.max()) - int(values.min()) + 1 == levels
 
 
 def _numeric_share(values: pd.Series) -> float:

@@ -474,6 +474,17 @@ def basket_summary(
     facts = basket["facts"]
     rules = facts.get("top_rules", [])
     note = None
+    if category and segment is None:
+        try:
+            _basket_category(ws, basket, category)
+        except ConfigError as exc:
+            if "is a segment" not in str(exc):
+                raise
+            # "cross-sell ideas for lapsing customers": a segment passed as the category
+            # (small models mix the two up) is the segment's next-best categories
+            _, segment = resolve_segment(ws, category)
+            note = f"'{category}' is a segment: its next-best categories are below"
+            category = None
     if category:
         category = _basket_category(ws, basket, category)
         rules = [r for r in rules if r["rule"].split(" → ")[0] == category]

@@ -98,6 +98,8 @@ class Dimension:
     numeric: bool = False
     # a 0/1 (or true/false) customer column: its values read "Yes" / "No"
     flag: bool = False
+    # offered as a breakdown (a numeric column with many values is a filter only)
+    breakdown: bool = True
 
 
 def _orders_count(t: Any, ctx: dict[str, Any]) -> Any:
@@ -309,7 +311,13 @@ class Catalogue:
                 for m in self.measures.values()
             ],
             "dimensions": [
-                {"name": d.name, "label": d.label, "applies_to": list(d.tables)}
+                {
+                    "name": d.name,
+                    "label": d.label,
+                    "applies_to": list(d.tables),
+                    "kind": "yes/no" if d.flag else "number" if d.numeric else d.source,
+                    "breakdown": d.breakdown,
+                }
                 for d in self.dimensions.values()
             ],
             "notes": self.notes,
@@ -341,9 +349,13 @@ def build_catalogue(con: Any, labels: dict[str, str] | None = None) -> Catalogue
     aliases: dict[str, str] = {}
     flags: list[str] = []
     if "customers" in present and not _derived_customers(columns):
-        flags = flag_columns(con, columns["customers"], labels or {})
+        flags = flag_columns(con, columns["customers"], {})
+        label_flags = [c for c in flags if c in (labels or {})]  # "buyers vs non buyers"
+        flags = [c for c in flags if c not in label_flags]
         measures.update(_attribute_measures(con, columns, labels or {}, flags))
         for col in flags:  # "share on paperless billing", "% seniors"
+            if _GENDER.search(col):
+                continue  # which of 0 and 1 is which sex the file does not say
             share = _flag_share(col)
             measures[share.name] = share
             aliases[f"average_{norm(col)}"] = share.name
@@ -415,7 +427,12 @@ def build_catalogue(con: Any, labels: dict[str, str] | None = None) -> Catalogue
             dims["age_band"] = Dimension("age_band", "Age band", "customer", "age",
                                          tuple(sorted(people | {"scores"} & present)))  # fmt: skip
         cands = [c for c in ("gender", "region", "country", "channel") if c in cust]
-        cands += _extra_levels(con, "customers", cust) + flags
+        cands += _extra_levels(con, "customers", cust) + flags + label_flags
+        # (age is held as age bands already)
+        numeric = _numeric_levels(
+            con, cust, set(cands) | set(labels or {}) | ({"age"} if "age_band" in dims else set())
+        )
+        cands += list(numeric)
         for col in cands:
             name = norm(col)
             if name in dims:
@@ -429,7 +446,10 @@ def build_catalogue(con: Any, labels: dict[str, str] | None = None) -> Catalogue
                 continue
             dims[name] = Dimension(name, col.replace("_", " ").capitalize(), "customer", col,
                                    tuple(sorted(people | ({"scores"} & present))),
-                                   flag=col in flags)  # fmt: skip
+                                   numeric=col in numeric,
+                                   flag=(col in flags or col in label_flags)
+                                   and not _GENDER.search(col),
+                                   breakdown=numeric.get(col, True))  # fmt: skip
     up_to, first = _date_range(con, present)
     notes = []
     if "scores" not in present:
@@ -486,7 +506,17 @@ def _label_measures(columns: dict[str, list[str]], labels: dict[str, str]) -> di
 
 
 # Numeric customer columns that are not attributes to average.
-_NOT_AVERAGED = re.compile(r"(?:^|_)(?:id|ids|key|code|zip|postcode|year|month|day|week)$")
+# A row or record number ("Seq#", "row", "index", "rownames"): an order, not an attribute.
+ROW_NUMBER = re.compile(
+    r"^(?:seq|sequence|row|rows|rownum|rownames|row_?n(?:o|um|umber)?|index|idx|obs|record|"
+    r"rec_?no|line|line_?no|unnamed(?:_\d+)?)$"
+)
+_NOT_AVERAGED = re.compile(
+    r"(?:^|_)(?:id|ids|key|zip|postcode|year|month|day|week)$|code$|" + ROW_NUMBER.pattern
+)
+# Numeric customer columns offered as breakdowns need few values ("Rcode", "children",
+# "tenure_years"); those with more are filters only ("M over 300", "tenure > 24").
+MAX_NUMERIC_LEVELS = 24
 
 
 def flag_columns(con: Any, cols: list[str], labels: dict[str, str]) -> list[str]:
@@ -511,6 +541,39 @@ def flag_columns(con: Any, cols: list[str], labels: dict[str, str]) -> list[str]
     } | {f"n{i}": t[c].cast("float64").nunique() for i, c in enumerate(cands)})  # fmt: skip
     row = stats.to_pyarrow().to_pylist()[0]
     return [c for i, c in enumerate(cands) if row[f"o{i}"] and row[f"n{i}"] == 2]
+
+
+# Customer columns whose sum is a figure: money, counts of things bought ("AmtSpent",
+# "total_charges", "ArtBks", "NumWebPurchases").
+_SUMMABLE = re.compile(
+    r"spen[dt]|amount|amt|mnt|value|revenue|sales|charge|paid|payment|purchase|purch|order|"
+    r"bks|book|items|units|qty|quantity|balance|visits",
+    re.I,
+)
+_GENDER = re.compile(r"^(?:gender|sex)$", re.I)
+
+
+def _numeric_levels(con: Any, cols: list[str], taken: set[str]) -> dict[str, bool]:
+    """Numeric customer columns worth filtering by ("M over 300", "tenure > 24"), each with
+    whether it has few enough values to break figures down by ("by Rcode")."""
+    t = con.table("customers")
+    schema = t.schema()
+    cands = [
+        c
+        for c in cols
+        if c not in taken
+        and c != "customer_id"
+        and not _PII.search(c)
+        and schema[c].is_numeric()
+        and not schema[c].is_boolean()
+        and not re.search(r"(?:^|_)(?:id|ids|key)$", norm(c))
+        and not ROW_NUMBER.match(norm(c))
+    ]
+    if not cands:
+        return {}
+    counts = t.aggregate(**{f"n{i}": t[c].nunique() for i, c in enumerate(cands)})
+    row = counts.to_pyarrow().to_pylist()[0]
+    return {c: (row[f"n{i}"] or 0) <= MAX_NUMERIC_LEVELS for i, c in enumerate(cands)}
 
 
 def flag_words(col: str) -> str:
@@ -545,6 +608,7 @@ def _attribute_measures(
     tenure …): "average balance by job". Yes/no columns (``flags``) get a share instead."""
     schema = con.table("customers").schema()
     out: dict[str, Measure] = {}
+    lowered = {str(c).strip().lower() for c in columns["customers"]}
     for col in columns["customers"]:
         key = norm(col)
         if (
@@ -557,7 +621,7 @@ def _attribute_measures(
             or schema[col].is_boolean()
         ):
             continue
-        said = column_words(col)
+        said = column_words(col, columns["customers"])
         for agg, word, fn in (("mean", "average", "mean"), ("median", "median", "median")):
             name = f"{word}_{key}"
             out[name] = Measure(
@@ -565,25 +629,53 @@ def _attribute_measures(
                 f"{'mean' if agg == 'mean' else 'median'} of the customers' {col} "
                 "(customers table, missing values skipped)",
                 lambda t, c, _c=col, _f=fn: getattr(t[_c], _f)(),
-                words=(rf"\b(?:{word}|{'avg|mean|typical' if agg == 'mean' else 'middle'}) "
-                       rf"(?:[a-z]+ )?{said}\b",),  # "avg call duration"
+                # "avg call duration", "median no. of purchases"
+                words=(rf"\b(?:{word}|{'avg|mean|typical' if agg == 'mean' else 'middle'})"
+                       rf"(?: (?:no\.?|number|#) of)? (?P<filler>(?:[a-z]+ ){{0,2}}){said}\b",),
             )  # fmt: skip
+        if not _SUMMABLE.search(str(col)) and not (
+            str(col).strip().lower() == "m" and "r" in lowered and "f" in lowered
+        ):
+            continue  # a sum of ages or tenures means nothing
+        out[f"total_{key}"] = Measure(
+            f"total_{key}", f"Total {col}", "customers", "number", "total",
+            f"sum of the customers' {col} (customers table, missing values skipped)",
+            lambda t, c, _c=col: t[_c].sum(),
+            words=(rf"\b(?:total|sum of|sum|overall)(?: (?:the |our |all ))?(?: [a-z]+)? {said}\b"
+                   rf"(?! per\b)",),
+        )  # fmt: skip
     return out
 
 
-def column_words(col: str) -> str:
+def column_words(col: str, siblings: Sequence[str] = ()) -> str:
     """A regex for a column's name said in words, in any number and with the usual
     synonyms: "monthly charge(s)" or "monthly bill" for monthly_charges, "total charge" or
-    "lifetime spend" for TotalCharges' snake form."""
+    "lifetime spend" for TotalCharges' snake form, "art books" for ArtBks, "first purchase"
+    for FirstPurch. ``siblings`` (the table's other columns) tell a single-letter R, F or M
+    of an RFM table apart: "months since last purchase", "number of purchases", "spend"."""
     from insight_agent.names import word_key
 
-    words = re.findall(r"[a-z0-9]+", col.lower())
-    return r"\s+".join(
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", str(col))
+    words = re.findall(r"[a-z0-9]+", spaced.lower())
+    said = r"[\s_-]*".join(  # "cookbook" for CookBks, "cook books" too
         "(?:"
         + "|".join(re.escape(k) for k in (word_key(w), *_SAID_AS.get(word_key(w), ())))
         + r")(?:e?s)?"
         for w in words
     )
+    rfm = {str(c).strip().lower() for c in siblings} >= {"r", "f", "m"}
+    extra = _RFM_WORDS.get(str(col).strip().lower()) if rfm else None
+    return f"(?:{extra}|{said})" if extra else said
+
+
+# An RFM table's single-letter columns, as people say them.
+_RFM_WORDS = {
+    "r": r"recency|(?:months?|days?|weeks?|time) since (?:the |their )?last "
+    r"(?:purchase|order|buy)",
+    "f": r"frequency|(?:purchases|orders|buys)(?: per (?:customer|cust|person))?|purchase count",
+    "m": r"monetary(?: value)?|(?:total |book |overall )?"
+    r"(?:spend|spending|amount spent|money spent)",
+}
 
 
 # How people say a column's words in a question ("avg monthly bill" for monthly_charges,
@@ -593,6 +685,19 @@ _SAID_AS = {
     "total": ("lifetime", "cumulative", "all time", "all-time"),
     "income": ("salary", "earning"),
     "salary": ("income", "pay"),
+    # abbreviations of exports ("ArtBks", "FirstPurch", "AmtSpent", "NumPurchases")
+    "bk": ("book",),
+    "bks": ("book",),
+    "geog": ("geography",),
+    "ital": ("italian",),
+    "purch": ("purchase",),
+    "amt": ("amount",),
+    "num": ("number", "no"),
+    "qty": ("quantity",),
+    "cnt": ("count",),
+    "yr": ("year",),
+    "mo": ("month",),
+    "mnt": ("amount", "spend"),
 }
 
 
@@ -1000,7 +1105,7 @@ class MetricsEngine:
             for m in measures:
                 row[m.name] = _round(r.get(m.name), m)
                 if m.name in totals and totals[m.name] and row[m.name] is not None:
-                    row[f"{m.name}_share"] = round(float(r.get(m.name)) / totals[m.name], 3)
+                    row[f"{m.name}_share"] = round(float(r.get(m.name)) / totals[m.name], 6)
                 if compare_period is not None:
                     prev = _round(r.get(f"{m.name}__prev"), m)
                     row[f"{m.name}_previous"] = prev
@@ -1068,7 +1173,9 @@ def _round(value: Any, m: Measure) -> float | int | None:
         return None
     if m.digits == 0:
         return round(f)
-    return round(f, m.digits)
+    # a share keeps 6 decimals, so the percentage shown (one decimal) is rounded once:
+    # 0.51749 read at 4 decimals (0.5175) would show as 51.8%
+    return round(f, max(m.digits, 6) if m.unit in ("share", "probability") else m.digits)
 
 
 def _change(now: Any, before: Any, m: Measure) -> float | int | None:

@@ -637,6 +637,8 @@ def _a_basket(f: Facts) -> str:
             + ", ".join(c["category"] for c in f["next_best_categories"])
             + "."
         )
+    if f.get("note"):  # why there is no rule, or how the question was read
+        lines.append(f"Note: {f['note']}.")
     return "\n".join(lines) or "No basket rules for that."
 
 

@@ -61,7 +61,8 @@ def _args_for(ctx: ToolContext) -> type[BaseModel]:
 
     cat = metrics_engine(ctx.ws).catalogue
     measure = Literal[tuple(cat.measures)]  # type: ignore[valid-type]
-    dims = Literal[tuple(cat.dimensions)]  # type: ignore[valid-type]
+    # a numeric column with many values filters ("m>300") but breaks nothing down
+    dims = Literal[tuple(d for d, dim in cat.dimensions.items() if dim.breakdown)]  # type: ignore[valid-type]
     base = QueryMetricsArgs.model_fields
     return create_model(
         "QueryMetricsArgs",
@@ -572,11 +573,44 @@ def flags_said(cat: Any, q: str) -> dict[str, str]:
         if not hits:
             continue
         if (any(hits) and not all(hits)) or re.search(
-            rf"\bwith and without\s+(?:an?\s+)?{said}\b|\b{said}\s+(?:or not|vs\.?|versus)\b", q
+            rf"\bwith and without\s+(?:an?\s+)?{said}\b|\b{said}\s+(?:or not|vs\.?|versus)\b|"
+            # "florence buyers vs non buyers", "… vs the rest"
+            rf"\b{said}\b.{{0,30}}\b(?:vs\.?|versus|compared (?:to|with)|against)\s+(?:the\s+)?"
+            rf"(?:rest|others|everyone else|everybody else|non[- ]?\w+|not)\b|"
+            # "buyers vs non-buyers of florence"
+            rf"\b(?:vs\.?|versus)\s+non[- ]?\w+\s+(?:of\s+)?{said}\b",
+            q,
         ):
             out[dim.name] = "both"
         else:
             out[dim.name] = "No" if all(hits) else "Yes"
+    return out
+
+
+_MORE = r"(?:>=|=>|>|over|above|more than|greater than|at least|of at least|of over|exceeding)"
+_LESS = r"(?:<=|=<|<|under|below|less than|fewer than|at most|of at most|of under)"
+
+
+def _numeric_filters(cat: Any, q: str) -> list[str]:
+    """Filters on numeric customer columns said with a number ("M over 300", "tenure > 24",
+    "income below 30000"), or "bought a/any X" for a count column (ArtBks > 0)."""
+    from insight_agent.engine.metrics import column_words
+
+    siblings = cat.columns.get("customers", [])
+    out: list[str] = []
+    for dim in cat.dimensions.values():
+        if not dim.numeric or dim.source != "customer" or dim.column is None:
+            continue
+        said = column_words(dim.column, siblings)
+        for op, words in ((">", _MORE), ("<", _LESS)):
+            m = re.search(rf"\b{said}\s*(?:of\s+|is\s+|was\s+)?{words}\s*\$?(\d+(?:\.\d+)?)\b", q)
+            if m:
+                value = m[m.lastindex]  # type: ignore[index]
+                inclusive = re.search(r"least|most|=", m[0])
+                out.append(f"{dim.name}{op}{'=' if inclusive else ''}{value}")
+        if re.search(rf"\b(?:bought|buy|buys|purchased|ordered|have|has|own)\s+(?:an?|any|at "
+                     rf"least one|one or more)\s+(?:\w+\s+)?{said}\b", q):  # fmt: skip
+            out.append(f"{dim.name}>0")
     return out
 
 
@@ -586,10 +620,16 @@ def _dims_by_name(cat: Any, q: str) -> list[str]:
         d.name
         for d in cat.dimensions.values()
         if d.source in ("customer", "fact")
-        and not d.numeric
+        and (not d.numeric or d.breakdown)
         and d.name not in NOT_BY_VALUE
         and len(d.name) >= 3
         and re.search(rf"\b{re.escape(d.name.replace('_', ' '))}\b", q)
+        # a number column by its name only where it is plainly the column ("by rcode",
+        # "(rcode)"): "previous" or "age" are words before they are columns
+        and (
+            not d.numeric
+            or re.search(rf"(?:\b(?:by|per|across|each)\s+|\(\s*){re.escape(d.name)}\b", q)
+        )
     ]
 
 
@@ -746,7 +786,11 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
         cat = engine.catalogue
     except Exception:
         return None
-    for measure in cat.measures.values():  # this workspace's own: "y rate", "average balance"
+    # this workspace's own measures ("y rate", "average balance"): the most specific match
+    # first ("avg related purchases" is Related Purchase's average, not F's with a filler
+    # word), and none over words another already took
+    candidates = []
+    for measure in cat.measures.values():
         for pattern in measure.words:
             found = re.search(pattern, rest)
             if found is None and measure.name.startswith("share_"):
@@ -754,10 +798,21 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
                 # built-in head count name the yes/no column's share
                 found = re.search(pattern, q)
             if found:
-                measures.append(measure.name)
-                said.append(found[0])
-                rest = re.sub(pattern, " ", rest)
+                filler = found.groupdict().get("filler") or ""
+                candidates.append((len(found[0]) - len(filler), measure.name, pattern, found))
                 break
+    taken: list[tuple[int, int]] = []
+    for _, name, _pattern, found in sorted(candidates, key=lambda c: -c[0]):
+        span = found.span()
+        if found.string is rest and any(a < span[1] and span[0] < b for a, b in taken):
+            continue
+        measures.append(name)
+        said.append(found[0])
+        if found.string is rest:
+            taken.append(span)
+    for _, name, pattern, _found in candidates:
+        if name in measures:
+            rest = re.sub(pattern, " ", rest)
     unknown = [m for m in measures if cat.resolve(m) is None]
     if unknown:
         # "avg lifetime spend per customer" over a customers table: "spend per customer" is
@@ -767,9 +822,20 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
             for m in cat.measures.values()
             if m.name not in measures and any(re.search(p, q) for p in m.words)
         ]
-        if own:
-            measures = [m for m in measures if m not in unknown] + own[:1]
-    flags = flags_said(cat, rest)
+        kept = [m for m in measures if m not in unknown]
+        if own and not kept:
+            measures = own[:1]
+        elif kept and set(unknown) <= {"active_customers"}:
+            # "avg spend, florence buyers vs non buyers": "buyers" names a group here, not
+            # a count of buying customers (which a customers-only table cannot give)
+            measures = kept
+        elif (
+            unknown == ["active_customers"]
+            and "customers" in cat.measures
+            and (_numeric_filters(cat, q) or flags_said(cat, q))
+        ):  # "how many custs bought a cookbook?": customers with a count column above 0
+            measures = ["customers"]
+    flags = flags_said(cat, q)  # all of it: "buyers" in "buyers vs non-buyers of X" named a measure
     if (
         not measures
         and flags
@@ -840,11 +906,11 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
         words = phrase.split()
         for n in (3, 2, 1):  # the longest run of words that names a dimension
             key = norm(" ".join(words[:n]))
-            if key not in cat.dimensions:
+            if key not in cat.dimensions or not cat.dimensions[key].breakdown:
                 key = ALIASES.get(
                     key, key.rstrip("s") if key.rstrip("s") in cat.dimensions else key
                 )
-            if key in cat.dimensions and key not in by:
+            if key in cat.dimensions and cat.dimensions[key].breakdown and key not in by:
                 by.append(key)
                 break
         else:  # "internet type", "payment": the first word of one dimension's name
@@ -877,12 +943,21 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
         if len(args["measures"]) > 1:
             args["measures"] = [m for m in args["measures"] if m != f"{outcome}_rate"]
     for dim, group in flags.items():  # "seniors vs non seniors", "churn for seniors"
-        if f"share_{dim}" in args["measures"] or dim in by:
+        if any(m in args["measures"] for m in (f"share_{dim}", f"{dim}_rate")) or dim in by:
             continue  # the share of that group is the figure asked for
         if group == "both":
             by.append(dim)
         else:
             levels[dim] = [group]
+    if (
+        not by
+        and "gender" in cat.dimensions
+        and "gender" not in levels
+        and re.search(r"\b(?:men|women|males?|females?|man|woman|guys|ladies)\b", q)
+    ):  # "response men vs women", "avg spend for women": the gender breakdown (a 0/1
+        # gender column does not say which is which; the rows give both)
+        by.append("gender")
+    numeric_where = _numeric_filters(cat, q)
     lacking = _without(ctx, cat, rest)
     if lacking is not None and lacking.split("=", 1)[0] not in by:
         # "churn for people without online security": the No group of that yes/no column
@@ -892,7 +967,15 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
         # two values of one attribute compare its values; "with and without a personal
         # loan", "share with a housing loan": the attribute named is the breakdown
         compared = next((d for d, found in levels.items() if len(found) >= 2), None)
-        named = next((d for d in _dims_by_name(cat, rest) if len(levels.get(d, [])) != 1), None)
+        named = next(
+            (
+                d
+                for d in _dims_by_name(cat, rest)
+                if len(levels.get(d, [])) != 1
+                and not {f"share_{d}", f"{d}_rate"} & set(args["measures"])
+            ),
+            None,
+        )  # not the column whose rate is asked for ("does mcode change the florence rate?")
         if compared or named:
             by.append(compared or named)  # type: ignore[arg-type]
     share_of_total = re.search(
@@ -906,7 +989,7 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
         # from the breakdown by its column (the answer gives each row's share)
         by.append(named_once[0])
     # "share on paperless billing": not broken down by the column whose share it is
-    by = [b for b in by if f"share_{b}" not in args["measures"]]
+    by = [b for b in by if not {f"share_{b}", f"{b}_rate"} & set(args["measures"])]
     if by:
         args["by"] = by[:2]
     ranged = day_period(q, cat.data_up_to, dayfirst=getattr(engine, "dayfirst", False))
@@ -943,6 +1026,7 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
     for dim, found in levels.items():  # one value named: a filter ("share negative for jackets")
         if len(found) == 1 and dim not in by:
             where.append(f"{dim}={found[0]}")
+    where += [w for w in numeric_where if w not in where]
     lost = _lost_customers(cat, q, args["measures"], by)
     if lost is not None:  # "avg monthly charges for churners": the label's yes-group
         rate, condition = lost

@@ -702,9 +702,12 @@ def _drivers(model: LabelModel, X: pd.DataFrame, y: np.ndarray, seed: int) -> li
             means = pd.Series(p).groupby(x.to_numpy()).mean()
             direction = f"highest for {col} = {means.idxmax()}"
         else:
-            hi = p[x.to_numpy() >= x.median()].mean() if x.notna().any() else 0
-            lo = p[x.to_numpy() < x.median()].mean() if x.notna().any() else 0
-            direction = "higher → more likely" if hi >= lo else "higher → less likely"
+            # rank correlation, not above vs below the median: a count column that is mostly
+            # 0 (ArtBks) has nothing below its median, and that empty mean read as "less"
+            values = pd.to_numeric(x, errors="coerce").reset_index(drop=True)
+            corr = values.corr(pd.Series(p), method="spearman") if values.nunique() > 1 else 0.0
+            corr = 0.0 if pd.isna(corr) else float(corr)
+            direction = "higher → more likely" if corr >= 0 else "higher → less likely"
         out.append(
             {
                 "feature": col,

@@ -51,6 +51,44 @@ def write_workspace(root: Path, tables: dict[str, Path | str], extra: str = "") 
     return root
 
 
+def public_workspace(root: Path, toml: str, command: str = "build") -> Path:
+    """A workspace over a public fixture: ``toml`` written as ``root``'s insight.toml, then
+    ``insight validate`` or ``insight build`` run on it (asserted to succeed)."""
+    from typer.testing import CliRunner
+
+    from insight_agent.cli import app
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "insight.toml").write_text(toml, encoding="utf-8")
+    done = CliRunner().invoke(app, [command, "-w", str(root)])
+    assert done.exit_code == 0, done.output
+    return root
+
+
+def none_session_asker(root: Path, tool: str | None = None):
+    """``ask(question) -> (tool, args, result)`` over one no-LLM session on ``root``: each
+    question must make exactly one call without an error (and to ``tool``, when given).
+    ``ask.session`` is the session, ``ask.last`` the last turn."""
+    from insight_agent.agent.session import SessionOptions, open_session
+    from insight_agent.data.bootstrap import open_workspace
+
+    session = open_session(
+        open_workspace(root), llm="none", options=SessionOptions(transcript=False)
+    )
+
+    def ask(question: str) -> tuple[str, dict, dict]:
+        turn = session.ask(question)
+        ask.last = turn  # type: ignore[attr-defined]  # the answer's text, notes …
+        assert len(turn.tool_calls) == 1, (question, turn.answer)
+        call = turn.tool_calls[0]
+        assert call["error"] is None, (question, call["error"])
+        assert tool is None or call["tool"] == tool, (question, call)
+        return call["tool"], call["args"], call["result"]
+
+    ask.session = session  # type: ignore[attr-defined]
+    return ask
+
+
 @pytest.fixture
 def workspace_factory(tmp_path: Path):
     """Build a workspace from fixture names or paths: ``factory(orders="bad/x.csv")``."""

@@ -12,10 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from insight_agent.cli import app
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, none_session_asker, public_workspace
 
 DATA = FIXTURES / "public" / "charles_book_club" / "CharlesBookClub.csv.gz"
 
@@ -27,16 +25,11 @@ def club() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def book_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("books") / "ws"
-    root.mkdir()
-    (root / "insight.toml").write_text(
+    return public_workspace(
+        tmp_path_factory.mktemp("books") / "ws",
         f'[workspace]\nname = "books"\n[data.customers]\npath = "{DATA}"\nlabel = "Florence"\n'
         '[data.customers.columns]\ncustomer_id = "ID#"\n',
-        encoding="utf-8",
     )
-    built = CliRunner().invoke(app, ["build", "-w", str(root)])
-    assert built.exit_code == 0, built.output
-    return root
 
 
 def test_a_row_number_is_never_a_feature(book_ws: Path) -> None:
@@ -68,20 +61,8 @@ def test_a_mostly_zero_count_column_gets_the_direction_of_its_effect(
 
 
 def test_marketers_words_on_cryptic_columns(book_ws: Path, club: pd.DataFrame) -> None:
-    from insight_agent.agent.session import SessionOptions, open_session
-    from insight_agent.data.bootstrap import open_workspace
-
-    session = open_session(
-        open_workspace(book_ws), llm="none", options=SessionOptions(transcript=False)
-    )
+    ask = none_session_asker(book_ws)
     bought = club["Florence"] == 1
-
-    def ask(question: str) -> tuple[str, dict, dict]:
-        turn = session.ask(question)
-        assert len(turn.tool_calls) == 1, (question, turn.answer)
-        call = turn.tool_calls[0]
-        assert call["error"] is None, (question, call["error"])
-        return call["tool"], call["args"], call["result"]
 
     # the 0/1 outcome groups a figure; "spend" is M in an R/F/M table
     _, args, result = ask("avg spend florence buyers vs non buyers")
@@ -116,12 +97,7 @@ def test_marketers_words_on_cryptic_columns(book_ws: Path, club: pd.DataFrame) -
 
 
 def test_what_no_column_holds_is_declined(book_ws: Path) -> None:
-    from insight_agent.agent.session import SessionOptions, open_session
-    from insight_agent.data.bootstrap import open_workspace
-
-    session = open_session(
-        open_workspace(book_ws), llm="none", options=SessionOptions(transcript=False)
-    )
+    session = none_session_asker(book_ws).session
     for question in (
         "which email subject line got the best open rate",
         "delete all the non-responders from the db",

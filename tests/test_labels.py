@@ -458,19 +458,14 @@ def test_campaign_response_label_says_which_campaigns_it_pools() -> None:
 def telco_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The public IBM telco table (tests/fixtures/public/telco_churn): customers only, with a
     yes/no ``churn`` column as the label and no orders, dates or campaigns."""
-    from tests.conftest import FIXTURES
+    from tests.conftest import FIXTURES, public_workspace
 
-    root = tmp_path_factory.mktemp("telco") / "ws"
-    root.mkdir()
     data = FIXTURES / "public" / "telco_churn" / "wa_churn.csv.gz"
-    (root / "insight.toml").write_text(
+    return public_workspace(
+        tmp_path_factory.mktemp("telco") / "ws",
         f'[workspace]\nname = "telco"\n[data.customers]\npath = "{data}"\nlabel = "churn"\n'
         '[data.customers.columns]\ncustomer_id = "rownames"\n',
-        encoding="utf-8",
     )
-    built = CliRunner().invoke(app, ["build", "-w", str(root)])
-    assert built.exit_code == 0, built.output
-    return root
 
 
 def test_a_churn_label_is_what_churn_means_without_orders(telco_ws: Path) -> None:
@@ -478,22 +473,12 @@ def test_a_churn_label_is_what_churn_means_without_orders(telco_ws: Path) -> Non
     rate broken down (equal to pandas), "who will churn" its model, a follow-up keeps the
     last figure's filters, and a question about campaigns is declined, not answered with
     the churn label."""
-    from insight_agent.agent.session import SessionOptions, open_session
-    from insight_agent.data.bootstrap import open_workspace
-    from tests.conftest import FIXTURES
+    from tests.conftest import FIXTURES, none_session_asker
 
     frame = pd.read_csv(FIXTURES / "public" / "telco_churn" / "wa_churn.csv.gz")
     churned = frame["churn"].eq("Yes")
-    session = open_session(
-        open_workspace(telco_ws), llm="none", options=SessionOptions(transcript=False)
-    )
-
-    def ask(question: str) -> tuple[str, dict, dict]:
-        turn = session.ask(question)
-        assert len(turn.tool_calls) == 1, (question, turn.answer)
-        call = turn.tool_calls[0]
-        assert call["error"] is None, (question, call["error"])
-        return call["tool"], call["args"], call["result"]
+    ask = none_session_asker(telco_ws)
+    session = ask.session
 
     tool, args, result = ask("churn by contract type pls")
     assert (tool, args["measures"], args["by"]) == ("query_metrics", ["churn_rate"], ["contract"])
@@ -539,10 +524,9 @@ def test_yes_no_columns_are_groups_and_shares(telco_ws: Path) -> None:
     and has a share, both equal to pandas; its words name the groups ("seniors vs non
     seniors", "without dependents", "how many seniors") and the column's everyday words
     name its figure ("monthly bill", "lifetime spend")."""
-    from insight_agent.agent.session import SessionOptions, open_session
     from insight_agent.analytics.queries import metrics_engine
     from insight_agent.data.bootstrap import open_workspace
-    from tests.conftest import FIXTURES
+    from tests.conftest import FIXTURES, none_session_asker
 
     frame = pd.read_csv(FIXTURES / "public" / "telco_churn" / "wa_churn.csv.gz")
     churned = frame["churn"].eq("Yes")
@@ -550,14 +534,10 @@ def test_yes_no_columns_are_groups_and_shares(telco_ws: Path) -> None:
     cat = metrics_engine(ws).catalogue
     assert cat.dimensions["senior_citizen"].flag and "average_senior_citizen" not in cat.measures
     assert cat.resolve("average_paperless_billing") == "share_paperless_billing"
-    session = open_session(ws, llm="none", options=SessionOptions(transcript=False))
+    asker = none_session_asker(telco_ws, tool="query_metrics")
 
     def ask(question: str) -> tuple[dict, dict]:
-        turn = session.ask(question)
-        assert len(turn.tool_calls) == 1, (question, turn.answer)
-        call = turn.tool_calls[0]
-        assert call["tool"] == "query_metrics" and call["error"] is None, (question, call)
-        return call["args"], call["result"]
+        return asker(question)[1:]
 
     args, result = ask("churn rate seniors vs non seniors")
     assert args["by"] == ["senior_citizen"]

@@ -13,10 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from insight_agent.cli import app
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, none_session_asker, public_workspace
 
 DATA = FIXTURES / "public" / "complete_journey" / "cj_transactions_300hh.csv.gz"
 
@@ -31,18 +29,14 @@ def lines() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def grocer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The transactions as the orders table, validated (the metrics need no build)."""
-    root = tmp_path_factory.mktemp("grocer") / "ws"
-    root.mkdir()
-    (root / "insight.toml").write_text(
+    return public_workspace(
+        tmp_path_factory.mktemp("grocer") / "ws",
         f'[workspace]\nname = "grocer"\n[data.orders]\npath = "{DATA}"\n'
         '[data.orders.columns]\ncustomer_id = "household_id"\norder_id = "basket_id"\n'
         'order_date = "transaction_timestamp"\namount = "sales_value"\nquantity = "quantity"\n'
         'category = "department"\nproduct = "product_category"\n',
-        encoding="utf-8",
+        command="validate",
     )
-    done = CliRunner().invoke(app, ["validate", "-w", str(root)])
-    assert done.exit_code == 0, done.output
-    return root
 
 
 def _between(frame: pd.DataFrame, start: str, end: str) -> pd.DataFrame:
@@ -50,19 +44,11 @@ def _between(frame: pd.DataFrame, start: str, end: str) -> pd.DataFrame:
 
 
 def test_a_grocers_words_get_the_figures_pandas_gives(grocer: Path, lines: pd.DataFrame) -> None:
-    from insight_agent.agent.session import SessionOptions, open_session
-    from insight_agent.data.bootstrap import open_workspace
-
-    session = open_session(
-        open_workspace(grocer), llm="none", options=SessionOptions(transcript=False)
-    )
+    asker = none_session_asker(grocer, tool="query_metrics")
 
     def ask(question: str) -> tuple[dict, dict, str]:
-        turn = session.ask(question)
-        assert len(turn.tool_calls) == 1, (question, turn.answer)
-        call = turn.tool_calls[0]
-        assert call["tool"] == "query_metrics" and call["error"] is None, (question, call)
-        return call["args"], call["result"], turn.answer
+        _, args, result = asker(question)
+        return args, result, asker.last.answer
 
     def figure(question: str, measure: str) -> float:
         return ask(question)[1]["rows"][0][measure]
@@ -115,17 +101,10 @@ def test_a_grocers_words_get_the_figures_pandas_gives(grocer: Path, lines: pd.Da
 
 
 def test_follow_ups_change_the_last_figure(grocer: Path, lines: pd.DataFrame) -> None:
-    from insight_agent.agent.session import SessionOptions, open_session
-    from insight_agent.data.bootstrap import open_workspace
-
-    session = open_session(
-        open_workspace(grocer), llm="none", options=SessionOptions(transcript=False)
-    )
+    asker = none_session_asker(grocer, tool="query_metrics")
 
     def args_of(question: str) -> dict:
-        turn = session.ask(question)
-        assert len(turn.tool_calls) == 1, (question, turn.answer)
-        return turn.tool_calls[0]["args"]
+        return asker(question)[1]
 
     args_of("sales last month?")
     assert args_of("and by dept?")["by"] == ["category"]
@@ -145,12 +124,7 @@ def test_follow_ups_change_the_last_figure(grocer: Path, lines: pd.DataFrame) ->
 
 
 def test_figures_the_data_cannot_give_are_declined(grocer: Path) -> None:
-    from insight_agent.agent.session import SessionOptions, open_session
-    from insight_agent.data.bootstrap import open_workspace
-
-    session = open_session(
-        open_workspace(grocer), llm="none", options=SessionOptions(transcript=False)
-    )
+    session = none_session_asker(grocer).session
     for question in ("profit margin by dept?", "whats our gross margin last quarter"):
         turn = session.ask(question)
         assert turn.tool_calls == [], (question, turn.tool_calls)

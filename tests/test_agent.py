@@ -542,6 +542,8 @@ def test_basket_rules_read_a_segment_passed_as_the_category_as_the_segment(ws):
     assert mixed_up.error is None and mixed_up.facts["segment"] == "Bargain hunters"
     assert mixed_up.facts["next_best_categories"]
     assert "'Bargain hunters' is a segment" in mixed_up.facts["note"]
+    both = call_tool(ctx, "basket_rules", {"category": "Bargain hunters", "segment": "bargain"})
+    assert both.error is None and both.facts["segment"] == "Bargain hunters"
     unknown = call_tool(ctx, "basket_rules", {"category": "Spaceships"})
     assert unknown.facts is None and "no product category 'Spaceships'" in unknown.error
     found = call_tool(ctx, "basket_rules", {"category": "footwear"})  # any case

@@ -474,15 +474,17 @@ def basket_summary(
     facts = basket["facts"]
     rules = facts.get("top_rules", [])
     note = None
-    if category and segment is None:
+    if category:
         try:
             _basket_category(ws, basket, category)
         except ConfigError as exc:
-            if "is a segment" not in str(exc):
+            named = resolve_segment(ws, category)[1] if "is a segment" in str(exc) else None
+            if named is None or (segment is not None and resolve_segment(ws, segment)[1] != named):
                 raise
             # "cross-sell ideas for lapsing customers": a segment passed as the category
-            # (small models mix the two up) is the segment's next-best categories
-            _, segment = resolve_segment(ws, category)
+            # (small models mix the two up, or pass it as both) is the segment's next-best
+            # categories
+            segment = named
             note = f"'{category}' is a segment: its next-best categories are below"
             category = None
     if category:

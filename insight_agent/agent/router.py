@@ -343,10 +343,13 @@ _CODE = re.compile(
 _CHANGE = re.compile(
     r"^(?:please\s+|can you\s+|could you\s+|go ahead and\s+|now\s+)?"
     r"(?:delete|drop|remove|erase|truncate|wipe|purge|overwrite|modify|edit|update|alter|"
-    r"change|rename|insert|add|reset)\b.{0,60}?"
+    r"change|rename|insert|add|reset)\b"
+    # a noun, not an order: "drop in orders last month?", "change in customers by month"
+    r"(?!\s+(?:in|of|off|on|over|from|between|since|vs)\b|-)"
+    r".{0,60}?"
     r"\b(?:data|customers?|records?|rows?|tables?|orders?|reviews?|database|db|files?|"
     r"segments?|models?|accounts?|everything|emails?|history|responders|non-?responders|"
-    r"buyers|churners|people|users|members|subscribers|transactions)\b",
+    r"churners|transactions)\b",
     re.I,
 )
 _PROMPT = re.compile(

@@ -3,6 +3,7 @@ customers and the validation report are those of a whole-file load."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -189,3 +190,40 @@ def test_unchanged_data_is_read_back_from_the_cache_not_validated_again(
         fh.write("O999,C1,2025-03-03,10.00,Shoes,x\n")
     with pytest.raises(AssertionError, match="validated again"):
         load_and_cache(Workspace.open(locate(tmp_path / "ws")))
+
+
+def test_a_cache_that_found_future_dates_is_validated_again_on_a_later_day(
+    tmp_path: Path,
+) -> None:
+    """Validation drops orders dated after "today": a cache written on 1 Nov that did so is
+    stale on 20 Nov (the order of 15 Nov is no longer in the future), so it is validated
+    again; a cache that found no future dates stays valid as the days pass, not when today
+    moves back."""
+    from insight_agent.engine.cache import cached
+
+    root = tmp_path / "ws"
+    root.mkdir()
+    orders = tmp_path / "orders.csv"
+    orders.write_text(
+        "order_id,customer_id,order_date,amount\nO1,C1,2026-10-01,10\nO2,C2,2026-10-20,12\n"
+        "O3,C1,2026-11-15,9\n",
+        encoding="utf-8",
+    )
+
+    def on(day: str) -> Workspace:
+        (root / "insight.toml").write_text(
+            f'[workspace]\nname = "t"\n[data]\ntoday = {day}\nmax_drop_share = 0.5\n'
+            f"[data.orders]\npath = {json.dumps(str(orders))}\n",
+            encoding="utf-8",
+        )
+        return Workspace.open(locate(root))
+
+    first, _ = load_and_cache(on("2026-11-01"))
+    assert [p.code for p in first.report.problems if p.code == "future_date"]
+    assert cached(on("2026-11-01")) is not None
+    assert cached(on("2026-11-20")) is None
+    later, _ = load_and_cache(on("2026-11-20"))
+    assert not [p for p in later.report.problems if p.code == "future_date"]
+    assert later.rows("orders") == 3
+    assert cached(on("2026-12-01")) is not None  # nothing was in the future: still true
+    assert cached(on("2026-11-16")) is None  # today moved back

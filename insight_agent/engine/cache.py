@@ -10,6 +10,7 @@ fingerprint, so a stale cache is never read; the two newest caches are kept.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -107,7 +108,27 @@ def cached(ws: Workspace, fingerprint: str | None = None) -> TableCache | None:
         return None
     if meta.get("fingerprint") != fp or meta.get("version") != CACHE_VERSION:
         return None
+    if not _same_today(ws, meta):
+        return None
     return TableCache(folder, fp, meta)
+
+
+def _today(ws: Workspace) -> dt.date:
+    """The date validation measures "in the future" against (``[data] today`` or the clock)."""
+    return ws.settings.data.today or dt.date.today()
+
+
+def _same_today(ws: Workspace, meta: dict[str, Any]) -> bool:
+    """Whether the cached tables and report still hold today: validation clears or drops
+    dates after "today", so a cache written on another day is stale when it did so (a date
+    that was in the future may not be any more), or when today moved back. A cache that
+    found no future dates stays valid as the days pass."""
+    was = meta.get("today")
+    now = _today(ws).isoformat()
+    if was is None or was == now:
+        return True
+    future = any(p.get("code") == "future_date" for p in meta.get("report", {}).get("problems", []))
+    return now > was and not future
 
 
 def _for_parquet(frame: pd.DataFrame) -> pd.DataFrame:
@@ -262,6 +283,7 @@ class CacheWriter:
             meta = {
                 "version": CACHE_VERSION,
                 "fingerprint": data.fingerprint,
+                "today": _today(self.ws).isoformat(),
                 "tables": counts,
                 "columns": columns,
                 "sources": data.sources,

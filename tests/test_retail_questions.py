@@ -151,3 +151,42 @@ def test_names_of_alternatives_and_regional_words() -> None:
     assert mentions("beer sales", "BEERS/ALES") and mentions("ale", "BEERS/ALES") == []
     assert mentions("how much on gas", "FUEL") and mentions("petrol", "Fuel")
     assert mentions("1/2 price", "1/2")  # a fraction is one name
+
+
+def test_an_orders_exports_own_figures_are_measures(tmp_path: Path) -> None:
+    """A Superstore-style orders file carries Profit and Discount beside the sales: "profit
+    by region" is that column's total by the file's Region column (equal to pandas), "avg
+    discount by category" its mean per line; a margin (a ratio Insight does not define) is
+    declined with what it has instead."""
+    frame = pd.DataFrame(
+        {
+            "Order ID": [f"O{i}" for i in range(12)],
+            "Customer ID": [f"C{i % 5}" for i in range(12)],
+            "Order Date": [f"2025-0{1 + i % 9}-1{i % 9}" for i in range(12)],
+            "Sales": [100.0 + 7 * i for i in range(12)],
+            "Category": ["Furniture", "Technology", "Office"] * 4,
+            "Region": ["East", "West", "South", "Central"] * 3,
+            "Profit": [12.5 - 3 * i for i in range(12)],
+            "Discount": [0.0, 0.1, 0.2, 0.0, 0.15, 0.3] * 2,
+        }
+    )
+    data = tmp_path / "superstore.csv"
+    frame.to_csv(data, index=False)
+    root = public_workspace(
+        tmp_path / "ws",
+        f'[workspace]\nname = "store"\n[data.orders]\npath = "{data}"\n'
+        '[data.orders.columns]\ncustomer_id = "Customer ID"\norder_id = "Order ID"\n'
+        'order_date = "Order Date"\namount = "Sales"\ncategory = "Category"\n',
+        command="validate",
+    )
+    ask = none_session_asker(root, tool="query_metrics")
+    _, args, result = ask("profit by region")
+    assert (args["measures"], args["by"]) == (["total_profit"], ["region"])
+    got = {r["region"]: r["total_profit"] for r in result["rows"]}
+    assert got == pytest.approx(frame.groupby("Region")["Profit"].sum().to_dict())
+    _, args, result = ask("avg discount by category")
+    assert (args["measures"], args["by"]) == (["average_discount"], ["category"])
+    got = {r["category"]: r["average_discount"] for r in result["rows"]}
+    assert got == pytest.approx(frame.groupby("Category")["Discount"].mean().to_dict(), abs=5e-3)
+    turn = ask.session.ask("profit margin by category?")
+    assert turn.tool_calls == [] and "no margin measure" in turn.answer

@@ -347,6 +347,14 @@ def build_catalogue(con: Any, labels: dict[str, str] | None = None) -> Catalogue
             continue  # customers made from order ids: active_customers says it better
         measures[m.name] = m
     aliases: dict[str, str] = {}
+    if "orders" in present and "orders" not in empty:
+        # an orders export's own figures (a Superstore's Profit, Discount, Shipping Cost)
+        own = _order_measures(con, columns["orders"])
+        measures.update(own)
+        for word in ("profit", "margin"):  # "profit by region": the Profit column's total
+            named = [m for m in own if m.startswith("total_") and word in m]
+            if len(named) == 1:
+                aliases[word] = named[0]
     flags: list[str] = []
     if "customers" in present and not _derived_customers(columns):
         flags = flag_columns(con, columns["customers"], {})
@@ -517,6 +525,44 @@ _NOT_AVERAGED = re.compile(
 # Numeric customer columns offered as breakdowns need few values ("Rcode", "children",
 # "tenure_years"); those with more are filters only ("M over 300", "tenure > 24").
 MAX_NUMERIC_LEVELS = 24
+
+
+_MONEY_WORDS = re.compile(
+    r"profit|margin|cost|price|amount|value|revenue|sales|shipping|tax|fee|spend", re.I
+)
+
+
+def _order_measures(con: Any, cols: list[str]) -> dict[str, Measure]:
+    """The total and the average per order line of each extra numeric column of the orders
+    (Profit, Discount, Shipping Cost …): "profit by region", "avg discount by category"."""
+    schema = con.table("orders").schema()
+    out: dict[str, Measure] = {}
+    for col in cols:
+        key = norm(col)
+        if (
+            col in _KNOWN_COLS
+            or _PII.search(col)
+            or _NOT_AVERAGED.search(key)
+            or not schema[col].is_numeric()
+            or schema[col].is_boolean()
+            or key in {"revenue", "orders", "units", "returns"}  # built-in names
+        ):
+            continue
+        said = column_words(col)
+        unit = "currency" if _MONEY_WORDS.search(col) else "number"
+        out[f"total_{key}"] = Measure(
+            f"total_{key}", f"Total {col}", "orders", unit, "total",
+            f"sum of the order lines' {col} (orders file, returns excluded)",
+            lambda t, c, _c=col: t[_c].sum(),
+            words=(rf"\b(?:(?:total|sum of|overall)\s+)?{said}\b",),
+        )  # fmt: skip
+        out[f"average_{key}"] = Measure(
+            f"average_{key}", f"Average {col} per order line", "orders", unit, "mean",
+            f"mean of the order lines' {col} (orders file, returns excluded)",
+            lambda t, c, _c=col: t[_c].mean(), digits=2 if unit == "currency" else 4,
+            words=(rf"\b(?:average|avg|mean|typical)\s+(?:[a-z]+\s+)?{said}\b",),
+        )  # fmt: skip
+    return out
 
 
 def flag_columns(con: Any, cols: list[str], labels: dict[str, str]) -> list[str]:

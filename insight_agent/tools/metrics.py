@@ -273,7 +273,8 @@ _MEASURE_WORDS: tuple[tuple[str, str], ...] = (
      r"\bperformance\b", "revenue"),
     # figures no export of orders gives without costs: named so they are declined, never
     # answered with revenue (a workspace with a profit column has its own measure for it)
-    (r"\bprofit\w*|\bmargins?\b|\bcogs\b|\bcost of (?:goods|sales)\b|\bmark-?ups?\b", "profit"),
+    (r"\bprofit\w*|\bcogs\b|\bcost of (?:goods|sales)\b", "profit"),
+    (r"\bmargins?\b|\bmark-?ups?\b", "margin"),
     (r"(?:how many|number of|count of|total) (?:orders|baskets|transactions|shopping visits|"
      r"store visits|visits|receipts|tickets)|\borders\b|"
      r"\b(?:baskets|transactions)(?= (?:from|between|since|in|during|last|this|per|by|each|"
@@ -728,7 +729,8 @@ def missing_dimensions(ctx: ToolContext, question: str) -> list[str]:
 
 # Figures people ask for that orders, customers, campaigns and reviews do not hold.
 NOT_IN_ORDERS = {
-    "profit": "no cost, margin or profit column in its tables (revenue is all it has of money)"
+    "profit": "no cost, margin or profit column in its tables (revenue is all it has of money)",
+    "margin": "no cost, margin or profit column in its tables (revenue is all it has of money)",
 }
 
 
@@ -757,9 +759,9 @@ def lacking_data(ctx: ToolContext, measure: str) -> str | None:
             for col in cols
             if re.search(r"profit|margin|cost|cogs", col, re.I)
         ]
-        if held:  # the column is there; the figure is not defined over it yet
-            return (f"no measure defined over {', '.join(held)} yet (revenue is the money "
-                    "figure it computes)")  # fmt: skip
+        if held:  # a column is there, but not this figure ("margin" beside a Profit column)
+            return (f"no {key} measure (a ratio it does not define); it has "
+                    f"{', '.join(held)}: ask for its total or average")  # fmt: skip
         return NOT_IN_ORDERS[key]
     if found.table == "scores":
         return "clv" if "clv_12m" in found.needs else "churn"

@@ -181,8 +181,9 @@ class _Normaliser:
         val = self.segment(val) if dim == "segment" else val.lower()
         flag = self.cat is not None and getattr(self.cat.dimensions.get(dim), "flag", False)
         if flag:  # a yes/no column: "=1", "=true" and "=Yes" are one group
-            val = {"1": "yes", "1.0": "yes", "true": "yes", "0": "no", "0.0": "no",
-                   "false": "no"}.get(val, val)  # fmt: skip
+            from insight_agent.engine.metrics import FLAG_VALUES
+
+            val = FLAG_VALUES.get(val, val).lower()
         return f"{dim}{op}{val}"
 
     def value(self, key: str, value: Any) -> Any:

@@ -111,3 +111,32 @@ def test_percentages_round_half_up_once() -> None:
 
     assert pct(0.7045) == "70.5%"  # 2,818 of 4,000: binary floats alone give 70.4%
     assert pct(0.517494) == "51.7%" and pct(0.0845) == "8.5%"
+
+
+def test_numbers_said_about_a_bank_table_filter_it(tmp_path: Path) -> None:
+    """Questions nobody tuned on, over the public UCI bank table (validated only): an age
+    said as "older than 60" / "aged under 30" filters the age column (the breakdown by age
+    stays the age bands), a balance "over 1000" filters balance, and clients are customers.
+    The figures equal pandas; a scope the question gave is never dropped silently."""
+    data = FIXTURES / "public" / "bank_marketing" / "bank-uci.csv.gz"
+    frame = pd.read_csv(data)
+    root = public_workspace(
+        tmp_path / "ws",
+        f'[workspace]\nname = "bank"\n[data.customers]\npath = "{data}"\n'
+        '[data.customers.columns]\ncustomer_id = "id"\n',
+        command="validate",
+    )
+    ask = none_session_asker(root, tool="query_metrics")
+    _, args, result = ask("avg balance of customers aged under 30")
+    assert args["where"] == ["age<30"]
+    expected = frame.loc[frame["age"] < 30, "balance"].mean()
+    assert result["rows"][0]["average_balance"] == pytest.approx(expected, abs=5e-3)
+    _, args, result = ask("median balance for people older than 60")
+    assert args["where"] == ["age>60"]
+    expected = frame.loc[frame["age"] > 60, "balance"].median()
+    assert result["rows"][0]["median_balance"] == pytest.approx(expected, abs=5e-3)
+    _, args, result = ask("how many clients have a balance over 1000")
+    assert args["where"] == ["balance>1000"]
+    assert result["rows"][0]["customers"] == int((frame["balance"] > 1000).sum())
+    _, args, _ = ask("avg balance by age")
+    assert args["by"] == ["age_band"]

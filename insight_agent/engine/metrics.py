@@ -47,7 +47,8 @@ MISSING = "(missing)"
 MAX_ROWS = 500  # a breakdown longer than this is cut (the result says so)
 # Customer columns never offered as dimensions: identifiers and contact details.
 _PII = re.compile(r"name|mail|phone|address|street|zip|postal|postcode|ssn|iban|card", re.I)
-_FLAG_VALUES = {"1": "Yes", "1.0": "Yes", "true": "Yes", "y": "Yes", "0": "No", "0.0": "No",
+# How a yes/no column's groups may be written in a filter ("senior_citizen=1", "=true").
+FLAG_VALUES = {"1": "Yes", "1.0": "Yes", "true": "Yes", "y": "Yes", "0": "No", "0.0": "No",
                 "false": "No", "n": "No"}  # fmt: skip
 MAX_LEVELS = 60  # a text column with more distinct values is not a dimension (except product)
 # Measures whose rows add up to the total under any non-time breakdown (sums and row counts;
@@ -436,10 +437,9 @@ def build_catalogue(con: Any, labels: dict[str, str] | None = None) -> Catalogue
                                          tuple(sorted(people | {"scores"} & present)))  # fmt: skip
         cands = [c for c in ("gender", "region", "country", "channel") if c in cust]
         cands += _extra_levels(con, "customers", cust) + flags + label_flags
-        # (age is held as age bands already)
-        numeric = _numeric_levels(
-            con, cust, set(cands) | set(labels or {}) | ({"age"} if "age_band" in dims else set())
-        )
+        numeric = _numeric_levels(con, cust, set(cands) | set(labels or {}))
+        if "age" in numeric and "age_band" in dims:
+            numeric["age"] = False  # "by age" is the age bands; "older than 60" filters age
         cands += list(numeric)
         for col in cands:
             name = norm(col)
@@ -928,7 +928,7 @@ class MetricsEngine:
             except ValueError:
                 raise ConfigError(f"{dim.name} needs a number, not '{value}'") from None
         if dim.flag:  # "senior_citizen=1", "=true", "=yes"
-            value = _FLAG_VALUES.get(value.strip().lower(), value)
+            value = FLAG_VALUES.get(value.strip().lower(), value)
         if dim.name == "segment":
             value = re.sub(r"^\s*S\d+\s+|\s*\(S\d+\)\s*$", "", value)  # "S2 Lapsing customers"
         levels = self.levels(dim)

@@ -26,7 +26,8 @@ from dataclasses import dataclass, replace
 
 from insight_agent.errors import ConfigError
 
-_MONTHS = {
+# month names and abbreviations ("march", "mar") -> 1..12
+MONTHS = {
     name: i
     for i in range(1, 13)
     for name in (calendar.month_name[i].lower(), calendar.month_abbr[i].lower())
@@ -143,11 +144,11 @@ def _date(text: str, dayfirst: bool = False) -> dt.date | None:
             day, month = (a, b) if dayfirst else (b, a)
             return dt.date(int(m[3]), month, day)
         m = re.fullmatch(r"(\d{1,2})\s+([a-z]+)\s+(\d{4})", text.lower())
-        if m and m[2] in _MONTHS:
-            return dt.date(int(m[3]), _MONTHS[m[2]], int(m[1]))
+        if m and m[2] in MONTHS:
+            return dt.date(int(m[3]), MONTHS[m[2]], int(m[1]))
         m = re.fullmatch(r"([a-z]+)\s+(\d{1,2}),?\s+(\d{4})", text.lower())
-        if m and m[1] in _MONTHS:
-            return dt.date(int(m[3]), _MONTHS[m[1]], int(m[2]))
+        if m and m[1] in MONTHS:
+            return dt.date(int(m[3]), MONTHS[m[1]], int(m[2]))
     except ValueError:
         return None
     return None
@@ -182,13 +183,13 @@ def _named(text: str, cutoff: dt.date, dayfirst: bool) -> Period | None:
     if m and 1 <= int(m[2]) <= 12:
         return _calendar(f"{m[1]}-{int(m[2]):02d}", dt.date(int(m[1]), int(m[2]), 1), "month")
     m = re.fullmatch(r"([a-z]+)\.?,?\s+((?:19|20)\d\d|'\d\d|[3-9]\d)", t)
-    if m and m[1] in _MONTHS:  # "March 1998", "feb 97", "jun '21"
-        start = dt.date(_full_year(m[2], cutoff), _MONTHS[m[1]], 1)
+    if m and m[1] in MONTHS:  # "March 1998", "feb 97", "jun '21"
+        start = dt.date(_full_year(m[2], cutoff), MONTHS[m[1]], 1)
         return _calendar(start.strftime("%Y-%m"), start, "month")
     m = re.fullmatch(r"([a-z]+)", t)
-    if m and m[1] in _MONTHS:  # "March": the latest March on or before the cutoff
-        year = cutoff.year if _MONTHS[m[1]] <= cutoff.month else cutoff.year - 1
-        start = dt.date(year, _MONTHS[m[1]], 1)
+    if m and m[1] in MONTHS:  # "March": the latest March on or before the cutoff
+        year = cutoff.year if MONTHS[m[1]] <= cutoff.month else cutoff.year - 1
+        start = dt.date(year, MONTHS[m[1]], 1)
         return _calendar(start.strftime("%Y-%m"), start, "month")
     day = _date(t, dayfirst)
     if day is not None:

@@ -376,7 +376,8 @@ _TYPOS = {"hw": "how", "hoe": "how", "whats": "what is", "u": "you", "no.": "num
           # retail words for the same things: a household is the customer, a shopping trip
           # (a visit, a ticket) is an order
           "households": "customers", "household": "customer", "hh": "customers",
-          "hhs": "customers", "trips": "orders", "trip": "order"}  # fmt: skip
+          "hhs": "customers", "trips": "orders", "trip": "order", "clients": "customers",
+          "client": "customer"}  # fmt: skip
 _VOCAB = ("revenue", "orders", "sales", "reviews", "customers", "returns", "rating", "ratings",
           "average", "repeat", "response", "campaign", "campaigns", "channel", "category",
           "segment", "month", "quarter", "weekly", "monthly", "subcategory", "department",
@@ -609,8 +610,21 @@ def _numeric_filters(cat: Any, q: str) -> list[str]:
                 value = m[m.lastindex]  # type: ignore[index]
                 inclusive = re.search(r"least|most|=", m[0])
                 out.append(f"{dim.name}{op}{'=' if inclusive else ''}{value}")
-        if re.search(rf"\b(?:bought|buy|buys|purchased|ordered|have|has|own)\s+(?:an?|any|at "
-                     rf"least one|one or more)\s+(?:\w+\s+)?{said}\b", q):  # fmt: skip
+        if dim.column.strip().lower() == "age":  # "older than 60", "under 30s", "aged over 65"
+            for op, said_age in (
+                (">", r"older than|over the age of|aged (?:over|above)|over|above"),
+                ("<", r"younger than|under the age of|aged under|under|below"),
+            ):
+                m = re.search(rf"\b(?:{said_age})\s+(\d{{2}})\b(?!\s*(?:%|k\b|days?|months?))", q)
+                if m and f"{dim.name}{op}{m[1]}" not in out:
+                    out.append(f"{dim.name}{op}{m[1]}")  # fmt: skip
+        # "bought a cookbook": above 0; not "have a balance over 1000", said with its number
+        said_with_number = any(f.startswith(dim.name) for f in out)
+        if not said_with_number and re.search(
+            rf"\b(?:bought|buy|buys|purchased|ordered|have|has|own)\s+(?:an?|any|at least one|"
+            rf"one or more)\s+(?:\w+\s+)?{said}\b",
+            q,
+        ):
             out.append(f"{dim.name}>0")
     return out
 
@@ -815,6 +829,10 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
     for _, name, pattern, _found in candidates:
         if name in measures:
             rest = re.sub(pattern, " ", rest)
+    # the yes/no groups and number filters the question names (all of it: "buyers" in "buyers
+    # vs non-buyers of X" named a measure above)
+    flags = flags_said(cat, q)
+    numeric_where = _numeric_filters(cat, q)
     unknown = [m for m in measures if cat.resolve(m) is None]
     if unknown:
         # "avg lifetime spend per customer" over a customers table: "spend per customer" is
@@ -834,10 +852,9 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
         elif (
             unknown == ["active_customers"]
             and "customers" in cat.measures
-            and (_numeric_filters(cat, q) or flags_said(cat, q))
+            and (numeric_where or flags)
         ):  # "how many custs bought a cookbook?": customers with a count column above 0
             measures = ["customers"]
-    flags = flags_said(cat, q)  # all of it: "buyers" in "buyers vs non-buyers of X" named a measure
     if (
         not measures
         and flags
@@ -903,7 +920,8 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
     )
     phrases += re.findall(r"\b(?:which|what) \d{1,3} ([a-z]+)\b", q)  # "which 3 campaigns"
     for phrase in phrases:
-        if any(phrase.split()[0] in w for w in said):
+        # as a word: "age" is in "average balance" only as letters
+        if any(re.search(rf"\b{re.escape(phrase.split()[0])}\b", w) for w in said):
             continue  # "the worst ratings" named the measure, not a breakdown
         words = phrase.split()
         for n in (3, 2, 1):  # the longest run of words that names a dimension
@@ -959,7 +977,6 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
     ):  # "response men vs women", "avg spend for women": the gender breakdown (a 0/1
         # gender column does not say which is which; the rows give both)
         by.append("gender")
-    numeric_where = _numeric_filters(cat, q)
     lacking = _without(ctx, cat, rest)
     if lacking is not None and lacking.split("=", 1)[0] not in by:
         # "churn for people without online security": the No group of that yes/no column
@@ -1061,6 +1078,8 @@ def day_period(q: str, cutoff: dt.date | None, *, dayfirst: bool = False) -> str
     2017", "until 3/31/2017", "on dec 24"; None when it names no day that way. A day said
     without its year takes the range's other year, else the latest such day up to the
     cutoff."""
+    from insight_agent.engine.periods import MONTHS
+
     days = list(_DAY.finditer(q))
     if not days or cutoff is None:
         return None
@@ -1074,7 +1093,8 @@ def day_period(q: str, cutoff: dt.date | None, *, dayfirst: bool = False) -> str
                 day, month = (a, b) if dayfirst or a > 12 else (b, a)
                 return dt.date(y, month, day)
             month_word, day_text, year_text = (m[3], m[4], m[5]) if m[3] else (m[7], m[6], m[8])
-            month = _MONTH_NUMBER[month_word.lower()[:3]]
+            word = month_word.lower()
+            month = MONTHS.get(word) or MONTHS[word[:3]]  # "sept"
             day = int(day_text)
             if year_text:
                 return dt.date(int(year_text), month, day)
@@ -1111,14 +1131,6 @@ def day_period(q: str, cutoff: dt.date | None, *, dayfirst: bool = False) -> str
     if re.search(r"\bon\s+(?:the\s+)?$", before):
         return day.isoformat()
     return None
-
-
-_MONTH_NUMBER = {
-    m: i
-    for i, m in enumerate(
-        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
-    )
-}
 
 
 def _two_periods(cat: Any, q: str, first: Any) -> tuple[str, str] | None:

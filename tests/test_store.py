@@ -107,15 +107,22 @@ FILTER_CASES = [
 
 
 @pytest.mark.parametrize(
-    ("candidates", "table", "id_chunk"),
-    [((50, 400), True, 20_000), ((8,), False, 20_000), ((8,), True, 20_000), ((8,), True, 7)],
+    ("candidates", "table", "id_chunk", "units"),
+    [
+        ((50, 400), True, 20_000, False),
+        ((8,), False, 20_000, False),
+        ((8,), True, 20_000, False),
+        ((8,), True, 7, False),
+        ((8,), True, 20_000, True),
+    ],
 )
 def test_filtered_search_equals_chromas_filtered_query(
-    tmp_path, reviews, embedding_function, monkeypatch, candidates, table, id_chunk
+    tmp_path, reviews, embedding_function, monkeypatch, candidates, table, id_chunk, units
 ):
     """Filtered searches first rank unfiltered candidates and keep those that pass; with too
     few candidates (8) they search the ids the filter table lets through (in chunks of 7 ids
-    here), or without a table ask Chroma to filter. Every path must give the result Chroma's
+    here), or rank them exactly against the review-vector file an ingest with a unit table
+    writes, or without a table ask Chroma to filter. Every path must give the result Chroma's
     own filtered query gives."""
     import datetime as dt
 
@@ -124,9 +131,17 @@ def test_filtered_search_equals_chromas_filtered_query(
     monkeypatch.setattr(search, "POST_FILTER_CANDIDATES", candidates)
     monkeypatch.setattr(search, "ID_CHUNK", id_chunk)
     path = tmp_path / "chroma"
-    index = ReviewIndex(open_client(path), embedding_function, path=path if table else None)
+    index = ReviewIndex(
+        open_client(path),
+        embedding_function,
+        path=path if table else None,
+        units_dir=tmp_path / "units" if units else None,
+    )
     index.sync(reviews)
     assert (index.filter_table() is not None) == table
+    assert (index.review_matrix() is not None) == units
+    if units:  # Chroma would be slower; it must not be asked to search
+        monkeypatch.setattr(search, "ID_CHUNK", 0)
     for case in FILTER_CASES:
         args = {
             key: dt.date.fromisoformat(value) if key in ("since", "until") else value
@@ -144,6 +159,37 @@ def test_filtered_search_equals_chromas_filtered_query(
             assert [h["review_id"] for h in got] == [
                 index.collection.get(ids=[i])["metadatas"][0]["review_id"] for i in want
             ], (case, query)
+
+
+def test_the_review_vector_file_holds_what_chroma_holds(tmp_path, reviews, embedding_function):
+    """The file the exact filtered search reads has each document's Chroma vector, in the
+    filter table's order: those made from units (per ingest batch, the file in blocks of 7
+    here) and one Chroma embedded itself (a review with blank text has no units)."""
+    import numpy as np
+
+    from insight_agent.vectorstore import store
+
+    some = reviews.head(40).copy()
+    some.loc[3, "text"] = "   "
+    path = tmp_path / "chroma"
+    index = ReviewIndex(
+        open_client(path), embedding_function, path=path, units_dir=tmp_path / "units"
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(store, "VECTOR_BLOCK", 7)
+        index.sync(some, batch_size=16)
+    matrix, table = index.review_matrix(), index.filter_table()
+    assert matrix is not None and matrix.shape == (40, 384)
+    got = index.collection.get(ids=[str(i) for i in table.ids], include=["embeddings"])
+    held = dict(zip(got["ids"], got["embeddings"], strict=True))
+    for row, doc in enumerate(table.ids):
+        want = np.asarray(held[str(doc)], dtype=np.float32)
+        np.testing.assert_allclose(matrix[row], want / np.linalg.norm(want), atol=1e-6)
+    # an ingest that changes the collection replaces it; one that breaks off leaves none
+    index.sync(some.head(30))
+    assert index.review_matrix().shape == (30, 384)
+    index.collection.delete(ids=[str(index.filter_table().ids[0])])
+    assert index.review_matrix() is None
 
 
 def test_the_filter_table_follows_ingest(tmp_path, reviews, embedding_function):

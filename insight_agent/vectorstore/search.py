@@ -115,11 +115,14 @@ def mmr(query: np.ndarray, candidates: np.ndarray, k: int, lambda_: float = 0.6)
 # unfiltered ranking), and a few ms, where Chroma's own filtered query first collects every
 # matching id from SQLite (~70 ms for a rating filter over 20k reviews, growing with the
 # collection). Candidates: 50, then 400 when too few pass. A narrower filter is evaluated on
-# the index's filter table (a numpy mask) and Chroma searches only the ids that pass, in
-# chunks under SQLite's limit on query parameters; without a table (a Chroma server, an
-# interrupted ingest, a --contains keyword) Chroma's filtered query answers.
+# the index's filter table (a numpy mask); the documents that pass are ranked exactly against
+# the stored review vectors (about 10 ms at 31k of 100k reviews), or, without that file,
+# Chroma searches only the ids that pass, in chunks under SQLite's limit on query parameters
+# (~120 ms there); without a table (a Chroma server, an interrupted ingest, a --contains
+# keyword) Chroma's filtered query answers.
 POST_FILTER_CANDIDATES: tuple[int, ...] = (50, 400)
 ID_CHUNK = 20_000
+EXACT_BLOCK = 32_768  # review vectors scored a block at a time (bounded memory)
 
 
 def _query(
@@ -130,12 +133,17 @@ def _query(
 
 
 def _post_filtered(
-    collection: Any, vector: list[float], want: int, filters: ReviewFilters, include: list[str]
+    collection: Any,
+    vector: list[float],
+    want: int,
+    filters: ReviewFilters,
+    include: list[str],
+    steps: tuple[int, ...],
 ) -> dict[str, list[Any]] | None:
-    """The ``want`` best hits passing ``filters``, from unfiltered candidate lists; None
-    when too few candidates pass to be sure they are the best."""
+    """The ``want`` best hits passing ``filters``, from unfiltered candidate lists of
+    ``steps`` sizes; None when too few candidates pass to be sure they are the best."""
     need = sorted({*include, "documents", "metadatas"})
-    for candidates in POST_FILTER_CANDIDATES:
+    for candidates in steps:
         n = max(candidates, 4 * want)
         got = _query(collection, vector, n, need)
         keep = [
@@ -153,11 +161,20 @@ def _id_filtered(
     index: Any, vector: list[float], want: int, filters: ReviewFilters, include: list[str]
 ) -> dict[str, list[Any]] | None:
     """The ``want`` best hits among the ids the filter table lets through; None without a
-    usable table."""
+    usable table.
+
+    With the review-vector file (an embedded store with a unit table) the documents that pass
+    are ranked exactly by one product, and Chroma is asked only for the winners' text and
+    metadata; otherwise Chroma searches those ids (``ID_CHUNK`` at a time), which at 100k
+    reviews is most of a slow filtered query's time."""
     table = index.filter_table() if hasattr(index, "filter_table") else None
     if table is None or filters.contains:
         return None
-    allowed = table.ids[table.mask(filters)]
+    passing = np.flatnonzero(table.mask(filters))
+    matrix = index.review_matrix(table) if hasattr(index, "review_matrix") else None
+    if matrix is not None:
+        return _ranked_exactly(index, matrix, table, passing, vector, want, include)
+    allowed = table.ids[passing]
     need = sorted({*include, "distances"})
     merged: dict[str, list[Any]] = {key: [] for key in ("ids", *need)}
     for start in range(0, len(allowed), ID_CHUNK):
@@ -167,6 +184,52 @@ def _id_filtered(
             merged[key].extend(got[key])
     order = sorted(range(len(merged["ids"])), key=lambda i: merged["distances"][i])[:want]
     return {key: [values[i] for i in order] for key, values in merged.items()}
+
+
+def _ranked_exactly(
+    index: Any,
+    matrix: np.ndarray,
+    table: Any,
+    passing: np.ndarray,
+    vector: list[float],
+    want: int,
+    include: list[str],
+) -> dict[str, list[Any]]:
+    """The ``want`` rows of ``passing`` nearest to ``vector`` by cosine (the collection's
+    space), with what ``include`` asks for, nearest first."""
+    fetch = [key for key in ("documents", "metadatas") if key in include]
+    if not len(passing):
+        return {key: [] for key in ("ids", *fetch, *(k for k in include if k not in fetch))}
+    query = np.asarray(vector, dtype=np.float32)
+    query /= max(float(np.linalg.norm(query)), 1e-12)
+    if 4 * len(passing) >= len(matrix):
+        # a broad filter: scoring every row in place (contiguous blocks, no copy) is about
+        # twice as fast as gathering the passing rows first (7 vs 16 ms at 31k of 100k)
+        every = np.empty(len(matrix), dtype=np.float32)
+        for lo in range(0, len(matrix), EXACT_BLOCK):
+            every[lo : lo + EXACT_BLOCK] = matrix[lo : lo + EXACT_BLOCK] @ query
+        scores = every[passing]
+    else:
+        scores = np.empty(len(passing), dtype=np.float32)
+        for lo in range(0, len(passing), EXACT_BLOCK):
+            rows = passing[lo : lo + EXACT_BLOCK]
+            scores[lo : lo + len(rows)] = matrix[rows] @ query
+    n = min(want, len(passing))
+    best = np.argpartition(-scores, n - 1)[:n] if n < len(passing) else np.arange(len(passing))
+    best = best[np.lexsort((passing[best], -scores[best]))]  # nearest first, ties by row
+    rows = passing[best]
+    ids = [str(i) for i in table.ids[rows]]
+    out: dict[str, list[Any]] = {"ids": ids}
+    if fetch:
+        got = index.collection.get(ids=ids, include=fetch)
+        position = {doc: i for i, doc in enumerate(got["ids"])}
+        for key in fetch:
+            out[key] = [got[key][position[doc]] for doc in ids]
+    if "distances" in include:
+        out["distances"] = [1.0 - float(v) for v in scores[best]]
+    if "embeddings" in include:
+        out["embeddings"] = [np.asarray(matrix[r], dtype=np.float32) for r in rows]
+    return out
 
 
 def search_reviews(
@@ -193,7 +256,11 @@ def search_reviews(
         include.append("embeddings")
     result = None
     if filters.active():
-        result = _post_filtered(collection, vector, want, filters, include)
+        # With the review vectors at hand, ranking every passing review (~10 ms at 31k)
+        # beats a second, larger candidate list from Chroma.
+        exact = not filters.contains and getattr(index, "has_review_vectors", lambda: False)()
+        steps = POST_FILTER_CANDIDATES[:1] if exact else POST_FILTER_CANDIDATES
+        result = _post_filtered(collection, vector, want, filters, include, steps)
         if result is None:
             result = _id_filtered(index, vector, want, filters, include)
     if result is None:

@@ -13,9 +13,12 @@
   document's id and its filterable metadata as arrays, written at the end of every ingest and
   removed at its start. Chroma's own filtered query gathers the matching ids from SQLite
   first (~0.37 s for a rating-and-date filter at 100k reviews, bench/reviews.py); with this
-  table a filter is a numpy mask and Chroma searches only those ids (together well under the
-  100 ms filtered p95 the bench measures at 100k). It is used only when its
-  document count equals the collection's (see :mod:`insight_agent.vectorstore.search`).
+  table a filter is a numpy mask. An ingest with a unit table also writes
+  ``review_vectors.npy`` beside it (each document's vector, float32, the table's row order):
+  the documents that pass are then ranked exactly by one product (~10 ms at 100k), else
+  Chroma searches only their ids (~90-120 ms). Both are used only when the table's document
+  count equals the collection's, asked again whenever the store's SQLite files change (see
+  :mod:`insight_agent.vectorstore.search`).
 
 The embedding function is passed in (see :mod:`insight_agent.vectorstore.embedder`), so tests
 and other embedders plug in the same way.
@@ -212,6 +215,11 @@ def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
 
 
 FILTER_TABLE = "filter_table.npz"
+# Each document's vector (float32, the filter table's row order), written with the table by an
+# ingest that has a unit table: a filtered search whose neighbourhood holds too few matches
+# ranks the documents the table lets through exactly, with one product (see search.py).
+REVIEW_VECTORS = "review_vectors.npy"
+VECTOR_BLOCK = 8192  # documents a block when the file is written
 FILTER_COLUMNS = ("segment", "sentiment", "product", "category")
 
 
@@ -353,8 +361,10 @@ class ReviewIndex:
         # change under us (a teammate's ingest), and a stale table would filter wrongly.
         self.table_path = Path(path) / FILTER_TABLE if path is not None else None
         self._table: FilterTable | None = None
+        self._checked: tuple[tuple[int, int], ...] | None = None  # see filter_table
         self.units_dir = Path(units_dir) if units_dir is not None else None
         self._units: Any = None
+        self._matrix: np.ndarray | None = None
 
     def unit_table(self) -> Any:
         """The opinion-unit table (:class:`~insight_agent.vectorstore.unitstore.UnitTable`)
@@ -375,9 +385,81 @@ class ReviewIndex:
             return None
         if self._table is None:
             self._table = FilterTable.load(self.table_path)
-        if self._table is None or len(self._table) != self.collection.count():
+            self._checked = None
+        if self._table is None:
             return None
+        # Chroma's count costs ~10 ms at 100k reviews: it is asked again only when the store's
+        # files changed since it last agreed (any write, by this process or another, does).
+        stamp = self._store_stamp()
+        if stamp is None or stamp != self._checked:
+            if len(self._table) != self.collection.count():
+                return None
+            self._checked = stamp
         return self._table
+
+    def _store_stamp(self) -> tuple[tuple[int, int], ...] | None:
+        """(mtime, size) of the embedded store's SQLite files; None when unreadable."""
+        assert self.table_path is not None
+        stamps = []
+        for name in ("chroma.sqlite3", "chroma.sqlite3-wal"):
+            try:
+                info = self.table_path.with_name(name).stat()
+            except FileNotFoundError:
+                continue
+            except OSError:
+                return None
+            stamps.append((info.st_mtime_ns, info.st_size))
+        return tuple(stamps) or None
+
+    def has_review_vectors(self) -> bool:
+        """Whether the review-vector file is there (a file check; :meth:`review_matrix`
+        also checks it against the collection)."""
+        return self.table_path is not None and self.table_path.with_name(REVIEW_VECTORS).is_file()
+
+    def review_matrix(self, table: FilterTable | None = None) -> np.ndarray | None:
+        """Every document's vector (memory-mapped, the filter table's rows) when the file and
+        a usable filter table are there, else None. ``table``: the filter table the caller
+        already checked (asking Chroma for its count again costs ~9 ms at 100k reviews)."""
+        table = table if table is not None else self.filter_table()
+        if table is None or self.table_path is None:
+            return None
+        if self._matrix is None:
+            try:
+                matrix = np.load(self.table_path.with_name(REVIEW_VECTORS), mmap_mode="r")
+            except (OSError, ValueError):
+                return None
+            self._matrix = matrix
+        if self._matrix.ndim != 2 or self._matrix.shape[0] != len(table):
+            return None
+        return self._matrix
+
+    def _write_review_vectors(self, units: Any, ids: list[str]) -> None:
+        """Write every document's vector, block by block (resident memory stays flat), then
+        rename it into place. A document without units (blank text) was embedded by Chroma:
+        its vector is read back from there."""
+        assert self.table_path is not None
+        path = self.table_path.with_name(REVIEW_VECTORS)
+        tmp = path.with_name(path.name + ".tmp")
+        header = {
+            "descr": "<f4",
+            "fortran_order": False,
+            "shape": (len(ids), units.vectors.shape[1]),
+        }
+        with open(tmp, "wb") as f:
+            np.lib.format.write_array_header_1_0(f, header)
+            for lo in range(0, len(ids), VECTOR_BLOCK):
+                block = review_vectors(units, range(lo, min(len(ids), lo + VECTOR_BLOCK)))
+                missing = np.flatnonzero(~np.isfinite(block).all(axis=1))
+                if len(missing):
+                    wanted = [ids[lo + i] for i in missing]
+                    got = self.collection.get(ids=wanted, include=["embeddings"])
+                    held = dict(zip(got["ids"], got["embeddings"], strict=True))
+                    for i, doc in zip(missing, wanted, strict=True):
+                        vector = np.asarray(held[doc], dtype=np.float32)
+                        block[i] = vector / max(float(np.linalg.norm(vector)), 1e-12)
+                f.write(np.ascontiguousarray(block, dtype="<f4").tobytes())
+        tmp.replace(path)
+        self._matrix = None
 
     def count(self) -> int:
         """Documents in the collection."""
@@ -399,10 +481,12 @@ class ReviewIndex:
         ``text_model`` (trained on rated reviews) labels unrated reviews and every unit; without
         it the lexicon does."""
         start = time.perf_counter()
-        self._table = None
+        self._table = self._checked = None
         self._units = None
         if self.table_path is not None:  # stale from here until the end of this ingest
             self.table_path.unlink(missing_ok=True)
+            self.table_path.with_name(REVIEW_VECTORS).unlink(missing_ok=True)
+        self._matrix = None
         texts = reviews["text"].astype(str).tolist()
         review_ids = reviews["review_id"].astype(str).tolist()
         ids = [doc_id(r, t) for r, t in zip(review_ids, texts, strict=True)]
@@ -449,8 +533,11 @@ class ReviewIndex:
             rows = [wanted[i] for i in chunk]
             # Each batch's review vectors from its units (read now, not all held at once).
             block = review_vectors(unit_table, rows) if unit_table else None
-            if block is not None and not np.isfinite(block).all():
-                block = None  # a review with no units (empty text): let Chroma embed it
+            if block is not None:
+                blank = np.flatnonzero(~np.isfinite(block).all(axis=1))
+                if len(blank):  # no units (blank text): its own text is embedded
+                    made = self.embedding_function([texts[rows[i]] for i in blank])
+                    block[blank] = np.asarray(made, dtype=np.float32)
             self.collection.add(
                 ids=chunk,
                 documents=[texts[r] for r in rows],
@@ -463,6 +550,8 @@ class ReviewIndex:
         for chunk in _batches(changed, 5000):
             self.collection.update(ids=chunk, metadatas=[metas[wanted[i]] for i in chunk])
         if self.table_path is not None:
+            if unit_table is not None:
+                self._write_review_vectors(unit_table, ids)
             self._table = table
             self._table.save(self.table_path)
         if unit_table is not None and unit_table.directory is not None:
@@ -554,12 +643,16 @@ class ReviewIndex:
         return out
 
 
-def review_vectors(units: Any, docs: list[int]) -> np.ndarray:
+def review_vectors(units: Any, docs: Sequence[int]) -> np.ndarray:
     """Unit-norm mean of each document's unit vectors (rows of ``docs``, in that order); NaN
-    rows for documents without units. Reads only those documents' unit vectors."""
+    rows for documents without units. Reads only those documents' unit vectors.
+
+    The sums run over each document's own run of unit rows in order, so a document's vector
+    is the same whichever documents it is computed with (Chroma's copy, made per ingest batch,
+    and the review-vector file, made in blocks, are equal)."""
     dim = units.vectors.shape[1]
-    out = np.zeros((len(docs), dim), dtype=np.float32)
-    if not docs:
+    out = np.full((len(docs), dim), np.nan, dtype=np.float32)
+    if not len(docs):
         return out
     # Units are stored in document order, so a document's units are one run of rows.
     doc = units.units["doc"].to_numpy()
@@ -567,13 +660,15 @@ def review_vectors(units: Any, docs: list[int]) -> np.ndarray:
     first = np.searchsorted(doc, wanted, side="left")
     last = np.searchsorted(doc, wanted, side="right")
     lengths = last - first
-    if lengths.sum():
-        rows = np.concatenate([np.arange(a, b) for a, b in zip(first, last, strict=True)])
-        slot = np.repeat(np.arange(len(docs)), lengths)
-        np.add.at(out, slot, units.vector_rows(rows))
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return out / np.where(norms > 0, norms, np.nan)
+    has = lengths > 0
+    if has.any():
+        rows = np.concatenate([np.arange(a, b) for a, b in zip(first[has], last[has], strict=True)])
+        starts = np.concatenate([[0], np.cumsum(lengths[has])[:-1]])
+        sums = np.add.reduceat(units.vector_rows(rows), starts, axis=0)
+        norms = np.linalg.norm(sums, axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[has] = sums / np.where(norms > 0, norms, np.nan)
+    return out
 
 
 def _comparable(meta: dict[str, Any]) -> dict[str, Any]:

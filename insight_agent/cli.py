@@ -362,6 +362,14 @@ def build(
         int | None,
         typer.Option(min=1, help="Threads for model fitting (default: analytics.threads, else 1)."),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Propensity models trained at the same time (default: analytics.workers, "
+            "else one per core, up to 4).",
+        ),
+    ] = None,
     chroma_url: ChromaOpt = None,
     label: Annotated[
         list[str] | None,
@@ -433,6 +441,7 @@ def build(
         horizon_days=horizon,
         seed=seed,
         threads=threads,
+        workers=workers or (int(a["workers"]) if a.get("workers") else None),
         labels=tuple(label or ()) or listed(a.get("label")),
         positive=positive or a.get("positive"),
         exclude=tuple(exclude or ()) or listed(a.get("exclude")),

@@ -357,3 +357,59 @@ def test_an_interrupted_build_resumes_after_its_last_finished_step(
     assert list(got.columns) == list(ref.columns)
     assert (got.dtypes == ref.dtypes).all()
     assert_same_customers(got, ref)
+
+
+def test_models_trained_in_parallel_equal_one_at_a_time_and_resume_midway(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Propensity models train three at a time in threads; stopped while one of them trains,
+    the build keeps the models committed before it, and the next build (one at a time)
+    trains the rest: the customer table and model cards equal a build in one go."""
+    import insight_agent.analytics.propensity as propensity
+    from insight_agent.analytics.build import BuildOptions, run_build
+    from insight_agent.workspace import Workspace, locate
+
+    current = (built / ".insight" / "current").read_text().strip()
+    reference = built / ".insight" / "builds" / current
+    ref_manifest = json.loads((reference / "manifest.json").read_text())
+    categories = [
+        s["name"].removeprefix("propensity:")
+        for s in ref_manifest["stages"]
+        if s["name"].startswith("propensity:category:") and s["status"] == "ok"
+    ]
+    assert len(categories) >= 2
+    root = tmp_path / "ws"
+    shutil.copytree(built, root, ignore=shutil.ignore_patterns("builds", "current", "chroma"))
+    ws = Workspace.open(locate(root))
+    options = BuildOptions(stages=("segments", "propensity", "clv", "basket"), workers=3)
+    train = propensity.train_propensity
+    threads: set[str] = set()
+
+    def second_category_stops(target, *args, **kwargs):
+        import threading
+
+        threads.add(threading.current_thread().name)
+        if target.name == categories[1]:
+            raise KeyboardInterrupt
+        return train(target, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(propensity, "train_propensity", second_category_stops)
+        with pytest.raises(KeyboardInterrupt):
+            run_build(ws, options)
+    assert len(threads) == 3 and all(t.startswith("propensity") for t in threads)
+
+    manifest = run_build(ws, BuildOptions(stages=options.stages, workers=1))
+    resumed = {s["name"] for s in manifest["stages"] if s["resumed"]}
+    assert {"segments", "propensity:churn", f"propensity:{categories[0]}"} <= resumed
+    assert f"propensity:{categories[1]}" not in resumed
+    folder = root / ".insight" / "builds" / manifest["build_id"]
+    got = pd.read_parquet(folder / "customers.parquet")
+    ref = pd.read_parquet(reference / "customers.parquet")
+    assert list(got.columns) == list(ref.columns)
+    assert_same_customers(got, ref)
+    for card in (reference / "models").glob("*.json"):
+        mine = json.loads((folder / "models" / card.name).read_text())
+        theirs = json.loads(card.read_text())
+        assert mine["metrics"] == theirs["metrics"], card.name
+        assert mine["drivers"] == theirs["drivers"], card.name

@@ -10,11 +10,12 @@ import pandas as pd
 from insight_agent.analytics.checkpoint import Checkpoint, plain, resume_key
 
 
-def test_key_ignores_threads_only() -> None:
-    base = {"seed": 0, "threads": 1, "engine": "duckdb"}
+def test_key_ignores_threads_and_workers_only() -> None:
+    base = {"seed": 0, "threads": 1, "workers": None, "engine": "duckdb"}
     versions = {"insight": "1"}
     key = resume_key("fp", base, versions)
     assert resume_key("fp", {**base, "threads": 2}, versions) == key
+    assert resume_key("fp", {**base, "workers": 3}, versions) == key
     assert resume_key("fp", {**base, "seed": 1}, versions) != key
     assert resume_key("other", base, versions) != key
     assert resume_key("fp", base, {"insight": "2"}) != key

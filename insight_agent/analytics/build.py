@@ -8,6 +8,7 @@ folder (see :mod:`insight_agent.analytics.artifacts`).
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 import time
 from collections.abc import Callable, Iterator
@@ -59,6 +60,10 @@ class BuildOptions:
     # HistGradientBoosting 6x slower (and KMeans 60x) whenever another process held a core,
     # while passive waiting made every small fit 6x slower. Raise it on a dedicated box.
     threads: int = 1
+    # Propensity models trained at the same time (threads: the fits and scoring run outside
+    # Python's lock, queries to the engine one at a time). None: up to 4, one per core.
+    # Results do not depend on it (each model has its own seeded sample).
+    workers: int | None = None
 
 
 @dataclass
@@ -113,9 +118,6 @@ def run_build(
                     "(same data and options) to resume after the last one")  # fmt: skip
             raise
     return manifest
-
-
-Step = Callable[[str, Callable[[], Any]], Any]
 
 
 def _previous_seconds(ws: Workspace) -> tuple[dict[str, float], int]:
@@ -212,23 +214,32 @@ def _resumable(writer: BuildWriter) -> bool:
     return (writer.tmp / CHECKPOINT_FOLDER / CHECKPOINT_STATE).is_file()
 
 
-def _stepper(
-    checkpoint: Checkpoint | None,
-    stages: list[StageReport],
-    customers: pd.DataFrame,
-    say: Progress,
-) -> Step:
+class _Stepper:
     """``step(name, run)``: run a step (``run()`` times its own stages and returns the
     step's result) and checkpoint it — its stage reports, result and the customer columns it
     added — or, when an interrupted build finished it, restore all three instead."""
 
-    def step(name: str, run: Callable[[], Any]) -> Any:
+    def __init__(
+        self,
+        checkpoint: Checkpoint | None,
+        stages: list[StageReport],
+        customers: pd.DataFrame,
+        say: Progress,
+    ) -> None:
+        self.checkpoint, self.stages, self.customers, self.say = checkpoint, stages, customers, say
+
+    def finished(self, name: str) -> bool:
+        """Whether an interrupted build finished step ``name`` (it will be restored)."""
+        return self.checkpoint is not None and self.checkpoint.get(name) is not None
+
+    def __call__(self, name: str, run: Callable[[], Any]) -> Any:
+        checkpoint, stages, customers = self.checkpoint, self.stages, self.customers
         done = checkpoint.get(name) if checkpoint is not None else None
         if checkpoint is not None and done is not None:
             for saved in done["reports"]:
                 report = StageReport(**{**saved, "resumed": True})
                 stages.append(report)
-                say(report.name, "resumed: finished by the interrupted build")
+                self.say(report.name, "resumed: finished by the interrupted build")
             columns = checkpoint.columns(name)
             if columns is not None:
                 for col in columns.columns:
@@ -246,22 +257,25 @@ def _stepper(
             )
         return result
 
-    return step
-
 
 @contextlib.contextmanager
-def _stage(stages: list[StageReport], name: str, say: Progress) -> Iterator[StageReport]:
-    """Time a stage; InsufficientData marks it skipped (with the reason) instead of failing."""
+def _stage(
+    stages: list[StageReport], name: str, say: Progress, *, ran_for: float | None = None
+) -> Iterator[StageReport]:
+    """Time a stage; InsufficientData marks it skipped (with the reason) instead of failing.
+    ``ran_for``: seconds the stage already ran elsewhere (a worker thread, which said it was
+    running), added to this part's."""
     report = StageReport(name)
     stages.append(report)
-    say(name, "running")
+    if ran_for is None:
+        say(name, "running")
     start = time.perf_counter()
     try:
         yield report
     except InsufficientData as exc:
         report.status = "skipped"
         report.message = exc.message
-    report.seconds = round(time.perf_counter() - start, 2)
+    report.seconds = round((ran_for or 0.0) + time.perf_counter() - start, 2)
     report.peak_rss_mb = round(_rss_mb(), 1)
     say(name, report.status + (f": {report.message}" if report.message else ""))
 
@@ -429,7 +443,7 @@ def _build_from_features(
         if column in people and people[column].notna().any():
             customers[column] = people[column].reindex(customers.index)
     results: dict[str, Any] = {}
-    step = _stepper(checkpoint, stages, customers, say)
+    step = _Stepper(checkpoint, stages, customers, say)
 
     def staged(name: str, run: Callable[[StageReport], Any]) -> None:
         """One stage as one step; its result goes to the manifest unless it was skipped."""
@@ -751,72 +765,146 @@ def _propensity(
     customers: pd.DataFrame,
     stages: list[StageReport],
     say: Progress,
-    step: Step,
+    step: _Stepper,
 ) -> dict[str, Any]:
     """One model per target (churn, purchase, response, top categories), each its own step
-    (checkpointed: an interrupted build resumes after the last finished model)."""
-    import joblib
+    (checkpointed: an interrupted build resumes after the last finished model).
 
-    from insight_agent.analytics.propensity import (
-        PROB_CEIL,
-        PROB_FLOOR,
-        Target,
-        score_customers,
-        train_propensity,
-    )
+    Models are trained and scored ``options.workers`` at a time in threads (scikit-learn's
+    fits and numpy release Python's lock; the engine is asked one query at a time), then
+    committed in target order on this thread: their columns, cards and checkpoints are
+    exactly a one-at-a-time build's. A model's stage seconds are its own training and
+    scoring, so with several workers the propensity stages overlap in time."""
+    import threading
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from insight_agent.analytics.propensity import SerialOutcomes, Target
 
     targets = [Target("churn", "churn"), Target("purchase", "purchase")]
-    outcomes, end = source.outcomes, source.end
-    if outcomes.has_campaigns:
+    if source.outcomes.has_campaigns:
         targets.append(Target("response", "response"))
     targets += [
         Target(f"category:{c}", "category", c) for c in source.categories[: options.category_models]
     ]
+    lock = threading.RLock()  # the engine's connection: one query at a time
+
+    def features(cutoff: pd.Timestamp) -> Any:
+        with lock:
+            return source.features(cutoff)
+
+    outcomes = SerialOutcomes(source.outcomes, lock)
     history_start = outcomes.first_order()
-    chosen_family: list[str] | None = None
+    purchase: Future[_Fitted] | None = None
+
+    def family() -> list[str] | None:
+        """Category models reuse the purchase model's family (build time)."""
+        if purchase is not None:
+            fitted = purchase.result()
+            return [fitted.model.family] if fitted.model is not None else None
+        card = step.checkpoint.get("propensity:purchase") if step.checkpoint else None
+        result = card["result"] if card else None
+        return [result["family"]] if result else None
+
+    def fit(target: Target) -> _Fitted:
+        from threadpoolctl import threadpool_limits
+
+        from insight_agent.analytics.propensity import score_customers, train_propensity
+
+        say(f"propensity:{target.name}", "running")
+        started = time.perf_counter()
+        # a new thread starts with OpenMP's default thread count: set the build's again
+        with threadpool_limits(limits=options.threads):
+            try:
+                model = train_propensity(
+                    target,
+                    outcomes,
+                    features,
+                    source.end,
+                    horizon_days=options.horizon_days,
+                    history_start=history_start,
+                    families=family() if target.kind == "category" else None,
+                    seed=options.seed,
+                )
+                reasons = 3 if target.kind != "category" else 0
+                scored = score_customers(model, X, n_reasons=reasons)
+            except InsufficientData as exc:
+                return _Fitted(None, None, exc, time.perf_counter() - started)
+        return _Fitted(model, scored, None, time.perf_counter() - started)
+
+    todo = [t for t in targets if not step.finished(f"propensity:{t.name}")]
+    workers = max(1, options.workers or min(4, os.cpu_count() or 1))
     cards: dict[str, Any] = {}
-
-    def train(target: Target) -> dict[str, Any] | None:
-        with _stage(stages, f"propensity:{target.name}", say) as st:
-            families = chosen_family if target.kind == "category" else None
-            model = train_propensity(
-                target,
-                outcomes,
-                source.features,
-                end,
-                horizon_days=options.horizon_days,
-                history_start=history_start,
-                families=families,
-                seed=options.seed,
-            )
-            col = target_column(target.name)
-            scored = score_customers(model, X, n_reasons=3 if target.kind != "category" else 0)
-            # rounded, then bounded again: 4 decimals must not turn 0.99996 into 1.0
-            customers[col] = scored["probability"].round(4).clip(PROB_FLOOR, PROB_CEIL)
-            if target.kind != "category":
-                customers[col.replace("p_", "", 1) + "_decile"] = scored["decile"]
-                customers[col.replace("p_", "", 1) + "_reasons"] = scored["reasons"]
-            card = model_card(model)
-            card["column"] = col
-            writer.write_json(f"models/{_file_name(target.name)}.json", card)
-            joblib.dump(model, writer.path("models", f"{_file_name(target.name)}.joblib"))
-            st.details = {
-                "roc_auc": model.metrics["roc_auc"],
-                "pr_auc": model.metrics["pr_auc"],
-                "family": model.family,
-                "column": col,
-            }
-            return st.details
-        return None  # skipped: too few positives, too little history...
-
-    for target in targets:
-        card = step(f"propensity:{target.name}", lambda t=target: train(t))
-        if card is None:
-            continue
-        cards[target.name] = card
-        if target.kind == "purchase":
-            chosen_family = [card["family"]]  # category models reuse it (build time)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="propensity") as pool:
+        futures: dict[str, Future[_Fitted]] = {}
+        for target in todo:  # in order: the purchase model starts before any category model
+            futures[target.name] = pool.submit(fit, target)
+            if target.kind == "purchase":
+                purchase = futures[target.name]
+        try:
+            for target in targets:
+                name = f"propensity:{target.name}"
+                card = step(
+                    name,
+                    lambda t=target, n=name: _commit_model(
+                        t, futures[t.name].result(), writer, customers, stages, say
+                    ),
+                )
+                if card is not None:
+                    cards[target.name] = card
+        except BaseException:
+            for future in futures.values():
+                future.cancel()  # an interrupted build stops queued models
+            raise
     return cards
+
+
+@dataclass
+class _Fitted:
+    """A model trained and scored in a worker thread (or why it could not be)."""
+
+    model: Any
+    scored: pd.DataFrame | None
+    skipped: InsufficientData | None
+    seconds: float
+
+
+def _commit_model(
+    target: Any,
+    fitted: _Fitted,
+    writer: BuildWriter,
+    customers: pd.DataFrame,
+    stages: list[StageReport],
+    say: Progress,
+) -> dict[str, Any] | None:
+    """A trained model's stage report, customer columns, card and pickle (on the build's
+    thread, in target order); None when it was skipped."""
+    import joblib
+
+    from insight_agent.analytics.propensity import PROB_CEIL, PROB_FLOOR
+
+    name = f"propensity:{target.name}"
+    with _stage(stages, name, say, ran_for=fitted.seconds) as st:
+        if fitted.skipped is not None:
+            raise fitted.skipped  # too few positives, too little history...: skipped
+        model, scored = fitted.model, fitted.scored
+        col = target_column(target.name)
+        # rounded, then bounded again: 4 decimals must not turn 0.99996 into 1.0
+        customers[col] = scored["probability"].round(4).clip(PROB_FLOOR, PROB_CEIL)
+        if target.kind != "category":
+            customers[col.replace("p_", "", 1) + "_decile"] = scored["decile"]
+            customers[col.replace("p_", "", 1) + "_reasons"] = scored["reasons"]
+        card = model_card(model)
+        card["column"] = col
+        writer.write_json(f"models/{_file_name(target.name)}.json", card)
+        joblib.dump(model, writer.path("models", f"{_file_name(target.name)}.joblib"))
+        st.details = {
+            "roc_auc": model.metrics["roc_auc"],
+            "pr_auc": model.metrics["pr_auc"],
+            "family": model.family,
+            "column": col,
+        }
+        return st.details
+    return None
 
 
 def _file_name(target: str) -> str:

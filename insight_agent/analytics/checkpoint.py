@@ -30,8 +30,8 @@ STATE = "state.json"
 
 def resume_key(fingerprint: str, options: dict[str, Any], versions: dict[str, str]) -> str:
     """What must match for a leftover build to be resumed: the data, the options (threads
-    aside: they change speed, not results) and the library versions."""
-    wanted = {k: v for k, v in options.items() if k != "threads"}
+    and workers aside: they change speed, not results) and the library versions."""
+    wanted = {k: v for k, v in options.items() if k not in ("threads", "workers")}
     text = json.dumps(
         {"data": fingerprint, "options": wanted, "versions": versions},
         sort_keys=True,

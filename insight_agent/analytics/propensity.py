@@ -181,6 +181,44 @@ class Outcomes(WindowOutcomes):
         return sends.groupby("customer_id")["responded"].max().astype(int)
 
 
+class SerialOutcomes(WindowOutcomes):
+    """Another :class:`WindowOutcomes`' answers, one caller at a time.
+
+    Models of one build train in threads (analytics/build.py), while the engine's connection
+    answers one query at a time: ``lock`` is shared with whatever else queries it (the
+    feature tables)."""
+
+    def __init__(self, inner: WindowOutcomes, lock: Any) -> None:
+        super().__init__()
+        self._inner, self._lock = inner, lock
+
+    @property
+    def has_campaigns(self) -> bool:
+        """Whether there are campaign sends to learn responses from."""
+        return self._inner.has_campaigns
+
+    def first_order(self) -> pd.Timestamp:
+        """The first order date (NaT without orders)."""
+        with self._lock:
+            return self._inner.first_order()
+
+    def _window(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        with self._lock:  # not reached: buyers() asks the inner outcomes (and its cache)
+            return self._inner._window(start, end)
+
+    def buyers(
+        self, start: pd.Timestamp, end: pd.Timestamp, category: str | None = None
+    ) -> np.ndarray:
+        """Ids of the customers with an order line in [start, end) (in ``category``)."""
+        with self._lock:
+            return self._inner.buyers(start, end, category)
+
+    def responses(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
+        """Per customer sent a campaign in [start, end): 1 when they responded, else 0."""
+        with self._lock:
+            return self._inner.responses(start, end)
+
+
 def _labels(
     target: Target,
     X: pd.DataFrame,

@@ -9,11 +9,14 @@ only grows; the largest over the runs). Targets on a 2-core machine (issue #17):
 <= 20 s, 1M <= 120 s, build <= 4x the floor at 1M.
 
     python bench/build.py [--sizes 10000,100000,1000000] [--runs 3] [--engines duckdb,pandas]
+        [--workers 1,2]
 
 ``--engines duckdb,pandas`` alternates the feature engine run by run (the same data, the same
 noise on a shared machine): ``pandas`` is the build's reference path (analytics/features.py),
-``duckdb`` the engine over the Parquet cache. CPU seconds (user + system, all threads) are
-printed too: on a shared machine they move less than wall time.
+``duckdb`` the engine over the Parquet cache. ``--workers 1,2`` alternates how many propensity
+models train at once the same way (0: the build's default, one per core up to 4). CPU seconds
+(user + system, all threads) are printed too: on a shared machine they move less than wall
+time.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _child(n: int, root: Path, engine: str) -> dict:
+def _child(n: int, root: Path, engine: str, workers: int | None = None) -> dict:
     from insight_agent.analytics.build import BuildOptions, run_build
     from insight_agent.data.bootstrap import init_workspace
     from insight_agent.data.demo import DemoConfig, generate_frames, write_demo
@@ -68,7 +71,7 @@ def _child(n: int, root: Path, engine: str) -> dict:
     init_workspace(root / "ws", sources=tables)
     ws = Workspace.open(locate(root / "ws"))
     t, cpu = time.perf_counter(), _cpu()
-    manifest = run_build(ws, BuildOptions(engine=engine))
+    manifest = run_build(ws, BuildOptions(engine=engine, workers=workers))
     total, cpu = time.perf_counter() - t, _cpu() - cpu
     cache = cached(ws)
     floor = _floor(cache.path("orders")) if cache is not None else None
@@ -77,6 +80,7 @@ def _child(n: int, root: Path, engine: str) -> dict:
         "order_rows": rows,
         "prepare_s": round(prep, 1),
         "engine": engine,
+        "workers": workers or "default",
         "build_s": round(total, 2),
         "build_cpu_s": round(cpu, 2),
         "floor_s": None if floor is None else round(floor, 3),
@@ -108,22 +112,30 @@ def main() -> None:
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     parser.add_argument("--engine", default="duckdb", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--workers",
+        default="0",
+        help="propensity models trained at once, alternated like --engines (0: the default)",
+    )
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(_child(args.child, Path(args.root), args.engine)))
+        workers = int(args.workers) or None
+        print(json.dumps(_child(args.child, Path(args.root), args.engine, workers)))
         return
-    by_size: dict[tuple[int, str], list[dict]] = {}
+    by_size: dict[tuple[int, str, str], list[dict]] = {}
     for size in args.sizes.split(","):
         for _ in range(args.runs):
             for engine in args.engines.split(","):
-                for n, res, error in per_size(__file__, size, ["--engine", engine]):
-                    if res is None:
-                        print(f"{n:,} customers, {engine}: FAILED\n{error}")
-                        continue
-                    by_size.setdefault((n, engine), []).append(res)
-                    # each run as it ends, so a long session that is stopped keeps its runs
-                    print(json.dumps(res), file=sys.stderr, flush=True)
-    for (n, engine), results in by_size.items():
+                for workers in args.workers.split(","):
+                    extra = ["--engine", engine, "--workers", workers]
+                    for n, res, error in per_size(__file__, size, extra):
+                        if res is None:
+                            print(f"{n:,} customers, {engine}, workers {workers}: FAILED\n{error}")
+                            continue
+                        by_size.setdefault((n, engine, workers), []).append(res)
+                        # each run as it ends, so a long session that is stopped keeps its runs
+                        print(json.dumps(res), file=sys.stderr, flush=True)
+    for (n, engine, workers), results in by_size.items():
         first = results[0]
         builds = [r["build_s"] for r in results]
         cpus = [r["build_cpu_s"] for r in results]
@@ -131,7 +143,8 @@ def main() -> None:
         floor = statistics.median(floors) if floors else float("nan")
         build = statistics.median(builds)
         print(
-            f"\n{n:,} customers, feature engine {engine}, {first['order_rows']:,} order rows, "
+            f"\n{n:,} customers, feature engine {engine}, workers {workers or 'default'}, "
+            f"{first['order_rows']:,} order rows, "
             f"{len(results)} run(s), "
             f"medians (data prepared in {first['prepare_s']} s, not part of the build)"
         )

@@ -10,7 +10,10 @@ written by each ingest (:meth:`insight_agent.vectorstore.store.ReviewIndex.sync`
   (character span in the review), text, stems (its words stemmed, for aspect seed words;
   :func:`insight_agent.vectorstore.aspects.unit_stems`), p_positive (trained model or lexicon)
   and sentiment.
-* ``vectors.npy``: the units' embeddings, float16 (384 numbers a unit), read memory-mapped.
+* ``vectors.npy``: the units' embeddings, float32 (384 numbers a unit), read memory-mapped.
+  float32 rather than float16: a count or unit search compares the query with every unit,
+  and numpy's float16-to-float32 cast was nearly all of that (268 against 19 ms for 306k
+  units, bench/unit_scan.py); tables written as float16 by earlier versions are still read.
 * ``reviews.npz``: per review document, its id and filterable metadata
   (:class:`~insight_agent.vectorstore.store.FilterTable`), so a filter is a numpy mask.
 * ``meta.json``: counts, the similarity threshold for counting, where sentiment came from.
@@ -51,6 +54,7 @@ THRESHOLD_FLOOR = 0.5
 NULL_QUANTILE = 0.995
 NULL_PAIRS = 20_000
 SCAN_CHUNK = 65_536
+VECTOR_DTYPE = np.dtype("<f4")  # unit vectors on disk (see the module docstring)
 
 
 def unit_dir(artifacts: Path) -> Path:
@@ -65,7 +69,7 @@ class UnitTable:
     reviews: Any  # FilterTable over review documents
     review_ids: np.ndarray  # str, per document
     units: pd.DataFrame  # doc, unit_no, start, end, text, p_positive, sentiment
-    vectors: np.ndarray  # (n_units, dim) float16, maybe memory-mapped
+    vectors: np.ndarray  # (n_units, dim) VECTOR_DTYPE (float16 in older tables), maybe mapped
     threshold: float
     sentiment_source: str  # "model" or "lexicon"
     # Per document (text, metadata): in memory after a build, read by offset after a load.
@@ -101,7 +105,9 @@ class UnitTable:
         path = getattr(self.vectors, "filename", None)
         if path is None or not Path(path).is_file():
             return np.asarray(self.vectors[rows], dtype=np.float32)
-        return read_vector_rows(Path(path), self.vectors.offset, self.vectors.shape, rows)
+        return read_vector_rows(
+            Path(path), self.vectors.offset, self.vectors.shape, rows, self.vectors.dtype
+        )
 
     def unit_mask(self, filters: Any | None) -> np.ndarray:
         """Which units belong to reviews passing ``filters`` (ReviewFilters) and its keyword."""
@@ -184,13 +190,13 @@ class UnitTable:
         tmp.mkdir(parents=True)
         self.units.to_parquet(tmp / "units.parquet", index=False)
         source = getattr(self.vectors, "filename", None)
-        if source is not None and self.vectors.dtype == np.float16 and Path(source).is_file():
+        if source is not None and self.vectors.dtype == VECTOR_DTYPE and Path(source).is_file():
             if self.staged:
                 shutil.move(source, tmp / "vectors.npy")
             else:
                 shutil.copyfile(source, tmp / "vectors.npy")
         else:
-            np.save(tmp / "vectors.npy", np.asarray(self.vectors, dtype=np.float16))
+            np.save(tmp / "vectors.npy", np.asarray(self.vectors, dtype=VECTOR_DTYPE))
         self.reviews.save(tmp / "reviews.npz")
         np.save(tmp / "review_ids.npy", np.asarray(self.review_ids, dtype=str))
         if self.records is not None:
@@ -277,14 +283,18 @@ def calibrate_threshold(vectors: np.ndarray, docs: np.ndarray, seed: int = 0) ->
     return threshold_from_pairs(vectors[a], vectors[b])
 
 
-READ_WINDOW = 8192  # rows per plain read (6 MB of float16 at 384 numbers a row)
+READ_WINDOW = 8192  # rows per plain read (12 MB of float32 at 384 numbers a row)
 
 
 def read_vector_rows(
-    path: Path, offset: int, shape: tuple[int, ...], rows: np.ndarray
+    path: Path,
+    offset: int,
+    shape: tuple[int, ...],
+    rows: np.ndarray,
+    dtype: Any = VECTOR_DTYPE,
 ) -> np.ndarray:
-    """Rows of the float16 ``.npy`` at ``path`` (data from byte ``offset``) as float32, read in
-    windows with plain file reads (no memory map)."""
+    """Rows of the ``.npy`` at ``path`` (``dtype`` data from byte ``offset``) as float32, read
+    in windows with plain file reads (no memory map)."""
     dim = int(shape[1])
     out = np.empty((len(rows), dim), dtype=np.float32)
     if not len(rows):
@@ -293,7 +303,8 @@ def read_vector_rows(
     ranked = rows[order]
     if ranked[0] < 0 or ranked[-1] >= shape[0]:
         raise IndexError(f"vector rows out of range 0..{shape[0] - 1}")
-    item = np.dtype(np.float16).itemsize
+    dtype = np.dtype(dtype)
+    item = dtype.itemsize
     with open(path, "rb") as f:
         i = 0
         while i < len(ranked):
@@ -301,14 +312,14 @@ def read_vector_rows(
             j = int(np.searchsorted(ranked, lo + READ_WINDOW, side="left"))
             hi = int(ranked[j - 1]) + 1
             f.seek(offset + lo * dim * item)
-            block = np.fromfile(f, dtype="<f2", count=(hi - lo) * dim).reshape(hi - lo, dim)
+            block = np.fromfile(f, dtype=dtype, count=(hi - lo) * dim).reshape(hi - lo, dim)
             out[order[i:j]] = block[ranked[i:j] - lo]
             i = j
     return out
 
 
 class _VectorSink:
-    """Unit vectors written block by block, in row order: to a float16 ``.npy`` file when a
+    """Unit vectors written block by block, in row order: to a ``VECTOR_DTYPE`` file when a
     directory is given (so an ingest does not hold every vector in memory), else to an
     array."""
 
@@ -320,16 +331,20 @@ class _VectorSink:
         self.written = 0
 
     def write(self, block: np.ndarray) -> None:
-        block = np.ascontiguousarray(block, dtype="<f2")
+        block = np.ascontiguousarray(block, dtype=VECTOR_DTYPE)
         if self.path is None:
             if self.array is None:
-                self.array = np.zeros((self.n, block.shape[1]), dtype=np.float16)
+                self.array = np.zeros((self.n, block.shape[1]), dtype=VECTOR_DTYPE)
             self.array[self.written : self.written + len(block)] = block
         else:
             if self.file is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self.file = open(self.path, "wb")  # noqa: SIM115 - closed in finish()
-                header = {"descr": "<f2", "fortran_order": False, "shape": (self.n, block.shape[1])}
+                header = {
+                    "descr": VECTOR_DTYPE.str,
+                    "fortran_order": False,
+                    "shape": (self.n, block.shape[1]),
+                }
                 np.lib.format.write_array_header_1_0(self.file, header)
             self.file.write(block.tobytes())
         self.written += len(block)
@@ -337,7 +352,7 @@ class _VectorSink:
     def finish(self, dim: int) -> np.ndarray:
         """The written vectors: memory-mapped from the file, or the array."""
         if self.written == 0:
-            self.write(np.zeros((0, dim), dtype=np.float16))
+            self.write(np.zeros((0, dim), dtype=VECTOR_DTYPE))
         if self.path is None:
             assert self.array is not None
             return self.array
@@ -423,7 +438,7 @@ def build_unit_table(
         block: np.ndarray | None = None
         if keep.any():
             assert previous is not None
-            block = np.zeros((stop - start, previous.vectors.shape[1]), dtype=np.float16)
+            block = np.zeros((stop - start, previous.vectors.shape[1]), dtype=VECTOR_DTYPE)
             block[keep] = previous.vector_rows(old[keep])
             if old_stems is not None:
                 stems[start:stop][keep] = old_stems[old[keep]]
@@ -432,7 +447,7 @@ def build_unit_table(
             vectors = np.asarray(embed([texts_block[i] for i in todo]), dtype=np.float32)
             dim = vectors.shape[1]
             if block is None:
-                block = np.zeros((stop - start, dim), dtype=np.float16)
+                block = np.zeros((stop - start, dim), dtype=VECTOR_DTYPE)
             block[todo] = vectors
             done += len(todo)
             if progress:
@@ -447,7 +462,7 @@ def build_unit_table(
         if sampled is not None:
             lo, hi = np.searchsorted(sampled, [start, stop])
             if sample is None:
-                sample = np.zeros((len(sampled), block.shape[1]), dtype=np.float16)
+                sample = np.zeros((len(sampled), block.shape[1]), dtype=VECTOR_DTYPE)
             sample[lo:hi] = block[sampled[lo:hi] - start]
     vectors_all = sink.finish(dim or 384)
     units["stems"] = pd.Series(stems, dtype="string")

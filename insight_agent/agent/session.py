@@ -587,9 +587,6 @@ def with_cap_notes(answer: str, results: list[ToolResult]) -> str:
     return answer
 
 
-# A breakdown this short is shown whole under the answer when the answer leaves rows out.
-
-
 def with_breakdown_rows(answer: str, results: list[ToolResult]) -> str:
     """``answer`` with the rows of a metrics breakdown ("churn rate by contract": three rows;
     a longer one's first rows and how many there are) listed under it, as the tool's template

@@ -228,13 +228,14 @@ class _Stepper:
     ) -> None:
         self.checkpoint, self.stages, self.customers, self.say = checkpoint, stages, customers, say
 
-    def finished(self, name: str) -> bool:
-        """Whether an interrupted build finished step ``name`` (it will be restored)."""
-        return self.checkpoint is not None and self.checkpoint.get(name) is not None
+    def finished(self, name: str) -> dict[str, Any] | None:
+        """What an interrupted build recorded for step ``name`` (it will be restored), or
+        None when the step is still to run."""
+        return self.checkpoint.get(name) if self.checkpoint is not None else None
 
     def __call__(self, name: str, run: Callable[[], Any]) -> Any:
         checkpoint, stages, customers = self.checkpoint, self.stages, self.customers
-        done = checkpoint.get(name) if checkpoint is not None else None
+        done = self.finished(name)
         if checkpoint is not None and done is not None:
             for saved in done["reports"]:
                 report = StageReport(**{**saved, "resumed": True})
@@ -801,9 +802,8 @@ def _propensity(
         if purchase is not None:
             fitted = purchase.result()
             return [fitted.model.family] if fitted.model is not None else None
-        card = step.checkpoint.get("propensity:purchase") if step.checkpoint else None
-        result = card["result"] if card else None
-        return [result["family"]] if result else None
+        done = step.finished("propensity:purchase")  # resumed: its card says
+        return [done["result"]["family"]] if done and done["result"] else None
 
     def fit(target: Target) -> _Fitted:
         from threadpoolctl import threadpool_limits
@@ -831,7 +831,7 @@ def _propensity(
                 return _Fitted(None, None, exc, time.perf_counter() - started)
         return _Fitted(model, scored, None, time.perf_counter() - started)
 
-    todo = [t for t in targets if not step.finished(f"propensity:{t.name}")]
+    todo = [t for t in targets if step.finished(f"propensity:{t.name}") is None]
     workers = max(1, options.workers or min(4, os.cpu_count() or 1))
     cards: dict[str, Any] = {}
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="propensity") as pool:

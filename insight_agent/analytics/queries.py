@@ -474,19 +474,13 @@ def basket_summary(
     facts = basket["facts"]
     rules = facts.get("top_rules", [])
     note = None
-    if category:
-        try:
-            _basket_category(ws, basket, category)
-        except ConfigError as exc:
-            named = resolve_segment(ws, category)[1] if "is a segment" in str(exc) else None
-            if named is None or (segment is not None and resolve_segment(ws, segment)[1] != named):
-                raise
-            # "cross-sell ideas for lapsing customers": a segment passed as the category
-            # (small models mix the two up, or pass it as both) is the segment's next-best
-            # categories
-            segment = named
-            note = f"'{category}' is a segment: its next-best categories are below"
-            category = None
+    named = _segment_not_category(ws, basket, category) if category else None
+    if named is not None and (segment is None or resolve_segment(ws, segment)[1] == named):
+        # "cross-sell ideas for lapsing customers": a segment passed as the category (small
+        # models mix the two up, or pass it as both) is the segment's next-best categories
+        segment = named
+        note = f"'{category}' is a segment: its next-best categories are below"
+        category = None
     if category:
         category = _basket_category(ws, basket, category)
         rules = [r for r in rules if r["rule"].split(" → ")[0] == category]
@@ -516,12 +510,28 @@ def basket_summary(
     return out
 
 
-def _basket_category(ws: Workspace, basket: dict[str, Any], text: str) -> str:
-    """The basket category named by ``text`` (any case or number); ConfigError listing the
-    categories otherwise, saying so when ``text`` is a segment (models mix the two up)."""
+def _basket_categories(basket: dict[str, Any]) -> set[str]:
+    """The categories the basket rules and next-best picks name."""
     known = {r["item"] for r in basket.get("by_segment", [])}
     for rule in basket.get("facts", {}).get("top_rules", []):
         known.update(side.strip() for side in rule["rule"].split("→"))
+    return known
+
+
+def _segment_not_category(ws: Workspace, basket: dict[str, Any], text: str) -> str | None:
+    """The segment's name when ``text`` names a segment and no basket category, else None."""
+    if match_value(text, _basket_categories(basket)):
+        return None
+    try:
+        return resolve_segment(ws, text)[1]
+    except ConfigError:
+        return None
+
+
+def _basket_category(ws: Workspace, basket: dict[str, Any], text: str) -> str:
+    """The basket category named by ``text`` (any case or number); ConfigError listing the
+    categories otherwise, saying so when ``text`` is a segment (models mix the two up)."""
+    known = _basket_categories(basket)
     found = match_value(text, known)
     if found:
         return found

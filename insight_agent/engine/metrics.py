@@ -654,7 +654,7 @@ def _attribute_measures(
     tenure …): "average balance by job". Yes/no columns (``flags``) get a share instead."""
     schema = con.table("customers").schema()
     out: dict[str, Measure] = {}
-    lowered = {str(c).strip().lower() for c in columns["customers"]}
+    rfm = _rfm_table(columns["customers"])
     for col in columns["customers"]:
         key = norm(col)
         if (
@@ -679,9 +679,7 @@ def _attribute_measures(
                 words=(rf"\b(?:{word}|{'avg|mean|typical' if agg == 'mean' else 'middle'})"
                        rf"(?: (?:no\.?|number|#) of)? (?P<filler>(?:[a-z]+ ){{0,2}}){said}\b",),
             )  # fmt: skip
-        if not _SUMMABLE.search(str(col)) and not (
-            str(col).strip().lower() == "m" and "r" in lowered and "f" in lowered
-        ):
+        if not _SUMMABLE.search(str(col)) and not (rfm and str(col).strip().lower() == "m"):
             continue  # a sum of ages or tenures means nothing
         out[f"total_{key}"] = Measure(
             f"total_{key}", f"Total {col}", "customers", "number", "total",
@@ -709,9 +707,13 @@ def column_words(col: str, siblings: Sequence[str] = ()) -> str:
         + r")(?:e?s)?"
         for w in words
     )
-    rfm = {str(c).strip().lower() for c in siblings} >= {"r", "f", "m"}
-    extra = _RFM_WORDS.get(str(col).strip().lower()) if rfm else None
+    extra = _RFM_WORDS.get(str(col).strip().lower()) if _rfm_table(siblings) else None
     return f"(?:{extra}|{said})" if extra else said
+
+
+def _rfm_table(columns: Sequence[str]) -> bool:
+    """Whether the table's columns include single-letter R, F and M (an RFM export)."""
+    return {str(c).strip().lower() for c in columns} >= {"r", "f", "m"}
 
 
 # An RFM table's single-letter columns, as people say them.

@@ -437,27 +437,24 @@ class ReviewIndex:
         """Write every document's vector, block by block (resident memory stays flat), then
         rename it into place. A document without units (blank text) was embedded by Chroma:
         its vector is read back from there."""
+        from insight_agent.vectorstore.unitstore import VectorSink
+
         assert self.table_path is not None
         path = self.table_path.with_name(REVIEW_VECTORS)
         tmp = path.with_name(path.name + ".tmp")
-        header = {
-            "descr": "<f4",
-            "fortran_order": False,
-            "shape": (len(ids), units.vectors.shape[1]),
-        }
-        with open(tmp, "wb") as f:
-            np.lib.format.write_array_header_1_0(f, header)
-            for lo in range(0, len(ids), VECTOR_BLOCK):
-                block = review_vectors(units, range(lo, min(len(ids), lo + VECTOR_BLOCK)))
-                missing = np.flatnonzero(~np.isfinite(block).all(axis=1))
-                if len(missing):
-                    wanted = [ids[lo + i] for i in missing]
-                    got = self.collection.get(ids=wanted, include=["embeddings"])
-                    held = dict(zip(got["ids"], got["embeddings"], strict=True))
-                    for i, doc in zip(missing, wanted, strict=True):
-                        vector = np.asarray(held[doc], dtype=np.float32)
-                        block[i] = vector / max(float(np.linalg.norm(vector)), 1e-12)
-                f.write(np.ascontiguousarray(block, dtype="<f4").tobytes())
+        sink = VectorSink(len(ids), tmp)
+        for lo in range(0, len(ids), VECTOR_BLOCK):
+            block = review_vectors(units, range(lo, min(len(ids), lo + VECTOR_BLOCK)))
+            missing = np.flatnonzero(~np.isfinite(block).all(axis=1))
+            if len(missing):
+                wanted = [ids[lo + i] for i in missing]
+                got = self.collection.get(ids=wanted, include=["embeddings"])
+                held = dict(zip(got["ids"], got["embeddings"], strict=True))
+                for i, doc in zip(missing, wanted, strict=True):
+                    vector = np.asarray(held[doc], dtype=np.float32)
+                    block[i] = vector / max(float(np.linalg.norm(vector)), 1e-12)
+            sink.write(block)
+        sink.finish(units.vectors.shape[1])  # closes the file (its memory map is not kept)
         tmp.replace(path)
         self._matrix = None
 

@@ -318,14 +318,14 @@ def read_vector_rows(
     return out
 
 
-class _VectorSink:
-    """Unit vectors written block by block, in row order: to a ``VECTOR_DTYPE`` file when a
-    directory is given (so an ingest does not hold every vector in memory), else to an
-    array."""
+class VectorSink:
+    """``n`` vectors written block by block, in row order, as ``VECTOR_DTYPE``: to the
+    ``.npy`` file ``path`` when one is given (so an ingest does not hold every vector in
+    memory), else to an array."""
 
-    def __init__(self, n: int, directory: Path | None) -> None:
+    def __init__(self, n: int, path: Path | None) -> None:
         self.n = n
-        self.path = None if directory is None else Path(directory) / "vectors.npy"
+        self.path = None if path is None else Path(path)
         self.file: Any = None
         self.array: np.ndarray | None = None
         self.written = 0
@@ -425,7 +425,7 @@ def build_unit_table(
     pairs = null_pairs(units["doc"].to_numpy())
     sampled = None if pairs is None else np.unique(np.concatenate(pairs))
     sample = None
-    sink = _VectorSink(n, workdir)
+    sink = VectorSink(n, None if workdir is None else Path(workdir) / "vectors.npy")
     p = np.empty(n, dtype=np.float32)
     dim = previous.vectors.shape[1] if previous is not None and len(previous) else None
     done = 0

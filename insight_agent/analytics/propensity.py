@@ -84,22 +84,33 @@ class PropensityModel:
     cutoff: pd.Timestamp
     params: dict[str, Any] = field(default_factory=dict)
 
+    def matrix(self, X: pd.DataFrame) -> np.ndarray:
+        """The model's columns of feature rows as a float matrix (missing columns are 0)."""
+        return X.reindex(columns=self.features, fill_value=0.0).to_numpy(dtype=float)
+
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated probabilities for feature rows (missing columns filled with 0), within
         [PROB_FLOOR, PROB_CEIL] (also for models saved before the bound existed)."""
-        p = self.estimator.predict_proba(
-            X.reindex(columns=self.features, fill_value=0.0).to_numpy(dtype=float)
-        )[:, 1]
-        return np.clip(p, PROB_FLOOR, PROB_CEIL)
+        return np.clip(self.estimator.predict_proba(self.matrix(X))[:, 1], PROB_FLOOR, PROB_CEIL)
 
-    def log_odds(self, X: pd.DataFrame) -> np.ndarray:
-        """The uncalibrated model's log-odds for feature rows: smooth where the calibrated
-        probability is a step function, and ordered the same way (calibration is monotone)."""
-        A = X.reindex(columns=self.features, fill_value=0.0).to_numpy(dtype=float)
+    def log_odds(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """The uncalibrated model's log-odds for feature rows (or their :meth:`matrix`): smooth
+        where the calibrated probability is a step function, and ordered the same way
+        (calibration is monotone)."""
+        A = X if isinstance(X, np.ndarray) else self.matrix(X)
         if isinstance(self.estimator, CalibratedModel):
             return _raw_score(self.estimator.base, A)
         q = np.clip(self.estimator.predict_proba(A)[:, 1], 1e-6, 1 - 1e-6)  # older saved models
         return np.log(q / (1 - q))
+
+    def probability(self, A: np.ndarray, log_odds: np.ndarray) -> np.ndarray:
+        """:meth:`predict` for rows ``A`` whose :meth:`log_odds` are known (no second pass
+        through the model when it is a :class:`CalibratedModel`)."""
+        if isinstance(self.estimator, CalibratedModel):
+            p = self.estimator.from_score(log_odds)
+        else:
+            p = self.estimator.predict_proba(A)[:, 1]
+        return np.clip(p, PROB_FLOOR, PROB_CEIL)
 
 
 class WindowOutcomes(ABC):
@@ -315,15 +326,18 @@ class CalibratedModel:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """[P(0), P(1)] per row, P(1) within [PROB_FLOOR, PROB_CEIL]."""
+        p = self.from_score(_raw_score(self.base, X))
+        return np.column_stack([1.0 - p, p])
+
+    def from_score(self, score: np.ndarray) -> np.ndarray:
+        """P(1) for the base model's raw scores, within [PROB_FLOOR, PROB_CEIL]."""
         from scipy.special import expit
 
-        score = _raw_score(self.base, X)
         if self.method == "isotonic":
             p = np.interp(score, self.params["knots"], self.params["values"])
         else:
             p = expit(self.params["a"] * score + self.params["b"])
-        p = np.clip(p, PROB_FLOOR, PROB_CEIL)
-        return np.column_stack([1.0 - p, p])
+        return np.clip(p, PROB_FLOOR, PROB_CEIL)
 
 
 def _smoothed_isotonic(score: np.ndarray, y: np.ndarray) -> dict[str, Any]:
@@ -658,9 +672,10 @@ def score_customers(
     texts: dict[tuple[int, float], str] = {}  # shared by batches: values repeat across them
     for lo in range(0, len(X), max(1, batch)):
         part = X.iloc[lo : lo + batch]
-        A = part.reindex(columns=model.features, fill_value=0.0)
-        p[lo : lo + len(A)] = model.predict(A)
-        reasons += _reasons(model, part, A, p[lo : lo + len(A)], n_reasons, texts)
+        A = model.matrix(part)
+        score = model.log_odds(A)
+        p[lo : lo + len(A)] = model.probability(A, score)
+        reasons += _reasons(model, part, A, score, p[lo : lo + len(A)], n_reasons, texts)
     out = pd.DataFrame({"probability": p}, index=X.index)
     ranks = pd.Series(p).rank(method="first", ascending=False).to_numpy()
     out["decile"] = np.ceil(ranks / max(len(p), 1) * 10).clip(1, 10).astype(int)
@@ -671,29 +686,31 @@ def score_customers(
 def _reasons(
     model: PropensityModel,
     X: pd.DataFrame,
-    A: pd.DataFrame,
+    A: np.ndarray,
+    score: np.ndarray,
     p: np.ndarray,
     n_reasons: int,
     texts: dict[tuple[int, float], str],
 ) -> list[list[str]]:
-    """The reasons of rows ``X`` (``A``: their model columns, ``p``: their probabilities);
-    see :func:`score_customers`."""
+    """The reasons of rows ``X`` (``A``: their model columns, ``score``: their log-odds,
+    ``p``: their probabilities); see :func:`score_customers`."""
     top = model.drivers[:REASON_FEATURES] if n_reasons else []
     drivers = [d["feature"] for d in top]
     if not drivers:
         return [[] for _ in range(len(A))]
     toward = np.where(p >= float(model.metrics.get("threshold", 0.5)), 1.0, -1.0)
-    values = A[drivers].to_numpy(dtype=float)
+    columns = [model.features.index(f) for f in drivers]
+    values = A[:, columns]
     typical = np.array([model.medians.get(f, 0.0) for f in drivers])
     card = np.array([1.0 if d.get("direction") == "higher raises" else -1.0 for d in top])
     # Pushes are measured on the model's log-odds: the calibrated probability is flat at its
     # ends, where it would give the most certain customers no reason at all.
-    score = model.log_odds(A)
     effects = np.zeros((len(A), len(drivers)))
-    for j, feat in enumerate(drivers):
-        what_if = A.copy()
-        what_if[feat] = typical[j]
+    what_if = A.copy()  # one driver at a time set to its typical value, then put back
+    for j, col in enumerate(columns):
+        what_if[:, col] = typical[j]
         push = score - model.log_odds(what_if)  # > 0: this customer's value raises the score
+        what_if[:, col] = A[:, col]
         # the card's direction: above-typical values push the way the card says
         agrees = np.sign(push) * np.sign(values[:, j] - typical[j]) == card[j]
         effects[:, j] = np.where(agrees, push * toward, 0.0)

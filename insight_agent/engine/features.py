@@ -68,6 +68,25 @@ def to_frame(table: Any, index: str | None = None) -> pd.DataFrame:
     return frame
 
 
+def float32_frame(table: Any, index: str, names: list[str]) -> pd.DataFrame:
+    """An Arrow result of ``index`` and float32 columns (in that order) as one float32 block
+    named ``names``, indexed and sorted by ``index`` (text as pandas' "string" dtype, as in
+    :func:`to_frame`). One allocation for the block: pandas' own conversion builds a float
+    array per column and copies them again when they are combined."""
+    import pyarrow as pa
+
+    block = np.empty((len(names), table.num_rows), dtype=np.float32)
+    for i in range(len(names)):
+        block[i] = table.column(i + 1).to_numpy()  # nulls come back as NaN
+    ids = table.column(0)
+    if pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type):
+        labels = pd.Index(pd.array(ids.combine_chunks(), dtype=pd.StringDtype()), name=index)
+    else:
+        labels = pd.Index(ids.to_pandas(), name=index)
+    frame = pd.DataFrame(block.T, index=labels, columns=names, copy=False)
+    return frame if labels.is_monotonic_increasing else frame.sort_index()
+
+
 def _lit(ts: pd.Timestamp) -> Any:
     import ibis
 
@@ -417,13 +436,20 @@ class FeatureEngine:
         t = self._reviews(t, cut, cols)
         t = self._campaigns(t, cut, cols)
         if demographics and customers is not None:
-            t = self._demographics(t, customers, cols)
+            # the population's ids straight from the order lines and sign-ups: the statistics
+            # below need nothing of the aggregates joined onto ``t``
+            ids = past.select("customer_id").distinct()
+            if signup is not None:
+                ids = ids.union(signup.select("customer_id"), distinct=True)
+            t = self._demographics(t, ids, customers, cols)
 
         names = list(cols)
-        frame = t.select("customer_id", *[cols[n].name(f"c{i}") for i, n in enumerate(names)])
-        out = to_frame(frame.to_pyarrow(), index="customer_id")
-        out.columns = names
-        return FeatureFrame(out.astype(np.float32), cutoff, cats)
+        # float32 and in customer order from the engine: at a million customers, converting
+        # 48 float64 columns in pandas and sorting the rows took ~4 s a cutoff
+        frame = t.select(
+            "customer_id", *[cols[n].cast("float32").name(f"c{i}") for i, n in enumerate(names)]
+        ).order_by("customer_id")
+        return FeatureFrame(float32_frame(frame.to_pyarrow(), "customer_id", names), cutoff, cats)
 
     def _categories(
         self,
@@ -440,14 +466,12 @@ class FeatureEngine:
             return t, []
         cut = _lit(cutoff)
         lines = self.con.table("orders")
-        per = (
-            lines.filter((lines.order_date < cut) & lines.category.notnull())
-            .group_by(["customer_id", "category"])
-            .aggregate(_cs=lambda x: x.amount.sum())
-        )
-        aggs = {"_ctotal": per._cs.sum()}
+        # one pass over the lines (summing per customer and category first, then per
+        # customer, took ~1.8x as long at 13M lines)
+        per = lines.filter((lines.order_date < cut) & lines.category.notnull())
+        aggs = {"_ctotal": per.amount.sum()}
         for i, cat in enumerate(categories):
-            aggs[f"_cat{i}"] = per._cs.sum(where=per.category == cat)
+            aggs[f"_cat{i}"] = per.amount.sum(where=per.category == cat)
         spend = per.group_by("customer_id").aggregate(**aggs)
         t = t.left_join(spend, "customer_id")
         total = t._ctotal.nullif(0.0)
@@ -504,13 +528,19 @@ class FeatureEngine:
         cols["campaign_response_rate"] = t._kr.fill_null(0.0)
         return t
 
-    def _demographics(self, t: Any, customers: Any, cols: dict[str, Any]) -> Any:
+    def _demographics(self, t: Any, ids: Any, customers: Any, cols: dict[str, Any]) -> Any:
+        """Demographic columns; levels and medians are those of the population ``ids``
+        (the rows of ``t``)."""
         wanted = [c for c in (*_NUMERIC, *_CATEGORICAL) if c in customers.columns]
         if not wanted:
             return t
         people = customers.select("customer_id", *[customers[c].name(f"_d_{c}") for c in wanted])
         t = t.left_join(people, "customer_id")
-        pop = t.select("customer_id", *[f"_d_{c}" for c in wanted]).cache()
+        pop = (
+            ids.left_join(people, "customer_id")
+            .select("customer_id", *[f"_d_{c}" for c in wanted])
+            .cache()
+        )
         numeric = [c for c in _NUMERIC if c in wanted]
         categorical = [c for c in _CATEGORICAL if c in wanted]
         try:

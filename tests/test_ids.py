@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from insight_agent.data.ids import isin
+from insight_agent.data.ids import IdSet, isin
 
 TEXT = pd.Index(["a", "b", None, "d"], dtype="str")
 
@@ -38,3 +38,21 @@ def test_isin_many_ids() -> None:
     seen = pd.Series([f"C{i:06d}" for i in range(0, 10000, 3)], dtype="str")
     got = isin(ids, seen.unique())
     assert got.tolist() == [i % 3 == 0 for i in range(5000)]
+
+
+@pytest.mark.parametrize(
+    ("values", "known"),
+    [
+        (TEXT, pd.Series(["a", None, "x", "a"], dtype="string")),
+        (pd.Series(["a", "b"], dtype="str"), pd.Series([], dtype="string")),
+        (pd.Series([1, 2, 3]), pd.Series([2, 5, None])),
+    ],
+)
+def test_idset_is_the_set_of_its_present_ids(values: object, known: pd.Series) -> None:
+    ids = IdSet(known)
+    present = set(known.dropna())
+    expected = [v in present for v in values]  # a missing value is in no IdSet
+    for _ in range(2):  # the Arrow array built on first use is reused
+        assert isin(values, ids).tolist() == expected
+    assert len(ids) == len(present) and set(ids) == present
+    assert all(v in ids for v in present) and "zz" not in ids

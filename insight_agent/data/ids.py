@@ -24,17 +24,46 @@ def _arrow(values: Any) -> Any:
     return pa.array(values, from_pandas=True)
 
 
+class IdSet:
+    """A fixed set of ids for many :func:`isin` tests: converted to Arrow once.
+
+    Loading checks every chunk of a streamed orders file (and campaigns) against the
+    customers' ids; converting a million ids from a Python set each time was ~0.6 s a chunk.
+    """
+
+    def __init__(self, values: Any) -> None:
+        self.values = pd.Series(values).dropna().drop_duplicates().reset_index(drop=True)
+        self._array: Any = None
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __iter__(self) -> Any:
+        return iter(self.values)
+
+    def __contains__(self, value: object) -> bool:
+        return bool(isin([value], self).any())
+
+    def arrow(self) -> Any:
+        """The ids as an Arrow array (built on first use)."""
+        if self._array is None:
+            self._array = _arrow(self.values)
+        return self._array
+
+
 def isin(values: Any, candidates: Iterable[Any]) -> np.ndarray:
     """``pd.Series(values).isin(candidates)`` as a NumPy boolean array, fast for text ids.
 
-    ``values`` is a Series, Index or array; ``candidates`` any iterable. Text against text runs
-    in Arrow; anything else (numbers, mixed types) falls back to pandas on object arrays.
+    ``values`` is a Series, Index or array; ``candidates`` any iterable (an :class:`IdSet`
+    when the same candidates are tested many times). Text against text runs in Arrow;
+    anything else (numbers, mixed types) falls back to pandas on object arrays.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     try:
-        left, right = _arrow(values), _arrow(candidates)
+        left = _arrow(values)
+        right = candidates.arrow() if isinstance(candidates, IdSet) else _arrow(candidates)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
         left = right = None
     if (
@@ -52,4 +81,4 @@ def isin(values: Any, candidates: Iterable[Any]) -> np.ndarray:
     return np.asarray(objects.isin(list(candidates)), dtype=bool)
 
 
-__all__ = ["isin"]
+__all__ = ["IdSet", "isin"]

@@ -22,7 +22,7 @@ import pandas as pd
 
 from insight_agent.config import TABLES, Settings, TableSource
 from insight_agent.data import parse
-from insight_agent.data.ids import isin
+from insight_agent.data.ids import IdSet, isin
 from insight_agent.data.readers import Layout, RawTable, looks_like_data
 from insight_agent.data.report import MAX_ROWS_KEPT, Problem, TableReport, ValidationFailed
 from insight_agent.data.report import ValidationReport as ValidationReport
@@ -331,7 +331,7 @@ def _clean_orders(
     settings: Settings,
     today: dt.date,
     extras: list[str],
-    known_customers: set[str] | None,
+    known_customers: IdSet | None,
 ) -> pd.DataFrame:
     has_amount = "amount" in checker.source
     needed = frozenset({"amount"} if has_amount else {"quantity", "unit_price"})
@@ -379,7 +379,7 @@ def _clean_reviews(
     settings: Settings,
     today: dt.date,
     extras: list[str],
-    known_customers: set[str] | None,
+    known_customers: IdSet | None,
 ) -> pd.DataFrame:
     has_title = "title" in checker.source
     cols = _convert_columns(
@@ -546,7 +546,7 @@ def _clean_campaigns(
     settings: Settings,
     today: dt.date,
     extras: list[str],
-    known_customers: set[str] | None,
+    known_customers: IdSet | None,
 ) -> pd.DataFrame:
     cols = _convert_columns(checker, settings)
     future = _future(cols["sent_date"], today)
@@ -728,7 +728,7 @@ def _stream(
     settings: Settings,
     report: ValidationReport,
     today: dt.date,
-    known: set[str] | None,
+    known: IdSet | None,
     sink: TableSink,
 ) -> tuple[pd.DataFrame, int] | None:
     """Validate the orders file in chunks of :data:`STREAM_ROWS` records, each chunk's kept
@@ -911,7 +911,7 @@ def run_checks(
         )
         return frames, report
 
-    known: set[str] | None = None
+    known: IdSet | None = None
     cleaners = {
         "customers": _clean_customers,
         "orders": _clean_orders,
@@ -946,7 +946,7 @@ def run_checks(
         _check_drop_share(report, checker.tr, share)
         frames[name] = frame
         if name == "customers":
-            known = set(frame["customer_id"].dropna())
+            known = IdSet(frame["customer_id"])
     if streamed_returns is not None:
         if streamed_returns:
             _returns_note(report, streamed_returns)

@@ -416,6 +416,13 @@ def test_next_best_by_segment_shares() -> None:
         ["C", round(10 / 140, 3)],
     ]
     assert (out["n_customers"] == out["segment"].map({"loyal": 2, "new": 3})).all()
+    # next-best items already scored for every customer (and one more) give the same table,
+    # as do text ids held as pandas' Arrow strings
+    everyone = next_best(orders, res, customers=pd.Index([*segments.index, "C9"]))
+    pd.testing.assert_frame_equal(next_best_by_segment(orders, res, segments, best=everyone), out)
+    arrow = orders.astype({"customer_id": "string", "category": "string"})
+    segs = segments.set_axis(segments.index.astype("string"))
+    pd.testing.assert_frame_equal(next_best_by_segment(arrow, res, segs), out, check_dtype=False)
 
 
 def test_to_facts_are_rounded_quotable_and_json_ready() -> None:

@@ -987,7 +987,7 @@ def _basket(
         .to_dict(orient="records")
     )
     if "segment_name" in customers:
-        by_seg = next_best_by_segment(orders, rules, customers["segment_name"].dropna())
+        by_seg = next_best_by_segment(orders, rules, customers["segment_name"].dropna(), best=best)
         payload["by_segment"] = by_seg.to_dict(orient="records")
     writer.write_json("basket.json", payload)
     st.details = {"rules": len(rules.rules), "baskets": rules.n_baskets}

@@ -82,6 +82,20 @@ def test_customer_table_joins_every_model(built):
     # everyone gets a next-best category except customers who already buy every category
     assert table["next_best_category"].notna().mean() > 0.9
     assert table["p_purchase"].between(0, 1).all()
+    # the SQLite copy holds each reason list as json.dumps would write it
+    from insight_agent.analytics.artifacts import lookup_customer
+
+    for cid in table.index[:: len(table) // 7]:
+        row = lookup_customer(folder, cid)
+        assert row is not None
+        assert row["churn_reasons"] == list(table.at[cid, "churn_reasons"])
+
+
+def test_reason_lists_are_written_as_json_dumps_writes_them() -> None:
+    from insight_agent.analytics.artifacts import _json_column
+
+    values = [[], ["é \"q\" \\ \n", "a"], ["a", "a"], {"x": 1}, None, 1.5, ["x", 1], "t"]
+    assert _json_column(values) == [json.dumps(v) for v in values]
 
 
 def test_segments_command(built):

@@ -350,7 +350,7 @@ def test_an_interrupted_build_resumes_after_its_last_finished_step(
 
     heard: list[tuple[str, str]] = []
     with monkeypatch.context() as patch:
-        patch.setattr(build_module, "_clv", stopped)
+        patch.setattr(build_module, "_clv_commit", stopped)
         with pytest.raises(KeyboardInterrupt):
             run_build(ws, options, lambda stage, msg: heard.append((stage, msg)))
     assert "resume after the last one" in heard[-1][1]
@@ -430,3 +430,64 @@ def test_models_trained_in_parallel_equal_one_at_a_time_and_resume_midway(
         theirs = json.loads(card.read_text())
         assert mine["metrics"] == theirs["metrics"], card.name
         assert mine["drivers"] == theirs["drivers"], card.name
+
+
+def test_clv_and_basket_computed_beside_the_models_equal_one_at_a_time(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With two workers, CLV and the basket rules are computed in a thread of their own while
+    the models train; the customer table, clv.json and basket.json equal the reference."""
+    import threading
+
+    import insight_agent.analytics.build as build
+    from insight_agent.workspace import Workspace, locate
+
+    current = (built / ".insight" / "current").read_text().strip()
+    reference = built / ".insight" / "builds" / current
+    root = tmp_path / "ws"
+    shutil.copytree(built, root, ignore=shutil.ignore_patterns("builds", "current", "chroma"))
+    threads: dict[str, str] = {}
+    for name in ("_clv_compute", "_basket_compute"):
+        compute = getattr(build, name)
+
+        def where(*args, _name=name, _compute=compute):
+            threads[_name] = threading.current_thread().name
+            return _compute(*args)
+
+        monkeypatch.setattr(build, name, where)
+    options = build.BuildOptions(stages=("segments", "propensity", "clv", "basket"), workers=2)
+    manifest = build.run_build(Workspace.open(locate(root)), options)
+    assert all(t.startswith("side") for t in threads.values()) and len(threads) == 2
+    names = [s["name"] for s in manifest["stages"]]
+    assert names.index("clv") > max(i for i, n in enumerate(names) if n.startswith("propensity"))
+    assert names.index("basket") == names.index("clv") + 1
+    folder = root / ".insight" / "builds" / manifest["build_id"]
+    got = pd.read_parquet(folder / "customers.parquet")
+    ref = pd.read_parquet(reference / "customers.parquet")
+    assert list(got.columns) == list(ref.columns)
+    assert_same_customers(got, ref)
+    assert json.loads((folder / "basket.json").read_text()) == json.loads(
+        (reference / "basket.json").read_text()
+    )
+    # the engine sums in parallel, so CLV inputs can differ in their last bit from run to run,
+    # and the BG/NBD fit's flat directions (a, b) amplify that: equal within 1e-6
+    assert_close(
+        json.loads((folder / "clv.json").read_text()),
+        json.loads((reference / "clv.json").read_text()),
+    )
+
+
+def assert_close(got: object, ref: object, where: str = "") -> None:
+    """Nested JSON equal, numbers within a relative 1e-6 (and one step of 2-decimal rounding)."""
+    if isinstance(ref, dict):
+        assert isinstance(got, dict) and got.keys() == ref.keys(), where
+        for key in ref:
+            assert_close(got[key], ref[key], f"{where}.{key}")
+    elif isinstance(ref, list):
+        assert isinstance(got, list) and len(got) == len(ref), where
+        for i, (a, b) in enumerate(zip(got, ref, strict=True)):
+            assert_close(a, b, f"{where}[{i}]")
+    elif isinstance(ref, float) and not isinstance(ref, bool):
+        assert got == pytest.approx(ref, rel=1e-6, abs=0.0101), where
+    else:
+        assert got == ref, where

@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -347,6 +349,9 @@ class _Source:
     clv_inputs: Callable[[pd.Timestamp, float], Any]
     # the order lines the basket analysis reads (the engine reduces them first)
     basket_lines: Callable[[], pd.DataFrame]
+    # the engine's connection answers one query at a time: every thread of the build that
+    # asks it something holds this
+    lock: Any = field(default_factory=threading.RLock)
 
 
 def _feature_source(
@@ -463,12 +468,43 @@ def _build_from_features(
         staged("segments", lambda st: _segments(X, spend(), options, writer, customers, st))
     if "reviews" in options.stages:
         staged("reviews", lambda st: _reviews(ws, data, customers, options, st, say))
-    if "propensity" in options.stages:
-        results["models"] = _propensity(source, X, options, writer, customers, stages, say, step)
-    if "clv" in options.stages:
-        staged("clv", lambda st: _clv(source, options, writer, customers, st))
-    if "basket" in options.stages:
-        staged("basket", lambda st: _basket(source.basket_lines(), writer, customers, st))
+    # CLV and the basket rules read the customers and their segments, not the models: with
+    # several workers they are computed in a thread of their own while the models train,
+    # then committed in their usual place (same columns, files and checkpoints)
+    side = {
+        name: compute
+        for name, compute in (("clv", _clv_compute), ("basket", _basket_compute))
+        if name in options.stages and step.finished(name) is None
+    }
+    early: dict[str, Future[_Computed]] = {}
+    pool = None
+    if "propensity" in options.stages and _workers(options) > 1 and side:
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="side")
+        segments = customers["segment_name"].copy() if "segment_name" in customers else None
+        for name, compute in side.items():
+            early[name] = pool.submit(
+                _computed, name, say, compute, source, options, customers.index, segments
+            )
+    try:
+        if "propensity" in options.stages:
+            results["models"] = _propensity(
+                source, X, options, writer, customers, stages, say, step
+            )
+        for name, commit in (("clv", _clv_commit), ("basket", _basket_commit)):
+            if name in options.stages:
+                value = step(
+                    name,
+                    lambda n=name, c=commit: _commit_side(
+                        n, c, early.get(n), side, source, options, writer, customers, stages, say
+                    ),
+                )
+                if value is not None:
+                    results[name] = value
+    finally:
+        if pool is not None:
+            for future in early.values():
+                future.cancel()
+            pool.shutdown(wait=True)
     if "labels" in options.stages and options.labels:
         labels = step("labels", lambda: _labels(data, options, writer, customers, stages, say, X))
         results.setdefault("models", {}).update(labels)
@@ -758,6 +794,68 @@ def _reviews(
     return report
 
 
+def _workers(options: BuildOptions) -> int:
+    """Models trained at once (the build's default: one per core, up to 4)."""
+    return max(1, options.workers or min(4, os.cpu_count() or 1))
+
+
+@dataclass
+class _Computed:
+    """A stage's work done ahead in a thread (or the InsufficientData that skips it)."""
+
+    value: Any
+    skipped: InsufficientData | None
+    seconds: float
+
+
+def _computed(
+    name: str,
+    say: Progress,
+    compute: Callable[..., Any],
+    source: _Source,
+    options: BuildOptions,
+    index: pd.Index,
+    segments: pd.Series | None,
+) -> _Computed:
+    """Run a stage's computing part (in a thread of its own)."""
+    from threadpoolctl import threadpool_limits
+
+    say(name, "running")
+    started = time.perf_counter()
+    with threadpool_limits(limits=options.threads):  # a new thread: the build's limit again
+        try:
+            value = compute(source, options, index, segments)
+        except InsufficientData as exc:
+            return _Computed(None, exc, time.perf_counter() - started)
+    return _Computed(value, None, time.perf_counter() - started)
+
+
+def _commit_side(
+    name: str,
+    commit: Callable[[Any, BuildWriter, pd.DataFrame, StageReport], Any],
+    early: Future[_Computed] | None,
+    side: dict[str, Callable[..., Any]],
+    source: _Source,
+    options: BuildOptions,
+    writer: BuildWriter,
+    customers: pd.DataFrame,
+    stages: list[StageReport],
+    say: Progress,
+) -> Any:
+    """Stage ``name`` (CLV or basket): its computed part, from its thread when it ran ahead
+    (the stage's seconds are that thread's plus the commit's) or computed now, then its
+    columns and files. None when the data cannot support it (the report says why)."""
+    done = early.result() if early is not None else None
+    with _stage(stages, name, say, ran_for=None if done is None else done.seconds) as st:
+        if done is None:
+            segments = customers.get("segment_name")
+            done = _Computed(side[name](source, options, customers.index, segments), None, 0.0)
+        if done.skipped is not None:
+            raise done.skipped
+        return commit(done.value, writer, customers, st)
+    return None
+
+
 def _propensity(
     source: _Source,
     X: pd.DataFrame,
@@ -776,9 +874,6 @@ def _propensity(
     committed in target order on this thread: their columns, cards and checkpoints are
     exactly a one-at-a-time build's. A model's stage seconds are its own training and
     scoring, so with several workers the propensity stages overlap in time."""
-    import threading
-    from concurrent.futures import Future, ThreadPoolExecutor
-
     from insight_agent.analytics.propensity import SerialOutcomes, Target
 
     targets = [Target("churn", "churn"), Target("purchase", "purchase")]
@@ -787,7 +882,7 @@ def _propensity(
     targets += [
         Target(f"category:{c}", "category", c) for c in source.categories[: options.category_models]
     ]
-    lock = threading.RLock()  # the engine's connection: one query at a time
+    lock = source.lock  # the engine's connection: one query at a time
 
     def features(cutoff: pd.Timestamp) -> Any:
         with lock:
@@ -832,9 +927,8 @@ def _propensity(
         return _Fitted(model, scored, None, time.perf_counter() - started)
 
     todo = [t for t in targets if step.finished(f"propensity:{t.name}") is None]
-    workers = max(1, options.workers or min(4, os.cpu_count() or 1))
     cards: dict[str, Any] = {}
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="propensity") as pool:
+    with ThreadPoolExecutor(max_workers=_workers(options), thread_name_prefix="propensity") as pool:
         futures: dict[str, Future[_Fitted]] = {}
         for target in todo:  # in order: the purchase model starts before any category model
             futures[target.name] = pool.submit(fit, target)
@@ -927,57 +1021,81 @@ def model_card(model: Any) -> dict[str, Any]:
     }
 
 
-def _clv(
-    source: _Source,
-    options: BuildOptions,
-    writer: BuildWriter,
-    customers: pd.DataFrame,
-    st: StageReport,
+def _clv_compute(
+    source: _Source, options: BuildOptions, index: pd.Index, segments: pd.Series | None
 ) -> dict[str, Any]:
+    """The CLV fit and each customer's values (no side effects: may run in a thread)."""
     from insight_agent.analytics.clv import customer_values, fit_clv, summarise_clv
 
     period_days = {"day": 1.0, "week": 7.0}[options.clv_period]
     # the last day before the scoring cutoff T; its orders count
-    inputs = source.clv_inputs(source.end - pd.Timedelta(days=1), period_days)
+    with source.lock:
+        inputs = source.clv_inputs(source.end - pd.Timedelta(days=1), period_days)
     result = fit_clv(
         inputs,
         horizon_days=options.clv_horizon_days,
         period_days=period_days,
     )
-    per = result.customers.reindex(customers.index)
-    values, report = customer_values(result, customers.index)
+    per = result.customers.reindex(index)
+    values, report = customer_values(result, index)
+    summary = summarise_clv(per.dropna(subset=["clv"]), segments)
+    return {
+        "params": result.params,
+        "values": values,
+        "report": report,
+        "summary": summary,
+        "period": options.clv_period,
+        "horizon_days": options.clv_horizon_days,
+    }
+
+
+def _clv_commit(
+    done: dict[str, Any], writer: BuildWriter, customers: pd.DataFrame, st: StageReport
+) -> dict[str, Any]:
+    """The CLV columns, clv.json and the stage's report."""
+    values, report, params = done["values"], done["report"], done["params"]
     customers["clv_12m"] = values["clv"]
     customers["p_alive"] = values["p_alive"]
     customers["expected_purchases_12m"] = values["expected_purchases"]
     customers["clv_note"] = values["note"]  # why a figure is missing or 1 by construction
-    segments = customers.get("segment_name")
-    summary = summarise_clv(per.dropna(subset=["clv"]), segments)
     payload = {
-        "params": result.params,
-        "period": options.clv_period,  # what one purchase occasion is for BG/NBD
-        "horizon_days": options.clv_horizon_days,
-        "summary": summary.reset_index().to_dict(orient="records"),
+        "params": params,
+        "period": done["period"],  # what one purchase occasion is for BG/NBD
+        "horizon_days": done["horizon_days"],
+        "summary": done["summary"].reset_index().to_dict(orient="records"),
         **report,
     }
     writer.write_json("clv.json", payload)
-    st.details = {"params": result.params, **report}
+    st.details = {"params": params, **report}
     if report["customers_without_clv"]["only_zero_value_orders"]:
         st.message = report["notes"][0]  # "68 customers have only zero-value orders: no CLV"
-    return {"params": result.params, "customers_without_clv": report["customers_without_clv"]}
+    return {"params": params, "customers_without_clv": report["customers_without_clv"]}
 
 
-def _basket(
-    orders: pd.DataFrame, writer: BuildWriter, customers: pd.DataFrame, st: StageReport
+def _basket_compute(
+    source: _Source, options: BuildOptions, index: pd.Index, segments: pd.Series | None
 ) -> dict[str, Any]:
-    from insight_agent.analytics.basket import (
-        association_rules,
-        next_best,
-        next_best_by_segment,
-        to_facts,
-    )
+    """Category rules, each customer's next best category and the per-segment table (no
+    side effects: may run in a thread)."""
+    from insight_agent.analytics.basket import association_rules, next_best, next_best_by_segment
 
+    with source.lock:
+        orders = source.basket_lines()
     rules = association_rules(orders, level="category")
-    best = next_best(orders, rules, customers=customers.index)
+    best = next_best(orders, rules, customers=index)
+    by_seg = None
+    if segments is not None:
+        by_seg = next_best_by_segment(orders, rules, segments.dropna(), best=best)
+    return {"rules": rules, "best": best, "by_segment": by_seg}
+
+
+def _basket_commit(
+    done: dict[str, Any], writer: BuildWriter, customers: pd.DataFrame, st: StageReport
+) -> dict[str, Any]:
+    """The next-best columns, basket.json and the stage's report."""
+    from insight_agent.analytics.basket import to_facts
+
+    rules, best = done["rules"], done["best"]
     customers["next_best_category"] = best["item"].reindex(customers.index)
     customers["next_best_reason"] = best["reason"].reindex(customers.index)
     payload: dict[str, Any] = {"facts": to_facts(rules), "n_baskets": rules.n_baskets}
@@ -986,9 +1104,8 @@ def _basket(
         .assign(antecedent=lambda d: d["antecedent"].map(list))
         .to_dict(orient="records")
     )
-    if "segment_name" in customers:
-        by_seg = next_best_by_segment(orders, rules, customers["segment_name"].dropna(), best=best)
-        payload["by_segment"] = by_seg.to_dict(orient="records")
+    if done["by_segment"] is not None:
+        payload["by_segment"] = done["by_segment"].to_dict(orient="records")
     writer.write_json("basket.json", payload)
     st.details = {"rules": len(rules.rules), "baskets": rules.n_baskets}
     return {"rules": len(rules.rules)}

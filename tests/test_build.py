@@ -94,7 +94,7 @@ def test_customer_table_joins_every_model(built):
 def test_reason_lists_are_written_as_json_dumps_writes_them() -> None:
     from insight_agent.analytics.artifacts import _json_column
 
-    values = [[], ["é \"q\" \\ \n", "a"], ["a", "a"], {"x": 1}, None, 1.5, ["x", 1], "t"]
+    values = [[], ['é "q" \\ \n', "a"], ["a", "a"], {"x": 1}, None, 1.5, ["x", 1], "t"]
     assert _json_column(values) == [json.dumps(v) for v in values]
 
 

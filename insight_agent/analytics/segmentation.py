@@ -176,7 +176,8 @@ def segment_customers(
     names, stages = _names_and_stages(profiles, cycle_days=purchase_cycle(X))
     profiles.insert(0, "lifecycle", [stages[s] for s in profiles.index])
     profiles.insert(0, "name", [names[s] for s in profiles.index])
-    rules, fidelity = _rules(X.loc[labels.index], labels, features)
+    same_rows = labels.index.equals(X.index)  # the usual case: no lookup of every id
+    rules, fidelity = _rules(X if same_rows else X.loc[labels.index], labels, features)
     return SegmentationResult(
         labels=labels,
         names=names,
@@ -258,12 +259,15 @@ def _profiles(
     overall = X[features].mean()
     rows = {}
     total_rev = float(rev.sum()) or 1.0
-    for seg, idx in groups.groupby(groups).groups.items():
-        part = X.loc[idx, features]
+    # row positions, not labels: looking a million customer ids up again per segment was
+    # most of this function at that size
+    for seg, idx in groups.groupby(groups).indices.items():
+        members = X.iloc[idx]
+        part = members[features]
         row: dict[str, Any] = {
             "customers": len(idx),
             "share_customers": len(idx) / len(X),
-            "share_revenue": float(rev.loc[idx].sum()) / total_rev,
+            "share_revenue": float(rev.iloc[idx].sum()) / total_rev,
         }
         means = part.mean()
         medians = part.median()
@@ -273,8 +277,8 @@ def _profiles(
             row[f"ratio_{f}"] = float(means[f] / overall[f]) if overall[f] else float("nan")
         for f in ("recency_days", "frequency"):  # lifecycle needs them even when not clustered
             if f"median_{f}" not in row and f in X:
-                row[f"median_{f}"] = float(X.loc[idx, f].median())
-        row["median_cycle_days"] = purchase_cycle(X.loc[idx])
+                row[f"median_{f}"] = float(members[f].median())
+        row["median_cycle_days"] = purchase_cycle(members)
         if by_segment is not None:
             spend = by_segment.get(seg, pd.Series(dtype="float64"))
             total = float(spend.sum())
@@ -418,16 +422,19 @@ def _rules(
 
     data = X[features].to_numpy(dtype=float)
     y = labels.to_numpy()
-    n_segments = len(set(y.tolist()))
+    # the tree learns integer codes in the labels' sorted order (the order it would give the
+    # labels themselves, so the same tree): sorting a million text labels was ~2 s
+    codes, names = pd.factorize(labels, sort=True)
+    n_segments = len(names)
     tree = DecisionTreeClassifier(
         max_depth=max_depth,
         max_leaf_nodes=2 * n_segments,
         random_state=0,
         min_samples_leaf=max(5, len(y) // 200),
-    ).fit(data, y)
-    fidelity = float((tree.predict(data) == y).mean())
+    ).fit(data, codes)
+    fidelity = float((tree.predict(data) == codes).mean())
     t = tree.tree_
-    classes = tree.classes_
+    classes = np.asarray(names, dtype=object)[tree.classes_]
     rules: dict[str, list[dict[str, Any]]] = {str(c): [] for c in classes}
     seg_sizes = pd.Series(y).value_counts()
 

@@ -367,7 +367,7 @@ def build(
         typer.Option(
             min=1,
             help="Propensity models trained at the same time (default: analytics.workers, "
-            "else one per core, up to 4).",
+            "else one per core, up to 4); above 1, CLV and basket rules run beside them.",
         ),
     ] = None,
     chroma_url: ChromaOpt = None,

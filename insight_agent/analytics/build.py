@@ -483,7 +483,7 @@ def _build_from_features(
         segments = customers["segment_name"].copy() if "segment_name" in customers else None
         for name, compute in side.items():
             early[name] = pool.submit(
-                _computed, name, say, compute, source, options, customers.index, segments
+                _compute_ahead, name, say, compute, source, options, customers.index, segments
             )
     try:
         if "propensity" in options.stages:
@@ -808,7 +808,7 @@ class _Computed:
     seconds: float
 
 
-def _computed(
+def _compute_ahead(
     name: str,
     say: Progress,
     compute: Callable[..., Any],

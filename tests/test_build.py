@@ -91,6 +91,43 @@ def test_customer_table_joins_every_model(built):
         assert row["churn_reasons"] == list(table.at[cid, "churn_reasons"])
 
 
+@pytest.mark.parametrize("with_dates", [False, True])
+def test_customer_rows_are_stored_as_pandas_to_sql_stores_them(tmp_path, with_dates) -> None:
+    import sqlite3
+
+    from insight_agent.analytics.artifacts import _insert_table
+
+    frame = pd.DataFrame(
+        {
+            "customer_id": pd.Series(["c1", "c2", "c3"], dtype="str"),
+            "name": pd.Series(["x", pd.NA, "z"], dtype="string"),
+            "segment": pd.Series(["S1", None, "S2"], dtype="str"),
+            "p": [0.25, np.nan, 1e300],
+            "p32": np.array([0.1, np.nan, 3.5], dtype=np.float32),
+            "n": np.array([1, -2, 2**40], dtype=np.int64),
+            "k": pd.array([1, None, 3], dtype="Int64"),
+            "flag": [True, False, True],
+            "reasons": ['["a", "b"]', "[]", None],
+        }
+    )
+    if with_dates:  # not one of the plain types: pandas inserts the whole frame
+        frame["seen"] = pd.to_datetime(["2026-01-02 00:00:00", None, "2026-03-04 05:06:07"])
+    rows = {}
+    for how in ("pandas", "ours"):
+        with sqlite3.connect(tmp_path / f"{how}.sqlite") as con:
+            if how == "pandas":
+                frame.to_sql("customers", con, index=False)
+            else:
+                _insert_table(con, "customers", frame)
+            rows[how] = (
+                con.execute("SELECT * FROM customers").fetchall(),
+                con.execute("SELECT sql FROM sqlite_master").fetchall(),
+            )
+        con.close()
+    assert rows["ours"] == rows["pandas"]
+    assert rows["ours"][0][1][1:5] == (None, None, None, None)  # missing text and floats
+
+
 def test_reason_lists_are_written_as_json_dumps_writes_them() -> None:
     from insight_agent.analytics.artifacts import _json_column
 

@@ -56,3 +56,26 @@ def test_idset_is_the_set_of_its_present_ids(values: object, known: pd.Series) -
         assert isin(values, ids).tolist() == expected
     assert len(ids) == len(present) and set(ids) == present
     assert all(v in ids for v in present) and "zz" not in ids
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pd.Series(["b", None, "a", "b", "c"], dtype="str"),
+        pd.Series(["b", pd.NA, "a", "b"], dtype="string"),
+        pd.Series(["b", "a"], dtype=object),
+        pd.Series([3, 1, 3]),
+        pd.Series([None, None], dtype="string"),
+    ],
+)
+def test_factorize_and_positions_match_pandas(values: pd.Series) -> None:
+    from insight_agent.data.ids import factorize, positions
+
+    codes, uniques = factorize(values)
+    ref_codes, ref_uniques = pd.factorize(values, sort=False)
+    assert codes.tolist() == ref_codes.tolist()
+    assert list(uniques) == list(ref_uniques)
+    labels = pd.Index(["a", "c", "zz"], dtype="str")
+    if values.dtype.kind in "iu":
+        labels = pd.Index([1, 7])
+    assert positions(values, labels).tolist() == labels.get_indexer(values).tolist()

@@ -141,13 +141,12 @@ def _insert_table(con: sqlite3.Connection, name: str, frame: Any) -> None:
     import numpy as np
     import pandas as pd
 
+    # numbers and booleans, text, and object columns (JSON text); not dates or categories
     plain = all(
-        pd.api.types.is_numeric_dtype(dtype)
-        or pd.api.types.is_bool_dtype(dtype)
-        or pd.api.types.is_string_dtype(dtype)  # text, and object columns (JSON text)
+        pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_string_dtype(dtype)
         for dtype in frame.dtypes
     )
-    if not plain or any(isinstance(dtype, pd.CategoricalDtype) for dtype in frame.dtypes):
+    if not plain:
         with con:
             frame.to_sql(name, con, index=False)
         return

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from insight_agent.data.ids import factorize, positions
 from insight_agent.errors import InsufficientData
 
 Level = Literal["category", "product"]
@@ -91,34 +92,9 @@ def _check_level(orders: pd.DataFrame, level: str) -> None:
         )
 
 
-def _factorize(values: Any) -> tuple[np.ndarray, Any]:
-    """``pd.factorize(values, sort=False)`` (codes in order of first appearance, -1 for
-    missing), through Arrow's dictionary encoding for text: pandas' own took ~2-3x as long on
-    the 12M order lines of a million customers."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if isinstance(values, pd.Series | pd.Index) and pd.api.types.is_string_dtype(values.dtype):
-        try:
-            array = pa.array(values, from_pandas=True)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
-            array = None
-        if array is not None and (
-            pa.types.is_string(array.type) or pa.types.is_large_string(array.type)
-        ):
-            if isinstance(array, pa.ChunkedArray):
-                array = array.combine_chunks()
-            encoded = pc.dictionary_encode(array)
-            codes = np.asarray(encoded.indices.fill_null(-1), dtype=np.intp)
-            # the labels stay Arrow-backed: a million order ids as Python strings cost ~1 s,
-            # and most callers only count them
-            return codes, encoded.dictionary.to_pandas().array
-    return pd.factorize(values, sort=False)
-
-
 def _item_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Codes into sorted distinct labels; -1 for missing or blank values."""
-    codes, uniques = _factorize(values)
+    codes, uniques = factorize(values)
     labels = np.array([str(u).strip() for u in uniques], dtype=object)
     keep = labels != ""
     # Re-factorize the (few) stripped labels so "Tee" and "Tee " are one item, sorted by name.
@@ -136,14 +112,14 @@ def _basket_keys(orders: pd.DataFrame) -> tuple[np.ndarray, int, tuple[Any, Any,
     exports that number orders per customer (1, 2, 3... for everyone).
     """
     n = len(orders)
-    cust_codes, cust_uniques = _factorize(orders["customer_id"])
+    cust_codes, cust_uniques = factorize(orders["customer_id"])
     # Validated orders always have a customer; should one be missing, it gets a code of its own.
     cust_uniques = np.append(np.asarray(cust_uniques, dtype=object), None)
     cust_codes = np.where(cust_codes >= 0, cust_codes, len(cust_uniques) - 1)
     second = np.full(n, -1, dtype=np.int64)
     order_uniques: Any = np.array([], dtype=object)
     if "order_id" in orders.columns:
-        ocodes, order_uniques = _factorize(orders["order_id"])
+        ocodes, order_uniques = factorize(orders["order_id"])
         second[:] = ocodes
     n_orders = len(order_uniques)
     no_order = second < 0
@@ -534,7 +510,7 @@ def _factorize_sorted(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     Sorting Python str objects is slow; numpy's StringDType sorts UTF-8 bytes, which is the
     same order as Python's code-point comparison.
     """
-    codes, uniques = _factorize(values)
+    codes, uniques = factorize(values)
     uniques = np.asarray(uniques, dtype=object)
     if pd.api.types.infer_dtype(uniques, skipna=False) == "string":
         order = np.array(uniques, dtype=np.dtypes.StringDType()).argsort(kind="stable")
@@ -543,25 +519,6 @@ def _factorize_sorted(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
     return np.append(rank, -1)[codes], uniques[order]  # code -1 (missing) stays -1
-
-
-def _positions(values: Any, labels: pd.Index) -> np.ndarray:
-    """``labels.get_indexer(values)`` for unique labels, through Arrow's hash kernel for text
-    (pandas compares a million object ids one Python string at a time)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from insight_agent.data.ids import _arrow
-
-    try:
-        left, right = _arrow(values), _arrow(labels)  # Arrow-backed text converts as is
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
-        left = right = None
-    text = (pa.types.is_string, pa.types.is_large_string)
-    if left is not None and any(t(left.type) for t in text) and any(t(right.type) for t in text):
-        found = pc.index_in(left, value_set=right.cast(left.type), skip_nulls=True)
-        return np.asarray(found.fill_null(-1), dtype=np.int64)
-    return np.asarray(labels.get_indexer(values), dtype=np.int64)
 
 
 def _customer_items(
@@ -651,7 +608,7 @@ def next_best(
         profiles = bought
     else:
         target = pd.Index(customers, name="customer_id")
-        pos = _positions(target, known_customers)
+        pos = positions(target, known_customers)
         # An extra empty row stands in for customers with no orders.
         padded = sparse.vstack([bought, sparse.csr_array((1, k), dtype=bool)], format="csr")
         profiles = padded[np.where(pos >= 0, pos, len(known_customers))]
@@ -801,7 +758,7 @@ def next_best_by_segment(
     columns = ["segment", "n_customers", "kind", "rank", "item", "share"]
     if seg.empty:
         return pd.DataFrame(columns=columns)
-    at = None if best is None else _positions(seg.index, best.index)
+    at = None if best is None else positions(seg.index, best.index)
     if at is None or (at < 0).any():
         nb = next_best(orders, rules, customers=pd.Index(seg.index), top_n=1)
     else:
@@ -821,7 +778,7 @@ def next_best_by_segment(
         # lines grouped by their customer's segment code (a million-customer export has ~12M
         # lines: labels per line cost seconds), then the codes turned back into labels
         codes, labels = pd.factorize(seg_map, sort=False)
-        pos = _positions(orders["customer_id"], seg_map.index)
+        pos = positions(orders["customer_id"], seg_map.index)
         spend = pd.DataFrame(
             {
                 "segment": np.append(codes, -1)[pos],  # position -1: no segment

@@ -480,11 +480,21 @@ def _build_from_features(
     pool = None
     if "propensity" in options.stages and _workers(options) > 1 and side:
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="side")
-        segments = customers["segment_name"].copy() if "segment_name" in customers else None
+        segments = customers.get("segment_name")
+        segments = None if segments is None else segments.copy()
         for name, compute in side.items():
             early[name] = pool.submit(
-                _compute_ahead, name, say, compute, source, options, customers.index, segments
+                _compute_part, name, say, compute, source, options, customers.index, segments
             )
+
+    def part(name: str) -> _Computed:
+        """Stage ``name``'s computed part: from its thread, or computed now."""
+        if name in early:
+            return early[name].result()
+        return _compute_part(
+            name, say, side[name], source, options, customers.index, customers.get("segment_name")
+        )
+
     try:
         if "propensity" in options.stages:
             results["models"] = _propensity(
@@ -494,8 +504,8 @@ def _build_from_features(
             if name in options.stages:
                 value = step(
                     name,
-                    lambda n=name, c=commit: _commit_side(
-                        n, c, early.get(n), side, source, options, writer, customers, stages, say
+                    lambda n=name, c=commit: _commit_part(
+                        n, c, part(n), writer, customers, stages, say
                     ),
                 )
                 if value is not None:
@@ -808,7 +818,7 @@ class _Computed:
     seconds: float
 
 
-def _compute_ahead(
+def _compute_part(
     name: str,
     say: Progress,
     compute: Callable[..., Any],
@@ -817,7 +827,7 @@ def _compute_ahead(
     index: pd.Index,
     segments: pd.Series | None,
 ) -> _Computed:
-    """Run a stage's computing part (in a thread of its own)."""
+    """Run a stage's computing part (on the build's thread, or in one of its own)."""
     from threadpoolctl import threadpool_limits
 
     say(name, "running")
@@ -830,26 +840,19 @@ def _compute_ahead(
     return _Computed(value, None, time.perf_counter() - started)
 
 
-def _commit_side(
+def _commit_part(
     name: str,
     commit: Callable[[Any, BuildWriter, pd.DataFrame, StageReport], Any],
-    early: Future[_Computed] | None,
-    side: dict[str, Callable[..., Any]],
-    source: _Source,
-    options: BuildOptions,
+    done: _Computed,
     writer: BuildWriter,
     customers: pd.DataFrame,
     stages: list[StageReport],
     say: Progress,
 ) -> Any:
-    """Stage ``name`` (CLV or basket): its computed part, from its thread when it ran ahead
-    (the stage's seconds are that thread's plus the commit's) or computed now, then its
-    columns and files. None when the data cannot support it (the report says why)."""
-    done = early.result() if early is not None else None
-    with _stage(stages, name, say, ran_for=None if done is None else done.seconds) as st:
-        if done is None:
-            segments = customers.get("segment_name")
-            done = _Computed(side[name](source, options, customers.index, segments), None, 0.0)
+    """Stage ``name`` (CLV or basket) from its computed part: its columns and files; its
+    seconds are the part's plus the commit's. None when the data cannot support it (the
+    report says why)."""
+    with _stage(stages, name, say, ran_for=done.seconds) as st:
         if done.skipped is not None:
             raise done.skipped
         return commit(done.value, writer, customers, st)

@@ -51,6 +51,32 @@ class IdSet:
         return self._array
 
 
+def _is_text(array: Any, *, or_null: bool = False) -> bool:
+    import pyarrow as pa
+
+    kind = array.type
+    return (
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or (or_null and pa.types.is_null(kind))
+    )
+
+
+def _text_pair(values: Any, candidates: Any) -> tuple[Any, Any] | None:
+    """Both as Arrow text arrays (``candidates`` cast to ``values``' type; an all-missing
+    ``candidates`` counts as text), or None when either is not text."""
+    import pyarrow as pa
+
+    try:
+        left = _arrow(values)
+        right = candidates.arrow() if isinstance(candidates, IdSet) else _arrow(candidates)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        return None
+    if not (_is_text(left) and _is_text(right, or_null=True)):
+        return None
+    return left, right.cast(left.type)
+
+
 def isin(values: Any, candidates: Iterable[Any]) -> np.ndarray:
     """``pd.Series(values).isin(candidates)`` as a NumPy boolean array, fast for text ids.
 
@@ -58,27 +84,48 @@ def isin(values: Any, candidates: Iterable[Any]) -> np.ndarray:
     when the same candidates are tested many times). Text against text runs in Arrow;
     anything else (numbers, mixed types) falls back to pandas on object arrays.
     """
-    import pyarrow as pa
     import pyarrow.compute as pc
 
-    try:
-        left = _arrow(values)
-        right = candidates.arrow() if isinstance(candidates, IdSet) else _arrow(candidates)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
-        left = right = None
-    if (
-        left is not None
-        and (pa.types.is_string(left.type) or pa.types.is_large_string(left.type))
-        and (
-            pa.types.is_string(right.type)
-            or pa.types.is_large_string(right.type)
-            or pa.types.is_null(right.type)
-        )
-    ):
-        found = pc.is_in(left, value_set=right.cast(left.type), skip_nulls=False)
+    pair = _text_pair(values, candidates)
+    if pair is not None:
+        found = pc.is_in(pair[0], value_set=pair[1], skip_nulls=False)
         return np.asarray(found.fill_null(False), dtype=bool)
     objects = pd.Index(np.asarray(values, dtype=object))
     return np.asarray(objects.isin(list(candidates)), dtype=bool)
 
 
-__all__ = ["IdSet", "isin"]
+def positions(values: Any, labels: pd.Index) -> np.ndarray:
+    """``labels.get_indexer(values)`` (-1 where absent; ``labels`` unique), through Arrow's
+    hash kernel for text: pandas compares a million object ids one Python string at a time."""
+    import pyarrow.compute as pc
+
+    pair = _text_pair(values, labels)
+    if pair is not None:
+        found = pc.index_in(pair[0], value_set=pair[1], skip_nulls=True)
+        return np.asarray(found.fill_null(-1), dtype=np.int64)
+    return np.asarray(labels.get_indexer(values), dtype=np.int64)
+
+
+def factorize(values: Any) -> tuple[np.ndarray, Any]:
+    """``pd.factorize(values, sort=False)`` (codes in order of first appearance, -1 for
+    missing), through Arrow's dictionary encoding for text: pandas' own took ~2-3x as long on
+    the 12M order lines of a million customers. Text labels stay Arrow-backed (a million
+    order ids as Python strings cost ~1 s, and most callers only count them)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(values, pd.Series | pd.Index) and pd.api.types.is_string_dtype(values.dtype):
+        try:
+            array = _arrow(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+            array = None
+        if array is not None and _is_text(array):
+            if isinstance(array, pa.ChunkedArray):
+                array = array.combine_chunks()
+            encoded = pc.dictionary_encode(array)
+            codes = np.asarray(encoded.indices.fill_null(-1), dtype=np.intp)
+            return codes, encoded.dictionary.to_pandas().array
+    return pd.factorize(values, sort=False)
+
+
+__all__ = ["IdSet", "factorize", "isin", "positions"]

@@ -718,3 +718,22 @@ def test_the_table_behind_an_answer_is_printed_under_it(ws, built_demo, monkeypa
         assert out.exit_code == 0, out.output
         assert answer in out.output and "churn_risk_by_segment: segments, 6 rows" in out.output
         assert all(name in out.output for name in segment_names(ws).values())
+
+
+def test_a_customer_answer_names_the_next_best_category() -> None:
+    """'What should household 101 buy next?' routes to the profile: its answer carries the
+    customer's own next best category and why, not only their spend and value."""
+    from insight_agent.tools.builtin import _a_customer
+
+    facts = {
+        "customer_id": "101",
+        "segment": "Steady high spenders",
+        "frequency": 145.0,
+        "monetary_total": 4483.35,
+        "next_best_category": "NUTRITION",
+        "next_best_reason": "bought PASTRY and PRODUCE; 18% of baskets with them also contain "
+        "NUTRITION (lift 3.6)",
+    }
+    text = _a_customer(facts)
+    assert "Next best category: NUTRITION (bought PASTRY and PRODUCE;" in text
+    assert "Next best" not in _a_customer({k: v for k, v in facts.items() if "next" not in k})

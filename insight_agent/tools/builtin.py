@@ -592,6 +592,11 @@ def _a_customer(f: Facts) -> str:
         line += "."
     if "clv_12m" in f:
         line += f" Expected value over the next year: {amount(f['clv_12m'])}."
+    if f.get("next_best_category"):  # "what should they buy next?" asks for this one
+        line += f" Next best category: {f['next_best_category']}"
+        if f.get("next_best_reason"):
+            line += f" ({f['next_best_reason']})"
+        line += "."
     for key in f:  # label models other than churn ("y probability 0.31")
         label = key.removesuffix("_probability")
         if key.endswith("_probability") and label not in ("churn", "purchase", "response"):

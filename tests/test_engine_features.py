@@ -94,6 +94,28 @@ def test_demo_features_choose_categories_like_pandas(demo) -> None:
     assert_same_features(engine.features(cutoff), _reference(data, cutoff, None))
 
 
+@pytest.mark.parametrize("days_before", [90, 400])
+def test_demo_sample_rows_equal_the_whole_tables(demo, days_before: int) -> None:
+    """The training sample's rows (``ids``) equal the whole table's rows for them, exactly:
+    demographic levels and medians stay the whole population's. The population query's
+    frequency and recency equal the table's."""
+    data, engine = demo
+    cutoff = scoring_cutoff(data.orders) - pd.Timedelta(days=days_before)
+    categories = top_categories(data.orders)
+    whole = engine.features(cutoff, categories=categories)
+    rng = np.random.default_rng(7)
+    ids = whole.X.index[np.sort(rng.choice(len(whole.X), size=len(whole.X) // 5, replace=False))]
+    part = engine.features(cutoff, categories=categories, ids=ids)
+    assert part.categories == whole.categories
+    pd.testing.assert_frame_equal(part.X, whole.X.loc[ids], check_exact=True)
+    # every population column the sample leaves out of its aggregates is still there
+    assert any("=" in c for c in part.X.columns) and "age" in part.X.columns
+    population = engine.population(cutoff)
+    pd.testing.assert_frame_equal(
+        population, whole.X[["frequency", "recency_days"]], check_exact=True
+    )
+
+
 # --- a small messy export ----------------------------------------------------------------------
 
 CUSTOMERS = """customer_id,signup_date,age,gender,region,channel
@@ -297,6 +319,51 @@ def test_demo_propensity_same_model_from_either_outcomes(demo) -> None:
     got = train_propensity(Target("purchase", "purchase"), engine.outcomes(), features, end)
     assert got.metrics == ref.metrics
     assert got.features == ref.features
+
+
+def test_demo_propensity_trains_on_a_sample_of_a_large_population(demo) -> None:
+    """Past cutoffs' features for a sample of the population: the engine computes only the
+    sample's rows, the model equals one trained from the whole tables' rows for the same
+    sample, and the class counts are still everyone's."""
+    from insight_agent.analytics.propensity import SliceCache, Target, _stack, train_propensity
+
+    data, engine = demo
+    end = scoring_cutoff(data.orders)
+    categories = top_categories(data.orders)
+    whole_calls: list[pd.Timestamp] = []
+
+    def whole(c: pd.Timestamp):
+        whole_calls.append(c)
+        return engine.features(c, categories=categories)
+
+    limit = 600
+    sampled = SliceCache(
+        whole,
+        population_fn=engine.population,
+        rows_fn=lambda c, ids: engine.features(c, categories=categories, ids=ids),
+        limit=limit,
+    )
+    reference = SliceCache(lambda c: engine.features(c, categories=categories), limit=limit)
+    everyone = SliceCache(lambda c: engine.features(c, categories=categories), limit=10**9)
+    target = Target("purchase", "purchase")
+    got = train_propensity(target, engine.outcomes(), sampled, end)
+    ref = train_propensity(target, engine.outcomes(), reference, end)
+    assert whole_calls == []  # no whole table at a past cutoff
+    assert got.metrics == ref.metrics and got.features == ref.features
+    cut = end - pd.Timedelta(days=180)
+    rows = sampled.training(cut)
+    assert len(rows) == limit < len(sampled.population(cut))
+    pd.testing.assert_frame_equal(rows, everyone(cut).X.loc[rows.index], check_exact=True)
+    outcomes = engine.outcomes()
+    counts = [
+        _stack(target, [cut], cache, 90, outcomes, None, 100, np.random.default_rng(0))
+        for cache in (sampled, everyone)
+    ]
+    assert (counts[0].positives, counts[0].negatives) == (
+        counts[1].positives,
+        counts[1].negatives,
+    )
+    assert counts[0].positives + counts[0].negatives == len(everyone(cut).X) > limit
 
 
 @pytest.mark.parametrize("which", ["demo", "messy"])

@@ -207,6 +207,20 @@ def test_feature_table_equals_duckdb(pair: Pair) -> None:
 
 
 @needs_spark
+def test_population_and_sample_rows_equal_duckdb(pair: Pair) -> None:
+    """What the models train from at a past cutoff: the population's frequency and recency,
+    and a sample's feature rows (the ids sent to Spark as a table)."""
+    cutoff, categories = _cutoffs(pair)[-1]
+    ref = pair.duck.population(cutoff)
+    assert_same_frames(pair.spark.population(cutoff), ref)
+    ids = ref.index[::3]
+    got = pair.spark.features(cutoff, categories=categories, ids=ids)
+    want = pair.duck.features(cutoff, categories=categories, ids=ids)
+    assert len(want.X) == len(ids) > 0
+    assert_same_frames(got.X, want.X)
+
+
+@needs_spark
 def test_clv_summary_equals_duckdb(pair: Pair) -> None:
     for period_days in (1.0, 7.0):
         got = pair.spark.clv_summary(period_days=period_days)

@@ -370,6 +370,8 @@ def _feature_source(
     """
     from insight_agent.analytics.propensity import Outcomes, SliceCache, dataset_features
 
+    # the engine's connection answers one query at a time: every thread asking it holds this
+    lock = threading.RLock()
     if options.engine == "pandas" and data.streamed:
         # the reference path reads the order lines in memory: from the cache, where the
         # chunked load wrote them
@@ -386,7 +388,9 @@ def _feature_source(
         table = order_table(data.orders)
         categories = top_categories(data.orders)
         return _Source(
-            features=dataset_features(data, orders_table=table, categories=categories),
+            features=dataset_features(
+                data, orders_table=table, categories=categories, seed=options.seed, lock=lock
+            ),
             end=scoring_cutoff(data.orders),
             categories=categories,
             n_orders=len(table),
@@ -394,6 +398,7 @@ def _feature_source(
             category_spend=lambda: category_spend(data.orders),
             clv_inputs=lambda cut, days: clv_inputs(data.orders, cut, period_days=days),
             basket_lines=lambda: data.orders,
+            lock=lock,
         )
     from insight_agent.engine.backend import open_connection
     from insight_agent.engine.features import FeatureEngine
@@ -413,7 +418,13 @@ def _feature_source(
     cleanup.callback(engine.close)
     categories = engine.top_categories()
     return _Source(
-        features=SliceCache(lambda cutoff: engine.features(cutoff, categories=categories)),
+        features=SliceCache(
+            lambda cutoff: engine.features(cutoff, categories=categories),
+            population_fn=engine.population,
+            rows_fn=lambda cutoff, ids: engine.features(cutoff, categories=categories, ids=ids),
+            seed=options.seed,
+            lock=lock,
+        ),
         end=engine.scoring_cutoff(),
         categories=categories,
         n_orders=int(engine.order_table().count().execute()),
@@ -421,6 +432,7 @@ def _feature_source(
         category_spend=engine.category_spend,
         clv_inputs=lambda cut, days: engine.clv_inputs(cut, period_days=days),
         basket_lines=engine.basket_lines,
+        lock=lock,
     )
 
 
@@ -885,13 +897,7 @@ def _propensity(
     targets += [
         Target(f"category:{c}", "category", c) for c in source.categories[: options.category_models]
     ]
-    lock = source.lock  # the engine's connection: one query at a time
-
-    def features(cutoff: pd.Timestamp) -> Any:
-        with lock:
-            return source.features(cutoff)
-
-    outcomes = SerialOutcomes(source.outcomes, lock)
+    outcomes = SerialOutcomes(source.outcomes, source.lock)  # source.features holds it too
     history_start = outcomes.first_order()
     purchase: Future[_Fitted] | None = None
 
@@ -916,7 +922,7 @@ def _propensity(
                 model = train_propensity(
                     target,
                     outcomes,
-                    features,
+                    source.features,
                     source.end,
                     horizon_days=options.horizon_days,
                     history_start=history_start,

@@ -36,6 +36,10 @@ MIN_CLASS = 50
 MAX_TRAIN_ROWS = 20_000
 MAX_CV_ROWS = 5_000
 MAX_EVAL_ROWS = 200_000  # held-out metrics on a stratified sample beyond this
+# Past cutoffs' feature tables are computed for a uniform sample of this many customers of the
+# population (the rows above are sampled from it; labels and class counts use everyone): at
+# 10M customers five whole tables would hold ~10 GB.
+SAMPLE_POPULATION = 250_000
 MAX_PERM_ROWS = 2_000
 ACTIVE_DAYS = 365  # churn is defined among customers who bought in the year before the cutoff
 REASON_FEATURES = 6
@@ -47,6 +51,8 @@ MIN_REASON_LOG_ODDS = 0.1  # a reason moves the customer's odds by at least ~10%
 PROB_FLOOR, PROB_CEIL = 0.001, 0.999
 
 FeatureFn = Callable[[pd.Timestamp], FeatureFrame]
+PopulationFn = Callable[[pd.Timestamp], pd.DataFrame]
+RowsFn = Callable[[pd.Timestamp, pd.Index], FeatureFrame]
 
 
 @dataclass
@@ -438,17 +444,75 @@ def _best_threshold(y: np.ndarray, p: np.ndarray) -> float:
 
 
 class SliceCache:
-    """Features per cutoff, computed once and shared by every target of a build."""
+    """Features per cutoff, computed once and shared by every target of a build.
 
-    def __init__(self, feature_fn: FeatureFn) -> None:
+    ``cache(cutoff)`` is the whole table (scoring reads it at the last cutoff).
+    :meth:`population` is who the labels are for, and :meth:`training` the rows the models
+    sample from: the whole table while the population has at most ``limit`` customers, else
+    a uniform sample of ``limit`` of them (seeded by ``seed`` and the cutoff), whose rows
+    ``rows_fn`` computes without the rest. Without ``population_fn``/``rows_fn`` both come
+    from the whole table. Every call holds ``lock`` when given (the engine's connection
+    answers one query at a time).
+    """
+
+    def __init__(
+        self,
+        feature_fn: FeatureFn,
+        *,
+        population_fn: PopulationFn | None = None,
+        rows_fn: RowsFn | None = None,
+        limit: int = SAMPLE_POPULATION,
+        seed: int = 0,
+        lock: Any = None,
+    ) -> None:
+        import contextlib
+
         self._fn = feature_fn
+        self._population_fn = population_fn
+        self._rows_fn = rows_fn
+        self.limit = limit
+        self.seed = seed
+        self._lock = lock if lock is not None else contextlib.nullcontext()
         self._cache: dict[pd.Timestamp, FeatureFrame] = {}
+        self._populations: dict[pd.Timestamp, pd.DataFrame] = {}
+        self._samples: dict[pd.Timestamp, pd.DataFrame] = {}
 
     def __call__(self, cutoff: pd.Timestamp) -> FeatureFrame:
-        """Features at ``cutoff`` (cached)."""
-        if cutoff not in self._cache:
-            self._cache[cutoff] = self._fn(cutoff)
-        return self._cache[cutoff]
+        """Features of every customer at ``cutoff`` (cached)."""
+        with self._lock:
+            if cutoff not in self._cache:
+                self._cache[cutoff] = self._fn(cutoff)
+            return self._cache[cutoff]
+
+    def population(self, cutoff: pd.Timestamp) -> pd.DataFrame:
+        """``frequency`` and ``recency_days`` of every customer at ``cutoff`` (cached)."""
+        with self._lock:
+            if cutoff not in self._populations:
+                if cutoff in self._cache or self._population_fn is None:
+                    found = self(cutoff).X[["frequency", "recency_days"]]
+                else:
+                    found = self._population_fn(cutoff)
+                self._populations[cutoff] = found
+            return self._populations[cutoff]
+
+    def training(self, cutoff: pd.Timestamp) -> pd.DataFrame:
+        """The feature rows models at ``cutoff`` sample from: everyone, or a uniform sample of
+        ``limit`` customers of a larger population (cached)."""
+        with self._lock:
+            if cutoff in self._samples:
+                return self._samples[cutoff]
+            people = self.population(cutoff).index
+            if len(people) <= self.limit:
+                return self(cutoff).X
+            day = int(pd.Timestamp(cutoff).toordinal())
+            rng = np.random.default_rng([self.seed, day])
+            ids = people[np.sort(rng.choice(len(people), size=self.limit, replace=False))]
+            if cutoff in self._cache or self._rows_fn is None:
+                X = self(cutoff).X.loc[ids]
+            else:
+                X = self._rows_fn(cutoff, ids).X
+            self._samples[cutoff] = X
+            return X
 
 
 @dataclass
@@ -471,7 +535,8 @@ def _stack(
     limit: int,
     rng: np.random.Generator,
 ) -> _Rows:
-    """Label each window's population and keep a stratified sample of at most ``limit`` rows.
+    """Label each window's population and keep a stratified sample of at most ``limit`` rows
+    (from the window's training rows: see :class:`SliceCache`).
 
     Sampling per window before stacking keeps memory flat: at 1M customers the full stack of
     three windows was 3M rows x 50 features.
@@ -480,11 +545,16 @@ def _stack(
     pos = neg = 0
     per_window = max(1, limit // max(1, len(cutoffs)))
     for c in cutoffs:
-        X = features(c).X
-        y = _labels(target, X, c, horizon, outcomes)
+        # every customer's label (the class counts are everyone's), then the rows of the
+        # sample the features were computed for
+        y = _labels(target, features.population(c), c, horizon, outcomes)
         values = y.to_numpy()
         pos += int(values.sum())
         neg += int(len(values) - values.sum())
+        X = features.training(c)
+        if len(X) < len(features.population(c)):
+            y = y[isin(y.index, X.index)]
+            values = y.to_numpy()
         keep = _sample(np.arange(len(values)), values, per_window, rng)
         frames.append(X.loc[y.index[keep]])
         labels.append(values[keep])
@@ -519,7 +589,8 @@ def train_propensity(
 ) -> PropensityModel:
     """Train, compare, calibrate and explain one propensity model (see module docstring).
 
-    ``end`` is T (exclusive end of data); ``features(c)`` gives features at cutoff c.
+    ``end`` is T (exclusive end of data); ``features`` gives the features at each cutoff
+    (its training rows: a sample of a large population).
     ``families`` limits the model families compared (default: both). ``orders`` is the order
     lines (with ``campaigns``, the sends) or a :class:`WindowOutcomes` answering from them.
     """
@@ -836,8 +907,11 @@ def feature_cache(
     returns: pd.DataFrame | None = None,
     orders_table: pd.DataFrame | None = None,
     categories: list[str] | None = None,
+    seed: int = 0,
+    lock: Any = None,
 ) -> SliceCache:
-    """Everything known about each customer at a cutoff, computed once per cutoff."""
+    """Everything known about each customer at a cutoff, computed once per cutoff (the pandas
+    reference of the engine's tables; ``seed`` and ``lock`` as in :class:`SliceCache`)."""
     table = order_table(orders) if orders_table is None else orders_table
 
     def at(cutoff: pd.Timestamp) -> FeatureFrame:
@@ -852,7 +926,7 @@ def feature_cache(
             orders_table=table,
         )
 
-    return SliceCache(at)
+    return SliceCache(at, seed=seed, lock=lock)
 
 
 def dataset_features(
@@ -860,6 +934,8 @@ def dataset_features(
     *,
     orders_table: pd.DataFrame | None = None,
     categories: list[str] | None = None,
+    seed: int = 0,
+    lock: Any = None,
 ) -> SliceCache:
     """:func:`feature_cache` over every table of a loaded Dataset."""
     return feature_cache(
@@ -870,4 +946,6 @@ def dataset_features(
         returns=data.returns,
         orders_table=orders_table,
         categories=categories,
+        seed=seed,
+        lock=lock,
     )

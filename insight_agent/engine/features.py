@@ -35,6 +35,23 @@ MAX_LEVELS = 8  # one-hot levels per demographic column
 
 
 @dataclass
+class _Base:
+    """What :meth:`FeatureEngine._base` starts a feature table from: ``table`` (one row per
+    customer of the population, or of its sample, with the order aggregates), the first
+    feature ``cols``, ``tenure``, and the whole population's ``past`` orders and ``signup``
+    rows (the demographics' statistics are the whole population's), the ``customers`` table
+    and the ``sample``'s id table (None: everyone)."""
+
+    table: Any
+    cols: dict[str, Any]
+    tenure: Any
+    past: Any
+    signup: Any
+    customers: Any
+    sample: Any
+
+
+@dataclass
 class FeatureFrame:
     """Features for one cutoff: ``X`` (numeric, one row per customer) and what it describes."""
 
@@ -348,50 +365,57 @@ class FeatureEngine:
         )
 
     # -- the feature table ----------------------------------------------------------------
-    def features(
-        self,
-        cutoff: pd.Timestamp,
-        *,
-        categories: list[str] | None = None,
-        demographics: bool = True,
-    ) -> FeatureFrame:
-        """Features of every customer known before ``cutoff``, like
-        :func:`insight_agent.analytics.features.customer_features` (same columns, float32).
-
-        ``categories`` fixes the category-share columns (the training list when scoring).
-        """
+    def _base(
+        self, cutoff: pd.Timestamp, ids: pd.Index | None = None, *, history: bool = True
+    ) -> _Base:
+        """The population at ``cutoff`` (every customer with an order before it, plus every
+        sign-up before it; only ``ids`` of them when given) with the order-history columns
+        every feature table starts from. Without ``history``, only the aggregates its first
+        ``cols`` need (no windows, no ranking: a third of the work)."""
         import ibis
 
-        cutoff = pd.Timestamp(cutoff)
         cut = _lit(cutoff)
-        past = self.order_table().filter(lambda t: t.order_date < cut)
-        ranked = past.mutate(
-            _rank=ibis.row_number().over(group_by="customer_id", order_by=ibis.desc("order_date"))
-        )
-        since = {w: _lit(cutoff - pd.Timedelta(days=w)) for w in WINDOWS}
-        prev = (past.order_date >= since[180]) & (past.order_date < since[90])
+        past_all = self.order_table().filter(lambda t: t.order_date < cut)
+        sample = None if ids is None else self._id_table(ids)
+        past = past_all if sample is None else past_all.semi_join(sample, "customer_id")
         aggs: dict[str, Any] = {
-            "_n": ranked.count(),
-            "_m": ranked.amount.sum(),
-            "_first": ranked.order_date.min(),
-            "_last": ranked.order_date.max(),
-            # the second latest order (ties count twice): the last gap is last - this
-            "_last2": ranked.order_date.max(where=ranked._rank == 1),
-            "_prev": ranked.amount.sum(where=prev),
+            "_n": past.count(),
+            "_m": past.amount.sum(),
+            "_first": past.order_date.min(),
+            "_last": past.order_date.max(),
         }
-        for w in WINDOWS:
-            recent = ranked.order_date >= since[w]
-            aggs[f"_o{w}"] = ranked.count(where=recent)
-            aggs[f"_s{w}"] = ranked.amount.sum(where=recent)
-        buyers = ranked.group_by("customer_id").aggregate(**aggs)
+        if history:
+            past = past.mutate(
+                _rank=ibis.row_number().over(
+                    group_by="customer_id", order_by=ibis.desc("order_date")
+                )
+            )
+            since = {w: _lit(cutoff - pd.Timedelta(days=w)) for w in WINDOWS}
+            prev = (past.order_date >= since[180]) & (past.order_date < since[90])
+            aggs = {
+                "_n": past.count(),
+                "_m": past.amount.sum(),
+                "_first": past.order_date.min(),
+                "_last": past.order_date.max(),
+                # the second latest order (ties count twice): the last gap is last - this
+                "_last2": past.order_date.max(where=past._rank == 1),
+                "_prev": past.amount.sum(where=prev),
+            }
+            for w in WINDOWS:
+                recent = past.order_date >= since[w]
+                aggs[f"_o{w}"] = past.count(where=recent)
+                aggs[f"_s{w}"] = past.amount.sum(where=recent)
+        buyers = past.group_by("customer_id").aggregate(**aggs)
 
         customers = self.con.table("customers") if self._has("customers") else None
-        ccols = [] if customers is None else list(customers.columns)
-        signup = None
-        if customers is not None and "signup_date" in ccols:
-            signup = customers.filter(customers.signup_date < cut).select(
+        signup_all = signup = None
+        if customers is not None and "signup_date" in customers.columns:
+            signup_all = customers.filter(customers.signup_date < cut).select(
                 "customer_id", _signup=customers.signup_date
             )
+            signup = signup_all
+            if sample is not None:
+                signup = signup_all.semi_join(sample, "customer_id")
         base = buyers.select("customer_id")
         if signup is not None:
             base = base.union(signup.select("customer_id"), distinct=True)
@@ -400,7 +424,6 @@ class FeatureEngine:
             t = t.left_join(signup, "customer_id")
 
         freq = t._n.cast("float64").fill_null(0.0)
-        money = t._m.fill_null(0.0)
         recency = _days(cut, t._last)
         first_days = _days(cut, t._first)
         if signup is not None:
@@ -409,11 +432,55 @@ class FeatureEngine:
             tenure = first_days
         cols: dict[str, Any] = {
             "frequency": freq,
-            "monetary_total": money,
+            "monetary_total": t._m.fill_null(0.0),
             "recency_days": recency.fill_null(tenure),
             "avg_order_value": (t._m / t._n.cast("float64")).fill_null(0.0),
             "tenure_days": tenure,
         }
+        return _Base(t, cols, tenure, past_all, signup_all, customers, sample)
+
+    def _id_table(self, ids: pd.Index) -> Any:
+        """``ids`` as an engine table of one ``customer_id`` column (a DuckDB relation or a
+        Spark DataFrame, like the cached tables)."""
+        import ibis
+        import pyarrow as pa
+
+        values = pa.array(pd.Index(ids).astype("string").to_numpy(na_value=None), pa.string())
+        return ibis.memtable(pa.table({"customer_id": values}))
+
+    def population(self, cutoff: pd.Timestamp) -> pd.DataFrame:
+        """Every customer of :meth:`features`'s table at ``cutoff``, with just its
+        ``frequency`` and ``recency_days`` (equal to the table's): what the propensity
+        labels need to choose their population, at a fraction of the table's cost."""
+        base = self._base(pd.Timestamp(cutoff), history=False)
+        names = ["frequency", "recency_days"]
+        frame = base.table.select(
+            "customer_id", *[base.cols[n].cast("float32").name(n) for n in names]
+        ).order_by("customer_id")
+        return float32_frame(frame.to_pyarrow(), "customer_id", names)
+
+    def features(
+        self,
+        cutoff: pd.Timestamp,
+        *,
+        categories: list[str] | None = None,
+        demographics: bool = True,
+        ids: pd.Index | None = None,
+    ) -> FeatureFrame:
+        """Features of every customer known before ``cutoff``, like
+        :func:`insight_agent.analytics.features.customer_features` (same columns, float32).
+
+        ``categories`` fixes the category-share columns (the training list when scoring).
+        ``ids`` keeps only those customers of the population (the models' training sample):
+        their rows equal the whole table's, since demographic levels and medians are still
+        the whole population's, but the engine aggregates only their orders.
+        """
+        import ibis
+
+        cutoff = pd.Timestamp(cutoff)
+        cut = _lit(cutoff)
+        base = self._base(cutoff, ids)
+        t, cols, tenure = base.table, base.cols, base.tenure
         for w in WINDOWS:
             cols[f"orders_{w}d"] = t[f"_o{w}"].cast("float64").fill_null(0.0)
             cols[f"spend_{w}d"] = t[f"_s{w}"].fill_null(0.0)
@@ -431,17 +498,17 @@ class FeatureEngine:
         cols["overdue_ratio"] = ibis.least(cols["recency_days"] / floor, 50.0)
         cols["gap_trend"] = ibis.least(last_gap / floor, 50.0)
 
-        t, cats = self._categories(t, cutoff, categories, cols)
+        t, cats = self._categories(t, cutoff, categories, cols, base.sample)
         t = self._returns(t, cut, cols)
         t = self._reviews(t, cut, cols)
         t = self._campaigns(t, cut, cols)
-        if demographics and customers is not None:
-            # the population's ids straight from the order lines and sign-ups: the statistics
-            # below need nothing of the aggregates joined onto ``t``
-            ids = past.select("customer_id").distinct()
-            if signup is not None:
-                ids = ids.union(signup.select("customer_id"), distinct=True)
-            t = self._demographics(t, ids, customers, cols)
+        if demographics and base.customers is not None:
+            # the whole population's ids straight from the order lines and sign-ups (also
+            # for a sample of it): the statistics below need nothing of ``t``'s aggregates
+            pop = base.past.select("customer_id").distinct()
+            if base.signup is not None:
+                pop = pop.union(base.signup.select("customer_id"), distinct=True)
+            t = self._demographics(t, pop, base.customers, cols)
 
         names = list(cols)
         # float32 and in customer order from the engine: at a million customers, converting
@@ -457,6 +524,7 @@ class FeatureEngine:
         cutoff: pd.Timestamp,
         categories: list[str] | None,
         cols: dict[str, Any],
+        sample: Any = None,
     ) -> tuple[Any, list[str]]:
         if "category" not in self._columns("orders"):
             return t, []
@@ -469,6 +537,8 @@ class FeatureEngine:
         # one pass over the lines (summing per customer and category first, then per
         # customer, took ~1.8x as long at 13M lines)
         per = lines.filter((lines.order_date < cut) & lines.category.notnull())
+        if sample is not None:
+            per = per.semi_join(sample, "customer_id")
         aggs = {"_ctotal": per.amount.sum()}
         for i, cat in enumerate(categories):
             aggs[f"_cat{i}"] = per.amount.sum(where=per.category == cat)

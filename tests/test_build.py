@@ -316,6 +316,12 @@ def test_engine_build_equals_the_pandas_reference(built: Path, tmp_path: Path) -
     got = pd.read_parquet(built / ".insight" / "builds" / current / "customers.parquet")
     assert set(ref.columns) <= set(got.columns)
     assert_same_customers(got, ref)
+    # the basket rules, from the engine's item masks, and the per-segment table
+    baskets = [
+        json.loads((f / "basket.json").read_text())
+        for f in (folder, built / ".insight" / "builds" / current)
+    ]
+    assert baskets[0]["by_segment"] and baskets[0] == baskets[1]
 
 
 def test_engine_build_equals_the_pandas_reference_on_real_orders(tmp_path: Path) -> None:

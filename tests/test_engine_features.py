@@ -434,3 +434,49 @@ def test_basket_from_engine_lines_equals_pandas(request: pytest.FixtureRequest, 
         next_best_by_segment(lines, got, segments),
         next_best_by_segment(data.orders, ref, segments),
     )
+
+
+@pytest.mark.parametrize("which", ["demo", "messy"])
+def test_basket_counts_give_the_lines_rules_and_offers(
+    request: pytest.FixtureRequest, which: str
+) -> None:
+    """Baskets and customers reduced to item masks by the engine give the rules, itemsets,
+    next-best offers and segment table the full lines give."""
+    from insight_agent.analytics.basket import (
+        association_rules,
+        association_rules_from_counts,
+        next_best,
+        next_best_by_segment,
+        next_best_from_counts,
+    )
+    from insight_agent.engine.basket import basket_counts, segment_spend
+
+    data, engine = request.getfixturevalue(which)
+    counts = basket_counts(engine)
+    assert counts is not None
+    assert len(counts.masks) < len(data.orders) and (counts.masks > 0).all()
+    try:
+        ref = association_rules(data.orders, level="category")
+    except InsufficientData as exc:
+        with pytest.raises(InsufficientData) as got_exc:
+            association_rules_from_counts(counts)
+        assert got_exc.value.message == exc.message
+        return
+    got = association_rules_from_counts(counts)
+    assert (got.n_baskets, got.n_multi_item_baskets, got.n_rules_total) == (
+        ref.n_baskets,
+        ref.n_multi_item_baskets,
+        ref.n_rules_total,
+    )
+    pd.testing.assert_frame_equal(got.rules, ref.rules)
+    pd.testing.assert_frame_equal(got.itemsets, ref.itemsets)
+    ids = pd.Index(sorted(data.customers["customer_id"].unique()))
+    best = next_best_from_counts(counts, got, customers=ids)
+    pd.testing.assert_frame_equal(best, next_best(data.orders, ref, customers=ids))
+    three = next_best_from_counts(counts, got, customers=ids[::7], top_n=3)
+    pd.testing.assert_frame_equal(three, next_best(data.orders, ref, customers=ids[::7], top_n=3))
+    segments = pd.Series([f"S{i % 3}" for i in range(len(ids))], index=ids)
+    pd.testing.assert_frame_equal(
+        next_best_by_segment(None, got, segments, best=best, spend=segment_spend(engine, segments)),
+        next_best_by_segment(data.orders, ref, segments),
+    )

@@ -253,6 +253,22 @@ def test_basket_lines_equal_duckdb(pair: Pair) -> None:
 
 
 @needs_spark
+def test_basket_counts_and_segment_spend_equal_duckdb(pair: Pair) -> None:
+    """The baskets and customers as item masks, and spend per segment and category."""
+    from insight_agent.engine.basket import basket_counts, segment_spend
+
+    got, ref = basket_counts(pair.spark), basket_counts(pair.duck)
+    assert ref is not None and got is not None
+    assert got.items.tolist() == ref.items.tolist()
+    assert got.masks.tolist() == ref.masks.tolist() and got.baskets.tolist() == ref.baskets.tolist()
+    assert got.customers.equals(ref.customers) and got.profiles.tolist() == ref.profiles.tolist()
+    segments = pd.Series([f"S{i % 3}" for i in range(len(ref.customers))], index=ref.customers)
+    a, b = segment_spend(pair.spark, segments), segment_spend(pair.duck, segments)
+    assert a[["segment", "item"]].equals(b[["segment", "item"]])
+    assert np.allclose(a["amount"].to_numpy(), b["amount"].to_numpy(), rtol=1e-12, atol=ATOL)
+
+
+@needs_spark
 def test_outcomes_equal_duckdb(pair: Pair) -> None:
     """The propensity labels' windows: who bought (per category) and who responded."""
     got, ref = pair.spark.outcomes(), pair.duck.outcomes()

@@ -77,6 +77,37 @@ class RulesResult:
     """Rules that passed the thresholds before ``max_rules`` was applied."""
 
 
+@dataclass(frozen=True)
+class BasketCounts:
+    """Baskets and customers reduced to bit masks of their items (bit j: ``items[j]``), as the
+    engine computes them from the order lines (:mod:`insight_agent.engine.basket`): what the
+    rules and next-best items need, in memory that does not grow with the lines."""
+
+    level: Level
+    items: np.ndarray
+    """Item labels (stripped, non-blank), sorted by name: at most :data:`MAX_MASK_ITEMS`."""
+    masks: np.ndarray
+    """uint64: each distinct set of items a basket holds (baskets without a known item are
+    left out, as from the lines)."""
+    baskets: np.ndarray
+    """int64: how many baskets hold exactly ``masks[i]``."""
+    customers: pd.Index
+    """Customers with at least one known item."""
+    profiles: np.ndarray
+    """uint64: the items each of ``customers`` ever bought."""
+
+
+#: Items a bit mask holds (an int64's bits short of the sign).
+MAX_MASK_ITEMS = 62
+
+
+def _mask_matrix(masks: np.ndarray, k: int) -> sparse.csr_array:
+    """Boolean CSR rows of the bit ``masks`` over ``k`` items (bit j: column j)."""
+    as_bytes = np.ascontiguousarray(masks, dtype="<u8").view(np.uint8).reshape(-1, 8)
+    bits = np.unpackbits(as_bytes, axis=1, bitorder="little")[:, :k].astype(bool)
+    return sparse.csr_array(bits.reshape(len(masks), k))
+
+
 # ---------------------------------------------------------------------------------------------
 # Baskets
 
@@ -203,10 +234,19 @@ def _min_count(min_support: float, n: int) -> int:
     return max(1, math.ceil(min_support * n - 1e-9))
 
 
-def _pairs(x: sparse.csr_array, cols: np.ndarray, min_count: int) -> tuple[np.ndarray, np.ndarray]:
-    """Frequent pairs among ``cols`` of ``x`` (int32 CSR): (m x 2 global item ids, counts)."""
+def _weighted(x: sparse.csr_array, w: np.ndarray | None) -> sparse.csr_array:
+    """``x`` with row i counted ``w[i]`` times (a row of :class:`BasketCounts` stands for
+    that many baskets); ``x`` itself without weights."""
+    return x if w is None else (sparse.diags_array(w, dtype=np.int64) @ x).tocsr()
+
+
+def _pairs(
+    x: sparse.csr_array, cols: np.ndarray, min_count: int, w: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frequent pairs among ``cols`` of ``x`` (int32 CSR, row i weighing ``w[i]`` baskets):
+    (m x 2 global item ids, counts)."""
     sub = x[:, cols] if len(cols) < x.shape[1] else x
-    co = (sub.T @ sub).tocoo()
+    co = (_weighted(sub, w).T @ sub).tocoo()
     keep = (co.row < co.col) & (co.data >= min_count)
     found = np.column_stack([cols[co.row[keep]], cols[co.col[keep]]]).astype(np.int64)
     counts = co.data[keep].astype(np.int64)
@@ -214,8 +254,11 @@ def _pairs(x: sparse.csr_array, cols: np.ndarray, min_count: int) -> tuple[np.nd
     return found[order], counts[order]
 
 
-def _extend(x: sparse.csr_array, prev: np.ndarray, min_count: int) -> tuple[np.ndarray, np.ndarray]:
-    """Frequent itemsets one item larger than the lexsorted frequent itemsets ``prev``.
+def _extend(
+    x: sparse.csr_array, prev: np.ndarray, min_count: int, w: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frequent itemsets one item larger than the lexsorted frequent itemsets ``prev`` (row i
+    of ``x`` weighing ``w[i]`` baskets).
 
     Apriori join: two frequent sets sharing all but their last item give one candidate. For each
     shared prefix, the baskets containing the whole prefix are selected and every pair of its
@@ -243,10 +286,10 @@ def _extend(x: sparse.csr_array, prev: np.ndarray, min_count: int) -> tuple[np.n
             col_rows = csc.indices[csc.indptr[item] : csc.indptr[item + 1]]
             rows = col_rows if rows is None else np.intersect1d(rows, col_rows, assume_unique=True)
         assert rows is not None
-        if len(rows) < min_count:
+        if (len(rows) if w is None else int(w[rows].sum())) < min_count:
             continue
         sub = x[rows][:, ext]
-        co = (sub.T @ sub).tocoo()
+        co = (_weighted(sub, None if w is None else w[rows]).T @ sub).tocoo()
         keep = (co.row < co.col) & (co.data >= min_count)
         if not keep.any():
             continue
@@ -279,23 +322,28 @@ def _lookup(table: np.ndarray, counts: np.ndarray, query: np.ndarray) -> np.ndar
 
 
 def _frequent_itemsets(
-    x: sparse.csr_array, min_count: int, max_len: int
+    x: sparse.csr_array, min_count: int, max_len: int, w: np.ndarray | None = None
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Level-wise frequent itemsets: element ``L-1`` holds (sets m x L, counts), lexsorted."""
-    item_counts = np.asarray(x.sum(axis=0)).ravel().astype(np.int64)
+    """Level-wise frequent itemsets: element ``L-1`` holds (sets m x L, counts), lexsorted.
+    Row i of ``x`` weighs ``w[i]`` baskets (one each without ``w``)."""
+    if w is None:
+        item_counts = np.asarray(x.sum(axis=0)).ravel().astype(np.int64)
+    else:
+        item_counts = np.asarray(x.T.astype(np.int64) @ w).ravel()
     frequent = np.flatnonzero(item_counts >= min_count)
     levels = [(frequent.reshape(-1, 1).astype(np.int64), item_counts[frequent])]
     if max_len < 2 or len(frequent) < 2:
         return levels
-    sizes = np.diff(x.indptr)
-    xi = x[sizes >= 2].astype(np.int32)  # only multi-item baskets hold pairs
-    levels.append(_pairs(xi, frequent, min_count))
+    multi = np.diff(x.indptr) >= 2  # only multi-item baskets hold pairs
+    xi = x[multi].astype(np.int32)
+    wi = None if w is None else w[multi]
+    levels.append(_pairs(xi, frequent, min_count, wi))
     for size in range(3, max_len + 1):
         prev = levels[-1][0]
         if len(prev) < 2:
             break
         rows = np.diff(xi.indptr) >= size  # a basket with fewer items cannot hold the set
-        sets, counts = _extend(xi[rows], prev, min_count)
+        sets, counts = _extend(xi[rows], prev, min_count, None if wi is None else wi[rows])
         if not len(sets):
             break
         levels.append((sets, counts))
@@ -366,6 +414,40 @@ def association_rules(
     Raises InsufficientData when fewer than ``min_multi_item_baskets`` baskets hold two or more
     distinct items (e.g. every order has a single category).
     """
+    params = _rule_params(
+        min_support, min_confidence, min_lift, max_len, max_rules, min_multi_item_baskets
+    )
+    x, items, _ = _build(orders, level, with_index=False)
+    return _rules(x, None, items, level, params)
+
+
+def association_rules_from_counts(
+    counts: BasketCounts,
+    *,
+    min_support: float = 0.01,
+    min_confidence: float = 0.05,
+    min_lift: float = 1.0,
+    max_len: int = 3,
+    max_rules: int = 500,
+    min_multi_item_baskets: int = MIN_MULTI_ITEM_BASKETS,
+) -> RulesResult:
+    """:func:`association_rules` from baskets the engine reduced to item masks: the same
+    itemsets and rules as from the order lines they came from."""
+    params = _rule_params(
+        min_support, min_confidence, min_lift, max_len, max_rules, min_multi_item_baskets
+    )
+    x = _mask_matrix(counts.masks, len(counts.items))
+    return _rules(x, counts.baskets.astype(np.int64), counts.items, counts.level, params)
+
+
+def _rule_params(
+    min_support: float,
+    min_confidence: float,
+    min_lift: float,
+    max_len: int,
+    max_rules: int,
+    min_multi_item_baskets: int,
+) -> dict[str, Any]:
     if not 0 < min_support <= 1:
         raise ValueError(f"min_support must be in (0, 1], not {min_support}")
     if not 0 <= min_confidence <= 1:
@@ -374,21 +456,7 @@ def association_rules(
         raise ValueError(f"max_len must be at least 2, not {max_len}")
     if max_rules < 1:
         raise ValueError(f"max_rules must be at least 1, not {max_rules}")
-    x, items, _ = _build(orders, level, with_index=False)
-    n = x.shape[0]
-    sizes = np.diff(x.indptr)
-    n_multi = int((sizes >= 2).sum())
-    if n_multi < min_multi_item_baskets:
-        raise InsufficientData(
-            f"only {n_multi:,} of {n:,} baskets contain two or more different {level} values; "
-            f"basket rules need at least {min_multi_item_baskets:,} such baskets",
-            hint="group order lines with an order_id column so one order is one basket"
-            + (", or try level='product'" if level == "category" else "")
-            + "; with one item per basket there is nothing bought together to learn from",
-        )
-    min_count = _min_count(min_support, n)
-    levels = _frequent_itemsets(x, min_count, max_len)
-    params = {
+    return {
         "min_support": min_support,
         "min_confidence": min_confidence,
         "min_lift": min_lift,
@@ -396,6 +464,31 @@ def association_rules(
         "max_rules": max_rules,
         "min_multi_item_baskets": min_multi_item_baskets,
     }
+
+
+def _rules(
+    x: sparse.csr_array,
+    w: np.ndarray | None,
+    items: np.ndarray,
+    level: Level,
+    params: dict[str, Any],
+) -> RulesResult:
+    """Itemsets and rules of the baskets ``x`` (row i weighing ``w[i]`` baskets)."""
+    min_multi = params["min_multi_item_baskets"]
+    sizes = np.diff(x.indptr)
+    n = x.shape[0] if w is None else int(w.sum())
+    multi = sizes >= 2
+    n_multi = int(multi.sum()) if w is None else int(w[multi].sum())
+    if n_multi < min_multi:
+        raise InsufficientData(
+            f"only {n_multi:,} of {n:,} baskets contain two or more different {level} values; "
+            f"basket rules need at least {min_multi:,} such baskets",
+            hint="group order lines with an order_id column so one order is one basket"
+            + (", or try level='product'" if level == "category" else "")
+            + "; with one item per basket there is nothing bought together to learn from",
+        )
+    min_count = _min_count(params["min_support"], n)
+    levels = _frequent_itemsets(x, min_count, params["max_len"], w)
     itemsets = _itemsets_frame(levels, items, n)
     arr = _rules_arrays(levels)
     count = arr["count"].astype(np.float64)
@@ -405,7 +498,7 @@ def association_rules(
     confidence = count / a_count
     # One division of exact integer products: correctly rounded, identical run to run.
     lift = (count * n) / (a_count * c_count)
-    keep = (confidence >= min_confidence - 1e-12) & (lift >= min_lift - 1e-12)
+    keep = (confidence >= params["min_confidence"] - 1e-12) & (lift >= params["min_lift"] - 1e-12)
     idx = np.flatnonzero(keep)
     ante = arr["antecedent"][idx]
     # np.lexsort: last key is primary -> lift desc, support desc, antecedent names, consequent.
@@ -414,7 +507,7 @@ def association_rules(
     keys += [-count[idx], -lift[idx]]
     order = idx[np.lexsort(keys)] if len(idx) else idx
     n_total = len(order)
-    order = order[:max_rules]
+    order = order[: params["max_rules"]]
     rules = _rules_frame(arr, order, items, n, support, confidence, lift)
     return RulesResult(
         rules=rules,
@@ -590,19 +683,12 @@ def next_best(
         raise ValueError(f"top_n must be at least 1, not {top_n}")
     level = rules.level
     _check_level(orders, level)
-    rule_items = set(rules.rules["consequent"].tolist())
-    for ante in rules.rules["antecedent"]:
-        rule_items.update(ante)
     _, order_labels = _item_codes(orders[level])
-    items = np.array(sorted(set(order_labels.tolist()) | rule_items), dtype=object)
+    items = _offer_items(order_labels, rules)
     k = len(items)
     bought, known_customers = _customer_items(orders, level, items)
 
-    # Popularity: distinct buyers, ties by name (items are in name order already).
     buyers = np.asarray(bought.sum(axis=0)).ravel() if k else np.empty(0)
-    pop_rank = np.empty(k, dtype=np.int64)
-    pop_rank[np.lexsort([np.arange(k), -buyers])] = np.arange(k)
-
     if customers is None:
         target = known_customers
         profiles = bought
@@ -613,7 +699,72 @@ def next_best(
         padded = sparse.vstack([bought, sparse.csr_array((1, k), dtype=bool)], format="csr")
         profiles = padded[np.where(pos >= 0, pos, len(known_customers))]
     first, inverse = _dedupe_rows(profiles)
-    unique_profiles = profiles[first]
+    return _offers(target, profiles[first], inverse, buyers, items, rules, top_n)
+
+
+def next_best_from_counts(
+    counts: BasketCounts,
+    rules: RulesResult,
+    *,
+    customers: pd.Index | None = None,
+    top_n: int = 1,
+) -> pd.DataFrame:
+    """:func:`next_best` from the customers' item masks the engine computed: the same frame
+    as from the order lines they came from."""
+    if top_n < 1:
+        raise ValueError(f"top_n must be at least 1, not {top_n}")
+    items = _offer_items(counts.items, rules)
+    k = len(items)
+    if k > 64:
+        raise ValueError(f"at most 64 items fit a mask, not {k}")
+    profiles = np.asarray(counts.profiles, dtype=np.uint64)
+    if k != len(counts.items):  # rules name items the counts lack: move the bits
+        moved = np.zeros(len(profiles), dtype=np.uint64)
+        for j, to in enumerate(np.searchsorted(items, counts.items)):
+            moved |= ((profiles >> np.uint64(j)) & np.uint64(1)) << np.uint64(to)
+        profiles = moved
+    # distinct buyers per item, from the distinct profiles
+    kinds, many = np.unique(profiles, return_counts=True)
+    buyers = np.array(
+        [int(many[((kinds >> np.uint64(j)) & np.uint64(1)).astype(bool)].sum()) for j in range(k)],
+        dtype=np.int64,
+    )
+    if customers is None:
+        target = pd.Index(counts.customers, name="customer_id")
+        masks = profiles
+    else:
+        target = pd.Index(customers, name="customer_id")
+        pos = positions(target, counts.customers)
+        masks = np.where(pos >= 0, profiles[pos], np.uint64(0))  # no known item: no bits
+    # the profiles _dedupe_rows would find: one row per distinct mask, in mask order
+    _, first, inverse = np.unique(masks, return_index=True, return_inverse=True)
+    unique = _mask_matrix(masks[first], k)
+    return _offers(target, unique, inverse.ravel(), buyers, items, rules, top_n)
+
+
+def _offer_items(labels: np.ndarray, rules: RulesResult) -> np.ndarray:
+    """The items next-best offers choose from: those bought, and those the rules name."""
+    rule_items = set(rules.rules["consequent"].tolist())
+    for ante in rules.rules["antecedent"]:
+        rule_items.update(ante)
+    return np.array(sorted(set(np.asarray(labels).tolist()) | rule_items), dtype=object)
+
+
+def _offers(
+    target: pd.Index,
+    unique_profiles: sparse.csr_array,
+    inverse: np.ndarray,
+    buyers: np.ndarray,
+    items: np.ndarray,
+    rules: RulesResult,
+    top_n: int,
+) -> pd.DataFrame:
+    """:func:`next_best`'s frame: ``target[i]`` owns ``unique_profiles[inverse[i]]``;
+    ``buyers`` counts each item's distinct customers."""
+    k = len(items)
+    # Popularity: distinct buyers, ties by name (items are in name order already).
+    pop_rank = np.empty(k, dtype=np.int64)
+    pop_rank[np.lexsort([np.arange(k), -buyers])] = np.arange(k)
 
     # Rules in preference order: confidence, lift (desc), consequent and antecedent names.
     r = rules.rules
@@ -629,7 +780,7 @@ def next_best(
     n_rules = len(pref)
 
     picks, used = _score_profiles(unique_profiles, pref, antes, cons, pop_rank, n_rules, top_n)
-    return _next_best_frame(target, inverse, picks, used, pref, items, r, level, n_rules)
+    return _next_best_frame(target, inverse, picks, used, pref, items, r, rules.level, n_rules)
 
 
 def _score_profiles(
@@ -741,12 +892,14 @@ def next_best_by_segment(
     *,
     top: int = 3,
     best: pd.DataFrame | None = None,
+    spend: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Per segment, the most common next-best items and the top categories by spend.
 
     ``segments`` maps customer_id (index) to a segment label; customers without a label are
     ignored. ``best`` is :func:`next_best` (top 1) already computed for these customers, or
-    more: a customer's next best item does not depend on who else is scored.
+    more: a customer's next best item does not depend on who else is scored. ``spend`` is
+    :func:`segment_spend` already computed (by the engine); with both, ``orders`` may be None.
 
     Returns a long frame with columns ``segment``, ``n_customers``, ``kind`` ("next_best" or
     "top_category"), ``rank``, ``item`` and ``share``: for next_best the share of the segment's
@@ -760,6 +913,8 @@ def next_best_by_segment(
         return pd.DataFrame(columns=columns)
     at = None if best is None else positions(seg.index, best.index)
     if at is None or (at < 0).any():
+        if orders is None:
+            raise ValueError("without orders, best must hold every segmented customer")
         nb = next_best(orders, rules, customers=pd.Index(seg.index), top_n=1)
     else:
         nb = best.iloc[at]
@@ -773,22 +928,10 @@ def next_best_by_segment(
     counts["kind"] = "next_best"
     parts.append(counts[["segment", "kind", "item", "share"]])
 
-    if "category" in orders.columns:
-        seg_map = seg[~seg.index.duplicated()]
-        # lines grouped by their customer's segment code (a million-customer export has ~12M
-        # lines: labels per line cost seconds), then the codes turned back into labels
-        codes, labels = pd.factorize(seg_map, sort=False)
-        pos = positions(orders["customer_id"], seg_map.index)
-        spend = pd.DataFrame(
-            {
-                "segment": np.append(codes, -1)[pos],  # position -1: no segment
-                "item": orders["category"],
-                "amount": orders["amount"].clip(lower=0),
-            }
-        )
-        spend = spend[spend["segment"].to_numpy() >= 0].dropna(subset=["item"])
-        by = spend.groupby(["segment", "item"], sort=False)["amount"].sum().reset_index()
-        by["segment"] = np.asarray(labels, dtype=object)[by["segment"].to_numpy()]
+    if spend is None and orders is not None and "category" in orders.columns:
+        spend = segment_spend(orders, seg)
+    if spend is not None:
+        by = spend[["segment", "item", "amount"]].copy()
         total = by.groupby("segment", sort=False)["amount"].transform("sum")
         by["share"] = np.where(total > 0, by["amount"] / total.where(total > 0, 1), 0.0)
         by["kind"] = "top_category"
@@ -804,6 +947,28 @@ def next_best_by_segment(
     out["share"] = out["share"].round(3)
     out["n_customers"] = out["segment"].map(sizes).astype(np.int64)
     return out[columns].reset_index(drop=True)
+
+
+def segment_spend(orders: pd.DataFrame, segments: pd.Series) -> pd.DataFrame:
+    """Spend per segment and category (negative amounts as 0; lines of customers without a
+    segment, or without a category, left out): columns ``segment``, ``item``, ``amount``."""
+    seg_map = segments.dropna()
+    seg_map = seg_map[~seg_map.index.duplicated()]
+    # lines grouped by their customer's segment code (a million-customer export has ~12M
+    # lines: labels per line cost seconds), then the codes turned back into labels
+    codes, labels = pd.factorize(seg_map, sort=False)
+    pos = positions(orders["customer_id"], seg_map.index)
+    lines = pd.DataFrame(
+        {
+            "segment": np.append(codes, -1)[pos],  # position -1: no segment
+            "item": orders["category"],
+            "amount": orders["amount"].clip(lower=0),
+        }
+    )
+    lines = lines[lines["segment"].to_numpy() >= 0].dropna(subset=["item"])
+    by = lines.groupby(["segment", "item"], sort=False)["amount"].sum().reset_index()
+    by["segment"] = np.asarray(labels, dtype=object)[by["segment"].to_numpy()]
+    return by
 
 
 # ---------------------------------------------------------------------------------------------

@@ -349,6 +349,10 @@ class _Source:
     clv_inputs: Callable[[pd.Timestamp, float], Any]
     # the order lines the basket analysis reads (the engine reduces them first)
     basket_lines: Callable[[], pd.DataFrame]
+    # the baskets and customers as item masks (analytics.basket.BasketCounts), when the engine
+    # can reduce them so (None: the analysis reads basket_lines), and spend per segment
+    basket_counts: Callable[[], Any] = lambda: None
+    segment_spend: Callable[[pd.Series], pd.DataFrame | None] | None = None
     # the engine's connection answers one query at a time: every thread of the build that
     # asks it something holds this
     lock: Any = field(default_factory=threading.RLock)
@@ -401,6 +405,7 @@ def _feature_source(
             lock=lock,
         )
     from insight_agent.engine.backend import open_connection
+    from insight_agent.engine.basket import basket_counts, segment_spend
     from insight_agent.engine.features import FeatureEngine
 
     con = open_connection(
@@ -432,6 +437,8 @@ def _feature_source(
         category_spend=engine.category_spend,
         clv_inputs=lambda cut, days: engine.clv_inputs(cut, period_days=days),
         basket_lines=engine.basket_lines,
+        basket_counts=lambda: basket_counts(engine),
+        segment_spend=lambda segments: segment_spend(engine, segments),
         lock=lock,
     )
 
@@ -1086,13 +1093,30 @@ def _basket_compute(
 ) -> dict[str, Any]:
     """Category rules, each customer's next best category and the per-segment table (no
     side effects: may run in a thread)."""
-    from insight_agent.analytics.basket import association_rules, next_best, next_best_by_segment
+    from insight_agent.analytics.basket import (
+        association_rules,
+        association_rules_from_counts,
+        next_best,
+        next_best_by_segment,
+        next_best_from_counts,
+    )
 
+    with source.lock:
+        counts = source.basket_counts()
+    by_seg = None
+    if counts is not None:  # the engine reduced the lines to item masks
+        rules = association_rules_from_counts(counts)
+        best = next_best_from_counts(counts, rules, customers=index)
+        if segments is not None and source.segment_spend is not None:
+            labelled = segments.dropna()
+            with source.lock:
+                spend = source.segment_spend(labelled)
+            by_seg = next_best_by_segment(None, rules, labelled, best=best, spend=spend)
+        return {"rules": rules, "best": best, "by_segment": by_seg}
     with source.lock:
         orders = source.basket_lines()
     rules = association_rules(orders, level="category")
     best = next_best(orders, rules, customers=index)
-    by_seg = None
     if segments is not None:
         by_seg = next_best_by_segment(orders, rules, segments.dropna(), best=best)
     return {"rules": rules, "best": best, "by_segment": by_seg}

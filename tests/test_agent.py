@@ -189,6 +189,10 @@ ROUTER_CASES = [
     ),
     ("Who are the top 5 customers likely to buy again?", "top_customers", {"n": 5}),
     ("What can you tell me about C000042?", "customer_profile", {"customer_id": "C000042"}),
+    # named as a customer but not in the build: the profile says so (not the basket rules)
+    ("What should household 1364 buy next?", "customer_profile", {"customer_id": "1364"}),
+    ("What should customer C999999 buy next?", "customer_profile", {"customer_id": "C999999"}),
+    ("What is the number 1 reason customers churn?", "churn_risk_by_segment", {}),
     ("How accurate is the churn model?", "model_quality", {"target": "churn"}),
     ("Which segment is worth the most over the next year?", "clv_summary", {}),
     ("What is bought together with Footwear?", "basket_rules", {"category": "Footwear"}),
@@ -718,6 +722,15 @@ def test_the_table_behind_an_answer_is_printed_under_it(ws, built_demo, monkeypa
         assert out.exit_code == 0, out.output
         assert answer in out.output and "churn_risk_by_segment: segments, 6 rows" in out.output
         assert all(name in out.output for name in segment_names(ws).values())
+
+
+def test_a_customer_not_in_the_build_is_said_to_be_missing(ws) -> None:
+    """'What should household 1364 buy next?' about an id the build does not hold: the answer
+    says so, instead of the workspace's strongest basket rule."""
+    result = open_session(ws, llm="none").ask("What should customer C999999 buy next?")
+    assert result.tool_calls[0]["tool"] == "customer_profile"
+    assert "C999999" in result.answer and "not in the current build" in result.answer
+    assert "lift" not in result.answer
 
 
 def test_a_customer_answer_names_the_next_best_category() -> None:

@@ -217,13 +217,26 @@ def _order_categories(ctx: ToolContext) -> list[str]:
         return []
 
 
+# "household 1364", "customer C999999", "customer id 42": a token named as one customer (not
+# "number 1" or "#1", which are ranks as often as ids)
+_NAMED_ONE = re.compile(
+    r"\b(?:customer|cust|client|household|member|shopper|subscriber|account)(?:\s+id)?\s*$"
+    r"|\bid\s*$",
+    re.I,
+)
+
+
 def _customer_id(ctx: ToolContext, question: str) -> str | None:
+    """The id of one customer the question names: one the current build holds, or one it
+    named as a customer ("household 1364") that the build does not hold (the profile tool
+    then says it is not there, rather than another tool answering about everyone)."""
     from insight_agent.analytics.artifacts import current_build, lookup_customer
 
     try:
         folder = current_build(ctx.ws)
     except Exception:
         return None
+    unknown = None
     for m in re.finditer(r"[A-Za-z0-9_\-]+", question):
         token = m[0]
         if not any(ch.isdigit() for ch in token):
@@ -239,7 +252,9 @@ def _customer_id(ctx: ToolContext, question: str) -> str | None:
             continue  # "top 200": a count, though customer 200 exists
         if lookup_customer(folder, token) is not None:
             return token
-    return None
+        if unknown is None and _NAMED_ONE.search(question[: m.start()]):
+            unknown = token
+    return unknown
 
 
 @lru_cache(maxsize=1)

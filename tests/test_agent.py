@@ -728,9 +728,9 @@ def test_a_customer_not_in_the_build_is_said_to_be_missing(ws) -> None:
     """'What should household 1364 buy next?' about an id the build does not hold: the answer
     says so, instead of the workspace's strongest basket rule."""
     result = open_session(ws, llm="none").ask("What should customer C999999 buy next?")
-    assert result.tool_calls[0]["tool"] == "customer_profile"
-    assert "C999999" in result.answer and "not in the current build" in result.answer
-    assert "lift" not in result.answer
+    assert result.notes == ["declined: unknown_customer"] and result.tool_calls == []
+    assert result.answer.startswith("Customer 'C999999' is not in the current build")
+    assert "ids look like C000001, C000002" in result.answer and "lift" not in result.answer
 
 
 def test_a_customer_answer_names_the_next_best_category() -> None:

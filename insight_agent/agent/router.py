@@ -497,7 +497,15 @@ def no_data(ctx: ToolContext, decision: Route, question: str = "") -> Decline | 
     """A decline for a question only ``decision``'s tool answers when this workspace lacks
     its data ("what do reviewers complain about?" with no reviews), or that asks for figures
     by an attribute no column holds ("revenue by region" with no region): what is missing,
-    how to add it, and what the data can answer instead. None when the tool can answer."""
+    how to add it, and what the data can answer instead. None when the tool can answer.
+    A customer named by an id the build does not hold is said to be missing, in words no
+    model can turn into "the model needs retraining"."""
+    if decision.tool == "customer_profile" and decision.args.get("customer_id"):
+        missing_one = _unknown_customer(ctx, str(decision.args["customer_id"]))
+        if missing_one is not None:
+            return Decline(
+                "unknown_customer", f"{missing_one} I can tell you about: {can_answer(ctx)}."
+            )
     missing = missing_data(ctx, decision.tool, decision.args)
     if question:
         from insight_agent.tools.metrics import missing_dimensions
@@ -528,6 +536,23 @@ def no_data(ctx: ToolContext, decision: Route, question: str = "") -> Decline | 
         f"I can't answer that from this workspace: it has {lacks}. "
         f"I can tell you about: {can_answer(ctx)}.",
     )
+
+
+def _unknown_customer(ctx: ToolContext, customer_id: str) -> str | None:
+    """What the profile tool says of an id the current build does not hold; None when it
+    holds it (or there is no build to ask)."""
+    from insight_agent.analytics.queries import customer_score
+    from insight_agent.errors import InsightError
+
+    try:
+        customer_score(ctx.ws, customer_id)
+    except InsightError as exc:
+        if "not in the current build" not in exc.message:
+            return None
+        return f"{exc.message[0].upper()}{exc.message[1:]}; {exc.hint}."
+    except Exception:
+        return None
+    return None
 
 
 def _no_column(ctx: ToolContext, absent: list[str]) -> str:

@@ -123,12 +123,31 @@ def customer_score(ws: Workspace, customer_id: str) -> dict[str, Any]:
     folder = current_build(ws)
     row = lookup_customer(folder, customer_id)
     if row is None:
+        # the id is not there: say so first (a model paraphrasing "rebuild after adding data"
+        # told a user the model needed retraining), with ids that are there
+        examples = _some_customer_ids(folder)
+        seen = f" (its ids look like {', '.join(examples)})" if examples else ""
         raise InsightError(
-            f"customer '{customer_id}' is not in the current build",
-            hint="check the id, or rebuild after adding new data",
+            f"customer '{customer_id}' is not in the current build: no customer has that id",
+            hint=f"check the id against the customers file{seen}",
         )
     row["build_id"] = folder.name
     return row
+
+
+def _some_customer_ids(folder: Any, n: int = 2) -> list[str]:
+    """The first ``n`` customer ids of a build's table (for an error message)."""
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"file:{folder / 'customers.sqlite'}?mode=ro", uri=True)
+        try:
+            rows = con.execute("SELECT customer_id FROM customers LIMIT ?", (n,)).fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return []
+    return [str(r[0]) for r in rows]
 
 
 def audience(

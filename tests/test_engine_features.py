@@ -444,7 +444,6 @@ def test_basket_counts_give_the_lines_rules_and_offers(
     next-best offers and segment table the full lines give."""
     from insight_agent.analytics.basket import (
         association_rules,
-        association_rules_from_counts,
         next_best,
         next_best_by_segment,
         next_best_from_counts,
@@ -459,10 +458,10 @@ def test_basket_counts_give_the_lines_rules_and_offers(
         ref = association_rules(data.orders, level="category")
     except InsufficientData as exc:
         with pytest.raises(InsufficientData) as got_exc:
-            association_rules_from_counts(counts)
+            association_rules(counts)
         assert got_exc.value.message == exc.message
         return
-    got = association_rules_from_counts(counts)
+    got = association_rules(counts)
     assert (got.n_baskets, got.n_multi_item_baskets, got.n_rules_total) == (
         ref.n_baskets,
         ref.n_multi_item_baskets,

@@ -391,7 +391,7 @@ def _rules_arrays(levels: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, np.n
 
 
 def association_rules(
-    orders: pd.DataFrame,
+    orders: pd.DataFrame | BasketCounts,
     *,
     level: Level = "category",
     min_support: float = 0.01,
@@ -411,33 +411,20 @@ def association_rules(
     with confidence >= ``min_confidence`` and lift >= ``min_lift``, sorted by lift then support
     (descending, ties by names) and capped at ``max_rules``.
 
+    ``orders`` are the order lines, or the baskets the engine reduced to item masks
+    (:class:`BasketCounts`, whose level is used): the same itemsets and rules either way.
+
     Raises InsufficientData when fewer than ``min_multi_item_baskets`` baskets hold two or more
     distinct items (e.g. every order has a single category).
     """
     params = _rule_params(
         min_support, min_confidence, min_lift, max_len, max_rules, min_multi_item_baskets
     )
+    if isinstance(orders, BasketCounts):
+        x = _mask_matrix(orders.masks, len(orders.items))
+        return _rules(x, orders.baskets.astype(np.int64), orders.items, orders.level, params)
     x, items, _ = _build(orders, level, with_index=False)
     return _rules(x, None, items, level, params)
-
-
-def association_rules_from_counts(
-    counts: BasketCounts,
-    *,
-    min_support: float = 0.01,
-    min_confidence: float = 0.05,
-    min_lift: float = 1.0,
-    max_len: int = 3,
-    max_rules: int = 500,
-    min_multi_item_baskets: int = MIN_MULTI_ITEM_BASKETS,
-) -> RulesResult:
-    """:func:`association_rules` from baskets the engine reduced to item masks: the same
-    itemsets and rules as from the order lines they came from."""
-    params = _rule_params(
-        min_support, min_confidence, min_lift, max_len, max_rules, min_multi_item_baskets
-    )
-    x = _mask_matrix(counts.masks, len(counts.items))
-    return _rules(x, counts.baskets.astype(np.int64), counts.items, counts.level, params)
 
 
 def _rule_params(

@@ -1095,7 +1095,6 @@ def _basket_compute(
     side effects: may run in a thread)."""
     from insight_agent.analytics.basket import (
         association_rules,
-        association_rules_from_counts,
         next_best,
         next_best_by_segment,
         next_best_from_counts,
@@ -1105,7 +1104,7 @@ def _basket_compute(
         counts = source.basket_counts()
     by_seg = None
     if counts is not None:  # the engine reduced the lines to item masks
-        rules = association_rules_from_counts(counts)
+        rules = association_rules(counts)
         best = next_best_from_counts(counts, rules, customers=index)
         if segments is not None and source.segment_spend is not None:
             labelled = segments.dropna()

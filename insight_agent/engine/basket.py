@@ -2,7 +2,7 @@
 each basket and each customer holds, and spend per segment and category.
 
 :func:`basket_counts` gives what
-:func:`insight_agent.analytics.basket.association_rules_from_counts`
+:func:`insight_agent.analytics.basket.association_rules`
 and :func:`~insight_agent.analytics.basket.next_best_from_counts` need: a few thousand distinct
 basket masks with their counts and one mask per customer, instead of every line in pandas (at
 10M customers, ~100M rows). Baskets and items are those of

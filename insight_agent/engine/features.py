@@ -378,6 +378,12 @@ class FeatureEngine:
         past_all = self.order_table().filter(lambda t: t.order_date < cut)
         sample = None if ids is None else self._id_table(ids)
         past = past_all if sample is None else past_all.semi_join(sample, "customer_id")
+        if history:
+            past = past.mutate(
+                _rank=ibis.row_number().over(
+                    group_by="customer_id", order_by=ibis.desc("order_date")
+                )
+            )
         aggs: dict[str, Any] = {
             "_n": past.count(),
             "_m": past.amount.sum(),
@@ -385,22 +391,11 @@ class FeatureEngine:
             "_last": past.order_date.max(),
         }
         if history:
-            past = past.mutate(
-                _rank=ibis.row_number().over(
-                    group_by="customer_id", order_by=ibis.desc("order_date")
-                )
-            )
             since = {w: _lit(cutoff - pd.Timedelta(days=w)) for w in WINDOWS}
             prev = (past.order_date >= since[180]) & (past.order_date < since[90])
-            aggs = {
-                "_n": past.count(),
-                "_m": past.amount.sum(),
-                "_first": past.order_date.min(),
-                "_last": past.order_date.max(),
-                # the second latest order (ties count twice): the last gap is last - this
-                "_last2": past.order_date.max(where=past._rank == 1),
-                "_prev": past.amount.sum(where=prev),
-            }
+            # the second latest order (ties count twice): the last gap is last - this
+            aggs["_last2"] = past.order_date.max(where=past._rank == 1)
+            aggs["_prev"] = past.amount.sum(where=prev)
             for w in WINDOWS:
                 recent = past.order_date >= since[w]
                 aggs[f"_o{w}"] = past.count(where=recent)

@@ -2,8 +2,9 @@
 floor: bare DuckDB reading the orders Parquet and grouping it by customer, in the same run.
 
 Each run of each size is its own child process: generate demo data (about 13 order lines per
-customer), write it as CSV into a fresh workspace, run the build exactly as `insight build`
-does, then time the floor on the orders Parquet the build cached. The table shows the median
+customer; above 1M customers, a million at a time), write it as CSV into a fresh workspace,
+run the build exactly as `insight build` does, then time the floor on the orders Parquet the
+build cached. The table shows the median
 seconds per stage over the runs and the process's peak RSS after each stage (peak so far, so it
 only grows; the largest over the runs). Targets on a 2-core machine (issue #17): 100k customers
 <= 20 s, 1M <= 120 s, build <= 4x the floor at 1M.
@@ -54,18 +55,57 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+#: Above this many customers the demo data is generated and written a chunk at a time (10M
+#: customers' ~130M order lines would not fit in memory as one frame).
+CHUNK = 1_000_000
+
+
+def _prepare(n: int, data_dir: Path) -> tuple[dict[str, Path], int]:
+    """Demo CSVs for ``n`` customers in ``data_dir``: (paths, order lines). Up to
+    :data:`CHUNK` customers in one go (the same data as ``insight demo``'s generator gives);
+    beyond it, chunks of independent customers over the same dates, each with its own seed
+    and ids made unique by the chunk number (``C003-000042``, ``O003-0000042``), appended to
+    the same files."""
+    from insight_agent.data.demo import DemoConfig, generate_frames, write_demo
+
+    if n <= CHUNK:
+        frames = generate_frames(DemoConfig(n_customers=n, n_reviews=0))
+        return write_demo(frames, data_dir), len(frames.orders)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    paths = {name: data_dir / f"{name}.csv" for name in ("customers", "orders", "campaigns")}
+    rows = 0
+    for i, start in enumerate(range(0, n, CHUNK)):
+        frames = generate_frames(
+            DemoConfig(n_customers=min(CHUNK, n - start), n_reviews=0, seed=42 + i)
+        )
+        for name, path in paths.items():
+            frame = getattr(frames, name)
+            for column, prefix in (("customer_id", "C"), ("order_id", "O")):
+                if column in frame.columns:
+                    frame[column] = f"{prefix}{i:03d}-" + frame[column].str[1:]
+            frame.to_csv(
+                path,
+                mode="a" if i else "w",
+                header=not i,
+                index=False,
+                encoding="utf-8",
+                lineterminator="\n",
+                date_format="%Y-%m-%d",
+                float_format="%.2f",
+            )
+        rows += len(frames.orders)
+        del frames
+    return paths, rows
+
+
 def _child(n: int, root: Path, engine: str, workers: int | None = None) -> dict:
     from insight_agent.analytics.build import BuildOptions, run_build
     from insight_agent.data.bootstrap import init_workspace
-    from insight_agent.data.demo import DemoConfig, generate_frames, write_demo
     from insight_agent.engine.cache import cached
     from insight_agent.workspace import Workspace, locate
 
     t = time.perf_counter()
-    frames = generate_frames(DemoConfig(n_customers=n, n_reviews=0))
-    paths = write_demo(frames, root / "data")
-    rows = len(frames.orders)
-    del frames
+    paths, rows = _prepare(n, root / "data")
     prep = time.perf_counter() - t
     tables = {k: paths[k] for k in ("customers", "orders", "campaigns")}
     init_workspace(root / "ws", sources=tables)

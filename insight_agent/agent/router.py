@@ -541,18 +541,17 @@ def no_data(ctx: ToolContext, decision: Route, question: str = "") -> Decline | 
 def _unknown_customer(ctx: ToolContext, customer_id: str) -> str | None:
     """What the profile tool says of an id the current build does not hold; None when it
     holds it (or there is no build to ask)."""
-    from insight_agent.analytics.queries import customer_score
-    from insight_agent.errors import InsightError
+    from insight_agent.analytics.artifacts import current_build, lookup_customer
+    from insight_agent.analytics.queries import unknown_customer
 
     try:
-        customer_score(ctx.ws, customer_id)
-    except InsightError as exc:
-        if "not in the current build" not in exc.message:
+        folder = current_build(ctx.ws)
+        if lookup_customer(folder, customer_id) is not None:
             return None
-        return f"{exc.message[0].upper()}{exc.message[1:]}; {exc.hint}."
     except Exception:
         return None
-    return None
+    error = unknown_customer(folder, customer_id)
+    return f"{error.message[0].upper()}{error.message[1:]}; {error.hint}."
 
 
 def _no_column(ctx: ToolContext, absent: list[str]) -> str:

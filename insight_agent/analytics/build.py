@@ -352,7 +352,7 @@ class _Source:
     # the baskets and customers as item masks (analytics.basket.BasketCounts), when the engine
     # can reduce them so (None: the analysis reads basket_lines), and spend per segment
     basket_counts: Callable[[], Any] = lambda: None
-    segment_spend: Callable[[pd.Series], pd.DataFrame | None] | None = None
+    segment_spend: Callable[[pd.Series], pd.DataFrame | None] = lambda segments: None
     # the engine's connection answers one query at a time: every thread of the build that
     # asks it something holds this
     lock: Any = field(default_factory=threading.RLock)
@@ -1106,7 +1106,7 @@ def _basket_compute(
     if counts is not None:  # the engine reduced the lines to item masks
         rules = association_rules(counts)
         best = next_best_from_counts(counts, rules, customers=index)
-        if segments is not None and source.segment_spend is not None:
+        if segments is not None:
             labelled = segments.dropna()
             with source.lock:
                 spend = source.segment_spend(labelled)

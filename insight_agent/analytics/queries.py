@@ -123,16 +123,21 @@ def customer_score(ws: Workspace, customer_id: str) -> dict[str, Any]:
     folder = current_build(ws)
     row = lookup_customer(folder, customer_id)
     if row is None:
-        # the id is not there: say so first (a model paraphrasing "rebuild after adding data"
-        # told a user the model needed retraining), with ids that are there
-        examples = _some_customer_ids(folder)
-        seen = f" (its ids look like {', '.join(examples)})" if examples else ""
-        raise InsightError(
-            f"customer '{customer_id}' is not in the current build: no customer has that id",
-            hint=f"check the id against the customers file{seen}",
-        )
+        raise unknown_customer(folder, customer_id)
     row["build_id"] = folder.name
     return row
+
+
+def unknown_customer(folder: Any, customer_id: str) -> InsightError:
+    """The error for an id the build ``folder`` does not hold. It says so first, with ids that
+    are there: a model paraphrasing the old hint ("rebuild after adding new data") told a
+    user the model needed retraining."""
+    examples = _some_customer_ids(folder)
+    seen = f" (its ids look like {', '.join(examples)})" if examples else ""
+    return InsightError(
+        f"customer '{customer_id}' is not in the current build: no customer has that id",
+        hint=f"check the id against the customers file{seen}",
+    )
 
 
 def _some_customer_ids(folder: Any, n: int = 2) -> list[str]:

@@ -24,13 +24,6 @@ if TYPE_CHECKING:
     from insight_agent.engine.features import FeatureEngine
 
 
-def _table(columns: dict[str, Any]) -> Any:
-    import ibis
-    import pyarrow as pa
-
-    return ibis.memtable(pa.table(columns))
-
-
 def _bits(lines: Any, keys: dict[str, Any], bit_or: bool) -> Any:
     """Per group of ``keys``, the OR of the lines' ``_bit`` as ``_mask``: several lines of an
     item set its bit once. DuckDB has ``bit_or``; on Spark (whose Ibis backend lacks it) the
@@ -48,7 +41,7 @@ def basket_counts(engine: FeatureEngine, level: Level = "category") -> BasketCou
     import ibis
     import pyarrow as pa
 
-    from insight_agent.engine.features import to_frame
+    from insight_agent.engine.features import memtable, to_frame
 
     lines = engine.con.table("orders")
     if level not in lines.columns:
@@ -61,7 +54,7 @@ def basket_counts(engine: FeatureEngine, level: Level = "category") -> BasketCou
         return None
     bit = {item: 1 << j for j, item in enumerate(items)}
     known = [(v, bit[label]) for v, label in zip(values, labels, strict=True) if label]
-    mapping = _table(
+    mapping = memtable(
         {
             "_v": pa.array([str(v) for v, _ in known], pa.string()),
             "_bit": pa.array([b for _, b in known], pa.int64()),
@@ -98,19 +91,15 @@ def segment_spend(engine: FeatureEngine, segments: pd.Series) -> pd.DataFrame | 
     import ibis
     import pyarrow as pa
 
+    from insight_agent.engine.features import memtable
+
     lines = engine.con.table("orders")
     if "category" not in lines.columns:
         return None
     seg = segments.dropna()
     seg = seg[~seg.index.duplicated()]
     codes, labels = pd.factorize(seg, sort=False)
-    ids = pd.Index(seg.index).astype("string").to_numpy(na_value=None)
-    who = _table(
-        {
-            "_id": pa.array(ids, pa.string()),
-            "_seg": pa.array(codes.astype(np.int32), pa.int32()),
-        }
-    )
+    who = memtable({"_id": seg.index, "_seg": pa.array(codes.astype(np.int32), pa.int32())})
     found = lines.filter(lines.category.notnull())
     joined = found.inner_join(who, found.customer_id == who._id)
     by = (

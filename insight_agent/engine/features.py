@@ -104,6 +104,21 @@ def float32_frame(table: Any, index: str, names: list[str]) -> pd.DataFrame:
     return frame if labels.is_monotonic_increasing else frame.sort_index()
 
 
+def memtable(columns: dict[str, Any]) -> Any:
+    """An in-memory engine table (a DuckDB relation, or a Spark DataFrame, like the cached
+    tables) of ``columns``: Arrow arrays, or pandas ids/labels sent as Arrow text."""
+    import ibis
+    import pyarrow as pa
+
+    arrays = {}
+    for name, values in columns.items():
+        if isinstance(values, pd.Index | pd.Series):
+            text = pd.Index(values).astype("string").to_numpy(na_value=None)
+            values = pa.array(text, pa.string())
+        arrays[name] = values
+    return ibis.memtable(pa.table(arrays))
+
+
 def _lit(ts: pd.Timestamp) -> Any:
     import ibis
 
@@ -376,7 +391,7 @@ class FeatureEngine:
 
         cut = _lit(cutoff)
         past_all = self.order_table().filter(lambda t: t.order_date < cut)
-        sample = None if ids is None else self._id_table(ids)
+        sample = None if ids is None else memtable({"customer_id": ids})
         past = past_all if sample is None else past_all.semi_join(sample, "customer_id")
         if history:
             past = past.mutate(
@@ -433,15 +448,6 @@ class FeatureEngine:
             "tenure_days": tenure,
         }
         return _Base(t, cols, tenure, past_all, signup_all, customers, sample)
-
-    def _id_table(self, ids: pd.Index) -> Any:
-        """``ids`` as an engine table of one ``customer_id`` column (a DuckDB relation or a
-        Spark DataFrame, like the cached tables)."""
-        import ibis
-        import pyarrow as pa
-
-        values = pa.array(pd.Index(ids).astype("string").to_numpy(na_value=None), pa.string())
-        return ibis.memtable(pa.table({"customer_id": values}))
 
     def population(self, cutoff: pd.Timestamp) -> pd.DataFrame:
         """Every customer of :meth:`features`'s table at ``cutoff``, with just its
@@ -669,4 +675,12 @@ class FeatureEngine:
         return out
 
 
-__all__ = ["MAX_CATEGORIES", "MAX_LEVELS", "WINDOWS", "FeatureEngine", "FeatureFrame", "slug"]
+__all__ = [
+    "MAX_CATEGORIES",
+    "MAX_LEVELS",
+    "WINDOWS",
+    "FeatureEngine",
+    "FeatureFrame",
+    "memtable",
+    "slug",
+]

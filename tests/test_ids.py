@@ -79,3 +79,52 @@ def test_factorize_and_positions_match_pandas(values: pd.Series) -> None:
     if values.dtype.kind in "iu":
         labels = pd.Index([1, 7])
     assert positions(values, labels).tolist() == labels.get_indexer(values).tolist()
+
+
+def test_idset_hash_index_equals_a_set_lookup() -> None:
+    """Text ids go through the hash index (built once, probed many times): the same answer as
+    a Python set, for present, absent, missing, unicode and near-miss ids, chunk after chunk."""
+    rng = np.random.default_rng(7)
+    known = [f"C{i:03d}-{j:06d}" for i in range(3) for j in range(4000)] + ["Zoë", "", "ä" * 40]
+    ids = IdSet(pd.Series(known, dtype="str"))
+    assert ids.index().usable
+    universe = np.array([*known, "C000-000000 ", "c000-000001", "zoe", "X", "ä" * 39], dtype=object)
+    present = set(known)
+    for _ in range(3):
+        chunk = list(rng.choice(universe, size=5000))
+        chunk[::97] = [None] * len(chunk[::97])
+        values = pd.Series(chunk, dtype="str")
+        got = isin(values, ids)
+        assert got.tolist() == [v is not None and v in present for v in chunk]
+    assert isin(pd.Series([], dtype="str"), ids).tolist() == []
+    assert isin(pd.Series(["a"], dtype="str"), IdSet(pd.Series([], dtype="str"))).tolist() == [
+        False
+    ]
+
+
+def test_idset_falls_back_when_its_own_ids_share_a_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two known ids with one hash would hide one of them: the index says it is not usable and
+    the lookup falls back to Arrow's set (the same answer)."""
+    from insight_agent.data import ids as ids_module
+
+    def clashing(con: object, array: object) -> np.ndarray:
+        return np.zeros(len(array), dtype=np.uint64)  # every text hashes alike
+
+    monkeypatch.setattr(ids_module, "_hashes", clashing)
+    known = IdSet(pd.Series(["a", "b", "c"], dtype="str"))
+    assert not known.index().usable
+    assert isin(pd.Series(["c", "x", "a"], dtype="str"), known).tolist() == [True, False, True]
+
+
+def test_hash_index_confirms_a_found_hash_by_the_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tested value whose hash equals a known id's is not taken for that id."""
+    from insight_agent.data import ids as ids_module
+
+    def first_letter(con: object, array: object) -> np.ndarray:
+        return np.array([ord((v or "?")[0]) for v in array.to_pylist()], dtype=np.uint64)
+
+    monkeypatch.setattr(ids_module, "_hashes", first_letter)
+    known = IdSet(pd.Series(["apple", "banana"], dtype="str"))
+    assert known.index().usable
+    got = isin(pd.Series(["avocado", "banana", "apple", None, "cherry"], dtype="str"), known)
+    assert got.tolist() == [False, True, True, False, False]

@@ -128,6 +128,61 @@ def test_customer_rows_are_stored_as_pandas_to_sql_stores_them(tmp_path, with_da
     assert rows["ours"][0][1][1:5] == (None, None, None, None)  # missing text and floats
 
 
+@pytest.mark.parametrize("with_dates", [False, True])
+def test_customer_table_written_in_slices_equals_one_write(tmp_path, monkeypatch, with_dates):
+    """Slice by slice (two rows at a time here), the Parquet file reads back as
+    ``to_parquet`` of the whole table and SQLite holds the rows one insert would: reason
+    lists as JSON text, missing values as NULL, a list column that is empty in its first
+    slices typed by a later one."""
+    import sqlite3
+
+    from insight_agent.analytics import artifacts
+
+    table = pd.DataFrame(
+        {
+            "segment": pd.array(["S1", None, "S2", "S1", "S3"], dtype="str"),
+            "p": [0.25, np.nan, 1e300, 0.0, 1.0],
+            "n": np.array([1, -2, 2**40, 0, 5], dtype=np.int64),
+            "reasons": [[], [], [], ['é "q"', "b"], ["a"]],
+            "notes": np.array([None, None, None, None, "x"], dtype=object),
+        },
+        index=pd.Index(["c1", "c2", "c3", "c4", "c5"], name="customer_id", dtype="str"),
+    )
+    if with_dates:
+        table["seen"] = pd.to_datetime(["2026-01-02", None, "2026-03-04", None, "2026-05-06"])
+    table.to_parquet(tmp_path / "whole.parquet")
+    monkeypatch.setattr(artifacts, "WRITE_ROWS", 2)
+
+    class Writer:
+        def path(self, name: str):
+            return tmp_path / name
+
+    artifacts.BuildWriter.write_customers(Writer(), table)
+    got = pd.read_parquet(tmp_path / "customers.parquet")
+    want = pd.read_parquet(tmp_path / "whole.parquet")
+    assert got.index.equals(want.index) and list(got.columns) == list(want.columns)
+    assert (got.dtypes == want.dtypes).all()
+    for col in want.columns:
+        if want[col].dtype != object:
+            pd.testing.assert_series_equal(got[col], want[col])
+            continue
+        assert [list(v) if isinstance(v, np.ndarray) else v for v in got[col]] == [
+            list(v) if isinstance(v, np.ndarray) else v for v in want[col]
+        ], col
+    with sqlite3.connect(tmp_path / "customers.sqlite") as con:
+        rows = con.execute("SELECT customer_id, segment, reasons, notes FROM customers").fetchall()
+        index = con.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
+    con.close()
+    assert rows == [
+        ("c1", "S1", "[]", None),
+        ("c2", None, "[]", None),
+        ("c3", "S2", "[]", None),
+        ("c4", "S1", json.dumps(['é "q"', "b"]), None),
+        ("c5", "S3", '["a"]', "x"),
+    ]
+    assert index == [("idx_customer",)]
+
+
 def test_reason_lists_are_written_as_json_dumps_writes_them() -> None:
     from insight_agent.analytics.artifacts import _json_column
 

@@ -10,7 +10,7 @@ only grows; the largest over the runs). Targets on a 2-core machine (issue #17):
 <= 20 s, 1M <= 120 s, build <= 4x the floor at 1M.
 
     python bench/build.py [--sizes 10000,100000,1000000] [--runs 3] [--engines duckdb,pandas]
-        [--workers 1,2]
+        [--workers 1,2] [--data DIR]
 
 ``--engines duckdb,pandas`` alternates the feature engine run by run (the same data, the same
 noise on a shared machine): ``pandas`` is the build's reference path (analytics/features.py),
@@ -98,15 +98,33 @@ def _prepare(n: int, data_dir: Path) -> tuple[dict[str, Path], int]:
     return paths, rows
 
 
-def _child(n: int, root: Path, engine: str, workers: int | None = None) -> dict:
+def _data(n: int, root: Path, data: Path | None) -> tuple[dict[str, Path], int, float]:
+    """The CSVs for ``n`` customers, their order lines and the seconds spent preparing them:
+    made fresh under ``root``, or under ``data/customers-N`` once and reused by later runs
+    (10M customers take ~12 minutes to generate; the files are the same every time)."""
+    t = time.perf_counter()
+    if data is None:
+        paths, rows = _prepare(n, root / "data")
+        return paths, rows, time.perf_counter() - t
+    folder = data / f"customers-{n}"
+    ready = folder / "prepared.json"
+    if not ready.is_file():
+        paths, rows = _prepare(n, folder)
+        ready.write_text(json.dumps({"rows": rows, "seconds": round(time.perf_counter() - t, 1)}))
+    info = json.loads(ready.read_text())
+    names = ("customers", "orders", "campaigns")
+    return {k: folder / f"{k}.csv" for k in names}, info["rows"], info["seconds"]
+
+
+def _child(
+    n: int, root: Path, engine: str, workers: int | None = None, data: Path | None = None
+) -> dict:
     from insight_agent.analytics.build import BuildOptions, run_build
     from insight_agent.data.bootstrap import init_workspace
     from insight_agent.engine.cache import cached
     from insight_agent.workspace import Workspace, locate
 
-    t = time.perf_counter()
-    paths, rows = _prepare(n, root / "data")
-    prep = time.perf_counter() - t
+    paths, rows, prep = _data(n, root, data)
     tables = {k: paths[k] for k in ("customers", "orders", "campaigns")}
     init_workspace(root / "ws", sources=tables)
     ws = Workspace.open(locate(root / "ws"))
@@ -157,10 +175,15 @@ def main() -> None:
         default="0",
         help="propensity models trained at once, alternated like --engines (0: the default)",
     )
+    parser.add_argument(
+        "--data",
+        help="keep the generated CSVs in DATA/customers-N and reuse them in later runs",
+    )
     args = parser.parse_args()
     if args.child:
         workers = int(args.workers) or None
-        print(json.dumps(_child(args.child, Path(args.root), args.engine, workers)))
+        data = Path(args.data) if args.data else None
+        print(json.dumps(_child(args.child, Path(args.root), args.engine, workers, data)))
         return
     by_size: dict[tuple[int, str, str], list[dict]] = {}
     for size in args.sizes.split(","):
@@ -168,6 +191,8 @@ def main() -> None:
             for engine in args.engines.split(","):
                 for workers in args.workers.split(","):
                     extra = ["--engine", engine, "--workers", workers]
+                    if args.data:
+                        extra += ["--data", str(Path(args.data).resolve())]
                     for n, res, error in per_size(__file__, size, extra):
                         if res is None:
                             print(f"{n:,} customers, {engine}, workers {workers}: FAILED\n{error}")

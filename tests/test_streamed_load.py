@@ -227,3 +227,22 @@ def test_a_cache_that_found_future_dates_is_validated_again_on_a_later_day(
     assert later.rows("orders") == 3
     assert cached(on("2026-12-01")) is not None  # nothing was in the future: still true
     assert cached(on("2026-11-16")) is None  # today moved back
+
+
+def test_the_cache_merges_chunks_within_the_engine_memory_limit(tmp_path: Path) -> None:
+    """The queries that merge streamed chunks run under the engine's memory limit and spill
+    folder (DuckDB's own default, most of the machine's memory, let a 2M-customer merge grow
+    by 2.7 GB)."""
+    from insight_agent.engine.cache import CacheWriter, spill_dir
+
+    write_workspace(tmp_path, _cases(tmp_path)["messy"])
+    ws = Workspace.open(locate(tmp_path))
+    writer = CacheWriter(ws, "f" * 16)
+    try:
+        limit, scratch = writer._query(
+            "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
+        )[0]
+    finally:
+        writer.close()
+    assert limit == "1.8 GiB"  # 2 GB
+    assert Path(scratch) == spill_dir(ws)

@@ -406,12 +406,13 @@ def _feature_source(
         )
     from insight_agent.engine.backend import open_connection
     from insight_agent.engine.basket import basket_counts, segment_spend
+    from insight_agent.engine.cache import spill_dir
     from insight_agent.engine.features import FeatureEngine
 
     con = open_connection(
         cache,
         options.engine,
-        spill_dir=ws.artifacts / "engine-tmp",
+        spill_dir=spill_dir(ws),
         spark_master=options.spark_master,
         spark_conf=options.spark_conf,
     )

@@ -613,7 +613,7 @@ def metrics_engine(ws: Workspace) -> Any:
     validated Parquet cache (written now if missing) plus the current build's per-customer
     scores when there is a build. One per process per data and build."""
     from insight_agent.engine.backend import connect
-    from insight_agent.engine.cache import ensure_cache
+    from insight_agent.engine.cache import ensure_cache, spill_dir
     from insight_agent.engine.metrics import MetricsEngine
 
     cache = ensure_cache(ws)
@@ -624,7 +624,7 @@ def metrics_engine(ws: Workspace) -> Any:
     key = (str(cache.folder), str(scores))
     if key not in _ENGINES:
         _ENGINES.clear()
-        con = connect(cache, scores=scores, spill_dir=ws.artifacts / "engine-tmp")
+        con = connect(cache, scores=scores, spill_dir=spill_dir(ws))
         labels = label_values(scores.parent) if scores is not None else {}
         _ENGINES[key] = MetricsEngine(con, dayfirst=ws.settings.data.dayfirst, labels=labels)
     return _ENGINES[key]

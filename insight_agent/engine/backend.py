@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from insight_agent.config import ENGINES
-from insight_agent.engine.cache import TABLE_NAMES, TableCache
+from insight_agent.engine.cache import DEFAULT_MEMORY_LIMIT, TABLE_NAMES, TableCache
 from insight_agent.errors import ConfigError
 
-DEFAULT_MEMORY_LIMIT = "2GB"
 DEFAULT_SPARK_MASTER = "local[2]"
 SPARK_INSTALL_HINT = (
     "install the extra (pip install 'customer-insight-agent[spark]') and a Java 17 runtime "

@@ -34,6 +34,15 @@ CACHE_VERSION = 3
 # (Dataset.streamed), as a large file loaded in chunks does.
 INLINE_ORDER_ROWS = 2_000_000
 TABLE_NAMES = ("customers", "orders", "returns", "reviews", "campaigns")
+#: DuckDB's memory limit for the engine's queries and the cache's merges; beyond it DuckDB
+#: spills to :func:`spill_dir`. Without one, merging a 2M-customer build's 27M order lines
+#: (order kept) took the load's peak from 0.9 to 3.6 GB (1.5 GB with 1 GB).
+DEFAULT_MEMORY_LIMIT = "2GB"
+
+
+def spill_dir(ws: Workspace) -> Path:
+    """Where DuckDB (and a local Spark) put scratch files for ``ws``: ``.insight/engine-tmp``."""
+    return ws.artifacts / "engine-tmp"
 
 
 @dataclass(frozen=True)
@@ -198,7 +207,11 @@ class CacheWriter:
     def _query(self, sql: str, params: list[Any] | None = None) -> Any:
         import duckdb
 
-        con = duckdb.connect()
+        scratch = spill_dir(self.ws)
+        scratch.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(
+            config={"memory_limit": DEFAULT_MEMORY_LIMIT, "temp_directory": str(scratch)}
+        )
         try:
             con.execute("SET preserve_insertion_order = true")
             return con.execute(sql, params or []).fetchall()

@@ -186,7 +186,9 @@ def test_customer_table_written_in_slices_equals_one_write(tmp_path, monkeypatch
 def test_reason_lists_are_written_as_json_dumps_writes_them() -> None:
     from insight_agent.analytics.artifacts import _json_column
 
+    shared = ["s", "t"]  # customers with the same reasons share one list
     values = [[], ['é "q" \\ \n', "a"], ["a", "a"], {"x": 1}, None, 1.5, ["x", 1], "t"]
+    values += [shared, ["s", "t"], shared, []]
     assert _json_column(values) == [json.dumps(v) for v in values]
 
 

@@ -153,3 +153,18 @@ def test_scoring_in_batches_gives_the_same_table(churn, demo_data):
     X = fn(end).X
     whole = score_customers(model, X, batch=len(X))
     pd.testing.assert_frame_equal(score_customers(model, X, batch=777), whole)
+
+
+def test_customers_with_the_same_reasons_share_one_list(churn):
+    """Equal reason lists are one object (memory at millions of customers), across batches;
+    the values are those each row would get on its own."""
+    model, fn, end = churn
+    X = fn(end).X
+    scored = score_customers(model, X, batch=97)
+    reasons = list(scored["reasons"])
+    by_value: dict[tuple[str, ...], int] = {}
+    for row in reasons:
+        assert by_value.setdefault(tuple(row), id(row)) == id(row)
+    assert len(by_value) < len(reasons)
+    alone = [score_customers(model, X.iloc[[i]])["reasons"].iloc[0] for i in range(0, len(X), 37)]
+    assert alone == reasons[::37]

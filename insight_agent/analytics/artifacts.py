@@ -231,16 +231,21 @@ def _json_column(values: Any) -> list[Any]:
     encoding, computed once: a million customers' reasons repeat the same few thousand texts,
     and dumping each list took ~3 s a column. The result is the same text as ``json.dumps``."""
     encoded: dict[str, str] = {}
+    # customers with the same reasons share one list (propensity._reasons): encoded once
+    by_list: dict[int, str] = {}
     out: list[Any] = []
     for value in values:
         if isinstance(value, list) and all(type(v) is str for v in value):
-            parts = []
-            for text in value:
-                code = encoded.get(text)
-                if code is None:
-                    code = encoded[text] = json.dumps(text)
-                parts.append(code)
-            out.append("[" + ", ".join(parts) + "]")
+            done = by_list.get(id(value))  # ``values`` keeps every list alive meanwhile
+            if done is None:
+                parts = []
+                for text in value:
+                    code = encoded.get(text)
+                    if code is None:
+                        code = encoded[text] = json.dumps(text)
+                    parts.append(code)
+                done = by_list[id(value)] = "[" + ", ".join(parts) + "]"
+            out.append(done)
         else:
             out.append(json.dumps(value))
     return out

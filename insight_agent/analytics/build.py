@@ -462,12 +462,7 @@ def _build_from_features(
         .round(2)
         .copy()
     )
-    # Who the customers are (for segment profiles and personas): the demographic columns the
-    # customers file has, carried over as given.
-    people = data.customers.drop_duplicates("customer_id").set_index("customer_id")
-    for column in DEMOGRAPHICS:
-        if column in people and people[column].notna().any():
-            customers[column] = people[column].reindex(customers.index)
+    _add_demographics(customers, data.customers)
     results: dict[str, Any] = {}
     step = _Stepper(checkpoint, stages, customers, say)
 
@@ -546,6 +541,18 @@ def _build_from_features(
 
 
 DEMOGRAPHICS = ("age", "gender", "region", "country", "channel", "income")
+
+
+def _add_demographics(customers: pd.DataFrame, people: pd.DataFrame) -> None:
+    """Who the customers are (for segment profiles and personas): the demographic columns
+    the customers file has, carried over as given. The file's table indexed by id is a copy
+    (~170 MB a million customers): it lives only in this call, not for the whole build."""
+    people = people.drop_duplicates("customer_id").set_index("customer_id")
+    for column in DEMOGRAPHICS:
+        if column in people and people[column].notna().any():
+            customers[column] = people[column].reindex(customers.index)
+
+
 _ORDER_STAGES = ("features", "segments", "propensity", "clv", "basket")
 
 
@@ -568,11 +575,9 @@ def _build_without_orders(
     for name in _ORDER_STAGES:
         _skip(stages, name, "no orders table (segments, RFM, churn, CLV and basket rules "
               "need order history)", say)  # fmt: skip
-    people = data.customers.drop_duplicates("customer_id").set_index("customer_id")
-    customers = pd.DataFrame(index=people.index)
-    for column in DEMOGRAPHICS:
-        if column in people and people[column].notna().any():
-            customers[column] = people[column]
+    ids = data.customers["customer_id"].drop_duplicates()
+    customers = pd.DataFrame(index=pd.Index(ids, name="customer_id"))
+    _add_demographics(customers, data.customers)
     results: dict[str, Any] = {}
     if "reviews" in options.stages:
         with _stage(stages, "reviews", say) as st:
@@ -1004,6 +1009,7 @@ def _commit_model(
         if target.kind != "category":
             customers[col.replace("p_", "", 1) + "_decile"] = scored["decile"]
             customers[col.replace("p_", "", 1) + "_reasons"] = scored["reasons"]
+        fitted.scored = None  # its columns are the customer table's now (memory)
         card = model_card(model)
         card["column"] = col
         writer.write_json(f"models/{_file_name(target.name)}.json", card)

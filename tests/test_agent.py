@@ -750,3 +750,66 @@ def test_a_customer_answer_names_the_next_best_category() -> None:
     text = _a_customer(facts)
     assert "Next best category: NUTRITION (bought PASTRY and PRODUCE;" in text
     assert "Next best" not in _a_customer({k: v for k, v in facts.items() if "next" not in k})
+
+
+def test_a_customer_profile_says_what_they_buy_most_and_which_scores_are_missing(
+    ws, built_demo: Path, tmp_path: Path
+) -> None:
+    """ "What does C… usually buy?": the customer's largest categories by spend over their
+    orders (equal to pandas over the cached orders); a model the build skipped is said to be
+    missing, with its reason, not answered by omission."""
+    import json
+    import shutil
+    import sqlite3
+
+    import pandas as pd
+
+    from insight_agent.analytics.artifacts import current_build
+    from insight_agent.engine.cache import ensure_cache
+    from insight_agent.tools.builtin import _a_customer, _h_customer
+    from insight_agent.tools.registry import ToolContext, call_tool
+
+    orders = ensure_cache(ws).read("orders")
+    orders = orders[orders["amount"] > 0]
+    cid = orders["customer_id"].value_counts().index[0]
+    mine = orders[orders["customer_id"] == cid].groupby("category")
+    spend = mine["amount"].sum()
+    want = (
+        pd.DataFrame({"spend": spend, "orders": mine["order_id"].nunique()})
+        .reset_index()
+        .sort_values(["spend", "category"], ascending=[False, True])
+    )
+    facts = call_tool(ToolContext(ws), "customer_profile", {"customer_id": cid}).facts
+    assert facts["categories_bought"] == len(want)
+    assert facts["top_categories"] == [
+        {
+            "category": r.category,
+            "share_of_spend": round(r.spend / spend.sum(), 3),
+            "orders": r.orders,
+        }
+        for r in want.head(3).itertuples()
+    ]
+    first = facts["top_categories"][0]
+    assert f"buys mostly {first['category']}" in _h_customer(facts)
+    assert "Buys mostly: " + first["category"] in _a_customer(facts)
+    assert "scores_not_built" not in facts  # the demo build has every model
+
+    # the same workspace whose build skipped churn
+    copy = tmp_path / "ws"
+    shutil.copytree(built_demo, copy)
+    other = open_workspace(copy)
+    manifest_path = current_build(other) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for st in manifest["stages"]:
+        if st["name"] == "propensity:churn":
+            st["status"], st["message"] = "skipped", "not enough data to model churn: 27 positive"
+    manifest_path.write_text(json.dumps(manifest))
+    with sqlite3.connect(current_build(other) / "customers.sqlite") as con:
+        for col in ("p_churn", "churn_decile", "churn_reasons"):  # as such a build has none
+            con.execute(f"ALTER TABLE customers DROP COLUMN {col}")
+    con.close()
+    facts = call_tool(ToolContext(other), "customer_profile", {"customer_id": cid}).facts
+    assert "churn_probability" not in facts
+    assert facts["scores_not_built"] == {"churn": "not enough data to model churn: 27 positive"}
+    assert _h_customer(facts).endswith("; this build has no churn score.")
+    assert "No churn score: not enough data to model churn: 27 positive." in _a_customer(facts)

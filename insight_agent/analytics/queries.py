@@ -128,6 +128,61 @@ def customer_score(ws: Workspace, customer_id: str) -> dict[str, Any]:
     return row
 
 
+def customer_categories(ws: Workspace, customer_id: str, n: int = 3) -> dict[str, Any] | None:
+    """What one customer buys: their ``n`` largest categories by spend over all their orders
+    in the validated data (share of their spend, and orders when the data has order ids), or
+    None when the orders have no category. One engine query (the build keeps totals per
+    customer, not a history by category)."""
+    engine = metrics_engine(ws)
+    con = engine.con
+    if "orders" not in con.list_tables():
+        return None
+    orders = con.table("orders")
+    if "category" not in orders.columns:
+        return None
+    mine = orders.filter(orders.customer_id.cast("string") == str(customer_id))
+    mine = mine.filter(mine.amount > 0)  # returns are kept apart; a zero line is no purchase
+    counts = {"spend": mine.amount.sum()}
+    if "order_id" in orders.columns:
+        counts["orders"] = mine.order_id.nunique()
+    rows = mine.group_by("category").aggregate(**counts).execute()
+    if rows.empty:
+        return {"categories_bought": 0, "top_categories": []}
+    total = float(rows["spend"].sum())
+    rows = rows.sort_values(["spend", "category"], ascending=[False, True], kind="stable")
+    top = []
+    for r in rows.head(n).itertuples(index=False):
+        item: dict[str, Any] = {
+            "category": str(r.category),
+            "share_of_spend": round(float(r.spend) / total, 3) if total > 0 else None,
+        }
+        if "orders" in counts:
+            item["orders"] = int(r.orders)
+        top.append(item)
+    return {
+        "categories_bought": len(rows),
+        "top_categories": top,
+        "categories_period": f"all orders up to {engine.catalogue.data_up_to}",
+    }
+
+
+def skipped_models(ws: Workspace) -> dict[str, str]:
+    """The current build's propensity models that were not built, with the reason its
+    manifest gives (``{"churn": "not enough data to model churn …"}``)."""
+    import json
+
+    folder = current_build(ws)
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {
+        st["name"].removeprefix("propensity:"): st.get("message", "")
+        for st in manifest.get("stages", [])
+        if st.get("status") == "skipped" and str(st.get("name", "")).startswith("propensity:")
+    }
+
+
 def unknown_customer(folder: Any, customer_id: str) -> InsightError:
     """The error for an id the build ``folder`` does not hold. It says so first, with ids that
     are there: a model paraphrasing the old hint ("rebuild after adding new data") told a

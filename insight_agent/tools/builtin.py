@@ -195,7 +195,11 @@ def _top_customers(ctx: ToolContext, args: TopCustomersArgs) -> Facts:
 
 
 def _customer_profile(ctx: ToolContext, args: CustomerArgs) -> Facts:
-    from insight_agent.analytics.queries import customer_score
+    from insight_agent.analytics.queries import (
+        customer_categories,
+        customer_score,
+        skipped_models,
+    )
 
     row = customer_score(ctx.ws, args.customer_id.strip())
     out: Facts = {"customer_id": row["customer_id"], "segment": row.get("segment_name")}
@@ -211,6 +215,18 @@ def _customer_profile(ctx: ToolContext, args: CustomerArgs) -> Facts:
     for key in ("clv_12m", "p_alive", "clv_note", "next_best_category", "next_best_reason"):
         if row.get(key) is not None:
             out[key] = row[key]
+    bought = customer_categories(ctx.ws, row["customer_id"])
+    if bought is not None:  # "what does 1019 usually buy?"
+        out.update(bought)
+    # a score this build could not give ("is 1019 likely to churn?" where churn had too few
+    # positives): said, with why, rather than answered with the figures there are
+    missing = {
+        target: why
+        for target, why in skipped_models(ctx.ws).items()
+        if target in ("churn", "purchase", "response") and f"{target}_probability" not in out
+    }
+    if missing:
+        out["scores_not_built"] = missing
     # the customers table's own labels (a churn column, a campaign's yes/no)
     for key in sorted(row):
         if key.startswith("p_label_") and row[key] is not None:
@@ -422,14 +438,25 @@ def _h_top(f: Facts) -> str | None:
 
 
 def _h_customer(f: Facts) -> str:
+    top = (f.get("top_categories") or [None])[0]
+    buys = ""
+    if top is not None:  # what they buy most: the profile's first question after "who"
+        buys = f"buys mostly {top['category']}"
+        if top.get("share_of_spend"):
+            buys += f" ({pct(top['share_of_spend'])} of spend)"
     if f.get("segment"):
-        line = f"{f['customer_id']} is in {f['segment']}"
+        line = f"{f['customer_id']} is in {f['segment']}" + (f" and {buys}" if buys else "")
         if "churn_probability" in f:
             line += f"; churn probability {f['churn_probability']}"
     else:
         line = f"Customer {f['customer_id']}"
+        said = [buys] if buys else []
         if "churn_probability" in f:
-            line += f": churn probability {f['churn_probability']}"
+            said.append(f"churn probability {f['churn_probability']}")
+        if said:
+            line += ": " + "; ".join(said)
+    if "churn" in (f.get("scores_not_built") or {}):  # not a churn answer by omission
+        line += "; this build has no churn score"
     return line + "."
 
 
@@ -590,8 +617,17 @@ def _a_customer(f: Facts) -> str:
         if f.get("churn_reasons"):
             line += f" ({f['churn_reasons'][0]})"
         line += "."
+    for target, why in (f.get("scores_not_built") or {}).items():
+        line += f" No {target} score: {why}."
     if "clv_12m" in f:
         line += f" Expected value over the next year: {amount(f['clv_12m'])}."
+    if f.get("top_categories"):  # "what do they usually buy?"
+        line += " Buys mostly: " + ", ".join(
+            c["category"]
+            + (f" ({pct(c['share_of_spend'])} of spend)" if c.get("share_of_spend") else "")
+            for c in f["top_categories"]
+        )
+        line += "."
     if f.get("next_best_category"):  # "what should they buy next?" asks for this one
         line += f" Next best category: {f['next_best_category']}"
         if f.get("next_best_reason"):
@@ -862,8 +898,9 @@ for _spec in (
     ),
     ToolSpec(
         "customer_profile",
-        "One customer's segment, recency/frequency/spend, churn/purchase/response probability "
-        "with reasons, CLV and next-best category. Use when a customer id is mentioned.",
+        "One customer's segment, recency/frequency/spend, the categories they buy most, "
+        "churn/purchase/response probability with reasons, CLV and next-best category. Use "
+        "when a customer id is mentioned.",
         CustomerArgs,
         _customer_profile,
         ("customer", "this customer", "score for", "profile of customer"),
@@ -882,6 +919,8 @@ for _spec in (
             "clv_12m",
             "next_best_category",
             "next_best_reason",
+            "top_categories",
+            "scores_not_built",
         ),
         summary=(
             "One customer's segment and scores with reasons. Use when a customer id is mentioned."

@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import pandas as pd
-
 from insight_agent.errors import ConfigError
 from insight_agent.names import match_value
 from insight_agent.vectorstore.search import (
@@ -274,6 +272,8 @@ def review_count(
 
     JSON-ready except ``matches`` (a DataFrame of matching review rows, for export)."""
 
+    import pandas as pd
+
     from insight_agent.vectorstore.aspects import aspect_list, count_aspect, query_aspect
     from insight_agent.vectorstore.opinions import count_matches
 
@@ -319,7 +319,7 @@ def review_count(
         result["matched_as"] = "phrase"
     matches = result["matches"]
     docs = matches["doc"].to_numpy()
-    texts = units.units["text"].to_numpy()
+    texts = units.column("text")
     result["matches"] = pd.DataFrame(
         {
             "review_id": units.review_ids[docs],

@@ -9,7 +9,10 @@ written by each ingest (:meth:`insight_agent.vectorstore.store.ReviewIndex.sync`
 * ``units.parquet``: one row per unit — doc (row in the review arrays), unit_no, start, end
   (character span in the review), text, stems (its words stemmed, for aspect seed words;
   :func:`insight_agent.vectorstore.aspects.unit_stems`), p_positive (trained model or lexicon)
-  and sentiment.
+  and sentiment. A loaded table reads it with pyarrow and hands out single columns as numpy
+  arrays (:meth:`UnitTable.column`); the pandas frame (:attr:`UnitTable.units`) is built only
+  when something asks for it (themes, an ingest), so a search does not import pandas (about a
+  third of a cold ``insight reviews search``).
 * ``vectors.npy``: the units' embeddings, float32 (384 numbers a unit), read memory-mapped.
   float32 rather than float16: a count or unit search compares the query with every unit,
   and numpy's float16-to-float32 cast was nearly all of that (268 against 19 ms for 306k
@@ -38,14 +41,16 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from insight_agent.vectorstore.units import units_frame
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["THRESHOLD_FLOOR", "UnitTable", "build_unit_table", "calibrate_threshold", "unit_dir"]
 
@@ -64,11 +69,16 @@ def unit_dir(artifacts: Path) -> Path:
 
 @dataclass
 class UnitTable:
-    """Units of every indexed review (see the module docstring)."""
+    """Units of every indexed review (see the module docstring).
+
+    The unit rows (doc, unit_no, start, end, text, stems, p_positive, sentiment) are held as
+    a pandas ``frame`` (a build makes one) or as the pyarrow table read from
+    ``units.parquet`` (``rows``, after :meth:`load`); :attr:`units` gives the frame either way
+    and :meth:`column` one column without building it."""
 
     reviews: Any  # FilterTable over review documents
     review_ids: np.ndarray  # str, per document
-    units: pd.DataFrame  # doc, unit_no, start, end, text, p_positive, sentiment
+    frame: pd.DataFrame | None  # the unit rows; None until asked for when ``rows`` holds them
     vectors: np.ndarray  # (n_units, dim) VECTOR_DTYPE (float16 in older tables), maybe mapped
     threshold: float
     sentiment_source: str  # "model" or "lexicon"
@@ -78,9 +88,29 @@ class UnitTable:
     # The vectors live in a build's staging file, which save() moves into place.
     staged: bool = False
     embedded: int = 0  # units this build embedded (the rest reused their vectors)
+    rows: Any = None  # pyarrow Table of units.parquet (a loaded table), until ``frame`` is made
+    _columns: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     def __len__(self) -> int:
-        return len(self.units)
+        return len(self.frame) if self.frame is not None else int(self.rows.num_rows)
+
+    @property
+    def units(self) -> pd.DataFrame:
+        """The unit rows as a pandas DataFrame; a loaded table converts its pyarrow rows on
+        first use (the frame ``pd.read_parquet`` gives, tested)."""
+        if self.frame is None:
+            self.frame = self.rows.to_pandas()
+        return self.frame
+
+    def column(self, name: str) -> np.ndarray:
+        """One column of the unit rows as a numpy array (text columns as object arrays of
+        str), the same values as ``units[name].to_numpy()``. A loaded table reads it from its
+        pyarrow rows, without pandas, once."""
+        if self.frame is not None:
+            return self.frame[name].to_numpy()
+        if name not in self._columns:
+            self._columns[name] = column_array(self.rows.column(name))
+        return self._columns[name]
 
     @property
     def n_reviews(self) -> int:
@@ -111,7 +141,7 @@ class UnitTable:
 
     def unit_mask(self, filters: Any | None) -> np.ndarray:
         """Which units belong to reviews passing ``filters`` (ReviewFilters) and its keyword."""
-        doc = self.units["doc"].to_numpy()
+        doc = self.column("doc")
         if filters is None:
             return np.ones(len(doc), dtype=bool)
         keep = self.reviews.mask(filters)[doc]
@@ -121,9 +151,15 @@ class UnitTable:
 
     def contains_mask(self, keyword: str) -> np.ndarray:
         """Per review document: whether any of its units contains ``keyword`` (any case)."""
-        hit = self.units["text"].str.contains(keyword, case=False, regex=False).to_numpy()
+        if self.frame is not None:
+            hit = self.frame["text"].str.contains(keyword, case=False, regex=False).to_numpy()
+        else:  # what pandas runs for its pyarrow-backed strings, without pandas
+            import pyarrow.compute as pc
+
+            found = pc.match_substring(self.rows.column("text"), keyword, ignore_case=True)
+            hit = np.array(found.to_pylist(), dtype=bool)  # to_numpy would import pandas
         out = np.zeros(self.n_reviews, dtype=bool)
-        out[self.units["doc"].to_numpy()[hit]] = True
+        out[self.column("doc")[hit]] = True
         return out
 
     @property
@@ -235,22 +271,58 @@ class UnitTable:
         try:
             info = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
             reviews = FilterTable.load(directory / "reviews.npz")
-            units = pd.read_parquet(directory / "units.parquet")
+            rows = read_unit_rows(directory / "units.parquet")
             vectors = np.load(directory / "vectors.npy", mmap_mode="r")
             review_ids = np.load(directory / "review_ids.npy")
         except (OSError, ValueError, KeyError):
             return None
-        if reviews is None or len(vectors) != len(units) or len(review_ids) != len(reviews):
+        if reviews is None or len(vectors) != rows.num_rows or len(review_ids) != len(reviews):
             return None
         return cls(
             reviews=reviews,
             review_ids=review_ids,
-            units=units,
+            frame=None,
+            rows=rows,
             vectors=vectors,
             threshold=float(info["threshold"]),
             sentiment_source=str(info.get("sentiment_source", "lexicon")),
             directory=directory,
         )
+
+
+def read_unit_rows(path: Path) -> Any:
+    """``units.parquet`` as a pyarrow Table. Through ``ParquetFile`` rather than
+    ``pq.read_table``: the latter goes through pyarrow's dataset layer, which imports pandas
+    (a third of a cold search's time). In one thread: on 2 cores the thread pool did not read
+    306k units faster (42 against 49 ms) and its start sometimes cost 0.1-0.25 s."""
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as f:
+        return f.read(use_pandas_metadata=True, use_threads=False)
+
+
+def column_array(column: Any) -> np.ndarray:
+    """A pyarrow column as numpy, as pandas holds it: numbers in their own dtype, text as an
+    object array of str. Numbers are viewed from their buffers and text goes through Python
+    lists, rather than ``to_numpy``: pyarrow's conversion loads its pandas shim, which imports
+    pandas. A column with missing numbers (none in a unit table) takes that path anyway."""
+    import pyarrow as pa
+
+    kind = column.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        out = np.empty(len(column), dtype=object)
+        out[:] = column.to_pylist()
+        return out
+    if column.null_count or not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+        return column.to_numpy()
+    dtype = np.dtype(kind.to_pandas_dtype())
+    parts = [
+        np.frombuffer(c.buffers()[1], dtype=dtype, count=len(c), offset=c.offset * dtype.itemsize)
+        for c in column.chunks
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
 
 
 def null_pairs(docs: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
@@ -385,6 +457,8 @@ def build_unit_table(
     ``workdir/vectors.npy`` (moved into place by :meth:`UnitTable.save`), so memory does not
     grow with the number of units; without it they are kept in memory.
     """
+    import pandas as pd
+
     from insight_agent.vectorstore.aspects import unit_stems
     from insight_agent.vectorstore.textmodel import unit_label
 
@@ -477,7 +551,7 @@ def build_unit_table(
     return UnitTable(
         reviews=reviews,
         review_ids=np.asarray(review_ids, dtype=str),
-        units=units,
+        frame=units,
         vectors=vectors_all,
         threshold=threshold,
         sentiment_source=sentiment_source,

@@ -167,16 +167,16 @@ def local_units(ws: Workspace) -> Any:
     return table
 
 
-def _embed_query(index: Any, query: str) -> Any:
+def _embed_query(ws: Workspace, index: Any, query: str) -> Any:
     """The query's vector: through the index's embedding function, or (no index) the same
-    offline model directly."""
+    offline model directly, started from the workspace's optimized copy of it."""
     import numpy as np
 
     if index is not None:
         return np.asarray(index.embedding_function([query])[0], dtype=np.float32)
-    from insight_agent.vectorstore.embedder import shared_embedder
+    from insight_agent.vectorstore.embedder import model_cache_dir, shared_embedder
 
-    return shared_embedder().embed([query])[0]
+    return shared_embedder(cache_dir=model_cache_dir(ws.artifacts)).embed([query])[0]
 
 
 def query_positive(ws: Workspace, query: str) -> float | None:
@@ -209,7 +209,7 @@ def _unit_hits(
     from insight_agent.vectorstore.opinions import search_units
     from insight_agent.vectorstore.search import hit_metadata
 
-    vector = _embed_query(index, query)
+    vector = _embed_query(ws, index, query)
     found = search_units(
         units, vector, query, k=k, filters=filters, query_positive=query_positive(ws, query)
     )
@@ -312,7 +312,7 @@ def review_count(
     if aspect:
         result = count_aspect(units, query, aspect, aspects, filters=filters, by=by, tone=tone)
     else:
-        vector = _embed_query(index, query)
+        vector = _embed_query(ws, index, query)
         result = count_matches(
             units, vector, query, filters=filters, by=by, threshold=threshold, tone=tone
         )

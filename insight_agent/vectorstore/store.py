@@ -175,14 +175,14 @@ def open_index(
 ) -> ReviewIndex:
     """The workspace's review index: embedded Chroma under ``artifacts/chroma`` or a server,
     with its opinion-unit table under ``artifacts/units``."""
-    from insight_agent.vectorstore.embedder import chroma_embedding_function
+    from insight_agent.vectorstore.embedder import chroma_embedding_function, model_cache_dir
     from insight_agent.vectorstore.unitstore import unit_dir
 
     path = None if url else Path(artifacts) / "chroma"
     client = open_client(path, url)
     return ReviewIndex(
         client,
-        chroma_embedding_function(threads=threads),
+        chroma_embedding_function(threads=threads, cache_dir=model_cache_dir(artifacts)),
         path=path,
         units_dir=unit_dir(artifacts),
     )

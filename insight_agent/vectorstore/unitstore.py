@@ -9,10 +9,14 @@ written by each ingest (:meth:`insight_agent.vectorstore.store.ReviewIndex.sync`
 * ``units.parquet``: one row per unit — doc (row in the review arrays), unit_no, start, end
   (character span in the review), text, stems (its words stemmed, for aspect seed words;
   :func:`insight_agent.vectorstore.aspects.unit_stems`), p_positive (trained model or lexicon)
-  and sentiment. A loaded table reads it with pyarrow and hands out single columns as numpy
-  arrays (:meth:`UnitTable.column`); the pandas frame (:attr:`UnitTable.units`) is built only
-  when something asks for it (themes, an ingest), so a search does not import pandas (about a
-  third of a cold ``insight reviews search``).
+  and sentiment. The pandas frame of it (:attr:`UnitTable.units`) is read only when something
+  asks for it (themes, a count's tables, an ingest): a search reads single columns
+  (:meth:`UnitTable.column`) from ``columns.npz``.
+* ``columns.npz``: the columns a search reads — doc, start, end, p_positive, sentiment and the
+  texts (UTF-8 bytes and their offsets) — as plain numpy arrays, so a cold
+  ``insight reviews search`` imports neither pandas (a third of its time before) nor pyarrow
+  (another 45 ms). A table written before this file existed is read with pyarrow alone
+  (still no pandas) until the next ingest rewrites it.
 * ``vectors.npy``: the units' embeddings, float32 (384 numbers a unit), read memory-mapped.
   float32 rather than float16: a count or unit search compares the query with every unit,
   and numpy's float16-to-float32 cast was nearly all of that (268 against 19 ms for 306k
@@ -38,6 +42,7 @@ question (``--threshold``).
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from collections.abc import Callable, Iterator, Sequence
@@ -71,14 +76,14 @@ def unit_dir(artifacts: Path) -> Path:
 class UnitTable:
     """Units of every indexed review (see the module docstring).
 
-    The unit rows (doc, unit_no, start, end, text, stems, p_positive, sentiment) are held as
-    a pandas ``frame`` (a build makes one) or as the pyarrow table read from
-    ``units.parquet`` (``rows``, after :meth:`load`); :attr:`units` gives the frame either way
-    and :meth:`column` one column without building it."""
+    The unit rows (doc, unit_no, start, end, text, stems, p_positive, sentiment) are a pandas
+    ``frame`` after a build. A loaded table starts without one: :meth:`column` reads a column
+    from ``columns.npz`` (``stored``) or, for the other columns and older tables, from
+    ``units.parquet`` with pyarrow (``rows``); :attr:`units` reads the frame when asked."""
 
     reviews: Any  # FilterTable over review documents
     review_ids: np.ndarray  # str, per document
-    frame: pd.DataFrame | None  # the unit rows; None until asked for when ``rows`` holds them
+    frame: pd.DataFrame | None  # the unit rows; None in a loaded table until asked for
     vectors: np.ndarray  # (n_units, dim) VECTOR_DTYPE (float16 in older tables), maybe mapped
     threshold: float
     sentiment_source: str  # "model" or "lexicon"
@@ -88,29 +93,44 @@ class UnitTable:
     # The vectors live in a build's staging file, which save() moves into place.
     staged: bool = False
     embedded: int = 0  # units this build embedded (the rest reused their vectors)
-    rows: Any = None  # pyarrow Table of units.parquet (a loaded table), until ``frame`` is made
+    stored: dict[str, np.ndarray] | None = None  # columns.npz of a loaded table
+    rows: Any = None  # pyarrow Table of a loaded table's units.parquet, read when first needed
     _columns: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     def __len__(self) -> int:
-        return len(self.frame) if self.frame is not None else int(self.rows.num_rows)
+        if self.frame is not None:
+            return len(self.frame)
+        if self.stored is not None:
+            return len(self.stored["doc"])
+        return int(self._rows().num_rows)
 
     @property
     def units(self) -> pd.DataFrame:
-        """The unit rows as a pandas DataFrame; a loaded table converts its pyarrow rows on
-        first use (the frame ``pd.read_parquet`` gives, tested)."""
+        """The unit rows as a pandas DataFrame; a loaded table converts its ``units.parquet``
+        on first use (the frame ``pd.read_parquet`` gives, tested)."""
         if self.frame is None:
-            self.frame = self.rows.to_pandas()
+            self.frame = self._rows().to_pandas()
         return self.frame
 
     def column(self, name: str) -> np.ndarray:
         """One column of the unit rows as a numpy array (text columns as object arrays of
-        str), the same values as ``units[name].to_numpy()``. A loaded table reads it from its
-        pyarrow rows, without pandas, once."""
+        str), the same values as ``units[name].to_numpy()``. A loaded table reads it once,
+        without pandas: from ``columns.npz`` when it has it, else from ``units.parquet``."""
         if self.frame is not None:
             return self.frame[name].to_numpy()
         if name not in self._columns:
-            self._columns[name] = column_array(self.rows.column(name))
+            if self.stored is not None and name in SEARCH_COLUMNS:
+                self._columns[name] = stored_column(self.stored, name)
+            else:
+                self._columns[name] = column_array(self._rows().column(name))
         return self._columns[name]
+
+    def _rows(self) -> Any:
+        """The loaded table's ``units.parquet`` as a pyarrow Table (read on first use)."""
+        if self.rows is None:
+            assert self.directory is not None
+            self.rows = read_unit_rows(self.directory / "units.parquet")
+        return self.rows
 
     @property
     def n_reviews(self) -> int:
@@ -156,7 +176,7 @@ class UnitTable:
         else:  # what pandas runs for its pyarrow-backed strings, without pandas
             import pyarrow.compute as pc
 
-            found = pc.match_substring(self.rows.column("text"), keyword, ignore_case=True)
+            found = pc.match_substring(self._rows().column("text"), keyword, ignore_case=True)
             hit = np.array(found.to_pylist(), dtype=bool)  # to_numpy would import pandas
         out = np.zeros(self.n_reviews, dtype=bool)
         out[self.column("doc")[hit]] = True
@@ -225,6 +245,7 @@ class UnitTable:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         self.units.to_parquet(tmp / "units.parquet", index=False)
+        write_stored_columns(tmp / COLUMNS_FILE, self.units)
         source = getattr(self.vectors, "filename", None)
         if source is not None and self.vectors.dtype == VECTOR_DTYPE and Path(source).is_file():
             if self.staged:
@@ -268,26 +289,75 @@ class UnitTable:
         from insight_agent.vectorstore.store import FilterTable
 
         directory = Path(directory)
+        rows = stored = None
         try:
             info = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
             reviews = FilterTable.load(directory / "reviews.npz")
-            rows = read_unit_rows(directory / "units.parquet")
+            if (directory / COLUMNS_FILE).is_file() and (directory / "units.parquet").is_file():
+                stored = read_stored_columns(directory / COLUMNS_FILE)
+                n = len(stored["doc"])
+            else:  # written before columns.npz: the search columns come from the parquet
+                rows = read_unit_rows(directory / "units.parquet")
+                n = rows.num_rows
             vectors = np.load(directory / "vectors.npy", mmap_mode="r")
             review_ids = np.load(directory / "review_ids.npy")
         except (OSError, ValueError, KeyError):
             return None
-        if reviews is None or len(vectors) != rows.num_rows or len(review_ids) != len(reviews):
+        if reviews is None or len(vectors) != n or len(review_ids) != len(reviews):
             return None
         return cls(
             reviews=reviews,
             review_ids=review_ids,
             frame=None,
+            stored=stored,
             rows=rows,
             vectors=vectors,
             threshold=float(info["threshold"]),
             sentiment_source=str(info.get("sentiment_source", "lexicon")),
             directory=directory,
         )
+
+
+#: The columns a search reads, kept in ``columns.npz`` beside units.parquet.
+SEARCH_COLUMNS = ("doc", "start", "end", "p_positive", "sentiment", "text")
+COLUMNS_FILE = "columns.npz"
+
+
+def write_stored_columns(path: Path, frame: pd.DataFrame) -> None:
+    """Write ``frame``'s :data:`SEARCH_COLUMNS` to ``path`` as plain arrays: numbers in their
+    own dtypes, sentiment as fixed-width text, the texts as one UTF-8 byte array and the
+    offset where each text starts (and the last ends)."""
+    encoded = [str(t).encode() for t in frame["text"].tolist()]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    with open(path, "wb") as f:  # np.savez would add ".npz" to a name without it
+        np.savez(
+            f,
+            **{name: frame[name].to_numpy() for name in ("doc", "start", "end", "p_positive")},
+            sentiment=np.asarray(frame["sentiment"].tolist(), dtype=str),
+            text_utf8=np.frombuffer(b"".join(encoded), dtype=np.uint8),
+            text_offsets=offsets,
+        )
+
+
+def read_stored_columns(path: Path) -> dict[str, np.ndarray]:
+    """The arrays :func:`write_stored_columns` wrote (read in full: they are small next to
+    the vectors, which stay on disk)."""
+    with np.load(path, allow_pickle=False) as data:
+        return {name: data[name] for name in data.files}
+
+
+def stored_column(stored: dict[str, np.ndarray], name: str) -> np.ndarray:
+    """One of :data:`SEARCH_COLUMNS` from :func:`read_stored_columns`' arrays, as the pandas
+    frame's ``to_numpy()`` gives it (text as object arrays of str)."""
+    if name == "text":
+        blob, offsets = stored["text_utf8"].tobytes(), stored["text_offsets"].tolist()
+        out = np.empty(len(offsets) - 1, dtype=object)
+        out[:] = [blob[a:b].decode() for a, b in itertools.pairwise(offsets)]
+        return out
+    if name == "sentiment":
+        return stored[name].astype(object)
+    return stored[name]
 
 
 def read_unit_rows(path: Path) -> Any:

@@ -3,22 +3,38 @@
 Prints a table: median / p90 / min wall time over N runs of each command, and the ratio to a
 bare `python -c pass` measured in the same run (so a noisy machine shows up in both).
 Also lists heavy modules that a plain `import insight_agent.cli` pulls in (should be none).
+Every command runs this checkout's code (PYTHONPATH is set to it).
 
 With ``--workspace DIR`` (a workspace that has a build) it also times
 ``insight score --customer ID`` (target: under 200 ms warm; the first run warms the OS cache
 and is not counted).
 
+With ``--search DIR`` (a workspace with a review index) it times a cold
+``insight reviews search QUERY -k 3`` (target: 0.5 s), without and with a filter, each run a
+fresh process, with its peak RSS, next to ``insight --help`` in the same minutes; and lists
+the heavy modules such a search imports. ``--baseline SRC`` (another checkout, e.g. ``git
+worktree add --detach /tmp/base COMMIT``) runs the same searches with that code, alternating
+run by run with this checkout so a busy machine slows both alike. One run of each command is
+not counted (it warms the OS cache, writes bytecode and lets the workspace make what a first
+search makes). PYTHONDONTWRITEBYTECODE is dropped for the runs, so Python reads bytecode as an
+installed package does; ``--compile-each-run`` keeps the environment as it is.
+
     python bench/cli_startup.py [--runs 15] [--workspace DIR --customer ID]
+    python bench/cli_startup.py --runs 15 --search DIR [--baseline SRC] [--query "runs small"]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
 
 HEAVY = (
     "pandas",
@@ -36,13 +52,107 @@ HEAVY = (
 )
 
 
+def _env(source: Path, compile_each_run: bool = True) -> dict[str, str]:
+    """The environment that makes a child process run the code in ``source``."""
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    if not compile_each_run:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def _time(cmd: list[str], runs: int) -> list[float]:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        subprocess.run(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, env=_env(REPO)
+        )
         times.append(time.perf_counter() - start)
     return times
+
+
+def _run_once(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
+    """Wall seconds and peak resident memory (MB) of one child process running ``cmd``."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd
+    )
+    _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage (Linux, macOS)
+    elapsed = time.perf_counter() - start
+    error = proc.stderr.read().decode() if proc.stderr else ""
+    if status != 0:
+        raise SystemExit(f"{shlex.join(cmd)} failed: {error[-500:]}")
+    scale = 1024 if sys.platform.startswith("linux") else 1024 * 1024  # KB / bytes
+    return elapsed, usage.ru_maxrss / scale
+
+
+def _search_bench(args: argparse.Namespace, insight: str) -> None:
+    """Cold ``insight reviews search``, this checkout (and ``--baseline``), alternated."""
+    sources = {"this checkout": REPO}
+    if args.baseline:
+        sources = {"baseline": Path(args.baseline).resolve(), **sources}
+    search = [insight, "reviews", "search", args.query, "-k", "3", "-w", args.search]
+    cases = [("(none)", [])]
+    if args.filter:
+        cases.append((args.filter, shlex.split(args.filter)))
+    jobs = [
+        (f"{name}, filter {label}", [*search, *extra], _env(source, args.compile_each_run))
+        for label, extra in cases
+        for name, source in sources.items()
+    ]
+    here = _env(REPO, args.compile_each_run)
+    jobs.append(("insight --help", [insight, "--help"], here))
+    # The floor: what embedding one query costs in a fresh interpreter, nothing else
+    embed = (
+        "from insight_agent.vectorstore.embedder import LocalEmbedder;"
+        "LocalEmbedder(cache_dir={}).embed([{!r}])"
+    )
+    copy = repr(str(Path(args.search, ".insight", "embedder")))
+    jobs += [
+        ("python -c pass", [sys.executable, "-c", "pass"], here),
+        ("floor: embed the query, optimized copy", [
+            sys.executable, "-c", embed.format(copy, args.query)], here),
+        ("floor: embed the query, optimizing", [
+            sys.executable, "-c", embed.format(None, args.query)], here),
+    ]  # fmt: skip
+    for _, cmd, env in jobs:  # warm-up, not counted
+        _run_once(cmd, env, cwd=REPO)
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in jobs}
+    for i in range(args.runs):
+        order = jobs if i % 2 == 0 else jobs[::-1]  # neither side always runs first
+        for name, cmd, env in order:
+            results[name].append(_run_once(cmd, env, cwd=REPO))
+    compiled = "compiled at each run" if args.compile_each_run else "bytecode cached"
+    print(
+        f"cold `insight reviews search {args.query!r} -k 3 -w {args.search}`; "
+        f"{args.runs} runs each, alternated; {compiled}"
+    )
+    print(f"{'command':<44} {'median s':>9} {'p90 s':>7} {'min s':>7} {'peak RSS MB':>12}")
+    for name, got in results.items():
+        times = sorted(t for t, _ in got)
+        p90 = times[min(len(times) - 1, int(0.9 * len(times)))]
+        rss = statistics.median(r for _, r in got)
+        print(
+            f"{name:<44} {statistics.median(times):>9.3f} {p90:>7.3f} {times[0]:>7.3f} {rss:>12.0f}"
+        )
+    probe = (
+        "import sys\n"
+        "from insight_agent.cli import main\n"
+        f"sys.argv = ['insight', 'reviews', 'search', {args.query!r}, '-k', '3', '-w',"
+        f" {args.search!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        f"print('LOADED', ','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    for name, source in sources.items():
+        out = subprocess.run(  # cwd: `python -c` looks there first
+            [sys.executable, "-c", probe],
+            capture_output=True,
+            text=True,
+            env=_env(source),
+            cwd=source,
+        ).stdout
+        loaded = out.rsplit("LOADED", 1)[-1].strip() if "LOADED" in out else "?"
+        print(f"heavy modules a search imports ({name}): {loaded or 'none'}")
 
 
 def _time_in_process(workspace: str, customer: str, runs: int) -> None:
@@ -68,7 +178,21 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--workspace", help="a built workspace, to time `insight score`")
     parser.add_argument("--customer", default="C000001")
+    parser.add_argument("--search", help="a workspace with a review index, to time a search")
+    parser.add_argument("--query", default="runs small")
+    parser.add_argument(
+        "--filter", default="--max-rating 3", help="the filtered search's options ('' for none)"
+    )
+    parser.add_argument("--baseline", help="another checkout to time the same searches with")
+    parser.add_argument(
+        "--compile-each-run",
+        action="store_true",
+        help="keep PYTHONDONTWRITEBYTECODE as set (the modules compile at every run)",
+    )
     args = parser.parse_args()
+    if args.search:
+        _search_bench(args, str(Path(sys.executable).with_name("insight")))
+        return
     insight = str(Path(sys.executable).with_name("insight"))
     commands = {
         "python -c pass (baseline)": [sys.executable, "-c", "pass"],
@@ -95,7 +219,7 @@ def main() -> None:
         f"import sys, insight_agent.cli; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     )
     loaded = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO
     ).stdout.strip()
     print(f"heavy modules imported by `import insight_agent.cli`: {loaded or 'none'}")
 

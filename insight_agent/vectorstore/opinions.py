@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 __all__ = [
     "ANTONYMS",
@@ -285,7 +284,7 @@ def match_scores(
         candidate &= unit_mask
     rows = np.flatnonzero(candidate)
     rule = MatchRule.for_query(query)
-    texts = table.units["text"].to_numpy()
+    texts = table.column("text")
     scores = cosine[rows].astype(np.float64)
     scores += rule.adjust_many(texts[rows])
     return rows, scores
@@ -296,6 +295,8 @@ BY_CHOICES = ("category", "product", "segment", "rating", "month", "sentiment")
 
 def _group_values(table: Any, by: str) -> np.ndarray:
     """Per review document, its value of ``by`` as text."""
+    import pandas as pd
+
     reviews = table.reviews
     if by in reviews.codes:
         values = np.asarray(reviews.values[by], dtype=object)
@@ -337,7 +338,7 @@ def count_matches(
 
 def tone_mask(table: Any, tone: str | None) -> np.ndarray:
     """Units that count for ``tone`` (see :func:`count_matches`); all units for None."""
-    said = table.units["sentiment"].to_numpy(dtype=object)
+    said = np.asarray(table.column("sentiment"), dtype=object)
     if not tone:
         return np.ones(len(said), dtype=bool)
     opposite = {"negative": "positive", "positive": "negative"}.get(tone)
@@ -358,13 +359,15 @@ def tally(
     """Reviews in scope (``filters``; ``scope_mask`` over units), matching reviews (those with
     a unit among ``rows``), the share and, with ``by``, per group; ``matches`` keeps each
     matching review's best unit (by ``scores``). ``head`` opens the result."""
+    import pandas as pd
+
     in_scope = np.zeros(table.n_reviews, dtype=bool)
-    in_scope[table.units["doc"].to_numpy()[scope_mask]] = True
+    in_scope[table.column("doc")[scope_mask]] = True
     if filters is not None:  # reviews without units (empty text) still count in the base
         in_scope |= table.reviews.mask(filters) & _no_units(table)
     else:
         in_scope[:] = True
-    docs_of = table.units["doc"].to_numpy()[rows]
+    docs_of = table.column("doc")[rows]
     best = pd.DataFrame({"doc": docs_of, "unit": rows, "score": scores})
     best = best.sort_values(["doc", "score"], ascending=[True, False]).drop_duplicates("doc")
     matching = np.zeros(table.n_reviews, dtype=bool)
@@ -402,7 +405,7 @@ def tally(
 
 def _no_units(table: Any) -> np.ndarray:
     has = np.zeros(table.n_reviews, dtype=bool)
-    has[table.units["doc"].to_numpy()] = True
+    has[table.column("doc")] = True
     return ~has
 
 
@@ -436,8 +439,8 @@ def search_units(
         return []
     top = np.argpartition(-cosine, n - 1)[:n]
     rule = MatchRule.for_query(query)
-    texts = table.units["text"].to_numpy()
-    p = table.units["p_positive"].to_numpy()
+    texts = table.column("text")
+    p = table.column("p_positive")
     score = cosine[top] + rule.adjust_many(texts[top])
     # Toward negative units: a complaint-shaped query, or reviews filtered to negative ones
     # (a 1-star review's quote should be its complaint, not its "love the colour"); toward
@@ -449,7 +452,9 @@ def search_units(
     lean = 1.0 if complaint else -1.0 if wanted == "positive" else 0.0
     rank = score + lean * POLARITY_WEIGHT * (0.5 - p[top])
     order = np.argsort(-rank, kind="stable")
-    docs = table.units["doc"].to_numpy()
+    docs = table.column("doc")
+    starts, ends = table.column("start"), table.column("end")
+    sentiments = table.column("sentiment")
     seen: set[int] = set()
     hits = []
     for i in order:
@@ -458,15 +463,14 @@ def search_units(
         if doc in seen:
             continue
         seen.add(doc)
-        unit = table.units.iloc[row]
         hits.append(
             {
                 "doc": doc,
                 "review_id": str(table.review_ids[doc]),
-                "unit": str(unit["text"]),
-                "span": [int(unit["start"]), int(unit["end"])],
-                "unit_sentiment": str(unit["sentiment"]),
-                "unit_p_positive": round(float(unit["p_positive"]), 3),
+                "unit": str(texts[row]),
+                "span": [int(starts[row]), int(ends[row])],
+                "unit_sentiment": str(sentiments[row]),
+                "unit_p_positive": round(float(p[row]), 3),
                 "similarity": round(float(cosine[row]), 3),
                 "match": round(float(score[i]), 3),
             }

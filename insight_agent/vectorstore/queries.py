@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import pandas as pd
-
 from insight_agent.errors import ConfigError
 from insight_agent.names import match_value
 from insight_agent.vectorstore.search import (
@@ -169,16 +167,16 @@ def local_units(ws: Workspace) -> Any:
     return table
 
 
-def _embed_query(index: Any, query: str) -> Any:
+def _embed_query(ws: Workspace, index: Any, query: str) -> Any:
     """The query's vector: through the index's embedding function, or (no index) the same
-    offline model directly."""
+    offline model directly, started from the workspace's optimized copy of it."""
     import numpy as np
 
     if index is not None:
         return np.asarray(index.embedding_function([query])[0], dtype=np.float32)
-    from insight_agent.vectorstore.embedder import shared_embedder
+    from insight_agent.vectorstore.embedder import model_cache_dir, shared_embedder
 
-    return shared_embedder().embed([query])[0]
+    return shared_embedder(cache_dir=model_cache_dir(ws.artifacts)).embed([query])[0]
 
 
 def query_positive(ws: Workspace, query: str) -> float | None:
@@ -211,7 +209,7 @@ def _unit_hits(
     from insight_agent.vectorstore.opinions import search_units
     from insight_agent.vectorstore.search import hit_metadata
 
-    vector = _embed_query(index, query)
+    vector = _embed_query(ws, index, query)
     found = search_units(
         units, vector, query, k=k, filters=filters, query_positive=query_positive(ws, query)
     )
@@ -274,6 +272,8 @@ def review_count(
 
     JSON-ready except ``matches`` (a DataFrame of matching review rows, for export)."""
 
+    import pandas as pd
+
     from insight_agent.vectorstore.aspects import aspect_list, count_aspect, query_aspect
     from insight_agent.vectorstore.opinions import count_matches
 
@@ -312,14 +312,14 @@ def review_count(
     if aspect:
         result = count_aspect(units, query, aspect, aspects, filters=filters, by=by, tone=tone)
     else:
-        vector = _embed_query(index, query)
+        vector = _embed_query(ws, index, query)
         result = count_matches(
             units, vector, query, filters=filters, by=by, threshold=threshold, tone=tone
         )
         result["matched_as"] = "phrase"
     matches = result["matches"]
     docs = matches["doc"].to_numpy()
-    texts = units.units["text"].to_numpy()
+    texts = units.column("text")
     result["matches"] = pd.DataFrame(
         {
             "review_id": units.review_ids[docs],

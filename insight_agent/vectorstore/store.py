@@ -32,10 +32,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where an ingest needs it: a search reads no frame
+    import pandas as pd
 
 COLLECTION = "reviews"
 UNKNOWN = ""  # Chroma metadata cannot hold None
@@ -49,6 +51,8 @@ def doc_id(review_id: str, text: str) -> str:
 
 def sentiment_from_rating(rating: float | None) -> str:
     """positive (4-5 stars), neutral (3), negative (0-2), or unrated."""
+    import pandas as pd
+
     if rating is None or pd.isna(rating):
         return "unrated"
     if rating >= 4:
@@ -63,6 +67,8 @@ def metadata_frame(
 
     ``text_model`` (a :class:`~insight_agent.vectorstore.textmodel.TextSentiment`) labels
     unrated reviews; without it the lexicon does."""
+    import pandas as pd
+
     n = len(reviews)
 
     def col(name: str) -> pd.Series:
@@ -169,14 +175,14 @@ def open_index(
 ) -> ReviewIndex:
     """The workspace's review index: embedded Chroma under ``artifacts/chroma`` or a server,
     with its opinion-unit table under ``artifacts/units``."""
-    from insight_agent.vectorstore.embedder import chroma_embedding_function
+    from insight_agent.vectorstore.embedder import chroma_embedding_function, model_cache_dir
     from insight_agent.vectorstore.unitstore import unit_dir
 
     path = None if url else Path(artifacts) / "chroma"
     client = open_client(path, url)
     return ReviewIndex(
         client,
-        chroma_embedding_function(threads=threads),
+        chroma_embedding_function(threads=threads, cache_dir=model_cache_dir(artifacts)),
         path=path,
         units_dir=unit_dir(artifacts),
     )
@@ -239,7 +245,7 @@ class FilterTable:
     @classmethod
     def from_frame(cls, ids: list[str], meta: pd.DataFrame) -> FilterTable:
         """The table for documents ``ids`` with metadata rows ``meta`` (same order)."""
-        import numpy as np
+        import pandas as pd
 
         codes, values = {}, {}
         for column in FILTER_COLUMNS:
@@ -652,7 +658,7 @@ def review_vectors(units: Any, docs: Sequence[int]) -> np.ndarray:
     if not len(docs):
         return out
     # Units are stored in document order, so a document's units are one run of rows.
-    doc = units.units["doc"].to_numpy()
+    doc = units.column("doc")
     wanted = np.asarray(docs, dtype=np.int64)
     first = np.searchsorted(doc, wanted, side="left")
     last = np.searchsorted(doc, wanted, side="right")

@@ -24,12 +24,14 @@ import datetime as dt
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from insight_agent import __version__
+
+if TYPE_CHECKING:  # a search imports this module for the model's file name: no pandas
+    import pandas as pd
 
 __all__ = [
     "MIN_RATED",
@@ -156,6 +158,7 @@ def train_text_sentiment(
 ) -> TextSentiment | None:
     """Train on the reviews that have both text and a rating; None when there are too few
     (``MIN_RATED``) or one class is too rare (``MIN_PER_CLASS``)."""
+    import pandas as pd
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold
 

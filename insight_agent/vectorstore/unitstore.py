@@ -9,7 +9,14 @@ written by each ingest (:meth:`insight_agent.vectorstore.store.ReviewIndex.sync`
 * ``units.parquet``: one row per unit — doc (row in the review arrays), unit_no, start, end
   (character span in the review), text, stems (its words stemmed, for aspect seed words;
   :func:`insight_agent.vectorstore.aspects.unit_stems`), p_positive (trained model or lexicon)
-  and sentiment.
+  and sentiment. The pandas frame of it (:attr:`UnitTable.units`) is read only when something
+  asks for it (themes, a count's tables, an ingest): a search reads single columns
+  (:meth:`UnitTable.column`) from ``columns.npz``.
+* ``columns.npz``: the columns a search reads — doc, start, end, p_positive, sentiment and the
+  texts (UTF-8 bytes and their offsets) — as plain numpy arrays, so a cold
+  ``insight reviews search`` imports neither pandas (a third of its time before) nor pyarrow
+  (another 45 ms). A table written before this file existed is read with pyarrow alone
+  (still no pandas) until the next ingest rewrites it.
 * ``vectors.npy``: the units' embeddings, float32 (384 numbers a unit), read memory-mapped.
   float32 rather than float16: a count or unit search compares the query with every unit,
   and numpy's float16-to-float32 cast was nearly all of that (268 against 19 ms for 306k
@@ -35,17 +42,20 @@ question (``--threshold``).
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from insight_agent.vectorstore.units import units_frame
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["THRESHOLD_FLOOR", "UnitTable", "build_unit_table", "calibrate_threshold", "unit_dir"]
 
@@ -64,11 +74,16 @@ def unit_dir(artifacts: Path) -> Path:
 
 @dataclass
 class UnitTable:
-    """Units of every indexed review (see the module docstring)."""
+    """Units of every indexed review (see the module docstring).
+
+    The unit rows (doc, unit_no, start, end, text, stems, p_positive, sentiment) are a pandas
+    ``frame`` after a build. A loaded table starts without one: :meth:`column` reads a column
+    from ``columns.npz`` (``stored``) or, for the other columns and older tables, from
+    ``units.parquet`` with pyarrow (``rows``); :attr:`units` reads the frame when asked."""
 
     reviews: Any  # FilterTable over review documents
     review_ids: np.ndarray  # str, per document
-    units: pd.DataFrame  # doc, unit_no, start, end, text, p_positive, sentiment
+    frame: pd.DataFrame | None  # the unit rows; None in a loaded table until asked for
     vectors: np.ndarray  # (n_units, dim) VECTOR_DTYPE (float16 in older tables), maybe mapped
     threshold: float
     sentiment_source: str  # "model" or "lexicon"
@@ -78,9 +93,44 @@ class UnitTable:
     # The vectors live in a build's staging file, which save() moves into place.
     staged: bool = False
     embedded: int = 0  # units this build embedded (the rest reused their vectors)
+    stored: dict[str, np.ndarray] | None = None  # columns.npz of a loaded table
+    rows: Any = None  # pyarrow Table of a loaded table's units.parquet, read when first needed
+    _columns: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     def __len__(self) -> int:
-        return len(self.units)
+        if self.frame is not None:
+            return len(self.frame)
+        if self.stored is not None:
+            return len(self.stored["doc"])
+        return int(self._rows().num_rows)
+
+    @property
+    def units(self) -> pd.DataFrame:
+        """The unit rows as a pandas DataFrame; a loaded table converts its ``units.parquet``
+        on first use (the frame ``pd.read_parquet`` gives, tested)."""
+        if self.frame is None:
+            self.frame = self._rows().to_pandas()
+        return self.frame
+
+    def column(self, name: str) -> np.ndarray:
+        """One column of the unit rows as a numpy array (text columns as object arrays of
+        str), the same values as ``units[name].to_numpy()``. A loaded table reads it once,
+        without pandas: from ``columns.npz`` when it has it, else from ``units.parquet``."""
+        if self.frame is not None:
+            return self.frame[name].to_numpy()
+        if name not in self._columns:
+            if self.stored is not None and name in SEARCH_COLUMNS:
+                self._columns[name] = stored_column(self.stored, name)
+            else:
+                self._columns[name] = column_array(self._rows().column(name))
+        return self._columns[name]
+
+    def _rows(self) -> Any:
+        """The loaded table's ``units.parquet`` as a pyarrow Table (read on first use)."""
+        if self.rows is None:
+            assert self.directory is not None
+            self.rows = read_unit_rows(self.directory / "units.parquet")
+        return self.rows
 
     @property
     def n_reviews(self) -> int:
@@ -111,7 +161,7 @@ class UnitTable:
 
     def unit_mask(self, filters: Any | None) -> np.ndarray:
         """Which units belong to reviews passing ``filters`` (ReviewFilters) and its keyword."""
-        doc = self.units["doc"].to_numpy()
+        doc = self.column("doc")
         if filters is None:
             return np.ones(len(doc), dtype=bool)
         keep = self.reviews.mask(filters)[doc]
@@ -121,9 +171,15 @@ class UnitTable:
 
     def contains_mask(self, keyword: str) -> np.ndarray:
         """Per review document: whether any of its units contains ``keyword`` (any case)."""
-        hit = self.units["text"].str.contains(keyword, case=False, regex=False).to_numpy()
+        if self.frame is not None:
+            hit = self.frame["text"].str.contains(keyword, case=False, regex=False).to_numpy()
+        else:  # what pandas runs for its pyarrow-backed strings, without pandas
+            import pyarrow.compute as pc
+
+            found = pc.match_substring(self._rows().column("text"), keyword, ignore_case=True)
+            hit = np.array(found.to_pylist(), dtype=bool)  # to_numpy would import pandas
         out = np.zeros(self.n_reviews, dtype=bool)
-        out[self.units["doc"].to_numpy()[hit]] = True
+        out[self.column("doc")[hit]] = True
         return out
 
     @property
@@ -189,6 +245,7 @@ class UnitTable:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         self.units.to_parquet(tmp / "units.parquet", index=False)
+        write_stored_columns(tmp / COLUMNS_FILE, self.units)
         source = getattr(self.vectors, "filename", None)
         if source is not None and self.vectors.dtype == VECTOR_DTYPE and Path(source).is_file():
             if self.staged:
@@ -232,25 +289,110 @@ class UnitTable:
         from insight_agent.vectorstore.store import FilterTable
 
         directory = Path(directory)
+        rows = stored = None
         try:
             info = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
             reviews = FilterTable.load(directory / "reviews.npz")
-            units = pd.read_parquet(directory / "units.parquet")
+            if (directory / COLUMNS_FILE).is_file() and (directory / "units.parquet").is_file():
+                stored = read_stored_columns(directory / COLUMNS_FILE)
+                n = len(stored["doc"])
+            else:  # written before columns.npz: the search columns come from the parquet
+                rows = read_unit_rows(directory / "units.parquet")
+                n = rows.num_rows
             vectors = np.load(directory / "vectors.npy", mmap_mode="r")
             review_ids = np.load(directory / "review_ids.npy")
         except (OSError, ValueError, KeyError):
             return None
-        if reviews is None or len(vectors) != len(units) or len(review_ids) != len(reviews):
+        if reviews is None or len(vectors) != n or len(review_ids) != len(reviews):
             return None
         return cls(
             reviews=reviews,
             review_ids=review_ids,
-            units=units,
+            frame=None,
+            stored=stored,
+            rows=rows,
             vectors=vectors,
             threshold=float(info["threshold"]),
             sentiment_source=str(info.get("sentiment_source", "lexicon")),
             directory=directory,
         )
+
+
+#: The columns a search reads, kept in ``columns.npz`` beside units.parquet.
+SEARCH_COLUMNS = ("doc", "start", "end", "p_positive", "sentiment", "text")
+COLUMNS_FILE = "columns.npz"
+
+
+def write_stored_columns(path: Path, frame: pd.DataFrame) -> None:
+    """Write ``frame``'s :data:`SEARCH_COLUMNS` to ``path`` as plain arrays: numbers in their
+    own dtypes, sentiment as fixed-width text, the texts as one UTF-8 byte array and the
+    offset where each text starts (and the last ends)."""
+    encoded = [str(t).encode() for t in frame["text"].tolist()]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    with open(path, "wb") as f:  # np.savez would add ".npz" to a name without it
+        np.savez(
+            f,
+            **{name: frame[name].to_numpy() for name in ("doc", "start", "end", "p_positive")},
+            sentiment=np.asarray(frame["sentiment"].tolist(), dtype=str),
+            text_utf8=np.frombuffer(b"".join(encoded), dtype=np.uint8),
+            text_offsets=offsets,
+        )
+
+
+def read_stored_columns(path: Path) -> dict[str, np.ndarray]:
+    """The arrays :func:`write_stored_columns` wrote (read in full: they are small next to
+    the vectors, which stay on disk)."""
+    with np.load(path, allow_pickle=False) as data:
+        return {name: data[name] for name in data.files}
+
+
+def stored_column(stored: dict[str, np.ndarray], name: str) -> np.ndarray:
+    """One of :data:`SEARCH_COLUMNS` from :func:`read_stored_columns`' arrays, as the pandas
+    frame's ``to_numpy()`` gives it (text as object arrays of str)."""
+    if name == "text":
+        blob, offsets = stored["text_utf8"].tobytes(), stored["text_offsets"].tolist()
+        out = np.empty(len(offsets) - 1, dtype=object)
+        out[:] = [blob[a:b].decode() for a, b in itertools.pairwise(offsets)]
+        return out
+    if name == "sentiment":
+        return stored[name].astype(object)
+    return stored[name]
+
+
+def read_unit_rows(path: Path) -> Any:
+    """``units.parquet`` as a pyarrow Table. Through ``ParquetFile`` rather than
+    ``pq.read_table``: the latter goes through pyarrow's dataset layer, which imports pandas
+    (a third of a cold search's time). In one thread: on 2 cores the thread pool did not read
+    306k units faster (42 against 49 ms) and its start sometimes cost 0.1-0.25 s."""
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as f:
+        return f.read(use_pandas_metadata=True, use_threads=False)
+
+
+def column_array(column: Any) -> np.ndarray:
+    """A pyarrow column as numpy, as pandas holds it: numbers in their own dtype, text as an
+    object array of str. Numbers are viewed from their buffers and text goes through Python
+    lists, rather than ``to_numpy``: pyarrow's conversion loads its pandas shim, which imports
+    pandas. A column with missing numbers (none in a unit table) takes that path anyway."""
+    import pyarrow as pa
+
+    kind = column.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        out = np.empty(len(column), dtype=object)
+        out[:] = column.to_pylist()
+        return out
+    if column.null_count or not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+        return column.to_numpy()
+    dtype = np.dtype(kind.to_pandas_dtype())
+    parts = [
+        np.frombuffer(c.buffers()[1], dtype=dtype, count=len(c), offset=c.offset * dtype.itemsize)
+        for c in column.chunks
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
 
 
 def null_pairs(docs: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
@@ -385,6 +527,8 @@ def build_unit_table(
     ``workdir/vectors.npy`` (moved into place by :meth:`UnitTable.save`), so memory does not
     grow with the number of units; without it they are kept in memory.
     """
+    import pandas as pd
+
     from insight_agent.vectorstore.aspects import unit_stems
     from insight_agent.vectorstore.textmodel import unit_label
 
@@ -477,7 +621,7 @@ def build_unit_table(
     return UnitTable(
         reviews=reviews,
         review_ids=np.asarray(review_ids, dtype=str),
-        units=units,
+        frame=units,
         vectors=vectors_all,
         threshold=threshold,
         sentiment_source=sentiment_source,

@@ -16,11 +16,14 @@ the heavy modules such a search imports. ``--baseline SRC`` (another checkout, e
 worktree add --detach /tmp/base COMMIT``) runs the same searches with that code, alternating
 run by run with this checkout so a busy machine slows both alike. One run of each command is
 not counted (it warms the OS cache, writes bytecode and lets the workspace make what a first
-search makes). PYTHONDONTWRITEBYTECODE is dropped for the runs, so Python reads bytecode as an
-installed package does; ``--compile-each-run`` keeps the environment as it is.
+search makes). PYTHONDONTWRITEBYTECODE is dropped for the runs, so Python writes and reads
+bytecode as for an installed package (with it set and no ``__pycache__`` in the checkout,
+Insight's own modules compile at every run: ~60 ms more before this work). ``--steps N``
+adds where the time goes: each step of a cold search (and the ones it no longer takes) timed
+alone in N fresh interpreters.
 
     python bench/cli_startup.py [--runs 15] [--workspace DIR --customer ID]
-    python bench/cli_startup.py --runs 15 --search DIR [--baseline SRC] [--query "runs small"]
+    python bench/cli_startup.py --runs 15 --search DIR [--baseline SRC] [--steps 9]
 """
 
 from __future__ import annotations
@@ -52,11 +55,11 @@ HEAVY = (
 )
 
 
-def _env(source: Path, compile_each_run: bool = True) -> dict[str, str]:
-    """The environment that makes a child process run the code in ``source``."""
+def _env(source: Path) -> dict[str, str]:
+    """The environment that makes a child process run the code in ``source``, with its
+    bytecode cached (see the module docstring)."""
     env = {**os.environ, "PYTHONPATH": str(source)}
-    if not compile_each_run:
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 
@@ -96,11 +99,11 @@ def _search_bench(args: argparse.Namespace, insight: str) -> None:
     if args.filter:
         cases.append((args.filter, shlex.split(args.filter)))
     jobs = [
-        (f"{name}, filter {label}", [*search, *extra], _env(source, args.compile_each_run))
+        (f"{name}, filter {label}", [*search, *extra], _env(source))
         for label, extra in cases
         for name, source in sources.items()
     ]
-    here = _env(REPO, args.compile_each_run)
+    here = _env(REPO)
     jobs.append(("insight --help", [insight, "--help"], here))
     # The floor: what embedding one query costs in a fresh interpreter, nothing else
     embed = (
@@ -122,10 +125,9 @@ def _search_bench(args: argparse.Namespace, insight: str) -> None:
         order = jobs if i % 2 == 0 else jobs[::-1]  # neither side always runs first
         for name, cmd, env in order:
             results[name].append(_run_once(cmd, env, cwd=REPO))
-    compiled = "compiled at each run" if args.compile_each_run else "bytecode cached"
     print(
         f"cold `insight reviews search {args.query!r} -k 3 -w {args.search}`; "
-        f"{args.runs} runs each, alternated; {compiled}"
+        f"{args.runs} runs each, alternated"
     )
     print(f"{'command':<44} {'median s':>9} {'p90 s':>7} {'min s':>7} {'peak RSS MB':>12}")
     for name, got in results.items():
@@ -153,6 +155,90 @@ def _search_bench(args: argparse.Namespace, insight: str) -> None:
         ).stdout
         loaded = out.rsplit("LOADED", 1)[-1].strip() if "LOADED" in out else "?"
         print(f"heavy modules a search imports ({name}): {loaded or 'none'}")
+    if args.steps:
+        _time_steps(args.search, args.steps)
+
+
+_ORT = (
+    "import numpy, onnxruntime as ort\n"
+    "from tokenizers import Tokenizer\n"
+    "from insight_agent.vectorstore.embedder import default_model_path, default_tokenizer_path\n"
+    "o = ort.SessionOptions(); o.intra_op_num_threads = 0; o.inter_op_num_threads = 1\n"
+    "o.add_session_config_entry('session.intra_op.allow_spinning', '0'); o.log_severity_level = 3\n"
+)
+
+
+def _steps(workspace: str) -> list[tuple[str, str, str]]:
+    """(step, set-up code, timed code): the parts of a cold search, each run alone."""
+    units = repr(str(Path(workspace, ".insight", "units")))
+    copy = repr(str(Path(workspace, ".insight", "embedder", "minilm-int8", "model.onnx")))
+    session = "ort.InferenceSession({}, sess_options=o, providers=['CPUExecutionProvider'])"
+    level = "o.graph_optimization_level = ort.GraphOptimizationLevel.{}\n"
+    return [
+        ("import typer + insight_agent.cli", "", "import insight_agent.cli"),
+        (
+            "Typer's option coercion: pydantic + 16 TypeAdapters",
+            "from pathlib import Path\nfrom typer.models import OptionInfo\n",
+            "from typer import _adapters\n"  # Typer's own (private) step, as it runs it
+            "for a in [str, str | None, float | None, int, bool, Path | None] * 2 + [str] * 4:\n"
+            "    _adapters.try_build_adapter(a, OptionInfo())",
+        ),
+        ("import numpy", "", "import numpy"),
+        (
+            "load the unit table (search columns)",
+            "import numpy\nfrom insight_agent.vectorstore.unitstore import UnitTable\n",
+            f"UnitTable.load({units}).column('text')",
+        ),
+        (
+            "import pyarrow.parquet + read units.parquet",
+            "import numpy\n",
+            "import pyarrow.parquet as pq\n"
+            f"with pq.ParquetFile({units} + '/units.parquet') as f:\n"
+            "    f.read(use_pandas_metadata=True, use_threads=False)",
+        ),
+        ("import pandas (before)", "import numpy\n", "import pandas"),
+        ("import onnxruntime + tokenizers", "import numpy\n", "import onnxruntime, tokenizers"),
+        ("load tokenizer.json", _ORT, "Tokenizer.from_file(str(default_tokenizer_path()))"),
+        (
+            "onnxruntime session from the optimized copy",
+            _ORT + level.format("ORT_DISABLE_ALL"),
+            session.format(copy),
+        ),
+        (
+            "onnxruntime session optimizing model.onnx (before)",
+            _ORT + level.format("ORT_ENABLE_ALL"),
+            session.format("str(default_model_path())"),
+        ),
+        (
+            "sha256 of model.onnx (before)",
+            "from insight_agent.vectorstore.embedder import _sha256, default_model_path\n",
+            "_sha256(default_model_path())",
+        ),
+        ("import rich.console + rich.markup", "", "import rich.console, rich.markup"),
+    ]
+
+
+def _time_steps(workspace: str, runs: int) -> None:
+    """Each part of a cold search timed alone in fresh interpreters (after its set-up)."""
+    print(f"\neach step alone, {runs} fresh interpreters each (timed inside, after its set-up)")
+    print(f"{'step':<52} {'min ms':>7} {'median ms':>10}")
+    env = _env(REPO)
+    for name, setup, step in _steps(workspace):
+        code = (
+            f"{setup}import time\nt = time.perf_counter()\n{step}\nprint(time.perf_counter() - t)"
+        )
+        times = []
+        for _ in range(runs + 1):  # the first writes bytecode and warms the OS cache
+            out = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO
+            )
+            if out.returncode:
+                print(f"{name:<52} failed: {out.stderr.strip().splitlines()[-1:]}")
+                break
+            times.append(float(out.stdout.split()[-1]) * 1000)
+        else:
+            times = times[1:]
+            print(f"{name:<52} {min(times):>7.1f} {statistics.median(times):>10.1f}")
 
 
 def _time_in_process(workspace: str, customer: str, runs: int) -> None:
@@ -185,9 +271,7 @@ def main() -> None:
     )
     parser.add_argument("--baseline", help="another checkout to time the same searches with")
     parser.add_argument(
-        "--compile-each-run",
-        action="store_true",
-        help="keep PYTHONDONTWRITEBYTECODE as set (the modules compile at every run)",
+        "--steps", type=int, default=0, help="also time each step of a search alone, N runs"
     )
     args = parser.parse_args()
     if args.search:

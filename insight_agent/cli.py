@@ -1013,6 +1013,7 @@ def reviews_search(
     matching part is highlighted."""
     from insight_agent.vectorstore.queries import review_search
 
+    _leaves_nothing_to_finalize()  # read-only (what a first search saves, it saves at once)
     ws = _open(workspace, quiet=as_json, chroma_url=chroma_url)
     result = review_search(
         ws,
@@ -1799,8 +1800,24 @@ def _quiet_broken_pipe() -> None:
     raise SystemExit(1) from None
 
 
+_nothing_to_finalize = False  # see _leaves_nothing_to_finalize
+
+
+def _leaves_nothing_to_finalize() -> None:
+    """Mark the running command as one whose objects need no clean-up when the process
+    ends (it wrote what it writes, and holds no store open for writing). The console
+    script then stops the cyclic garbage collector before Python's shutdown, which would
+    otherwise walk every object once more: about 60 ms of a 0.6 s cold ``insight reviews
+    search`` (bench/cli_startup.py). Objects are still freed as usual; only cycles are left
+    to the end of the process. In-process callers (tests, CliRunner) are not affected."""
+    global _nothing_to_finalize
+    _nothing_to_finalize = True
+
+
 def main() -> None:
     """Console-script entry point."""
+    global _nothing_to_finalize
+    _nothing_to_finalize = False
     try:
         app()
     except KeyboardInterrupt:  # during argument parsing or rendering
@@ -1808,6 +1825,11 @@ def main() -> None:
         sys.exit(130)
     except BrokenPipeError:  # outside a command (help, --version): as inside one
         _quiet_broken_pipe()
+    finally:
+        if _nothing_to_finalize:
+            import gc
+
+            gc.freeze()  # the shutdown's collections skip every object made so far
 
 
 if __name__ == "__main__":

@@ -441,6 +441,8 @@ def test_a_cold_cli_search_imports_neither_pandas_nor_chromadb_nor_sklearn(cloth
             f"sys.argv = ['insight', 'reviews', 'search', 'runs small', '-k', '3', '--json',"
             f" '-w', {ws!r}, *{filters!r}]\n"
             "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+            "import gc\n"  # a read-only command: its shutdown skips the cyclic collector
+            "assert gc.get_freeze_count() > 0\n"
             f"print('LOADED', sorted(m for m in {heavy!r} if m in sys.modules))\n"
         )
         out = subprocess.run(
@@ -448,6 +450,20 @@ def test_a_cold_cli_search_imports_neither_pandas_nor_chromadb_nor_sklearn(cloth
         )
         assert '"count": 3' in out.stdout, out.stdout + out.stderr
         assert out.stdout.strip().endswith("LOADED []"), (filters, out.stdout[-300:], out.stderr)
+
+
+def test_only_the_console_script_freezes_the_collector(clothing_ws):
+    """An in-process search (tests, CliRunner) leaves the garbage collector as it was."""
+    import gc
+
+    from typer.testing import CliRunner
+
+    from insight_agent.cli import app
+
+    before = gc.get_freeze_count()
+    result = CliRunner().invoke(app, ["reviews", "search", "zipper", "-w", str(clothing_ws)])
+    assert result.exit_code == 0, result.output
+    assert gc.get_freeze_count() == before
 
 
 def test_cli_count_search_themes_and_filters(clothing_ws, tmp_path):

@@ -813,3 +813,78 @@ def test_a_customer_profile_says_what_they_buy_most_and_which_scores_are_missing
     assert facts["scores_not_built"] == {"churn": "not enough data to model churn: 27 positive"}
     assert _h_customer(facts).endswith("; this build has no churn score.")
     assert "No churn score: not enough data to model churn: 27 positive." in _a_customer(facts)
+
+
+def test_a_customer_profile_on_orders_without_categories(tmp_path: Path) -> None:
+    """Real orders with no category (public CDNOW): "what does 00004 usually buy?" is answered
+    "not known" with the reason, not with the figures there are; the same orders with a
+    product column give the customer's largest products by spend (equal to pandas)."""
+    import pandas as pd
+
+    from insight_agent.analytics.build import BuildOptions, run_build
+    from insight_agent.tools.builtin import _a_customer, _h_customer
+    from insight_agent.tools.registry import ToolContext, call_tool
+    from insight_agent.workspace import Workspace, locate
+
+    cdnow = Path(__file__).parent / "fixtures" / "cdnow" / "CDNOW_sample.txt"
+    orders = pd.read_csv(
+        cdnow,
+        sep=r"\s+",
+        header=None,
+        dtype={0: str},
+        names=["customer_id", "sample", "order_date", "quantity", "amount"],
+    )
+    orders["product"] = "pack of " + orders["quantity"].astype(str)
+    with_products = tmp_path / "orders.csv"
+    orders.drop(columns="sample").to_csv(with_products, index=False)
+    sources = {
+        "bare": f"path = '{cdnow}'\nheader = false\n"
+        "names = ['customer_id', '', 'order_date', 'quantity', 'amount']\n",
+        "products": f"path = '{with_products}'\n",
+    }
+    facts = {}
+    for name, source in sources.items():
+        root = tmp_path / name
+        root.mkdir()
+        (root / "insight.toml").write_text(
+            f"[workspace]\nname = '{name}'\n[data]\ntoday = 1998-07-01\n[data.orders]\n{source}"
+        )
+        ws = Workspace.open(locate(root))
+        run_build(ws, BuildOptions(stages=("segments",)))
+        facts[name] = call_tool(ToolContext(ws), "customer_profile", {"customer_id": "00004"}).facts
+
+    bare = facts["bare"]
+    assert bare["what_they_buy"] == "not known: the orders have no product or category column"
+    assert "top_categories" not in bare and "top_products" not in bare
+    assert _h_customer(bare).endswith(
+        "; what they buy is not known (the orders have no product or category column)."
+    )
+    assert "What they buy: not known: the orders have no product or category column." in (
+        _a_customer(bare)
+    )
+
+    mine = orders[(orders["customer_id"] == "00004") & (orders["amount"] > 0)]
+    spend = mine.groupby("product")["amount"].sum().sort_values(ascending=False)
+    got = facts["products"]
+    assert "what_they_buy" not in got and got["products_bought"] == len(spend)
+    assert (
+        got["top_products"]
+        == [{"product": p, "share_of_spend": round(s / spend.sum(), 3)} for p, s in spend.items()][
+            :3
+        ]
+    )
+    assert f"buys mostly {spend.index[0]}" in _h_customer(got)
+    assert "Buys mostly: " + spend.index[0] in _a_customer(got)
+
+    # an all-digit id names the customer when it cannot be a count or a year
+    from insight_agent.agent.router import route
+
+    ctx = ToolContext(ws)
+    for question, customer in (
+        ("is 00004 about to churn?", "00004"),
+        ("what does 00004 usually buy", "00004"),
+        ("is 4 likely to churn?", None),  # "4" is not a CDNOW id ("00004" is)
+        ("top 10 customers likely to churn", None),
+    ):
+        decision = route(ctx, question)
+        assert (decision.args.get("customer_id") if decision else None) == customer, question

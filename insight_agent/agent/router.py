@@ -226,6 +226,33 @@ _NAMED_ONE = re.compile(
 )
 
 
+_NAMED_BEFORE = re.compile(
+    r"\b(?:customers?|custs?|clients?|households?|hh|members?|shoppers?|users?|buyers?|"
+    r"subscribers?|id|ids|accounts?|no\.?|number|#)\s*#?\s*$",
+    re.I,
+)
+# "is 1019 likely to churn?", "does 1019 usually buy…": a number that is the subject of the
+# question is someone (a count or a year is not followed by these)
+_SUBJECT_BEFORE = re.compile(r"\b(?:is|does|did|will|has|was|would)\s+$", re.I)
+_SUBJECT_AFTER = re.compile(
+    r"\s+(?:likely|about|going|still|at|a|an|worth|usually|buy|buying|bought|churn|churning|"
+    r"active|loyal|valuable|in|on|expected|predicted|gone|lapsed|lapsing)\b",
+    re.I,
+)
+
+
+def _digits_name_one(question: str, m: re.Match[str]) -> bool:
+    """Whether the all-digit token ``m`` names one customer: after "customer" / "household" /
+    "id" / "#"; with leading zeros ("00004": a count or a year never has them); or as the
+    subject of the question ("is 1019 likely to churn?")."""
+    before, after = question[: m.start()], question[m.end() :]
+    if _NAMED_BEFORE.search(before):
+        return True
+    if len(m[0]) > 1 and m[0].startswith("0"):
+        return True
+    return bool(_SUBJECT_BEFORE.search(before) and _SUBJECT_AFTER.match(after))
+
+
 def _customer_id(ctx: ToolContext, question: str) -> str | None:
     """The id of one customer the question names: one the current build holds, or one it
     named as a customer ("household 1364") that the build does not hold (the profile tool
@@ -243,12 +270,7 @@ def _customer_id(ctx: ToolContext, question: str) -> str | None:
             continue
         if len(token) < 3 and not token.isdigit():
             continue
-        if token.isdigit() and not re.search(
-            r"\b(?:customers?|custs?|clients?|households?|hh|members?|shoppers?|users?|buyers?|"
-            r"subscribers?|id|ids|accounts?|no\.?|number|#)\s*#?\s*$",
-            question[: m.start()],
-            re.I,
-        ):
+        if token.isdigit() and not _digits_name_one(question, m):
             continue  # "top 200": a count, though customer 200 exists
         if lookup_customer(folder, token) is not None:
             return token

@@ -128,41 +128,51 @@ def customer_score(ws: Workspace, customer_id: str) -> dict[str, Any]:
     return row
 
 
+NOT_KNOWN_WHAT_BOUGHT = "not known: the orders have no product or category column"
+
+
 def customer_categories(ws: Workspace, customer_id: str, n: int = 3) -> dict[str, Any] | None:
     """What one customer buys: their ``n`` largest categories by spend over all their orders
-    in the validated data (share of their spend, and orders when the data has order ids), or
-    None when the orders have no category. One engine query (the build keeps totals per
-    customer, not a history by category)."""
+    in the validated data (share of their spend, and orders when the data has order ids).
+
+    Orders with products but no category give the largest products instead
+    (``top_products``, ``products_bought``); orders with neither give
+    ``{"what_they_buy": NOT_KNOWN_WHAT_BOUGHT}``, so "what does 00004 usually buy?" is
+    answered "not known" rather than with the figures there are. None when the workspace has
+    no orders. One engine query (the build keeps totals per customer, not a history by
+    category)."""
     engine = metrics_engine(ws)
     con = engine.con
     if "orders" not in con.list_tables():
         return None
     orders = con.table("orders")
-    if "category" not in orders.columns:
-        return None
+    column = next((c for c in ("category", "product") if c in orders.columns), None)
+    if column is None:
+        return {"what_they_buy": NOT_KNOWN_WHAT_BOUGHT}
+    plural = "categories" if column == "category" else "products"
     mine = orders.filter(orders.customer_id.cast("string") == str(customer_id))
     mine = mine.filter(mine.amount > 0)  # returns are kept apart; a zero line is no purchase
     counts = {"spend": mine.amount.sum()}
     if "order_id" in orders.columns:
         counts["orders"] = mine.order_id.nunique()
-    rows = mine.group_by("category").aggregate(**counts).execute()
+    rows = mine.group_by(column).aggregate(**counts).execute()
     if rows.empty:
-        return {"categories_bought": 0, "top_categories": []}
+        return {f"{plural}_bought": 0, f"top_{plural}": []}
     total = float(rows["spend"].sum())
-    rows = rows.sort_values(["spend", "category"], ascending=[False, True], kind="stable")
+    rows = rows.sort_values(["spend", column], ascending=[False, True], kind="stable")
     top = []
     for r in rows.head(n).itertuples(index=False):
         item: dict[str, Any] = {
-            "category": str(r.category),
+            column: str(getattr(r, column)),
             "share_of_spend": round(float(r.spend) / total, 3) if total > 0 else None,
         }
         if "orders" in counts:
             item["orders"] = int(r.orders)
         top.append(item)
     return {
-        "categories_bought": len(rows),
-        "top_categories": top,
-        "categories_period": f"all orders up to {engine.catalogue.data_up_to}",
+        f"{plural}_bought": len(rows),
+        f"top_{plural}": top,
+        f"{plural}_period": f"all orders up to {engine.catalogue.data_up_to}",
     }
 
 

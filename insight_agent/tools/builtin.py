@@ -437,11 +437,18 @@ def _h_top(f: Facts) -> str | None:
     )
 
 
+def _bought(f: Facts) -> list[dict[str, Any]]:
+    """The customer's largest categories by spend (or products, where the orders have no
+    category), each with a ``name``."""
+    rows = f.get("top_categories") or f.get("top_products") or []
+    return [{**r, "name": r.get("category", r.get("product"))} for r in rows]
+
+
 def _h_customer(f: Facts) -> str:
-    top = (f.get("top_categories") or [None])[0]
+    top = (_bought(f) or [None])[0]
     buys = ""
     if top is not None:  # what they buy most: the profile's first question after "who"
-        buys = f"buys mostly {top['category']}"
+        buys = f"buys mostly {top['name']}"
         if top.get("share_of_spend"):
             buys += f" ({pct(top['share_of_spend'])} of spend)"
     if f.get("segment"):
@@ -457,6 +464,8 @@ def _h_customer(f: Facts) -> str:
             line += ": " + "; ".join(said)
     if "churn" in (f.get("scores_not_built") or {}):  # not a churn answer by omission
         line += "; this build has no churn score"
+    if top is None and f.get("what_they_buy"):  # no product or category: said, not skipped
+        line += "; what they buy is " + f["what_they_buy"].replace(": ", " (", 1) + ")"
     return line + "."
 
 
@@ -621,13 +630,15 @@ def _a_customer(f: Facts) -> str:
         line += f" No {target} score: {why}."
     if "clv_12m" in f:
         line += f" Expected value over the next year: {amount(f['clv_12m'])}."
-    if f.get("top_categories"):  # "what do they usually buy?"
+    if _bought(f):  # "what do they usually buy?"
         line += " Buys mostly: " + ", ".join(
-            c["category"]
+            c["name"]
             + (f" ({pct(c['share_of_spend'])} of spend)" if c.get("share_of_spend") else "")
-            for c in f["top_categories"]
+            for c in _bought(f)
         )
         line += "."
+    elif f.get("what_they_buy"):
+        line += f" What they buy: {f['what_they_buy']}."
     if f.get("next_best_category"):  # "what should they buy next?" asks for this one
         line += f" Next best category: {f['next_best_category']}"
         if f.get("next_best_reason"):
@@ -920,6 +931,8 @@ for _spec in (
             "next_best_category",
             "next_best_reason",
             "top_categories",
+            "top_products",
+            "what_they_buy",
             "scores_not_built",
         ),
         summary=(

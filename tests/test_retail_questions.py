@@ -123,6 +123,47 @@ def test_follow_ups_change_the_last_figure(grocer: Path, lines: pd.DataFrame) ->
     assert (args["measures"], args["where"]) == (["revenue"], ["product=BEERS/ALES"])
 
 
+def test_customers_ranked_by_a_figure(grocer: Path, lines: pd.DataFrame) -> None:
+    """ "top 10 households by spend", "who spent the most last month?", "biggest spenders":
+    households ranked by the figure (equal to pandas), not by a churn score or a segment;
+    "orders per household" is an average, not a list of households."""
+    asker = none_session_asker(grocer, tool="query_metrics")
+
+    def ranked(frame: pd.DataFrame, column: str, n: int, how: str = "sum") -> list[tuple]:
+        per = frame.groupby("household_id")[column].agg(how).round(2)
+        per = per.reset_index().sort_values([column, "household_id"], ascending=[False, True])
+        return [(str(h), v) for h, v in per.head(n).itertuples(index=False)]
+
+    def rows(question: str, measure: str) -> list[tuple]:
+        _, args, result = asker(question)
+        assert args["by"] == ["customer"], (question, args)
+        return [(r["customer"], r[measure]) for r in result["rows"]]
+
+    assert rows("top 10 households by spend", "revenue") == ranked(lines, "sales_value", 10)
+    assert rows("who are our biggest spenders?", "revenue") == ranked(lines, "sales_value", 10)
+    dec = _between(lines, "2017-12-01", "2017-12-31")
+    assert rows("which customers spent the most last month?", "revenue") == ranked(
+        dec, "sales_value", 10
+    )
+    assert rows("top 5 households by number of trips", "orders") == ranked(
+        lines, "basket_id", 5, "nunique"
+    )
+    first = ranked(lines, "sales_value", 1)[0]
+    assert asker.last.answer.startswith("Orders by customer")
+    asker("top 3 households by spend")
+    assert f"highest is customer {first[0]} with {first[1]:,.2f}" in asker.last.answer
+
+    _, args, result = asker("how many orders per household?")
+    assert args["measures"] == ["orders_per_customer"] and not args.get("by")
+    per = lines["basket_id"].nunique() / lines["household_id"].nunique()
+    assert result["rows"][0]["orders_per_customer"] == pytest.approx(per, abs=0.005)
+
+    # rankings by a prediction stay with the prediction's tool
+    session = none_session_asker(grocer).session
+    turn = session.ask("top 10 households most likely to churn")
+    assert [c["tool"] for c in turn.tool_calls] != ["query_metrics"]
+
+
 def test_figures_the_data_cannot_give_are_declined(grocer: Path) -> None:
     session = none_session_asker(grocer).session
     for question in ("profit margin by dept?", "whats our gross margin last quarter"):

@@ -1189,8 +1189,11 @@ def _metrics_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[
     """query_metrics arguments when the question asks for a descriptive figure; None when it
     does not, or when another tool answers it better: which *segment* is worth or brings the
     most (list_segments' revenue shares), top customers by a prediction."""
-    from insight_agent.tools.metrics import route_args
+    from insight_agent.tools.metrics import customer_ranking, route_args
 
+    ranked = customer_ranking(ctx, question, segments)
+    if ranked is not None:  # "top 10 households by spend": customers ranked by a figure
+        return ranked
     q = question.lower()
     if re.search(r"\bwhich segments?\b|\bwhat segments?\b", q) and not re.search(
         rf"\b(?:last|past|this|since|month|week|quarter|year|20\d\d|{_GROWING})\b", q

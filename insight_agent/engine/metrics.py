@@ -93,7 +93,7 @@ class Dimension:
 
     name: str
     label: str
-    source: str  # time | fact | customer | scores | derived
+    source: str  # time | fact | customer | scores | derived | id (one row per customer)
     column: str | None = None
     tables: tuple[str, ...] = ()  # fact tables it applies to
     numeric: bool = False
@@ -140,6 +140,9 @@ def builtin_measures() -> list[Measure]:
         m("revenue_per_customer", "Revenue per customer", "orders", "currency", "mean",
           "revenue divided by active customers (mean per buying customer)",
           lambda t, c: _ratio(t.amount.sum(), t.customer_id.nunique())),
+        m("orders_per_customer", "Orders per customer", "orders", "number", "mean",
+          "orders divided by active customers (mean per buying customer)",
+          lambda t, c: _ratio(_orders_count(t, c), t.customer_id.nunique())),
         m("repeat_rate", "Repeat rate", "orders", "share", "share_of_customers",
           "share of the period's buyers with two or more orders in the period", None,
           digits=3),
@@ -458,6 +461,11 @@ def build_catalogue(con: Any, labels: dict[str, str] | None = None) -> Catalogue
                                    flag=(col in flags or col in label_flags)
                                    and not _GENDER.search(col),
                                    breakdown=numeric.get(col, True))  # fmt: skip
+    if "customer" not in dims and has_customer_id:
+        # one row per customer: "top 10 customers by revenue last year" (never matched by
+        # value or offered without a ranking in mind: see tools/metrics.py)
+        dims["customer"] = Dimension("customer", "Customer", "id", "customer_id",
+                                     tuple(sorted(has_customer_id)))  # fmt: skip
     up_to, first = _date_range(con, present)
     notes = []
     if "scores" not in present:
@@ -889,6 +897,8 @@ class MetricsEngine:
         if dim.name == "segment":
             col = t["segment_name"] if table == "scores" else t["seg__"]
             return col.cast("string").fill_null(MISSING)
+        if dim.source == "id":
+            return t["customer_id"].cast("string")
         if dim.name == "sentiment":
             r = t["rating"]
             return ibis.cases(
@@ -929,6 +939,8 @@ class MetricsEngine:
                 return float(value)
             except ValueError:
                 raise ConfigError(f"{dim.name} needs a number, not '{value}'") from None
+        if dim.source == "id":  # an id as written: too many to list or to guess between
+            return value.strip()
         if dim.flag:  # "senior_citizen=1", "=true", "=yes"
             value = FLAG_VALUES.get(value.strip().lower(), value)
         if dim.name == "segment":

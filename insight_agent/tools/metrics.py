@@ -40,7 +40,7 @@ class QueryMetricsArgs(BaseModel):
         default_factory=list,
         max_length=2,
         description="break down by, e.g. month, week, quarter, category, channel, segment, "
-        "campaign, region",
+        "campaign, region; customer with top N ranks customers by the measure",
     )
     period: str | None = Field(None, description=PERIOD_HELP)
     compare: Literal["previous", "year"] | None = Field(
@@ -171,9 +171,13 @@ def headline(facts: Facts) -> str | None:
     order = "lowest" if facts.get("sorted_by", "").endswith("(lowest first)") else "highest"
     share = top.get(f"{name}_share")
     of_all = f" ({pct(share)} of the total)" if share is not None else ""
+    counted = f"{facts['rows_total']} {by[0]} values"
+    if by == ["customer"]:  # a ranking of customers: "customer 2351", of how many
+        keys = f"customer {keys}"
+        counted = f"of {facts['rows_total']:,} customers with a figure"
     line = (
         f"{label} by {' and '.join(by)}, {_span(facts)}: {order} is {keys} with "
-        f"{_fmt(top.get(name), unit)}{of_all} ({facts['rows_total']} {by[0]} values)"
+        f"{_fmt(top.get(name), unit)}{of_all} ({counted})"
     )
     return line + _moves(facts, name, by) + "."
 
@@ -233,6 +237,11 @@ _MEASURE_WORDS: tuple[tuple[str, str], ...] = (
      r"\b(?:spend|spends|spent|spending|pays?|paid) (?:the )?(?:most |least |more |less )?"
      r"(?:on average )?per order\b", "average_order_value"),
     (r"revenue per customer|spend per customer", "revenue_per_customer"),
+    (r"\b(?:orders|purchases|transactions|trips|baskets|visits) (?:per|a|each) (?:customer|"
+     r"household|shopper|buyer|client|member)\b|\bpurchase frequency\b|"
+     r"\bhow (?:often|many times) (?:do|does|did) (?:our |the |a |an )?(?:customers?|households?|"
+     r"shoppers?|buyers?|clients?|members?|people) (?:buy|shop|order|purchase|come back)",
+     "orders_per_customer"),
     (r"repeat (?:purchase )?rate|repeat customers", "repeat_rate"),
     (r"response rate|conversion rate|respon\w+ rate|"
      r"\brespond\w* to (?:our |the |their )?(?:campaigns?|emails?|offers?|promos?)",
@@ -427,7 +436,8 @@ VAGUE_LEVELS = frozenset({"yes", "no", "unknown", "other", "others", "none", "mi
                            "false", "n/a", "na", "all", "any", "(missing)", "email", "search",
                            "social", "direct", "online", "store", "web", "mobile", "app",
                            "referral"})  # fmt: skip
-NOT_BY_VALUE = ("segment", "product")  # segments are matched by name; products are too many
+# segments are matched by name; products and customers are too many
+NOT_BY_VALUE = ("segment", "product", "customer")
 
 
 def _lost_customers(cat: Any, q: str, measures: list[str], by: list[str]) -> tuple[str, str] | None:
@@ -788,6 +798,55 @@ def lacking_data(ctx: ToolContext, measure: str) -> str | None:
     return table
 
 
+_PEOPLE = (
+    r"(?:customers?|custs?|clients?|households?|shoppers?|buyers?|members?|accounts?|users?|"
+    r"subscribers?|spenders?)"
+)
+_RANKS_PEOPLE = re.compile(
+    rf"\b(?:top|bottom|best|worst|biggest|largest|highest|lowest|smallest|heaviest|"
+    rf"most valuable|least valuable)\s+(?:\d{{1,3}}\s+)?(?:[a-z]+\s+)?{_PEOPLE}\b"
+    rf"|\b(?:which|what)\s+(?:\d{{1,3}}\s+)?{_PEOPLE}\b.{{0,40}}\b(?:the )?(?:most|least)\b"
+    rf"|\bwho\s+(?:has\s+|have\s+)?(?:spent|spends?|bought|buys|ordered|orders|paid|pays)\b"
+    rf".{{0,30}}\b(?:the )?(?:most|least)\b",
+)
+# a ranking by a prediction (top_customers), not by a figure of the data
+_PREDICTED = re.compile(
+    r"\blikel|\bchurn|\brisk|\bprobab|\bpropens|\brespon|\btarget|\bconvert|\blaps|"
+    r"\bleav|\bbuy again|\bretain|\bnext\b|\bwin[- ]?back|\breactivat"
+)
+
+
+def customer_ranking(ctx: ToolContext, question: str, segments: list[str]) -> dict[str, Any] | None:
+    """``query_metrics`` arguments ranking customers by a figure of the data ("top 10
+    households by spend", "who spent the most last month?", "our biggest spenders"): the
+    measure named (revenue when none is: spend is what "biggest spenders" and "best
+    customers" rank by; CLV for "most valuable"), by customer, the top 10 unless a number is
+    given. None for rankings by a prediction ("top 10 customers likely to churn")."""
+    q = normalise(question)
+    if not _RANKS_PEOPLE.search(q) or _PREDICTED.search(q):
+        return None
+    try:
+        from insight_agent.analytics.queries import metrics_engine
+
+        cat = metrics_engine(ctx.ws).catalogue
+    except Exception:
+        return None
+    if "customer" not in cat.dimensions:
+        return None
+    args = route_args(ctx, question, segments)
+    if args is None or args.get("by", ["customer"]) != ["customer"]:
+        default = "total_clv" if re.search(r"\bvaluable\b", q) else "revenue"
+        if default not in cat.measures:
+            return None
+        args = route_args(ctx, f"{default.replace('_', ' ')} {question}", segments)
+        if args is None:
+            return None
+    args = {**args, "by": ["customer"]}
+    args.setdefault("top", 10)
+    args.pop("compare", None)  # "this year vs last" per customer is not a ranking
+    return args
+
+
 def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str, Any] | None:
     """Arguments for ``query_metrics`` when ``question`` asks for a descriptive figure (a
     measure word such as revenue, orders, AOV, response rate), else None."""
@@ -1009,6 +1068,8 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
         by.append(named_once[0])
     # "share on paperless billing": not broken down by the column whose share it is
     by = [b for b in by if not {f"share_{b}", f"{b}_rate"} & set(args["measures"])]
+    if not _RANKS_PEOPLE.search(q):  # "orders per customer" is an average, not a list of them
+        by = [b for b in by if b != "customer"]
     if by:
         args["by"] = by[:2]
     ranged = day_period(q, cat.data_up_to, dayfirst=getattr(engine, "dayfirst", False))

@@ -888,3 +888,22 @@ def test_a_customer_profile_on_orders_without_categories(tmp_path: Path) -> None
     ):
         decision = route(ctx, question)
         assert (decision.args.get("customer_id") if decision else None) == customer, question
+
+
+def test_a_chat_routes_and_searches_reviews_with_one_embedding_model(ws) -> None:
+    """The router's question embedding (similarity to the tools) and the review search share
+    one embedder, started from the workspace's optimized copy: a chat loads the model once."""
+    from insight_agent.agent import router
+    from insight_agent.vectorstore import embedder
+
+    router._tool_vectors.cache_clear()
+    embedder._shared_embedder.cache_clear()
+    session = open_session(ws, llm="none")
+    session.ask("What is the weather in Paris tomorrow?")  # out of scope: by similarity
+    turn = session.ask("What do customers say about late delivery?")
+    assert turn.tool_calls[0]["tool"] == "search_reviews"
+    assert router._tool_vectors() is not None
+    assert embedder._shared_embedder.cache_info().currsize == 1
+    one = embedder.shared_embedder(cache_dir=embedder.model_cache_dir(ws.artifacts))
+    assert embedder._shared_embedder.cache_info().currsize == 1  # that same instance
+    assert one.cache_dir == embedder.model_cache_dir(ws.artifacts)

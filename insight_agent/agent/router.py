@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from insight_agent.names import mentioned, mentions
@@ -279,13 +280,29 @@ def _customer_id(ctx: ToolContext, question: str) -> str | None:
     return unknown
 
 
+# Where the open workspace keeps its optimized copy of the embedding model (set by
+# :func:`use_model_cache`): the router then shares the review search's embedder, so a chat
+# loads and prepares the model once, not twice.
+_MODEL_CACHE: list[Path] = []
+
+
+def use_model_cache(cache_dir: Path) -> None:
+    """Embed questions with the embedder the workspace's review search uses (``cache_dir``:
+    its ``.insight/embedder`` folder)."""
+    _MODEL_CACHE[:] = [Path(cache_dir)]
+
+
+def _embedder() -> Any:
+    from insight_agent.vectorstore.embedder import shared_embedder
+
+    return shared_embedder(cache_dir=_MODEL_CACHE[0] if _MODEL_CACHE else None)
+
+
 @lru_cache(maxsize=1)
 def _tool_vectors() -> tuple[tuple[str, ...], Any] | None:
     """Embeddings of each tool's description and hints (None when the embedder is missing)."""
     try:
-        from insight_agent.vectorstore.embedder import shared_embedder
-
-        embedder = shared_embedder(threads=1)
+        embedder = _embedder()
         specs = all_tools()
         texts = [f"{s.description} {' '.join(s.keywords)}" for s in specs]
         return tuple(s.name for s in specs), embedder.embed(texts)
@@ -297,10 +314,8 @@ def _similarities(question: str) -> dict[str, float]:
     found = _tool_vectors()
     if found is None:
         return {}
-    from insight_agent.vectorstore.embedder import shared_embedder
-
     names, vectors = found
-    q = shared_embedder(threads=1).embed([question])[0]
+    q = _embedder().embed([question])[0]
     return {name: float(v @ q) for name, v in zip(names, vectors, strict=True)}
 
 

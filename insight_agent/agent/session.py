@@ -837,7 +837,10 @@ def open_session(
     ``chat_model`` overrides the provider's model (tests pass a scripted one).
     """
     from insight_agent.agent.llm import choose_provider, make_chat_model
+    from insight_agent.agent.router import use_model_cache
+    from insight_agent.vectorstore.embedder import model_cache_dir
 
+    use_model_cache(model_cache_dir(ws.artifacts))  # one embedder for routing and search
     choice = choose_provider(ws.settings, llm)
     if chat_model is None:
         chat_model = make_chat_model(choice, ws.settings, model=model, model_path=model_path)

@@ -568,7 +568,6 @@ def _same_outputs(session: Any, path: Path, options: Any) -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=8)
 def shared_embedder(
     *,
     threads: int | None = None,
@@ -577,7 +576,16 @@ def shared_embedder(
     cache_dir: Path | None = None,
 ) -> LocalEmbedder:
     """One :class:`LocalEmbedder` per setting per process, so the model loads once
-    (``cache_dir``: see :class:`LocalEmbedder`)."""
+    (``cache_dir``: see :class:`LocalEmbedder`). Settings left out count as their defaults:
+    ``shared_embedder(cache_dir=d)`` is the instance Chroma's embedding function uses."""
+    folder = None if cache_dir is None else Path(cache_dir)
+    return _shared_embedder(threads, batch_size, max_tokens, folder)
+
+
+@functools.lru_cache(maxsize=8)
+def _shared_embedder(
+    threads: int | None, batch_size: int, max_tokens: int, cache_dir: Path | None
+) -> LocalEmbedder:
     return LocalEmbedder(
         threads=threads, batch_size=batch_size, max_tokens=max_tokens, cache_dir=cache_dir
     )

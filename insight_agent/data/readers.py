@@ -1095,6 +1095,86 @@ def read_text_chunks(
                 )
 
 
+#: Encodings pyarrow's CSV reader decodes itself (any other is read by pandas).
+_ARROW_ENCODINGS = frozenset({"utf-8", "utf8", "ascii", "us-ascii"})
+#: Bytes pyarrow parses per block (blocks are parsed on its own threads, outside the GIL).
+_ARROW_BLOCK = 16 << 20
+
+
+def arrow_readable(layout: Layout, keep_na_text: list[str] | None = None) -> bool:
+    """Whether :func:`read_arrow_chunks` reads this file as pandas would: delimited by one
+    character, UTF-8 or ASCII without a byte-order mark, no "NA"-as-text columns."""
+    return (
+        layout.format == "csv"
+        and layout.delimiter not in (WHITESPACE, FIXED)
+        and len(layout.delimiter or ",") == 1
+        and (layout.encoding or "").lower() in _ARROW_ENCODINGS
+        and not [c for c in (keep_na_text or []) if c in layout.columns]
+    )
+
+
+def read_arrow_chunks(path: Path, display: str, layout: Layout, *, rows: int) -> Iterator[RawTable]:
+    """A delimited text file ``rows`` records at a time, parsed by pyarrow on its own threads
+    (while the caller validates the previous chunk): every column as text, pandas' missing
+    tokens as missing, a blank line as a record of missing values, records numbered as
+    :func:`read_text_chunks` numbers them. The validator parses every column from text, so a
+    chunk gives the checks what pandas' chunk gives. Any reading problem is raised as it is
+    (a row with too few or too many fields, an undecodable byte): the caller reads the file
+    with pandas instead (:func:`arrow_readable` says which files may be tried)."""
+    import pyarrow as pa
+    from pyarrow import csv as pacsv
+
+    names = list(layout.columns)
+    reader = pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(
+            column_names=names,
+            skip_rows=1 if layout.header else 0,
+            block_size=_ARROW_BLOCK,
+            use_threads=True,
+        ),
+        parse_options=pacsv.ParseOptions(
+            delimiter=layout.delimiter or ",",
+            newlines_in_values=True,  # a quoted line break is part of its value
+            ignore_empty_lines=False,  # a blank line is a record, as pandas reads it here
+        ),
+        convert_options=pacsv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()),
+            null_values=list(NA_TOKENS),
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+        ),
+    )
+    first_row = 2 if layout.header else 1
+    start = 0
+    pending: list[Any] = []
+    held = 0
+
+    def emit(table: Any) -> RawTable:
+        frame = table.to_pandas()
+        frame.columns = [str(c) for c in frame.columns]
+        return RawTable(
+            frame,
+            display,
+            layout.encoding,
+            layout.delimiter,
+            first_row=first_row + start,
+            layout=layout,
+        )
+
+    for batch in reader:
+        pending.append(batch)
+        held += batch.num_rows
+        while held >= rows:
+            table = pa.Table.from_batches(pending)
+            yield emit(table.slice(0, rows))
+            start += rows
+            rest = table.slice(rows)
+            pending, held = rest.to_batches(), rest.num_rows
+    if held:
+        yield emit(pa.Table.from_batches(pending))
+
+
 def _names_to_pass(layout: Layout) -> list[str] | None:
     """Column names for pandas: ours when there is no header row or names were given; else
     None, so pandas reads the header row itself (as it did when inspecting)."""

@@ -963,12 +963,20 @@ def audience(
         "mean_probability": round(float(frame["probability"].mean()), 3) if len(frame) else None,
         "build_id": frame.attrs.get("build_id"),
     }
+    already = frame.attrs.get("already_positive")
+    if already:  # the label's positives are not prospects: say who was left out
+        summary["left_out"] = already
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
     else:
         _console().print(
             f"Wrote {summary['rows']:,} customers to {path} "
             f"(mean probability {summary['mean_probability'] or 0:.0%})"
+            + (
+                f"; left out {already['customers']:,} who already have {already['label']}"
+                if already
+                else ""
+            )
         )
 
 

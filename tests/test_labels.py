@@ -105,6 +105,67 @@ def test_scores_are_never_exactly_0_or_1_and_reasons_agree(label_ws: Path) -> No
     assert "housing = yes" not in reasons  # housing = yes lowers it: never a reason for "yes"
 
 
+def test_build_scores_are_out_of_fold_and_audiences_leave_out_who_already_said_yes(
+    label_ws: Path, tmp_path: Path
+) -> None:
+    """The build's scores of the customers a label model trained on are out-of-fold: they rank
+    the known labels as well as cross-validation says, not the ~perfectly a model grading its
+    own training rows does. Who already has the outcome is not a prospect: the audience, the
+    top list and the export leave them out, and say how many."""
+    from sklearn.metrics import roc_auc_score
+
+    from insight_agent.analytics.labels import score_label, train_label_model
+    from insight_agent.analytics.queries import audience, customer_table, model_card
+    from insight_agent.data.bootstrap import open_workspace
+    from insight_agent.tools.registry import ToolContext, call_tool
+
+    # noise columns a boosted model memorises: its own training rows look near-perfect
+    frame = bank_like(1500, seed=3)
+    rng = np.random.default_rng(3)
+    for i in range(30):
+        frame[f"noise_{i}"] = rng.normal(size=len(frame))
+    model = train_label_model(frame, "y", exclude=["duration"], max_train=1000)
+    trained = model.oof_.index
+    scored = score_label(model, frame, n_reasons=0)
+    scored.index = frame["customer_id"]
+    np.testing.assert_allclose(
+        scored.loc[trained, "probability"], model.oof_.round(4).to_numpy(), atol=1e-4
+    )
+    rest = frame[~frame["customer_id"].isin(trained)]  # not trained on: the model's own score
+    np.testing.assert_allclose(
+        scored.loc[rest["customer_id"], "probability"],
+        np.round(model.predict_proba(rest), 4),
+        atol=1e-4,
+    )
+    y = frame.set_index("customer_id")["y"].eq("yes")
+    in_sample = roc_auc_score(
+        y[trained], model.predict_proba(frame.set_index("customer_id").loc[trained].reset_index())
+    )
+    held = roc_auc_score(y[trained], scored.loc[trained, "probability"])
+    assert held < in_sample - 0.05, (held, in_sample)  # what the lists were ranked by before
+
+    ws = open_workspace(label_ws)
+    table = customer_table(ws)
+    truth = bank_like().set_index("customer_id")["y"].eq("yes").reindex(table.index)
+    build_auc = roc_auc_score(truth, table["p_label_y"])
+    cv_auc = model_card(ws, "y")["metrics"]["cv_roc_auc_mean"]
+    assert abs(build_auc - cv_auc) < 0.03, (build_auc, cv_auc)
+
+    top = audience(ws, "y", top=300)
+    assert len(top) == 300 and not truth.reindex(top.index).any()
+    assert top.attrs["already_positive"] == {"customers": int(truth.sum()), "label": "y = yes"}
+    facts = call_tool(ToolContext(ws), "top_customers", {"target": "y", "n": 5}).facts
+    assert facts["left_out"] == f"{int(truth.sum()):,} customers who already have y = yes"
+    assert not truth.reindex([c["customer_id"] for c in facts["customers"]]).any()
+    out = tmp_path / "prospects.csv"
+    done = CliRunner().invoke(
+        app, ["audience", "-t", "y", "--top", "50", "-o", str(out), "-w", str(label_ws)]
+    )
+    assert done.exit_code == 0 and "who already have y = yes" in done.output
+    exported = pd.read_csv(out, dtype={"customer_id": str})
+    assert not truth.reindex(exported["customer_id"]).any()
+
+
 def test_label_cli_model_card_audience_and_ask(label_ws: Path, tmp_path: Path) -> None:
     card = CliRunner().invoke(app, ["model-card", "y", "-w", str(label_ws)])
     assert card.exit_code == 0, card.output
@@ -220,10 +281,13 @@ def test_saved_label_model_scores_a_new_record_like_the_build(label_ws: Path) ->
 
     ws = open_workspace(label_ws)
     model = joblib.load(current_build(ws) / "models" / "label__y.joblib")
+    assert model.oof_ is None  # the training customers' out-of-fold scores are the build's
     frame = bank_like()
     known = frame.iloc[[7]]
     built = customer_table(ws).loc[known["customer_id"].iloc[0], "p_label_y"]
-    assert model.predict_proba(known)[0] == pytest.approx(built, abs=1e-4)
+    # the build scored this training customer out of fold; the saved model (fitted on all
+    # training rows) scores a record as new, close to it
+    assert model.predict_proba(known)[0] == pytest.approx(built, abs=0.1)
     new = known.assign(customer_id="new-1", poutcome="success", job="student")
     assert model.predict_proba(new)[0] > model.predict_proba(known)[0]
 
@@ -570,3 +634,27 @@ def test_yes_no_columns_are_groups_and_shares(telco_ws: Path) -> None:
     assert result["rows"][0]["average_total_charges"] == pytest.approx(
         pd.to_numeric(frame["total_charges"], errors="coerce").mean(), abs=5e-3
     )
+
+
+def test_a_customer_profile_on_a_customers_table_shows_their_columns_and_outcome(
+    label_ws: Path,
+) -> None:
+    """ "has c00007 already said yes?", "what job does c00007 have?": the profile gives the
+    customer's own columns (no contact details) and the label's value beside its score, and
+    says nothing of what they buy (there are no orders, so not "unknown" either)."""
+    from insight_agent.data.bootstrap import open_workspace
+    from insight_agent.tools.builtin import _a_customer, _h_customer
+    from insight_agent.tools.registry import ToolContext, call_tool
+
+    row = bank_like().set_index("customer_id").loc["c00007"]
+    facts = call_tool(ToolContext(open_workspace(label_ws)), "customer_profile",
+                      {"customer_id": "c00007"}).facts  # fmt: skip
+    assert facts["known_outcome"] == {"y": row["y"]}
+    attrs = facts["attributes"]
+    assert attrs["job"] == row["job"] and attrs["age"] == row["age"]
+    assert "contact_email" not in attrs and "customer_id" not in attrs
+    assert "what_they_buy" not in facts and "top_categories" not in facts
+    assert _h_customer(facts).startswith(f"Customer c00007: y = {row['y']}; y probability ")
+    text = _a_customer(facts)
+    assert f"y = {row['y']} (as the customers table has it)" in text
+    assert f"job {row['job']}" in text and "no segment, scores or orders" not in text

@@ -721,7 +721,9 @@ def _labels(
             card["column"] = col
             if meaning:
                 card["meaning"] = meaning
+                card["own_label"] = False  # e.g. past campaign responders: still prospects
             writer.write_json(f"models/{_file_name(target)}.json", card)
+            model.oof_ = None  # the build's scores keep them; a saved model scores new rows
             joblib.dump(model, writer.path("models", f"{_file_name(target)}.joblib"))
             cards[target] = {
                 "roc_auc": model.metrics["roc_auc"],

@@ -358,6 +358,9 @@ class LabelModel:
     n_train: int
     format_version: int = FORMAT_VERSION
     versions: dict[str, str] = field(default_factory=dict)
+    # The training customers' calibrated out-of-fold probabilities (customer_id -> p): what
+    # the build scores them with, since the final model has seen their labels. Not saved.
+    oof_: Any = None
 
     @property
     def target_name(self) -> str:
@@ -674,6 +677,9 @@ def train_label_model(
         n_train=len(yy),
     )
     model.drivers = _drivers(model, X, yy, seed)
+    if "customer_id" in frame.columns:
+        ids = frame["customer_id"].iloc[rows].astype("string").to_numpy()
+        model.oof_ = pd.Series(p_cal, index=ids)
     from insight_agent.analytics.artifacts import library_versions
 
     model.versions = library_versions()
@@ -741,15 +747,27 @@ def label_card(model: LabelModel) -> dict[str, Any]:
         "leakage": model.leakage,
         "params": {"threshold": round(model.threshold, 3), "n_train": model.n_train},
         "scored_at": model.plan.reference,
+        # the customers table's own outcome: customers who already have it are not prospects
+        # (audiences leave them out); a label derived from campaigns sets this to False
+        "own_label": True,
     }
 
 
 def score_label(model: LabelModel, customers: pd.DataFrame, n_reasons: int = 3) -> pd.DataFrame:
-    """probability, decile (1 = highest) and reasons for every row of ``customers``."""
+    """probability, decile (1 = highest) and reasons for every row of ``customers``.
+
+    Customers the model was trained on get their out-of-fold probability (``model.oof_``):
+    the final model has seen their labels, and its own scores of them would put the known
+    positives first (on the Caravan data, a ROC-AUC of 0.99 in-sample against 0.73 out of
+    fold), which is a list of who already said yes, not of who is likely to."""
     if n_reasons:
         p, reasons = model.explain(customers, n_reasons)
     else:
         p, reasons = model.predict_proba(customers), [[]] * len(customers)
+    if model.oof_ is not None and "customer_id" in customers.columns:
+        ids = customers["customer_id"].astype("string")
+        held = ids.map(model.oof_).to_numpy(dtype=float, na_value=np.nan)
+        p = np.where(np.isnan(held), p, held)
     ranks = pd.Series(p).rank(method="first", ascending=False)
     decile = np.ceil(ranks / len(p) * 10).clip(1, 10).astype(int)
     out = pd.DataFrame(

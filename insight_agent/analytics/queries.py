@@ -146,6 +146,8 @@ def customer_categories(ws: Workspace, customer_id: str, n: int = 3) -> dict[str
     if "orders" not in con.list_tables():
         return None
     orders = con.table("orders")
+    if "revenue" not in engine.catalogue.measures:
+        return None  # a customers-only workspace (its orders table is empty): nothing to say
     column = next((c for c in ("category", "product") if c in orders.columns), None)
     if column is None:
         return {"what_they_buy": NOT_KNOWN_WHAT_BOUGHT}
@@ -174,6 +176,41 @@ def customer_categories(ws: Workspace, customer_id: str, n: int = 3) -> dict[str
         f"top_{plural}": top,
         f"{plural}_period": f"all orders up to {engine.catalogue.data_up_to}",
     }
+
+
+def customer_attributes(ws: Workspace, customer_id: str) -> dict[str, Any]:
+    """One customer's own columns in the validated customers table (contact details and the
+    id left out, missing values skipped): what "what age group is 2451 in?" and "has 254
+    already got the policy?" are answered from. Empty when the workspace has no customers
+    table or does not hold the id."""
+    from insight_agent.engine.metrics import _PII
+
+    con = metrics_engine(ws).con
+    if "customers" not in con.list_tables():
+        return {}
+    t = con.table("customers")
+    wanted = [c for c in t.columns if c != "customer_id" and not _PII.search(c)]
+    if not wanted:
+        return {}
+    rows = (
+        t.filter(t.customer_id.cast("string") == str(customer_id))
+        .select(*wanted)
+        .limit(1)
+        .to_pyarrow()
+        .to_pylist()
+    )
+    if not rows:
+        return {}
+    out: dict[str, Any] = {}
+    for col, value in rows[0].items():
+        if value is None or (isinstance(value, float) and value != value):
+            continue
+        if hasattr(value, "isoformat"):
+            value = value.isoformat()[:10]
+        elif isinstance(value, float) and value.is_integer():
+            value = int(value)
+        out[col] = value
+    return out
 
 
 def skipped_models(ws: Workspace) -> dict[str, str]:
@@ -230,14 +267,22 @@ def audience(
 ) -> Any:
     """The ``top`` customers by a target's probability (optionally within one segment).
 
+    For a model of the customers table's own yes/no column (``insight build --label``), the
+    customers whose column already has the outcome (bought the policy, churned) are left out:
+    they are not prospects; ``attrs["already_positive"]`` counts them.
+
     Returns a pandas DataFrame: customer_id, segment, probability, decile, reasons, CLV.
     """
     import pandas as pd
 
     folder, manifest = _manifest(ws)
     stem = resolve_target(folder, target)
-    column = read_json(folder, f"models/{stem}.json")["column"]
+    card = read_json(folder, f"models/{stem}.json")
+    column = card["column"]
     table = pd.read_parquet(folder / "customers.parquet")
+    already = _already_positive(ws, card)
+    if already is not None:
+        table = table[~table.index.astype("string").isin(already)]
     if segment:
         wanted = segment.lower()
         mask = (table["segment"].str.lower() == wanted) | (
@@ -271,7 +316,34 @@ def audience(
     )
     out.attrs["target"] = target
     out.attrs["build_id"] = manifest["build_id"]
+    if already is not None:
+        out.attrs["already_positive"] = {
+            "customers": len(already),
+            "label": f"{card['label']} = {card['positive']}",
+        }
     return out
+
+
+def _already_positive(ws: Workspace, card: dict[str, Any]) -> Any:
+    """Ids of the customers whose own label column already holds the model's positive value
+    (None when the model is not of the customers table's own column, or it cannot be read)."""
+    if not card.get("own_label") or not card.get("label"):
+        return None
+    from insight_agent.analytics.labels import binary_label
+
+    con = metrics_engine(ws).con
+    if "customers" not in con.list_tables():
+        return None
+    t = con.table("customers")
+    name = next((c for c in t.columns if c.lower() == str(card["label"]).lower()), None)
+    if name is None:
+        return None
+    rows = t.select("customer_id", name).to_pandas()
+    try:
+        y = binary_label(rows[name], card.get("positive"), name)
+    except Exception:  # the column changed since the build: nothing is left out
+        return None
+    return set(rows["customer_id"].astype("string")[y == 1])
 
 
 def write_audience(frame: Any, path: Path) -> Path:

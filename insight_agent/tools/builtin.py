@@ -185,6 +185,9 @@ def _top_customers(ctx: ToolContext, args: TopCustomersArgs) -> Facts:
         "customers": rows,
         "note": "to save a full list as CSV use export_audience",
     }
+    left_out = _left_out(frame)
+    if left_out:  # "most likely to buy" among those who have not: owners are not prospects
+        out["left_out"] = left_out
     if args.n > TOP_CUSTOMERS_CAP:
         out["note"] = (
             f"showing {len(rows)} of the {args.n} asked; `insight audience -t {args.target} "
@@ -196,6 +199,7 @@ def _top_customers(ctx: ToolContext, args: TopCustomersArgs) -> Facts:
 
 def _customer_profile(ctx: ToolContext, args: CustomerArgs) -> Facts:
     from insight_agent.analytics.queries import (
+        customer_attributes,
         customer_categories,
         customer_score,
         skipped_models,
@@ -236,6 +240,13 @@ def _customer_profile(ctx: ToolContext, args: CustomerArgs) -> Facts:
             out[f"{label}_probability"] = round(float(row[key]), 3)
             out[f"{label}_decile"] = row.get(f"label_{label}_decile")
             out[f"{label}_reasons"] = _reasons(row.get(f"label_{label}_reasons"))
+    attributes = customer_attributes(ctx.ws, row["customer_id"])
+    if attributes:  # "what age group is 2451 in?", "has 254 already got the policy?"
+        labels = {k.removeprefix("p_label_") for k in row if k.startswith("p_label_")}
+        known = {c: v for c, v in attributes.items() if c.lower() in labels}
+        if known:  # the outcome itself, beside its probability
+            out["known_outcome"] = known
+        out["attributes"] = attributes
     return out
 
 
@@ -338,6 +349,15 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "all"
 
 
+def _left_out(frame: Any) -> str | None:
+    """ "348 customers who already have Purchase = Yes": whom an audience of the customers
+    table's own label leaves out (analytics.queries.audience)."""
+    already = frame.attrs.get("already_positive")
+    if not already or not already.get("customers"):
+        return None
+    return f"{already['customers']:,} customers who already have {already['label']}"
+
+
 def _export_audience(ctx: ToolContext, args: ExportArgs) -> Facts:
     from insight_agent.analytics.queries import audience, resolve_segment, write_audience
 
@@ -367,7 +387,10 @@ def _export_audience(ctx: ToolContext, args: ExportArgs) -> Facts:
         }
     path.parent.mkdir(parents=True, exist_ok=True)
     write_audience(frame, path)
-    return {"exported": True, "customers": len(frame), "path": str(path)}
+    out: Facts = {"exported": True, "customers": len(frame), "path": str(path)}
+    if _left_out(frame):
+        out["left_out"] = _left_out(frame)
+    return out
 
 
 # --- headlines: the answer in one sentence, with figures exactly as in the facts -------------
@@ -431,10 +454,12 @@ def _h_top(f: Facts) -> str | None:
     listed = f"Top {f['customers_listed']}"
     if f.get("customers_asked"):  # over the cap: the answer must not pass 100 off as 200
         listed += f" (of the {f['customers_asked']} asked)"
-    return (
-        f"{listed} customers by {f['target']} probability; the highest is "
-        f"{c['customer_id']} ({c['segment']}) at {c['probability']}."
-    )
+    who = f"{c['customer_id']} ({c['segment']})" if c.get("segment") else str(c["customer_id"])
+    line = f"{listed} customers by {f['target']} probability; the highest is {who} at "
+    line += str(c["probability"])
+    if f.get("left_out"):
+        line += f" ({f['left_out']} are left out)"
+    return line + "."
 
 
 def _bought(f: Facts) -> list[dict[str, Any]]:
@@ -458,8 +483,12 @@ def _h_customer(f: Facts) -> str:
     else:
         line = f"Customer {f['customer_id']}"
         said = [buys] if buys else []
+        said += [f"{c} = {v}" for c, v in (f.get("known_outcome") or {}).items()]
+        scores = [k for k in f if k.endswith("_probability")]
         if "churn_probability" in f:
             said.append(f"churn probability {f['churn_probability']}")
+        elif scores:  # a customers table's label model: its score is the profile's figure
+            said.append(f"{scores[0].removesuffix('_probability')} probability {f[scores[0]]}")
         if said:
             line += ": " + "; ".join(said)
     if "churn" in (f.get("scores_not_built") or {}):  # not a churn answer by omission
@@ -644,15 +673,24 @@ def _a_customer(f: Facts) -> str:
         if f.get("next_best_reason"):
             line += f" ({f['next_best_reason']})"
         line += "."
-    for key in f:  # label models other than churn ("y probability 0.31")
+    for column, value in (f.get("known_outcome") or {}).items():  # "already got it?"
+        line += f" {column} = {value} (as the customers table has it)."
+    for key in f:  # the other scores, and label models ("y probability 0.31")
         label = key.removesuffix("_probability")
-        if key.endswith("_probability") and label not in ("churn", "purchase", "response"):
-            line += f" {label} probability {f[key]}"
+        if key.endswith("_probability") and label != "churn":
+            line += f" {label.capitalize()} probability {f[key]}"
             if f.get(f"{label}_decile"):
                 line += f" (decile {f[f'{label}_decile']})"
             if f.get(f"{label}_reasons"):
                 line += f": {f[f'{label}_reasons'][0]}"
             line += "."
+    said = [  # the customer's own descriptive columns ("age group 30-40 years")
+        f"{c} {v}"
+        for c, v in (f.get("attributes") or {}).items()
+        if isinstance(v, str) and c not in (f.get("known_outcome") or {})
+    ]
+    if said:
+        line += " " + "; ".join(said[:8]) + "."
     if line.endswith(":"):
         line += " no segment, scores or orders in the current build."
     return line
@@ -894,6 +932,7 @@ for _spec in (
         brief=(
             "target",
             "segment",
+            "left_out",
             "customers.customer_id",
             "customers.segment",
             "customers.probability",

@@ -908,6 +908,12 @@ def score(
         out.print(f"  [dim]{escape(str(row['clv_note']))}[/]")
     if row.get("next_best_category"):
         out.print(f"  next best category: {escape(str(row['next_best_category']))}")
+    from insight_agent.analytics.queries import customer_attributes
+
+    attributes = customer_attributes(ws, str(row["customer_id"]))
+    if attributes:  # their own columns (a label's value among them), contact details left out
+        shown = " · ".join(f"{c} {v}" for c, v in attributes.items())
+        out.print(f"  [dim]{escape(shown)}[/]")
 
 
 def _score_new(

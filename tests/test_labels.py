@@ -658,3 +658,6 @@ def test_a_customer_profile_on_a_customers_table_shows_their_columns_and_outcome
     text = _a_customer(facts)
     assert f"y = {row['y']} (as the customers table has it)" in text
     assert f"job {row['job']}" in text and "no segment, scores or orders" not in text
+    shown = CliRunner().invoke(app, ["score", "-c", "c00007", "-w", str(label_ws)])
+    assert shown.exit_code == 0 and f"job {row['job']}" in shown.output
+    assert f"y {row['y']}" in shown.output and "@example.com" not in shown.output

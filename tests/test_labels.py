@@ -661,3 +661,86 @@ def test_a_customer_profile_on_a_customers_table_shows_their_columns_and_outcome
     shown = CliRunner().invoke(app, ["score", "-c", "c00007", "-w", str(label_ws)])
     assert shown.exit_code == 0 and f"job {row['job']}" in shown.output
     assert f"y {row['y']}" in shown.output and "@example.com" not in shown.output
+
+
+CARAVAN = Path(__file__).parent / "fixtures" / "public" / "caravan_insurance"
+
+
+@pytest.fixture(scope="module")
+def caravan_raw(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, Path]:
+    """The first 2,500 of the public Caravan insurance customers (a customers table with a
+    Purchase outcome and no orders), as a file of its own: a quicker build."""
+    raw = pd.read_csv(CARAVAN / "caravan_customers.csv").head(2500)
+    path = tmp_path_factory.mktemp("caravan") / "caravan.csv"
+    raw.to_csv(path, index=False)
+    return raw, path
+
+
+@pytest.fixture(scope="module")
+def caravan_ws(caravan_raw: tuple[pd.DataFrame, Path]) -> Path:
+    """Built with its label (the outcome's rate and groups come from the label model)."""
+    from tests.conftest import public_workspace
+
+    return public_workspace(
+        caravan_raw[1].parent / "ws",
+        '[workspace]\nname = "caravan"\n[data.customers]\n'
+        f'path = "{caravan_raw[1]}"\nlabel = "Purchase"\n',
+    )
+
+
+@pytest.mark.parametrize(
+    ("question", "want"),
+    [
+        # owners / buyers name the outcome's groups where there are no orders
+        ("mean pbrand among caravan owners?", {"measures": ["average_pbrand"],
+                                              "where": ["purchase=Yes"]}),
+        ("avg number of car policies (apersaut) for caravan buyers vs non-buyers",
+         {"measures": ["average_apersaut"], "by": ["purchase"]}),
+        ("avg houshold size (mgemomv) buyers vs the rest",
+         {"measures": ["average_mgemomv"], "by": ["purchase"]}),
+        ("how many caravan buyers per main type", {"measures": ["customers"],
+         "by": ["customer_main_type"], "where": ["purchase=Yes"]}),
+        # a value of a column counted; a column named by the end of its name
+        ("how many farmers are in the base?", {"measures": ["customers"],
+                                              "where": ["customer_main_type=Farmers"]}),
+        ("split of custs by age group pls", {"measures": ["customers"], "by": ["age_group"]}),
+        ("median minkgem by age grp", {"measures": ["median_minkgem"], "by": ["age_group"]}),
+        ("which subtype has the most customers?", {"measures": ["customers"],
+                                                   "by": ["customer_subtype"]}),
+        # the outcome's share, not the head count
+        ("what % of our customers have the caravan policy?", {"measures": ["purchase_rate"]}),
+        ("conv rate by main type", {"measures": ["purchase_rate"],
+                                    "by": ["customer_main_type"]}),
+    ],
+)  # fmt: skip
+def test_a_customers_table_outcome_in_a_marketers_words(
+    caravan_ws: Path, question: str, want: dict
+) -> None:
+    from insight_agent.agent.router import route
+    from insight_agent.data.bootstrap import open_workspace
+    from insight_agent.tools.registry import ToolContext
+
+    decision = route(ToolContext(open_workspace(caravan_ws)), question)
+    assert decision.tool == "query_metrics", decision
+    got = {k: decision.args.get(k) for k in want}
+    assert got == want, decision.args
+
+
+def test_caravan_figures_equal_pandas(
+    caravan_ws: Path, caravan_raw: tuple[pd.DataFrame, Path]
+) -> None:
+    """The figures behind those questions, against pandas on the file."""
+    from tests.conftest import none_session_asker
+
+    raw = caravan_raw[0]
+    asker = none_session_asker(caravan_ws, tool="query_metrics")
+    owners = raw[raw["Purchase"] == "Yes"]
+    _, _, result = asker("mean pbrand among caravan owners?")
+    assert result["rows"][0]["average_pbrand"] == round(owners["PBRAND"].mean(), 2)
+    _, _, result = asker("how many farmers are in the base?")
+    assert result["rows"][0]["customers"] == (raw["customer_main_type"] == "Farmers").sum()
+    _, _, result = asker("what % of our customers have the caravan policy?")
+    assert result["rows"][0]["purchase_rate"] == pytest.approx(len(owners) / len(raw), 1e-3)
+    _, _, result = asker("how many caravan buyers per main type")
+    got = {r["customer_main_type"]: r["customers"] for r in result["rows"]}
+    assert got == owners["customer_main_type"].value_counts().to_dict()

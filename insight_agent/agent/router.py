@@ -1078,10 +1078,14 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
         r"\btop\s+\d+\b|\bwhich customers\b(?! groups?)|\bwhich of (?:them|those|these)\b"
         r"|\b(?:customers|they|them|who)\b.{0,20}\b(?:are|is) (?:the )?most likely\b"
         r"|\bcustomers (?:are |who are )?(?:most )?likely"
-        r"|\bwho(?:'s| is| are) (?:most )?likely\b|\baudience\b",
+        r"|\bwho(?:'s| is| are)(?: the)? (?:most )?likel(?:y|iest)\b|\blikeliest\b"
+        r"|\baudience\b|\b(?:give|list|show|find|get|pull|top|best|\d+)\b.{0,20}\bprospects\b",
         q,
     ):
         args = _args_for(ctx, "top_customers", question, segments)
+        asked = re.search(r"\b(\d{1,4})\s+(?:\w+\s+)?prospects\b", q)
+        if asked and "n" not in args:  # "give me 50 prospects for caravan cover"
+            args["n"] = int(asked[1])
         return Route("top_customers", args)
     if (
         re.search(r"\b(?:which|what) segments?\b|\b(?:biggest|largest|smallest) segments?\b", q)
@@ -1222,7 +1226,7 @@ def _metrics_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[
     if re.search(r"\bclv\b|lifetime value|\bchurn", q) and by_attribute:
         # "avg clv by age band", "high churn risk in each region": a metrics breakdown
         return route_args(ctx, question, segments)
-    likely = re.search(r"\blikely\b", q) and not re.search(r"\brate\b", q)  # "the yes rate"
+    likely = re.search(r"\blikel(?:y|iest|ihood)\b", q) and not re.search(r"\brate\b", q)
     # where churn is the customers table's own label (no order-based churn model), "churn by
     # contract" is that label's rate broken down: a figure, not a prediction
     churn_word = r"" if _churn_is_a_label(ctx) else r"|\bchurn"

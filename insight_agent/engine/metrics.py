@@ -393,7 +393,8 @@ def build_catalogue(con: Any, labels: dict[str, str] | None = None) -> Catalogue
                 # and so are the verbs for it: "which age group responds best?"
                 r"\brespon\w*", rf"\b(?:say|says|said|saying|answer\w*) {positive}\b",
                 r"\bsubscri\w*", r"\bsign(?:s|ed|ing)? up\b", r"\bconver\w*",
-                r"\btake[- ]?up\b", r"\b(?:works?|worked|performs?|performed|does|did|do) "
+                r"\btake[- ]?up\b", r"\bconv\b", r"\buptake\b",
+                r"\b(?:works?|worked|performs?|performed|does|did|do) "
                 r"better\b", r"\bmore (?:effective|successful)\b")))  # fmt: skip
     facts = [t for t in ("orders", "returns", "campaigns", "reviews", "customers")
              if t in present and t not in empty]  # fmt: skip
@@ -685,7 +686,8 @@ def _attribute_measures(
                 lambda t, c, _c=col, _f=fn: getattr(t[_c], _f)(),
                 # "avg call duration", "median no. of purchases"
                 words=(rf"\b(?:{word}|{'avg|mean|typical' if agg == 'mean' else 'middle'})"
-                       rf"(?: (?:no\.?|number|#) of)? (?P<filler>(?:[a-z]+ ){{0,2}}){said}\b",),
+                       rf"(?: (?:no\.?|number|#) of)? (?P<filler>(?:[a-z]+ ){{0,2}}(?:\( )?)"
+                       rf"{said}\b",),
             )  # fmt: skip
         if not _SUMMABLE.search(str(col)) and not (rfm and str(col).strip().lower() == "m"):
             continue  # a sum of ages or tenures means nothing

@@ -289,7 +289,10 @@ _MEASURE_WORDS: tuple[tuple[str, str], ...] = (
      r"\b(?:baskets|transactions)(?= (?:from|between|since|in|during|last|this|per|by|each|"
      r"over|vs|did|were|we)\b)", "orders"),
     (r"(?:how many|number of|count of|most|fewest|more|fewer) customers|"
-     r"(?:share|percent\w*|proportion|fraction|%) of (?:our |the |all )?customers|"
+     r"\b(?:split|breakdown|distribution|spread|mix|count) of (?:our |the |all )?customers\b|"
+     # (not "% of customers who have X": that is a yes/no column's or outcome's share)
+     r"(?:share|percent\w*|proportion|fraction|%) of (?:our |the |all )?customers"
+     r"(?!\s+(?:who |that )?(?:have|has|own|owns|hold|holds|bought|took|got)\b)|"
      r"\bcustomer (?:count|numbers|totals?)\b|^customers (?:by|per|split by|broken down by)\b",
      "customers"),
 )  # fmt: skip
@@ -381,6 +384,7 @@ _TYPOS = {"hw": "how", "hoe": "how", "whats": "what is", "u": "you", "no.": "num
           "12m": "12 months", "6m": "6 months", "3m": "3 months", "ppl": "people",
           "abt": "about", "dept": "department", "depts": "departments", "r": "are",
           "pls": "please", "diff": "different", "qtr": "quarter", "qtrs": "quarters",
+          "grp": "group", "grps": "groups", "houshold": "household",
           "q's": "quarters", "wk": "week", "wks": "weeks",
           # retail words for the same things: a household is the customer, a shopping trip
           # (a visit, a ticket) is an order
@@ -438,6 +442,34 @@ VAGUE_LEVELS = frozenset({"yes", "no", "unknown", "other", "others", "none", "mi
                            "referral"})  # fmt: skip
 # segments are matched by name; products and customers are too many
 NOT_BY_VALUE = ("segment", "product", "customer")
+
+
+# The customers who have a customers table's outcome, in words ("caravan owners", "buyers",
+# "subscribers"): in a workspace without orders these name the label's groups, not buyers.
+_HAVE_IT = (r"(?:owners?|buyers?|purchasers?|takers?|holders?|subscribers?|converters?|"
+            r"responders?|adopters?)")  # fmt: skip
+_HAVE_IT_BOTH = re.compile(
+    rf"\b{_HAVE_IT}\b.{{0,30}}\b(?:vs\.?|versus|compared (?:to|with)|and|or)\s+(?:the\s+)?"
+    rf"(?:non[- ]?\w+|rest|others|everyone else|everybody else)\b|\bnon[- ]?{_HAVE_IT}\b"
+)
+
+
+def _outcome_group(cat: Any, q: str) -> tuple[str, str, str] | None:
+    """(the outcome dimension, its positive value, "positive" | "both") when ``q`` names the
+    customers who have the customers table's one outcome ("mean pbrand among caravan owners",
+    "buyers vs the rest") in a workspace with no orders (where "buyers" are no order
+    measure); else None."""
+    if "revenue" in cat.measures or not re.search(rf"\b{_HAVE_IT}\b", q):
+        return None
+    rates = [m for m in cat.measures.values()
+             if m.aggregation == "share_of_customers" and m.name.endswith("_rate")]  # fmt: skip
+    if len(rates) != 1:
+        return None
+    label = rates[0].name.removesuffix("_rate")
+    if label not in cat.dimensions:
+        return None
+    positive = rates[0].label.rsplit(" = ", 1)[-1]
+    return label, positive, "both" if _HAVE_IT_BOTH.search(q) else "positive"
 
 
 def _lost_customers(cat: Any, q: str, measures: list[str], by: list[str]) -> tuple[str, str] | None:
@@ -911,6 +943,12 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
         elif (
             unknown == ["active_customers"]
             and "customers" in cat.measures
+            and _outcome_group(cat, q) is not None
+        ):  # "how many caravan buyers per main type": customers, of the outcome's group
+            measures = ["customers"]
+        elif (
+            unknown == ["active_customers"]
+            and "customers" in cat.measures
             and (numeric_where or flags)
         ):  # "how many custs bought a cookbook?": customers with a count column above 0
             measures = ["customers"]
@@ -921,6 +959,30 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
         and re.search(r"\bhow many\b|\bnumber of\b|\bcount of\b", q)
     ):  # "how many seniors do we have?": customers, of that group
         measures = ["customers"]
+    if (
+        not measures
+        and "customers" in cat.measures
+        and re.search(r"\bhow many\b", q)
+        and any(
+            cat.dimensions[d].source == "customer"
+            for d, found in _levels_named(ctx, cat, rest).items()
+            if len(found) == 1 and d in cat.dimensions
+        )
+    ):  # "how many farmers are in the base?": customers with that value of a column
+        measures = ["customers"]
+    have = re.search(
+        r"(?:%|\bpercent\w*|\bshare|\bproportion|\bfraction) of (?:our |the |all )?customers "
+        r"(?:who |that )?(?:have|has|own|owns|hold|holds|bought|took|got)\b",
+        q,
+    )
+    if not measures and have and "customers" in cat.measures:
+        # "what share of customers have a housing loan?": the head count by that column (each
+        # row's share); "what % of our customers have the caravan policy?", where nothing
+        # else is named, the customers table's one outcome
+        rates = [m.name for m in cat.measures.values()
+                 if m.aggregation == "share_of_customers" and m.name.endswith("_rate")]  # fmt: skip
+        named = flags or numeric_where or _dims_by_name(cat, rest) or _levels_named(ctx, cat, rest)
+        measures = rates if len(rates) == 1 and not named else ["customers"]
     shares = [m for m in measures if m.startswith("share_") and m in cat.measures]
     if (
         shares
@@ -989,6 +1051,10 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
                 key = ALIASES.get(
                     key, key.rstrip("s") if key.rstrip("s") in cat.dimensions else key
                 )
+            if key not in cat.dimensions:  # "main type" for customer_main_type, if only one
+                ends = [d for d, dim in cat.dimensions.items()
+                        if dim.breakdown and d.endswith(f"_{key.rstrip('s')}")]  # fmt: skip
+                key = ends[0] if len(ends) == 1 and len(key) >= 4 else key
             if key in cat.dimensions and cat.dimensions[key].breakdown and key not in by:
                 by.append(key)
                 break
@@ -1112,6 +1178,21 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
         rate, condition = lost
         args["measures"] = [m for m in args["measures"] if m != rate]
         where.append(condition)
+    group = _outcome_group(cat, q) if lost is None else None
+    if group is not None:  # "… among caravan owners", "buyers vs the rest" (no orders)
+        label, positive, which = group
+        rate = f"{label}_rate"
+        if which == "both" and label not in by and len(by) < 2:
+            by.append(label)
+            args["by"] = by
+            args["measures"] = [m for m in args["measures"] if m != rate] or args["measures"]
+        elif (
+            which == "positive"
+            and rate not in args["measures"]
+            and label not in by
+            and not any(w.split("=", 1)[0].rstrip("!<>") == label for w in where)
+        ):
+            where.append(f"{label}={positive}")
     if where:
         args["where"] = where
     if by and not re.search(r"\d", q) and re.search(r"\b(?:worst|lowest|least|fewest|bottom)\b", q):

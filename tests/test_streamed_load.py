@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, event, given, settings
-from hypothesis import strategies as st
 
 import insight_agent.data.load as load_module
 from insight_agent.engine.cache import load_and_cache
-from insight_agent.errors import DataError
 from insight_agent.workspace import Workspace, locate
 from tests.conftest import FIXTURES, write_workspace
 
@@ -93,22 +89,12 @@ def test_a_chunked_load_writes_what_a_whole_load_writes(
     whole, whole_cache = _load(tmp_path / "whole", tables, lenient)
     monkeypatch.setattr(load_module, "STREAM_BYTES", 0)
     monkeypatch.setattr(load_module, "STREAM_ROWS", rows)
-    stream, parsed = load_module._stream, []
-
-    def spy(*args, **kwargs):
-        done = stream(*args, **kwargs)
-        parsed.append((kwargs["parser"], done is not None))
-        return done
-
-    monkeypatch.setattr(load_module, "_stream", spy)
     part, part_cache = _load(tmp_path / "chunks", tables, lenient)
 
     chunks = part.report.tables["orders"].chunks
     if case == "ragged":  # cannot be read in chunks: read whole, reported as before
         assert chunks == 0 and not part.streamed
-        assert parsed == [("arrow", False), ("pandas", False)]
     else:
-        assert parsed == [("arrow", True)]  # pyarrow read it as pandas does
         assert chunks >= 3 and set(part.streamed) == {"orders", "returns"}
         assert len(part.orders) == 0  # the rows are in the cache, not in memory
         assert part.rows("orders") == whole.rows("orders") > 0
@@ -260,68 +246,3 @@ def test_the_cache_merges_chunks_within_the_engine_memory_limit(tmp_path: Path) 
         writer.close()
     assert limit == "1.8 GiB"  # 2 GB
     assert Path(scratch) == spill_dir(ws)
-
-
-_ORDER_CELLS = {
-    "order_id": ["O1", "O2", "", "NA", " O3 "],
-    "customer_id": ["C1", "C2", " C3 ", "", "NA", "c1", "007", '"C,4"'],
-    "order_date": [
-        "2025-01-02", "20250103", "01/02/2025", "not a date", "", "2031-01-01",
-        " 2025-02-03 ", "2025-02-30", "null",
-    ],
-    "amount": [
-        "10.5", "-3", '"$1,234.50"', '"12,50"', " 7 ", "", "NA", "null", "1e3", "lots",
-        "99999999999", "(4.00)", "0", "#N/A",
-    ],
-    "category": ["Shoes", "", "NA", '"a, b"', '"x\ny"', "N/A", "nan", "  ", '""'],
-}  # fmt: skip
-
-
-@settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(data=st.data())
-def test_pyarrow_chunks_load_what_a_whole_load_loads(data: st.DataObject) -> None:
-    """Orders with every kind of odd cell (missing tokens, padded values, quoted commas and
-    line breaks, blank lines, bad dates and amounts): read by pyarrow in chunks, the cache and
-    the report equal a whole-file load's; a file pyarrow cannot read goes to pandas."""
-    columns = list(_ORDER_CELLS)
-    n = data.draw(st.integers(min_value=1, max_value=25))
-    lines = [",".join(columns)]
-    for _ in range(n):
-        if data.draw(st.integers(0, 9)) == 0:
-            lines.append("")  # a blank line is a record
-        lines.append(",".join(data.draw(st.sampled_from(_ORDER_CELLS[c])) for c in columns))
-    text = "\n".join(lines) + "\n"
-    rows = data.draw(st.integers(min_value=1, max_value=6))
-    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as mp:
-        tmp_path = Path(tmp)
-        (tmp_path / "orders.csv").write_text(text, encoding="utf-8")
-        tables = {"orders": tmp_path / "orders.csv"}
-        lenient = "max_drop_share = 1.0\n"
-        outcome = {}
-        parsed: list[tuple[str, bool]] = []
-        stream = load_module._stream
-
-        def spy(*args, **kwargs):
-            done = stream(*args, **kwargs)
-            parsed.append((kwargs["parser"], done is not None))
-            return done
-
-        mp.setattr(load_module, "_stream", spy)
-        for label, size in (("whole", 1 << 40), ("chunks", 0)):
-            mp.setattr(load_module, "STREAM_BYTES", size)
-            mp.setattr(load_module, "STREAM_ROWS", rows)
-            try:
-                outcome[label] = _load(tmp_path / label, tables, lenient)
-            except DataError as exc:  # e.g. no row left: both loads must say the same
-                outcome[label] = f"{type(exc).__name__}: {exc}"
-        event(f"parsers {parsed}")
-        whole, part = outcome["whole"], outcome["chunks"]
-        if isinstance(whole, str) or isinstance(part, str):
-            assert whole == part
-            return
-        assert _problems(part[0].report) == _problems(whole[0].report)
-        assert part[1].tables == whole[1].tables
-        for table in whole[1].tables:
-            pd.testing.assert_frame_equal(part[1].read(table), whole[1].read(table))

@@ -730,15 +730,13 @@ def _stream(
     today: dt.date,
     known: IdSet | None,
     sink: TableSink,
-    parser: str = "pandas",
 ) -> tuple[pd.DataFrame, int] | None:
     """Validate the orders file in chunks of :data:`STREAM_ROWS` records, each chunk's kept
     rows (and returns) written to ``sink``. The checks and messages are those of a whole-file
     load; a problem seen in several chunks is reported once, with its total count and the
     first rows. Returns (an empty frame with the table's columns, the number of returns), or
-    None when the file cannot be read in chunks by ``parser`` (ragged rows, a decoding error,
-    no rows, a file pyarrow does not read as pandas does): the caller then tries pandas, then
-    reads it whole, which reports why.
+    None when the file cannot be read in chunks (ragged rows, a decoding error, no rows): the
+    caller then reads it whole, which reports why.
     """
     name, tr = opened.table.name, opened.report
     # The file's own extra columns are read as text: each chunk would infer its own type
@@ -750,7 +748,6 @@ def _stream(
         rows=STREAM_ROWS,
         text_columns=[*opened.text_columns, *extras],
         keep_na_text=opened.free_text,
-        parser=parser,
     )
     if chunks is None:
         return None
@@ -791,25 +788,6 @@ def _stream(
     for problem in _merged(found.problems):
         report.add(problem)
     return head, returns
-
-
-def _stream_orders(
-    opened: _Opened,
-    source: TableSource,
-    settings: Settings,
-    report: ValidationReport,
-    today: dt.date,
-    known: IdSet | None,
-    sink: TableSink,
-) -> tuple[pd.DataFrame, int] | None:
-    """:func:`_stream` with pyarrow's parser (it reads the next chunk on the other cores
-    while this one is checked), else with pandas' (a file pyarrow does not read as pandas
-    does: another encoding, a row with too few fields)."""
-    for parser in ("arrow", "pandas"):
-        done = _stream(opened, source, settings, report, today, known, sink, parser=parser)
-        if done is not None:
-            return done
-    return None
 
 
 def _merged(problems: list[Problem]) -> list[Problem]:
@@ -951,9 +929,7 @@ def run_checks(
             sink is not None
             and name == "orders"
             and opened.reader.size() > STREAM_BYTES
-            and (
-                done := _stream_orders(opened, sources[name], settings, report, today, known, sink)
-            )
+            and (done := _stream(opened, sources[name], settings, report, today, known, sink))
         ):
             frames[name], streamed_returns = done
             frames["returns"] = done[0]

@@ -25,9 +25,7 @@ from insight_agent.data.readers import (
     FIXED,
     Layout,
     RawTable,
-    arrow_readable,
     inspect_file,
-    read_arrow_chunks,
     read_table,
     read_text_chunks,
 )
@@ -69,10 +67,9 @@ class TableReader(Protocol):
         rows: int,
         text_columns: list[str] | None = None,
         keep_na_text: list[str] | None = None,
-        parser: str = "pandas",
     ) -> Iterator[RawTable] | None:
         """The rows ``rows`` at a time, as :meth:`read` reads them; None when this table is
-        only read whole (or not by that ``parser``: "pandas" or "arrow")."""
+        only read whole."""
         ...
 
 
@@ -137,19 +134,12 @@ class FileTable:
         rows: int,
         text_columns: list[str] | None = None,
         keep_na_text: list[str] | None = None,
-        parser: str = "pandas",
     ) -> Iterator[RawTable] | None:
-        """Delimited text in chunks (:func:`insight_agent.data.readers.read_text_chunks`, or
-        with ``parser="arrow"`` :func:`~insight_agent.data.readers.read_arrow_chunks`); None
-        for Excel, Parquet, fixed-width and compressed files, and for files pyarrow cannot
-        read as pandas does when ``parser="arrow"``."""
+        """Delimited text in chunks (:func:`insight_agent.data.readers.read_text_chunks`);
+        None for Excel, Parquet, fixed-width and compressed files."""
         path = Path(self.source.path)
         if layout.format != "csv" or layout.delimiter == FIXED or path.suffix in _COMPRESSED:
             return None
-        if parser == "arrow":
-            if not arrow_readable(layout, keep_na_text):
-                return None
-            return read_arrow_chunks(path, self.display, layout, rows=rows)
         return read_text_chunks(
             path,
             self.display,

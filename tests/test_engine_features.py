@@ -5,6 +5,7 @@ value within 1e-9 — on the demo data and on a small messy export."""
 from __future__ import annotations
 
 import shutil
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -240,6 +241,45 @@ def test_messy_case_covers_what_it_claims(messy) -> None:
         "gender=M",
         "gender=X",
     ]
+
+
+# --- in ranges of customer ids -----------------------------------------------------------------
+
+
+def test_demo_features_in_id_ranges_equal_one_query(demo, monkeypatch) -> None:
+    """Above SHARD_CUSTOMERS the table is computed one range of customer ids at a time: the
+    same table exactly (rows already in customer order), and the same sample rows."""
+    from insight_agent.engine import features as engine_features
+
+    data, engine = demo
+    cutoff = scoring_cutoff(data.orders) - pd.Timedelta(days=90)
+    categories = top_categories(data.orders)
+    whole = engine.features(cutoff, categories=categories)
+    monkeypatch.setattr(engine_features, "SHARD_CUSTOMERS", len(whole.X) // 4)
+    ranges = engine._id_ranges()
+    assert len(ranges) >= 4 and ranges[0][0] is None and ranges[-1][1] is None
+    assert all(a[1] == b[0] for a, b in pairwise(ranges))
+    parts = engine.features(cutoff, categories=categories)
+    assert parts.categories == whole.categories
+    pd.testing.assert_frame_equal(parts.X, whole.X, check_exact=True)
+    ids = whole.X.index[::3]
+    monkeypatch.setattr(engine_features, "SHARD_CUSTOMERS", len(ids) // 3)
+    assert len(engine._id_ranges(ids)) >= 3
+    sample = engine.features(cutoff, categories=categories, ids=ids)
+    pd.testing.assert_frame_equal(sample.X, whole.X.loc[ids], check_exact=True)
+
+
+@pytest.mark.parametrize("cutoff", ["2025-07-03", "2025-06-21", "2025-01-08"])
+def test_messy_features_in_id_ranges_equal_pandas(messy, monkeypatch, cutoff: str) -> None:
+    """Two customers a range (seven customers, four ranges; some ranges hold no buyer, one
+    only a customer who never bought): still the pandas table."""
+    from insight_agent.engine import features as engine_features
+
+    data, engine = messy
+    monkeypatch.setattr(engine_features, "SHARD_CUSTOMERS", 2)
+    assert len(engine._id_ranges()) == 4
+    cut = pd.Timestamp(cutoff)
+    assert_same_features(engine.features(cut), _reference(data, cut, None))
 
 
 # --- the CLV summary ---------------------------------------------------------------------------

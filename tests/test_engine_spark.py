@@ -207,6 +207,21 @@ def test_feature_table_equals_duckdb(pair: Pair) -> None:
 
 
 @needs_spark
+def test_feature_table_in_id_ranges_equals_duckdb(pair: Pair, monkeypatch) -> None:
+    """Spark computing the table one range of customer ids at a time (the ranges cut where
+    Spark draws its ids) gets DuckDB's table from one query."""
+    from insight_agent.engine import features as engine_features
+
+    cutoff, categories = _cutoffs(pair)[0]
+    ref = pair.duck.features(cutoff, categories=categories)
+    monkeypatch.setattr(engine_features, "SHARD_CUSTOMERS", max(2, len(ref.X) // 3))
+    assert len(pair.spark._id_ranges()) >= 3
+    got = pair.spark.features(cutoff, categories=categories)
+    assert got.categories == ref.categories
+    assert_same_frames(got.X, ref.X)
+
+
+@needs_spark
 def test_population_and_sample_rows_equal_duckdb(pair: Pair) -> None:
     """What the models train from at a past cutoff: the population's frequency and recency,
     and a sample's feature rows (the ids sent to Spark as a table)."""

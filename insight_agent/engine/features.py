@@ -21,6 +21,7 @@ the float32 cast both apply makes the tables equal; the tests assert it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,23 +33,22 @@ import pandas as pd
 WINDOWS = (30, 90, 180)
 MAX_CATEGORIES = 12  # category-share columns; the rest fold into "other"
 MAX_LEVELS = 8  # one-hot levels per demographic column
+#: Customers one feature query covers at most: above it, :meth:`FeatureEngine.features` runs one
+#: query per range of customer ids. At 10M customers under the engine's 2 GB limit a range of
+#: 1M took 14 s (peak 2.2 GB), one of 2M 26 s; at 2M customers four ranges took as long as
+#: one query.
+SHARD_CUSTOMERS = 1_000_000
 
 
 @dataclass
 class _Base:
     """What :meth:`FeatureEngine._base` starts a feature table from: ``table`` (one row per
-    customer of the population, or of its sample, with the order aggregates), the first
-    feature ``cols``, ``tenure``, and the whole population's ``past`` orders and ``signup``
-    rows (the demographics' statistics are the whole population's), the ``customers`` table
-    and the ``sample``'s id table (None: everyone)."""
+    customer of the population, or of the part of it asked for, with the order aggregates),
+    the first feature ``cols`` and ``tenure``."""
 
     table: Any
     cols: dict[str, Any]
     tenure: Any
-    past: Any
-    signup: Any
-    customers: Any
-    sample: Any
 
 
 @dataclass
@@ -89,19 +89,42 @@ def float32_frame(table: Any, index: str, names: list[str]) -> pd.DataFrame:
     """An Arrow result of ``index`` and float32 columns (in that order) as one float32 block
     named ``names``, indexed and sorted by ``index`` (text as pandas' "string" dtype, as in
     :func:`to_frame`). One allocation for the block: pandas' own conversion builds a float
-    array per column and copies them again when they are combined."""
+    array per column and copies them again when they are combined.
+
+    ``table`` may also be an iterable of such results (their rows end to end), each copied
+    out as it comes and let go before the next (an Arrow result from DuckDB is freed only
+    when none of its columns is referenced): at 10M customers, holding the results until
+    the block was filled took the process from 4.4 to 6.6 GB."""
     import pyarrow as pa
 
-    block = np.empty((len(names), table.num_rows), dtype=np.float32)
-    for i in range(len(names)):
-        block[i] = table.column(i + 1).to_numpy()  # nulls come back as NaN
-    ids = table.column(0)
-    if pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type):
-        labels = pd.Index(pd.array(ids.combine_chunks(), dtype=pd.StringDtype()), name=index)
-    else:
-        labels = pd.Index(ids.to_pandas(), name=index)
-    frame = pd.DataFrame(block.T, index=labels, columns=names, copy=False)
-    return frame if labels.is_monotonic_increasing else frame.sort_index()
+    blocks, labels = [], []
+    for part in [table] if isinstance(table, pa.Table) else table:
+        block = np.empty((len(names), part.num_rows), dtype=np.float32)
+        for i in range(len(names)):
+            block[i] = part.column(i + 1).to_numpy()  # nulls come back as NaN
+        blocks.append(block)
+        ids = part.column(0)
+        if pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type):
+            labels.append(pd.Series(pd.array(ids.combine_chunks(), dtype=pd.StringDtype())))
+        else:
+            labels.append(ids.to_pandas())
+        del part, ids, block
+    if len(blocks) == 1:
+        block = blocks.pop()
+    else:  # a part's block is freed once copied (the block's pages are taken as it fills)
+        block = np.empty((len(names), sum(b.shape[1] for b in blocks)), dtype=np.float32)
+        at = 0
+        while blocks:
+            part_block = blocks.pop(0)
+            block[:, at : at + part_block.shape[1]] = part_block
+            at += part_block.shape[1]
+            del part_block
+    if not labels:
+        labels.append(pd.Series(pd.array([], dtype=pd.StringDtype())))
+    found = labels[0] if len(labels) == 1 else pd.concat(labels, ignore_index=True)
+    index_ = pd.Index(found, name=index)
+    frame = pd.DataFrame(block.T, index=index_, columns=names, copy=False)
+    return frame if index_.is_monotonic_increasing else frame.sort_index()
 
 
 def memtable(columns: dict[str, Any]) -> Any:
@@ -123,6 +146,32 @@ def _lit(ts: pd.Timestamp) -> Any:
     import ibis
 
     return ibis.literal(pd.Timestamp(ts).to_pydatetime(), type="timestamp")
+
+
+#: What a feature query keeps of a table with a customer_id column (see :func:`_keeper`).
+Keep = Callable[[Any], Any] | None
+
+
+def _everyone(table: Any) -> Any:
+    return table
+
+
+def _keeper(sample: Any, lo: Any, hi: Any) -> Callable[[Any], Any]:
+    """The rows of a table a feature query reads: those of the ``sample``'s customers (an
+    id table, or None: everyone) with an id in [``lo``, ``hi``) (None: open; the first range
+    also holds a missing id)."""
+
+    def keep(table: Any) -> Any:
+        if sample is not None:
+            table = table.semi_join(sample, "customer_id")
+        if lo is not None:
+            table = table.filter(table.customer_id >= lo)
+        if hi is not None:
+            below = table.customer_id < hi
+            table = table.filter(below if lo is not None else below | table.customer_id.isnull())
+        return table
+
+    return keep
 
 
 def _days(later: Any, earlier: Any) -> Any:
@@ -380,19 +429,28 @@ class FeatureEngine:
         )
 
     # -- the feature table ----------------------------------------------------------------
-    def _base(
-        self, cutoff: pd.Timestamp, ids: pd.Index | None = None, *, history: bool = True
-    ) -> _Base:
+    def _signups(self, cut: Any) -> Any:
+        """customer_id and ``_signup`` of every customer who signed up before ``cut`` (None
+        without a sign-up date)."""
+        if not self._has("customers"):
+            return None
+        customers = self.con.table("customers")
+        if "signup_date" not in customers.columns:
+            return None
+        return customers.filter(customers.signup_date < cut).select(
+            "customer_id", _signup=customers.signup_date
+        )
+
+    def _base(self, cutoff: pd.Timestamp, keep: Keep = None, *, history: bool = True) -> _Base:
         """The population at ``cutoff`` (every customer with an order before it, plus every
-        sign-up before it; only ``ids`` of them when given) with the order-history columns
-        every feature table starts from. Without ``history``, only the aggregates its first
-        ``cols`` need (no windows, no ranking: a third of the work)."""
+        sign-up before it; only those ``keep`` keeps, when given) with the order-history
+        columns every feature table starts from. Without ``history``, only the aggregates its
+        first ``cols`` need (no windows, no ranking: a third of the work)."""
         import ibis
 
+        keep = keep or _everyone
         cut = _lit(cutoff)
-        past_all = self.order_table().filter(lambda t: t.order_date < cut)
-        sample = None if ids is None else memtable({"customer_id": ids})
-        past = past_all if sample is None else past_all.semi_join(sample, "customer_id")
+        past = keep(self.order_table().filter(lambda t: t.order_date < cut))
         if history:
             past = past.mutate(
                 _rank=ibis.row_number().over(
@@ -417,15 +475,9 @@ class FeatureEngine:
                 aggs[f"_s{w}"] = past.amount.sum(where=recent)
         buyers = past.group_by("customer_id").aggregate(**aggs)
 
-        customers = self.con.table("customers") if self._has("customers") else None
-        signup_all = signup = None
-        if customers is not None and "signup_date" in customers.columns:
-            signup_all = customers.filter(customers.signup_date < cut).select(
-                "customer_id", _signup=customers.signup_date
-            )
-            signup = signup_all
-            if sample is not None:
-                signup = signup_all.semi_join(sample, "customer_id")
+        signup = self._signups(cut)
+        if signup is not None:
+            signup = keep(signup)
         base = buyers.select("customer_id")
         if signup is not None:
             base = base.union(signup.select("customer_id"), distinct=True)
@@ -447,7 +499,7 @@ class FeatureEngine:
             "avg_order_value": (t._m / t._n.cast("float64")).fill_null(0.0),
             "tenure_days": tenure,
         }
-        return _Base(t, cols, tenure, past_all, signup_all, customers, sample)
+        return _Base(t, cols, tenure)
 
     def population(self, cutoff: pd.Timestamp) -> pd.DataFrame:
         """Every customer of :meth:`features`'s table at ``cutoff``, with just its
@@ -475,12 +527,64 @@ class FeatureEngine:
         ``ids`` keeps only those customers of the population (the models' training sample):
         their rows equal the whole table's, since demographic levels and medians are still
         the whole population's, but the engine aggregates only their orders.
+
+        Above :data:`SHARD_CUSTOMERS` customers the table is computed in ranges of customer
+        ids, one query each, every source (orders, sign-ups, returns, reviews, campaigns,
+        demographics) cut to the range before it is aggregated, and the ranges' rows put end
+        to end (already in customer order). A customer's row depends only on its own events
+        and on the whole population's statistics (top categories, demographic levels and
+        medians), found first, so the rows are the same as from one query. One query joins
+        five per-customer tables; at 10M customers (each table ~1 GB) DuckDB's hash joins all
+        went out of core in the same pipeline, spilled 9 GB and failed under the 2 GB limit
+        ("failed to pin block": the spilled partitions' bookkeeping, which is not spillable,
+        grew to 1 GB). A range of 1M customers runs in memory.
         """
+        cutoff = pd.Timestamp(cutoff)
+        cats = self._category_list(cutoff, categories)
+        demo = self._demographic_columns(cutoff) if demographics else []
+        sample = None if ids is None else memtable({"customer_id": ids})
+        queries = [
+            self._feature_query(cutoff, cats, demo, _keeper(sample, lo, hi))
+            for lo, hi in self._id_ranges(ids)
+        ]
+        names = queries[0][0]
+        results = (query.to_pyarrow() for _, query in queries)  # one range at a time
+        return FeatureFrame(float32_frame(results, "customer_id", names), cutoff, cats)
+
+    def _id_ranges(self, ids: pd.Index | None = None) -> list[tuple[Any, Any]]:
+        """The (from, to) customer-id ranges :meth:`features` computes one at a time (from
+        included, to excluded, None: open): one open range up to :data:`SHARD_CUSTOMERS`
+        customers, else as many as needed of about that many customers each, cut at ids
+        drawn from the customers (``ids`` when given) and sorted as the engine sorts text."""
+        if ids is not None:
+            n = len(ids)
+        elif self._has("customers"):
+            n = self.rows("customers")
+        else:
+            n = int(self.order_table().customer_id.nunique().execute())
+        parts = -(-n // SHARD_CUSTOMERS)
+        if parts <= 1:
+            return [(None, None)]
+        if ids is not None:
+            drawn = sorted({str(i) for i in ids if not pd.isna(i)})
+        else:
+            source = self.con.table("customers") if self._has("customers") else self.order_table()
+            # ~1,000 ids a range, the same ones each time (a hash, not a random sample)
+            step = max(1, n // (parts * 1000))
+            found = source.filter((source.customer_id.hash() % step) == 0).customer_id
+            drawn = sorted(v for v in found.to_pyarrow().to_pylist() if v is not None)
+        bounds = sorted({drawn[len(drawn) * i // parts] for i in range(1, parts)} if drawn else ())
+        return list(zip([None, *bounds], [*bounds, None], strict=True))
+
+    def _feature_query(
+        self, cutoff: pd.Timestamp, cats: list[str], demo: list[tuple[str, str, Any]], keep: Keep
+    ) -> tuple[list[str], Any]:
+        """The feature columns' names and the query of the rows ``keep`` keeps: customer_id
+        and the columns as float32 (``c0``, ``c1``, ...), in customer order."""
         import ibis
 
-        cutoff = pd.Timestamp(cutoff)
         cut = _lit(cutoff)
-        base = self._base(cutoff, ids)
+        base = self._base(cutoff, keep)
         t, cols, tenure = base.table, base.cols, base.tenure
         for w in WINDOWS:
             cols[f"orders_{w}d"] = t[f"_o{w}"].cast("float64").fill_null(0.0)
@@ -499,17 +603,11 @@ class FeatureEngine:
         cols["overdue_ratio"] = ibis.least(cols["recency_days"] / floor, 50.0)
         cols["gap_trend"] = ibis.least(last_gap / floor, 50.0)
 
-        t, cats = self._categories(t, cutoff, categories, cols, base.sample)
-        t = self._returns(t, cut, cols)
-        t = self._reviews(t, cut, cols)
-        t = self._campaigns(t, cut, cols)
-        if demographics and base.customers is not None:
-            # the whole population's ids straight from the order lines and sign-ups (also
-            # for a sample of it): the statistics below need nothing of ``t``'s aggregates
-            pop = base.past.select("customer_id").distinct()
-            if base.signup is not None:
-                pop = pop.union(base.signup.select("customer_id"), distinct=True)
-            t = self._demographics(t, pop, base.customers, cols)
+        t = self._categories(t, cut, cats, cols, keep)
+        t = self._returns(t, cut, cols, keep)
+        t = self._reviews(t, cut, cols, keep)
+        t = self._campaigns(t, cut, cols, keep)
+        t = self._demographics(t, demo, cols, keep)
 
         names = list(cols)
         # float32 and in customer order from the engine: at a million customers, converting
@@ -517,29 +615,26 @@ class FeatureEngine:
         frame = t.select(
             "customer_id", *[cols[n].cast("float32").name(f"c{i}") for i, n in enumerate(names)]
         ).order_by("customer_id")
-        return FeatureFrame(float32_frame(frame.to_pyarrow(), "customer_id", names), cutoff, cats)
+        return names, frame
 
-    def _categories(
-        self,
-        t: Any,
-        cutoff: pd.Timestamp,
-        categories: list[str] | None,
-        cols: dict[str, Any],
-        sample: Any = None,
-    ) -> tuple[Any, list[str]]:
+    def _category_list(self, cutoff: pd.Timestamp, categories: list[str] | None) -> list[str]:
+        """The category-share columns' categories: ``categories``, else the top ones at
+        ``cutoff``; none without a category column."""
         if "category" not in self._columns("orders"):
-            return t, []
+            return []
         if categories is None:
             categories = self.top_categories(cutoff)
+        return list(categories or [])
+
+    def _categories(
+        self, t: Any, cut: Any, categories: list[str], cols: dict[str, Any], keep: Keep
+    ) -> Any:
         if not categories:
-            return t, []
-        cut = _lit(cutoff)
+            return t
         lines = self.con.table("orders")
         # one pass over the lines (summing per customer and category first, then per
         # customer, took ~1.8x as long at 13M lines)
-        per = lines.filter((lines.order_date < cut) & lines.category.notnull())
-        if sample is not None:
-            per = per.semi_join(sample, "customer_id")
+        per = keep(lines.filter((lines.order_date < cut) & lines.category.notnull()))
         aggs = {"_ctotal": per.amount.sum()}
         for i, cat in enumerate(categories):
             aggs[f"_cat{i}"] = per.amount.sum(where=per.category == cat)
@@ -548,14 +643,14 @@ class FeatureEngine:
         total = t._ctotal.nullif(0.0)
         for i, cat in enumerate(categories):
             cols[f"share_{slug(cat)}"] = (t[f"_cat{i}"].fill_null(0.0) / total).fill_null(0.0)
-        return t, list(categories)
+        return t
 
-    def _returns(self, t: Any, cut: Any, cols: dict[str, Any]) -> Any:
+    def _returns(self, t: Any, cut: Any, cols: dict[str, Any], keep: Keep) -> Any:
         if not self.rows("returns"):
             return t
         r = self.con.table("returns")
         got = (
-            r.filter(r.order_date < cut)
+            keep(r.filter(r.order_date < cut))
             .group_by("customer_id")
             .aggregate(_rn=lambda x: x.count(), _ra=lambda x: -x.amount.sum())
         )
@@ -565,7 +660,7 @@ class FeatureEngine:
         cols["return_share"] = share.clip(lower=0.0, upper=1.0)
         return t
 
-    def _reviews(self, t: Any, cut: Any, cols: dict[str, Any]) -> Any:
+    def _reviews(self, t: Any, cut: Any, cols: dict[str, Any], keep: Keep) -> Any:
         columns = self._columns("reviews")
         if "customer_id" not in columns or not self.rows("reviews"):
             return t
@@ -573,6 +668,7 @@ class FeatureEngine:
         r = r.filter(r.customer_id.notnull())
         if "date" in columns:
             r = r.filter(r.date.isnull() | (r.date < cut))
+        r = keep(r)
         aggs: dict[str, Any] = {"_vn": r.count()}
         if "rating" in columns:
             aggs["_vr"] = r.rating.mean()
@@ -585,12 +681,12 @@ class FeatureEngine:
             cols["negative_review_share"] = t._vneg.fill_null(0.0)
         return t
 
-    def _campaigns(self, t: Any, cut: Any, cols: dict[str, Any]) -> Any:
+    def _campaigns(self, t: Any, cut: Any, cols: dict[str, Any], keep: Keep) -> Any:
         if not self.rows("campaigns"):
             return t
         c = self.con.table("campaigns")
         got = (
-            c.filter(c.sent_date < cut)
+            keep(c.filter(c.sent_date < cut))
             .group_by("customer_id")
             .aggregate(_kn=lambda x: x.count(), _kr=lambda x: x.responded.cast("float64").mean())
         )
@@ -599,14 +695,26 @@ class FeatureEngine:
         cols["campaign_response_rate"] = t._kr.fill_null(0.0)
         return t
 
-    def _demographics(self, t: Any, ids: Any, customers: Any, cols: dict[str, Any]) -> Any:
-        """Demographic columns; levels and medians are those of the population ``ids``
-        (the rows of ``t``)."""
+    def _demographic_columns(self, cutoff: pd.Timestamp) -> list[tuple[str, str, Any]]:
+        """The demographic columns of the feature table at ``cutoff``, from the whole
+        population's statistics: ("numeric", column, median) for a numeric column (its
+        ``_missing`` flag and its value, missing as the median), ("level", column, value) for
+        each one-hot level of a categorical one. None without a customers table."""
+        if not self._has("customers"):
+            return []
+        customers = self.con.table("customers")
         wanted = [c for c in (*_NUMERIC, *_CATEGORICAL) if c in customers.columns]
         if not wanted:
-            return t
+            return []
+        # the whole population's ids straight from the order lines and sign-ups (also for a
+        # sample of it): the statistics need nothing of the feature table's aggregates
+        cut = _lit(cutoff)
+        ids = self.order_table().filter(lambda t: t.order_date < cut).select("customer_id")
+        ids = ids.distinct()
+        signup = self._signups(cut)
+        if signup is not None:
+            ids = ids.union(signup.select("customer_id"), distinct=True)
         people = customers.select("customer_id", *[customers[c].name(f"_d_{c}") for c in wanted])
-        t = t.left_join(people, "customer_id")
         pop = (
             ids.left_join(people, "customer_id")
             .select("customer_id", *[f"_d_{c}" for c in wanted])
@@ -614,6 +722,7 @@ class FeatureEngine:
         )
         numeric = [c for c in _NUMERIC if c in wanted]
         categorical = [c for c in _CATEGORICAL if c in wanted]
+        out: list[tuple[str, str, Any]] = []
         try:
             # one query for every numeric column's count and median and the population size,
             # one for every categorical column's levels: each query is a job on Spark
@@ -623,21 +732,36 @@ class FeatureEngine:
                 stats[f"m_{col}"] = pop[f"_d_{col}"].cast("float64").median()
             row = pop.aggregate(**stats).to_pyarrow().to_pylist()[0]
             for col in numeric:
-                if not int(row[f"n_{col}"] or 0):
-                    continue
-                values = t[f"_d_{col}"].cast("float64")
-                cols[f"{col}_missing"] = values.isnull().cast("float64")
-                cols[col] = values.fill_null(float(row[f"m_{col}"]))
+                if int(row[f"n_{col}"] or 0):
+                    out.append(("numeric", col, float(row[f"m_{col}"])))
             levels = self._levels(pop, [f"_d_{c}" for c in categorical])
             for col in categorical:
                 found = levels.get(f"_d_{col}", [])
                 if not found or (len(found) < 2 and int(row["_pop"]) > 1):
                     continue
-                values = t[f"_d_{col}"].cast("string")
-                for level in found:
-                    cols[f"{col}={level}"] = (values == level).fill_null(False).cast("float64")
+                out += [("level", col, level) for level in found]
         finally:
             pop.release()
+        return out
+
+    def _demographics(
+        self, t: Any, demo: list[tuple[str, str, Any]], cols: dict[str, Any], keep: Keep
+    ) -> Any:
+        """The columns :meth:`_demographic_columns` chose, from each customer's row."""
+        if not demo:
+            return t
+        wanted = list(dict.fromkeys(col for _, col, _ in demo))
+        customers = keep(self.con.table("customers"))
+        people = customers.select("customer_id", *[customers[c].name(f"_d_{c}") for c in wanted])
+        t = t.left_join(people, "customer_id")
+        for kind, col, value in demo:
+            if kind == "numeric":
+                values = t[f"_d_{col}"].cast("float64")
+                cols[f"{col}_missing"] = values.isnull().cast("float64")
+                cols[col] = values.fill_null(value)
+            else:
+                values = t[f"_d_{col}"].cast("string")
+                cols[f"{col}={value}"] = (values == value).fill_null(False).cast("float64")
         return t
 
     @staticmethod
@@ -678,6 +802,7 @@ class FeatureEngine:
 __all__ = [
     "MAX_CATEGORIES",
     "MAX_LEVELS",
+    "SHARD_CUSTOMERS",
     "WINDOWS",
     "FeatureEngine",
     "FeatureFrame",

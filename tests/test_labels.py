@@ -744,3 +744,21 @@ def test_caravan_figures_equal_pandas(
     _, _, result = asker("how many caravan buyers per main type")
     got = {r["customer_main_type"]: r["customers"] for r in result["rows"]}
     assert got == owners["customer_main_type"].value_counts().to_dict()
+
+
+def test_customers_ranked_by_a_column_of_their_own(telco_ws: Path) -> None:
+    """ "top 5 customers by monthly charges", "who has the highest tenure": each customer's own
+    value of the column, ranked (it went to the churn list before), equal to pandas."""
+    from tests.conftest import FIXTURES, none_session_asker
+
+    raw = pd.read_csv(FIXTURES / "public" / "telco_churn" / "wa_churn.csv.gz")
+    asker = none_session_asker(telco_ws, tool="query_metrics")
+    for question, column, n in (
+        ("top 5 customers by monthly charges", "monthly_charges", 5),
+        ("who has the highest tenure", "tenure", 10),
+    ):
+        _, args, result = asker(question)
+        assert args["by"] == ["customer"] and args["top"] == n, args
+        want = raw.sort_values([column, "rownames"], ascending=[False, True]).head(n)
+        measure = args["measures"][0]
+        assert [r[measure] for r in result["rows"]] == pytest.approx(want[column].tolist())

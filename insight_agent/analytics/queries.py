@@ -142,12 +142,9 @@ def customer_categories(ws: Workspace, customer_id: str, n: int = 3) -> dict[str
     no orders. One engine query (the build keeps totals per customer, not a history by
     category)."""
     engine = metrics_engine(ws)
-    con = engine.con
-    if "orders" not in con.list_tables():
-        return None
-    orders = con.table("orders")
     if "revenue" not in engine.catalogue.measures:
-        return None  # a customers-only workspace (its orders table is empty): nothing to say
+        return None  # no orders, or an empty orders table (a customers-only export)
+    orders = engine.con.table("orders")
     column = next((c for c in ("category", "product") if c in orders.columns), None)
     if column is None:
         return {"what_they_buy": NOT_KNOWN_WHAT_BOUGHT}

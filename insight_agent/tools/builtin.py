@@ -388,8 +388,9 @@ def _export_audience(ctx: ToolContext, args: ExportArgs) -> Facts:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_audience(frame, path)
     out: Facts = {"exported": True, "customers": len(frame), "path": str(path)}
-    if _left_out(frame):
-        out["left_out"] = _left_out(frame)
+    left_out = _left_out(frame)
+    if left_out:
+        out["left_out"] = left_out
     return out
 
 
@@ -678,7 +679,7 @@ def _a_customer(f: Facts) -> str:
     for key in f:  # the other scores, and label models ("y probability 0.31")
         label = key.removesuffix("_probability")
         if key.endswith("_probability") and label != "churn":
-            line += f" {label.capitalize()} probability {f[key]}"
+            line += f" {label} probability {f[key]}"
             if f.get(f"{label}_decile"):
                 line += f" (decile {f[f'{label}_decile']})"
             if f.get(f"{label}_reasons"):

@@ -454,6 +454,12 @@ _HAVE_IT_BOTH = re.compile(
 )
 
 
+def _outcome_rates(cat: Any) -> list[Any]:
+    """The rates of the customers table's yes/no outcomes (label models' ``<label>_rate``)."""
+    return [m for m in cat.measures.values()
+            if m.aggregation == "share_of_customers" and m.name.endswith("_rate")]  # fmt: skip
+
+
 def _outcome_group(cat: Any, q: str) -> tuple[str, str, str] | None:
     """(the outcome dimension, its positive value, "positive" | "both") when ``q`` names the
     customers who have the customers table's one outcome ("mean pbrand among caravan owners",
@@ -461,8 +467,7 @@ def _outcome_group(cat: Any, q: str) -> tuple[str, str, str] | None:
     measure); else None."""
     if "revenue" in cat.measures or not re.search(rf"\b{_HAVE_IT}\b", q):
         return None
-    rates = [m for m in cat.measures.values()
-             if m.aggregation == "share_of_customers" and m.name.endswith("_rate")]  # fmt: skip
+    rates = _outcome_rates(cat)
     if len(rates) != 1:
         return None
     label = rates[0].name.removesuffix("_rate")
@@ -837,9 +842,18 @@ _PEOPLE = (
 _RANKS_PEOPLE = re.compile(
     rf"\b(?:top|bottom|best|worst|biggest|largest|highest|lowest|smallest|heaviest|"
     rf"most valuable|least valuable)\s+(?:\d{{1,3}}\s+)?(?:[a-z]+\s+)?{_PEOPLE}\b"
+    # "top 5 customer subtypes" ranks the values of a column, not customers
+    rf"(?!\s+(?:sub)?(?:types?|groups?|segments?|categor\w*|attributes?|bands?|classes))"
     rf"|\b(?:which|what)\s+(?:\d{{1,3}}\s+)?{_PEOPLE}\b.{{0,40}}\b(?:the )?(?:most|least)\b"
     rf"|\bwho\s+(?:has\s+|have\s+)?(?:spent|spends?|bought|buys|ordered|orders|paid|pays)\b"
-    rf".{{0,30}}\b(?:the )?(?:most|least)\b",
+    rf".{{0,30}}\b(?:the )?(?:most|least)\b"
+    rf"|\bwho\s+(?:has|have)\s+the\s+(?:highest|lowest|most|biggest|largest|longest)\b",
+)
+# what a ranking is by, where it names a column rather than a measure ("top 5 customers by
+# monthly charges", "who has the highest tenure")
+_RANKED_BY = re.compile(
+    r"\b(?:by|highest|lowest|most|biggest|largest|longest)\s+(?:their\s+)?"
+    r"([a-z][a-z _-]{1,40}?)\s*(?:[?.!]|$)"
 )
 # a ranking by a prediction (top_customers), not by a figure of the data
 _PREDICTED = re.compile(
@@ -866,6 +880,14 @@ def customer_ranking(ctx: ToolContext, question: str, segments: list[str]) -> di
     if "customer" not in cat.dimensions:
         return None
     args = route_args(ctx, question, segments)
+    by_column = _RANKED_BY.search(q)
+    if (args is None or not args.get("by")) and by_column:
+        # a customers-table column: each customer's own value ("average" of one row)
+        own = route_args(ctx, f"average {by_column[1]}", segments)
+        measure = (own or {}).get("measures", [None])[0]
+        if measure in cat.measures and cat.measures[measure].table == "customers":
+            args = {**(args or {}), "measures": [measure]}
+            args.pop("by", None)
     if args is None or args.get("by", ["customer"]) != ["customer"]:
         default = "total_clv" if re.search(r"\bvaluable\b", q) else "revenue"
         if default not in cat.measures:
@@ -874,7 +896,8 @@ def customer_ranking(ctx: ToolContext, question: str, segments: list[str]) -> di
         if args is None:
             return None
     args = {**args, "by": ["customer"]}
-    args.setdefault("top", 10)
+    asked = re.search(r"\b(?:top|bottom|best|worst|biggest|largest|highest|lowest) (\d{1,3})\b", q)
+    args.setdefault("top", int(asked[1]) if asked else 10)
     args.pop("compare", None)  # "this year vs last" per customer is not a ranking
     return args
 
@@ -925,6 +948,14 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
     flags = flags_said(cat, q)
     numeric_where = _numeric_filters(cat, q)
     unknown = [m for m in measures if cat.resolve(m) is None]
+    found_levels: list[dict[str, list[str]]] = []
+
+    def named_levels() -> dict[str, list[str]]:
+        """:func:`_levels_named` of the question, found once (it reads every level)."""
+        if not found_levels:
+            found_levels.append(_levels_named(ctx, cat, rest))
+        return found_levels[0]
+
     if unknown:
         # "avg lifetime spend per customer" over a customers table: "spend per customer" is
         # revenue per customer elsewhere, but here the words name a column of its own
@@ -965,7 +996,7 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
         and re.search(r"\bhow many\b", q)
         and any(
             cat.dimensions[d].source == "customer"
-            for d, found in _levels_named(ctx, cat, rest).items()
+            for d, found in named_levels().items()
             if len(found) == 1 and d in cat.dimensions
         )
     ):  # "how many farmers are in the base?": customers with that value of a column
@@ -979,9 +1010,8 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
         # "what share of customers have a housing loan?": the head count by that column (each
         # row's share); "what % of our customers have the caravan policy?", where nothing
         # else is named, the customers table's one outcome
-        rates = [m.name for m in cat.measures.values()
-                 if m.aggregation == "share_of_customers" and m.name.endswith("_rate")]  # fmt: skip
-        named = flags or numeric_where or _dims_by_name(cat, rest) or _levels_named(ctx, cat, rest)
+        rates = [m.name for m in _outcome_rates(cat)]
+        named = flags or numeric_where or _dims_by_name(cat, rest) or named_levels()
         measures = rates if len(rates) == 1 and not named else ["customers"]
     shares = [m for m in measures if m.startswith("share_") and m in cat.measures]
     if (
@@ -1066,12 +1096,9 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
             ]
             if len(first) == 1 and first[0] not in by:
                 by.append(first[0])
-    levels = _levels_named(ctx, cat, rest)
-    outcome = next(
-        (m.name.removesuffix("_rate") for m in cat.measures.values()
-         if m.aggregation == "share_of_customers" and m.name.endswith("_rate")),
-        None,
-    )  # fmt: skip
+    levels = named_levels()
+    rates = _outcome_rates(cat)
+    outcome = rates[0].name.removesuffix("_rate") if rates else None
     if (
         not by
         and outcome in cat.dimensions

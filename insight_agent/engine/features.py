@@ -356,8 +356,13 @@ class FeatureEngine:
         (same rules: day resolution, orders on the cutoff day count, one purchase per period
         counted back from the cutoff day). Indexed by customer_id, sorted. ``positive_only``
         leaves out lines with an amount of 0 or less (as the CLV fit does).
+
+        Above :data:`SHARD_CUSTOMERS` customers it is computed in ranges of customer ids, as
+        :meth:`features` is: at 10M customers (133M lines) the one query (lines joined to each
+        customer's first period, then a grouped distinct count) failed under the 2 GB limit.
         """
         import ibis
+        import pyarrow as pa
 
         if not (np.isfinite(period_days) and period_days > 0):
             from insight_agent.errors import ConfigError
@@ -380,6 +385,17 @@ class FeatureEngine:
         else:
             period = (t._age.cast("float64") / float(period_days)).floor()
         t = t.mutate(_p=period.cast("int64"))
+        parts = (
+            self._clv_query(_keeper(None, lo, hi)(t)).to_pyarrow() for lo, hi in self._id_ranges()
+        )
+        return to_frame(pa.concat_tables(parts), index="customer_id")
+
+    @staticmethod
+    def _clv_query(t: Any) -> Any:
+        """frequency / recency / T / monetary_value per customer of lines ``t`` (with their
+        period ``_p`` counted back from the cutoff day), in customer order."""
+        import ibis
+
         first = t.group_by("customer_id").aggregate(_first=lambda x: x._p.max())
         j = t.inner_join(first, "customer_id")
         per = j.group_by("customer_id").aggregate(
@@ -389,7 +405,7 @@ class FeatureEngine:
             _repeat=j.amount.sum(where=j._p != j._first),
         )
         freq = per._periods - 1
-        out = per.select(
+        return per.select(
             "customer_id",
             frequency=freq.cast("int64"),
             recency=(per._first - per._last).cast("float64"),
@@ -397,8 +413,7 @@ class FeatureEngine:
             monetary_value=ibis.cases(
                 (freq > 0, per._repeat.fill_null(0.0) / freq.cast("float64")), else_=0.0
             ),
-        ).to_pyarrow()
-        return to_frame(out, index="customer_id")
+        ).order_by("customer_id")
 
     def clv_inputs(self, cutoff: pd.Timestamp | None = None, *, period_days: float = 7.0) -> Any:
         """What the CLV fit needs (:class:`insight_agent.analytics.clv.ClvInputs`), as

@@ -315,6 +315,25 @@ def test_messy_clv_summary_equals_pandas(messy, period_days: float) -> None:
     _same_summary(engine.clv_summary(cut, period_days=period_days), ref)
 
 
+@pytest.mark.parametrize("which", ["demo", "messy"])
+def test_clv_summary_in_id_ranges_equals_pandas(
+    request: pytest.FixtureRequest, monkeypatch, which: str
+) -> None:
+    """Above SHARD_CUSTOMERS the summary is computed a range of customer ids at a time (the
+    messy data: two customers a range, some ranges without a buyer): still pandas'."""
+    from insight_agent.analytics.clv import rfm_summary
+    from insight_agent.engine import features as engine_features
+
+    data, engine = request.getfixturevalue(which)
+    shard = 2 if which == "messy" else data.orders["customer_id"].nunique() // 5
+    monkeypatch.setattr(engine_features, "SHARD_CUSTOMERS", shard)
+    assert len(engine._id_ranges()) >= 4
+    cut = pd.Timestamp("2025-06-02") if which == "messy" else None
+    for period_days in (1.0, 7.0):
+        ref = rfm_summary(data.orders, cut, period_days=period_days)
+        _same_summary(engine.clv_summary(cut, period_days=period_days), ref)
+
+
 # --- the propensity labels' outcomes -----------------------------------------------------------
 
 
@@ -519,3 +538,30 @@ def test_basket_counts_give_the_lines_rules_and_offers(
         next_best_by_segment(None, got, segments, best=best, spend=segment_spend(engine, segments)),
         next_best_by_segment(data.orders, ref, segments),
     )
+
+
+@pytest.mark.parametrize("which", ["demo", "messy"])
+@pytest.mark.parametrize("ranges", [False, True])
+def test_segment_profiles_from_engine_spend_equal_pandas(
+    request: pytest.FixtureRequest, monkeypatch, which: str, ranges: bool
+) -> None:
+    """The segments' top categories from the engine's per-segment sums (refunds netted; in
+    ranges of customer ids too) equal those from each customer's spend per category."""
+    from insight_agent.analytics.features import category_spend
+    from insight_agent.analytics.segmentation import _profiles
+    from insight_agent.engine import features as engine_features
+    from insight_agent.engine.basket import segment_spend
+
+    data, engine = request.getfixturevalue(which)
+    X = engine.features(scoring_cutoff(data.orders)).X
+    if ranges:
+        monkeypatch.setattr(engine_features, "SHARD_CUSTOMERS", max(2, len(X) // 4))
+        assert len(engine._id_ranges()) >= 3
+    labels = pd.Series([f"S{i % 3}" for i in range(len(X))], index=X.index, name="segment")
+    per_customer = category_spend(data.orders)
+    assert per_customer is not None
+    features = ["recency_days", "frequency", "monetary_total"]
+    ref = _profiles(X, labels, features, per_customer, None)
+    got = _profiles(X, labels, features, segment_spend(engine, labels, net=True), None)
+    assert got["top_categories"].tolist() == ref["top_categories"].tolist()
+    assert all(len(cats) > 0 for cats in ref["top_categories"])

@@ -353,6 +353,9 @@ class _Source:
     # can reduce them so (None: the analysis reads basket_lines), and spend per segment
     basket_counts: Callable[[], Any] = lambda: None
     segment_spend: Callable[[pd.Series], pd.DataFrame | None] = lambda segments: None
+    # spend per segment and category, refunds netted (the segment profiles' top categories),
+    # when the engine sums it (None: the profiles read category_spend)
+    net_segment_spend: Callable[[pd.Series], pd.DataFrame | None] | None = None
     # the engine's connection answers one query at a time: every thread of the build that
     # asks it something holds this
     lock: Any = field(default_factory=threading.RLock)
@@ -440,8 +443,15 @@ def _feature_source(
         basket_lines=engine.basket_lines,
         basket_counts=lambda: basket_counts(engine),
         segment_spend=lambda segments: segment_spend(engine, segments),
+        net_segment_spend=lambda segments: _locked(lock, segment_spend, engine, segments, net=True),
         lock=lock,
     )
+
+
+def _locked(lock: Any, run: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``run(*args, **kwargs)`` holding ``lock`` (the engine's one query at a time)."""
+    with lock:
+        return run(*args, **kwargs)
 
 
 def _build_from_features(
@@ -479,8 +489,7 @@ def _build_from_features(
             results[name] = value
 
     if "segments" in options.stages:
-        spend = source.category_spend
-        staged("segments", lambda st: _segments(X, spend(), options, writer, customers, st))
+        staged("segments", lambda st: _segments(X, source, options, writer, customers, st))
     if "reviews" in options.stages:
         staged("reviews", lambda st: _reviews(ws, data, customers, options, st, say))
     # CLV and the basket rules read the customers and their segments, not the models: with
@@ -738,7 +747,7 @@ def _labels(
 
 def _segments(
     X: pd.DataFrame,
-    category_spend: pd.Series | None,
+    source: _Source,
     options: BuildOptions,
     writer: BuildWriter,
     customers: pd.DataFrame,
@@ -746,12 +755,16 @@ def _segments(
 ) -> dict[str, Any]:
     from insight_agent.analytics.segmentation import segment_customers
 
+    by_segment = source.net_segment_spend
     seg = segment_customers(
         X,
         k=options.k,
         k_range=options.k_range,
         seed=options.seed,
-        category_spend=category_spend,
+        # the engine sums spend per segment: each customer's spend per category (~45M rows
+        # at 10M customers) was ~6 GB of the segments stage's memory there
+        category_spend=None if by_segment is not None else source.category_spend(),
+        spend_by_segment=by_segment,
     )
     customers["segment"] = seg.labels.reindex(customers.index)
     customers["segment_name"] = customers["segment"].map(seg.names)

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,12 +87,15 @@ def segment_customers(
     minibatch_above: int = 200_000,
     category_spend: pd.Series | None = None,
     revenue: pd.Series | None = None,
+    spend_by_segment: Callable[[pd.Series], pd.DataFrame | None] | None = None,
 ) -> SegmentationResult:
     """Segment the customers in feature frame ``X`` (index customer_id).
 
     ``category_spend`` (spend indexed by customer_id and category, as
     :func:`insight_agent.analytics.features.category_spend` gives it) gives each segment's top
-    categories;
+    categories; or ``spend_by_segment``, which sums it per segment itself (given each
+    customer's segment, it returns columns ``segment``, ``item``, ``amount``: the engine's
+    query, so that the per-customer spend, ~45M rows at 10M customers, is never in memory);
     ``revenue`` (per customer) its revenue share (default: ``monetary_total``).
     Raises :class:`InsufficientData` for too few customers, features without variation, or
     data with no segment structure.
@@ -172,6 +176,8 @@ def segment_customers(
     labels = pd.Series([remap[c] for c in labels_raw], index=buyers.index, name="segment")
     labels = _add_non_buyers(X, labels)
 
+    if spend_by_segment is not None:
+        category_spend = spend_by_segment(labels)
     profiles = _profiles(X, labels, features, category_spend, revenue)
     names, stages = _names_and_stages(profiles, cycle_days=purchase_cycle(X))
     profiles.insert(0, "lifecycle", [stages[s] for s in profiles.index])
@@ -250,7 +256,7 @@ def _profiles(
     X: pd.DataFrame,
     labels: pd.Series,
     features: list[str],
-    category_spend: pd.Series | None,
+    category_spend: pd.Series | pd.DataFrame | None,
     revenue: pd.Series | None,
 ) -> pd.DataFrame:
     rev = revenue.reindex(X.index).fillna(0.0) if revenue is not None else X["monetary_total"]
@@ -293,12 +299,16 @@ def _profiles(
 
 
 def _segment_spend(
-    category_spend: pd.Series | None, groups: pd.Series
+    category_spend: pd.Series | pd.DataFrame | None, groups: pd.Series
 ) -> dict[Any, pd.Series] | None:
     """Each segment's spend per category (categories alphabetical), from spend indexed by
-    (customer_id, category); None without categories."""
+    (customer_id, category), or already summed per segment (columns ``segment``, ``item``,
+    ``amount``); None without categories."""
     if category_spend is None or not len(category_spend):
         return None
+    if isinstance(category_spend, pd.DataFrame):
+        per = category_spend.set_index(["segment", "item"])["amount"].sort_index()
+        return {seg: part.droplevel(0) for seg, part in per.groupby(level=0, sort=False)}
     customers = category_spend.index.get_level_values(0)
     segment = groups.reindex(customers).to_numpy()
     known = pd.notna(segment)

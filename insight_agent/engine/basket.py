@@ -85,13 +85,22 @@ def basket_counts(engine: FeatureEngine, level: Level = "category") -> BasketCou
     )
 
 
-def segment_spend(engine: FeatureEngine, segments: pd.Series) -> pd.DataFrame | None:
+def segment_spend(
+    engine: FeatureEngine, segments: pd.Series, *, net: bool = False
+) -> pd.DataFrame | None:
     """:func:`insight_agent.analytics.basket.segment_spend` from the engine's lines: spend
-    (negative amounts as 0) per segment and category; None without a category column."""
+    (negative amounts as 0) per segment and category; None without a category column.
+
+    ``net`` sums the amounts as they are (refunds subtract), as the segment profiles' top
+    categories do (:func:`insight_agent.analytics.segmentation.segment_customers`); without
+    it negative amounts count as 0, as the basket's per-segment table does. Above
+    :data:`~insight_agent.engine.features.SHARD_CUSTOMERS` customers the lines are joined to
+    their segment a range of customer ids at a time (as the feature table is), then the
+    ranges' sums added up."""
     import ibis
     import pyarrow as pa
 
-    from insight_agent.engine.features import memtable
+    from insight_agent.engine.features import _keeper, memtable
 
     lines = engine.con.table("orders")
     if "category" not in lines.columns:
@@ -99,23 +108,26 @@ def segment_spend(engine: FeatureEngine, segments: pd.Series) -> pd.DataFrame | 
     seg = segments.dropna()
     seg = seg[~seg.index.duplicated()]
     codes, labels = pd.factorize(seg, sort=False)
-    who = memtable({"_id": seg.index, "_seg": pa.array(codes.astype(np.int32), pa.int32())})
+    who = memtable({"customer_id": seg.index, "_seg": pa.array(codes.astype(np.int32), pa.int32())})
     found = lines.filter(lines.category.notnull())
-    joined = found.inner_join(who, found.customer_id == who._id)
-    by = (
-        joined.group_by(["_seg", "category"])
-        .aggregate(amount=ibis.greatest(joined.amount, 0.0).sum())
-        .order_by(["_seg", "category"])
-        .to_pyarrow()
-    )
-    frame = pd.DataFrame(
+    parts = []
+    for lo, hi in engine._id_ranges():
+        keep = _keeper(None, lo, hi)
+        joined = keep(found).inner_join(keep(who), "customer_id")
+        amount = joined.amount if net else ibis.greatest(joined.amount, 0.0)
+        by = joined.group_by(["_seg", "category"]).aggregate(amount=amount.sum()).to_pyarrow()
+        parts.append(by.to_pandas())
+    by = pd.concat(parts, ignore_index=True)
+    if len(parts) > 1:
+        by = by.groupby(["_seg", "category"], as_index=False, sort=False)["amount"].sum()
+    by = by.sort_values(["_seg", "category"], kind="stable", ignore_index=True)
+    return pd.DataFrame(
         {
-            "segment": np.asarray(labels, dtype=object)[by.column("_seg").to_numpy()],
-            "item": pd.array(by.column("category").to_pylist(), dtype=pd.StringDtype()),
-            "amount": by.column("amount").to_numpy().astype(np.float64),
+            "segment": np.asarray(labels, dtype=object)[by["_seg"].to_numpy()],
+            "item": pd.array(by["category"].to_numpy(dtype=object), dtype=pd.StringDtype()),
+            "amount": by["amount"].to_numpy().astype(np.float64),
         }
     )
-    return frame
 
 
 __all__ = ["basket_counts", "segment_spend"]

@@ -104,6 +104,37 @@ def test_k_chosen_on_a_sample_finds_the_planted_segments(
     assert again.labels.equals(sampled.labels)  # the same sample every run
 
 
+def test_chosen_k_fitted_on_a_sample_assigns_everyone(
+    features, category_spend, demo_data, monkeypatch
+):
+    """Above FIT_SAMPLE customers the chosen (or forced) k is fitted on a sample and every
+    customer goes to the nearest centre, and the rules' tree is grown on a sample with its
+    leaves counted over everyone: the planted segments are still recovered, the rules'
+    customers add up to everyone, and the fidelity is the share their rules get right."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from insight_agent.analytics import segmentation
+
+    monkeypatch.setattr(segmentation, "K_CHOICE_SAMPLE", 1_000)
+    monkeypatch.setattr(segmentation, "FIT_SAMPLE", 1_500)
+    monkeypatch.setattr(segmentation, "ASSIGN_BATCH", 700)  # several batches
+    _, truth = demo_data
+    for k in (None, 5):
+        seg = segment_customers(features, k=k, category_spend=category_spend)
+        assert seg.labels.index.equals(features.index) and seg.labels.notna().all()
+        model = seg.model[1]
+        assert len(model.labels_) == 1_500 and model.n_clusters == seg.k - (
+            1 if (seg.labels == "S0").any() else 0
+        )
+        ari = adjusted_rand_score(truth["segment"].reindex(seg.labels.index), seg.labels)
+        assert ari >= 0.6, (k, ari)
+        leaves = [r for rules in seg.rules.values() for r in rules]
+        assert sum(r["customers"] for r in leaves) == len(seg.labels)
+        right = sum(round(r["precision"] * r["customers"]) for r in leaves)
+        assert abs(right / len(seg.labels) - seg.tree_fidelity) < 0.01
+        assert seg.tree_fidelity > 0.7
+
+
 def test_forced_k(features):
     assert segment_customers(features, k=4).k == 4
 

@@ -172,6 +172,31 @@ def test_figures_the_data_cannot_give_are_declined(grocer: Path) -> None:
         assert "no cost, margin or profit column" in turn.answer
 
 
+def test_figures_of_things_no_column_holds_are_declined(grocer: Path) -> None:
+    """ "average loyalty points", "top 5 households by monthly charges", "time between
+    trips": no column or figure of this data is named, so no revenue ranking, CLV or order
+    count stands in for it; rankings and averages of what the data has still get figures."""
+    session = none_session_asker(grocer).session
+    for question, thing in (
+        ("what is the average loyalty points per household?", "loyalty points"),
+        ("top 5 households by monthly charges", "charges"),
+        ("rank customers by their NPS", "nps"),
+        ("average days between trips", "time between orders"),
+    ):
+        turn = session.ask(question)
+        assert turn.tool_calls == [], (question, turn.tool_calls)
+        assert f'no column or figure for "{thing}"' in turn.answer, turn.answer
+    for question, measure in (
+        ("rank households by spend", "revenue"),
+        ("average basket size last month", "average_order_value"),
+        ("total sales this year", "revenue"),
+        ("top 3 customers by number of trips", "orders"),
+    ):
+        turn = session.ask(question)
+        assert [c["tool"] for c in turn.tool_calls] == ["query_metrics"], question
+        assert turn.tool_calls[0]["args"]["measures"] == [measure], (question, turn.tool_calls)
+
+
 def test_days_and_months_as_people_write_them() -> None:
     from insight_agent.tools.metrics import _PERIOD, day_period, normalise
 

@@ -543,6 +543,16 @@ def no_data(ctx: ToolContext, decision: Route, question: str = "") -> Decline | 
             return Decline(
                 "unknown_customer", f"{missing_one} I can tell you about: {can_answer(ctx)}."
             )
+    if question and decision.tool != "customer_profile":
+        from insight_agent.tools.metrics import unknown_figure
+
+        thing = unknown_figure(ctx, question)
+        if thing is not None:  # "average loyalty points": not revenue, not CLV
+            return Decline(
+                "no_data",
+                f"I can't answer that from this workspace: it has no column or figure for "
+                f'"{thing}". I can tell you about: {can_answer(ctx)}.',
+            )
     missing = missing_data(ctx, decision.tool, decision.args)
     if question:
         from insight_agent.tools.metrics import missing_dimensions

@@ -788,6 +788,121 @@ def missing_dimensions(ctx: ToolContext, question: str) -> list[str]:
     return missing
 
 
+# "average loyalty points", "total monthly charges": the thing a figure is asked of, up to the
+# words that qualify it (a breakdown, a period, a filter)
+_FIGURE_OF = re.compile(
+    r"\b(?:average|mean|median|total|sum of|overall)\s+(?:number of\s+|amount of\s+)?"
+    r"(?P<x>[a-z][a-z -]{1,40}?)\s*(?=$|[?.!,;:]|\b(?:of|by|per|for|in|across|among|over|"
+    r"from|last|this|past|since|each|between|vs|versus|and|or|do|does|did|is|are|was|were|"
+    r"has|have|with|without|among|at|on|to)\b)"
+)
+# the time between orders: no table or build column holds it (the segments' profiles hold
+# each segment's median purchase cycle); "average days between orders" was the order count
+_BETWEEN_ORDERS = re.compile(
+    r"\b(?:days?|time|weeks?|months?|gaps?|intervals?|how long)\s+(?:\w+\s+){0,2}between\s+"
+    r"(?:\w+\s+)?(?:orders|purchases|visits|trips|baskets|transactions|buys)\b"
+    r"|\bpurchase (?:cycle|interval|frequency in days)\b|\binter-?purchase\b"
+)
+# words that qualify a figure rather than name it
+_FIGURE_FILLER = frozenset((
+    "the", "our", "their", "a", "an", "my", "your", "its", "all", "every", "each", "per", "of",
+    "customer", "customers", "people", "person", "client", "clients", "user", "users", "member",
+    "members", "account", "accounts", "shopper", "shoppers", "buyer", "buyers", "household",
+    "households", "value", "values", "figure", "figures", "number", "numbers", "amount",
+    "amounts", "level", "levels", "score", "scores", "total", "average", "mean", "median",
+    "current", "overall", "typical", "highest", "lowest", "most", "least", "top", "bottom",
+    "best", "worst", "biggest", "largest", "smallest", "longest", "shortest", "day", "days",
+    "daily", "week", "weeks", "weekly", "month", "months", "monthly", "quarter", "quarters",
+    "quarterly", "year", "years", "yearly", "annual", "annually", "today", "yesterday", "ytd",
+    "mtd", "last", "this", "past", "next", "since", "ago", "recent", "recently", "so", "far",
+    "time", "period",
+))  # fmt: skip
+# words any workspace with orders, customers, campaigns or reviews answers a figure of
+_FIGURE_WORDS = frozenset((
+    "spend", "spends", "spent", "spending", "spender", "spenders", "revenue", "sales", "sale",
+    "money", "value", "worth", "paid", "pay", "payment", "payments", "order", "orders",
+    "ordered", "ordering", "purchase", "purchases", "purchased", "buy", "bought", "buying",
+    "basket", "baskets", "ticket", "tickets", "transaction", "transactions", "trip", "trips",
+    "visit", "visits", "price", "prices", "amount", "item", "items", "unit", "units", "quantity",
+    "product", "products", "category", "categories", "clv", "lifetime", "ltv", "churn",
+    "churned", "churning", "risk", "probability", "probabilities", "likelihood", "chance",
+    "likely", "propensity", "segment", "segments", "review", "reviews", "rating", "ratings",
+    "star", "stars", "sentiment", "response", "responses", "responded", "campaign", "campaigns",
+    "send", "sends", "return", "returns", "returned", "refund", "refunds", "discount",
+    "discounts", "loyal", "frequency", "recency", "repeat", "new", "returning", "active",
+    "inactive", "lapsed", "retention", "conversion", "age", "income", "gender", "region",
+    "country", "channel", "rfm", "decile",
+))  # fmt: skip
+
+
+def _figure_vocabulary(cat: Any) -> set[str]:
+    """Every word this workspace's figures, columns and dimensions are named by, the built-in
+    measures' and their phrases' words, and the generic words of :data:`_FIGURE_WORDS`."""
+    from insight_agent.engine.metrics import ALIASES, builtin_measures
+
+    words = set(_FIGURE_WORDS)
+
+    def add(text: str) -> None:
+        words.update(re.findall(r"[a-z]+", str(text).lower()))
+
+    for measure in [*builtin_measures(), *cat.measures.values()]:
+        add(measure.name.replace("_", " "))
+        add(measure.label)
+        for pattern in measure.words:
+            add(pattern)
+    for dim in cat.dimensions.values():
+        add(dim.name.replace("_", " "))
+        add(dim.label)
+    for columns in cat.columns.values():
+        for column in columns:
+            add(re.sub(r"([a-z])([A-Z])", r"\1 \2", column).replace("_", " "))
+    for alias in ALIASES:
+        add(alias.replace("_", " "))
+    for pattern, _name in _MEASURE_WORDS:
+        add(pattern)
+    for said, _dims in ATTRIBUTES.values():
+        for word in said:
+            add(word)
+    return words
+
+
+def unknown_figure(ctx: ToolContext, question: str) -> str | None:
+    """The thing a figure question asks about ("average loyalty points", "top 5 customers by
+    monthly charges") when no measure, column or dimension of this workspace, and no figure
+    Insight computes, is named by any of its words: the router declines it with what the data
+    has, rather than answering with revenue or CLV. None for anything it can answer, and for
+    predictions ("most likely to churn"), which have their own tools."""
+    q = normalise(question)
+    if _not_a_figure(q) or _PREDICTED.search(q):
+        return None
+    if _BETWEEN_ORDERS.search(q):
+        return "time between orders"  # not kept per customer (yet)
+    asked = [found["x"] for found in _FIGURE_OF.finditer(q)]
+    if _RANKS_PEOPLE.search(q):
+        by = _RANKED_BY.search(q)
+        if by:
+            asked.append(by[1])
+    if not asked or route_args(ctx, question, []) is not None:
+        return None
+    try:
+        from insight_agent.analytics.queries import metrics_engine
+
+        cat = metrics_engine(ctx.ws).catalogue
+    except Exception:
+        return None
+    known = _figure_vocabulary(cat)
+
+    def is_known(word: str) -> bool:
+        stem = word[:-1] if word.endswith("s") else word
+        return word in known or stem in known or f"{word}s" in known
+
+    for thing in asked:
+        content = [w for w in re.findall(r"[a-z]+", thing) if w not in _FIGURE_FILLER]
+        if content and not any(is_known(w) for w in content):
+            return " ".join(content)
+    return None
+
+
 # Figures people ask for that orders, customers, campaigns and reviews do not hold.
 NOT_IN_ORDERS = {
     "profit": "no cost, margin or profit column in its tables (revenue is all it has of money)",
@@ -847,7 +962,8 @@ _RANKS_PEOPLE = re.compile(
     rf"|\b(?:which|what)\s+(?:\d{{1,3}}\s+)?{_PEOPLE}\b.{{0,40}}\b(?:the )?(?:most|least)\b"
     rf"|\bwho\s+(?:has\s+|have\s+)?(?:spent|spends?|bought|buys|ordered|orders|paid|pays)\b"
     rf".{{0,30}}\b(?:the )?(?:most|least)\b"
-    rf"|\bwho\s+(?:has|have)\s+the\s+(?:highest|lowest|most|biggest|largest|longest)\b",
+    rf"|\bwho\s+(?:has|have)\s+the\s+(?:highest|lowest|most|biggest|largest|longest)\b"
+    rf"|\b(?:rank|ranking|sort|order)\s+(?:our\s+|the\s+|my\s+|all\s+)?{_PEOPLE}\s+by\b",
 )
 # what a ranking is by, where it names a column rather than a measure ("top 5 customers by
 # monthly charges", "who has the highest tenure")

@@ -907,3 +907,23 @@ def test_a_chat_routes_and_searches_reviews_with_one_embedding_model(ws) -> None
     one = embedder.shared_embedder(cache_dir=embedder.model_cache_dir(ws.artifacts))
     assert embedder._shared_embedder.cache_info().currsize == 1  # that same instance
     assert one.cache_dir == embedder.model_cache_dir(ws.artifacts)
+
+
+def test_a_segment_whose_words_belong_to_another_named_one_is_not_also_named(
+    ws, monkeypatch
+) -> None:
+    """ "the occasional big basket shoppers" names Occasional big-basket shoppers only (a
+    profile), not also Occasional shoppers (a comparison); said whole, both are named."""
+    from insight_agent.agent import router
+    from insight_agent.analytics import queries
+    from insight_agent.tools.registry import ToolContext
+
+    names = {"S1": "Occasional big-basket shoppers", "S2": "Occasional shoppers"}
+    monkeypatch.setattr(queries, "segment_names", lambda _ws: names)
+    ctx = ToolContext(ws)
+    assert router._segments_in(ctx, "tell me about the occasional big basket shoppers") == [
+        "Occasional big-basket shoppers"
+    ]
+    assert router._segments_in(
+        ctx, "occasional shoppers vs the occasional big-basket shoppers"
+    ) == ["Occasional shoppers", "Occasional big-basket shoppers"]

@@ -121,7 +121,20 @@ def _segments_in(ctx: ToolContext, question: str) -> list[str]:
                     pos = short.start()
         if pos >= 0:
             found.append((pos, name))
-    return [name for _, name in sorted(found)]
+
+    def distinctive(name: str) -> set[str]:
+        return {w for w in re.findall(r"[a-z]+", name.lower()) if w not in GENERIC}
+
+    # "the occasional big basket shoppers" says Occasional big-basket shoppers, not also
+    # Occasional shoppers: a name whose words all belong to another name found is dropped,
+    # unless it is said whole
+    kept = [
+        (pos, name)
+        for pos, name in found
+        if name.lower() in q
+        or not any(other != name and distinctive(name) < distinctive(other) for _, other in found)
+    ]
+    return [name for _, name in sorted(kept)]
 
 
 def _target(ctx: ToolContext, question: str) -> str:

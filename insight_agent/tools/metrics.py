@@ -272,12 +272,16 @@ _MEASURE_WORDS: tuple[tuple[str, str], ...] = (
      "reviews"),
     (r"\breturns\b|returned", "returns"),
     (r"\bunits\b|items sold", "units"),
+    (r"\bline items\b|\border lines\b|\b(?:how many|number of|count of) (?:order |basket |"
+     r"receipt |transaction )?lines\b", "order_lines"),
     (r"revenue|\bsales\b|turnover|takings|\bgmv\b|how much (?:did we|we) (?:sell|make)|"
      r"how much (?:do|does|did|have|had)? ?(?:we|you|they|it|i) (?:sell|sold|make|made|"
      r"take in|took in|bring in|brought in|earn|earned)|"
      r"how much (?:do|does|did|have|had) (?:they|those|these|customers|people|shoppers|he|she)"
      r" (?:spend|spent)\b(?! per)|"
-     r"how much (?:have|had) we (?:sold|made)|how much (?:was|did we|we) (?:sold|sell)|"
+     # (the words between stay for filters: "how much seafood have we sold")
+     r"how much (?=(?:[a-z&'-]+ ){0,3}(?:have|had|did) we (?:sold|sell|made|make)\b)|"
+     r"how much (?:was|did we|we) (?:sold|sell)|"
      r"how (?:are|were|is|was) (?:we|business|things) (?:doing|going)|how did we do|"
      r"\bperformance\b", "revenue"),
     # figures no export of orders gives without costs: named so they are declined, never
@@ -803,6 +807,21 @@ _BETWEEN_ORDERS = re.compile(
     r"(?:\w+\s+)?(?:orders|purchases|visits|trips|baskets|transactions|buys)\b"
     r"|\bpurchase (?:cycle|interval|frequency in days)\b|\binter-?purchase\b"
 )
+# figures of data that exports of orders, customers, campaigns and reviews do not hold:
+# marketing spend, stock, web and app analytics, email engagement, surveys, the market
+_NOT_HELD = re.compile(
+    r"\broi\b|\broas\b|\breturn on (?:ad |marketing |investment|spend)\w*|\bcac\b|"
+    r"\bcost per (?:acquisition|click|lead)|\bcpa\b|\bcpc\b|\bcpm\b|"
+    r"\bout[- ]of[- ]stocks?\b|\bstock[- ]?outs?\b|\binventory\b|\bstock levels?\b|"
+    r"\b(?:web|site|website) ?(?:traffic|visits|visitors|sessions)\b|\bpage ?views\b|"
+    r"\bbounce rate\b|\b(?:app )?(?:downloads|installs)\b|\bcart abandon\w*|"
+    r"\babandon\w* (?:carts?|baskets?|checkouts?)\b|"
+    r"\bopen rates?\b|\bclick[- ]?through\w*|\bctr\b|\bclick rates?\b|\bunsubscrib\w*|"
+    r"\bnps\b|\bnet promoter\b|\bcsat\b|\bsatisfaction scores?\b|"
+    r"\bfootfall\b|\bfoot traffic\b|\bcompetitors?\W?s?\b|\bmarket share\b|"
+    r"\b(?:instagram|insta|facebook|tiktok|twitter|social media|social)\b.{0,20}"
+    r"\b(?:engagement|followers|likes|reach|impressions)\b|\bimpressions\b"
+)
 # words that qualify a figure rather than name it
 _FIGURE_FILLER = frozenset((
     "the", "our", "their", "a", "an", "my", "your", "its", "all", "every", "each", "per", "of",
@@ -877,18 +896,38 @@ def unknown_figure(ctx: ToolContext, question: str) -> str | None:
         return None
     if _BETWEEN_ORDERS.search(q):
         return "time between orders"  # not kept per customer (yet)
+    held = _NOT_HELD.search(q)
+    if held and re.search(
+        r"\b(?:say|says|said|saying|complain\w*|mention\w*|reviews?|reviewers?|feedback|"
+        r"comments?|quotes?|talk\w* about|unhappy|happy)\b",
+        q,
+    ):
+        held = None  # what reviews say about stock or the app: review text, not a figure
     asked = [found["x"] for found in _FIGURE_OF.finditer(q)]
     if _RANKS_PEOPLE.search(q):
         by = _RANKED_BY.search(q)
         if by:
             asked.append(by[1])
-    if not asked or route_args(ctx, question, []) is not None:
+    if not asked and not held:
         return None
     try:
         from insight_agent.analytics.queries import metrics_engine
 
         cat = metrics_engine(ctx.ws).catalogue
     except Exception:
+        return None
+    if held:
+        # a kind of data exports of orders, customers and reviews do not have, unless this
+        # workspace has a column of that name ("ctr" in an email export)
+        own = {
+            w
+            for cols in cat.columns.values()
+            for col in cols
+            for w in re.findall(r"[a-z]+", re.sub(r"([a-z])([A-Z])", r"\1 \2", col).lower())
+        }
+        if not (set(re.findall(r"[a-z]+", held[0])) - _FIGURE_FILLER) & own:
+            return held[0].strip(" '")
+    if not asked or route_args(ctx, question, []) is not None:
         return None
     known = _figure_vocabulary(cat)
 

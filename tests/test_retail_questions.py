@@ -121,6 +121,26 @@ def test_follow_ups_change_the_last_figure(grocer: Path, lines: pd.DataFrame) ->
     args_of("how many households bought beer in dec")
     args = args_of("and how much did they spend on it")
     assert (args["measures"], args["where"]) == (["revenue"], ["product=BEERS/ALES"])
+    # a bare measure, "those … new", "the % change": the last figure's period and filters
+    args_of("how many hh shopped in q4")
+    args = args_of("how many of those were new?")
+    assert (args["measures"], args["period"]) == (["new_customers"], "q4")
+    args = args_of("repeat rate?")
+    assert (args["measures"], args["period"]) == (["repeat_rate"], "q4")
+    args_of("deli rev q3")
+    assert args_of("what about q4?")["period"] == "q4"
+    args = args_of("so whats the % change")
+    assert (args["measures"], args["where"], args["period"], args["compare"]) == (
+        ["revenue"],
+        ["category=DELI"],
+        "q4",
+        "previous",
+    )
+    # a customer ranking by another figure; "and by dept?" stays a breakdown
+    args_of("top 10 households by # of trips")
+    args = args_of("same for the top 5 by spend")
+    assert (args["measures"], args["by"], args["top"]) == (["revenue"], ["customer"], 5)
+    assert args_of("and by dept?")["by"] == ["category"]
 
 
 def test_customers_ranked_by_a_figure(grocer: Path, lines: pd.DataFrame) -> None:

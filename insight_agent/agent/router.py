@@ -874,6 +874,20 @@ class DialogueState:
                     else m
                     for m in old
                 ]
+        by_phrase = re.search(r"\bby\s+(.{2,40}?)\s*[?.!]*$", question.lower())
+        dimension = by_phrase and (route_args(ctx, f"revenue {by_phrase[0]}", segments) or {})
+        if (
+            "customer" in (self.metrics.get("by") or [])
+            and by_phrase
+            and not fresh
+            and not (dimension or {}).get("by")  # "and by category?" is a breakdown
+        ):
+            # "same for the top 5 by spend" after customers ranked by trips: ranked by spend
+            from insight_agent.tools.metrics import customer_ranking
+
+            ranked = customer_ranking(ctx, f"top customers by {by_phrase[1]}", segments)
+            if ranked and ranked.get("measures"):
+                old = list(ranked["measures"])
         measures = " and ".join(m.replace("_", " ") for m in old)
         new = route_args(ctx, f"{measures} {question}", segments) or {}
         args = dict(self.metrics)
@@ -1040,10 +1054,33 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
         state is not None
         and state.metrics
         and re.search(
-            r"^\s*(?:and|what about|how about|same|now|ok|also|then|vs\.?|versus|against|"
+            r"^\s*(?:so\s+)?(?:and|what about|how about|same|now|ok|also|then|vs\.?|versus|against|"
             r"compared (?:to|with)|by|split by|broken down by|just|only)\b",
             q,
         )
+    )
+    # "so what's the % change" after "deli rev q3" / "what about q4?": the last figure against
+    # the period before it
+    change = (
+        state is not None
+        and state.metrics
+        and state.metrics.get("period")
+        and metrics is None
+        and re.search(
+            r"%\s*change|\bpercent(?:age)? change|\b(?:the )?(?:change|difference|delta)\s*[?.!]*$|"
+            r"\bup or down\b|\bhow much (?:did it|has it|was it) (?:change|grow|move)",
+            q,
+        )
+    )
+    # "repeat rate?" right after "how many hh shopped in q4": that figure for the same period
+    # and customers, as a follow-up says it
+    bare = (
+        state is not None
+        and state.metrics
+        and metrics is not None
+        and not named
+        and len(re.findall(r"[a-z%$#]+", q)) <= 3
+        and not any(metrics.get(k) for k in ("period", "by", "where", "compare", "top"))
     )
     if (
         state is not None
@@ -1051,6 +1088,8 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
         and (
             # "now by units", "just grocery - how many baskets?": the last figure changed
             follows
+            or change
+            or bare
             # "whats their churn rate", "and avg monthly charges for those?": a new measure for
             # the same customers (the last figure's filters and breakdown)
             or (metrics is not None and not named and _REFERS_BACK.search(q) and not state.segment)
@@ -1058,6 +1097,8 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
     ):  # "and for new customers?", "vs the same month last year?": the last figure again
         # a segment named ("and for new customers?") is the filter, not a new measure
         metrics = state.follow_metrics(ctx, question, segments, fresh=None if named else metrics)
+        if change and metrics is not None and not metrics.get("compare"):
+            metrics["compare"] = "previous"
     if metrics is not None:
         return Route("query_metrics", metrics)
     if re.search(

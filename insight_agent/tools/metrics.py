@@ -251,6 +251,8 @@ _MEASURE_WORDS: tuple[tuple[str, str], ...] = (
     (r"new customers|first[- ]time (?:buyers|customers)|acquired|new customer (?:acquisition|"
      r"count|numbers|signups?)|customer acquisition", "new_customers"),
     (r"returning customers", "returning_customers"),
+    (r"\bhow many (?:of (?:those|them|these|the \w+) )?(?:were|are|was|is) (?:brand[- ])?new\b",
+     "new_customers"),
     (r"active customers|\bbuyers\b|(?:customers|people|ppl|shoppers) (?:who |that )?"
      r"(?:bought|ordered|purchased|shopped)|how many (?:customers |people |ppl )?"
      r"(?:bought|ordered|purchased|shopped)\b", "active_customers"),

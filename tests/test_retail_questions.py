@@ -223,6 +223,19 @@ def test_figures_of_things_no_column_holds_are_declined(grocer: Path) -> None:
         turn = session.ask(question)
         assert [c["tool"] for c in turn.tool_calls] == ["query_metrics"], question
         assert turn.tool_calls[0]["args"]["measures"] == [measure], (question, turn.tool_calls)
+    # what sells best: revenue ranked by product within a department named; by department
+    turn = session.ask("whats the best seller in produce")
+    args = turn.tool_calls[0]["args"]
+    assert (args["measures"], args["by"], args["where"], args["top"]) == (
+        ["revenue"],
+        ["product"],
+        ["category=PRODUCE"],
+        1,
+    )
+    args = session.ask("which dept grew the most q4 vs q3").tool_calls[0]["args"]
+    assert (args["by"], args["period"], args["compare"]) == (["category"], "q4", "previous")
+    args = session.ask("which category sold the most last month").tool_calls[0]["args"]
+    assert (args["measures"], args["by"]) == (["revenue"], ["category"])
     # the words between "how much" and "have we sold" name what was sold
     turn = session.ask("how much meat have we sold")
     args = turn.tool_calls[0]["args"]

@@ -229,6 +229,12 @@ def answer(facts: Facts) -> str:
 
 # --- routing cues (the no-LLM router, and the shortlist the embedded model may call) --------
 
+# "best seller in produce", "top-selling products", "which category sold the most": revenue
+# ranked by what sells
+_BEST_SELLER = (
+    r"\bbest[- ]?sell(?:er|ers|ing)\b|\btop[- ]?sell(?:er|ers|ing)\b|"
+    r"\bsells? (?:the )?(?:most|best)\b|\bsold (?:the )?(?:most|best)\b"
+)
 _MEASURE_WORDS: tuple[tuple[str, str], ...] = (
     (r"average order value|\baov\b|basket size|order value|"
      r"\b(?:average|typical|mean) (?:basket|ticket|transaction|trip)\b|"
@@ -283,7 +289,7 @@ _MEASURE_WORDS: tuple[tuple[str, str], ...] = (
      r" (?:spend|spent)\b(?! per)|"
      # (the words between stay for filters: "how much seafood have we sold")
      r"how much (?=(?:[a-z&'-]+ ){0,3}(?:have|had|did) we (?:sold|sell|made|make)\b)|"
-     r"how much (?:was|did we|we) (?:sold|sell)|"
+     r"how much (?:was|did we|we) (?:sold|sell)|" + _BEST_SELLER + "|"
      r"how (?:are|were|is|was) (?:we|business|things) (?:doing|going)|how did we do|"
      r"\bperformance\b", "revenue"),
     # figures no export of orders gives without costs: named so they are declined, never
@@ -1217,7 +1223,9 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
                           r"were|gets?|got|brings?|brought|drives?|shows?|with|respond(?:s|ed)?|"
                           r"convert(?:s|ed)?|spends?|spent|buys?|bought|orders?|ordered|"
                           r"performs?|performed|does|did|do|says?|said|gives?|gave|churns?|"
-                          r"churned|cancels?|cancell?ed|leaves?|left|loses?|lost)\b",
+                          r"churned|cancels?|cancell?ed|leaves?|left|loses?|lost|grew|grows?|"
+                          r"growing|declined?|declining|rose|rises?|fell|falls?|increased?|"
+                          r"dropped|shrank|sold|sells?|moved?|changed?)\b",
                           q)  # fmt: skip
     phrases += re.findall(r"\b(?:top|bottom|best|worst) \d{0,3} ?([a-z]+(?: [a-z]+){0,2})\b", q)
     # "by tech support and contract": the second breakdown too
@@ -1320,6 +1328,20 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
     by = [b for b in by if not {f"share_{b}", f"{b}_rate"} & set(args["measures"])]
     if not _RANKS_PEOPLE.search(q):  # "orders per customer" is an average, not a list of them
         by = [b for b in by if b != "customer"]
+    seller = re.search(_BEST_SELLER, q)
+    if seller and not by and "revenue" in args["measures"]:
+        # "whats the best seller in produce": the products (else categories) ranked, within
+        # any category named; one for "the best seller", five for "best sellers"
+        within = {d for d, found in levels.items() if len(found) == 1}
+        finest = next(
+            (d for d in ("product", "subcategory", "category")
+             if d in cat.dimensions and cat.dimensions[d].breakdown and d not in within),
+            None,
+        )  # fmt: skip
+        if finest is not None:
+            by.append(finest)
+            plural = re.search(r"sellers\b|selling|\b(?:products|items|categories)\b", q)
+            args.setdefault("top", 5 if plural else 1)
     if by:
         args["by"] = by[:2]
     ranged = day_period(q, cat.data_up_to, dayfirst=getattr(engine, "dayfirst", False))

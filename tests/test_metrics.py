@@ -511,3 +511,26 @@ def test_a_compared_breakdown_names_the_biggest_rise_and_fall(ws) -> None:
     )
     fell = "biggest fall" if down["revenue_change_pct"] < 0 else "none fell, smallest rise"
     assert f"{fell}: {down['category']} ({signed_pct(down['revenue_change_pct'])})" in line
+
+
+@pytest.mark.parametrize(
+    ("column", "said", "not_said"),
+    [
+        ("coupon_disc", ["coupon discount", "coupon discounts", "coupon dollars"], ["coupons"]),
+        ("AmtSpent", ["amount spent", "amt spent"], ["amount"]),
+        ("disc_pct", ["discount percent", "disc pct"], ["discount"]),
+    ],
+)
+def test_abbreviated_column_names_are_said_in_words(
+    column: str, said: list[str], not_said: list[str]
+) -> None:
+    """Export abbreviations ("disc", "amt", "pct") match the words people type."""
+    import re
+
+    from insight_agent.engine.metrics import column_words
+
+    pattern = rf"\b{column_words(column)}\b"
+    for text in said:
+        assert re.search(pattern, text), (column, text)
+    for text in not_said:
+        assert not re.search(pattern, text), (column, text)

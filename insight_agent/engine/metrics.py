@@ -756,6 +756,11 @@ _SAID_AS = {
     "yr": ("year",),
     "mo": ("month",),
     "mnt": ("amount", "spend"),
+    "disc": ("discount", "dollar", "saving"),  # Complete Journey's coupon_disc
+    "pct": ("percent", "percentage"),
+    "val": ("value",),
+    "tot": ("total",),
+    "dept": ("department",),
 }
 
 

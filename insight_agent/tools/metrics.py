@@ -229,6 +229,8 @@ def answer(facts: Facts) -> str:
 
 # --- routing cues (the no-LLM router, and the shortlist the embedded model may call) --------
 
+# what is inside a value of a dimension: "the top 5 categories in grocery" are its products
+_FINER = {"category": ("subcategory", "product"), "subcategory": ("product",)}
 # "best seller in produce", "top-selling products", "which category sold the most": revenue
 # ranked by what sells
 _BEST_SELLER = (
@@ -1371,6 +1373,24 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
         args["compare"] = "year"
     elif _PREV_CMP.search(q) and found:
         args["compare"] = "previous"
+    for dim, found in levels.items():
+        # "top 5 categories in grocery": the rows are what is inside that category (its
+        # subcategories or products), the category a filter
+        inside = (
+            len(found) == 1
+            and dim in by
+            and any(
+                re.search(r"\b(?:in|within|inside|from|of)\s+(?:the\s+|our\s+)?$", q[:start])
+                for start, _end in mentions(q, found[0])
+            )
+        )
+        finer = next(
+            (d for d in _FINER.get(dim, ()) if d in cat.dimensions and cat.dimensions[d].breakdown),
+            None,
+        )
+        if inside and finer is not None and finer not in by:
+            by[by.index(dim)] = finer
+            args["by"] = by[:2]
     where = []
     named_by_measure = segments and any(segments[0].lower() in w for w in said)
     if segments and "segment" not in by and not named_by_measure:

@@ -829,6 +829,8 @@ _NOT_HELD = re.compile(
     r"\bopen rates?\b|\bclick[- ]?through\w*|\bctr\b|\bclick rates?\b|\bunsubscrib\w*|"
     r"\bnps\b|\bnet promoter\b|\bcsat\b|\bsatisfaction scores?\b|"
     r"\bfootfall\b|\bfoot traffic\b|\bcompetitors?\W?s?\b|\bmarket share\b|"
+    r"\bexit surveys?\b|\bsurvey (?:results|scores|responses|answers)\b|"
+    r"\bexit interviews?\b|\bsupport tickets?\b|\b(?:hold|wait|waiting|queue) times?\b|"
     r"\b(?:instagram|insta|facebook|tiktok|twitter|social media|social)\b.{0,20}"
     r"\b(?:engagement|followers|likes|reach|impressions)\b|\bimpressions\b"
 )
@@ -859,8 +861,9 @@ _FIGURE_WORDS = frozenset((
     "star", "stars", "sentiment", "response", "responses", "responded", "campaign", "campaigns",
     "send", "sends", "return", "returns", "returned", "refund", "refunds", "discount",
     "discounts", "loyal", "frequency", "recency", "repeat", "new", "returning", "active",
-    "inactive", "lapsed", "retention", "conversion", "age", "income", "gender", "region",
-    "country", "channel", "rfm", "decile",
+    "inactive", "lapsed", "retention", "conversion", "rfm", "decile", "predicted", "expected",
+    "cancel", "cancels", "cancelled", "canceled", "cancelling", "canceling", "cancellation",
+    "cancellations", "leave", "leaving", "left", "lost", "stay", "stayed",
 ))  # fmt: skip
 
 
@@ -885,13 +888,16 @@ def _figure_vocabulary(cat: Any) -> set[str]:
     for columns in cat.columns.values():
         for column in columns:
             add(re.sub(r"([a-z])([A-Z])", r"\1 \2", column).replace("_", " "))
-    for alias in ALIASES:
-        add(alias.replace("_", " "))
+    names = {m.name for m in builtin_measures()} | set(cat.measures) | set(cat.dimensions)
+    for alias, target in ALIASES.items():  # "age" for age_band only where there is one
+        if target in names:
+            add(alias.replace("_", " "))
     for pattern, _name in _MEASURE_WORDS:
         add(pattern)
-    for said, _dims in ATTRIBUTES.values():
-        for word in said:
-            add(word)
+    for said, dims in ATTRIBUTES.values():  # "age" only where a column holds it
+        if any(d in cat.dimensions for d in dims):
+            for word in said:
+                add(word)
     return words
 
 
@@ -902,7 +908,7 @@ def unknown_figure(ctx: ToolContext, question: str) -> str | None:
     has, rather than answering with revenue or CLV. None for anything it can answer, and for
     predictions ("most likely to churn"), which have their own tools."""
     q = normalise(question)
-    if _not_a_figure(q) or _PREDICTED.search(q):
+    if _not_a_figure(q):
         return None
     if _BETWEEN_ORDERS.search(q):
         return "time between orders"  # not kept per customer (yet)
@@ -935,10 +941,13 @@ def unknown_figure(ctx: ToolContext, question: str) -> str | None:
             for col in cols
             for w in re.findall(r"[a-z]+", re.sub(r"([a-z])([A-Z])", r"\1 \2", col).lower())
         }
-        if not (set(re.findall(r"[a-z]+", held[0])) - _FIGURE_FILLER) & own:
+        said = set(re.findall(r"[a-z]+", held[0])) - _FIGURE_FILLER
+        if not said or not said <= own:  # "support tickets" is not tech_support
             return held[0].strip(" '")
-    if not asked or route_args(ctx, question, []) is not None:
+    if not asked:
         return None
+    # every word of the vocabulary, measure phrases included: a measure named elsewhere in
+    # the question ("the avg age of our churners": churn) does not make the thing known
     known = _figure_vocabulary(cat)
 
     def is_known(word: str) -> bool:

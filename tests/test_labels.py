@@ -762,3 +762,37 @@ def test_customers_ranked_by_a_column_of_their_own(telco_ws: Path) -> None:
         want = raw.sort_values([column, "rownames"], ascending=[False, True]).head(n)
         measure = args["measures"][0]
         assert [r[measure] for r in result["rows"]] == pytest.approx(want[column].tolist())
+
+
+def test_a_label_workspace_answers_marketers_phrasings(telco_ws: Path) -> None:
+    """From a blind Telco set: "who pays us the most per month" is the monthly charges
+    ranking (it was declined for want of dates), "the base" is the customers, "lost" counts
+    churned ones, "call first" and "factors behind" are the churn model's list and drivers,
+    "2 yr contract" is Two year; "the avg age of our churners" has no age column to give."""
+    from tests.conftest import FIXTURES, none_session_asker
+
+    raw = pd.read_csv(FIXTURES / "public" / "telco_churn" / "wa_churn.csv.gz")
+    session = none_session_asker(telco_ws).session
+
+    def call(question: str) -> tuple[str, dict]:
+        turn = session.ask(question)
+        assert len(turn.tool_calls) == 1, (question, turn.answer)
+        return turn.tool_calls[0]["tool"], turn.tool_calls[0]["args"]
+
+    tool, args = call("who pays us the most per month")
+    assert (tool, args["by"], args["measures"]) == (
+        "query_metrics",
+        ["customer"],
+        ["average_monthly_charges"],
+    )
+    assert call("what share of the base has dependents")[1]["measures"] == ["share_dependents"]
+    turn = session.ask("how many custs have we lost in total")
+    assert turn.tool_calls[0]["args"]["where"] == ["churn=Yes"]
+    assert f"{int((raw['churn'] == 'Yes').sum()):,}" in turn.answer
+    assert call("which custs should we call first to stop them cancelling")[0] == "top_customers"
+    assert call("biggest factors behind cancellations?")[0] == "model_quality"
+    assert call("avg predicted churn prob for 2 yr contract custs")[1]["where"] == [
+        "contract=Two year"
+    ]
+    turn = session.ask("whats the avg age of our churners")
+    assert turn.tool_calls == [] and 'no column or figure for "age"' in turn.answer

@@ -1102,7 +1102,8 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
     if metrics is not None:
         return Route("query_metrics", metrics)
     if re.search(
-        r"\bdrive[sn]?\b|\bdrivers?\b|\baccura|\btrust\b|\breliab|\bhow (?:good|well)\b.*\bmodel\b"
+        r"\bdrive[sn]?\b|\bdrivers?\b|\bfactors?\b|\baccura|\btrust\b|\breliab|"
+        r"\bhow (?:good|well)\b.*\bmodel\b"
         r"|\bmodel\b.*\b(?:good|perform|work)|\bmatter(?:s|ed)?\b|\binfluenc|\bmake a difference\b",
         q,
     ):
@@ -1139,8 +1140,10 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
         args["n"] = int(re.search(r"\b(\d{1,4})\s+(?:most\s+)?(?:at|high|likely)", q)[1])  # type: ignore[index]
         return Route("top_customers", args)
     if re.search(
-        r"\btop\s+\d+\b|\bwhich customers\b(?! groups?)|\bwhich of (?:them|those|these)\b"
-        r"|\b(?:customers|they|them|who)\b.{0,20}\b(?:are|is) (?:the )?most likely\b"
+        r"\btop\s+\d+\b|\bwhich (?:customers|custs?|clients|accounts)\b(?! groups?)|"
+        r"\bwhich of (?:them|those|these)\b|"
+        + _WHO_FIRST
+        + r"|\b(?:customers|they|them|who)\b.{0,20}\b(?:are|is) (?:the )?most likely\b"
         r"|\bcustomers (?:are |who are )?(?:most )?likely"
         r"|\bwho(?:'s| is| are)(?: the)? (?:most )?likel(?:y|iest)\b|\blikeliest\b"
         r"|\baudience\b|\b(?:give|list|show|find|get|pull|top|best|\d+)\b.{0,20}\bprospects\b",
@@ -1244,11 +1247,11 @@ def _undated_period(ctx: ToolContext, q: str) -> str | None:
     date ("how have sign ups trended over the last 6 months" on a customers-only export)."""
     try:
         from insight_agent.analytics.queries import metrics_engine
-        from insight_agent.tools.metrics import without_columns
+        from insight_agent.tools.metrics import paid_per_period, without_columns
 
         catalogue = metrics_engine(ctx.ws).catalogue
-        if catalogue.data_up_to is not None:
-            return None
+        if catalogue.data_up_to is not None or paid_per_period(ctx, q):
+            return None  # "who pays the most per month": a monthly charges column
         q = without_columns(catalogue, q)  # "avg monthly charges" names a column
     except Exception:
         return None
@@ -1266,6 +1269,13 @@ def _undated_period(ctx: ToolContext, q: str) -> str | None:
 
 
 _GROWING = r"grow\w*|grew|fastest|declin\w*|shrink\w*"  # change over time: a metrics question
+# who to act on first: a ranking by a prediction ("which custs should we call first to stop
+# them cancelling"), not the outcome's rate
+_WHO_FIRST = (
+    r"\b(?:should|do|must|can) we (?:call|contact|ring|phone|email|target|reach out to|save|"
+    r"prioriti[sz]e|focus on|go after)\b|\b(?:call|contact|target|reach out to) first\b|"
+    r"\bprioriti[sz]e\b|\bwho to (?:call|contact|target|save)\b"
+)
 
 
 def _metrics_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str, Any] | None:
@@ -1290,13 +1300,15 @@ def _metrics_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[
     if re.search(r"\bclv\b|lifetime value|\bchurn", q) and by_attribute:
         # "avg clv by age band", "high churn risk in each region": a metrics breakdown
         return route_args(ctx, question, segments)
-    likely = re.search(r"\blikel(?:y|iest|ihood)\b", q) and not re.search(r"\brate\b", q)
+    likely = (
+        re.search(r"\blikel(?:y|iest|ihood)\b", q) and not re.search(r"\brate\b", q)
+    ) or re.search(_WHO_FIRST, q)
     # where churn is the customers table's own label (no order-based churn model), "churn by
     # contract" is that label's rate broken down: a figure, not a prediction
     churn_word = r"" if _churn_is_a_label(ctx) else r"|\bchurn"
     if likely or re.search(r"\btop\s+\d+\s+customers\b|\bclv\b|lifetime value"
                  + churn_word + r"|\bat[- ]risk\b|\brisk of\b|\bdataset\b|\bdata set\b|"
-                 r"\bdrive[sn]?\b|\bdrivers?\b|\baccura\w*|\bmodel\b.{0,30}\b(?:good|"
+                 r"\bdrive[sn]?\b|\bdrivers?\b|\bfactors?\b|\baccura\w*|\bmodel\b.{0,30}\b(?:good|"
                  r"perform|work|trust|reliab)|\b(?:good|trust|reliab\w*)\b.{0,30}\bmodel\b",
                  q):  # fmt: skip
         return None  # predictions, their drivers, CLV and the data overview: own tools

@@ -399,7 +399,8 @@ _TYPOS = {"hw": "how", "hoe": "how", "whats": "what is", "u": "you", "no.": "num
           "abt": "about", "dept": "department", "depts": "departments", "r": "are",
           "pls": "please", "diff": "different", "qtr": "quarter", "qtrs": "quarters",
           "grp": "group", "grps": "groups", "houshold": "household",
-          "q's": "quarters", "wk": "week", "wks": "weeks",
+          "q's": "quarters", "wk": "week", "wks": "weeks", "prob": "probability",
+          "probs": "probabilities", "pct": "percent",
           # retail words for the same things: a household is the customer, a shopping trip
           # (a visit, a ticket) is an order
           "households": "customers", "household": "customer", "hh": "customers",
@@ -416,8 +417,15 @@ def normalise(question: str) -> str:
     vocabulary corrected ("revnue split by age band" -> "revenue split by age band")."""
     import difflib
 
+    # "the base", "our customer base": the customers
+    text = re.sub(
+        r"\b(?:the|our|my|whole|entire|all)\s+(?:whole\s+|entire\s+)?(?:customer\s+|client\s+)?"
+        r"base\b|\bcustomer base\b",
+        "customers",
+        question.lower(),
+    )
     words = []
-    for word in re.findall(r"[\w.%'/-]+|[^\w\s]", question.lower()):
+    for word in re.findall(r"[\w.%'/-]+|[^\w\s]", text):
         word = _TYPOS.get(word, word)
         inflected = word.rstrip("s") in _VOCAB or f"{word}s" in _VOCAB
         if word.isalpha() and len(word) >= 5 and word not in _VOCAB and not inflected:
@@ -509,6 +517,23 @@ def _lost_customers(cat: Any, q: str, measures: list[str], by: list[str]) -> tup
     return measure.name, f"{label}={measure.label.rsplit(' = ', 1)[-1]}"
 
 
+def _lost_count(cat: Any, q: str, by: list[str]) -> str | None:
+    """The churn label's yes-filter when ``q`` counts the customers who were lost ("how many
+    custs have we lost in total", "number of churners"); None otherwise."""
+    measure = cat.churn_label_rate()
+    if (
+        measure is None
+        or not re.search(r"\bhow many\b|\bnumber of\b|\bcount\b|\btotal\b", q)
+        or not re.search(r"\b(?:lost|churned|churners|left|cancell?ed|quit)\b", q)
+        or re.search(r"\bvs\.?\b|\bversus\b|\bstayed\b|\bnon[- ]?churn|\bcompar", q)
+    ):
+        return None
+    label = measure.name.removesuffix("_rate")
+    if label not in cat.dimensions or label in by:
+        return None
+    return f"{label}={measure.label.rsplit(' = ', 1)[-1]}"
+
+
 def without_columns(cat: Any, q: str) -> str:
     """``q`` with the customers table's column names taken out ("monthly charges",
     "total_charges"): their words are not periods or time grains."""
@@ -518,6 +543,13 @@ def without_columns(cat: Any, q: str) -> str:
         if len(re.findall(r"[a-z0-9]+", col.lower())) > 1:
             q = re.sub(rf"\b{column_words(col)}\b|\b{re.escape(col.lower())}\b", " ", q)
     return q
+
+
+_NUMBERS = {w: str(i) for i, w in enumerate((
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve",
+))}  # fmt: skip
+_NUMBER_WORD = re.compile(rf"\b(?:{'|'.join(_NUMBERS)})\b", re.I)
 
 
 def _levels_named(ctx: ToolContext, cat: Any, q: str) -> dict[str, list[str]]:
@@ -556,10 +588,13 @@ def _levels_named(ctx: ToolContext, cat: Any, q: str) -> dict[str, list[str]]:
             if len(low) < 3:
                 continue
             key = value_key(low)  # "Intimate" and "Intimates": the first column's
+            digits = _NUMBER_WORD.sub(lambda m: _NUMBERS[m[0].lower()], value)
             said = (
                 mentions(q, value)
                 # "month to month" for Month-to-month
                 or ("-" in value and mentions(q, value.replace("-", " ")))
+                # "2 yr contract" for Two year
+                or (digits != value and mentions(q, digits))
                 or (firsts.get(low.split()[0], []) == [value] and bool(mentions(q, low.split()[0])))
             )
             if key not in taken and said:
@@ -1036,6 +1071,31 @@ _PREDICTED = re.compile(
 )
 
 
+_PAID_PER = re.compile(
+    r"\b(?:pays?|paying|paid|spends?|spending|spent|charged?|billed)\b.{0,25}?"
+    r"\b(?:per|a|each|every) (month|year|week)\b"
+)
+
+
+def paid_per_period(ctx: ToolContext, question: str) -> str | None:
+    """The customers-table measure of what a customer pays per period ("who pays us the most
+    per month": monthly_charges' average, one row each), when the question says it that way
+    and the table has such a column; None otherwise (then "per month" is a time grain)."""
+    paid = _PAID_PER.search(normalise(question))
+    if paid is None:
+        return None
+    args = route_args(ctx, f"average {paid[1]}ly payment", [])
+    measure = (args or {}).get("measures", [None])[0]
+    try:
+        from insight_agent.analytics.queries import metrics_engine
+
+        cat = metrics_engine(ctx.ws).catalogue
+    except Exception:
+        return None
+    found = cat.measures.get(measure) if measure else None
+    return measure if found is not None and found.table == "customers" else None
+
+
 def customer_ranking(ctx: ToolContext, question: str, segments: list[str]) -> dict[str, Any] | None:
     """``query_metrics`` arguments ranking customers by a figure of the data ("top 10
     households by spend", "who spent the most last month?", "our biggest spenders"): the
@@ -1053,6 +1113,12 @@ def customer_ranking(ctx: ToolContext, question: str, segments: list[str]) -> di
         return None
     if "customer" not in cat.dimensions:
         return None
+    paid = paid_per_period(ctx, question)
+    if paid is not None:  # "who pays us the most per month": each customer's monthly charges
+        asked = re.search(
+            r"\b(?:top|bottom|best|worst|biggest|largest|highest|lowest) (\d{1,3})\b", q
+        )
+        return {"measures": [paid], "by": ["customer"], "top": int(asked[1]) if asked else 10}
     args = route_args(ctx, question, segments)
     by_column = _RANKED_BY.search(q)
     if (args is None or not args.get("by")) and by_column:
@@ -1413,6 +1479,17 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
         rate, condition = lost
         args["measures"] = [m for m in args["measures"] if m != rate]
         where.append(condition)
+    else:  # "how many custs have we lost?", "number of churners": a count of churned ones
+        rate = cat.churn_label_rate()
+        counted = args["measures"] == ["customers"] or (
+            rate is not None
+            and args["measures"] == [rate.name]
+            and re.search(r"\bhow many\b|\bnumber of\b|\bcount of\b", q)
+        )
+        churned = _lost_count(cat, q, by) if counted and "customers" in cat.measures else None
+        if churned is not None and churned not in where:
+            args["measures"] = ["customers"]
+            where.append(churned)
     group = _outcome_group(cat, q) if lost is None else None
     if group is not None:  # "… among caravan owners", "buyers vs the rest" (no orders)
         label, positive, which = group

@@ -499,17 +499,14 @@ def _outcome_group(cat: Any, q: str) -> tuple[str, str, str] | None:
     return label, positive, "both" if _HAVE_IT_BOTH.search(q) else "positive"
 
 
-def _lost_customers(cat: Any, q: str, measures: list[str], by: list[str]) -> tuple[str, str] | None:
-    """(the churn label's rate, its filter) when ``q`` asks a figure of the customers who
-    churned ("for churners", "of those who left") besides that rate; else None."""
+_COMPARED = re.compile(r"\bvs\.?\b|\bversus\b|\bstayed\b|\bnon[- ]?churn|\bcompar")
+
+
+def _churned_filter(cat: Any, by: list[str]) -> tuple[str, str] | None:
+    """(the churn label's rate, the filter of its churned group), unless the label is a
+    breakdown already or there is none."""
     measure = cat.churn_label_rate()
-    if (
-        measure is None
-        or len(measures) < 2
-        or measure.name not in measures
-        or not re.search(r"\bchurn(?:ers|ed)\b|\bwho (?:churned|left|cancell?ed|quit)\b", q)
-        or re.search(r"\bvs\.?\b|\bversus\b|\bstayed\b|\bnon[- ]?churn|\bcompar", q)
-    ):
+    if measure is None:
         return None
     label = measure.name.removesuffix("_rate")
     if label not in cat.dimensions or label in by:
@@ -517,21 +514,33 @@ def _lost_customers(cat: Any, q: str, measures: list[str], by: list[str]) -> tup
     return measure.name, f"{label}={measure.label.rsplit(' = ', 1)[-1]}"
 
 
+def _lost_customers(cat: Any, q: str, measures: list[str], by: list[str]) -> tuple[str, str] | None:
+    """(the churn label's rate, its filter) when ``q`` asks a figure of the customers who
+    churned ("for churners", "of those who left") besides that rate; else None."""
+    found = _churned_filter(cat, by)
+    if (
+        found is None
+        or len(measures) < 2
+        or found[0] not in measures
+        or not re.search(r"\bchurn(?:ers|ed)\b|\bwho (?:churned|left|cancell?ed|quit)\b", q)
+        or _COMPARED.search(q)
+    ):
+        return None
+    return found
+
+
 def _lost_count(cat: Any, q: str, by: list[str]) -> str | None:
     """The churn label's yes-filter when ``q`` counts the customers who were lost ("how many
     custs have we lost in total", "number of churners"); None otherwise."""
-    measure = cat.churn_label_rate()
+    found = _churned_filter(cat, by)
     if (
-        measure is None
+        found is None
         or not re.search(r"\bhow many\b|\bnumber of\b|\bcount\b|\btotal\b", q)
         or not re.search(r"\b(?:lost|churned|churners|left|cancell?ed|quit)\b", q)
-        or re.search(r"\bvs\.?\b|\bversus\b|\bstayed\b|\bnon[- ]?churn|\bcompar", q)
+        or _COMPARED.search(q)
     ):
         return None
-    label = measure.name.removesuffix("_rate")
-    if label not in cat.dimensions or label in by:
-        return None
-    return f"{label}={measure.label.rsplit(' = ', 1)[-1]}"
+    return found[1]
 
 
 def without_columns(cat: Any, q: str) -> str:

@@ -796,3 +796,10 @@ def test_a_label_workspace_answers_marketers_phrasings(telco_ws: Path) -> None:
     ]
     turn = session.ask("whats the avg age of our churners")
     assert turn.tool_calls == [] and 'no column or figure for "age"' in turn.answer
+    # "how many is that": the head count of the last figure's customers
+    call("what share of custs are seniors")
+    tool, args = call("how many is that")
+    assert (args["measures"], args["where"]) == (["customers"], ["senior_citizen=1"])
+    assert f"{int((raw['senior_citizen'] == 1).sum()):,}" in session.ask("how many is that").answer
+    call("churn rate for mailed check payers")
+    assert call("how many custs is that")[1]["where"] == ["payment_method=Mailed check"]

@@ -915,6 +915,39 @@ class DialogueState:
         return args
 
 
+# "how many is that", "how many custs is that": a count of the last figure's customers
+_HOW_MANY_THAT = (
+    r"^\s*(?:and\s+|so\s+|ok\s+)?how many(?:\s+(?:custs?|customers|people|clients|accounts))?"
+    r"\s+(?:is|are|was|were)\s+(?:that|those|them|they|these)\b"
+)
+
+
+def _count_of_last(ctx: ToolContext, last: dict[str, Any]) -> dict[str, Any] | None:
+    """The head count of the customers the last metrics call was about: its filters and
+    breakdown kept, a yes/no share's group ("what share are seniors" → senior_citizen = 1)
+    made a filter. None where the workspace counts no customers."""
+    try:
+        from insight_agent.analytics.queries import metrics_engine
+
+        cat = metrics_engine(ctx.ws).catalogue
+    except Exception:
+        return None
+    count = "customers" if "customers" in cat.measures else "active_customers"
+    if count not in cat.measures:
+        return None
+    args = {k: v for k, v in last.items() if k not in ("measures", "compare", "ascending")}
+    where = list(args.get("where") or [])
+    for name in last.get("measures") or []:
+        measure = cat.measures.get(name)
+        if measure is not None and name.startswith("share_") and " = " in measure.label:
+            column = name.removeprefix("share_")
+            where.append(f"{column}={measure.label.rsplit(' = ', 1)[-1]}")
+    if where:
+        args["where"] = where
+    args["measures"] = [count]
+    return args
+
+
 def _resolved(ctx: ToolContext, text: str) -> str | None:
     from insight_agent.analytics.queries import resolve_segment
 
@@ -1046,6 +1079,10 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
                 args = {}
             if args:
                 return Route(tool, args)
+    if state is not None and state.metrics and re.search(_HOW_MANY_THAT, q):
+        counted_args = _count_of_last(ctx, state.metrics)
+        if counted_args is not None:  # "how many is that": the customers the last figure was of
+            return Route("query_metrics", counted_args)
     counted = _count_route(question, segments, _review_category_named(ctx, q))
     if counted is not None:
         return counted

@@ -803,3 +803,9 @@ def test_a_label_workspace_answers_marketers_phrasings(telco_ws: Path) -> None:
     assert f"{int((raw['senior_citizen'] == 1).sum()):,}" in session.ask("how many is that").answer
     call("churn rate for mailed check payers")
     assert call("how many custs is that")[1]["where"] == ["payment_method=Mailed check"]
+    # the other group of the same yes/no column
+    call("churn rate for ppl w/o a partner")
+    assert call("what about those with one")[1]["where"] == ["partner=Yes"]
+    call("how many custs dont have tech support")
+    call("whats their churn rate")
+    assert call("and for the ones that do have it?")[1]["where"] == ["tech_support=Yes"]

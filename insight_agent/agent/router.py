@@ -902,6 +902,9 @@ class DialogueState:
             if how:
                 args["compare"] = how
         where = [w for w in new.get("where") or [] if not str(w).startswith("segment=")]
+        flipped = _other_group(question, list(args.get("where") or []))
+        if flipped is not None and not where:  # "and for the ones that do have it?"
+            where = flipped
         if segments:  # a segment named in the follow-up filters the same figure
             where.append(f"segment={segments[0]}")
         if where:
@@ -946,6 +949,41 @@ def _count_of_last(ctx: ToolContext, last: dict[str, Any]) -> dict[str, Any] | N
         args["where"] = where
     args["measures"] = [count]
     return args
+
+
+_YES_NO = {"no": "Yes", "yes": "No", "0": "1", "1": "0", "false": "True", "true": "False"}
+
+
+def _other_group(question: str, where: list[str]) -> list[str] | None:
+    """The last filters with their one yes/no filter turned to the other group, when a
+    follow-up asks for it ("and for the ones that do have it?" after tech_support = No,
+    "what about those with one" after partner = No); None otherwise."""
+    q = question.lower()
+    has = re.search(
+        r"\b(?:ones?|those|people|ppl|custs?|customers|them)\s+(?:that|who|which)\s+(?:do|does)"
+        r"\s+(?:have|has)\b|\b(?:those|ones|people|ppl|custs?|customers)\s+with\s+(?:one|it|them)\b",
+        q,
+    )
+    lacks = re.search(
+        r"\b(?:ones?|those|people|ppl|custs?|customers|them)\s+(?:that|who|which)\s+"
+        r"(?:do not|don'?t|does not|doesn'?t)\s+(?:have|has)\b|\b(?:those|ones|people|ppl|custs?|"
+        r"customers)\s+without\b",
+        q,
+    )
+    if not (has or lacks):
+        return None
+    flags = [i for i, w in enumerate(where) if str(w).split("=", 1)[-1].lower() in _YES_NO]
+    if len(flags) != 1:
+        return None
+    i = flags[0]
+    column, value = str(where[i]).split("=", 1)
+    wanted_yes = bool(has)
+    if (value.lower() in ("yes", "1", "true")) == wanted_yes:
+        return None  # already that group
+    out = list(where)
+    other = _YES_NO[value.lower()]
+    out[i] = f"{column}={other.lower() if value.islower() else other}"
+    return out
 
 
 def _resolved(ctx: ToolContext, text: str) -> str | None:

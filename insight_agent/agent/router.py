@@ -875,18 +875,14 @@ class DialogueState:
                     for m in old
                 ]
         by_phrase = re.search(r"\bby\s+(.{2,40}?)\s*[?.!]*$", question.lower())
-        dimension = by_phrase and (route_args(ctx, f"revenue {by_phrase[0]}", segments) or {})
-        if (
-            "customer" in (self.metrics.get("by") or [])
-            and by_phrase
-            and not fresh
-            and not (dimension or {}).get("by")  # "and by category?" is a breakdown
-        ):
+        if "customer" in (self.metrics.get("by") or []) and by_phrase and not fresh:
             # "same for the top 5 by spend" after customers ranked by trips: ranked by spend
+            # (but "and by category?" is a breakdown)
             from insight_agent.tools.metrics import customer_ranking
 
+            breakdown = (route_args(ctx, f"revenue {by_phrase[0]}", segments) or {}).get("by")
             ranked = customer_ranking(ctx, f"top customers by {by_phrase[1]}", segments)
-            if ranked and ranked.get("measures"):
+            if not breakdown and ranked and ranked.get("measures"):
                 old = list(ranked["measures"])
         measures = " and ".join(m.replace("_", " ") for m in old)
         new = route_args(ctx, f"{measures} {question}", segments) or {}

@@ -852,7 +852,7 @@ _FIGURE_OF = re.compile(
     r"\b(?:average|mean|median|total|sum of|overall)\s+(?:number of\s+|amount of\s+)?"
     r"(?P<x>[a-z][a-z -]{1,40}?)\s*(?=$|[?.!,;:]|\b(?:of|by|per|for|in|across|among|over|"
     r"from|last|this|past|since|each|between|vs|versus|and|or|do|does|did|is|are|was|were|"
-    r"has|have|with|without|among|at|on|to)\b)"
+    r"has|have|with|without|at|on|to)\b)"
 )
 # the time between orders: no table or build column holds it (the segments' profiles hold
 # each segment's median purchase cycle); "average days between orders" was the order count
@@ -949,8 +949,10 @@ def unknown_figure(ctx: ToolContext, question: str) -> str | None:
     """The thing a figure question asks about ("average loyalty points", "top 5 customers by
     monthly charges") when no measure, column or dimension of this workspace, and no figure
     Insight computes, is named by any of its words: the router declines it with what the data
-    has, rather than answering with revenue or CLV. None for anything it can answer, and for
-    predictions ("most likely to churn"), which have their own tools."""
+    has, rather than answering with revenue or CLV. None for anything it can answer
+    (predictions such as "most likely to churn" are named by known words). Families of data
+    no export holds (ROI, stock-outs, web and app analytics, email opens, NPS, surveys) are
+    named so unless a column of the workspace is called that."""
     q = normalise(question)
     if _not_a_figure(q):
         return None

@@ -809,3 +809,18 @@ def test_a_label_workspace_answers_marketers_phrasings(telco_ws: Path) -> None:
     call("how many custs dont have tech support")
     call("whats their churn rate")
     assert call("and for the ones that do have it?")[1]["where"] == ["tech_support=Yes"]
+    # one group against the rest: both groups' rows, not the group's figure alone
+    for question, column in (
+        ("do ppl with a partner churn less", "partner"),
+        ("is churn any diffrent for women vs men?", "female"),
+        ("do seniors churn more", "senior_citizen"),
+    ):
+        args = call(question)[1]
+        assert (args["by"], args.get("where") or []) == ([column], []), (question, args)
+    assert call("churn rate for seniors")[1]["where"] == ["senior_citizen=Yes"]
+    # "split that by X too": a second breakdown
+    call("churn rate by contract")
+    assert call("now split that by paperless billing too")[1]["by"] == [
+        "contract",
+        "paperless_billing",
+    ]

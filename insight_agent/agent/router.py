@@ -891,6 +891,10 @@ class DialogueState:
         for key in ("by", "period", "compare", "top"):
             if new.get(key):
                 args[key] = new[key]
+        if new.get("by") and re.search(r"\btoo\b|\bas well\b|\balso\b", question.lower()):
+            # "now split that by paperless billing too": a second breakdown, the first kept
+            kept = [b for b in self.metrics.get("by") or [] if b not in new["by"]]
+            args["by"] = (kept + list(new["by"]))[:2]
         if not new.get("compare") and args.get("period"):  # "and vs the month before?"
             from insight_agent.tools.metrics import compare_said
 

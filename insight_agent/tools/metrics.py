@@ -514,6 +514,12 @@ def _churned_filter(cat: Any, by: list[str]) -> tuple[str, str] | None:
     return measure.name, f"{label}={measure.label.rsplit(' = ', 1)[-1]}"
 
 
+# a figure of one group compared with the rest: "do seniors churn more", "any different"
+_COMPARES = re.compile(
+    r"\b(?:more|less|fewer|higher|lower|better|worse|differen\w*|diffrent|differ)\b"
+)
+
+
 def _lost_customers(cat: Any, q: str, measures: list[str], by: list[str]) -> tuple[str, str] | None:
     """(the churn label's rate, its filter) when ``q`` asks a figure of the customers who
     churned ("for churners", "of those who left") besides that rate; else None."""
@@ -1370,18 +1376,21 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
     for dim, group in flags.items():  # "seniors vs non seniors", "churn for seniors"
         if any(m in args["measures"] for m in (f"share_{dim}", f"{dim}_rate")) or dim in by:
             continue  # the share of that group is the figure asked for
-        if group == "both":
+        if group == "both" or (not by and _COMPARES.search(q)):
+            # "do ppl with a partner churn less": against the others, so both groups' rows
             by.append(dim)
         else:
             levels[dim] = [group]
+    sex = next((d for d in ("gender", "sex", "female", "male", "is_female", "is_male")
+                if d in cat.dimensions), None)  # fmt: skip
     if (
         not by
-        and "gender" in cat.dimensions
-        and "gender" not in levels
+        and sex is not None
+        and sex not in levels
         and re.search(r"\b(?:men|women|males?|females?|man|woman|guys|ladies)\b", q)
     ):  # "response men vs women", "avg spend for women": the gender breakdown (a 0/1
-        # gender column does not say which is which; the rows give both)
-        by.append("gender")
+        # gender column, or a 'female' flag, does not say which is which; the rows give both)
+        by.append(sex)
     lacking = _without(ctx, cat, rest)
     if lacking is not None and lacking.split("=", 1)[0] not in by:
         # "churn for people without online security": the No group of that yes/no column

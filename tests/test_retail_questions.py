@@ -141,6 +141,11 @@ def test_follow_ups_change_the_last_figure(grocer: Path, lines: pd.DataFrame) ->
     args = args_of("same for the top 5 by spend")
     assert (args["measures"], args["by"], args["top"]) == (["revenue"], ["customer"], 5)
     assert args_of("and by dept?")["by"] == ["category"]
+    # shorthand in a comparison follow-up; a ranking of customers by how often they ordered
+    args_of("how many baskets in q3")
+    assert args_of("vs same qtr last yr?")["compare"] == "year"
+    args = args_of("which 3 households ordered most often")
+    assert (args["measures"], args["by"], args["top"]) == (["orders"], ["customer"], 3)
 
 
 def test_customers_ranked_by_a_figure(grocer: Path, lines: pd.DataFrame) -> None:

@@ -896,9 +896,9 @@ class DialogueState:
             kept = [b for b in self.metrics.get("by") or [] if b not in new["by"]]
             args["by"] = (kept + list(new["by"]))[:2]
         if not new.get("compare") and args.get("period"):  # "and vs the month before?"
-            from insight_agent.tools.metrics import compare_said
+            from insight_agent.tools.metrics import compare_said, normalise
 
-            how = compare_said(question)
+            how = compare_said(normalise(question))  # "vs same qtr last yr?"
             if how:
                 args["compare"] = how
         where = [w for w in new.get("where") or [] if not str(w).startswith("segment=")]

@@ -1153,6 +1153,9 @@ def customer_ranking(ctx: ToolContext, question: str, segments: list[str]) -> di
         if args is None:
             return None
     args = {**args, "by": ["customer"]}
+    # "which 3 customers ordered most often": each customer is one active customer; the
+    # ranking is by their orders
+    args["measures"] = ["orders" if m == "active_customers" else m for m in args["measures"]]
     asked = re.search(r"\b(?:top|bottom|best|worst|biggest|largest|highest|lowest) (\d{1,3})\b", q)
     args.setdefault("top", int(asked[1]) if asked else 10)
     args.pop("compare", None)  # "this year vs last" per customer is not a ranking

@@ -43,6 +43,7 @@ from sklearn.base import (  # this module is imported lazily
     TransformerMixin,
 )
 
+from insight_agent.engine.metrics import PII_COLUMN
 from insight_agent.errors import ConfigError, InsufficientData
 from insight_agent.formatting import short_number
 
@@ -57,7 +58,7 @@ AFTER_OUTCOME = re.compile(
     r"churn_reason|cancel\w*_(?:date|at|reason)|termination_date|end_date|closed_(?:date|at)|"
     r"refund_date|response_date|responded_at|converted_at|conversion_date|outcome_date)$"
 )
-PII = re.compile(r"name|e_?mail|phone|mobile|address|street|postcode|zip|ssn|iban|card", re.I)
+PII = PII_COLUMN  # the metrics layer's pattern: one list of personal-detail column names
 POSITIVE_WORDS = ("yes", "y", "true", "t", "1", "1.0", "positive", "churned", "responded",
                   "converted", "bought", "purchased", "subscribed", "won", "success")  # fmt: skip
 

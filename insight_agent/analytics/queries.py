@@ -180,13 +180,13 @@ def customer_attributes(ws: Workspace, customer_id: str) -> dict[str, Any]:
     id left out, missing values skipped): what "what age group is 2451 in?" and "has 254
     already got the policy?" are answered from. Empty when the workspace has no customers
     table or does not hold the id."""
-    from insight_agent.engine.metrics import _PII
+    from insight_agent.engine.metrics import PII_COLUMN
 
     con = metrics_engine(ws).con
     if "customers" not in con.list_tables():
         return {}
     t = con.table("customers")
-    wanted = [c for c in t.columns if c != "customer_id" and not _PII.search(c)]
+    wanted = [c for c in t.columns if c != "customer_id" and not PII_COLUMN.search(c)]
     if not wanted:
         return {}
     rows = (

@@ -46,7 +46,12 @@ TIME_COLUMN = {
 MISSING = "(missing)"
 MAX_ROWS = 500  # a breakdown longer than this is cut (the result says so)
 # Customer columns never offered as dimensions: identifiers and contact details.
-_PII = re.compile(r"name|mail|phone|address|street|zip|postal|postcode|ssn|iban|card", re.I)
+# Column names that hold personal details: never a measure, a dimension or a profile fact
+# (one pattern for the metrics layer, label detection and customer profiles).
+PII_COLUMN = re.compile(
+    r"name|mail|phone|mobile|address|street|zip|postal|postcode|ssn|iban|card", re.I
+)
+_PII = PII_COLUMN
 # How a yes/no column's groups may be written in a filter ("senior_citizen=1", "=true").
 FLAG_VALUES = {"1": "Yes", "1.0": "Yes", "true": "Yes", "y": "Yes", "0": "No", "0.0": "No",
                 "false": "No", "n": "No"}  # fmt: skip

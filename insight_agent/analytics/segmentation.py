@@ -457,15 +457,16 @@ def _rules(
     # labels themselves, so the same tree): sorting a million text labels was ~2 s
     codes, names = pd.factorize(labels, sort=True)
     n_segments = len(names)
-    rows = np.arange(len(codes))
+    fit_data, fit_codes = data, codes
     if len(codes) > FIT_SAMPLE:  # grown on a sample, its leaves counted over everyone
         rows = np.sort(np.random.default_rng(0).choice(len(codes), FIT_SAMPLE, replace=False))
+        fit_data, fit_codes = data[rows], codes[rows]
     tree = DecisionTreeClassifier(
         max_depth=max_depth,
         max_leaf_nodes=2 * n_segments,
         random_state=0,
-        min_samples_leaf=max(5, len(rows) // 200),
-    ).fit(data[rows], codes[rows])
+        min_samples_leaf=max(5, len(fit_codes) // 200),
+    ).fit(fit_data, fit_codes)
     t = tree.tree_
     # customers of each segment in each leaf, over everyone: a leaf's rule names its largest
     # segment, so fidelity (the share of customers in their rule's segment) is the sum of

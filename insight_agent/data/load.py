@@ -827,6 +827,10 @@ def _span(columns: list[str]) -> str:
     return ", ".join(columns) if len(columns) <= 4 else f"{columns[0]} … {columns[-1]}"
 
 
+#: Header names that look like a row's identifier (for the missing-customer_id hint).
+_ID_LIKE = re.compile(r"(?i)(\bid\b|_id\b|id#|\bno\b|number|\bnum\b|\bkey\b|sequence|\bseq\b)")
+
+
 def _what_to_set(
     name: str, layout: Layout, missing: list[str], match: ColumnMatch | None = None
 ) -> str:
@@ -866,7 +870,14 @@ def _what_to_set(
                 f"the header row holds values like {data_like[0]!r}: if the file has no header "
                 f"row, set {section} header = false and names = [...] by position"
             )
-        tips.append(f'map yours under [data.{name}.columns], e.g. {first} = "Your Column"')
+        example = "Your Column"
+        if first == "customer_id":  # name the column most likely to be it
+            idish = [c for c in layout.columns if _ID_LIKE.search(str(c))]
+            if idish:
+                example = idish[0]
+                if len(idish) > 1:
+                    tips.append(f"columns that look like ids: {', '.join(map(repr, idish[:5]))}")
+        tips.append(f'map yours under [data.{name}.columns], e.g. {first} = "{example}"')
     return "; ".join(tips)
 
 

@@ -57,7 +57,22 @@ _CUSTOMER_ID = (
     "account_id",
     "buyer_id",
     "shopper_id",
+    "member_no",
+    "member_number",
+    "membership_id",
+    "membership_number",
+    "account_no",
+    "account_number",
+    "household_id",
+    "household_key",
+    "contact_id",
+    "customer_key",
+    "cust_no",
+    "cust_number",
 )
+# Only in the customers table: there a bare "ID" (or "ID#") is the customer's; in orders it
+# would be the order's.
+_CUSTOMERS_ID = (*_CUSTOMER_ID, "id", "id_no", "id_number")
 _PRODUCT = (
     "product",
     "product_name",
@@ -91,7 +106,7 @@ _SUBCATEGORY = (
 CUSTOMERS = Table(
     "customers",
     (
-        Column("customer_id", "id", True, _CUSTOMER_ID),
+        Column("customer_id", "id", True, _CUSTOMERS_ID),
         Column(
             "signup_date",
             "date",

@@ -650,7 +650,13 @@ def _print_catalogue(catalogue: dict[str, Any]) -> None:
     out.print("[bold]Dimensions[/] (--by, --where):")
     for d in catalogue["dimensions"]:
         kind = {"yes/no": " (yes/no)", "number": " (number)"}.get(d.get("kind", ""), "")
-        only = "" if d.get("breakdown", True) else ", filters only (many values)"
+        only = (
+            ", in bands (many values)"
+            if d.get("banded")
+            else ""
+            if d.get("breakdown", True)
+            else ", filters only (many values)"
+        )
         out.print(f"  [bold]{d['name']}[/]{kind} [dim]for {', '.join(d['applies_to'])}{only}[/]")
     for note in catalogue.get("notes", []):
         out.print(f"[dim]note: {escape(note)}[/]")

@@ -437,6 +437,7 @@ _DOMAIN = re.compile(
     r"sign-?ups?|upgrade|cancel|renew|attribute|balance|income|"
     r"size|sizing|fit|fabric|material|colou?r|issue|problem|love|hate|dislike|rated|"
     r"support|service|insight|report|household|\bhh\b|\btrips?\b|"
+    r"\bmembers?\b|passenger|\bfl[iy]ers?\b|\baccounts?\b|patron|policyholder|subscriber|"
     r"\b(?:take|took|bring|brought) in\b",
     re.I,
 )
@@ -651,6 +652,8 @@ def domain_names(ctx: ToolContext) -> list[str]:
                     names += [v for v in engine.levels(dim) if len(v) > 4
                               and v.lower() not in VAGUE_LEVELS]  # fmt: skip
                 names.append(dim.name)
+            elif dim.source == "customer":  # a number column's words: "miles", "balance"
+                names += [w for w in dim.name.split("_") if len(w) > 4 and w.isalpha()]
     except Exception:
         pass
     return sorted({n for n in names if len(n) > 3})
@@ -995,9 +998,24 @@ def _resolved(ctx: ToolContext, text: str) -> str | None:
         return None
 
 
+def _their_customers(ctx: ToolContext, question: str) -> str:
+    """``question`` with the business's word for its customers ("members", "passengers")
+    read as "customers" where no column of the workspace is named by it."""
+    from insight_agent.tools.metrics import people_words
+
+    try:
+        from insight_agent.analytics.queries import metrics_engine
+
+        cat = metrics_engine(ctx.ws).catalogue
+    except Exception:
+        return question
+    return people_words(cat, question)
+
+
 def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -> Route:
     """Pick the tool and arguments for ``question`` (deterministic); ``state`` supplies the
     segment a follow-up refers back to."""
+    question = _their_customers(ctx, question)
     q = question.lower()
     named = _segments_in(ctx, question)
     segments = list(named)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import itertools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -104,8 +105,11 @@ class Dimension:
     numeric: bool = False
     # a 0/1 (or true/false) customer column: its values read "Yes" / "No"
     flag: bool = False
-    # offered as a breakdown (a numeric column with many values is a filter only)
+    # offered as a breakdown
     breakdown: bool = True
+    # a numeric column with many values: broken down in bands cut at its quantiles
+    # ("award rate by balance"), compared as a number in filters ("balance over 100000")
+    banded: bool = False
 
 
 def _orders_count(t: Any, ctx: dict[str, Any]) -> Any:
@@ -326,6 +330,7 @@ class Catalogue:
                     "applies_to": list(d.tables),
                     "kind": "yes/no" if d.flag else "number" if d.numeric else d.source,
                     "breakdown": d.breakdown,
+                    "banded": d.banded,
                 }
                 for d in self.dimensions.values()
             ],
@@ -376,6 +381,19 @@ def build_catalogue(con: Any, labels: dict[str, str] | None = None) -> Catalogue
             share = _flag_share(col)
             measures[share.name] = share
             aliases[f"average_{norm(col)}"] = share.name
+        money = [
+            m for m in measures.values()
+            if m.table == "customers" and m.name.startswith("total_")
+            and _CUSTOMER_MONEY.search(m.name.removeprefix("total_"))
+        ]  # fmt: skip
+        if len(money) == 1 and "revenue" not in measures:
+            # a customers table with one spend column (Tayko's Spending) and no orders:
+            # that column is what "revenue", "total $" and "spend per customer" mean here
+            col = money[0].name.removeprefix("total_")
+            aliases.update(revenue=f"total_{col}", sales=f"total_{col}",
+                           revenue_per_customer=f"average_{col}")  # fmt: skip
+            measures[money[0].name] = replace(money[0], words=(
+                *money[0].words, r"\btotal \$|\bbrought in\b|\btook in\b"))  # fmt: skip
         rates = _label_measures(columns, labels or {})
         measures.update(rates)
         rate_names = [n for n, m in rates.items() if m.aggregation == "share_of_customers"]
@@ -399,6 +417,9 @@ def build_catalogue(con: Any, labels: dict[str, str] | None = None) -> Catalogue
                 r"\brespon\w*", rf"\b(?:say|says|said|saying|answer\w*) {positive}\b",
                 r"\bsubscri\w*", r"\bsign(?:s|ed|ing)? up\b", r"\bconver\w*",
                 r"\btake[- ]?up\b", r"\bconv\b", r"\buptake\b",
+                r"\b(?:buy|buying|hit) rate\b",
+                r"(?:%|\bshare|\bpercent\w*|\bproportion|\bhow many) (?:of (?:them |those )?)?"
+                r"(?:that|who) (?:bought|purchased|converted|took it|said yes)\b",
                 r"\b(?:works?|worked|performs?|performed|does|did|do) "
                 r"better\b", r"\bmore (?:effective|successful)\b")))  # fmt: skip
     facts = [t for t in ("orders", "returns", "campaigns", "reviews", "customers")
@@ -448,7 +469,7 @@ def build_catalogue(con: Any, labels: dict[str, str] | None = None) -> Catalogue
         cands += _extra_levels(con, "customers", cust) + flags + label_flags
         numeric = _numeric_levels(con, cust, set(cands) | set(labels or {}))
         if "age" in numeric and "age_band" in dims:
-            numeric["age"] = False  # "by age" is the age bands; "older than 60" filters age
+            numeric["age"] = False  # many values: the age bands break down (see below)
         cands += list(numeric)
         for col in cands:
             name = norm(col)
@@ -466,7 +487,9 @@ def build_catalogue(con: Any, labels: dict[str, str] | None = None) -> Catalogue
                                    numeric=col in numeric,
                                    flag=(col in flags or col in label_flags)
                                    and not _GENDER.search(col),
-                                   breakdown=numeric.get(col, True))  # fmt: skip
+                                   banded=not numeric.get(col, True) and col != "age",
+                                   # "by age" is the age bands; "older than 60" filters age
+                                   breakdown=col != "age" or "age_band" not in dims)  # fmt: skip
     if "customer" not in dims and has_customer_id:
         # one row per customer: "top 10 customers by revenue last year" (never matched by
         # value or offered without a ranking in mind: see tools/metrics.py)
@@ -497,7 +520,8 @@ def _label_measures(columns: dict[str, list[str]], labels: dict[str, str]) -> di
         if label not in columns["customers"]:
             continue
         key = norm(label)
-        said = re.escape(label.lower().replace("_", " "))
+        # "award rate" for Award?, "gender=male" said without its punctuation too
+        said = rf"(?:{re.escape(label.lower().replace('_', ' '))}|{column_words(label)})"
 
         def rate(t: Any, c: dict[str, Any], _label: str = label, _pos: str = positive) -> Any:
             col = t[_label].cast("string").strip()
@@ -509,7 +533,7 @@ def _label_measures(columns: dict[str, list[str]], labels: dict[str, str]) -> di
             "share_of_customers",
             f"share of customers whose {label} is {positive} (the customers table's own label)",
             rate, digits=3,
-            words=(rf"\b(?:{said}|{re.escape(positive.lower())})[- ]rate\b",
+            words=(rf"\b(?:{said}|{re.escape(positive.lower())})[- ](?:[a-z]+ )?rate\b",
                    rf"\b(?:share|percent\w*|proportion|%|how many)"
                    rf"\b.{{0,30}}\b(?:with|said|say|says|saying|answered) "
                    rf"(?:{said}|{re.escape(positive.lower())})\b"),
@@ -536,14 +560,25 @@ ROW_NUMBER = re.compile(
 _NOT_AVERAGED = re.compile(
     r"(?:^|_)(?:id|ids|key|zip|postcode|year|month|day|week)$|code$|" + ROW_NUMBER.pattern
 )
-# Numeric customer columns offered as breakdowns need few values ("Rcode", "children",
-# "tenure_years"); those with more are filters only ("M over 300", "tenure > 24").
+# Numeric customer columns with few values break figures down by value ("Rcode", "children",
+# "tenure_years"); those with more by bands (see MetricsEngine.bands), and they filter as
+# numbers ("M over 300", "tenure > 24").
 MAX_NUMERIC_LEVELS = 24
+# A banded column with at least this share of zeros gets "0" as a band of its own ("no
+# qualifying miles"), the other bands cut at the quantiles of the non-zero values.
+ZERO_BAND_SHARE = 0.15
+BAND_QUANTILES = (0.2, 0.4, 0.6, 0.8)  # quintiles; quartiles of the rest after a zero band
 
 
 _MONEY_WORDS = re.compile(
     r"profit|margin|cost|price|amount|value|revenue|sales|shipping|tax|fee|spend", re.I
 )
+
+
+# A filler word between "average" and a column's name ("avg monthly call duration") is never
+# one that starts a breakdown or a second figure: "avg balance by bonus trans" is the
+# average balance, by bonus_trans.
+_FILLER = r"(?!(?:by|per|vs|versus|for|across|among|and|or|than|in|of|with|without)\b)"
 
 
 def _order_measures(con: Any, cols: list[str]) -> dict[str, Measure]:
@@ -590,7 +625,6 @@ def flag_columns(con: Any, cols: list[str], labels: dict[str, str]) -> list[str]
         for c in cols
         if c != "customer_id"
         and c not in labels
-        and not _PII.search(c)
         and (schema[c].is_boolean() or schema[c].is_integer() or schema[c].is_floating())
     ]
     if not cands:
@@ -605,6 +639,8 @@ def flag_columns(con: Any, cols: list[str], labels: dict[str, str]) -> list[str]
 
 # Customer columns whose sum is a figure: money, counts of things bought ("AmtSpent",
 # "total_charges", "ArtBks", "NumWebPurchases").
+# A customers-table column that is money the customer spent (not a balance or a charge)
+_CUSTOMER_MONEY = re.compile(r"spen[dt]|revenue|sales|monetary|amount_?spent|amt_?spent|mnt")
 _SUMMABLE = re.compile(
     r"spen[dt]|amount|amt|mnt|value|revenue|sales|charge|paid|payment|purchase|purch|order|"
     r"bks|book|items|units|qty|quantity|balance|visits",
@@ -636,12 +672,18 @@ def _numeric_levels(con: Any, cols: list[str], taken: set[str]) -> dict[str, boo
     return {c: (row[f"n{i}"] or 0) <= MAX_NUMERIC_LEVELS for i, c in enumerate(cands)}
 
 
-def flag_words(col: str) -> str:
+def flag_words(col: str, siblings: Sequence[str] = ()) -> str:
     """A regex for a yes/no column said in words: its name, or its first word alone when
     that is long enough to be distinctive ("seniors" for senior_citizen, "paperless")."""
     words = re.findall(r"[a-z0-9]+", col.lower())
     whole = column_words(col)
-    if len(words) > 1 and len(words[0]) >= 5 and words[0].isalpha():
+    # not when other yes/no columns start with that word too (source_a … source_x)
+    shared = sum(re.findall(r"[a-z0-9]+", s.lower())[:1] == words[:1] for s in siblings) > 1
+    if len(words) == 2 and all(w.isalpha() and len(w) >= 3 for w in words):
+        # the two words the other way round: "ordered on the web" for Web order
+        first, second = (re.escape(w) for w in words)
+        whole = rf"(?:{whole}|{second}\w*(?:\s+(?:on|in|at|by|via|from|the|a|an)){{0,2}}\s+{first})"
+    if len(words) > 1 and len(words[0]) >= 5 and words[0].isalpha() and not shared:
         return rf"(?:{whole}|{re.escape(words[0])}s?)"
     return whole
 
@@ -691,8 +733,8 @@ def _attribute_measures(
                 lambda t, c, _c=col, _f=fn: getattr(t[_c], _f)(),
                 # "avg call duration", "median no. of purchases"
                 words=(rf"\b(?:{word}|{'avg|mean|typical' if agg == 'mean' else 'middle'})"
-                       rf"(?: (?:no\.?|number|#) of)? (?P<filler>(?:[a-z]+ ){{0,2}}(?:\( )?)"
-                       rf"{said}\b",),
+                       rf"(?: (?:no\.?|number|#) of)? "
+                       rf"(?P<filler>(?:{_FILLER}[a-z]+ ){{0,2}}(?:\( )?){said}\b",),
             )  # fmt: skip
         if not _SUMMABLE.search(str(col)) and not (rfm and str(col).strip().lower() == "m"):
             continue  # a sum of ages or tenures means nothing
@@ -700,8 +742,8 @@ def _attribute_measures(
             f"total_{key}", f"Total {col}", "customers", "number", "total",
             f"sum of the customers' {col} (customers table, missing values skipped)",
             lambda t, c, _c=col: t[_c].sum(),
-            words=(rf"\b(?:total|sum of|sum|overall)(?: (?:the |our |all ))?(?: [a-z]+)? {said}\b"
-                   rf"(?! per\b)",),
+            words=(rf"\b(?:total|sum of|sum|overall)(?: (?:the |our |all ))?"
+                   rf"(?: {_FILLER}[a-z]+)? {said}\b(?! per\b)",),
         )  # fmt: skip
     return out
 
@@ -719,9 +761,15 @@ def column_words(col: str, siblings: Sequence[str] = ()) -> str:
     said = r"[\s_-]*".join(  # "cookbook" for CookBks, "cook books" too
         "(?:"
         + "|".join(re.escape(k) for k in (word_key(w), *_SAID_AS.get(word_key(w), ())))
-        + r")(?:e?s)?"
+        + r")(?:e?s|ers?)?"  # "web orderers" for Web order
         for w in words
     )
+    tail = len(words)
+    while tail > 1 and re.fullmatch(r"\d+[a-z]{0,3}", words[tail - 1]):
+        tail -= 1  # "flight miles" for Flight_miles_12mo: a trailing "12mo" may go unsaid
+    if tail < len(words):
+        head = column_words("_".join(words[:tail]))
+        said = rf"(?:{said}|{head}(?![\s_-]*\d))"
     extra = _RFM_WORDS.get(str(col).strip().lower()) if _rfm_table(siblings) else None
     return f"(?:{extra}|{said})" if extra else said
 
@@ -766,6 +814,10 @@ _SAID_AS = {
     "val": ("value",),
     "tot": ("total",),
     "dept": ("department",),
+    "freq": ("frequency", "transaction", "purchase"),
+    "spending": ("spend", "spent"),
+    "spent": ("spend", "spending"),
+    "trans": ("transaction",),
 }
 
 
@@ -868,6 +920,7 @@ class MetricsEngine:
         self.catalogue = build_catalogue(con, labels)
         self.dayfirst = dayfirst
         self._levels: dict[str, list[str]] = {}
+        self._bands: dict[str, list[tuple[str, float | None]]] = {}
 
     # -- building blocks ------------------------------------------------------------------
 
@@ -900,7 +953,68 @@ class MetricsEngine:
             t = t.left_join(s, "customer_id").drop("customer_id_right")
         return t
 
-    def _dim_expr(self, t: Any, table: str, dim: Dimension) -> Any:
+    def bands(self, dim: Dimension) -> list[tuple[str, float | None]]:
+        """The bands a many-valued number column is broken down by: (label, lower bound)
+        in order, the first without a lower bound. Cut at the customers' quantiles rounded
+        to two significant figures (each band holds its lower bound, not its upper); a
+        column that is mostly zeros gets "0" as a band of its own."""
+        if dim.name in self._bands:
+            return self._bands[dim.name]
+        t = self.con.table("customers")
+        col = t[dim.column].cast("float64")
+        stats = (
+            t.aggregate(lo=col.min(), hi=col.max(), zeros=(col == 0).cast("float64").mean())
+            .to_pyarrow()
+            .to_pylist()[0]
+        )
+        lo, hi = stats["lo"], stats["hi"]
+        if lo is None:
+            self._bands[dim.name] = []
+            return []
+        zero_band = lo >= 0 and (stats["zeros"] or 0) >= ZERO_BAND_SHARE
+        rest = t.filter(col > 0) if zero_band else t
+        qs = (0.25, 0.5, 0.75) if zero_band else BAND_QUANTILES
+        rc = rest[dim.column].cast("float64")
+        row = rest.aggregate(**{f"q{i}": rc.quantile(q) for i, q in enumerate(qs)})
+        raw = [v for v in row.to_pyarrow().to_pylist()[0].values() if v is not None]
+        cuts: list[float] = []
+        for v in raw:
+            c = _two_figures(v)
+            if (c > (0 if zero_band else lo)) and c <= hi and (not cuts or c > cuts[-1]):
+                cuts.append(c)
+        out: list[tuple[str, float | None]] = []
+        if zero_band:
+            out.append(("0", None))
+        if not cuts:
+            out.append((f"{_num(0 if zero_band else lo)} to {_num(hi)}" if not zero_band
+                        else "over 0", 0.0 if zero_band else None))  # fmt: skip
+        else:
+            first = f"over 0 to {_num(cuts[0])}" if zero_band else f"under {_num(cuts[0])}"
+            out.append((first, 0.0 if zero_band else None))
+            for a, b in itertools.pairwise(cuts):
+                out.append((f"{_num(a)} to {_num(b)}", a))
+            out.append((f"{_num(cuts[-1])} and over", cuts[-1]))
+        self._bands[dim.name] = out
+        return out
+
+    def _band_expr(self, col: Any, dim: Dimension) -> Any:
+        import ibis
+
+        bands = self.bands(dim)
+        if not bands:
+            return col.cast("string").fill_null(MISSING)
+        x = col.cast("float64")
+        cases: list[tuple[Any, str]] = [(x.isnull(), MISSING)]
+        if bands[0][0] == "0":
+            cases.append((x == 0, "0"))
+        # each band holds its lower bound: a value goes to the last band it reaches
+        for (label, _), (_, upper) in itertools.pairwise(bands):
+            if label == "0":
+                continue
+            cases.append((x < upper, label))
+        return ibis.cases(*cases, else_=bands[-1][0])
+
+    def _dim_expr(self, t: Any, table: str, dim: Dimension, group: bool = False) -> Any:
         import ibis
 
         if dim.source == "time":
@@ -923,6 +1037,8 @@ class MetricsEngine:
                 (col.isnull(), MISSING), (col < 25, "18-24"), (col < 35, "25-34"),
                 (col < 45, "35-44"), (col < 55, "45-54"), (col < 65, "55-64"), else_="65+",
             )  # fmt: skip
+        if dim.banded and group:
+            return self._band_expr(col, dim)
         if dim.numeric:
             return col
         if dim.flag:
@@ -1023,7 +1139,7 @@ class MetricsEngine:
             t = t.filter(col < ibis.timestamp(end))
         for f in filters:
             t = t.filter(self._filter_expr(t, table, f))
-        keys = {f"d__{d.name}": self._dim_expr(t, table, d) for d in by}
+        keys = {f"d__{d.name}": self._dim_expr(t, table, d, group=True) for d in by}
         t = t.mutate(**keys) if keys else t
         ctx: dict[str, Any] = {}
         if "first__" in t.columns:
@@ -1151,6 +1267,10 @@ class MetricsEngine:
         time_dim = next((d for d in by if d.source == "time"), None)
         if time_dim is not None and len(by) == 1 and not request.top:
             frame = frame.sort_values(f"d__{time_dim.name}")
+        elif len(by) == 1 and by[0].banded and not request.top and not request.ascending:
+            order = {label: i for i, (label, _) in enumerate(self.bands(by[0]))}
+            frame = frame.sort_values(f"d__{by[0].name}",
+                                      key=lambda s: s.map(order).fillna(len(order)))  # fmt: skip
         else:
             keys = [f"d__{d.name}" for d in by]
             frame = frame.sort_values([first, *keys], ascending=[request.ascending] +
@@ -1203,6 +1323,13 @@ class MetricsEngine:
             out["top"] = request.top
         if request.top or request.ascending:
             out["sorted_by"] = f"{first} ({'lowest' if request.ascending else 'highest'} first)"
+        banded = [d for d in by if d.banded]
+        if banded:
+            out["bands"] = {
+                d.name: f"{d.column} in bands cut near the customers' quantiles (each band holds "
+                "its lower bound, not its upper)"
+                for d in banded
+            }
         out["rows_total"] = total_rows
         out["rows"] = rows  # before the definitions: the table shown under an answer
         out["measures"] = [m.describe() for m in measures]
@@ -1226,10 +1353,27 @@ def _label(value: Any, dim: Dimension) -> Any:
         if dim.name == "year":
             return str(day.year)
         return day.isoformat()  # day, and week (its Monday)
-    if dim.numeric:
+    if dim.numeric and not dim.banded:
         f = float(value)
         return int(f) if f.is_integer() else f
     return str(value)
+
+
+def _two_figures(v: float) -> float:
+    """``v`` rounded to two significant figures (a band's cut: 43,097 -> 43,000)."""
+    import math
+
+    if v == 0 or not math.isfinite(v):
+        return float(v)
+    digits = 1 - math.floor(math.log10(abs(v)))
+    return float(round(v, digits))
+
+
+def _num(v: float) -> str:
+    """A band bound as people write it: 43,000; 2.5; 0.35."""
+    if float(v).is_integer():
+        return f"{int(v):,}"
+    return f"{v:,.6g}"
 
 
 def _round(value: Any, m: Measure) -> float | int | None:

@@ -242,8 +242,10 @@ def _customer_profile(ctx: ToolContext, args: CustomerArgs) -> Facts:
             out[f"{label}_reasons"] = _reasons(row.get(f"label_{label}_reasons"))
     attributes = customer_attributes(ctx.ws, row["customer_id"])
     if attributes:  # "what age group is 2451 in?", "has 254 already got the policy?"
-        labels = {k.removeprefix("p_label_") for k in row if k.startswith("p_label_")}
-        known = {c: v for c, v in attributes.items() if c.lower() in labels}
+        from insight_agent.engine.metrics import norm
+
+        labels = {norm(k.removeprefix("p_label_")) for k in row if k.startswith("p_label_")}
+        known = {c: v for c, v in attributes.items() if norm(c) in labels}
         if known:  # the outcome itself, beside its probability
             out["known_outcome"] = known
         out["attributes"] = attributes
@@ -685,13 +687,21 @@ def _a_customer(f: Facts) -> str:
             if f.get(f"{label}_reasons"):
                 line += f": {f[f'{label}_reasons'][0]}"
             line += "."
-    said = [  # the customer's own descriptive columns ("age group 30-40 years")
-        f"{c} {v}"
-        for c, v in (f.get("attributes") or {}).items()
-        if isinstance(v, str) and c not in (f.get("known_outcome") or {})
-    ]
+    # the customer's own descriptive columns ("age group 30-40 years"); without orders the
+    # numbers are the customer's record too ("Balance 95,925; Bonus_miles 7,337")
+    numbers = f.get("rfm") is None and not _bought(f)
+    own = {c: v for c, v in (f.get("attributes") or {}).items()
+           if c not in (f.get("known_outcome") or {}) and not isinstance(v, bool)}  # fmt: skip
+    said = [f"{c} {v}" for c, v in own.items() if isinstance(v, str)]
+    if numbers:  # the values first, then the yes/no columns that are yes
+        said += [
+            f"{c} {f'{v:,}' if isinstance(v, int) else f'{v:,.2f}'}"
+            for c, v in own.items()
+            if isinstance(v, int | float) and v not in (0, 1)
+        ]
+        said += [f"{c} 1" for c, v in own.items() if isinstance(v, int | float) and v == 1]
     if said:
-        line += " " + "; ".join(said[:8]) + "."
+        line += " " + "; ".join(said[:12]) + "."
     if line.endswith(":"):
         line += " no segment, scores or orders in the current build."
     return line

@@ -307,7 +307,7 @@ _MEASURE_WORDS: tuple[tuple[str, str], ...] = (
      # (not "% of customers who have X": that is a yes/no column's or outcome's share)
      r"(?:share|percent\w*|proportion|fraction|%) of (?:our |the |all )?customers"
      r"(?!\s+(?:who |that )?(?:have|has|own|owns|hold|holds|bought|took|got)\b)|"
-     r"\bcustomer (?:count|numbers|totals?)\b|^customers (?:by|per|split by|broken down by)\b",
+     r"\bcustomer (?:count|numbers|totals?)\b|^customers(?= (?:by|per|split by|broken down by)\b)",
      "customers"),
 )  # fmt: skip
 _TIME_WORDS = (
@@ -405,11 +405,11 @@ _TYPOS = {"hw": "how", "hoe": "how", "whats": "what is", "u": "you", "no.": "num
           # (a visit, a ticket) is an order
           "households": "customers", "household": "customer", "hh": "customers",
           "hhs": "customers", "trips": "orders", "trip": "order", "clients": "customers",
-          "client": "customer"}  # fmt: skip
+          "client": "customer", "w/": "with", "w/o": "without", "wo/": "without"}  # fmt: skip
 _VOCAB = ("revenue", "orders", "sales", "reviews", "customers", "returns", "rating", "ratings",
           "average", "repeat", "response", "campaign", "campaigns", "channel", "category",
           "segment", "month", "quarter", "weekly", "monthly", "subcategory", "department",
-          "region", "country", "gender", "product", "products", "comments")  # fmt: skip
+          "region", "country", "gender", "product", "products", "comments", "members")  # fmt: skip
 
 
 def normalise(question: str) -> str:
@@ -420,12 +420,16 @@ def normalise(question: str) -> str:
     # "the base", "our customer base": the customers
     text = re.sub(
         r"\b(?:the|our|my|whole|entire|all)\s+(?:whole\s+|entire\s+)?(?:customer\s+|client\s+)?"
-        r"base\b|\bcustomer base\b",
+        r"base\b|\bcustomer base\b|"
+        # a mailer's "the file", "our list", "the database"
+        r"(?<=\bof )(?:the|our)\s+(?:whole\s+|entire\s+)?(?:mailing\s+|customer\s+)?"
+        r"(?:file|list|database|db)\b",
         "customers",
         question.lower(),
     )
     words = []
-    for word in re.findall(r"[\w.%'/-]+|[^\w\s]", text):
+    # "1,000" stays one number (not "1 , 000")
+    for word in re.findall(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?\b|[\w.%'/-]+|[^\w\s]", text):
         word = _TYPOS.get(word, word)
         inflected = word.rstrip("s") in _VOCAB or f"{word}s" in _VOCAB
         if word.isalpha() and len(word) >= 5 and word not in _VOCAB and not inflected:
@@ -433,7 +437,63 @@ def normalise(question: str) -> str:
             # "responds" is a verb of "response", not a misspelling of it
             word = close[0] if close and close[0][:5] != word[:5] else word
         words.append(word)
-    return " ".join(words)
+    return re.sub(r"\bnumber of of\b", "number of", " ".join(words))  # "no. of"
+
+
+# What a business calls its customers: "members" of a loyalty scheme, "users", "passengers".
+_THEIR_CUSTOMERS = re.compile(
+    r"\b(?:members|users|accounts|passengers|guests|patrons|consumers|"
+    r"policyholders|subscribers|donors|fliers|flyers)\b",
+    re.I,
+)
+_THEIR_CUSTOMER = re.compile(
+    r"\b(?:member|user|account|passenger|guest|patron|consumer|policyholder|"
+    r"subscriber|donor|flier|flyer)\b",
+    re.I,
+)
+
+
+def people_words(cat: Any, q: str) -> str:
+    """``q`` with the business's word for its customers read as "customers" ("how many
+    members …"), unless a column of this workspace is named by that word (a "member" flag,
+    "subscribed")."""
+    names = " ".join([*cat.dimensions, *cat.measures]).replace("_", " ")
+
+    def swap(m: re.Match[str], plural: bool) -> str:
+        word = m[0].lower().rstrip("s")
+        if re.search(rf"\b{word}", names):
+            return m[0]
+        return "customers" if plural else "customer"
+
+    q = _fix_column_typos(cat, q)
+    q = _THEIR_CUSTOMERS.sub(lambda m: swap(m, True), q)
+    return _THEIR_CUSTOMER.sub(lambda m: swap(m, False), q)
+
+
+def _fix_column_typos(cat: Any, q: str) -> str:
+    """``q`` with near-miss spellings of this workspace's column words corrected ("balanse"
+    -> "balance", "purchse" -> "purchase"); inflections ("orders", "balanced") are left."""
+    import difflib
+
+    vocab = sorted({w for c in cat.columns.get("customers", [])
+                    for w in re.findall(r"[a-z]+", str(c).lower()) if len(w) >= 5})  # fmt: skip
+    if not vocab:
+        return q
+
+    def fix(m: re.Match[str]) -> str:
+        word = m[0]
+        if len(word) < 6 or word in vocab or word in _VOCAB or word.rstrip("s") in _VOCAB:
+            return word
+        if difflib.get_close_matches(word, _VOCAB, n=1, cutoff=0.8):
+            return word  # "custmers": normalise() reads it as the metrics word
+        close = difflib.get_close_matches(word, vocab, n=1, cutoff=0.8)
+        if not close or close[0][:2] != word[:2]:
+            return word
+        if word.startswith(close[0]) or close[0].startswith(word.rstrip("s")):
+            return word  # an inflection, not a typo
+        return close[0]
+
+    return re.sub(r"\b[a-z]{6,}\b", fix, q)
 
 
 def _named_measures(q: str) -> tuple[list[str], list[str], str]:
@@ -678,10 +738,11 @@ def flags_said(cat: Any, q: str) -> dict[str, str]:
     from insight_agent.engine.metrics import flag_words
 
     out: dict[str, str] = {}
+    flag_cols = [d.column for d in cat.dimensions.values() if d.flag and d.column]
     for dim in cat.dimensions.values():
         if not dim.flag or dim.column is None:
             continue
-        said = flag_words(dim.column)
+        said = flag_words(dim.column, flag_cols)
         hits = [bool(h[1]) for h in re.finditer(rf"\b({_NEGATED})?{said}\b", q)]
         if not hits:
             continue
@@ -704,6 +765,19 @@ _MORE = r"(?:>=|=>|>|over|above|more than|greater than|at least|of at least|of o
 _LESS = r"(?:<=|=<|<|under|below|less than|fewer than|at most|of at most|of under)"
 
 
+# A number as people type it: "300", "1,500", "$2.5k", "100k", "1.2m", "10 thousand"
+_AMOUNT = (r"\$?(?P<n>\d[\d,]*(?:\.\d+)?)\s*(?P<mult>k|m|mn|thousand|million)?\b"
+           r"(?!\s*%)")  # fmt: skip
+_UNITS = r"(?:months?|days?|years?|weeks?|miles?|points?|dollars?|bucks|usd|eur|gbp|\$)"
+
+
+def _amount(number: str, mult: str | None) -> str:
+    """The number "100k" or "1,500" says, written plainly (100000, 1500)."""
+    value = float(number.replace(",", ""))
+    value *= {"k": 1e3, "thousand": 1e3, "m": 1e6, "mn": 1e6, "million": 1e6}.get(mult or "", 1)
+    return f"{value:g}" if not value.is_integer() else str(int(value))
+
+
 def _numeric_filters(cat: Any, q: str) -> list[str]:
     """Filters on numeric customer columns said with a number ("M over 300", "tenure > 24",
     "income below 30000"), or "bought a/any X" for a count column (ArtBks > 0)."""
@@ -716,11 +790,25 @@ def _numeric_filters(cat: Any, q: str) -> list[str]:
             continue
         said = column_words(dim.column, siblings)
         for op, words in ((">", _MORE), ("<", _LESS)):
-            m = re.search(rf"\b{said}\s*(?:of\s+|is\s+|was\s+)?{words}\s*\$?(\d+(?:\.\d+)?)\b", q)
+            # "balance over 100k", "tenure < 24"; or the number first: "over 100k balance",
+            # "less than 12 months tenure"
+            m = re.search(rf"\b{said}\s*(?:of\s+|is\s+|was\s+)?{words}\s*{_AMOUNT}", q)
+            m = m or re.search(
+                rf"\b{words}\s*{_AMOUNT}\s*(?:{_UNITS}\s+)?(?:of\s+|in\s+)?{said}\b", q
+            )
             if m:
-                value = m[m.lastindex]  # type: ignore[index]
+                value = _amount(m["n"], m["mult"])
                 inclusive = re.search(r"least|most|=", m[0])
                 out.append(f"{dim.name}{op}{'=' if inclusive else ''}{value}")
+        # "3+ transactions", "freq of 5 or more", "10 or fewer bonus trans"
+        for op, after in (
+            (">=", r"(?:\s*\+|\s*or (?:more|over|above|higher)|\s*and (?:up|over|above))"),
+            ("<=", r"\s*or (?:less|fewer|under|below|lower)"),
+        ):
+            m = re.search(rf"(?<![\d.]){_AMOUNT}{after}\s*(?:{_UNITS}\s+)?(?:of\s+)?{said}\b", q)
+            m = m or re.search(rf"\b{said}\s*(?:of\s+|is\s+)?{_AMOUNT}{after}", q)
+            if m and not any(f.startswith(dim.name) for f in out):
+                out.append(f"{dim.name}{op}{_amount(m['n'], m['mult'])}")
         if dim.column.strip().lower() == "age":  # "older than 60", "under 30s", "aged over 65"
             for op, said_age in (
                 (">", r"older than|over the age of|aged (?:over|above)|over|above"),
@@ -802,13 +890,15 @@ ATTRIBUTES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             ("age_band", "age")),
     "category": (("category", "categories", "department", "departments"),
                  ("category", "department", "subcategory")),
-    "product": (("product", "products", "sku", "skus", "item", "items", "album", "albums"),
+    "product": (("product", "products", "sku", "skus", "item", "items", "album", "albums",
+                 "title", "titles"),
                 ("product", "sku", "item", "title", "subcategory")),
     "genre": (("genre", "genres"), ("genre",)),
     "artist": (("artist", "artists"), ("artist",)),
     "brand": (("brand", "brands"), ("brand",)),
     "device": (("device", "devices"), ("device",)),
     "campaign": (("campaign", "campaigns"), ("campaign",)),
+    "route": (("route", "routes", "destination", "destinations"), ("route", "destination")),
 }  # fmt: skip
 
 
@@ -1079,7 +1169,8 @@ _RANKS_PEOPLE = re.compile(
 # monthly charges", "who has the highest tenure")
 _RANKED_BY = re.compile(
     r"\b(?:by|highest|lowest|most|biggest|largest|longest)\s+(?:their\s+)?"
-    r"([a-z][a-z _-]{1,40}?)\s*(?:[?.!]|$)"
+    r"([a-z][a-z0-9 _-]{1,40}?)\s*(?:[?.!]|$|(?=\s+(?:past|last|this|in|over|during|for|"
+    r"since)\b))"
 )
 # a ranking by a prediction (top_customers), not by a figure of the data
 _PREDICTED = re.compile(
@@ -1154,8 +1245,16 @@ def customer_ranking(ctx: ToolContext, question: str, segments: list[str]) -> di
             return None
     args = {**args, "by": ["customer"]}
     # "which 3 customers ordered most often": each customer is one active customer; the
-    # ranking is by their orders
-    args["measures"] = ["orders" if m == "active_customers" else m for m in args["measures"]]
+    # ranking is by their orders. A customers-table column's value per customer is its
+    # total (its average over one row is the same number; "top 5 by spending" is a total)
+    args["measures"] = [
+        "orders"
+        if m == "active_customers"
+        else f"total_{m.removeprefix('average_')}"
+        if m.startswith("average_") and f"total_{m.removeprefix('average_')}" in cat.measures
+        else m
+        for m in args["measures"]
+    ]
     asked = re.search(r"\b(?:top|bottom|best|worst|biggest|largest|highest|lowest) (\d{1,3})\b", q)
     args.setdefault("top", int(asked[1]) if asked else 10)
     args.pop("compare", None)  # "this year vs last" per customer is not a ranking
@@ -1168,7 +1267,6 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
     q = normalise(question)
     if _not_a_figure(q):
         return None
-    measures, said, rest = _named_measures(q)
     try:
         from insight_agent.analytics.queries import metrics_engine
 
@@ -1176,6 +1274,8 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
         cat = engine.catalogue
     except Exception:
         return None
+    q = people_words(cat, q)
+    measures, said, rest = _named_measures(q)
     # this workspace's own measures ("y rate", "average balance"): the most specific match
     # first ("avg related purchases" is Related Purchase's average, not F's with a filler
     # word), and none over words another already took
@@ -1245,10 +1345,10 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
             measures = ["customers"]
     if (
         not measures
-        and flags
+        and (flags or numeric_where)
         and "customers" in cat.measures
         and re.search(r"\bhow many\b|\bnumber of\b|\bcount of\b", q)
-    ):  # "how many seniors do we have?": customers, of that group
+    ):  # "how many seniors do we have?", "how many have over 5 bonus trans": customers
         measures = ["customers"]
     if (
         not measures
@@ -1310,8 +1410,10 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
     phrases = [
         m[1]
         for m in re.finditer(
-            r"\b(?:by|per|for each|each|across|between|among|split by|broken down by) "
-            r"([a-z][a-z ]{1,24}?)(?=[?.,!]|$| and | over | in | last | this | for )",
+            r"\b(?:by|per|for each|each|across|between|among|split by|broken down by|"
+            r"(?:vary|varies|varied|change|changes|differ|differs) (?:with|by|across)|"
+            r"depends? on) "
+            r"([a-z][a-z0-9_ ]{1,24}?)(?=[?.,!]|$| and | over | in | last | this | for )",
             rest,  # with the measure words taken out: "revenue per customer by segment"
         )
     ]
@@ -1347,6 +1449,11 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
                 ends = [d for d, dim in cat.dimensions.items()
                         if dim.breakdown and d.endswith(f"_{key.rstrip('s')}")]  # fmt: skip
                 key = ends[0] if len(ends) == 1 and len(key) >= 4 else key
+            if key not in cat.dimensions and (n > 1 or re.search(r"\d", key)):
+                # "flight miles" for flight_miles_12mo, "cc1" for cc1_miles
+                starts = [d for d, dim in cat.dimensions.items()
+                          if dim.breakdown and d.startswith(f"{key}_")]  # fmt: skip
+                key = starts[0] if len(starts) == 1 else key
             if key in cat.dimensions and cat.dimensions[key].breakdown and key not in by:
                 by.append(key)
                 break
@@ -1386,6 +1493,22 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
             levels[dim] = [group]
     sex = next((d for d in ("gender", "sex", "female", "male", "is_female", "is_male")
                 if d in cat.dimensions), None)  # fmt: skip
+    sex = sex or next((d for d, dim in cat.dimensions.items()
+                       if dim.flag and re.search(r"(?:^|_)(?:fe)?male$", d)), None)  # fmt: skip
+    men = re.search(r"\b(?:men|males?|man|guys|gents|gentlemen)\b", q)
+    women = re.search(r"\b(?:women|females?|woman|ladies|gals)\b", q)
+    if (
+        not by
+        and sex is not None
+        and cat.dimensions[sex].flag
+        and sex not in levels
+        and bool(men) != bool(women)
+        and not re.search(r"\b(?:vs\.?|versus|compared|than|or)\b", q)
+    ):  # "purchase rate for women" with a Gender=male flag: its 0 group
+        said_male = bool(men)
+        levels[sex] = ["Yes" if said_male == sex.endswith("_male") or sex == "male" else "No"]
+        if re.search(r"(?:^|_)female$", sex):
+            levels[sex] = ["No" if said_male else "Yes"]
     if (
         not by
         and sex is not None

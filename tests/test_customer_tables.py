@@ -180,3 +180,42 @@ def test_a_members_record_is_in_the_profile(airline_ws: Path, members: pd.DataFr
     answer = ask.last.answer
     assert f"Balance {int(row['Balance']):,}" in answer
     assert f"Award? = {int(row['Award?'])}" in answer
+
+
+@pytest.mark.parametrize(
+    ("flag", "men", "women"),
+    [("male", "Yes", "No"), ("is_male", "Yes", "No"), ("gender_male", "Yes", "No"),
+     ("female", "No", "Yes"), ("is_female", "No", "Yes")],
+)  # fmt: skip
+def test_a_sex_flag_reads_men_and_women_as_its_groups(flag: str, men: str, women: str) -> None:
+    from insight_agent.tools.metrics import sex_group
+
+    assert (sex_group(flag, men=True), sex_group(flag, men=False)) == (men, women)
+
+
+def test_numbers_as_people_type_them() -> None:
+    from insight_agent.tools.metrics import _amount
+
+    assert _amount("100", "k") == "100000"
+    assert _amount("1,500", None) == "1500"
+    assert _amount("1.2", "m") == "1200000"
+    assert _amount("1,234,567.5", None) == "1234567.5"  # not 1.23457e+06
+
+
+def test_a_columns_last_word_names_it_when_no_other_column_has_it() -> None:
+    """Universal Bank's "Personal Loan" outcome is "the loan" in a question ("loan rate",
+    "took the loan"); "account" names neither "CD Account" nor "Securities Account"."""
+    import re
+
+    from insight_agent.engine.metrics import _label_measures, flag_words
+
+    cols = ["customer_id", "Income", "Personal Loan", "CD Account", "Securities Account"]
+    loan = flag_words("Personal Loan", cols)
+    assert re.search(rf"\b{loan}\b", "avg income of ppl who took the loan")
+    cd = flag_words("CD Account", cols)
+    assert not re.search(rf"\b{cd}\b", "customers with an account")
+    assert re.search(rf"\b{cd}\b", "customers with a cd account")
+    rate = _label_measures({"customers": cols}, {"Personal Loan": "1"})["personal_loan_rate"]
+    assert any(re.search(w, "whats the loan rate") for w in rate.words)
+    # without the other columns to check against: the full name only
+    assert not re.search(rf"\b{flag_words('Personal Loan')}\b", "who took the loan")

@@ -417,7 +417,7 @@ def build_catalogue(con: Any, labels: dict[str, str] | None = None) -> Catalogue
                 r"\brespon\w*", rf"\b(?:say|says|said|saying|answer\w*) {positive}\b",
                 r"\bsubscri\w*", r"\bsign(?:s|ed|ing)? up\b", r"\bconver\w*",
                 r"\btake[- ]?up\b", r"\bconv\b", r"\buptake\b",
-                r"\b(?:buy|buying|hit) rate\b",
+                r"\b(?:buy|buying|hit) rate\b", r"\bacceptance\b",
                 r"(?:%|\bshare|\bpercent\w*|\bproportion|\bhow many) (?:of (?:them |those )?)?"
                 r"(?:that|who) (?:bought|purchased|converted|took it|said yes)\b",
                 r"\b(?:works?|worked|performs?|performed|does|did|do) "
@@ -468,8 +468,6 @@ def build_catalogue(con: Any, labels: dict[str, str] | None = None) -> Catalogue
         cands = [c for c in ("gender", "region", "country", "channel") if c in cust]
         cands += _extra_levels(con, "customers", cust) + flags + label_flags
         numeric = _numeric_levels(con, cust, set(cands) | set(labels or {}))
-        if "age" in numeric and "age_band" in dims:
-            numeric["age"] = False  # many values: the age bands break down (see below)
         cands += list(numeric)
         for col in cands:
             name = norm(col)
@@ -487,9 +485,9 @@ def build_catalogue(con: Any, labels: dict[str, str] | None = None) -> Catalogue
                                    numeric=col in numeric,
                                    flag=(col in flags or col in label_flags)
                                    and not _GENDER.search(col),
-                                   banded=not numeric.get(col, True) and col != "age",
                                    # "by age" is the age bands; "older than 60" filters age
-                                   breakdown=col != "age" or "age_band" not in dims)  # fmt: skip
+                                   breakdown=not (col == "age" and "age_band" in dims),
+                                   banded=not numeric.get(col, True) and col != "age")  # fmt: skip
     if "customer" not in dims and has_customer_id:
         # one row per customer: "top 10 customers by revenue last year" (never matched by
         # value or offered without a ranking in mind: see tools/metrics.py)
@@ -520,8 +518,12 @@ def _label_measures(columns: dict[str, list[str]], labels: dict[str, str]) -> di
         if label not in columns["customers"]:
             continue
         key = norm(label)
-        # "award rate" for Award?, "gender=male" said without its punctuation too
-        said = rf"(?:{re.escape(label.lower().replace('_', ' '))}|{column_words(label)})"
+        # "award rate" for Award?, "gender=male" said without its punctuation too, "loan
+        # rate" for Personal Loan
+        last = _last_word(label, columns["customers"])
+        said = rf"(?:{re.escape(label.lower().replace('_', ' '))}|{column_words(label)}" + (
+            rf"|{re.escape(last)})" if last else ")"
+        )
 
         def rate(t: Any, c: dict[str, Any], _label: str = label, _pos: str = positive) -> Any:
             col = t[_label].cast("string").strip()
@@ -637,10 +639,10 @@ def flag_columns(con: Any, cols: list[str], labels: dict[str, str]) -> list[str]
     return [c for i, c in enumerate(cands) if row[f"o{i}"] and row[f"n{i}"] == 2]
 
 
-# Customer columns whose sum is a figure: money, counts of things bought ("AmtSpent",
-# "total_charges", "ArtBks", "NumWebPurchases").
 # A customers-table column that is money the customer spent (not a balance or a charge)
 _CUSTOMER_MONEY = re.compile(r"spen[dt]|revenue|sales|monetary|amount_?spent|amt_?spent|mnt")
+# Customer columns whose sum is a figure: money, counts of things bought ("AmtSpent",
+# "total_charges", "ArtBks", "NumWebPurchases").
 _SUMMABLE = re.compile(
     r"spen[dt]|amount|amt|mnt|value|revenue|sales|charge|paid|payment|purchase|purch|order|"
     r"bks|book|items|units|qty|quantity|balance|visits",
@@ -683,9 +685,25 @@ def flag_words(col: str, siblings: Sequence[str] = ()) -> str:
         # the two words the other way round: "ordered on the web" for Web order
         first, second = (re.escape(w) for w in words)
         whole = rf"(?:{whole}|{second}\w*(?:\s+(?:on|in|at|by|via|from|the|a|an)){{0,2}}\s+{first})"
+    last = _last_word(col, siblings)
+    if last:  # "took the loan" for Personal Loan, where no other column ends in "loan"
+        whole = rf"(?:{whole}|{re.escape(last)}s?)"
     if len(words) > 1 and len(words[0]) >= 5 and words[0].isalpha() and not shared:
         return rf"(?:{whole}|{re.escape(words[0])}s?)"
     return whole
+
+
+def _last_word(col: str, siblings: Sequence[str]) -> str | None:
+    """The last word of a two-or-more-word column name when it names the column alone: four
+    letters or more, and in no other column of ``siblings`` ("loan" for Personal Loan; not
+    "account" beside Securities Account and CD Account). None without siblings to check."""
+    words = re.findall(r"[a-z]+", col.lower())
+    if not siblings or len(words) < 2 or len(words[-1]) < 4:
+        return None
+    others = [s for s in siblings if s != col]
+    if any(words[-1] in re.findall(r"[a-z]+", s.lower()) for s in others):
+        return None
+    return words[-1]
 
 
 def _flag_share(col: str) -> Measure:
@@ -986,8 +1004,7 @@ class MetricsEngine:
         if zero_band:
             out.append(("0", None))
         if not cuts:
-            out.append((f"{_num(0 if zero_band else lo)} to {_num(hi)}" if not zero_band
-                        else "over 0", 0.0 if zero_band else None))  # fmt: skip
+            out.append(("over 0", 0.0) if zero_band else (f"{_num(lo)} to {_num(hi)}", None))
         else:
             first = f"over 0 to {_num(cuts[0])}" if zero_band else f"under {_num(cuts[0])}"
             out.append((first, 0.0 if zero_band else None))

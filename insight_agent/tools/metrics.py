@@ -529,7 +529,7 @@ NOT_BY_VALUE = ("segment", "product", "customer")
 # The customers who have a customers table's outcome, in words ("caravan owners", "buyers",
 # "subscribers"): in a workspace without orders these name the label's groups, not buyers.
 _HAVE_IT = (r"(?:owners?|buyers?|purchasers?|takers?|holders?|subscribers?|converters?|"
-            r"responders?|adopters?)")  # fmt: skip
+            r"responders?|adopters?|acceptors?)")  # fmt: skip
 _HAVE_IT_BOTH = re.compile(
     rf"\b{_HAVE_IT}\b.{{0,30}}\b(?:vs\.?|versus|compared (?:to|with)|and|or)\s+(?:the\s+)?"
     rf"(?:non[- ]?\w+|rest|others|everyone else|everybody else)\b|\bnon[- ]?{_HAVE_IT}\b"
@@ -738,7 +738,11 @@ def flags_said(cat: Any, q: str) -> dict[str, str]:
     from insight_agent.engine.metrics import flag_words
 
     out: dict[str, str] = {}
-    flag_cols = [d.column for d in cat.dimensions.values() if d.flag and d.column]
+    # every column of the table: a word one yes/no column shares with any other is not its
+    # name ("service" is phone_service's and internet_service's)
+    flag_cols = [*cat.columns.get("customers", [])] or [
+        d.column for d in cat.dimensions.values() if d.flag and d.column
+    ]
     for dim in cat.dimensions.values():
         if not dim.flag or dim.column is None:
             continue
@@ -775,7 +779,14 @@ def _amount(number: str, mult: str | None) -> str:
     """The number "100k" or "1,500" says, written plainly (100000, 1500)."""
     value = float(number.replace(",", ""))
     value *= {"k": 1e3, "thousand": 1e3, "m": 1e6, "mn": 1e6, "million": 1e6}.get(mult or "", 1)
-    return f"{value:g}" if not value.is_integer() else str(int(value))
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def sex_group(flag: str, *, men: bool) -> str:
+    """The group of a yes/no column that says which sex it marks (``male``, ``is_female``,
+    ``gender_male``) holding men (``men=True``) or women: "Yes" or "No"."""
+    marks_men = not re.search(r"(?:^|_)female$", flag)
+    return "Yes" if men == marks_men else "No"
 
 
 def _numeric_filters(cat: Any, q: str) -> list[str]:
@@ -1505,10 +1516,7 @@ def route_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[str
         and bool(men) != bool(women)
         and not re.search(r"\b(?:vs\.?|versus|compared|than|or)\b", q)
     ):  # "purchase rate for women" with a Gender=male flag: its 0 group
-        said_male = bool(men)
-        levels[sex] = ["Yes" if said_male == sex.endswith("_male") or sex == "male" else "No"]
-        if re.search(r"(?:^|_)female$", sex):
-            levels[sex] = ["No" if said_male else "Yes"]
+        levels[sex] = [sex_group(sex, men=bool(men))]
     if (
         not by
         and sex is not None

@@ -155,10 +155,16 @@ def segment_customers(
         pick_sample = rng.choice(len(pick), size=min(len(pick), SILHOUETTE_SAMPLE), replace=False)
     scores: dict[int, float] = {}
     models: dict[int, Any] = {}
+    # every candidate is read on the same sample rows: their distances once (~200 MB at the
+    # sample's 5,000 rows) instead of once per candidate, with identical silhouettes
+    from sklearn.metrics import pairwise_distances
+
+    distances = pairwise_distances(pick[pick_sample]) if len(candidates) > 1 else None
     for kk in candidates:
         model = fit(pick, kk, None if pick is Z else 4)
         models[kk] = model
-        scores[kk] = _silhouette(pick[pick_sample], model.labels_[pick_sample])
+        scores[kk] = _silhouette(pick[pick_sample], model.labels_[pick_sample], distances)
+    del distances
     best_k = k or max(scores, key=lambda kk: (round(scores[kk], 3), -kk))
     if pick is not Z and k is None:
         if n > FIT_SAMPLE:
@@ -226,11 +232,15 @@ def segment_customers(
     )
 
 
-def _silhouette(Z: np.ndarray, labels: np.ndarray) -> float:
+def _silhouette(Z: np.ndarray, labels: np.ndarray, distances: np.ndarray | None = None) -> float:
+    """Silhouette of ``labels`` on rows ``Z`` (or on their pairwise ``distances``, computed
+    once when several labellings of the same rows are compared)."""
     from sklearn.metrics import silhouette_score
 
     if len(set(labels.tolist())) < 2:
         return -1.0
+    if distances is not None:
+        return float(silhouette_score(distances, labels, metric="precomputed"))
     return float(silhouette_score(Z, labels))
 
 

@@ -280,9 +280,11 @@ def _families(seed: int) -> dict[str, Callable[[], Any]]:
         "logistic_regression": lambda: make_pipeline(
             StandardScaler(), LogisticRegression(C=0.5, max_iter=2000)
         ),
+        # 30 trees at 0.25 score as 60 at 0.15 did (held-out ROC-AUC within 0.003 on the demo
+        # models, 0.006 on CDNOW and the Complete Journey) at half the fitting and scoring
         "hist_gradient_boosting": lambda: HistGradientBoostingClassifier(
-            max_iter=60,
-            learning_rate=0.15,
+            max_iter=30,
+            learning_rate=0.25,
             max_leaf_nodes=15,
             max_bins=63,
             l2_regularization=1.0,

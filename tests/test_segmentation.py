@@ -210,3 +210,20 @@ def test_rules_read_like_a_marketer_would_write_them(result):
             assert ".5" not in text  # no half orders
             conditions = text.split(" and ")
             assert len(conditions) == len(set(conditions))
+
+
+def test_silhouettes_of_several_labellings_equal_scikit_learns():
+    """The candidates' silhouettes are computed a block of rows at a time: the same values
+    as silhouette_score, singleton clusters and duplicate rows included."""
+    from sklearn.metrics import silhouette_score
+
+    from insight_agent.analytics.segmentation import _silhouettes
+
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(1100, 4))
+    Z[:6] = Z[0]  # duplicate rows: zero distances
+    labellings = [rng.integers(0, k, len(Z)) for k in (2, 3, 5)]
+    labellings[1][7] = 9  # a cluster of one row
+    found = _silhouettes(Z, labellings, chunk=256)
+    assert np.allclose(found, [silhouette_score(Z, lab) for lab in labellings], atol=1e-10)
+    assert _silhouettes(Z, [np.zeros(len(Z), dtype=int)]) == [-1.0]

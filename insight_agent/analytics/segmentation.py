@@ -254,6 +254,8 @@ def _silhouettes(Z: np.ndarray, labellings: list[np.ndarray], chunk: int = 512) 
     for lo in range(0, n, chunk):
         rows = slice(lo, min(lo + chunk, n))
         block = pairwise_distances(Z[rows], Z)
+        within = np.arange(block.shape[0])
+        block[within, lo + within] = 0.0  # a row's distance to itself (rounding leaves ~1e-8)
         for code, onehot, size, score in zip(codes, onehots, sizes, scores, strict=True):
             if len(size) < 2:
                 continue

@@ -932,11 +932,10 @@ def _count_of_last(ctx: ToolContext, last: dict[str, Any]) -> dict[str, Any] | N
     """The head count of the customers the last metrics call was about: its filters and
     breakdown kept, a yes/no share's group ("what share are seniors" → senior_citizen = 1)
     made a filter. None where the workspace counts no customers."""
-    try:
-        from insight_agent.analytics.queries import metrics_engine
+    from insight_agent.tools.metrics import workspace_catalogue
 
-        cat = metrics_engine(ctx.ws).catalogue
-    except Exception:
+    cat = workspace_catalogue(ctx)
+    if cat is None:
         return None
     count = "customers" if "customers" in cat.measures else "active_customers"
     if count not in cat.measures:
@@ -1001,15 +1000,10 @@ def _resolved(ctx: ToolContext, text: str) -> str | None:
 def _their_customers(ctx: ToolContext, question: str) -> str:
     """``question`` with the business's word for its customers ("members", "passengers")
     read as "customers" where no column of the workspace is named by it."""
-    from insight_agent.tools.metrics import people_words
+    from insight_agent.tools.metrics import people_words, workspace_catalogue
 
-    try:
-        from insight_agent.analytics.queries import metrics_engine
-
-        cat = metrics_engine(ctx.ws).catalogue
-    except Exception:
-        return question
-    return people_words(cat, question)
+    cat = workspace_catalogue(ctx)
+    return question if cat is None else people_words(cat, question)
 
 
 def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -> Route:

@@ -58,7 +58,6 @@ AFTER_OUTCOME = re.compile(
     r"churn_reason|cancel\w*_(?:date|at|reason)|termination_date|end_date|closed_(?:date|at)|"
     r"refund_date|response_date|responded_at|converted_at|conversion_date|outcome_date)$"
 )
-PII = PII_COLUMN  # the metrics layer's pattern: one list of personal-detail column names
 POSITIVE_WORDS = ("yes", "y", "true", "t", "1", "1.0", "positive", "churned", "responded",
                   "converted", "bought", "purchased", "subscribed", "won", "success")  # fmt: skip
 
@@ -137,7 +136,7 @@ def plan_features(
             plan.dropped[col] = "excluded in the settings"
             continue
         s = frame[col]
-        if low not in keep and PII.search(col) and not pd.api.types.is_numeric_dtype(s):
+        if low not in keep and PII_COLUMN.search(col) and not pd.api.types.is_numeric_dtype(s):
             plan.dropped[col] = "contact detail (never a feature)"
             continue
         if low not in keep and AFTER_OUTCOME.match(_norm(col)):

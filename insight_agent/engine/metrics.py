@@ -46,13 +46,11 @@ TIME_COLUMN = {
 }
 MISSING = "(missing)"
 MAX_ROWS = 500  # a breakdown longer than this is cut (the result says so)
-# Customer columns never offered as dimensions: identifiers and contact details.
 # Column names that hold personal details: never a measure, a dimension or a profile fact
 # (one pattern for the metrics layer, label detection and customer profiles).
 PII_COLUMN = re.compile(
     r"name|mail|phone|mobile|address|street|zip|postal|postcode|ssn|iban|card", re.I
 )
-_PII = PII_COLUMN
 # How a yes/no column's groups may be written in a filter ("senior_citizen=1", "=true").
 FLAG_VALUES = {"1": "Yes", "1.0": "Yes", "true": "Yes", "y": "Yes", "0": "No", "0.0": "No",
                 "false": "No", "n": "No"}  # fmt: skip
@@ -592,7 +590,7 @@ def _order_measures(con: Any, cols: list[str]) -> dict[str, Measure]:
         key = norm(col)
         if (
             col in _KNOWN_COLS
-            or _PII.search(col)
+            or PII_COLUMN.search(col)
             or _NOT_AVERAGED.search(key)
             or not schema[col].is_numeric()
             or schema[col].is_boolean()
@@ -661,7 +659,7 @@ def _numeric_levels(con: Any, cols: list[str], taken: set[str]) -> dict[str, boo
         for c in cols
         if c not in taken
         and c != "customer_id"
-        and not _PII.search(c)
+        and not PII_COLUMN.search(c)
         and schema[c].is_numeric()
         and not schema[c].is_boolean()
         and not re.search(r"(?:^|_)(?:id|ids|key)$", norm(c))
@@ -735,7 +733,7 @@ def _attribute_measures(
             col == "customer_id"
             or col in labels
             or col in flags
-            or _PII.search(col)
+            or PII_COLUMN.search(col)
             or _NOT_AVERAGED.search(key)
             or not schema[col].is_numeric()
             or schema[col].is_boolean()
@@ -855,7 +853,9 @@ def _extra_levels(con: Any, table: str, cols: list[str]) -> list[str]:
     """Extra text columns of ``table`` with few distinct values (dimensions worth offering)."""
     t = con.table(table)
     cands = [
-        c for c in cols if c not in _KNOWN_COLS and not _PII.search(c) and (t[c].type().is_string())
+        c
+        for c in cols
+        if c not in _KNOWN_COLS and not PII_COLUMN.search(c) and t[c].type().is_string()
     ]
     if not cands:
         return []

@@ -453,6 +453,17 @@ _THEIR_CUSTOMER = re.compile(
 )
 
 
+def workspace_catalogue(ctx: ToolContext) -> Any | None:
+    """The workspace's metrics catalogue, or None where it has none (no build, no tables):
+    the router's checks then leave the question as it is."""
+    try:
+        from insight_agent.analytics.queries import metrics_engine
+
+        return metrics_engine(ctx.ws).catalogue
+    except Exception:
+        return None
+
+
 def people_words(cat: Any, q: str) -> str:
     """``q`` with the business's word for its customers read as "customers" ("how many
     members …"), unless a column of this workspace is named by that word (a "member" flag,
@@ -1205,13 +1216,8 @@ def paid_per_period(ctx: ToolContext, question: str) -> str | None:
         return None
     args = route_args(ctx, f"average {paid[1]}ly payment", [])
     measure = (args or {}).get("measures", [None])[0]
-    try:
-        from insight_agent.analytics.queries import metrics_engine
-
-        cat = metrics_engine(ctx.ws).catalogue
-    except Exception:
-        return None
-    found = cat.measures.get(measure) if measure else None
+    cat = workspace_catalogue(ctx)
+    found = cat.measures.get(measure) if cat is not None and measure else None
     return measure if found is not None and found.table == "customers" else None
 
 
@@ -1224,20 +1230,14 @@ def customer_ranking(ctx: ToolContext, question: str, segments: list[str]) -> di
     q = normalise(question)
     if not _RANKS_PEOPLE.search(q) or _PREDICTED.search(q):
         return None
-    try:
-        from insight_agent.analytics.queries import metrics_engine
-
-        cat = metrics_engine(ctx.ws).catalogue
-    except Exception:
+    cat = workspace_catalogue(ctx)
+    if cat is None or "customer" not in cat.dimensions:
         return None
-    if "customer" not in cat.dimensions:
-        return None
+    asked = re.search(r"\b(?:top|bottom|best|worst|biggest|largest|highest|lowest) (\d{1,3})\b", q)
+    top = int(asked[1]) if asked else 10
     paid = paid_per_period(ctx, question)
     if paid is not None:  # "who pays us the most per month": each customer's monthly charges
-        asked = re.search(
-            r"\b(?:top|bottom|best|worst|biggest|largest|highest|lowest) (\d{1,3})\b", q
-        )
-        return {"measures": [paid], "by": ["customer"], "top": int(asked[1]) if asked else 10}
+        return {"measures": [paid], "by": ["customer"], "top": top}
     args = route_args(ctx, question, segments)
     by_column = _RANKED_BY.search(q)
     if (args is None or not args.get("by")) and by_column:
@@ -1266,8 +1266,7 @@ def customer_ranking(ctx: ToolContext, question: str, segments: list[str]) -> di
         else m
         for m in args["measures"]
     ]
-    asked = re.search(r"\b(?:top|bottom|best|worst|biggest|largest|highest|lowest) (\d{1,3})\b", q)
-    args.setdefault("top", int(asked[1]) if asked else 10)
+    args.setdefault("top", top)
     args.pop("compare", None)  # "this year vs last" per customer is not a ranking
     return args
 

@@ -244,3 +244,30 @@ def test_a_comparison_follow_up_keeps_the_figure_and_its_period(ws) -> None:
     turn = session.ask("look up customer C000010")
     facts = turn.tool_calls[0]["result"]
     assert f"{int(facts['frequency']):,} orders" in turn.answer, turn.answer
+
+
+def test_a_question_that_asks_which_segment_does_not_refer_back(ws) -> None:
+    """Its "it" is the segment it asks for, not the one the last answer named (the router
+    gave the playbook of the top revenue segment to "which segment has the highest churn
+    risk, and what should we do about it")."""
+    session = _none(ws)
+    first = session.ask("Which segment brings in the most revenue?")
+    assert not first.answer.startswith("Lapsing customers")
+    turn = session.ask("which segment has the highest churn risk, and what should we do about it")
+    assert [c["tool"] for c in turn.tool_calls] == ["churn_risk_by_segment"]
+    assert turn.answer.startswith("Lapsing customers")
+    then = session.ask("what should we do about it")
+    assert then.tool_calls[0]["tool"] == "segment_playbook"
+    assert then.tool_calls[0]["args"]["segment"] == "Lapsing customers"
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["which hh are most likely to churn next qtr and why", "which households will churn"],
+)
+def test_a_grocers_households_are_the_customers_a_ranking_lists(ws, question: str) -> None:
+    from insight_agent.agent.router import route
+    from insight_agent.tools.registry import ToolContext
+
+    picked = route(ToolContext(ws), question)
+    assert (picked.tool, picked.args.get("target")) == ("top_customers", "churn")

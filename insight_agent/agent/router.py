@@ -789,9 +789,14 @@ class DialogueState:
         return any((self.segment, self.customer, self.target, self.period))
 
     def refers_back(self, ctx: ToolContext, question: str) -> bool:
-        """A follow-up that names no segment but points at one ("how big is it?")."""
+        """A follow-up that names no segment but points at one ("how big is it?"). Not a
+        question that asks which segment itself ("which segment has the highest churn risk,
+        and what should we do about it?"): its "it" is the segment it asks for."""
         return bool(
-            self.segment and _REFERS_BACK.search(question) and not _segments_in(ctx, question)
+            self.segment
+            and _REFERS_BACK.search(question)
+            and not _ASKS_WHICH_SEGMENT.search(question)
+            and not _segments_in(ctx, question)
         )
 
     def spell_out(self, ctx: ToolContext, question: str) -> str:
@@ -926,6 +931,9 @@ _HOW_MANY_THAT = (
     r"^\s*(?:and\s+|so\s+|ok\s+)?how many(?:\s+(?:custs?|customers|people|clients|accounts))?"
     r"\s+(?:is|are|was|were)\s+(?:that|those|them|they|these)\b"
 )
+
+
+_ASKS_WHICH_SEGMENT = re.compile(r"\b(?:which|what) (?:customer )?(?:segment|group)s?\b", re.I)
 
 
 def _count_of_last(ctx: ToolContext, last: dict[str, Any]) -> dict[str, Any] | None:

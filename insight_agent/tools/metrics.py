@@ -440,15 +440,16 @@ def normalise(question: str) -> str:
     return re.sub(r"\bnumber of of\b", "number of", " ".join(words))  # "no. of"
 
 
-# What a business calls its customers: "members" of a loyalty scheme, "users", "passengers".
+# What a business calls its customers: "members" of a loyalty scheme, "users", "passengers",
+# a grocer's "households" ("hh").
 _THEIR_CUSTOMERS = re.compile(
     r"\b(?:members|users|accounts|passengers|guests|patrons|consumers|"
-    r"policyholders|subscribers|donors|fliers|flyers)\b",
+    r"policyholders|subscribers|donors|fliers|flyers|households|hhs?)\b",
     re.I,
 )
 _THEIR_CUSTOMER = re.compile(
     r"\b(?:member|user|account|passenger|guest|patron|consumer|policyholder|"
-    r"subscriber|donor|flier|flyer)\b",
+    r"subscriber|donor|flier|flyer|household)\b",
     re.I,
 )
 

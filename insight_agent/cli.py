@@ -813,13 +813,22 @@ def model_card_cmd(
     out = _console()
     out.print(f"[bold]{escape(card['target'])}[/]: {escape(card['meaning'])}")
     out.print(f"model: {card['family']} (calibrated); reliability: {card['reliability']}")
+    if card.get("targeting"):
+        out.print(f"targeting: {escape(card['targeting'])}")
     window = m["eval_window"]
     where = window if isinstance(window, str) else f"held-out window {window[0]} – {window[1]}"
     out.print(f"{where}: {m['n']:,} customers, {m['positives']:,} positive ({m['base_rate']:.1%})")
+    if "cv_folds" in m:  # a customers table's label: cross-validated
+        spread = (
+            f"CV ROC-AUC {m['cv_roc_auc_mean']:.3f} ± {m['cv_roc_auc_std']:.3f} "
+            f"({m['cv_folds']} folds)"
+        )
+    else:  # an order-history model: one held-out window, with DeLong's interval
+        lo, hi = m["roc_auc_ci95"]
+        spread = f"95% interval of the ROC-AUC {lo:.3f}–{hi:.3f}"
     out.print(
         f"ROC-AUC {m['roc_auc']:.3f} · PR-AUC {m['pr_auc']:.3f} · Brier {m['brier']:.3f} · "
-        f"CV ROC-AUC {m['cv_roc_auc_mean']:.3f} ± {m['cv_roc_auc_std']:.3f} "
-        f"({m['cv_folds']} folds)"
+        + spread
     )
     out.print(
         f"at threshold {m['threshold']:.2f}: precision {m['precision']:.2f}, recall "

@@ -220,6 +220,32 @@ def test_model_card_command(built):
     assert missing.exit_code == 2 and "available:" in missing.output
 
 
+def test_a_model_that_ranks_well_but_lifts_little_says_so(built):
+    """ROC-AUC alone called a grocer's purchase model "strong" while 94% of households buy
+    every quarter: its top tenth was 1.1x as likely as anyone. The card and the answer say so."""
+    from insight_agent.analytics.queries import targeting_note
+    from insight_agent.tools.builtin import _a_model
+
+    note = targeting_note({"top_decile_lift": 1.06, "base_rate": 0.94})
+    assert note and "1.1x" in note and "94.0%" in note and "random" in note
+    assert targeting_note({"top_decile_lift": 3.2, "base_rate": 0.2}) is None
+    assert targeting_note({"top_decile_lift": 1.2}) is None  # no base rate: nothing to say
+    facts = {
+        "target": "purchase",
+        "reliability": "strong at ranking, but of little use for targeting",
+        "targeting": note,
+        "roc_auc": 0.81,
+        "top_10pct_capture": 0.106,
+        "top_decile_lift": 1.1,
+        "base_rate": 0.94,
+        "top_drivers": ["orders (higher raises)"],
+    }
+    assert "little use for targeting" in _a_model(facts) and note in _a_model(facts)
+    # the demo's churn model lifts well: no caveat
+    card = json.loads(invoke("model-card", "churn", "-w", str(built), "--json").stdout)
+    assert "targeting" not in card and card["metrics"]["top_decile_lift"] >= 1.5
+
+
 def test_score_command(built):
     result = invoke("score", "--customer", "C000001", "-w", str(built), "--json")
     assert result.exit_code == 0, result.output

@@ -43,7 +43,8 @@ def test_churn_model_beats_the_bar_on_the_held_out_window(churn):
     assert m["eval_window"][1] == str((end - pd.Timedelta(days=1)).date())
     assert m["lift_by_decile"][0] > 1.5
     assert m["capture_by_decile"][-1] == pytest.approx(1.0)
-    assert 0 < m["cv_roc_auc_std"] < 0.1 and m["cv_folds"] == 5
+    lo, hi = m["roc_auc_ci95"]
+    assert 0 < m["roc_auc_se"] < 0.05 and lo < m["roc_auc"] < hi and "cv_folds" not in m
     assert set(model.comparison) == {"logistic_regression", "hist_gradient_boosting"}
     assert model.family in model.comparison
     assert 0 < m["precision"] <= 1 and 0 < m["recall"] <= 1
@@ -197,3 +198,22 @@ def test_permutation_drop_equals_scikit_learns_permutation_importance(family):
     # the scores rank rows as the probabilities do (a monotone map of them)
     by_score = model.predict_proba(X)[:, 1][np.argsort(score, kind="stable")]
     assert (np.diff(by_score) >= -1e-12).all()
+
+
+def test_the_auc_interval_is_delongs():
+    """The card's interval comes from DeLong's variance: pinned against its definition, the
+    variance of each positive's and each negative's share of won pairs (ties half)."""
+    from sklearn.metrics import roc_auc_score
+
+    from insight_agent.analytics.propensity import auc_standard_error
+
+    rng = np.random.default_rng(3)
+    y = rng.random(300) < 0.3
+    score = np.round(y * 0.8 + rng.normal(size=300), 1)  # rounded: ties on purpose
+    auc, se = auc_standard_error(y, score)
+    x, z = score[y], score[~y]
+    psi = (x[:, None] > z[None, :]) + 0.5 * (x[:, None] == z[None, :])
+    v10, v01 = psi.mean(axis=1), psi.mean(axis=0)
+    expected = np.sqrt(v10.var(ddof=1) / len(x) + v01.var(ddof=1) / len(z))
+    assert auc == pytest.approx(roc_auc_score(y, score), abs=1e-12)
+    assert se == pytest.approx(expected, rel=1e-12)

@@ -91,6 +91,27 @@ def resolve_target(folder: Path, target: str) -> str:
     return stem
 
 
+#: Below this top-decile lift a model's best tenth is barely better than anyone: the card says
+#: so beside its ROC-AUC (a grocer where 94% buy every quarter: AUC 0.8, lift 1.1x).
+WEAK_TARGETING_LIFT = 1.5
+
+
+def targeting_note(metrics: dict[str, Any]) -> str | None:
+    """Why a well-ranking model still targets poorly, or None when its top tenth lifts enough.
+
+    The top decile's lift is at most 1 / base rate: when most customers are positive, picking
+    the highest scores cannot find many more positives than picking anyone.
+    """
+    lift, base = metrics.get("top_decile_lift"), metrics.get("base_rate")
+    if lift is None or base is None or lift >= WEAK_TARGETING_LIFT:
+        return None
+    return (
+        f"the top 10% of scores are only {lift:.1f}x as likely as the average customer "
+        f"(base rate {base:.1%}); choosing customers by this score finds few more than "
+        "choosing at random"
+    )
+
+
 def model_card(ws: Workspace, target: str) -> dict[str, Any]:
     """The model card of one target (metrics on the held-out window, drivers, comparison)."""
     folder, manifest = _manifest(ws)
@@ -108,6 +129,11 @@ def model_card(ws: Workspace, target: str) -> dict[str, Any]:
         if auc >= 0.6
         else "not better than chance"
     )
+    note = targeting_note(m)
+    if note and auc >= 0.6:
+        # ROC-AUC says the model ranks well; with most customers positive, ranking buys little
+        card["reliability"] += " at ranking, but of little use for targeting"
+        card["targeting"] = note
     # the base rate says what the lift and capture are measured against ("26.5% churn")
     base = f"; base rate {m['base_rate']:.1%}" if m.get("base_rate") is not None else ""
     card["headline"] = (
@@ -471,6 +497,7 @@ def churn_by_segment(ws: Workspace) -> dict[str, Any]:
         "horizon_days": card.get("horizon_days"),
         "model_roc_auc": round(card["metrics"]["roc_auc"], 2),
         "model_reliability": card["reliability"],
+        **({"model_targeting": card["targeting"]} if card.get("targeting") else {}),
         "segments": rows,
     }
 

@@ -263,6 +263,7 @@ def _model_quality(ctx: ToolContext, args: TargetArgs) -> Facts:
         "meaning": card["meaning"],
         "roc_auc": round(m["roc_auc"], 2),
         "reliability": card["reliability"],
+        **({"targeting": card["targeting"]} if card.get("targeting") else {}),
         "pr_auc": round(m["pr_auc"], 2),
         "base_rate": round(m["base_rate"], 3),
         "top_decile_lift": round(m["top_decile_lift"], 1),
@@ -630,6 +631,8 @@ def _a_churn(f: Facts) -> str:
     ]
     lines += [f"- {s['segment']}: {s['mean_churn_probability']}" for s in f["segments"][1:4]]
     lines.append(f"Model reliability: {f['model_reliability']} (ROC-AUC {f['model_roc_auc']}).")
+    if f.get("model_targeting"):
+        lines.append(f"Note: {f['model_targeting']}.")
     return "\n".join(lines)
 
 
@@ -713,6 +716,7 @@ def _a_model(f: Facts) -> str:
         f"10% of scores hold {pct(f['top_10pct_capture'])} of positives (lift "
         f"{f['top_decile_lift']}x; base rate {pct(f['base_rate'])}). Top drivers: "
         f"{', '.join(f['top_drivers'][:3])}."
+        + (f" Note: {f['targeting']}." if f.get("targeting") else "")
     )
 
 
@@ -1003,6 +1007,7 @@ for _spec in (
             "meaning",
             "roc_auc",
             "reliability",
+            "targeting",
             "top_decile_lift",
             "base_rate",
             "top_drivers",

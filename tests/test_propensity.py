@@ -217,3 +217,22 @@ def test_the_auc_interval_is_delongs():
     expected = np.sqrt(v10.var(ddof=1) / len(x) + v01.var(ddof=1) / len(z))
     assert auc == pytest.approx(roc_auc_score(y, score), abs=1e-12)
     assert se == pytest.approx(expected, rel=1e-12)
+
+
+def test_what_ifs_rerun_only_the_trees_that_split_on_the_column(churn, monkeypatch):
+    """Reasons from re-running only the trees that split on a driver equal those from whole
+    predictions, bit for bit (the log-odds are summed in scikit-learn's order)."""
+    from insight_agent.analytics import propensity
+
+    model, fn, end = churn
+    assert model.family == "hist_gradient_boosting"
+    X = fn(end).X
+    trees = propensity.TreeSum.of(model)
+    assert trees is not None
+    A = model.matrix(X)
+    assert np.array_equal(trees.total(trees.each(A)), model.log_odds(A))
+    assert any(len(ks) < len(trees.trees) for ks in trees.splitting_on.values())
+    fast = score_customers(model, X, batch=700)
+    monkeypatch.setattr(propensity.TreeSum, "of", classmethod(lambda cls, m: None))
+    whole = score_customers(model, X, batch=700)
+    pd.testing.assert_frame_equal(fast, whole)

@@ -830,17 +830,85 @@ def score_customers(
     reasons: list[list[str]] = []
     texts: dict[tuple[int, float], str] = {}  # shared by batches: values repeat across them
     lists: dict[tuple[str, ...], list[str]] = {}
+    trees = TreeSum.of(model) if n_reasons else None
     for lo in range(0, len(X), max(1, batch)):
         part = X.iloc[lo : lo + batch]
         A = model.matrix(part)
-        score = model.log_odds(A)
+        each = trees.each(A) if trees is not None else None
+        score = trees.total(each) if trees is not None else model.log_odds(A)
         p[lo : lo + len(A)] = model.probability(A, score)
-        reasons += _reasons(model, part, A, score, p[lo : lo + len(A)], n_reasons, texts, lists)
+        reasons += _reasons(
+            model, part, A, score, p[lo : lo + len(A)], n_reasons, texts, lists, (trees, each)
+        )
     out = pd.DataFrame({"probability": p}, index=X.index)
     ranks = pd.Series(p).rank(method="first", ascending=False).to_numpy()
     out["decile"] = np.ceil(ranks / max(len(p), 1) * 10).clip(1, 10).astype(int)
     out["reasons"] = reasons
     return out
+
+
+class TreeSum:
+    """A binary HistGradientBoosting model's log-odds as its baseline plus each tree's output,
+    added in the order scikit-learn adds them (so the total is bit-identical to
+    ``decision_function``). A what-if that changes one column changes only the trees that
+    split on it: on a 100k demo build's churn model the six reason drivers are split on by
+    8 to 26 of 30 trees, so the six what-ifs run ~100 trees instead of 180.
+
+    Reads scikit-learn's private predictor objects; :meth:`of` returns None (and the caller
+    predicts whole models) when they are not what this expects.
+    """
+
+    def __init__(self, base: Any) -> None:
+        self.base = base
+        self.trees = [iteration[0] for iteration in base._predictors]
+        self.baseline = base._baseline_prediction
+        self.known, self.f_idx = base._bin_mapper.make_known_categories_bitsets()
+        self.splitting_on: dict[int, list[int]] = {}
+        for k, tree in enumerate(self.trees):
+            nodes = tree.nodes
+            for col in set(nodes["feature_idx"][~nodes["is_leaf"].astype(bool)].tolist()):
+                self.splitting_on.setdefault(int(col), []).append(k)
+        n_features = int(getattr(base, "n_features_in_", 0))
+        for col in range(n_features):
+            self.splitting_on.setdefault(col, [])
+
+    @classmethod
+    def of(cls, model: PropensityModel) -> TreeSum | None:
+        """The tree sum of ``model``'s uncalibrated base, or None when it is not a binary
+        HistGradientBoosting model whose internals read as expected."""
+        estimator = model.estimator
+        base = estimator.base if isinstance(estimator, CalibratedModel) else None
+        if base is None or type(base).__name__ != "HistGradientBoostingClassifier":
+            return None
+        try:
+            if getattr(base, "n_trees_per_iteration_", 0) != 1:
+                return None
+            return cls(base)
+        except (AttributeError, TypeError, ValueError, IndexError):  # another sklearn's insides
+            return None
+
+    def each(self, A: np.ndarray, trees: list[int] | None = None) -> np.ndarray:
+        """Each tree's output (columns: ``trees``, default all) for rows ``A``."""
+        from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+
+        X = self.base._preprocess_X(A, reset=False)
+        threads = _openmp_effective_n_threads()  # as decision_function asks, per call
+        ks = range(len(self.trees)) if trees is None else trees
+        out = np.empty((len(A), len(ks)), dtype=self.baseline.dtype, order="F")
+        for i, k in enumerate(ks):
+            out[:, i] = self.trees[k].predict(X, self.known, self.f_idx, threads)
+        return out
+
+    def total(
+        self, each: np.ndarray, changed: np.ndarray | None = None, trees: list[int] | None = None
+    ) -> np.ndarray:
+        """The log-odds from each tree's output, with ``changed`` outputs for ``trees``."""
+        swap = dict(zip(trees or [], range(len(trees or [])), strict=True))
+        out = np.zeros(len(each), dtype=self.baseline.dtype)
+        out += self.baseline.ravel()[0]
+        for k in range(each.shape[1]):
+            out += changed[:, swap[k]] if k in swap and changed is not None else each[:, k]
+        return out
 
 
 def _reasons(
@@ -852,9 +920,12 @@ def _reasons(
     n_reasons: int,
     texts: dict[tuple[int, float], str],
     lists: dict[tuple[str, ...], list[str]] | None = None,
+    trees: tuple[TreeSum | None, np.ndarray | None] = (None, None),
 ) -> list[list[str]]:
     """The reasons of rows ``X`` (``A``: their model columns, ``score``: their log-odds,
-    ``p``: their probabilities); see :func:`score_customers`.
+    ``p``: their probabilities); see :func:`score_customers`. With ``trees`` (a boosted
+    model's :class:`TreeSum` and each tree's output for ``A``), a what-if re-runs only the
+    trees that split on the changed column, with the same result.
 
     Rows with the same reasons share one list (from ``lists``): a million customers have
     ~160-200k distinct lists, and a list of three texts costs ~90 bytes a row otherwise. The
@@ -873,9 +944,15 @@ def _reasons(
     # ends, where it would give the most certain customers no reason at all.
     effects = np.zeros((len(A), len(drivers)))
     what_if = A.copy()  # one driver at a time set to its typical value, then put back
+    tree_sum, each = trees
     for j, col in enumerate(columns):
         what_if[:, col] = typical[j]
-        push = score - model.log_odds(what_if)  # > 0: this customer's value raises the score
+        if tree_sum is not None and each is not None:
+            changed = tree_sum.each(what_if, tree_sum.splitting_on[col])
+            if_typical = tree_sum.total(each, changed, tree_sum.splitting_on[col])
+        else:
+            if_typical = model.log_odds(what_if)
+        push = score - if_typical  # > 0: this customer's value raises the score
         what_if[:, col] = A[:, col]
         # the card's direction: above-typical values push the way the card says
         agrees = np.sign(push) * np.sign(values[:, j] - typical[j]) == card[j]
@@ -888,26 +965,61 @@ def _reasons(
         orders = recency = np.zeros(len(X))
         few_orders = np.zeros(len(X), dtype=bool)
     typical_recency = model.medians.get("recency_days")
-    order = np.argsort(-effects, axis=1)
-    reasons = []
-    # Many customers share a value (counts, days, levels): format each (driver, value) once.
-    for i in range(len(A)):
-        row: list[str] = []
-        for j in order[i]:
-            if len(row) >= n_reasons or effects[i, j] < MIN_REASON_LOG_ODDS:
-                break
-            feat = drivers[j]
-            if few_orders[i] and feat in _ORDER_HISTORY:
-                text = _few_orders_text(orders[i], recency[i], typical_recency)
-            else:
-                key = (j, float(values[i, j]))
-                text = texts.get(key)
-                if text is None:
-                    text = texts[key] = reason_text(feat, values[i, j], typical[j])
-            if text not in row:
-                row.append(text)
-        reasons.append(lists.setdefault(tuple(row), row))
-    return reasons
+    order = np.argsort(-effects, axis=1)  # each row's drivers, strongest push first
+    n, J = effects.shape
+    # Each (row, rank) whose push is large enough gets a text code: the text of a (driver,
+    # value) is formatted once (many customers share a value), and a customer with one
+    # order or none gets one plain sentence for every order-rhythm driver.
+    strong = np.take_along_axis(effects, order, axis=1) >= MIN_REASON_LOG_ODDS
+    codes = np.full((n, J), -1, dtype=np.int64)
+    vocab: dict[str, int] = {}
+
+    def code(text: str) -> int:
+        return vocab.setdefault(text, len(vocab))
+
+    for j, feat in enumerate(drivers):
+        rows, ranks = np.nonzero(strong & (order == j))
+        if not len(rows):
+            continue
+        plain = ~few_orders[rows] if feat in _ORDER_HISTORY else np.ones(len(rows), bool)
+        r, t = rows[plain], ranks[plain]
+        shown = values[r, j]
+        if _whole_number_text(feat):  # the text shows the value rounded: 60k values, 2k texts
+            shown = np.round(shown)  # half to even, as format() rounds the same binary value
+        # by bit pattern: -0.0 and 0.0 format differently
+        bits, inverse = np.unique(shown.view(np.int64), return_inverse=True)
+        ids = []
+        for value in bits.view(np.float64):
+            key = (j, float(value))
+            text = texts.get(key)
+            if text is None:
+                text = texts[key] = reason_text(feat, value, typical[j])
+            ids.append(code(text))
+        codes[r, t] = np.asarray(ids, dtype=np.int64)[inverse.ravel()]
+        r, t = rows[~plain], ranks[~plain]
+        if len(r):
+            pairs, inverse = np.unique(
+                np.column_stack([orders[r], recency[r]]), axis=0, return_inverse=True
+            )
+            ids = [code(_few_orders_text(o, d, typical_recency)) for o, d in pairs]
+            codes[r, t] = np.asarray(ids, dtype=np.int64)[inverse.ravel()]
+    # a text already given (two rhythm drivers of a one-order customer) takes no place
+    keep = codes >= 0
+    for t in range(1, J):
+        keep[:, t] &= ~(codes[:, :t] == codes[:, t : t + 1]).any(axis=1)
+    keep &= np.cumsum(keep, axis=1) <= n_reasons
+    first = np.argsort(~keep, axis=1, kind="stable")[:, :n_reasons]
+    picked = np.where(
+        np.take_along_axis(keep, first, axis=1), np.take_along_axis(codes, first, axis=1), -1
+    )
+    # rows with the same reasons share one list
+    distinct, inverse = np.unique(picked, axis=0, return_inverse=True)
+    words = list(vocab)
+    shared = []
+    for row in distinct.tolist():
+        said = tuple(words[c] for c in row if c >= 0)
+        shared.append(lists.setdefault(said, list(said)))
+    return [shared[k] for k in inverse.ravel().tolist()]
 
 
 # Features that describe the rhythm of a customer's orders: undefined with one order or none
@@ -975,6 +1087,11 @@ def describe_feature(feature: str) -> str:
         col, level = feature.split("=", 1)
         return f"{col} is {level}"
     return feature.replace("_", " ")
+
+
+def _whole_number_text(feature: str) -> bool:
+    """Whether :func:`reason_text` shows ``feature``'s value as a whole number ("{:,.0f}")."""
+    return feature in _FEATURE_TEXT and _FEATURE_TEXT[feature][2] == _N
 
 
 def reason_text(feature: str, value: float, median: float) -> str:

@@ -201,6 +201,17 @@ ROUTER_CASES = [
     ("What is the number 1 reason customers churn?", "churn_risk_by_segment", {}),
     ("How accurate is the churn model?", "model_quality", {"target": "churn"}),
     ("Which segment is worth the most over the next year?", "clv_summary", {}),
+    # both ends of value per segment (it gave the segments' revenue shares, no CLV)
+    ("difference between high clv and low clv segments", "clv_summary", {}),
+    # a ranking by predicted value, not by what customers spent (it gave revenue)
+    ("top 10 custs by CLV", "query_metrics", {"measures": ["total_clv"], "by": ["customer"]}),
+    # a figure the segment list does not hold: that figure by segment (it gave revenue shares)
+    (
+        "which segment has the highest avg spend per customer?",
+        "query_metrics",
+        {"measures": ["revenue_per_customer"], "by": ["segment"]},
+    ),
+    ("which segment brings the most revenue?", "list_segments", {}),
     ("What is bought together with Footwear?", "basket_rules", {"category": "Footwear"}),
     ("What do customers say about late delivery?", "search_reviews", {"query": "late delivery"}),
     ("What are the main themes in reviews?", "review_themes", {}),

@@ -246,6 +246,36 @@ def test_a_model_that_ranks_well_but_lifts_little_says_so(built):
     assert "targeting" not in card and card["metrics"]["top_decile_lift"] >= 1.5
 
 
+def test_the_model_answer_says_how_it_was_tested(built):
+    """ "how was the purchase model validated, any leakage?" got the card's summary only: the
+    answer now says the test window and why no outcome leaks into the features."""
+    from insight_agent.agent.router import render
+    from insight_agent.data.bootstrap import open_workspace
+    from insight_agent.tools.registry import ToolContext, call_tool
+
+    result = call_tool(ToolContext(open_workspace(built)), "model_quality", {"target": "purchase"})
+    assert result.ok, result
+    window = result.facts["evaluated_on"]
+    assert result.facts["how_tested"].startswith("Out of time: trained on 3 earlier windows")
+    assert f"from {window[0]} to {window[1]}" in result.facts["how_tested"]
+    assert "no outcome leaks" in result.facts["how_tested"]
+    answer = render("model_quality", result.facts)
+    assert f"Tested out of time on {window[0]} to {window[1]}" in answer
+
+
+def test_the_value_answer_gives_both_ends_per_customer(built):
+    from insight_agent.agent.router import render
+    from insight_agent.data.bootstrap import open_workspace
+    from insight_agent.tools.registry import ToolContext, call_tool
+
+    facts = call_tool(ToolContext(open_workspace(built)), "clv_summary", {}).facts
+    each = sorted(facts["segments"], key=lambda s: s["mean_clv"])
+    answer = render("clv_summary", facts)
+    high, low = answer.splitlines()[1:3]
+    assert high.startswith(f"- Highest per customer: {each[-1]['segment']}, ")
+    assert low.startswith(f"- Lowest per customer: {each[0]['segment']}, ")
+
+
 def test_score_command(built):
     result = invoke("score", "--customer", "C000001", "-w", str(built), "--json")
     assert result.exit_code == 0, result.output

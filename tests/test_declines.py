@@ -95,3 +95,47 @@ def test_unknown_names_are_retried_once_with_the_closest_listed_name(built_demo)
     args = {"query": "fit", "category": "shoes"}
     first = call_tool(ctx, "search_reviews", args)
     assert retry_with_listed_name(ctx, "search_reviews", args, first) is None
+
+
+def test_model_answers_are_not_narrowed_to_the_buyers_of_a_category_silently(built_demo) -> None:
+    """ "are fuel buyers more likely to churn" got churn risk by segment, and "likely to buy
+    produce that haven't bought meat" the purchase model's top 10 over everyone: related
+    figures, not the ones asked for. The models score every customer and filter by segment
+    only, so such questions are declined with what can be said instead."""
+    from insight_agent.agent.router import bought_filter
+    from insight_agent.agent.session import SessionOptions, open_session
+    from insight_agent.data.bootstrap import open_workspace
+    from insight_agent.tools.registry import ToolContext
+
+    ws = open_workspace(built_demo)
+    ctx = ToolContext(ws)
+    assert bought_filter(ctx, "are footwear buyers more likely to stay or churn") == (
+        "Footwear",
+        False,
+    )
+    assert bought_filter(ctx, "who is likely to buy kitchen stuff that havent bought footwear") == (
+        "Footwear",
+        True,
+    )
+    assert bought_filter(ctx, "churn risk among customers who bought kitchen items") == (
+        "Kitchen",
+        False,
+    )
+    for not_narrowed in (
+        "who is most likely to buy footwear?",  # the target, not who is asked about
+        "footwear revenue by month",
+        "top footwear buyers",  # spend in the category: a metric
+        "export the 50 likeliest footwear buyers to a csv",  # the target
+    ):
+        assert bought_filter(ctx, not_narrowed) is None, not_narrowed
+    session = open_session(ws, llm="none", options=SessionOptions(transcript=False))
+    for question in (
+        "are footwear buyers more likely to stay or churn",
+        "show customers likely to buy kitchen that havent bought footwear recently",
+    ):
+        turn = session.ask(question)
+        assert turn.tool_calls == [], (question, turn.tool_calls)
+        assert turn.answer.startswith("I can't answer that yet") and "Footwear" in turn.answer
+    # the same models answer when nobody is narrowed
+    turn = session.ask("who is most likely to buy footwear?")
+    assert turn.tool_calls and turn.tool_calls[0]["tool"] == "top_customers"

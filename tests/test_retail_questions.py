@@ -197,6 +197,16 @@ def test_figures_the_data_cannot_give_are_declined(grocer: Path) -> None:
         assert "no cost, margin or profit column" in turn.answer
 
 
+def test_a_column_that_is_not_a_breakdown_is_not_said_to_be_missing(grocer: Path) -> None:
+    """ "sales by store" was declined as "no store column in its tables" while the file has
+    store_id (150 stores, an id the figures do not break down by): the decline says so."""
+    session = none_session_asker(grocer).session
+    turn = session.ask("which stores have the highest share of private label sales")
+    assert turn.tool_calls == [], turn.tool_calls
+    assert "a store_id column, but figures do not break down by it yet" in turn.answer
+    assert "no store column" not in turn.answer
+
+
 def test_figures_of_things_no_column_holds_are_declined(grocer: Path) -> None:
     """ "average loyalty points", "top 5 households by monthly charges", "time between
     trips": no column or figure of this data is named, so no revenue ranking, CLV or order

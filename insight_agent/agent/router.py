@@ -589,13 +589,87 @@ def no_data(ctx: ToolContext, decision: Route, question: str = "") -> Decline | 
             why = lacking_data(ctx, str(measure))
             if why is not None and why not in missing:
                 missing.append(why)
-    if not missing:
-        return None
+    if not missing:  # the tool can answer, unless it is asked about one category's buyers
+        return _not_by_purchase(ctx, decision.tool, question) if question else None
     lacks = "; and ".join(why_missing(ctx, kind) for kind in missing)
     return Decline(
         "no_data",
         f"I can't answer that from this workspace: it has {lacks}. "
         f"I can tell you about: {can_answer(ctx)}.",
+    )
+
+
+# What a model tool gives, for the sentence that says it cannot be narrowed to the buyers of a
+# category: its scores cover every customer, and its only filter is the segment.
+_SCORED_FOR_ALL = {
+    "churn_risk_by_segment": "churn risk",
+    "top_customers": "the lists of likely buyers and churners",
+    "export_audience": "audiences",
+    "clv_summary": "customer value",
+    "model_quality": "model quality",
+}
+_BUYER_NOUN = r"(?:buyers?|shoppers?|purchasers?|customers?|households?|hh|members?|users?)"
+_BOUGHT_VERB = (
+    r"(?:bought|buy|buys|buying|purchased?|purchases|purchasing|ordered|orders?|ordering|"
+    r"shop(?:s|ped)? (?:for|in))"
+)
+_NOT_BOUGHT = re.compile(
+    r"\b(?:haven'?t|hasn'?t|hadn'?t|didn'?t|don'?t|doesn'?t|never|not|no longer|stopped)"
+    r"(?: (?:ever|yet|recently|been|even))?\s+$"
+)
+_WHO_BOUGHT = re.compile(
+    r"\b(?:who|that|which|have|has|had|did|does|do|already|ever|also|recently)"
+    r"(?: (?:ever|also|recently|already))?\s+$"
+)
+
+
+def bought_filter(ctx: ToolContext, question: str) -> tuple[str, bool] | None:
+    """The category a question narrows its customers to by what they bought ("fuel buyers",
+    "buyers of fuel", "who bought fuel"; ``True`` with it for "haven't bought meat"), or None.
+    "likely to buy produce" names a model's target, not who is asked about."""
+    q = question.lower()
+    for category in _order_categories(ctx):
+        for start, end in mentions(q, category):
+            before, after = q[:start], q[end:]
+            if re.match(rf"\s+{_BUYER_NOUN}\b", after) and not re.search(
+                r"\b(?:top|best|biggest|largest|\d+|likel\w*|probable|potential|future|"
+                r"prospective|new)\s+(?:\w+\s+)?$",
+                before,
+            ):  # "fuel buyers" (not "top fuel buyers": spend in it, a metric; not "the 50
+                # likeliest gas buyers": the model's target)
+                return category, False
+            if re.search(rf"\b{_BUYER_NOUN} (?:of|in|for) (?:the )?$", before):
+                return category, False
+            verb = re.search(rf"\b{_BOUGHT_VERB} (?:any |some |the |from |in )?$", before)
+            if verb is None:
+                continue
+            head = before[: verb.start()]
+            if re.search(r"\b(?:to|will|would|might|could|likely)\s+$", head):
+                continue  # "likely to buy produce": the target
+            if _NOT_BOUGHT.search(head):
+                return category, True
+            if _WHO_BOUGHT.search(head):
+                return category, False
+    return None
+
+
+def _not_by_purchase(ctx: ToolContext, tool: str, question: str) -> Decline | None:
+    """A decline for a model tool asked about the buyers (or non-buyers) of one category: its
+    answer would be about every customer, a related figure, not the one asked for."""
+    if tool not in _SCORED_FOR_ALL:
+        return None
+    found = bought_filter(ctx, question)
+    if found is None:
+        return None
+    category, negated = found
+    who = f"customers who {'have not' if negated else 'have'} bought {category}"
+    return Decline(
+        "not_supported",
+        f"I can't answer that yet: {_SCORED_FOR_ALL[tool]} cannot be narrowed to {who} "
+        "(the models score every customer, and their lists filter by segment only). I can "
+        f"give {_SCORED_FOR_ALL[tool]} for all customers or by segment, and {category}'s "
+        f"sales and buyers over time (e.g. '{category.lower()} revenue by month'). I can "
+        f"also tell you about: {can_answer(ctx)}.",
     )
 
 
@@ -621,10 +695,19 @@ def _no_column(ctx: ToolContext, absent: list[str]) -> str:
     try:
         from insight_agent.analytics.queries import metrics_engine
 
-        dims = list(metrics_engine(ctx.ws).catalogue.dimensions)
+        catalogue = metrics_engine(ctx.ws).catalogue
+        dims = list(catalogue.dimensions)
+        columns = [c for cols in catalogue.columns.values() for c in cols]
     except Exception:
-        dims = []
+        dims, columns = [], []
     by = f" (its figures break down by {', '.join(dims)})" if dims else ""
+    # a column by that name that is not a breakdown (an id such as store_id, 150 values)
+    near = [c for c in dict.fromkeys(columns) if any(a in c.lower() for a in absent)]
+    if near:
+        return (
+            f"a {' and '.join(near)} column, but figures do not break down by it yet (an id "
+            f"or a column of too many values){by}"
+        )
     return f"no {said} column in its tables{by}; add one to the export and run `insight build`"
 
 
@@ -1250,6 +1333,13 @@ def route(ctx: ToolContext, question: str, state: DialogueState | None = None) -
             args["n"] = int(asked[1])
         return Route("top_customers", args)
     if (
+        not segments
+        and not about_reviews
+        and re.search(r"\bclv\b|\blifetime value\b|\b(?:customer|future) value\b", q)
+        and re.search(r"\bsegments?\b|\bgroups?\b", q)
+    ):  # "difference between high clv and low clv segments": value per segment, both ends
+        return Route("clv_summary", {})
+    if (
         re.search(r"\b(?:which|what) segments?\b|\b(?:biggest|largest|smallest) segments?\b", q)
         and not segments
         and not about_reviews
@@ -1386,7 +1476,7 @@ def _metrics_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[
     if re.search(r"\bwhich segments?\b|\bwhat segments?\b", q) and not re.search(
         rf"\b(?:last|past|this|since|month|week|quarter|year|20\d\d|{_GROWING})\b", q
     ):
-        return None
+        return _beyond_segment_list(ctx, question, segments)
     by_attribute = re.search(
         r"\b(?:by|per|across|for each|in each|each) (?!segment)(?:age|gender|region|country|"
         r"channel|categor|month|quarter|year|week|job|income)",
@@ -1418,7 +1508,8 @@ def _metrics_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[
     if len(segments) >= 2 and not timed:
         return None  # two segments: compare_segments
     if re.search(r"\bsegments?\b", q) and not timed:
-        return None  # "what is our largest segment": list_segments
+        # "what is our largest segment": list_segments
+        return _beyond_segment_list(ctx, question, segments)
     if (
         segments
         and not timed
@@ -1442,6 +1533,39 @@ def _metrics_args(ctx: ToolContext, question: str, segments: list[str]) -> dict[
         lacking = missing_measures(ctx, question)
         if lacking:  # "revenue by month" with no orders: declined by no_data, not re-routed
             return {"measures": lacking}
+    return args
+
+
+# What list_segments tells of every segment (its customers and its revenue), and the figures
+# per segment other tools give with more around them (churn risk with the at-risk counts and
+# the model's reliability; CLV with P(alive))
+_SEGMENT_LIST_MEASURES = frozenset(
+    {
+        "revenue",
+        "active_customers",
+        "customers",
+        "mean_churn_probability",
+        "high_churn_risk_customers",
+        "total_clv",
+        "mean_clv",
+        "median_clv",
+    }
+)
+
+
+def _beyond_segment_list(
+    ctx: ToolContext, question: str, segments: list[str]
+) -> dict[str, Any] | None:
+    """query_metrics by segment for a "which segment…" question about a figure the segment
+    list does not hold ("which segment has the highest avg spend per household": revenue per
+    customer, not revenue share); None when the list answers it."""
+    from insight_agent.tools.metrics import route_args
+
+    args = route_args(ctx, question, segments)
+    if args is None or args.get("by") != ["segment"] or args.get("where"):
+        return None
+    if not set(args.get("measures", [])) - _SEGMENT_LIST_MEASURES:
+        return None
     return args
 
 

@@ -270,10 +270,45 @@ def _model_quality(ctx: ToolContext, args: TargetArgs) -> Facts:
         "top_10pct_capture": capture[0] if capture else None,
         "top_20pct_capture": capture[1] if len(capture) > 1 else None,
         "evaluated_on": m.get("eval_window"),
+        "how_tested": how_tested(card),
         "model_family": card["family"],
         "top_drivers": [f"{d['label']} ({d['direction']})" for d in card.get("drivers", [])[:5]],
         "headline": card["headline"],
     }
+
+
+def how_tested(card: dict[str, Any]) -> str:
+    """How the card's figures were measured, in a marketer's words: the out-of-time design
+    of an order-history model (which is why no outcome leaks into its features), or the
+    cross-validation and leakage guard of a customers table's label model."""
+    m, params = card["metrics"], card.get("params") or {}
+    window = m.get("eval_window")
+    if "cv_folds" in m or not isinstance(window, list):
+        excluded = card.get("excluded") or [x["column"] for x in card.get("leakage", [])]
+        guard = (
+            f"; the leakage guard left out {', '.join(excluded)} (each alone gave the answer away)"
+            if excluded
+            else "; no column was flagged by the leakage guard"
+        )
+        return (
+            f"{m.get('cv_folds', 5)}-fold cross-validation on the customers table's own rows: "
+            f"every customer scored by a model that did not see their label{guard}"
+        )
+    h = card.get("horizon_days", 90)
+    cuts = params.get("train_cutoffs") or []
+    trained = (
+        f"trained on {len(cuts)} earlier windows (features from orders before "
+        f"{', '.join(cuts)}; outcomes in the {h} days after each)"
+        if cuts
+        else "trained on earlier windows"
+    )
+    return (
+        f"Out of time: {trained}, then tested on what customers did from {window[0]} to "
+        f"{window[1]}, a window no training row saw. Features only use orders before each "
+        "cutoff, so no outcome leaks into them; probabilities are calibrated on a fifth of "
+        f"the training rows kept apart, and the model in use is refit {h} days later on the "
+        "same recipe"
+    )
 
 
 def _clv_summary(ctx: ToolContext, _: NoArgs) -> Facts:
@@ -717,16 +752,41 @@ def _a_model(f: Facts) -> str:
         f"{f['top_decile_lift']}x; base rate {pct(f['base_rate'])}). Top drivers: "
         f"{', '.join(f['top_drivers'][:3])}."
         + (f" Note: {f['targeting']}." if f.get("targeting") else "")
+        + _tested_brief(f)
     )
+
+
+def _tested_brief(f: Facts) -> str:
+    """One short sentence of :func:`how_tested` for the templated answer."""
+    window = f.get("evaluated_on")
+    if isinstance(window, list) and len(window) == 2:
+        return (
+            f" Tested out of time on {window[0]} to {window[1]}, a window no training row saw "
+            "(features use only earlier orders)."
+        )
+    return " Tested by cross-validation on the customers table's own rows." if window else ""
 
 
 def _a_clv(f: Facts) -> str:
     top = f["segments"][0]
-    return (
+    text = (
         f"Expected customer value over the next year is {amount(f['total_clv'])} in total; "
         f"{f['highest_value_segment']} is worth most ({amount(top['total_clv'])}, "
         f"{pct(top['share_of_clv'])} of the total)."
     )
+    # per customer, the highest and lowest segments: "high vs low CLV segments" in two lines
+    each = [s for s in f["segments"] if s.get("mean_clv") is not None]
+    if len(each) >= 2:
+        high = max(each, key=lambda s: s["mean_clv"])
+        low = min(each, key=lambda s: s["mean_clv"])
+        for word, s in (("Highest", high), ("Lowest", low)):
+            alive = s.get("mean_p_alive")
+            text += (
+                f"\n- {word} per customer: {s['segment']}, {amount(s['mean_clv'])} each over "
+                f"{s['customers']:,} customers"
+                + (f" (mean P(alive) {alive})" if alive is not None else "")
+            )
+    return text
 
 
 def _a_basket(f: Facts) -> str:

@@ -1249,7 +1249,12 @@ def customer_ranking(ctx: ToolContext, question: str, segments: list[str]) -> di
             args = {**(args or {}), "measures": [measure]}
             args.pop("by", None)
     if args is None or args.get("by", ["customer"]) != ["customer"]:
-        default = "total_clv" if re.search(r"\bvaluable\b", q) else "revenue"
+        # "top 10 custs by CLV": each customer's predicted value, not what they spent
+        default = (
+            "total_clv"
+            if re.search(r"\bvaluable\b|\bclv\b|\bltv\b|\blifetime value\b|\bcustomer value\b", q)
+            else "revenue"
+        )
         if default not in cat.measures:
             return None
         args = route_args(ctx, f"{default.replace('_', ' ')} {question}", segments)

@@ -139,3 +139,10 @@ def test_model_answers_are_not_narrowed_to_the_buyers_of_a_category_silently(bui
     # the same models answer when nobody is narrowed
     turn = session.ask("who is most likely to buy footwear?")
     assert turn.tool_calls and turn.tool_calls[0]["tool"] == "top_customers"
+    # a figure of a category's buyers other than their number: the category filter keeps its
+    # lines, not its buyers' whole orders ("avg basket of fuel buyers" was the fuel lines')
+    turn = session.ask("whats the avg basket size for footwear buyers vs non footwear buyers")
+    assert turn.tool_calls == [] and "not to the whole orders of" in turn.answer, turn.answer
+    turn = session.ask("how many footwear buyers last month")  # their number: the filter is right
+    assert turn.tool_calls[0]["args"]["measures"] == ["active_customers"]
+    assert turn.tool_calls[0]["args"]["where"] == ["category=Footwear"]

@@ -590,7 +590,7 @@ def no_data(ctx: ToolContext, decision: Route, question: str = "") -> Decline | 
             if why is not None and why not in missing:
                 missing.append(why)
     if not missing:  # the tool can answer, unless it is asked about one category's buyers
-        return _not_by_purchase(ctx, decision.tool, question) if question else None
+        return _not_by_purchase(ctx, decision.tool, question, decision.args) if question else None
     lacks = "; and ".join(why_missing(ctx, kind) for kind in missing)
     return Decline(
         "no_data",
@@ -653,9 +653,36 @@ def bought_filter(ctx: ToolContext, question: str) -> tuple[str, bool] | None:
     return None
 
 
-def _not_by_purchase(ctx: ToolContext, tool: str, question: str) -> Decline | None:
+# Head counts of a category's lines are head counts of its buyers ("how many fuel buyers last
+# month"): the line filter gives the figure asked for. Money and rates are not ("the avg
+# basket of fuel buyers" is not the average fuel line's basket).
+_COUNTS_OF_BUYERS = frozenset(
+    {"active_customers", "new_customers", "returning_customers", "customers"}
+)
+
+
+def _not_by_purchase(
+    ctx: ToolContext, tool: str, question: str, args: dict[str, Any] | None = None
+) -> Decline | None:
     """A decline for a model tool asked about the buyers (or non-buyers) of one category: its
-    answer would be about every customer, a related figure, not the one asked for."""
+    answer would be about every customer, a related figure, not the one asked for. So for a
+    figure of those buyers other than their number ("avg basket size for fuel buyers vs non
+    fuel buyers"): a category filter keeps the category's lines, not its buyers' baskets."""
+    measures = set((args or {}).get("measures") or [])
+    if tool == "query_metrics" and measures and not measures <= _COUNTS_OF_BUYERS:
+        found = bought_filter(ctx, question)
+        if found is None:
+            return None
+        category, negated = found
+        who = "customers who have not" if negated else "customers who have"
+        return Decline(
+            "not_supported",
+            f"I can't answer that yet: figures can be filtered to {category}'s own order "
+            f"lines, not to the whole orders of {who} bought {category}. I can give "
+            f"{category}'s own sales, orders and buyers (e.g. '{category.lower()} revenue by "
+            f"month', 'how many {category.lower()} buyers last month'), or the same figure for "
+            f"everyone or by segment. I can also tell you about: {can_answer(ctx)}.",
+        )
     if tool not in _SCORED_FOR_ALL:
         return None
     found = bought_filter(ctx, question)

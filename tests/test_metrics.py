@@ -44,6 +44,12 @@ CUTOFF = dt.date(2026, 9, 30)
         ("feb 97", "1997-02-01", "1997-02-28"),  # a two-digit year from 32 needs no apostrophe
         ("jun '25", "2025-06-01", "2025-06-30"),
         ("since march 2026", "2026-03-01", "2026-09-30"),
+        # half years ("compare MEAT sales first half vs second half of 2017" read 2017 whole)
+        ("first half of 2025", "2025-01-01", "2025-06-30"),
+        ("2nd half 2025", "2025-07-01", "2025-12-31"),
+        ("h1 2026", "2026-01-01", "2026-06-30"),
+        ("2025-H2", "2025-07-01", "2025-12-31"),
+        ("second half", "2026-07-01", "2026-12-31"),  # the latest H2 starting by the cutoff
     ],
 )
 def test_periods_resolve_against_the_cutoff(text: str, start: str, end: str) -> None:
@@ -67,6 +73,8 @@ def test_comparison_periods() -> None:
     assert (year.start, year.end) == (dt.date(2024, 10, 1), dt.date(2025, 9, 30))
     with pytest.raises(ConfigError, match="bounded period"):
         comparison(parse_period(None, CUTOFF), "previous")
+    half = comparison(parse_period("second half of 2025", CUTOFF), "previous")
+    assert (half.start, half.end) == (dt.date(2025, 1, 1), dt.date(2025, 6, 30))
 
 
 def test_unreadable_period_lists_examples() -> None:

@@ -197,6 +197,26 @@ def test_figures_the_data_cannot_give_are_declined(grocer: Path) -> None:
         assert "no cost, margin or profit column" in turn.answer
 
 
+def test_halves_of_a_year_compared(grocer: Path, lines: pd.DataFrame) -> None:
+    """ "first half vs second half of 2017" gave 2017 whole (by product): the second half,
+    compared with the first (the year said once is both halves')."""
+    asker = none_session_asker(grocer, tool="query_metrics")
+    _, args, result = asker("compare MEAT sales first half vs second half of 2017")
+    assert (args["period"], args["compare"], args["where"]) == (
+        "second half of 2017",
+        "previous",
+        ["category=MEAT"],
+    )
+    meat = lines[lines["department"] == "MEAT"]
+    row = result["rows"][0]
+    assert row["revenue"] == pytest.approx(
+        _between(meat, "2017-07-01", "2017-12-31")["sales_value"].sum(), abs=5e-3
+    )
+    assert row["revenue_previous"] == pytest.approx(
+        _between(meat, "2017-01-01", "2017-06-30")["sales_value"].sum(), abs=5e-3
+    )
+
+
 def test_a_column_that_is_not_a_breakdown_is_not_said_to_be_missing(grocer: Path) -> None:
     """ "sales by store" was declined as "no store column in its tables" while the file has
     store_id (150 stores, an id the figures do not break down by): the decline says so."""

@@ -61,6 +61,7 @@ _WORDS = {
 }
 EXAMPLES = (
     "last 12 months, last 90 days, last month, last quarter, this year, ytd, 2025, 2025-Q3, "
+    "2025-H1, "
     "2025-03, March 2025, since 2025-01-01, 2025-01-01 to 2025-03-31, all"
 )
 
@@ -117,17 +118,37 @@ def _unit_end(start: dt.date, unit: str) -> dt.date:
     return _step(start, unit, 1) - dt.timedelta(days=1)
 
 
+_MONTHS_OF = {"month": 1, "quarter": 3, "half": 6, "year": 12}
+
+
 def _step(day: dt.date, unit: str, n: int) -> dt.date:
     if unit == "day":
         return day + dt.timedelta(days=n)
     if unit == "week":
         return day + dt.timedelta(weeks=n)
-    return add_months(day, n * {"month": 1, "quarter": 3, "year": 12}[unit])
+    return add_months(day, n * _MONTHS_OF[unit])
 
 
 def _calendar(label: str, start: dt.date, unit: str) -> Period:
-    months = {"month": 1, "quarter": 3, "year": 12}.get(unit)
+    months = _MONTHS_OF.get(unit)
     return Period(label, start, _unit_end(start, unit), unit=unit, months=months)
+
+
+def _half(text: str, cutoff: dt.date) -> Period | None:
+    """A half year: "2017-H2", "h1 2017", "first half of 2017", "2nd half"; a half without
+    its year is the latest such half starting on or before the cutoff."""
+    m = re.fullmatch(
+        r"(?:((?:19|20)\d\d)[-\s]?h([12])|h([12])(?:[-\s]?((?:19|20)\d\d))?"
+        r"|(first|1st|second|2nd) half(?: of)?(?: ((?:19|20)\d\d))?)",
+        text,
+    )
+    if m is None:
+        return None
+    half = int(m[2] or m[3] or (1 if m[5] in ("first", "1st") else 2))
+    said = m[1] or m[4] or m[6]
+    month = 1 if half == 1 else 7
+    year = int(said) if said else (cutoff.year if month <= cutoff.month else cutoff.year - 1)
+    return _calendar(f"{year}-H{half}", dt.date(year, month, 1), "half")
 
 
 def _date(text: str, dayfirst: bool = False) -> dt.date | None:
@@ -174,6 +195,9 @@ def _named(text: str, cutoff: dt.date, dayfirst: bool) -> Period | None:
         year = int(m[1] or m[4])
         q = int(m[2] or m[3])
         return _calendar(f"{year}-Q{q}", dt.date(year, 3 * q - 2, 1), "quarter")
+    half = _half(t, cutoff)
+    if half is not None:
+        return half
     m = re.fullmatch(r"q([1-4])", t)
     if m:  # "Q3": the latest third quarter starting on or before the cutoff
         q = int(m[1])
@@ -286,7 +310,7 @@ def comparison(period: Period, how: str) -> Period:
         return replace(period, label=f"{period.label}, a year earlier", start=start, end=end)
     if how != "previous":
         raise ConfigError(f"unknown comparison '{how}'", hint="use previous or year")
-    if period.unit in ("week", "month", "quarter", "year", "day"):
+    if period.unit in ("week", "month", "quarter", "half", "year", "day"):
         start = _step(period.start, period.unit, -1)
         return replace(
             period, label=f"previous {period.unit}", start=start, end=_unit_end(start, period.unit)

@@ -343,6 +343,9 @@ _PERIOD = re.compile(
     r"|\b(?:ytd|mtd|qtd|year to date|month to date)\b"
     r"|(?:since|from|after) (?:\d{4}-\d{2}-\d{2}|\d{4}-q[1-4]|q[1-4] \d{4}|\d{4}-\d{2}"
     rf"|{_MONTH_YEAR}|(?:19|20)\d\d(?![\d-]))"
+    # half years: "first half of 2017", "2nd half", "h1 2017", "2017-H2"
+    r"|(?:first|1st|second|2nd) half(?: of)?(?: (?:19|20)\d\d)?"
+    r"|\bh[12](?:[-\s]?(?:19|20)\d\d)?\b|(?:19|20)\d\d[-\s]?h[12]\b"
     r"|\d{4}-q[1-4]|q[1-4] \d{4}|\bq[1-4]\b|\d{4}-\d{2}(?!-)"
     rf"|{_MONTH_YEAR}"
     r"|(?<![\d-])(?:19|20)\d\d(?![\d-])"
@@ -1755,14 +1758,19 @@ def _two_periods(cat: Any, q: str, first: Any) -> tuple[str, str] | None:
     second = _PERIOD.search(q, first.end()) if first else None
     if second is None or cat.data_up_to is None:
         return None
+    said_first = first[1]
+    year = re.search(r"(?:19|20)\d\d", second[1])
+    if year and not re.search(r"(?:19|20)\d\d", said_first):
+        # "first half vs second half of 2017", "q1 vs q2 2017": the year said once is both's
+        said_first = f"{said_first} {year[0]}"
     try:
-        a = parse_period(first[1], cat.data_up_to)
+        a = parse_period(said_first, cat.data_up_to)
         b = parse_period(second[1], cat.data_up_to)
     except Exception:
         return None
     if a.unit is None or a.unit != b.unit or a.start is None or b.start is None:
         return None
-    later, earlier, text = (a, b, first[1]) if a.start > b.start else (b, a, second[1])
+    later, earlier, text = (a, b, said_first) if a.start > b.start else (b, a, second[1])
     for how in ("year", "previous"):
         shifted = comparison(later, how)
         if (shifted.start, shifted.end) == (earlier.start, earlier.end):

@@ -197,6 +197,18 @@ def test_figures_the_data_cannot_give_are_declined(grocer: Path) -> None:
         assert "no cost, margin or profit column" in turn.answer
 
 
+def test_a_period_with_little_data_says_so(grocer: Path) -> None:
+    """The data ends on 2018-01-01: "q1" (2018-Q1) and "this year" hold one day of data, and
+    their figures said "Orders in 2018-Q1 (2018-01-01 to 2018-03-31): 6" with no word of it."""
+    asker = none_session_asker(grocer, tool="query_metrics")
+    asker("how many baskets did we do in q1")
+    assert "1 of this period's 90 days has data" in asker.last.answer
+    asker("total sales this year")
+    assert "year to date is only 1 day of data" in asker.last.answer
+    asker("sales last month")  # a whole month of data: no note
+    assert "Note:" not in asker.last.answer
+
+
 def test_halves_of_a_year_compared(grocer: Path, lines: pd.DataFrame) -> None:
     """ "first half vs second half of 2017" gave 2017 whole (by product): the second half,
     compared with the first (the year said once is both halves')."""

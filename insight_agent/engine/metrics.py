@@ -864,6 +864,27 @@ def _extra_levels(con: Any, table: str, cols: list[str]) -> list[str]:
     return [c for i, c in enumerate(cands) if 1 < (row[f"n{i}"] or 0) <= MAX_LEVELS]
 
 
+def _little_data(period: Any, cutoff: dt.date) -> str | None:
+    """A note when the period asked for runs past the data's last day ("Q1" on data that ends
+    1 Jan: 1 of its 90 days) or is a "to date" period of a few days ("this year" on 1 Jan):
+    its figure is not the whole period's."""
+    total = period.days
+    if period.start is None or total is None:
+        return None
+    if period.end > cutoff:
+        covered = max((cutoff - period.start).days + 1, 0)
+        return (
+            f"the data ends on {cutoff}: {covered:,} of this period's {total:,} days "
+            f"{'has' if covered == 1 else 'have'} data, so the figure is not the whole period's"
+        )
+    if period.label.endswith("to date") and total <= 7:
+        return (
+            f"{period.label} is only {total} day{'s' if total > 1 else ''} of data (the data "
+            f"ends on {cutoff}); name a complete period (e.g. last year) for more"
+        )
+    return None
+
+
 def _date_range(con: Any, present: set[str]) -> tuple[dt.date | None, dt.date | None]:
     for table in ("orders", "campaigns", "reviews"):
         if table in present and TIME_COLUMN[table] in con.table(table).columns:
@@ -1247,6 +1268,9 @@ class MetricsEngine:
         cutoff = cat.data_up_to or dt.date.today()
         period = P.parse_period(request.period, cutoff, first=cat.data_from,
                                 dayfirst=self.dayfirst)  # fmt: skip
+        short = _little_data(period, cutoff)
+        if short:
+            notes.append(short)
         undated = [m.name for m in measures if m.table == "scores"]
         if undated and request.period:
             notes.append(

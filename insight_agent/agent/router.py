@@ -669,11 +669,14 @@ def _not_by_purchase(
     figure of those buyers other than their number ("avg basket size for fuel buyers vs non
     fuel buyers"): a category filter keeps the category's lines, not its buyers' baskets."""
     measures = set((args or {}).get("measures") or [])
-    if tool == "query_metrics" and measures and not measures <= _COUNTS_OF_BUYERS:
-        found = bought_filter(ctx, question)
-        if found is None:
-            return None
-        category, negated = found
+    figure = tool == "query_metrics" and measures and not measures <= _COUNTS_OF_BUYERS
+    if not figure and tool not in _SCORED_FOR_ALL:
+        return None
+    found = bought_filter(ctx, question)
+    if found is None:
+        return None
+    category, negated = found
+    if figure:
         who = "customers who have not" if negated else "customers who have"
         return Decline(
             "not_supported",
@@ -683,12 +686,6 @@ def _not_by_purchase(
             f"month', 'how many {category.lower()} buyers last month'), or the same figure for "
             f"everyone or by segment. I can also tell you about: {can_answer(ctx)}.",
         )
-    if tool not in _SCORED_FOR_ALL:
-        return None
-    found = bought_filter(ctx, question)
-    if found is None:
-        return None
-    category, negated = found
     who = f"customers who {'have not' if negated else 'have'} bought {category}"
     return Decline(
         "not_supported",
@@ -719,14 +716,13 @@ def _unknown_customer(ctx: ToolContext, customer_id: str) -> str | None:
 def _no_column(ctx: ToolContext, absent: list[str]) -> str:
     """ "no region column in its tables (figures break down by month, …)"."""
     said = " or ".join(absent)
-    try:
-        from insight_agent.analytics.queries import metrics_engine
+    from insight_agent.tools.metrics import workspace_catalogue
 
-        catalogue = metrics_engine(ctx.ws).catalogue
-        dims = list(catalogue.dimensions)
-        columns = [c for cols in catalogue.columns.values() for c in cols]
-    except Exception:
-        dims, columns = [], []
+    catalogue = workspace_catalogue(ctx)
+    dims = list(catalogue.dimensions) if catalogue is not None else []
+    columns = (
+        [c for cols in catalogue.columns.values() for c in cols] if catalogue is not None else []
+    )
     by = f" (its figures break down by {', '.join(dims)})" if dims else ""
     # a column by that name that is not a breakdown (an id such as store_id, 150 values)
     near = [c for c in dict.fromkeys(columns) if any(a in c.lower() for a in absent)]

@@ -757,18 +757,20 @@ def auc_standard_error(y: np.ndarray, score: np.ndarray) -> tuple[float, float]:
     return auc, float(np.sqrt(var))
 
 
+def _split_columns(tree: Any) -> set[int]:
+    """The columns one fitted HistGradientBoosting tree splits on (scikit-learn's predictor
+    nodes): a column no split reads cannot change the tree's output."""
+    nodes = tree.nodes
+    return {int(c) for c in nodes["feature_idx"][~nodes["is_leaf"].astype(bool)].tolist()}
+
+
 def _used_features(model: Any, n_features: int) -> list[int]:
     """Columns the model can respond to: a HistGradientBoosting model's split features (a
     column no tree splits on cannot change a prediction), else every column."""
     predictors = getattr(model, "_predictors", None)
     if predictors is None:
         return list(range(n_features))
-    used: set[int] = set()
-    for trees in predictors:
-        for tree in trees:
-            nodes = tree.nodes
-            used.update(nodes["feature_idx"][~nodes["is_leaf"].astype(bool)].tolist())
-    return sorted(used)
+    return sorted(set().union(*(_split_columns(t) for trees in predictors for t in trees)))
 
 
 def permutation_auc_drop(
@@ -863,14 +865,11 @@ class TreeSum:
         self.trees = [iteration[0] for iteration in base._predictors]
         self.baseline = base._baseline_prediction
         self.known, self.f_idx = base._bin_mapper.make_known_categories_bitsets()
+        # column -> the trees that split on it (a column no tree splits on: absent)
         self.splitting_on: dict[int, list[int]] = {}
         for k, tree in enumerate(self.trees):
-            nodes = tree.nodes
-            for col in set(nodes["feature_idx"][~nodes["is_leaf"].astype(bool)].tolist()):
-                self.splitting_on.setdefault(int(col), []).append(k)
-        n_features = int(getattr(base, "n_features_in_", 0))
-        for col in range(n_features):
-            self.splitting_on.setdefault(col, [])
+            for col in _split_columns(tree):
+                self.splitting_on.setdefault(col, []).append(k)
 
     @classmethod
     def of(cls, model: PropensityModel) -> TreeSum | None:
@@ -948,8 +947,9 @@ def _reasons(
     for j, col in enumerate(columns):
         what_if[:, col] = typical[j]
         if tree_sum is not None and each is not None:
-            changed = tree_sum.each(what_if, tree_sum.splitting_on[col])
-            if_typical = tree_sum.total(each, changed, tree_sum.splitting_on[col])
+            splitting = tree_sum.splitting_on.get(col, [])
+            changed = tree_sum.each(what_if, splitting)
+            if_typical = tree_sum.total(each, changed, splitting)
         else:
             if_typical = model.log_odds(what_if)
         push = score - if_typical  # > 0: this customer's value raises the score

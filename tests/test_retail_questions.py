@@ -207,6 +207,9 @@ def test_a_period_with_little_data_says_so(grocer: Path) -> None:
     assert "year to date is only 1 day of data" in asker.last.answer
     asker("sales last month")  # a whole month of data: no note
     assert "Note:" not in asker.last.answer
+    # a period that starts after the data's end is no figure at all ("0, down 100%" before)
+    turn = asker.session.ask("revenue in h2 2018 vs h1")
+    assert "the data ends on 2018-01-01, before 2018-H2 starts" in turn.answer
 
 
 def test_halves_of_a_year_compared(grocer: Path, lines: pd.DataFrame) -> None:

@@ -1268,6 +1268,11 @@ class MetricsEngine:
         cutoff = cat.data_up_to or dt.date.today()
         period = P.parse_period(request.period, cutoff, first=cat.data_from,
                                 dayfirst=self.dayfirst)  # fmt: skip
+        if period.start is not None and period.start > cutoff:  # "h2 1998" on data to June 1998
+            raise ConfigError(
+                f"the data ends on {cutoff}, before {period.label} starts ({period.start})",
+                hint="ask for a period up to that date, e.g. last month or last quarter",
+            )
         short = _little_data(period, cutoff)
         if short:
             notes.append(short)

@@ -429,7 +429,12 @@ def _feature_source(
     return _Source(
         features=SliceCache(
             lambda cutoff: engine.features(cutoff, categories=categories),
-            population_fn=engine.population,
+            # the labels' windows as flags of the population (no text-id lookups)
+            population_fn=lambda cutoff: engine.population(
+                cutoff,
+                horizon_days=options.horizon_days,
+                categories=categories[: options.category_models],
+            ),
             rows_fn=lambda cutoff, ids: engine.features(cutoff, categories=categories, ids=ids),
             seed=options.seed,
             lock=lock,

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from insight_agent.analytics.features import FeatureFrame, customer_features, order_table
-from insight_agent.data.ids import isin
+from insight_agent.data.ids import isin, positions
 from insight_agent.errors import InsufficientData
 
 MIN_CLASS = 50
@@ -237,25 +237,49 @@ class SerialOutcomes(WindowOutcomes):
             return self._inner.responses(start, end)
 
 
+def window_flag(horizon_days: int, category: str | None = None) -> str:
+    """The population column saying whether a customer has an order line (in ``category``)
+    in the ``horizon_days`` after the cutoff: see ``FeatureEngine.population``."""
+    return f"_bought_{horizon_days}d" + (f":{category}" if category is not None else "")
+
+
+def _bought(
+    pop: pd.DataFrame,
+    start: pd.Timestamp,
+    horizon: int,
+    outcomes: WindowOutcomes,
+    category: str | None = None,
+) -> np.ndarray:
+    """Whether each customer of ``pop`` has an order line (in ``category``) in
+    [start, start + horizon): the population's own flag column when it has one, else the
+    window's buyers looked up."""
+    flag = window_flag(horizon, category)
+    if flag in pop.columns:
+        return pop[flag].to_numpy() > 0
+    return isin(pop.index, outcomes.buyers(start, start + pd.Timedelta(days=horizon), category))
+
+
 def _labels(
     target: Target,
-    X: pd.DataFrame,
+    pop: pd.DataFrame,
     cutoff: pd.Timestamp,
     horizon: int,
     outcomes: WindowOutcomes,
-) -> pd.Series:
-    """Outcome in [cutoff, cutoff + horizon) for the target's population (index subset of X)."""
-    end = cutoff + pd.Timedelta(days=horizon)
+) -> tuple[np.ndarray, np.ndarray]:
+    """Outcome in [cutoff, cutoff + horizon) for the target's population: (the rows of
+    ``pop`` labelled, their labels 0/1), in the order the model samples them."""
     if target.kind == "churn":
-        active = X.index[(X["frequency"] > 0) & (X["recency_days"] <= ACTIVE_DAYS)]
-        return pd.Series((~isin(active, outcomes.buyers(cutoff, end))).astype(int), index=active)
-    if target.kind == "purchase":
-        return pd.Series(isin(X.index, outcomes.buyers(cutoff, end)).astype(int), index=X.index)
-    if target.kind == "category":
-        cat = outcomes.buyers(cutoff, end, target.category)
-        return pd.Series(isin(X.index, cat).astype(int), index=X.index)
+        active = (pop["frequency"] > 0) & (pop["recency_days"] <= ACTIVE_DAYS)
+        rows = np.flatnonzero(active.to_numpy())
+        return rows, (~_bought(pop, cutoff, horizon, outcomes)[rows]).astype(int)
+    if target.kind in ("purchase", "category"):
+        bought = _bought(pop, cutoff, horizon, outcomes, target.category)
+        return np.arange(len(pop)), bought.astype(int)
+    end = cutoff + pd.Timedelta(days=horizon)
     responded = outcomes.responses(cutoff, end)
-    return responded[isin(responded.index, X.index)]
+    at = positions(responded.index, pop.index)
+    found = at >= 0
+    return at[found], responded.to_numpy()[found].astype(int)
 
 
 def _sample(idx: np.ndarray, y: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
@@ -479,6 +503,7 @@ class SliceCache:
         self._cache: dict[pd.Timestamp, FeatureFrame] = {}
         self._populations: dict[pd.Timestamp, pd.DataFrame] = {}
         self._samples: dict[pd.Timestamp, pd.DataFrame] = {}
+        self._sample_rows: dict[pd.Timestamp, np.ndarray] = {}
 
     def __call__(self, cutoff: pd.Timestamp) -> FeatureFrame:
         """Features of every customer at ``cutoff`` (cached)."""
@@ -509,13 +534,23 @@ class SliceCache:
                 return self(cutoff).X
             day = int(pd.Timestamp(cutoff).toordinal())
             rng = np.random.default_rng([self.seed, day])
-            ids = people[np.sort(rng.choice(len(people), size=self.limit, replace=False))]
+            rows = np.sort(rng.choice(len(people), size=self.limit, replace=False))
+            ids = people[rows]
             if cutoff in self._cache or self._rows_fn is None:
                 X = self(cutoff).X.loc[ids]
             else:
                 X = self._rows_fn(cutoff, ids).X
+            if X.index.equals(ids):  # the engine returns them in the population's order
+                self._sample_rows[cutoff] = rows
             self._samples[cutoff] = X
             return X
+
+    def sample_rows(self, cutoff: pd.Timestamp) -> np.ndarray | None:
+        """The rows of :meth:`population` that :meth:`training` holds, in its order; None
+        when they are not known (the whole table, or rows in another order)."""
+        with self._lock:
+            self.training(cutoff)
+            return self._sample_rows.get(cutoff)
 
 
 @dataclass
@@ -550,16 +585,21 @@ def _stack(
     for c in cutoffs:
         # every customer's label (the class counts are everyone's), then the rows of the
         # sample the features were computed for
-        y = _labels(target, features.population(c), c, horizon, outcomes)
-        values = y.to_numpy()
+        pop = features.population(c)
+        rows, values = _labels(target, pop, c, horizon, outcomes)
         pos += int(values.sum())
         neg += int(len(values) - values.sum())
         X = features.training(c)
-        if len(X) < len(features.population(c)):
-            y = y[isin(y.index, X.index)]
-            values = y.to_numpy()
+        at = features.sample_rows(c)  # rows of ``pop`` in X, in X's order
+        if at is None:  # X is everyone's table
+            at = np.arange(len(pop)) if X.index.equals(pop.index) else positions(X.index, pop.index)
+        where = np.full(len(pop), -1, dtype=np.int64)
+        where[at[at >= 0]] = np.flatnonzero(at >= 0)
+        in_x = where[rows]
+        kept = in_x >= 0  # labelled customers with features in X (all, without a sample)
+        in_x, values = in_x[kept], values[kept]
         keep = _sample(np.arange(len(values)), values, per_window, rng)
-        frames.append(X.loc[y.index[keep]])
+        frames.append(X.iloc[in_x[keep]])
         labels.append(values[keep])
     X = pd.concat(frames) if frames else pd.DataFrame()
     if columns is not None:

@@ -876,11 +876,20 @@ def score_customers(
     for lo in range(0, len(X), max(1, batch)):
         part = X.iloc[lo : lo + batch]
         A = model.matrix(part)
-        each = trees.each(A) if trees is not None else None
-        score = trees.total(each) if trees is not None else model.log_odds(A)
+        binned = trees.binned(A) if trees is not None else None
+        each = trees.each(binned) if trees is not None and binned is not None else None
+        score = trees.total(each) if each is not None else model.log_odds(A)
         p[lo : lo + len(A)] = model.probability(A, score)
         reasons += _reasons(
-            model, part, A, score, p[lo : lo + len(A)], n_reasons, texts, lists, (trees, each)
+            model,
+            part,
+            A,
+            score,
+            p[lo : lo + len(A)],
+            n_reasons,
+            texts,
+            lists,
+            (trees, each, binned),
         )
     out = pd.DataFrame({"probability": p}, index=X.index)
     ranks = pd.Series(p).rank(method="first", ascending=False).to_numpy()
@@ -896,6 +905,11 @@ class TreeSum:
     split on it: on a 100k demo build's churn model the six reason drivers are split on by
     8 to 26 of 30 trees, so the six what-ifs run ~100 trees instead of 180.
 
+    Trees run on the rows' bins (:meth:`binned`, one byte a value, found once per batch)
+    rather than on their values: a node sends a value left when it is at most the node's
+    threshold, which is the upper edge of the node's bin, so both give the same leaf, at a
+    third of the time (30 trees over 1M rows: 2.7 s against 7.6 s).
+
     Reads scikit-learn's private predictor objects; :meth:`of` returns None (and the caller
     predicts whole models) when they are not what this expects.
     """
@@ -904,7 +918,8 @@ class TreeSum:
         self.base = base
         self.trees = [iteration[0] for iteration in base._predictors]
         self.baseline = base._baseline_prediction
-        self.known, self.f_idx = base._bin_mapper.make_known_categories_bitsets()
+        self.mapper = base._bin_mapper
+        self.missing_bin = self.mapper.missing_values_bin_idx_
         # column -> the trees that split on it (a column no tree splits on: absent)
         self.splitting_on: dict[int, list[int]] = {}
         for k, tree in enumerate(self.trees):
@@ -922,20 +937,33 @@ class TreeSum:
         try:
             if getattr(base, "n_trees_per_iteration_", 0) != 1:
                 return None
-            return cls(base)
+            found = cls(base)
+            if not all(hasattr(t, "predict_binned") for t in found.trees):
+                return None
+            return found
         except (AttributeError, TypeError, ValueError, IndexError):  # another sklearn's insides
             return None
 
-    def each(self, A: np.ndarray, trees: list[int] | None = None) -> np.ndarray:
-        """Each tree's output (columns: ``trees``, default all) for rows ``A``."""
+    def binned(self, A: np.ndarray) -> np.ndarray:
+        """Rows ``A`` as the model's bins (uint8), what :meth:`each` reads."""
+        return self.mapper.transform(self.base._preprocess_X(A, reset=False))
+
+    def bin_of(self, column: int, value: float) -> int:
+        """The bin of ``value`` in ``column`` (a what-if's typical value)."""
+        row = np.zeros((1, self.base.n_features_in_), dtype=float)
+        row[0, column] = value
+        return int(self.mapper.transform(row)[0, column])
+
+    def each(self, binned: np.ndarray, trees: list[int] | None = None) -> np.ndarray:
+        """Each tree's output (columns: ``trees``, default all) for rows ``binned`` (see
+        :meth:`binned`)."""
         from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 
-        X = self.base._preprocess_X(A, reset=False)
         threads = _openmp_effective_n_threads()  # as decision_function asks, per call
         ks = range(len(self.trees)) if trees is None else trees
-        out = np.empty((len(A), len(ks)), dtype=self.baseline.dtype, order="F")
+        out = np.empty((len(binned), len(ks)), dtype=self.baseline.dtype, order="F")
         for i, k in enumerate(ks):
-            out[:, i] = self.trees[k].predict(X, self.known, self.f_idx, threads)
+            out[:, i] = self.trees[k].predict_binned(binned, self.missing_bin, threads)
         return out
 
     def total(
@@ -959,11 +987,12 @@ def _reasons(
     n_reasons: int,
     texts: dict[tuple[int, float], str],
     lists: dict[tuple[str, ...], list[str]] | None = None,
-    trees: tuple[TreeSum | None, np.ndarray | None] = (None, None),
+    trees: tuple[TreeSum | None, np.ndarray | None, np.ndarray | None] = (None, None, None),
 ) -> list[list[str]]:
     """The reasons of rows ``X`` (``A``: their model columns, ``score``: their log-odds,
     ``p``: their probabilities); see :func:`score_customers`. With ``trees`` (a boosted
-    model's :class:`TreeSum` and each tree's output for ``A``), a what-if re-runs only the
+    model's :class:`TreeSum`, each tree's output for ``A`` and ``A``'s bins), a what-if
+    re-runs only the
     trees that split on the changed column, with the same result.
 
     Rows with the same reasons share one list (from ``lists``): a million customers have
@@ -982,18 +1011,22 @@ def _reasons(
     # Pushes are measured on the model's log-odds: the calibrated probability is flat at its
     # ends, where it would give the most certain customers no reason at all.
     effects = np.zeros((len(A), len(drivers)))
-    what_if = A.copy()  # one driver at a time set to its typical value, then put back
-    tree_sum, each = trees
+    tree_sum, each, binned = trees
+    by_tree = tree_sum is not None and each is not None and binned is not None
+    # one driver at a time set to its typical value (its bin, for the trees), then put back
+    what_if = binned.copy() if by_tree else A.copy()
     for j, col in enumerate(columns):
-        what_if[:, col] = typical[j]
-        if tree_sum is not None and each is not None:
+        if by_tree:
+            what_if[:, col] = tree_sum.bin_of(col, typical[j])
             splitting = tree_sum.splitting_on.get(col, [])
             changed = tree_sum.each(what_if, splitting)
             if_typical = tree_sum.total(each, changed, splitting)
+            what_if[:, col] = binned[:, col]
         else:
+            what_if[:, col] = typical[j]
             if_typical = model.log_odds(what_if)
+            what_if[:, col] = A[:, col]
         push = score - if_typical  # > 0: this customer's value raises the score
-        what_if[:, col] = A[:, col]
         # the card's direction: above-typical values push the way the card says
         agrees = np.sign(push) * np.sign(values[:, j] - typical[j]) == card[j]
         effects[:, j] = np.where(agrees, push * toward, 0.0)

@@ -321,6 +321,25 @@ def test_expected_purchases_fallbacks_agree_with_closed_form() -> None:
     np.testing.assert_allclose(got, 52 * 79146.2 / 865568.3, rtol=2e-3)
 
 
+def test_distinct_rows_are_numpys_unique_rows() -> None:
+    """The fallback solves each distinct (t, x, T) once: the rows found by hashing are
+    np.unique's (in first-appearance order), and each row maps back to its own."""
+    from insight_agent.analytics.clv import _distinct_rows
+
+    rng = np.random.default_rng(3)
+    keys = np.column_stack(
+        [np.full(5000, 52.0), rng.integers(0, 9, 5000), rng.integers(0, 40, 5000) / 7]
+    ).astype(float)
+    combos, inverse = _distinct_rows(keys)
+    assert np.array_equal(combos[inverse], keys)
+    expected = np.unique(keys, axis=0)
+    assert len(combos) == len(expected)
+    assert np.array_equal(np.unique(combos, axis=0), expected)
+    assert np.array_equal(combos[0], keys[0])  # first appearance first
+    empty, none = _distinct_rows(np.zeros((0, 3)))
+    assert empty.shape == (0, 3) and len(none) == 0
+
+
 def test_bgnbd_recovers_simulated_parameters_with_weights() -> None:
     rng = np.random.default_rng(11)
     n = 40_000

@@ -569,13 +569,27 @@ class BetaGeo(_SavedModel):
             where = np.flatnonzero(failed)
             # Customers sharing (t, x, T) share the value: solve each combination once.
             keys = np.column_stack([v.reshape(-1)[where] for v in (tt, x, t_obs)])
-            combos, inverse = np.unique(keys, axis=0, return_inverse=True)
+            combos, inverse = _distinct_rows(keys)
             values = _bgnbd_if_alive_fallback(*combos.T, r, alpha, a, b)
-            flat[where] = values[inverse.reshape(-1)]
+            flat[where] = values[inverse]
             if_alive = flat.reshape(failed.shape)
         d = self._log_odds_dead(x, tx, t_obs)
         expected = if_alive * np.exp(-np.logaddexp(0.0, d))
         return _result_shape(expected, t, frequency, recency, T)
+
+
+def _distinct_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a 2-D float array and each row's number among them (as
+    ``np.unique(keys, axis=0, return_inverse=True)``, in order of first appearance). By
+    hashing: ``np.unique`` sorts the rows as opaque bytes, 4.5 s of a 1M-customer build
+    whose fitted BG/NBD sent most customers to the fallback."""
+    if not len(keys):
+        return keys, np.zeros(0, dtype=np.int64)
+    frame = pd.DataFrame(keys)
+    groups = frame.groupby(list(frame.columns), sort=False, dropna=False).ngroup()
+    inverse = groups.to_numpy(dtype=np.int64)
+    first = np.unique(inverse, return_index=True)[1]
+    return keys[first], inverse
 
 
 # --------------------------------------------------------------------------------------------

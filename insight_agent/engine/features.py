@@ -190,6 +190,7 @@ class FeatureEngine:
 
     con: Any
     _orders: Any = field(default=None, init=False, repr=False)
+    _seen: Any = field(default=None, init=False, repr=False)
     _rows: dict[str, int] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
@@ -213,16 +214,18 @@ class FeatureEngine:
         return cls(con)
 
     def close(self) -> None:
-        """Drop the materialised order table and close the connection."""
+        """Drop the materialised tables and close the connection."""
         self.release()
         self.con.disconnect()
 
     def release(self) -> None:
-        """Drop the materialised order table, keeping the connection (a shared Spark session
-        outlives one engine)."""
-        orders, self._orders = self._orders, None
-        if orders is not None:
-            orders.release()
+        """Drop the materialised order and first-seen tables, keeping the connection (a
+        shared Spark session outlives one engine)."""
+        for name in ("_orders", "_seen"):
+            table = getattr(self, name)
+            setattr(self, name, None)
+            if table is not None:
+                table.release()
 
     # -- tables -------------------------------------------------------------------------
     def _has(self, table: str) -> bool:
@@ -444,17 +447,38 @@ class FeatureEngine:
         )
 
     # -- the feature table ----------------------------------------------------------------
+    def _first_seen(self) -> Any:
+        """customer_id and ``_since`` (the first order's date or the sign-up date, whichever
+        is earlier) of every customer with either, materialised once: the population at a
+        cutoff is then those seen before it, from one row a customer rather than from the
+        order table (the demographic statistics of each cutoff's table took ~2 s a cutoff
+        at 1M customers that way)."""
+        if self._seen is not None:
+            return self._seen
+        orders = self.order_table()
+        seen = orders.select("customer_id", _since=orders.order_date.cast("timestamp"))
+        signup = self._signups(None)
+        if signup is not None:
+            seen = seen.union(
+                signup.select("customer_id", _since=signup._signup.cast("timestamp")),
+                distinct=False,
+            )
+        self._seen = seen.group_by("customer_id").aggregate(_since=lambda t: t._since.min()).cache()
+        return self._seen
+
     def _signups(self, cut: Any) -> Any:
-        """customer_id and ``_signup`` of every customer who signed up before ``cut`` (None
-        without a sign-up date)."""
+        """customer_id and ``_signup`` of every customer who signed up before ``cut`` (any
+        time: None; the function returns None without a sign-up date)."""
         if not self._has("customers"):
             return None
         customers = self.con.table("customers")
         if "signup_date" not in customers.columns:
             return None
-        return customers.filter(customers.signup_date < cut).select(
-            "customer_id", _signup=customers.signup_date
-        )
+        if cut is None:  # every sign-up date there is
+            customers = customers.filter(customers.signup_date.notnull())
+        else:
+            customers = customers.filter(customers.signup_date < cut)
+        return customers.select("customer_id", _signup=customers.signup_date)
 
     def _base(self, cutoff: pd.Timestamp, keep: Keep = None, *, history: bool = True) -> _Base:
         """The population at ``cutoff`` (every customer with an order before it, plus every
@@ -753,14 +777,10 @@ class FeatureEngine:
         wanted = [c for c in (*_NUMERIC, *_CATEGORICAL) if c in customers.columns]
         if not wanted:
             return []
-        # the whole population's ids straight from the order lines and sign-ups (also for a
-        # sample of it): the statistics need nothing of the feature table's aggregates
-        cut = _lit(cutoff)
-        ids = self.order_table().filter(lambda t: t.order_date < cut).select("customer_id")
-        ids = ids.distinct()
-        signup = self._signups(cut)
-        if signup is not None:
-            ids = ids.union(signup.select("customer_id"), distinct=True)
+        # the whole population's ids (also for a sample of it): everyone first seen before
+        # the cutoff; the statistics need nothing of the feature table's aggregates
+        seen = self._first_seen()
+        ids = seen.filter(seen._since < _lit(cutoff)).select("customer_id")
         people = customers.select("customer_id", *[customers[c].name(f"_d_{c}") for c in wanted])
         pop = (
             ids.left_join(people, "customer_id")

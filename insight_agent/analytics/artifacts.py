@@ -4,8 +4,8 @@ A build is written into a temporary folder and renamed into place when complete,
 ``.insight/current`` (one line: the build id) is replaced atomically — readers never see a
 half-written build. Each build has a ``manifest.json`` with library versions, the data
 fingerprint, parameters, metrics and timings. The per-customer table is stored twice: Parquet
-for analytics and SQLite (indexed by customer_id) so `insight score` answers in milliseconds
-without loading pandas.
+for analytics and SQLite (each row one JSON object, indexed by customer_id) so `insight score`
+answers in milliseconds without loading pandas.
 """
 
 from __future__ import annotations
@@ -79,34 +79,28 @@ class BuildWriter:
         )
 
     def write_customers(self, table: Any) -> None:
-        """The per-customer table: Parquet plus an indexed SQLite copy for point lookups.
+        """The per-customer table: Parquet, plus an indexed SQLite copy for point lookups
+        holding each row as one JSON object (:func:`lookup_customer`).
 
-        Written :data:`WRITE_ROWS` customers at a time: the reason lists as Arrow, their JSON
-        text for SQLite and the rows bound to SQLite exist for one slice at a time (written
-        whole, they took the 2M-customer build from 6.3 to 9.6 GB).
+        The Parquet file is written :data:`WRITE_ROWS` customers at a time (written whole,
+        the conversion took the 2M-customer build from 6.3 to 9.6 GB). The JSON rows are
+        made by DuckDB from that file (:func:`_write_lookup`): binding every value of a
+        million rows to SQLite columns one at a time from Python was most of this stage
+        (~15 s of its ~30 s at 1M customers on a slow day).
         """
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        json_columns = [c for c in table.columns if _holds_containers(table[c])]
-        schema = _arrow_schema(table, json_columns)
-        db = self.path("customers.sqlite")
-        con = sqlite3.connect(db)
-        try:
-            with pq.ParquetWriter(self.path("customers.parquet"), schema) as parquet:
-                for lo in range(0, max(len(table), 1), WRITE_ROWS):
-                    part = table.iloc[lo : lo + WRITE_ROWS]
-                    parquet.write_table(
-                        pa.Table.from_pandas(part, schema=schema, preserve_index=True)
-                    )
-                    flat = part.reset_index()
-                    for col in json_columns:
-                        flat[col] = _json_column(flat[col])
-                    _insert_table(con, "customers", flat, create=lo == 0)
-            with con:
-                con.execute("CREATE UNIQUE INDEX idx_customer ON customers(customer_id)")
-        finally:
-            con.close()
+        containers = [c for c in table.columns if _holds_containers(table[c])]
+        schema = _arrow_schema(table, containers)
+        parquet_path = self.path("customers.parquet")
+        with pq.ParquetWriter(parquet_path, schema) as parquet:
+            for lo in range(0, max(len(table), 1), WRITE_ROWS):
+                part = table.iloc[lo : lo + WRITE_ROWS]
+                parquet.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=True))
+        # pandas writes an unnamed index as this column
+        index = str(table.index.name) if table.index.name is not None else "__index_level_0__"
+        _write_lookup(parquet_path, self.path("customers.sqlite"), index)
 
     def adopt(self, folder: Path) -> None:
         """Continue an interrupted build in ``folder`` (``.<build_id>.tmp``, see
@@ -181,74 +175,73 @@ def _empty_list_type(kind: Any) -> bool:
     return pa.types.is_list(kind) and pa.types.is_null(kind.value_type)
 
 
-def _insert_table(con: sqlite3.Connection, name: str, frame: Any, *, create: bool = True) -> None:
-    """``frame.to_sql(name, con, index=False)``, the rows bound straight from column lists;
-    with ``create=False`` the rows are appended to the table an earlier slice created.
-
-    pandas creates the table (the same column types); numbers, booleans and text (missing
-    values as NULL) are then inserted with one ``executemany``, which at a million customers
-    took 8.8 s against pandas' 14.5 s for the same rows. Frames with other column types
-    (dates, categories) go through pandas whole."""
-    import numpy as np
-    import pandas as pd
-
-    # numbers and booleans, text, and object columns (JSON text); not dates or categories
-    plain = all(
-        pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_string_dtype(dtype)
-        for dtype in frame.dtypes
-    )
-    if not plain:
-        with con:
-            frame.to_sql(name, con, index=False, if_exists="fail" if create else "append")
-        return
-    if create:
-        with con:
-            frame.head(0).to_sql(name, con, index=False)
-    columns: list[list[Any]] = []
-    for col in frame.columns:
-        series = frame[col]
-        if pd.api.types.is_float_dtype(series.dtype):
-            values = series.to_numpy(dtype=float)
-            missing = np.isnan(values)
-        else:
-            values = series.to_numpy(dtype=object)
-            missing = pd.isna(series).to_numpy()
-        cells = values.tolist()
-        for i in np.flatnonzero(missing):
-            cells[i] = None
-        columns.append(cells)
-    # a fresh file inside the unfinished build (fsynced when the build is committed): no
-    # journal needed
-    con.execute("PRAGMA journal_mode = OFF")
-    con.execute("PRAGMA synchronous = OFF")
-    marks = ", ".join("?" * len(columns))
-    with con:
-        con.executemany(f'INSERT INTO "{name}" VALUES ({marks})', zip(*columns, strict=True))
+#: The column of the SQLite copy holding each customer's row as a JSON object.
+ROW_JSON = "row_json"
 
 
-def _json_column(values: Any) -> list[Any]:
-    """``json.dumps`` of every value; lists of text (the reasons) are joined from each text's
-    encoding, computed once: a million customers' reasons repeat the same few thousand texts,
-    and dumping each list took ~3 s a column. The result is the same text as ``json.dumps``."""
-    encoded: dict[str, str] = {}
-    # customers with the same reasons share one list (propensity._reasons): encoded once
-    by_list: dict[int, str] = {}
-    out: list[Any] = []
-    for value in values:
-        if isinstance(value, list) and all(type(v) is str for v in value):
-            done = by_list.get(id(value))  # ``values`` keeps every list alive meanwhile
-            if done is None:
-                parts = []
-                for text in value:
-                    code = encoded.get(text)
-                    if code is None:
-                        code = encoded[text] = json.dumps(text)
-                    parts.append(code)
-                done = by_list[id(value)] = "[" + ", ".join(parts) + "]"
-            out.append(done)
-        else:
-            out.append(json.dumps(value))
-    return out
+def _write_lookup(parquet_path: Path, db: Path, id_column: str) -> None:
+    """The SQLite copy of a per-customer Parquet file: (customer_id, the row as a JSON
+    object), indexed by customer_id.
+
+    DuckDB writes the JSON (shortest round-trip numbers; floats as doubles, as SQLite held
+    them; NaN as null; yes/no as 1/0; lists as arrays), a batch of rows at a time; SQLite then
+    binds two values a row. The object's keys are the customer id first and then the
+    table's columns in order, as the columns of the earlier layout were."""
+    import duckdb
+    import pyarrow.parquet as pq
+
+    fields = pq.read_schema(parquet_path)
+    names = [id_column, *[f.name for f in fields if f.name != id_column]]
+    kinds = {f.name: f.type for f in fields}
+    parts = []
+    for name in names:
+        quoted = _quoted(name)
+        key = _quoted("customer_id") if name == "__index_level_0__" else quoted
+        parts.append(f"{key} := {_json_value(quoted, kinds[name])}")
+    con = duckdb.connect()
+    lite = sqlite3.connect(db)
+    try:
+        con.execute("SET threads = 2")
+        path = str(parquet_path).replace("'", "''")
+        rows = con.execute(
+            f"SELECT {_quoted(id_column)} AS id, to_json(struct_pack({', '.join(parts)})) "
+            f"AS row FROM read_parquet('{path}')"
+        ).to_arrow_reader(WRITE_ROWS)
+        # a fresh file inside the unfinished build (fsynced when the build is committed): no
+        # journal needed
+        lite.execute("PRAGMA page_size = 65536")  # before the first table: long JSON rows
+        lite.execute("PRAGMA journal_mode = OFF")
+        lite.execute("PRAGMA synchronous = OFF")
+        with lite:
+            lite.execute(f"CREATE TABLE customers (customer_id TEXT, {ROW_JSON} TEXT)")
+            for batch in rows:
+                ids = batch.column(0).to_pylist()
+                lite.executemany(
+                    "INSERT INTO customers VALUES (?, ?)",
+                    zip(ids, batch.column(1).to_pylist(), strict=True),
+                )
+            lite.execute("CREATE UNIQUE INDEX idx_customer ON customers(customer_id)")
+    finally:
+        lite.close()
+        con.close()
+
+
+def _quoted(name: str) -> str:
+    """A column name as a DuckDB identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _json_value(column: str, kind: Any) -> str:
+    """DuckDB's expression for a column's value in the JSON row (see :func:`_write_lookup`)."""
+    import pyarrow as pa
+
+    if pa.types.is_floating(kind):
+        return f"CASE WHEN isnan({column}) THEN NULL ELSE CAST({column} AS DOUBLE) END"
+    if pa.types.is_boolean(kind):
+        return f"CAST({column} AS INTEGER)"
+    if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+        return f"CAST({column} AS VARCHAR)"
+    return column
 
 
 def current_build(ws: Workspace) -> Path:
@@ -297,7 +290,8 @@ def check_versions(manifest: dict[str, Any]) -> list[str]:
 
 
 def lookup_customer(folder: Path, customer_id: str) -> dict[str, Any] | None:
-    """One row of the per-customer table, by id, from SQLite (no pandas import)."""
+    """One row of the per-customer table, by id, from SQLite (no pandas import): the row's
+    JSON object; builds written before it read column by column, lists from their JSON."""
     con = sqlite3.connect(f"file:{folder / 'customers.sqlite'}?mode=ro", uri=True)
     try:
         con.row_factory = sqlite3.Row
@@ -309,6 +303,8 @@ def lookup_customer(folder: Path, customer_id: str) -> dict[str, Any] | None:
     if row is None:
         return None
     out = dict(row)
+    if list(out) == ["customer_id", ROW_JSON]:
+        return json.loads(out[ROW_JSON])
     for key, value in out.items():
         if isinstance(value, str) and value[:1] in "[{":
             with contextlib.suppress(ValueError):

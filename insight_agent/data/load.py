@@ -11,13 +11,9 @@ checks and returns the report without raising. The rules are documented in docs/
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
-import queue
 import re
-import threading
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -758,32 +754,32 @@ def _stream(
     found = ValidationReport(max_drop_share=report.max_drop_share)
     head: pd.DataFrame | None = None
     returns = 0
-    with contextlib.closing(_read_ahead(chunks)) as chunk_iter:
-        while True:
-            try:
-                raw = next(chunk_iter)
-            except StopIteration:
-                break
-            except Exception:  # the whole-file read names the file, row and cause
-                sink.discard(name)
-                sink.discard("returns")
-                report.tables[name] = TableReport(table=name, file=tr.file, columns=tr.columns)
-                opened.report = report.tables[name]
-                return None
-            if head is None:
-                tr.extra_columns = [c for c in opened.match.extras if c in raw.frame.columns]
-                tr.encoding, tr.delimiter = raw.encoding, raw.delimiter
-            tr.rows_read += len(raw.frame)
-            tr.chunks += 1
-            checker = _Checker(opened.table, raw, opened.match.mapping, found, tr)
-            frame = _clean_orders(checker, settings, today, tr.extra_columns, known)
-            is_return = (frame["amount"] < 0).to_numpy()
-            returns += int(is_return.sum())
-            sink.part("returns", frame[is_return].reset_index(drop=True), as_text=extras)
-            frame = frame[~is_return].reset_index(drop=True)
-            sink.part(name, frame, as_text=extras)
-            if head is None:
-                head = frame.iloc[:0]
+    chunk_iter = iter(chunks)
+    while True:
+        try:
+            raw = next(chunk_iter)
+        except StopIteration:
+            break
+        except Exception:  # the whole-file read names the file, row and cause
+            sink.discard(name)
+            sink.discard("returns")
+            report.tables[name] = TableReport(table=name, file=tr.file, columns=tr.columns)
+            opened.report = report.tables[name]
+            return None
+        if head is None:
+            tr.extra_columns = [c for c in opened.match.extras if c in raw.frame.columns]
+            tr.encoding, tr.delimiter = raw.encoding, raw.delimiter
+        tr.rows_read += len(raw.frame)
+        tr.chunks += 1
+        checker = _Checker(opened.table, raw, opened.match.mapping, found, tr)
+        frame = _clean_orders(checker, settings, today, tr.extra_columns, known)
+        is_return = (frame["amount"] < 0).to_numpy()
+        returns += int(is_return.sum())
+        sink.part("returns", frame[is_return].reset_index(drop=True), as_text=extras)
+        frame = frame[~is_return].reset_index(drop=True)
+        sink.part(name, frame, as_text=extras)
+        if head is None:
+            head = frame.iloc[:0]
     if head is None:  # no rows: the whole-file read says so
         sink.discard(name)
         sink.discard("returns")
@@ -792,53 +788,6 @@ def _stream(
     for problem in _merged(found.problems):
         report.add(problem)
     return head, returns
-
-
-def _read_ahead(items: Iterable[Any]) -> Iterator[Any]:
-    """``items`` one at a time, the next one read in a thread while the caller works on this
-    one (its error raised where it would have been). The chunks of a large orders file:
-    pandas' tokenizer runs without Python's lock, so reading the next million lines
-    overlaps validating and caching this million, on a second core. One chunk is held
-    ahead; closing the generator stops the thread."""
-    ahead: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
-    stop = threading.Event()
-
-    def read() -> None:
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        ahead.put(("item", item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    break
-            else:
-                ahead.put(("end", None))
-        except BaseException as exc:  # handed to the caller, raised from next()
-            ahead.put(("error", exc))
-        finally:
-            if stop.is_set() and hasattr(items, "close"):
-                items.close()  # the file, now rather than when collected
-
-    thread = threading.Thread(target=read, name="read-ahead", daemon=True)
-    thread.start()
-    try:
-        while True:
-            kind, value = ahead.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
-        while thread.is_alive():  # unblock a reader waiting to put
-            try:
-                ahead.get_nowait()
-            except queue.Empty:
-                thread.join(timeout=0.1)
 
 
 def _merged(problems: list[Problem]) -> list[Problem]:

@@ -141,8 +141,9 @@ class BuildWriter:
 
 
 def _holds_containers(column: Any) -> bool:
-    """Whether an object column holds lists or dicts (the reasons): JSON text in SQLite.
-    any() stops at the first one: reason columns hold one in their first row."""
+    """Whether an object column holds lists or dicts (the reasons): typed as lists in the
+    Parquet schema even when its first slices hold none. any() stops at the first one:
+    reason columns hold one in their first row."""
     return column.dtype == object and any(isinstance(v, list | dict) for v in column)
 
 

@@ -992,8 +992,7 @@ def _reasons(
     """The reasons of rows ``X`` (``A``: their model columns, ``score``: their log-odds,
     ``p``: their probabilities); see :func:`score_customers`. With ``trees`` (a boosted
     model's :class:`TreeSum`, each tree's output for ``A`` and ``A``'s bins), a what-if
-    re-runs only the
-    trees that split on the changed column, with the same result.
+    re-runs only the trees that split on the changed column, with the same result.
 
     Rows with the same reasons share one list (from ``lists``): a million customers have
     ~160-200k distinct lists, and a list of three texts costs ~90 bytes a row otherwise. The

@@ -472,8 +472,9 @@ class FeatureEngine:
         return self._seen
 
     def _signups(self, cut: Any) -> Any:
-        """customer_id and ``_signup`` of every customer who signed up before ``cut`` (any
-        time: None; the function returns None without a sign-up date)."""
+        """customer_id and ``_signup`` of every customer who signed up before ``cut`` (with
+        ``cut`` None: every customer with a sign-up date); None when the customers have no
+        sign-up date column."""
         if not self._has("customers"):
             return None
         customers = self.con.table("customers")

@@ -90,16 +90,18 @@ class _HashIndex:
     def __init__(self, texts: Any) -> None:
         import duckdb
         import pyarrow as pa
+        import pyarrow.compute as pc
 
         if isinstance(texts, pa.ChunkedArray):
             texts = texts.combine_chunks()
-        self._texts = texts
         self._con = duckdb.connect()
         self._con.execute("SET threads = 1")
         self._lock = threading.Lock()
         hashes = _hashes(self._con, texts)
-        self._order = np.argsort(hashes, kind="stable")
-        self._sorted = hashes[self._order]
+        order = np.argsort(hashes, kind="stable")
+        self._sorted = hashes[order]
+        # the texts in hash order too: the probes' candidates are then read in order
+        self._sorted_texts = pc.take(texts, pa.array(order))
         self.usable = not bool(np.any(self._sorted[1:] == self._sorted[:-1]))
 
     def contains(self, values: Any) -> np.ndarray:
@@ -121,7 +123,7 @@ class _HashIndex:
         hit = self._sorted[at] == probe[by_hash]
         rows = by_hash[hit]
         if len(rows):
-            mine = pc.take(self._texts, pa.array(self._order[at[hit]]))
+            mine = pc.take(self._sorted_texts, pa.array(at[hit]))
             theirs = pc.take(values, pa.array(rows))
             same = pc.equal(mine.cast(theirs.type), theirs).fill_null(False)
             found[rows[np.asarray(same, dtype=bool)]] = True

@@ -191,21 +191,22 @@ def _write_lookup(parquet_path: Path, db: Path, id_column: str) -> None:
     import duckdb
     import pyarrow.parquet as pq
 
+    from insight_agent.engine.cache import sql_name
+
     fields = pq.read_schema(parquet_path)
     names = [id_column, *[f.name for f in fields if f.name != id_column]]
     kinds = {f.name: f.type for f in fields}
     parts = []
     for name in names:
-        quoted = _quoted(name)
-        key = _quoted("customer_id") if name == "__index_level_0__" else quoted
+        quoted = sql_name(name)
+        key = sql_name("customer_id") if name == "__index_level_0__" else quoted
         parts.append(f"{key} := {_json_value(quoted, kinds[name])}")
     con = duckdb.connect()
     lite = sqlite3.connect(db)
     try:
-        con.execute("SET threads = 2")
         path = str(parquet_path).replace("'", "''")
         rows = con.execute(
-            f"SELECT {_quoted(id_column)} AS id, to_json(struct_pack({', '.join(parts)})) "
+            f"SELECT {sql_name(id_column)} AS id, to_json(struct_pack({', '.join(parts)})) "
             f"AS row FROM read_parquet('{path}')"
         ).to_arrow_reader(WRITE_ROWS)
         # a fresh file inside the unfinished build (fsynced when the build is committed): no
@@ -225,11 +226,6 @@ def _write_lookup(parquet_path: Path, db: Path, id_column: str) -> None:
     finally:
         lite.close()
         con.close()
-
-
-def _quoted(name: str) -> str:
-    """A column name as a DuckDB identifier."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _json_value(column: str, kind: Any) -> str:

@@ -248,7 +248,7 @@ class CacheWriter:
         globs = self._glob([table])
         casts = {}
         for col in self._as_text.get(table, ()):
-            name = '"' + col.replace('"', '""') + '"'
+            name = sql_name(col)
             present, numbers, whole, rows = self._query(
                 f"SELECT count({name}), count(TRY_CAST({name} AS DOUBLE)), "
                 f"count(*) FILTER (WHERE regexp_full_match({name}, '\\s*[+-]?[0-9]+\\s*')), "
@@ -371,6 +371,11 @@ def read_dataset(cache: TableCache) -> Dataset:
         sources=dict(cache.meta.get("sources", {})),
         streamed=streamed,
     )
+
+
+def sql_name(name: str) -> str:
+    """A column name as a quoted DuckDB identifier."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def load_and_cache(ws: Workspace) -> tuple[Dataset, TableCache]:

@@ -305,8 +305,11 @@ def _build(
             "reviews": data.rows("reviews"),
             "campaign_sends": data.rows("campaigns"),
         }
-        if data.streamed:
-            st.details["orders_read_in_chunks"] = data.report.tables["orders"].chunks
+        orders = data.report.tables.get("orders")
+        if data.streamed and orders is not None and orders.engine:
+            st.details["orders_checked_by"] = orders.engine  # one pass, no pandas chunks
+        elif data.streamed and orders is not None:
+            st.details["orders_read_in_chunks"] = orders.chunks
     if data.rows("orders") == 0:
         return _build_without_orders(ws, data, options, writer, stages, say)
     checkpoint = _resume(writer, data.fingerprint, options, say)

@@ -68,6 +68,7 @@ class TableReport:
     delimiter: str | None = None
     derived: bool = False  # customers derived from orders (no customers file)
     chunks: int = 0  # read in this many chunks (a large file; 0: read whole)
+    engine: str | None = None  # "duckdb": checked and copied by the engine, not in pandas
 
     @property
     def rows_dropped(self) -> int:

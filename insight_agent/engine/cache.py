@@ -185,6 +185,7 @@ class CacheWriter:
         self.tmp.mkdir(parents=True)
         self._parts: dict[str, int] = {}
         self._as_text: dict[str, tuple[str, ...]] = {}
+        self._copied: set[str] = set()  # tables the engine wrote whole (load_plain)
 
     def _part_folder(self, table: str) -> Path:
         return self.tmp / "_parts" / table
@@ -204,14 +205,36 @@ class CacheWriter:
         shutil.rmtree(self._part_folder(table), ignore_errors=True)
         self._parts.pop(table, None)
 
-    def _query(self, sql: str, params: list[Any] | None = None) -> Any:
+    def load_plain(self, spec: Any, known: Any) -> tuple[Any, pd.DataFrame] | None:
+        """A plain orders file checked and written as the orders and returns tables by the
+        engine (:func:`insight_agent.engine.plainload.load_plain`); (its result, an empty
+        frame with the orders' columns) or None."""
+        import pyarrow.parquet as pq
+
+        from insight_agent.engine.plainload import load_plain
+
+        paths = {t: self.tmp / f"{t}.parquet" for t in ("orders", "returns")}
+        found = load_plain(spec, self._connect, known, paths["orders"], paths["returns"])
+        if found is None:
+            for path in paths.values():
+                path.unlink(missing_ok=True)
+            return None
+        self._copied.update(paths)
+        head = text_as_string(pq.read_schema(paths["orders"]).empty_table().to_pandas())
+        return found, head
+
+    def _connect(self) -> Any:
+        """A DuckDB connection with the engine's memory limit and spill folder."""
         import duckdb
 
         scratch = spill_dir(self.ws)
         scratch.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(
+        return duckdb.connect(
             config={"memory_limit": DEFAULT_MEMORY_LIMIT, "temp_directory": str(scratch)}
         )
+
+    def _query(self, sql: str, params: list[Any] | None = None) -> Any:
+        con = self._connect()
         try:
             con.execute("SET preserve_insertion_order = true")
             return con.execute(sql, params or []).fetchall()
@@ -284,8 +307,9 @@ class CacheWriter:
             counts: dict[str, int] = {}
             columns: dict[str, list[str]] = {}
             for name, frame in frames.items():
-                if name in data.streamed and name in self._parts:
-                    schema = pq.read_schema(self._merge(name))
+                if name in data.streamed and (name in self._parts or name in self._copied):
+                    path = self.tmp / f"{name}.parquet"
+                    schema = pq.read_schema(path if name in self._copied else self._merge(name))
                     counts[name] = data.streamed[name]
                     columns[name] = [str(c) for c in schema.names]
                 else:

@@ -1,0 +1,143 @@
+"""A plain orders file is checked and copied by the engine (DuckDB) instead of pandas: the
+cache and the validation report are exactly the pandas validator's, and any row the engine
+cannot prove unchanged sends the whole file back to pandas."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import insight_agent.data.load as load_module
+from insight_agent.engine.cache import load_and_cache
+from insight_agent.engine.plainload import WHITESPACE
+from insight_agent.workspace import Workspace, locate
+from tests.conftest import write_workspace
+
+CUSTOMERS = "customer_id,signup_date,region\n" + "".join(
+    f"C{i},2024-0{1 + i % 9}-1{i % 10},{'North' if i % 3 else 'South'}\n" for i in range(40)
+)
+
+
+def _orders(change: dict[int, str] | None = None, newline: str = "\n", bom: bool = False) -> str:
+    """Clean order lines with extras of every type (whole numbers, numbers with blanks,
+    text that is sometimes a number or a missing word), returns, times and quoted commas;
+    ``change`` replaces whole lines (by data row, 0-based)."""
+    rows = ["order_id,customer_id,order_date,amount,category,note,pieces,score"]
+    for i in range(90):
+        date = f"2025-{1 + i % 12:02d}-{1 + i % 28:02d}" + (" 10:15:00" if i % 7 == 0 else "")
+        amount = f"-{i}.50" if i in (13, 14, 60) else f"{10 + i * 1.25:.2f}"
+        category = ['"Bags, small"', "Shoes", ""][i % 3]
+        note = ["NA", str(i), "hello", "", "null"][i % 5]
+        pieces = str(1 + i % 4)
+        score = "" if i % 10 == 3 else f"{i / 8:.3f}"
+        rows.append(f"O{i // 2},C{i % 40},{date},{amount},{category},{note},{pieces},{score}")
+    for i, line in (change or {}).items():
+        rows[1 + i] = line
+    text = newline.join(rows) + newline
+    return ("\ufeff" if bom else "") + text
+
+
+def _load(root: Path, orders: str | bytes, monkeypatch: pytest.MonkeyPatch, engine: bool):
+    root.mkdir(parents=True)
+    (root / "customers.csv").write_text(CUSTOMERS, encoding="utf-8")
+    path = root / "orders.csv"
+    path.write_bytes(orders if isinstance(orders, bytes) else orders.encode("utf-8"))
+    write_workspace(
+        root / "ws",
+        {"customers": root / "customers.csv", "orders": path},
+        "max_drop_share = 0.5\n",
+    )
+    monkeypatch.setattr(load_module, "ENGINE_BYTES", 0 if engine else 1 << 40)
+    return load_and_cache(Workspace.open(locate(root / "ws")))
+
+
+def _same(tmp_path: Path, orders: str | bytes, monkeypatch: pytest.MonkeyPatch) -> str | None:
+    """Load ``orders`` both ways, assert the same cache and report; the engine's mark."""
+    ref, ref_cache = _load(tmp_path / "pandas", orders, monkeypatch, engine=False)
+    got, got_cache = _load(tmp_path / "engine", orders, monkeypatch, engine=True)
+    assert got_cache.tables == ref_cache.tables
+    assert got_cache.data_up_to == ref_cache.data_up_to
+    for table in ref_cache.tables:
+        pd.testing.assert_frame_equal(got_cache.read(table), ref_cache.read(table), obj=table)
+    mark = got.report.tables["orders"].engine
+    for name, tr in ref.report.tables.items():
+        mine = {**asdict(got.report.tables[name]), "chunks": 0, "engine": None}
+        assert {**mine, "file": Path(tr.file).name} == {**asdict(tr), "file": Path(tr.file).name}
+
+    def problems(report) -> list[dict]:
+        found = [{**asdict(p), "file": Path(p.file).name} for p in report.problems]
+        return sorted(found, key=lambda p: (p["table"], p["code"], str(p["column"])))
+
+    assert problems(got.report) == problems(ref.report)
+    return mark
+
+
+@pytest.mark.parametrize(
+    ("newline", "bom"), [("\n", False), ("\r\n", False), ("\n", True)], ids=["lf", "crlf", "bom"]
+)
+def test_a_plain_file_is_loaded_by_the_engine_as_pandas_loads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, newline: str, bom: bool
+) -> None:
+    mark = _same(tmp_path, _orders(newline=newline, bom=bom), monkeypatch)
+    assert mark == "duckdb"
+    orders = pd.read_parquet(next((tmp_path / "engine" / "ws").rglob("orders.parquet")))
+    # the extras typed as the chunked load types them
+    assert str(orders["pieces"].dtype) == "int64" and orders["score"].dtype == float
+    assert orders["note"].isna().sum() == 51  # "NA", "" and "null" (3 of 5; 3 rows are returns)
+
+
+def test_demo_orders_without_an_amount_column(tmp_path, monkeypatch) -> None:
+    """quantity × unit_price, as the demo and the benchmark files have it."""
+    from insight_agent.data.demo import DemoConfig, generate_frames
+
+    frames = generate_frames(DemoConfig(n_customers=300, n_reviews=0))
+    frames.orders["customer_id"] = "C" + (frames.orders.index % 40).astype(str)
+    text = frames.orders.to_csv(index=False, date_format="%Y-%m-%d", float_format="%.2f")
+    assert _same(tmp_path, text, monkeypatch) == "duckdb"
+
+
+LINE = "O1,C1,2025-03-04,12.50,Shoes,x,1,0.5"
+FALLBACKS = {
+    "surrounding space": LINE.replace("Shoes", "Shoes "),
+    "unicode space": LINE.replace("C1,", "C1\u3000,"),
+    "missing word in text": LINE.replace("Shoes", "None"),
+    "currency": LINE.replace("12.50", '"$1,212.50"'),
+    "day-first date": LINE.replace("2025-03-04", "04/03/2025"),
+    "compact date": LINE.replace("2025-03-04", "20250304"),
+    "timezone": LINE.replace("2025-03-04", "2025-03-04T10:00:00+02:00"),
+    "before 1900": LINE.replace("2025-03-04", "1899-12-31"),
+    "impossible date": LINE.replace("2025-03-04", "2025-02-30"),
+    "future date": LINE.replace("2025-03-04", "2031-01-01"),
+    "unknown customer": LINE.replace("C1,", "C999,"),
+    "missing customer": LINE.replace("C1,", ","),
+    "above max_amount": LINE.replace("12.50", "99999999999"),
+    "infinite": LINE.replace("12.50", "inf"),
+    "whole-float id": LINE.replace("O1,", "17.0,"),
+    "ragged": LINE + ",extra",
+    "quoted line break": LINE.replace(",x,", ',"two\nlines",'),
+    "blank line": LINE + "\n",
+}
+
+
+@pytest.mark.parametrize("case", list(FALLBACKS))
+def test_a_row_the_engine_cannot_vouch_for_sends_the_file_to_pandas(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    assert _same(tmp_path, _orders({45: FALLBACKS[case]}), monkeypatch) is None
+
+
+def test_a_file_that_is_not_utf8_is_left_to_pandas(tmp_path, monkeypatch) -> None:
+    text = _orders({10: LINE.replace("Shoes", "Chaussures d'été")})
+    assert _same(tmp_path, text.encode("latin-1"), monkeypatch) is None
+
+
+def test_the_whitespace_stripped_is_pandas_own() -> None:
+    """The engine leaves to pandas any text with surrounding whitespace; its list must be
+    what pandas' ``str.strip`` strips."""
+    chars = [chr(i) for i in range(sys.maxunicode + 1) if not 0xD800 <= i <= 0xDFFF]
+    stripped = pd.Series(chars, dtype="string").str.strip()
+    assert sorted(c for c, s in zip(chars, stripped, strict=True) if s == "") == sorted(WHITESPACE)

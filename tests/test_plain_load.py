@@ -120,7 +120,25 @@ FALLBACKS = {
     "ragged": LINE + ",extra",
     "quoted line break": LINE.replace(",x,", ',"two\nlines",'),
     "blank line": LINE + "\n",
+    "short row": "O1,C1,2025-03-04,12.50,Shoes",
+    "missing word in a number": LINE.replace("12.50", "NA"),
 }
+
+
+PLAIN_BUT_ODD = {
+    "stray quote": LINE.replace("Shoes", 'Sh"oes'),
+    "doubled quotes": LINE.replace("Shoes", '"say ""hi"", twice"'),
+    "exponent": LINE.replace("12.50", "1.25e1"),
+    "signs and bare points": LINE.replace("12.50", "+12.").replace(",0.5", ",.5"),
+    "minutes only": LINE.replace("2025-03-04", "2025-03-04T09:30"),
+    "fractions of a second": LINE.replace("2025-03-04", "2025-03-04 09:30:15.250"),
+    "unicode text": LINE.replace("Shoes", "Schuhe für Kinder — 日本"),
+}
+
+
+@pytest.mark.parametrize("case", list(PLAIN_BUT_ODD))
+def test_odd_but_plain_rows_stay_with_the_engine(tmp_path, monkeypatch, case) -> None:
+    assert _same(tmp_path, _orders({45: PLAIN_BUT_ODD[case]}), monkeypatch) == "duckdb"
 
 
 @pytest.mark.parametrize("case", list(FALLBACKS))

@@ -1,35 +1,40 @@
-"""A large, plain orders file validated by the engine: DuckDB's parallel CSV reader proves
-that every row passes the loader's checks unchanged, then writes the cache's orders and
-returns tables straight from the file.
+"""A large, plain orders file validated by the engine: DuckDB's parallel CSV reader copies it
+into the cache's orders and returns tables, proving on the way that every row passes the
+loader's checks unchanged.
 
 The loader (:mod:`insight_agent.data.load`) validates an orders file in pandas chunks: parse,
 check, write a Parquet part, merge the parts. For the common case, a UTF-8 delimited export
-with ISO dates and plain numbers where no row is dropped, all of that is three DuckDB
-queries here. The messages a problem row deserves (file, row, column, example, counts per
-reason) stay the pandas validator's: when any row *would* be dropped or any value cleared,
-or a value is written in a form only the pandas parsers read (``$1,234.50``, ``05/03/2024``,
-``17850.0`` ids, a leading space in a number, "inf"), :func:`load_plain` returns None and
-the loader validates the file as before. So the engine path changes speed, never results:
-the same columns, values, types and row order, and the same report
-(``tests/test_plain_load.py`` holds both paths to each other).
+with ISO dates and plain numbers where no row is dropped, that is one DuckDB pass here. The
+messages a problem row deserves (file, row, column, example, counts per reason) stay the
+pandas validator's: when any row *would* be dropped or any value cleared, or a value is
+written in a form only the pandas parsers read as meant (``$1,234.50``, ``05/03/2024``,
+``17850.0`` ids, a space around a value, a missing word such as "NA" in a mapped column),
+:func:`load_plain` returns None and the loader validates the file as before. So the engine
+path changes speed, never results: the same columns, values, types and row order, and the
+same report (``tests/test_plain_load.py`` holds both paths to each other).
 
-What "unchanged" means, check by check, as the pandas path does it:
+What "unchanged" means, check by check, as pandas reads the file whole:
 
-* text and ids: pandas' missing-value words ("NA", "null", …) are missing; then surrounding
-  whitespace (Python's ``str.isspace`` set, which pandas' ``str.strip`` uses) is stripped and
-  an empty value is missing. A required one missing means a dropped row: fall back.
-* numbers: ``[+-]digits[.digits][e±digits]`` read as a double (correctly rounded: pandas'
-  default parser may differ in the last bit on rare inputs); anything else present: fall back.
+* ids and text: no surrounding whitespace (Python's ``str.isspace`` set, which pandas'
+  ``str.strip`` uses), no missing word (pandas' default list), no ``17850.0`` id; an empty
+  field is missing; a required one missing is a dropped row.
+* numbers: ``[+-]digits[.digits][e±digits]``, finite, read as a double (correctly rounded;
+  pandas' default parser may differ in the last bit on rare inputs).
 * dates: ISO ``YYYY-MM-DD`` with an optional ``hh:mm[:ss[.ffffff]]``, 1900-01-01 to
-  2200-01-01, not after today; anything else: fall back.
-* amounts: the amount column, or quantity × unit price; above ``data.max_amount``: fall back.
-  A negative amount is a return (the returns table), as in the pandas path.
-* customer ids not among the customers file's: fall back (the pandas path names them).
-* row numbers: a line count of the file must equal the records DuckDB read plus the header,
-  so no blank line was skipped (pandas counts those) and no record spans lines.
-* extra columns: read as text, missing words missing, then typed over each output table as
-  the cache's merge types a chunked load's parts (whole numbers with no blank: BIGINT;
-  numbers: DOUBLE; else text).
+  2200-01-01, not after today.
+* amounts: the amount column, or quantity × unit price, at most ``data.max_amount``. A
+  negative amount is a return (the returns table), as in the pandas path.
+* customer ids all among the customers file's (checked on the copy).
+* row numbers: a line count of the file equals the records DuckDB read plus the header, so
+  no blank line was skipped (pandas counts those) and no record spans lines.
+* extra columns: as text, pandas' missing words missing, then typed as pandas infers a
+  column over the whole file (whole numbers with no blank: BIGINT; numbers, blanks allowed:
+  DOUBLE; else text); a column pandas might read otherwise (yes/no words, numbers DuckDB
+  reads that are not plain digits, integers beyond 64 bits) sends the file to pandas.
+
+The rows that fail a check are not looked for: the copy stops at the first (DuckDB's
+``error()``), so a file with problems costs the engine's partial pass before pandas' full
+one.
 """
 
 from __future__ import annotations
@@ -110,8 +115,8 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-#: An RE2 class of that whitespace (DuckDB's ``trim`` with a character list was ten times
-#: slower than a regular expression on 1.3M values).
+#: An RE2 class of that whitespace: a value with it around it is left to pandas (stripping
+#: it here with DuckDB's ``trim`` and a character list cost ~10× the regular expression).
 _WS = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in WHITESPACE) + "]"
 
 

@@ -159,3 +159,28 @@ def test_the_whitespace_stripped_is_pandas_own() -> None:
     chars = [chr(i) for i in range(sys.maxunicode + 1) if not 0xD800 <= i <= 0xDFFF]
     stripped = pd.Series(chars, dtype="string").str.strip()
     assert sorted(c for c, s in zip(chars, stripped, strict=True) if s == "") == sorted(WHITESPACE)
+
+
+def test_the_engine_running_out_of_memory_falls_back_to_pandas(tmp_path, monkeypatch) -> None:
+    """An engine error after the copy (here: the customer-id check out of memory) is not a
+    failed load: pandas validates the file, and the cache is its."""
+    import duckdb
+
+    from insight_agent.engine.cache import CacheWriter
+
+    real = CacheWriter._connect
+
+    class Starved:
+        def __init__(self, con) -> None:
+            self.con = con
+
+        def execute(self, sql: str, *args):
+            if "_known_ids" in sql and "NOT EXISTS" in sql:
+                raise duckdb.OutOfMemoryException("failed to allocate (test)")
+            return self.con.execute(sql, *args)
+
+        def __getattr__(self, name: str):
+            return getattr(self.con, name)
+
+    monkeypatch.setattr(CacheWriter, "_connect", lambda self: Starved(real(self)))
+    assert _same(tmp_path, _orders(), monkeypatch) is None

@@ -219,7 +219,7 @@ class CacheWriter:
             for path in paths.values():
                 path.unlink(missing_ok=True)
             return None
-        self._copied.update(paths)
+        self._copied.update(paths.keys())
         head = text_as_string(pq.read_schema(paths["orders"]).empty_table().to_pandas())
         return found, head
 

@@ -41,32 +41,50 @@ def _orders(change: dict[int, str] | None = None, newline: str = "\n", bom: bool
     return ("\ufeff" if bom else "") + text
 
 
-def _load(root: Path, orders: str | bytes, monkeypatch: pytest.MonkeyPatch, engine: bool):
+def _load(
+    root: Path,
+    orders: str | bytes,
+    monkeypatch: pytest.MonkeyPatch,
+    engine: bool,
+    customers: bool = True,
+    chunks: bool = False,
+):
+    """Load ``orders`` (and the customers file, unless not ``customers``): by the engine
+    first, or by pandas, whole or (``chunks``) three records at a time."""
     root.mkdir(parents=True)
-    (root / "customers.csv").write_text(CUSTOMERS, encoding="utf-8")
-    path = root / "orders.csv"
-    path.write_bytes(orders if isinstance(orders, bytes) else orders.encode("utf-8"))
-    write_workspace(
-        root / "ws",
-        {"customers": root / "customers.csv", "orders": path},
-        "max_drop_share = 0.5\n",
-    )
+    tables = {}
+    if customers:
+        (root / "customers.csv").write_text(CUSTOMERS, encoding="utf-8")
+        tables["customers"] = root / "customers.csv"
+    tables["orders"] = root / "orders.csv"
+    tables["orders"].write_bytes(orders if isinstance(orders, bytes) else orders.encode("utf-8"))
+    write_workspace(root / "ws", tables, "max_drop_share = 0.5\n")
     monkeypatch.setattr(load_module, "ENGINE_BYTES", 0 if engine else 1 << 40)
+    monkeypatch.setattr(load_module, "STREAM_BYTES", 0 if chunks else 128 << 20)
+    monkeypatch.setattr(load_module, "STREAM_ROWS", 3)
     return load_and_cache(Workspace.open(locate(root / "ws")))
 
 
-def _same(tmp_path: Path, orders: str | bytes, monkeypatch: pytest.MonkeyPatch) -> str | None:
-    """Load ``orders`` both ways, assert the same cache and report; the engine's mark."""
-    ref, ref_cache = _load(tmp_path / "pandas", orders, monkeypatch, engine=False)
-    got, got_cache = _load(tmp_path / "engine", orders, monkeypatch, engine=True)
+def _same(
+    tmp_path: Path,
+    orders: str | bytes,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    customers: bool = True,
+    chunks: bool = False,
+) -> str | None:
+    """Load ``orders`` by pandas (whole, or in chunks) and by the engine first; assert the
+    same cache and report; return the engine's mark."""
+    ref, ref_cache = _load(tmp_path / "pandas", orders, monkeypatch, False, customers, chunks)
+    got, got_cache = _load(tmp_path / "engine", orders, monkeypatch, True, customers)
     assert got_cache.tables == ref_cache.tables
     assert got_cache.data_up_to == ref_cache.data_up_to
     for table in ref_cache.tables:
         pd.testing.assert_frame_equal(got_cache.read(table), ref_cache.read(table), obj=table)
     mark = got.report.tables["orders"].engine
     for name, tr in ref.report.tables.items():
-        mine = {**asdict(got.report.tables[name]), "chunks": 0, "engine": None}
-        assert {**mine, "file": Path(tr.file).name} == {**asdict(tr), "file": Path(tr.file).name}
+        how = {"chunks": 0, "engine": None, "file": Path(tr.file).name}  # how it was read
+        assert {**asdict(got.report.tables[name]), **how} == {**asdict(tr), **how}
 
     def problems(report) -> list[dict]:
         found = [{**asdict(p), "file": Path(p.file).name} for p in report.problems]
@@ -98,6 +116,23 @@ def test_demo_orders_without_an_amount_column(tmp_path, monkeypatch) -> None:
     frames.orders["customer_id"] = "C" + (frames.orders.index % 40).astype(str)
     text = frames.orders.to_csv(index=False, date_format="%Y-%m-%d", float_format="%.2f")
     assert _same(tmp_path, text, monkeypatch) == "duckdb"
+
+
+def test_orders_without_a_customers_file(tmp_path, monkeypatch) -> None:
+    """The customers are derived from the engine's copy (found on the Complete Journey's
+    transactions, which have no customers file: the derived table was empty)."""
+    assert _same(tmp_path, _orders(), monkeypatch, customers=False) == "duckdb"
+
+
+def test_a_file_without_returns_types_its_extras_alike_every_way(tmp_path, monkeypatch):
+    """Whole, in chunks or by the engine, the (empty) returns table's extra columns have the
+    orders' types (the chunked load typed them alone: DOUBLE for BIGINT ones, found on the
+    Complete Journey's full 1.47M lines)."""
+    text = _orders({i: _orders().splitlines()[i + 1].replace(",-", ",") for i in (13, 14, 60)})
+    assert _same(tmp_path / "whole", text, monkeypatch) == "duckdb"
+    assert _same(tmp_path / "chunks", text, monkeypatch, chunks=True) == "duckdb"
+    returns = pd.read_parquet(next((tmp_path / "chunks" / "pandas").rglob("returns.parquet")))
+    assert len(returns) == 0 and str(returns["pieces"].dtype) == "int64"
 
 
 LINE = "O1,C1,2025-03-04,12.50,Shoes,x,1,0.5"

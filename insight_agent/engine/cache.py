@@ -242,7 +242,15 @@ class CacheWriter:
             con.close()
 
     def _glob(self, tables: list[str]) -> list[str]:
-        return [str(self._part_folder(t) / "*.parquet") for t in tables if t in self._parts]
+        """The Parquet files holding ``tables``' rows so far: the engine's copy of a table
+        (:meth:`load_plain`), else its parts."""
+        out = []
+        for t in tables:
+            if t in self._copied:
+                out.append(str(self.tmp / f"{t}.parquet"))
+            elif t in self._parts:
+                out.append(str(self._part_folder(t) / "*.parquet"))
+        return out
 
     def distinct(self, tables: list[str], column: str) -> pd.Series:
         """The sorted distinct non-missing values of ``column`` in ``tables``' parts."""
@@ -264,11 +272,15 @@ class CacheWriter:
         Columns read as text get the type pandas infers for a whole file: whole numbers with
         no blank -> BIGINT; numbers (blanks allowed, or nothing but blanks) -> DOUBLE; else
         the text as read. A column whose type still differs between chunks gets their common
-        type."""
+        type. Orders and returns come from one file, so their columns are typed over both, as
+        a whole-file read types them before the returns are set apart (typed alone, a file
+        without returns gave its returns table DOUBLE where the orders had BIGINT)."""
         path = self.tmp / f"{table}.parquet"
         target = str(path).replace("'", "''")
         source = "read_parquet(?, union_by_name = true)"
         globs = self._glob([table])
+        pair = ("orders", "returns")
+        typed_over = self._glob(list(pair)) if table in pair else globs
         casts = {}
         for col in self._as_text.get(table, ()):
             name = sql_name(col)
@@ -276,7 +288,7 @@ class CacheWriter:
                 f"SELECT count({name}), count(TRY_CAST({name} AS DOUBLE)), "
                 f"count(*) FILTER (WHERE regexp_full_match({name}, '\\s*[+-]?[0-9]+\\s*')), "
                 f"count(*) FROM {source}",
-                [globs],
+                [typed_over],
             )[0]
             if present == numbers:
                 kind = "BIGINT" if whole == present == rows and rows else "DOUBLE"

@@ -816,7 +816,6 @@ def _plain(
     row needs the pandas validator)."""
     from pathlib import Path
 
-    from insight_agent.data.readers import FIXED, WHITESPACE
     from insight_agent.engine.plainload import PlainSpec, eligible
 
     load = getattr(sink, "load_plain", None)
@@ -828,14 +827,13 @@ def _plain(
         or layout.format != "csv"
         or not layout.header
         or layout.names_given
-        or layout.delimiter in (None, FIXED, WHITESPACE)
         or source.date_format
     ):
         return None
     needed = {"amount"} if "amount" in mapping else {"quantity", "unit_price"}
     spec = PlainSpec(
         path=Path(path),
-        delimiter=layout.delimiter,
+        delimiter=layout.delimiter or "",
         encoding=layout.encoding or "utf-8",
         columns=[str(c) for c in layout.columns],
         mapped={
@@ -858,7 +856,7 @@ def _plain(
     tr.rows_read = tr.rows_kept = result.rows
     tr.extra_columns = list(spec.extras)
     tr.encoding, tr.delimiter = layout.encoding, layout.delimiter
-    tr.chunks, tr.engine = 1, "duckdb"
+    tr.engine = "duckdb"
     _notes(opened, source, report, [])
     return head, result.returns
 
@@ -1071,7 +1069,7 @@ def load_dataset(
     streamed: dict[str, int] = {}
     if sink is not None and "orders" in frames:
         tr = report.tables["orders"]
-        if tr.chunks:  # validated in chunks: the rows are in the sink
+        if tr.chunks or tr.engine:  # validated in chunks or by the engine: rows in the sink
             streamed = {"orders": tr.rows_kept - tr.returns, "returns": tr.returns}
     if "orders" not in frames:
         frames["orders"] = _empty_orders()

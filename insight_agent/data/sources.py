@@ -74,7 +74,7 @@ class TableReader(Protocol):
 
 
 # compressed text: its size on disk says little about its rows; read whole, as before
-_COMPRESSED = {".gz", ".bz2", ".zip", ".xz", ".zst"}
+COMPRESSED = {".gz", ".bz2", ".zip", ".xz", ".zst"}
 
 
 @dataclass
@@ -138,7 +138,7 @@ class FileTable:
         """Delimited text in chunks (:func:`insight_agent.data.readers.read_text_chunks`);
         None for Excel, Parquet, fixed-width and compressed files."""
         path = Path(self.source.path)
-        if layout.format != "csv" or layout.delimiter == FIXED or path.suffix in _COMPRESSED:
+        if layout.format != "csv" or layout.delimiter == FIXED or path.suffix in COMPRESSED:
             return None
         return read_text_chunks(
             path,

@@ -42,10 +42,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from insight_agent.data.readers import NA_TOKENS
+from insight_agent.data.sources import COMPRESSED
 from insight_agent.engine.cache import sql_name
 
 #: Characters pandas' ``str.strip`` removes (Python's ``str.isspace``); a test checks it.
@@ -62,13 +64,6 @@ _WHOLE_FLOAT_ID = r"[0-9]+\.0+"
 _EARLIEST, _LATEST = "1900-01-01", "2200-01-01"
 #: Kinds of column this path reads; a mapped column of another kind (yes/no flags): fall back.
 KINDS = ("id", "text", "number", "integer", "date")
-
-
-def _missing_words() -> list[str]:
-    """pandas' default missing-value words (the empty string included)."""
-    from pandas._libs.parsers import STR_NA_VALUES
-
-    return sorted(STR_NA_VALUES)
 
 
 @dataclass(frozen=True)
@@ -93,15 +88,15 @@ class PlainResult:
 
     rows: int
     returns: int
-    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def eligible(spec: PlainSpec) -> str | None:
     """Why ``spec`` cannot be read by the engine (None: it can)."""
-    if spec.path.suffix.lower() in {".gz", ".bz2", ".zip", ".xz", ".zst"}:
+    if spec.path.suffix.lower() in COMPRESSED:
         return "compressed"
     if spec.encoding.lower().replace("_", "-") not in ("utf-8", "utf-8-sig", "ascii", "utf8"):
         return f"encoding {spec.encoding}"
+    # one character: not runs of whitespace, fixed-width columns or an unknown delimiter
     if len(spec.delimiter) != 1 or spec.delimiter in ('"', "\n", "\r"):
         return f"delimiter {spec.delimiter!r}"
     if len(set(spec.columns)) != len(spec.columns):
@@ -139,19 +134,19 @@ def _typed(spec: PlainSpec) -> str:
     missing), ``amount`` (derived when not in the file) and ``_needs_pandas``, true for a
     row only the pandas validator reads as it should be read.
 
-    In levels, so that each value is matched and parsed once: the raw text with pandas'
-    missing words missing (``_r<j>``); the form of each value (one regular expression a
-    value); the typed values (``_v<i>``); the output names and the row's check."""
-    words = [w for w in _missing_words() if w]  # DuckDB reads an empty field as NULL
+    In levels, so that each value is matched and parsed once: the raw text (``_r<j>``; in
+    extras, pandas' missing words missing); the form of each value (one regular expression
+    a value); the typed values (``_v<i>``); the output names and the row's check."""
+    words = [w for w in NA_TOKENS if w]  # DuckDB reads an empty field as NULL
     listed = "[" + ", ".join(_literal(w) for w in words) + "]"
-    sources = list(dict.fromkeys([src for src, _, _ in spec.mapped.values()] + spec.extras))
+    sources = [src for src, _, _ in spec.mapped.values()] + spec.extras
     r = {c: f"_r{j}" for j, c in enumerate(sources)}
     # Extras as pandas reads them: its missing words missing. A mapped column holding one is
     # left to pandas (the checks below), which is rarer than it is costly to map here.
     raw = [
         f"(CASE WHEN list_contains({listed}, {sql_name(c)}) THEN NULL ELSE {sql_name(c)} END) "
         f"AS {r[c]}"
-        if c in spec.extras and c not in {src for src, _, _ in spec.mapped.values()}
+        if c in spec.extras
         else f"{sql_name(c)} AS {r[c]}"
         for c in sources
     ]
@@ -184,7 +179,7 @@ def _typed(spec: PlainSpec) -> str:
         if required:
             checks.append(f"({value} IS NULL)")
         out.append(f"{value} AS {sql_name(canon)}")
-    out += [f"{r[e]} AS {sql_name(e)}" for e in dict.fromkeys(spec.extras)]
+    out += [f"{r[e]} AS {sql_name(e)}" for e in spec.extras]
     if "amount" not in spec.mapped:
         q, p = (f"_v{list(spec.mapped).index(c)}" for c in ("quantity", "unit_price"))
         out.append(f"{q} * {p} AS amount")
@@ -274,15 +269,11 @@ def load_plain(
     first row that needs pandas stops the copy (DuckDB's ``error()``). The unknown-customer
     check, the returns and the extras' types are then read from that Parquet file, which is
     rewritten only when there are returns to take out or extras to type."""
-    import time
-
     import duckdb
 
     if eligible(spec) is not None:
         return None
-    seconds: dict[str, float] = {}
     staged = orders_out.with_name(orders_out.name + ".staged")
-    t = time.perf_counter()
     con = connect()
     try:
         con.execute("SET preserve_insertion_order = true")
@@ -297,8 +288,6 @@ def load_plain(
             f"WHERE CASE WHEN {stop} THEN error('needs pandas') ELSE true END) "
             f"TO {_literal(str(staged))} (FORMAT parquet)"
         )
-        seconds["copy"] = time.perf_counter() - t
-        t = time.perf_counter()
         _view(con, staged)
         rows, returns = con.execute(
             f"SELECT count(*), count(*) FILTER (WHERE {_RETURN}) FROM _staged"
@@ -313,15 +302,11 @@ def load_plain(
             ).fetchone()
             if unknown:
                 return None
-        seconds["check"] = time.perf_counter() - t
         if not rows:
             return None  # the pandas path reports an empty file
-        t = time.perf_counter()
         lines, newline_at_end = count_lines(spec.path)
-        seconds["lines"] = time.perf_counter() - t
         if lines + (0 if newline_at_end else 1) != rows + 1:
             return None  # blank lines (pandas counts them) or records over several lines
-        t = time.perf_counter()
         extras = [n for n in _output(spec) if n not in spec.order]
         types: dict[str, str] = {}
         if extras:
@@ -349,8 +334,7 @@ def load_plain(
             f"COPY (SELECT {select} FROM _staged WHERE {_RETURN}{empty}) "
             f"TO {_literal(str(returns_out))} (FORMAT parquet)"
         )
-        seconds["write"] = time.perf_counter() - t
-        return PlainResult(rows=int(rows), returns=int(returns), seconds=seconds)
+        return PlainResult(rows=int(rows), returns=int(returns))
     except duckdb.Error:
         # A row for pandas (the copy's error()), ragged rows, bytes that are not UTF-8, or
         # the engine out of memory or disk: the pandas validator reads the file and says why.
